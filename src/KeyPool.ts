@@ -1,0 +1,128 @@
+/**
+ * A pool of API keys for one provider. Each call leases the least-loaded healthy key;
+ * outcomes are reported back so that rate-limited keys cool down and rejected keys are
+ * disabled. Keys are `Redacted` everywhere and identified by a fingerprint in `status`.
+ *
+ * @since 0.1.0
+ */
+import type * as Config from "effect/Config"
+import type { ConfigError } from "effect/ConfigError"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
+import * as internal from "./internal/keyPool.js"
+import type { LlmError, NoKeyAvailableError } from "./LlmError.js"
+
+/**
+ * A leased key. `key` is undefined for keyless providers (a local Ollama), which still
+ * go through a pool with an empty key list so that stacks look the same everywhere.
+ * @since 0.1.0 @category models
+ */
+export interface Lease {
+  readonly keyId: string
+  readonly key: Redacted.Redacted<string> | undefined
+}
+
+/**
+ * What happened on a key, as the provider adapters report it.
+ * @since 0.1.0 @category models
+ */
+export type Outcome =
+  | { readonly _tag: "Success" }
+  /** 429: cool down for `retryAfter`, or the pool's default cooldown. */
+  | { readonly _tag: "RateLimited"; readonly retryAfter?: Duration.Duration | undefined }
+  /** 401 / 403: the key is disabled. */
+  | { readonly _tag: "Rejected"; readonly reason: string }
+  /** `insufficient_quota`: disabled until the pool's quota reset. */
+  | { readonly _tag: "QuotaExceeded"; readonly reason: string }
+  /** Any other failure; counted, the key stays healthy. */
+  | { readonly _tag: "Failure" }
+
+/** @since 0.1.0 @category models */
+export interface KeyStatus {
+  /** A fingerprint of the key, never the key. */
+  readonly keyId: string
+  readonly inFlight: number
+  readonly successes: number
+  readonly failures: number
+  /** Epoch millis until which the key cools down, when it does. */
+  readonly cooldownUntil: number | undefined
+  readonly disabledReason: string | undefined
+  readonly lastUsed: number
+}
+
+/** @since 0.1.0 @category models */
+export interface Service {
+  readonly providerId: string
+  /** Leases the least-loaded healthy key until the scope closes. */
+  readonly acquire: Effect.Effect<Lease, NoKeyAvailableError, Scope.Scope>
+  /** Leases a key, runs `f`, and reports its outcome. */
+  readonly withKey: <A, E, R>(
+    f: (lease: Lease) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | NoKeyAvailableError, R>
+  readonly report: (keyId: string, outcome: Outcome) => Effect.Effect<void>
+  readonly status: Effect.Effect<ReadonlyArray<KeyStatus>>
+  /** Whether another key than `exceptKeyId` could serve right now (for immediate re-tries). */
+  readonly hasHealthyKey: (exceptKeyId?: string) => Effect.Effect<boolean>
+}
+
+/** @since 0.1.0 @category tags */
+export class KeyPool extends Context.Tag("effect-llm/KeyPool")<KeyPool, Service>() {}
+
+/** @since 0.1.0 @category models */
+export interface Options {
+  readonly providerId: string
+  readonly keys: ReadonlyArray<Redacted.Redacted<string> | string>
+  /** Cooldown after a 429 without retry-after. Default 10 seconds. */
+  readonly defaultCooldown?: Duration.DurationInput
+  /** How long a key that ran out of quota stays disabled. Default 1 hour. */
+  readonly quotaResetAfter?: Duration.DurationInput
+}
+
+/**
+ * The outcome an error implies for the key that produced it.
+ * @since 0.1.0 @category utils
+ */
+export const outcomeOf: (error: LlmError) => Outcome = internal.outcomeOf
+
+/** @since 0.1.0 @category constructors */
+export const make = (options: Options): Effect.Effect<Service> => internal.make(options)
+
+/** @since 0.1.0 @category layers */
+export const layer = (options: Options): Layer.Layer<KeyPool> => Layer.effect(KeyPool, make(options))
+
+/**
+ * Keys from config: a comma-separated list, e.g. `OPENAI_API_KEYS=k1,k2`.
+ * @since 0.1.0 @category layers
+ */
+export const layerConfig = (
+  options: Omit<Options, "keys"> & { readonly keys: Config.Config<Redacted.Redacted<string>> }
+): Layer.Layer<KeyPool, ConfigError> =>
+  Layer.effect(
+    KeyPool,
+    Effect.flatMap(options.keys, (redacted) =>
+      make({
+        ...options,
+        keys: Redacted.value(redacted)
+          .split(",")
+          .map((key) => key.trim())
+          .filter((key) => key.length > 0)
+          .map((key) => Redacted.make(key))
+      })
+    )
+  )
+
+/**
+ * A pool with no keys, for providers that need none (a local Ollama).
+ * @since 0.1.0 @category layers
+ */
+export const layerKeyless = (providerId: string): Layer.Layer<KeyPool> => layer({ providerId, keys: [] })
+
+/** @since 0.1.0 @category accessors */
+export const status: Effect.Effect<ReadonlyArray<KeyStatus>, never, KeyPool> = Effect.flatMap(KeyPool, (pool) => pool.status)
+
+/** @since 0.1.0 @category utils */
+export const fingerprint = (key: string): string => internal.fingerprint(key)

@@ -1,0 +1,244 @@
+/**
+ * Typed errors. One `Schema.TaggedError` class for each way a call can fail; each
+ * carries `provider`, `model`, a human `message`, and a `retryable` flag that `Retry`
+ * reads. No error ever contains an API key: messages are built from status codes and
+ * provider error bodies, never from requests.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+const common = {
+  provider: Schema.String,
+  model: Schema.String,
+  message: Schema.String
+}
+
+const retryableDefault = (value: boolean) => Schema.optionalWith(Schema.Boolean, { default: () => value })
+
+/** HTTP status, when the error came from a response. */
+const status = Schema.optional(Schema.Number)
+
+/** @since 0.1.0 @category errors */
+export class AuthenticationError extends Schema.TaggedError<AuthenticationError>()("AuthenticationError", {
+  ...common,
+  status,
+  retryable: retryableDefault(false)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export class PermissionError extends Schema.TaggedError<PermissionError>()("PermissionError", {
+  ...common,
+  status,
+  retryable: retryableDefault(false)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export class QuotaExceededError extends Schema.TaggedError<QuotaExceededError>()("QuotaExceededError", {
+  ...common,
+  status,
+  retryable: retryableDefault(false)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export class RateLimitError extends Schema.TaggedError<RateLimitError>()("RateLimitError", {
+  ...common,
+  status,
+  retryAfter: Schema.optional(Schema.DurationFromSelf),
+  retryable: retryableDefault(true)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export class InvalidRequestError extends Schema.TaggedError<InvalidRequestError>()("InvalidRequestError", {
+  ...common,
+  status,
+  retryable: retryableDefault(false)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export class ContextLengthError extends Schema.TaggedError<ContextLengthError>()("ContextLengthError", {
+  ...common,
+  status,
+  retryable: retryableDefault(false)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export class ContentFilterError extends Schema.TaggedError<ContentFilterError>()("ContentFilterError", {
+  ...common,
+  status,
+  retryable: retryableDefault(false)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export class ServerError extends Schema.TaggedError<ServerError>()("ServerError", {
+  ...common,
+  status: Schema.Number,
+  retryable: retryableDefault(true)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export const TimeoutPhase = Schema.Literal("request", "firstToken", "idle", "server")
+/** @since 0.1.0 @category errors */
+export type TimeoutPhase = typeof TimeoutPhase.Type
+
+/** @since 0.1.0 @category errors */
+export class TimeoutError extends Schema.TaggedError<TimeoutError>()("TimeoutError", {
+  ...common,
+  phase: TimeoutPhase,
+  retryable: retryableDefault(true)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export class NetworkError extends Schema.TaggedError<NetworkError>()("NetworkError", {
+  ...common,
+  retryable: retryableDefault(true)
+}) {}
+
+/**
+ * A stream failed. `partial` is true when events were already delivered to the caller:
+ * then `partialText` holds the text received so far and the stream must not be retried
+ * or fallen back transparently.
+ * @since 0.1.0 @category errors
+ */
+export class StreamError extends Schema.TaggedError<StreamError>()("StreamError", {
+  ...common,
+  partial: Schema.Boolean,
+  partialText: Schema.optional(Schema.String),
+  retryable: retryableDefault(true)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export class MalformedResponseError extends Schema.TaggedError<MalformedResponseError>()("MalformedResponseError", {
+  ...common,
+  status,
+  /** At most 200 characters of the offending body. */
+  excerpt: Schema.String,
+  retryable: retryableDefault(true)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export class NoKeyAvailableError extends Schema.TaggedError<NoKeyAvailableError>()("NoKeyAvailableError", {
+  ...common,
+  /** How long until the earliest key comes back, when one will. */
+  retryAfter: Schema.optional(Schema.DurationFromSelf),
+  retryable: retryableDefault(true)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export class RateLimitExceededError extends Schema.TaggedError<RateLimitExceededError>()("RateLimitExceededError", {
+  ...common,
+  retryAfter: Schema.optional(Schema.DurationFromSelf),
+  retryable: retryableDefault(true)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>()("BudgetExceededError", {
+  ...common,
+  retryable: retryableDefault(false)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>()("CircuitOpenError", {
+  ...common,
+  retryAfter: Schema.optional(Schema.DurationFromSelf),
+  retryable: retryableDefault(true)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export interface Attempt {
+  readonly provider: string
+  readonly model: string
+  readonly error: LlmError
+}
+
+/**
+ * An attempt's error is checked by its tag rather than decoded, which keeps the union
+ * free of a recursive encoded type.
+ * @since 0.1.0 @category errors
+ */
+export const Attempt = Schema.Struct({
+  provider: Schema.String,
+  model: Schema.String,
+  error: Schema.declare((u: unknown): u is LlmError => isLlmError(u), { identifier: "LlmError" })
+})
+
+/** @since 0.1.0 @category errors */
+export class AllModelsFailedError extends Schema.TaggedError<AllModelsFailedError>()("AllModelsFailedError", {
+  ...common,
+  attempts: Schema.Array(Attempt),
+  retryable: retryableDefault(false)
+}) {}
+
+/** @since 0.1.0 @category errors */
+export type LlmError =
+  | AuthenticationError
+  | PermissionError
+  | QuotaExceededError
+  | RateLimitError
+  | InvalidRequestError
+  | ContextLengthError
+  | ContentFilterError
+  | ServerError
+  | TimeoutError
+  | NetworkError
+  | StreamError
+  | MalformedResponseError
+  | NoKeyAvailableError
+  | RateLimitExceededError
+  | BudgetExceededError
+  | CircuitOpenError
+  | AllModelsFailedError
+
+/** @since 0.1.0 @category errors */
+export const LlmError = Schema.Union(
+  AuthenticationError,
+  PermissionError,
+  QuotaExceededError,
+  RateLimitError,
+  InvalidRequestError,
+  ContextLengthError,
+  ContentFilterError,
+  ServerError,
+  TimeoutError,
+  NetworkError,
+  StreamError,
+  MalformedResponseError,
+  NoKeyAvailableError,
+  RateLimitExceededError,
+  BudgetExceededError,
+  CircuitOpenError,
+  AllModelsFailedError
+)
+
+const tags: ReadonlySet<string> = new Set([
+  "AuthenticationError",
+  "PermissionError",
+  "QuotaExceededError",
+  "RateLimitError",
+  "InvalidRequestError",
+  "ContextLengthError",
+  "ContentFilterError",
+  "ServerError",
+  "TimeoutError",
+  "NetworkError",
+  "StreamError",
+  "MalformedResponseError",
+  "NoKeyAvailableError",
+  "RateLimitExceededError",
+  "BudgetExceededError",
+  "CircuitOpenError",
+  "AllModelsFailedError"
+])
+
+/** @since 0.1.0 @category guards */
+export const isLlmError = (u: unknown): u is LlmError =>
+  typeof u === "object" && u !== null && "_tag" in u && tags.has((u as { _tag: string })._tag)
+
+/** @since 0.1.0 @category guards */
+export const isRetryable = (error: LlmError): boolean => error.retryable
+
+/**
+ * A short excerpt of a body for error messages; bodies never hold keys, requests do.
+ * @since 0.1.0 @category utils
+ */
+export const excerptOf = (body: string, max = 200): string => (body.length <= max ? body : body.slice(0, max) + "…")

@@ -1,0 +1,320 @@
+/**
+ * The unified domain: messages, requests, responses, usage and stream events.
+ * Every provider maps to and from these shapes; nothing provider-specific leaks out.
+ *
+ * @since 0.1.0
+ */
+import * as Schema from "effect/Schema"
+
+// ---------------------------------------------------------------------------
+// Content parts
+// ---------------------------------------------------------------------------
+
+/** @since 0.1.0 @category parts */
+export const TextPart = Schema.Struct({
+  type: Schema.Literal("text"),
+  text: Schema.String
+})
+/** @since 0.1.0 @category parts */
+export type TextPart = typeof TextPart.Type
+
+/**
+ * An image, either an `https:` URL or a `data:` URL with base64 content.
+ * @since 0.1.0 @category parts
+ */
+export const ImagePart = Schema.Struct({
+  type: Schema.Literal("image"),
+  url: Schema.String,
+  mediaType: Schema.optional(Schema.String),
+  detail: Schema.optional(Schema.Literal("auto", "low", "high"))
+})
+/** @since 0.1.0 @category parts */
+export type ImagePart = typeof ImagePart.Type
+
+/** @since 0.1.0 @category parts */
+export const UserContentPart = Schema.Union(TextPart, ImagePart)
+/** @since 0.1.0 @category parts */
+export type UserContentPart = typeof UserContentPart.Type
+
+// ---------------------------------------------------------------------------
+// Tool calls and tools
+// ---------------------------------------------------------------------------
+
+/**
+ * A complete tool call. `arguments` is the JSON text exactly as the model produced it.
+ * @since 0.1.0 @category tools
+ */
+export const ToolCall = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  arguments: Schema.String
+})
+/** @since 0.1.0 @category tools */
+export type ToolCall = typeof ToolCall.Type
+
+/**
+ * A function the model may call. `parameters` is a JSON Schema object.
+ * @since 0.1.0 @category tools
+ */
+export const ToolDefinition = Schema.Struct({
+  name: Schema.String,
+  description: Schema.optional(Schema.String),
+  parameters: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  strict: Schema.optional(Schema.Boolean)
+})
+/** @since 0.1.0 @category tools */
+export type ToolDefinition = typeof ToolDefinition.Type
+
+/** @since 0.1.0 @category tools */
+export const ToolChoice = Schema.Union(
+  Schema.Literal("auto", "none", "required"),
+  Schema.Struct({ name: Schema.String })
+)
+/** @since 0.1.0 @category tools */
+export type ToolChoice = typeof ToolChoice.Type
+
+// ---------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------
+
+/** @since 0.1.0 @category messages */
+export const SystemMessage = Schema.Struct({
+  role: Schema.Literal("system"),
+  content: Schema.String
+})
+/** @since 0.1.0 @category messages */
+export type SystemMessage = typeof SystemMessage.Type
+
+/** @since 0.1.0 @category messages */
+export const UserMessage = Schema.Struct({
+  role: Schema.Literal("user"),
+  content: Schema.Union(Schema.String, Schema.Array(UserContentPart))
+})
+/** @since 0.1.0 @category messages */
+export type UserMessage = typeof UserMessage.Type
+
+/** @since 0.1.0 @category messages */
+export const AssistantMessage = Schema.Struct({
+  role: Schema.Literal("assistant"),
+  content: Schema.String,
+  toolCalls: Schema.optional(Schema.Array(ToolCall)),
+  reasoning: Schema.optional(Schema.String)
+})
+/** @since 0.1.0 @category messages */
+export type AssistantMessage = typeof AssistantMessage.Type
+
+/** @since 0.1.0 @category messages */
+export const ToolMessage = Schema.Struct({
+  role: Schema.Literal("tool"),
+  toolCallId: Schema.String,
+  content: Schema.String,
+  /** The tool's name; some providers (Gemini) need it to pair results with calls. */
+  name: Schema.optional(Schema.String)
+})
+/** @since 0.1.0 @category messages */
+export type ToolMessage = typeof ToolMessage.Type
+
+/** @since 0.1.0 @category messages */
+export const Message = Schema.Union(SystemMessage, UserMessage, AssistantMessage, ToolMessage)
+/** @since 0.1.0 @category messages */
+export type Message = typeof Message.Type
+
+// ---------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------
+
+/** @since 0.1.0 @category requests */
+export const ReasoningEffort = Schema.Literal("none", "minimal", "low", "medium", "high")
+/** @since 0.1.0 @category requests */
+export type ReasoningEffort = typeof ReasoningEffort.Type
+
+/** @since 0.1.0 @category requests */
+export const ResponseFormat = Schema.Union(
+  Schema.Struct({ type: Schema.Literal("text") }),
+  Schema.Struct({ type: Schema.Literal("json_object") }),
+  Schema.Struct({
+    type: Schema.Literal("json_schema"),
+    name: Schema.String,
+    schema: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+    description: Schema.optional(Schema.String),
+    strict: Schema.optional(Schema.Boolean)
+  })
+)
+/** @since 0.1.0 @category requests */
+export type ResponseFormat = typeof ResponseFormat.Type
+
+/**
+ * One chat request. `model` overrides the layer's model; `extra` is merged verbatim
+ * into the provider's request body, last, so it can set anything the unified shape lacks.
+ * @since 0.1.0 @category requests
+ */
+export const ChatRequest = Schema.Struct({
+  messages: Schema.Array(Message),
+  model: Schema.optional(Schema.String),
+  tools: Schema.optional(Schema.Array(ToolDefinition)),
+  toolChoice: Schema.optional(ToolChoice),
+  temperature: Schema.optional(Schema.Number),
+  topP: Schema.optional(Schema.Number),
+  maxTokens: Schema.optional(Schema.Number),
+  stop: Schema.optional(Schema.Array(Schema.String)),
+  seed: Schema.optional(Schema.Number),
+  presencePenalty: Schema.optional(Schema.Number),
+  frequencyPenalty: Schema.optional(Schema.Number),
+  user: Schema.optional(Schema.String),
+  reasoningEffort: Schema.optional(ReasoningEffort),
+  responseFormat: Schema.optional(ResponseFormat),
+  extra: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+})
+/** @since 0.1.0 @category requests */
+export type ChatRequest = typeof ChatRequest.Type
+
+// ---------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------
+
+/**
+ * Why generation stopped. Provider values outside this set map to `"other"`.
+ * @since 0.1.0 @category responses
+ */
+export const FinishReason = Schema.Literal("stop", "length", "tool_calls", "content_filter", "error", "other")
+/** @since 0.1.0 @category responses */
+export type FinishReason = typeof FinishReason.Type
+
+/**
+ * Token usage. `estimated` is true when the provider reported none and the library counted.
+ * @since 0.1.0 @category responses
+ */
+export const Usage = Schema.Struct({
+  inputTokens: Schema.Number,
+  outputTokens: Schema.Number,
+  totalTokens: Schema.Number,
+  reasoningTokens: Schema.optional(Schema.Number),
+  cachedInputTokens: Schema.optional(Schema.Number),
+  estimated: Schema.Boolean
+})
+/** @since 0.1.0 @category responses */
+export type Usage = typeof Usage.Type
+
+/** @since 0.1.0 @category responses */
+export const ChatResponse = Schema.Struct({
+  id: Schema.String,
+  model: Schema.String,
+  provider: Schema.String,
+  text: Schema.String,
+  reasoning: Schema.optional(Schema.String),
+  toolCalls: Schema.Array(ToolCall),
+  finishReason: FinishReason,
+  usage: Usage
+})
+/** @since 0.1.0 @category responses */
+export type ChatResponse = typeof ChatResponse.Type
+
+// ---------------------------------------------------------------------------
+// Stream events
+// ---------------------------------------------------------------------------
+
+/** @since 0.1.0 @category streaming */
+export const TextDelta = Schema.TaggedStruct("TextDelta", { text: Schema.String })
+/** @since 0.1.0 @category streaming */
+export type TextDelta = typeof TextDelta.Type
+
+/** @since 0.1.0 @category streaming */
+export const ReasoningDelta = Schema.TaggedStruct("ReasoningDelta", { text: Schema.String })
+/** @since 0.1.0 @category streaming */
+export type ReasoningDelta = typeof ReasoningDelta.Type
+
+/**
+ * A fragment of a tool call as it streams; `id` and `name` arrive on the first fragment.
+ * @since 0.1.0 @category streaming
+ */
+export const ToolCallDelta = Schema.TaggedStruct("ToolCallDelta", {
+  index: Schema.Number,
+  id: Schema.optional(Schema.String),
+  name: Schema.optional(Schema.String),
+  argumentsDelta: Schema.String
+})
+/** @since 0.1.0 @category streaming */
+export type ToolCallDelta = typeof ToolCallDelta.Type
+
+/**
+ * A tool call whose arguments are complete. Emitted once per call.
+ * @since 0.1.0 @category streaming
+ */
+export const ToolCallComplete = Schema.TaggedStruct("ToolCall", {
+  index: Schema.Number,
+  id: Schema.String,
+  name: Schema.String,
+  arguments: Schema.String
+})
+/** @since 0.1.0 @category streaming */
+export type ToolCallComplete = typeof ToolCallComplete.Type
+
+/**
+ * The last event of every successful stream. It carries the response metadata, so that
+ * `LanguageModel.collect` can build the same `ChatResponse` that `chat` returns.
+ * @since 0.1.0 @category streaming
+ */
+export const Finish = Schema.TaggedStruct("Finish", {
+  finishReason: FinishReason,
+  usage: Usage,
+  id: Schema.String,
+  model: Schema.String,
+  provider: Schema.String
+})
+/** @since 0.1.0 @category streaming */
+export type Finish = typeof Finish.Type
+
+/** @since 0.1.0 @category streaming */
+export const StreamEvent = Schema.Union(TextDelta, ReasoningDelta, ToolCallDelta, ToolCallComplete, Finish)
+/** @since 0.1.0 @category streaming */
+export type StreamEvent = typeof StreamEvent.Type
+
+// ---------------------------------------------------------------------------
+// Constructors
+// ---------------------------------------------------------------------------
+
+/** @since 0.1.0 @category constructors */
+export const system = (content: string): SystemMessage => ({ role: "system", content })
+
+/** @since 0.1.0 @category constructors */
+export const user = (content: string | ReadonlyArray<UserContentPart>): UserMessage => ({ role: "user", content })
+
+/** @since 0.1.0 @category constructors */
+export const assistant = (
+  content: string,
+  options?: { readonly toolCalls?: ReadonlyArray<ToolCall>; readonly reasoning?: string }
+): AssistantMessage => ({ role: "assistant", content, ...options })
+
+/** @since 0.1.0 @category constructors */
+export const tool = (toolCallId: string, content: string, name?: string): ToolMessage =>
+  name === undefined ? { role: "tool", toolCallId, content } : { role: "tool", toolCallId, content, name }
+
+/** @since 0.1.0 @category constructors */
+export const text = (value: string): TextPart => ({ type: "text", text: value })
+
+/** @since 0.1.0 @category constructors */
+export const image = (url: string, options?: { readonly mediaType?: string; readonly detail?: "auto" | "low" | "high" }): ImagePart => ({
+  type: "image",
+  url,
+  ...options
+})
+
+/**
+ * A request from a prompt, or from messages, plus options.
+ * @since 0.1.0 @category constructors
+ */
+export const request = (
+  prompt: string | ReadonlyArray<Message>,
+  options?: Omit<ChatRequest, "messages">
+): ChatRequest => ({ ...options, messages: typeof prompt === "string" ? [user(prompt)] : prompt })
+
+/**
+ * The text of a message's content, with image parts left out.
+ * @since 0.1.0 @category utils
+ */
+export const contentText = (message: Message): string => {
+  if (typeof message.content === "string") return message.content
+  let out = ""
+  for (const part of message.content) if (part.type === "text") out += part.text
+  return out
+}

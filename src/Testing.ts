@@ -1,0 +1,255 @@
+/**
+ * Test doubles: `mockModel`, a scripted `LanguageModel` layer, and `FakeProvider`, a real
+ * HTTP server on loopback that speaks the providers' wire formats and injects faults.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as FakeServer from "./internal/fakeServer.js"
+import { collect, LanguageModel, responseToEvents } from "./LanguageModel.js"
+import * as Err from "./LlmError.js"
+import type * as Message from "./Message.js"
+
+// ---------------------------------------------------------------------------
+// mockModel
+// ---------------------------------------------------------------------------
+
+/**
+ * One scripted turn: a reply text, a partial response, an explicit event list (optionally
+ * failing after it), or an error.
+ * @since 0.1.0 @category mock
+ */
+export type MockStep =
+  | string
+  | {
+    readonly text?: string
+    readonly reasoning?: string
+    readonly toolCalls?: ReadonlyArray<Message.ToolCall>
+    readonly finishReason?: Message.FinishReason
+    readonly usage?: Message.Usage
+  }
+  | { readonly events: ReadonlyArray<Message.StreamEvent>; readonly failWith?: Err.LlmError }
+  | Err.LlmError
+
+/** @since 0.1.0 @category mock */
+export interface MockScript {
+  /** Turns in order; the last one repeats once the script runs out. Or a function of the request. */
+  readonly steps: ReadonlyArray<MockStep> | ((request: Message.ChatRequest, call: number) => MockStep)
+  readonly provider?: string
+  readonly model?: string
+  readonly contextWindow?: number
+}
+
+/** @since 0.1.0 @category mock */
+export interface MockModel {
+  readonly service: LanguageModel["Type"]
+  /** Requests the mock received, in order. */
+  readonly requests: Effect.Effect<ReadonlyArray<Message.ChatRequest>>
+}
+
+const isEventsStep = (step: MockStep): step is { readonly events: ReadonlyArray<Message.StreamEvent>; readonly failWith?: Err.LlmError } =>
+  typeof step === "object" && "events" in step
+
+/** @since 0.1.0 @category mock */
+export const makeMockModel = (script: MockScript): Effect.Effect<MockModel> =>
+  Effect.gen(function* () {
+    const provider = script.provider ?? "mock"
+    const modelName = script.model ?? "mock-model"
+    const requests = yield* Ref.make<ReadonlyArray<Message.ChatRequest>>([])
+    const counter = yield* Ref.make(0)
+    const nextStep = (request: Message.ChatRequest) =>
+      Effect.flatMap(Ref.getAndUpdate(counter, (n) => n + 1), (n) =>
+        Effect.as(Ref.update(requests, (all) => [...all, request]), stepAt(request, n)))
+    const stepAt = (request: Message.ChatRequest, n: number): MockStep => {
+      if (typeof script.steps === "function") return script.steps(request, n)
+      const steps = script.steps
+      return steps[Math.min(n, steps.length - 1)] ?? ""
+    }
+    const toResponse = (request: Message.ChatRequest, step: Exclude<MockStep, Err.LlmError | { events: unknown }>): Message.ChatResponse => {
+      const spec = typeof step === "string" ? { text: step } : step
+      const text = spec.text ?? ""
+      const toolCalls = spec.toolCalls ?? []
+      const inputTokens = Math.ceil(JSON.stringify(request.messages).length / 4)
+      const outputTokens = Math.ceil((text.length + (spec.reasoning?.length ?? 0)) / 4)
+      const response: Message.ChatResponse = {
+        id: "mock",
+        model: request.model ?? modelName,
+        provider,
+        text,
+        toolCalls,
+        finishReason: spec.finishReason ?? (toolCalls.length > 0 ? "tool_calls" : "stop"),
+        usage: spec.usage ?? { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens, estimated: false }
+      }
+      return spec.reasoning === undefined ? response : { ...response, reasoning: spec.reasoning }
+    }
+    const streamOf = (request: Message.ChatRequest, step: MockStep): Stream.Stream<Message.StreamEvent, Err.LlmError> => {
+      if (Err.isLlmError(step)) return Stream.fail(step)
+      if (isEventsStep(step)) {
+        const events = Stream.fromIterable(step.events)
+        return step.failWith === undefined ? events : Stream.concat(events, Stream.fail(step.failWith))
+      }
+      return Stream.fromIterable(responseToEvents(toResponse(request, step)))
+    }
+    const service: LanguageModel["Type"] = {
+      provider,
+      model: modelName,
+      contextWindow: script.contextWindow,
+      chat: (request) =>
+        Effect.flatMap(nextStep(request), (step) => {
+          if (Err.isLlmError(step)) return Effect.fail(step)
+          if (isEventsStep(step)) return collect(streamOf(request, step))
+          return Effect.succeed(toResponse(request, step))
+        }),
+      stream: (request) => Stream.unwrap(Effect.map(nextStep(request), (step) => streamOf(request, step)))
+    }
+    return { service, requests: Ref.get(requests) }
+  })
+
+/**
+ * A `LanguageModel` layer with scripted replies, streams and errors.
+ * @since 0.1.0 @category mock
+ */
+export const mockModel = (script: MockScript | ReadonlyArray<MockStep>): Layer.Layer<LanguageModel> =>
+  Layer.effect(
+    LanguageModel,
+    Effect.map(makeMockModel("steps" in script ? script : { steps: script as ReadonlyArray<MockStep> }), (m) => m.service)
+  )
+
+// ---------------------------------------------------------------------------
+// FakeProvider
+// ---------------------------------------------------------------------------
+
+/**
+ * What the fake answers with when no fault applies.
+ * @since 0.1.0 @category fake provider
+ */
+export interface Reply {
+  readonly text?: string
+  readonly reasoning?: string
+  readonly toolCalls?: ReadonlyArray<{ readonly id?: string; readonly name: string; readonly arguments: string }>
+  /** How many content chunks a streamed text is split into. Default 8. */
+  readonly chunks?: number
+  /** Pause between streamed chunks. */
+  readonly chunkDelayMs?: number
+  /** Pause before the response starts. */
+  readonly delayMs?: number
+  /** Set false to send no usage. */
+  readonly usage?: boolean
+  readonly finishReason?: string
+  readonly model?: string
+  /** Extra response headers, e.g. `x-ratelimit-remaining-requests`. */
+  readonly headers?: Record<string, string>
+}
+
+/**
+ * A fault to inject into one request.
+ * @since 0.1.0 @category fake provider
+ */
+export type Fault =
+  /** 429, with `retry-after-ms` and/or `retry-after`; `insufficientQuota` sends the quota error body. */
+  | { readonly _tag: "RateLimit"; readonly retryAfterMs?: number; readonly retryAfterSeconds?: number; readonly insufficientQuota?: boolean }
+  /** Any status with an optional body, e.g. 500, 503, 401. */
+  | { readonly _tag: "Status"; readonly status: number; readonly body?: string; readonly headers?: Record<string, string> }
+  /** The connection is reset before any header. */
+  | { readonly _tag: "Reset" }
+  /** The stream stops after N frames: the socket is destroyed, or (`mode: "end"`) the body just ends. */
+  | { readonly _tag: "CutStream"; readonly afterChunks: number; readonly mode?: "destroy" | "end" }
+  /** The JSON body, or the stream's frame N, is not valid JSON. */
+  | { readonly _tag: "MalformedJson"; readonly afterChunks?: number }
+  /** After N frames the stream sends `data: {"error": …}`. */
+  | { readonly _tag: "StreamErrorEvent"; readonly afterChunks: number }
+  /** The headers wait this long. */
+  | { readonly _tag: "SlowFirstByte"; readonly delayMs: number }
+  /** A literal response, written in the given pieces (to test framing across TCP chunks). */
+  | {
+    readonly _tag: "Raw"
+    readonly body: string | ReadonlyArray<string>
+    readonly status?: number
+    readonly contentType?: string
+    readonly headers?: Record<string, string>
+    readonly delayMs?: number
+    readonly chunkDelayMs?: number
+  }
+
+/** @since 0.1.0 @category fake provider */
+export interface RecordedRequest {
+  readonly index: number
+  readonly method: string
+  readonly path: string
+  readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+  /** The parsed JSON body (or the raw text when it was not JSON). */
+  readonly body: unknown
+}
+
+/**
+ * Chooses the answer per request; return undefined for the default reply.
+ * @since 0.1.0 @category fake provider
+ */
+export type Responder = (request: RecordedRequest) => Reply | Fault | undefined
+
+/** @since 0.1.0 @category fake provider */
+export interface FakeProviderOptions {
+  readonly reply?: Reply
+  /** Faults applied, in order, to the first requests. */
+  readonly faults?: ReadonlyArray<Fault>
+  readonly respond?: Responder
+  /** Default 0: a free port. */
+  readonly port?: number
+  /** Keep recorded requests (default true); benchmarks turn it off. */
+  readonly record?: boolean
+}
+
+/** @since 0.1.0 @category fake provider */
+export interface FakeProviderService {
+  /** `http://127.0.0.1:PORT` */
+  readonly url: string
+  /** `url + "/v1"`, the OpenAI-style base URL. */
+  readonly baseUrl: string
+  readonly requests: Effect.Effect<ReadonlyArray<RecordedRequest>>
+  /** Queues faults for the next requests, in order. */
+  readonly inject: (...faults: ReadonlyArray<Fault>) => Effect.Effect<void>
+  readonly setReply: (reply: Reply) => Effect.Effect<void>
+  readonly setResponder: (respond: Responder | undefined) => Effect.Effect<void>
+  /** Forgets recorded requests and queued faults. */
+  readonly clear: Effect.Effect<void>
+}
+
+const makeFakeProvider = (options: FakeProviderOptions = {}): Effect.Effect<FakeProviderService, never, Scope.Scope> =>
+  Effect.map(
+    Effect.acquireRelease(Effect.promise(() => FakeServer.start(options)), (server) => Effect.promise(() => server.close())),
+    (server): FakeProviderService => ({
+      url: server.url,
+      baseUrl: `${server.url}/v1`,
+      requests: Effect.sync(() => [...server.requests]),
+      inject: (...faults) => Effect.sync(() => void server.faults.push(...faults)),
+      setReply: (reply) => Effect.sync(() => void (server.reply = reply)),
+      setResponder: (respond) => Effect.sync(() => void (server.respond = respond)),
+      clear: Effect.sync(() => {
+        server.requests.length = 0
+        server.faults.length = 0
+      })
+    })
+  )
+
+/**
+ * A real HTTP server on loopback, on a free port, closed when its scope closes.
+ * @since 0.1.0 @category fake provider
+ */
+export class FakeProvider extends Context.Tag("effect-llm/Testing/FakeProvider")<FakeProvider, FakeProviderService>() {
+  /** Starts a server in the current scope. */
+  static readonly make = makeFakeProvider
+  /** The server as a scoped layer. */
+  static readonly layer = (options?: FakeProviderOptions): Layer.Layer<FakeProvider> =>
+    Layer.scoped(FakeProvider, makeFakeProvider(options))
+}
+
+/**
+ * Splits text into `n` near-equal pieces, as the fake streams it.
+ * @since 0.1.0 @category fake provider
+ */
+export const splitText = FakeServer.splitText

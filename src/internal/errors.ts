@@ -1,0 +1,169 @@
+/**
+ * Maps HTTP statuses and provider error bodies to typed `LlmError`s. One mapping serves
+ * every provider: OpenAI-style `{error:{message,type,code}}`, Anthropic
+ * `{type:"error",error:{type,message}}` and Gemini `{error:{code,message,status,details}}`.
+ */
+import * as Duration from "effect/Duration"
+import * as Err from "../LlmError.js"
+
+export interface ErrorInfo {
+  readonly message: string | undefined
+  readonly type: string | undefined
+  readonly code: string | undefined
+  /** Gemini's `RetryInfo.retryDelay`, e.g. `"13s"`. */
+  readonly retryDelay: string | undefined
+}
+
+const str = (u: unknown): string | undefined =>
+  typeof u === "string" ? u : typeof u === "number" ? String(u) : undefined
+
+/** Reads whatever error fields a body has; never throws. */
+export const errorInfo = (body: unknown): ErrorInfo => {
+  let message: string | undefined
+  let type: string | undefined
+  let code: string | undefined
+  let retryDelay: string | undefined
+  if (typeof body === "object" && body !== null) {
+    const outer = body as Record<string, unknown>
+    const inner = (typeof outer.error === "object" && outer.error !== null ? outer.error : outer) as Record<string, unknown>
+    message = str(inner.message) ?? (typeof outer.error === "string" ? outer.error : undefined)
+    type = str(inner.type) ?? str(inner.status)
+    code = str(inner.code)
+    if (Array.isArray(inner.details)) {
+      for (const detail of inner.details) {
+        if (typeof detail === "object" && detail !== null && typeof (detail as { retryDelay?: unknown }).retryDelay === "string") {
+          retryDelay = (detail as { retryDelay: string }).retryDelay
+        }
+      }
+    }
+  }
+  return { message, type, code, retryDelay }
+}
+
+/** Parses JSON or returns undefined. */
+export const tryJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+/** Parses `1.5s`, `13s`, `250ms` and Go-style `6m0s` / `1h2m3.5s` durations. */
+export const parseGoDuration = (input: string): number | undefined => {
+  const text = input.trim()
+  if (text.length === 0) return undefined
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000
+  const re = /(\d+(?:\.\d+)?)(ms|h|m|s|us|µs|ns)/gy
+  let total = 0
+  let consumed = 0
+  let match: RegExpExecArray | null
+  while ((match = re.exec(text)) !== null) {
+    const n = Number(match[1])
+    switch (match[2]) {
+      case "h": total += n * 3_600_000; break
+      case "m": total += n * 60_000; break
+      case "s": total += n * 1000; break
+      case "ms": total += n; break
+      case "us": case "µs": total += n / 1000; break
+      case "ns": total += n / 1_000_000; break
+    }
+    consumed = re.lastIndex
+  }
+  return consumed === text.length ? total : undefined
+}
+
+/**
+ * `retry-after-ms`, else `retry-after` as seconds or an HTTP date. Malformed values are
+ * ignored, never fatal.
+ */
+export const retryAfterOf = (
+  headers: Readonly<Record<string, string | undefined>>,
+  now: number
+): Duration.Duration | undefined => {
+  const ms = headers["retry-after-ms"]
+  if (ms !== undefined) {
+    const n = Number(ms)
+    if (Number.isFinite(n) && n >= 0) return Duration.millis(n)
+  }
+  const value = headers["retry-after"]
+  if (value !== undefined) {
+    const trimmed = value.trim()
+    if (/^\d+(\.\d+)?$/.test(trimmed)) return Duration.millis(Number(trimmed) * 1000)
+    const date = Date.parse(trimmed)
+    if (Number.isFinite(date)) return Duration.millis(Math.max(0, date - now))
+  }
+  return undefined
+}
+
+export interface ResponseContext {
+  readonly provider: string
+  readonly model: string
+  readonly status: number
+  readonly headers: Readonly<Record<string, string | undefined>>
+  readonly body: string
+  readonly now: number
+}
+
+const has = (haystack: string | undefined, needle: string) => haystack !== undefined && haystack.includes(needle)
+
+/** The typed error for a non-2xx response. */
+export const fromResponse = (ctx: ResponseContext): Err.LlmError => {
+  const parsed = tryJson(ctx.body)
+  const info = errorInfo(parsed)
+  const { provider, model, status } = ctx
+  const detail = info.message ?? (parsed === undefined ? Err.excerptOf(ctx.body) : undefined)
+  const message = `${provider} ${status}${info.type ? ` ${info.type}` : ""}${detail ? `: ${detail}` : ""}`
+  const base = { provider, model, message, status }
+  const shouldRetry = ctx.headers["x-should-retry"]
+  const override = shouldRetry === "true" ? { retryable: true } : shouldRetry === "false" ? { retryable: false } : {}
+  const tag = `${info.type ?? ""} ${info.code ?? ""}`
+
+  if (has(tag, "insufficient_quota") || has(tag, "billing_hard_limit")) return new Err.QuotaExceededError({ ...base, ...override })
+  if (has(tag, "context_length_exceeded") || has(info.message, "maximum context length") || has(info.message, "prompt is too long")) {
+    return new Err.ContextLengthError({ ...base, ...override })
+  }
+  if (has(tag, "content_filter") || has(tag, "content_policy")) return new Err.ContentFilterError({ ...base, ...override })
+  if (status === 401) return new Err.AuthenticationError({ ...base, ...override })
+  if (status === 403) return new Err.PermissionError({ ...base, ...override })
+  if (status === 429) {
+    const retryAfter = retryAfterOf(ctx.headers, ctx.now) ??
+      (info.retryDelay === undefined ? undefined : durationOf(parseGoDuration(info.retryDelay)))
+    return new Err.RateLimitError({ ...base, ...override, ...(retryAfter === undefined ? {} : { retryAfter }) })
+  }
+  if (status === 408) return new Err.TimeoutError({ provider, model, message, phase: "server", ...override })
+  if (status === 409) return new Err.InvalidRequestError({ ...base, retryable: true, ...override })
+  if (status >= 500) return new Err.ServerError({ ...base, ...override })
+  return new Err.InvalidRequestError({ ...base, ...override })
+}
+
+const durationOf = (ms: number | undefined) => (ms === undefined ? undefined : Duration.millis(ms))
+
+/** An error event inside a stream (`data: {"error": …}` or `event: error`). */
+export const fromStreamErrorEvent = (
+  provider: string,
+  model: string,
+  payload: unknown,
+  partialText: string,
+  partial: boolean
+): Err.StreamError => {
+  const info = errorInfo(payload)
+  const kind = info.type ?? info.code
+  return new Err.StreamError({
+    provider,
+    model,
+    message: `${provider} stream error${kind ? ` ${kind}` : ""}: ${info.message ?? "unknown error"}`,
+    partial,
+    partialText,
+    retryable: !(has(kind, "invalid_request") || has(kind, "insufficient_quota") || has(kind, "authentication"))
+  })
+}
+
+export const malformed = (provider: string, model: string, body: string, why: string, status?: number) =>
+  new Err.MalformedResponseError({
+    provider,
+    model,
+    message: `${provider} sent a malformed response: ${why}`,
+    excerpt: Err.excerptOf(body),
+    ...(status === undefined ? {} : { status })
+  })

@@ -1,0 +1,161 @@
+/**
+ * The HTTP server behind `Testing.FakeProvider`: a real server on loopback that speaks
+ * the providers' wire formats and injects faults on demand.
+ */
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
+import type { Fault, FakeProviderOptions, RecordedRequest, Reply, Responder } from "../Testing.js"
+import { openAiChat } from "./fake/openaiChat.js"
+import type { FakeRoute, StreamFault } from "./fake/route.js"
+
+export interface FakeServer {
+  readonly url: string
+  readonly requests: Array<RecordedRequest>
+  readonly faults: Array<Fault>
+  reply: Reply
+  respond: Responder | undefined
+  close(): Promise<void>
+}
+
+import { errorBody, sleep } from "./fake/route.js"
+
+export { splitText } from "./fake/route.js"
+
+/** Each wire format the fake speaks; the first whose `matches` accepts the path answers. */
+const routes: ReadonlyArray<FakeRoute> = [openAiChat]
+
+export const start = (options: FakeProviderOptions): Promise<FakeServer> => {
+  const requests: Array<RecordedRequest> = []
+  const faults: Array<Fault> = [...(options.faults ?? [])]
+  const state: FakeServer = {
+    url: "",
+    requests,
+    faults,
+    reply: options.reply ?? {},
+    respond: options.respond,
+    close: () => Promise.resolve()
+  }
+  const record = options.record ?? true
+  let counter = 0
+
+  const server = http.createServer((req, res) => {
+    const pieces: Array<Buffer> = []
+    req.on("data", (piece: Buffer) => pieces.push(piece))
+    req.on("end", () => {
+      const raw = Buffer.concat(pieces).toString("utf8")
+      let body: unknown
+      try {
+        body = raw.length === 0 ? undefined : JSON.parse(raw)
+      } catch {
+        body = raw
+      }
+      const recorded: RecordedRequest = {
+        index: counter++,
+        method: req.method ?? "GET",
+        path: req.url ?? "/",
+        headers: req.headers as Record<string, string | Array<string> | undefined>,
+        body
+      }
+      if (record) requests.push(recorded)
+      void handle(state, recorded, req, res).catch(() => {
+        if (!res.headersSent) {
+          res.statusCode = 500
+          res.end()
+        } else res.destroy()
+      })
+    })
+  })
+  server.keepAliveTimeout = 60_000
+  return new Promise((resolve, reject) => {
+    server.once("error", reject)
+    server.listen(options.port ?? 0, "127.0.0.1", () => {
+      const address = server.address() as AddressInfo
+      resolve(
+        Object.assign(state, {
+          url: `http://127.0.0.1:${address.port}`,
+          close: () =>
+            new Promise<void>((done) => {
+              server.close(() => done())
+              server.closeAllConnections()
+            })
+        })
+      )
+    })
+  })
+}
+
+const nextFault = (state: FakeServer, request: RecordedRequest): Fault | Reply => {
+  if (state.faults.length > 0) return state.faults.shift()!
+  if (state.respond !== undefined) return state.respond(request) ?? state.reply
+  return state.reply
+}
+
+const isFault = (x: Fault | Reply): x is Fault => "_tag" in x && typeof (x as { _tag: unknown })._tag === "string"
+
+const handle = async (
+  state: FakeServer,
+  request: RecordedRequest,
+  req: http.IncomingMessage,
+  res: http.ServerResponse
+): Promise<void> => {
+  const path = request.path.split("?")[0]!
+  const action = nextFault(state, request)
+  if (isFault(action)) {
+    switch (action._tag) {
+      case "Reset":
+        req.socket.destroy()
+        return
+      case "RateLimit": {
+        const headers: Record<string, string> = { "content-type": "application/json" }
+        if (action.retryAfterMs !== undefined) headers["retry-after-ms"] = String(action.retryAfterMs)
+        if (action.retryAfterSeconds !== undefined) headers["retry-after"] = String(action.retryAfterSeconds)
+        res.writeHead(429, headers)
+        res.end(
+          action.insufficientQuota
+            ? errorBody("You exceeded your current quota.", "insufficient_quota", "insufficient_quota")
+            : errorBody("Rate limit reached for requests", "requests", "rate_limit_exceeded")
+        )
+        return
+      }
+      case "Status":
+        res.writeHead(action.status, { "content-type": "application/json", ...action.headers })
+        res.end(action.body ?? errorBody(`fake ${action.status}`, action.status >= 500 ? "server_error" : "invalid_request_error", null))
+        return
+      case "Raw": {
+        if (action.delayMs) await sleep(action.delayMs)
+        res.writeHead(action.status ?? 200, { "content-type": action.contentType ?? "text/event-stream", ...action.headers })
+        const parts = typeof action.body === "string" ? [action.body] : action.body
+        for (const part of parts) {
+          res.write(part)
+          if (action.chunkDelayMs) await sleep(action.chunkDelayMs)
+        }
+        res.end()
+        return
+      }
+      case "SlowFirstByte":
+        await sleep(action.delayMs)
+        return replyChat(state.reply, request, res, path, undefined)
+      case "MalformedJson":
+      case "CutStream":
+      case "StreamErrorEvent":
+        return replyChat(state.reply, request, res, path, action)
+    }
+  }
+  return replyChat(action, request, res, path, undefined)
+}
+
+const replyChat = async (
+  reply: Reply,
+  request: RecordedRequest,
+  res: http.ServerResponse,
+  path: string,
+  fault: StreamFault | undefined
+): Promise<void> => {
+  const route = routes.find((r) => r.matches(path, request))
+  if (route === undefined) {
+    res.writeHead(404, { "content-type": "application/json" })
+    res.end(errorBody(`no route for ${path}`, "invalid_request_error", "not_found"))
+    return
+  }
+  return route.reply(reply, request, res, fault)
+}
