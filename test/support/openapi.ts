@@ -1,0 +1,56 @@
+/**
+ * Validates request bodies against OpenAI's published OpenAPI document
+ * (../shared/fixtures/openai-spec/openapi.yaml), read in place.
+ */
+import Ajv2020 from "ajv/dist/2020.js"
+import addFormats from "ajv-formats"
+import { parse } from "yaml"
+import { hasFixtures, readFixture } from "./fixtures.js"
+
+type Validate = ((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; message?: string }> | null }
+
+let ajv: InstanceType<typeof Ajv2020> | undefined
+const cache = new Map<string, Validate>()
+
+/** OpenAPI's `nullable: true` as JSON Schema 2020-12: `null` becomes one more allowed value. */
+const normalize = (node: unknown): unknown => {
+  if (Array.isArray(node)) return node.map(normalize)
+  if (typeof node !== "object" || node === null) return node
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(node)) if (key !== "nullable") out[key] = normalize(value)
+  if ((node as { nullable?: unknown }).nullable !== true) return out
+  if (typeof out.type === "string") return { ...out, type: [out.type, "null"] }
+  return { anyOf: [out, { type: "null" }] }
+}
+
+const load = () => {
+  if (ajv !== undefined) return ajv
+  const spec = parse(readFixture("openai-spec/openapi.yaml")) as { components: { schemas: Record<string, unknown> } }
+  // strict off: the document uses OpenAPI keywords (nullable, x-oai*) that JSON Schema does not know
+  const instance = new Ajv2020({ strict: false, allErrors: true, validateFormats: true })
+  ;(addFormats as unknown as (a: unknown) => void)(instance)
+  instance.addSchema({ $id: "openai", components: normalize(spec.components) })
+  ajv = instance
+  return instance
+}
+
+/** A validator for `#/components/schemas/<name>`; undefined when the fixtures are absent. */
+export const validatorFor = (name: string): Validate | undefined => {
+  if (!hasFixtures) return undefined
+  let validate = cache.get(name)
+  if (validate === undefined) {
+    validate = load().compile({ $ref: `openai#/components/schemas/${name}` }) as Validate
+    cache.set(name, validate)
+  }
+  return validate
+}
+
+/** Throws with the spec's complaints when `body` does not validate against `name`. */
+export const assertValid = (name: string, body: unknown): void => {
+  const validate = validatorFor(name)
+  if (validate === undefined) return
+  if (!validate(body)) {
+    const problems = (validate.errors ?? []).slice(0, 5).map((e) => `${e.instancePath || "/"} ${e.message ?? ""}`)
+    throw new Error(`request body does not match ${name}:\n  ${problems.join("\n  ")}\n${JSON.stringify(body).slice(0, 500)}`)
+  }
+}
