@@ -2,10 +2,13 @@
  * Validates request bodies against OpenAI's published OpenAPI document
  * (../shared/fixtures/openai-spec/openapi.yaml), read in place.
  */
-import Ajv2020 from "ajv/dist/2020.js"
-import addFormats from "ajv-formats"
+import { Ajv2020 } from "ajv/dist/2020.js"
+import * as addFormatsModule from "ajv-formats"
 import { parse } from "yaml"
 import { hasFixtures, readFixture } from "./fixtures.js"
+
+// ajv-formats is CommonJS: its plugin sits on `default`
+const addFormats = addFormatsModule.default as unknown as (ajv: Ajv2020) => void
 
 type Validate = ((data: unknown) => boolean) & { errors?: Array<{ instancePath: string; message?: string }> | null }
 
@@ -28,7 +31,7 @@ const load = () => {
   const spec = parse(readFixture("openai-spec/openapi.yaml")) as { components: { schemas: Record<string, unknown> } }
   // strict off: the document uses OpenAPI keywords (nullable, x-oai*) that JSON Schema does not know
   const instance = new Ajv2020({ strict: false, allErrors: true, validateFormats: true })
-  ;(addFormats as unknown as (a: unknown) => void)(instance)
+  addFormats(instance)
   instance.addSchema({ $id: "openai", components: normalize(spec.components) })
   ajv = instance
   return instance
