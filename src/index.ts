@@ -12,6 +12,7 @@ export * as LanguageModel from "./LanguageModel.js"
 
 // Providers
 export * as OpenAiCompatible from "./OpenAiCompatible.js"
+export * as ProviderConfig from "./ProviderConfig.js"
 
 // What a provider stands on
 export * as KeyPool from "./KeyPool.js"

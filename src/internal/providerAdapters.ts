@@ -1,0 +1,62 @@
+/** Which adapter serves a configured model, and the stack it builds. */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import type * as Layer from "effect/Layer"
+import type * as KeyPool from "../KeyPool.js"
+import type { LanguageModel } from "../LanguageModel.js"
+import * as OpenAiCompatible from "../OpenAiCompatible.js"
+import type { Api, ResolvedModel } from "../ProviderConfig.js"
+import type * as RateLimiter from "../RateLimiter.js"
+
+const chatProviders: ReadonlySet<string> = new Set(Object.keys(OpenAiCompatible.presets))
+
+export const inferApi = (provider: string, baseUrl: string | undefined): Api | undefined => {
+  const name = provider.toLowerCase()
+  if (name === "anthropic" || name === "claude") return "anthropic"
+  if (name === "gemini" || name === "google") return "gemini"
+  if (name === "ollama") return baseUrl !== undefined && /\/v1\/?$/.test(baseUrl) ? "chat" : "ollama"
+  if (chatProviders.has(name)) return "chat"
+  if (baseUrl === undefined) return undefined
+  if (baseUrl.includes("anthropic")) return "anthropic"
+  if (baseUrl.includes("generativelanguage.googleapis.com")) return "gemini"
+  if (/:11434\/?$/.test(baseUrl)) return "ollama"
+  // an unknown name with a URL: the OpenAI-compatible protocol is the common denominator
+  return "chat"
+}
+
+export const defaultBaseUrl = (provider: string, api: Api): string | undefined => {
+  const preset = (OpenAiCompatible.presets as Record<string, OpenAiCompatible.Preset>)[provider.toLowerCase()]
+  if (api === "chat" && preset !== undefined) return preset.baseUrl
+  switch (api) {
+    case "responses":
+      return "https://api.openai.com/v1"
+    case "anthropic":
+      return "https://api.anthropic.com"
+    case "gemini":
+      return "https://generativelanguage.googleapis.com/v1beta"
+    case "ollama":
+      return "http://localhost:11434"
+    default:
+      return undefined
+  }
+}
+
+/** Local servers need no key. */
+export const needsKey = (api: Api, baseUrl: string | undefined): boolean =>
+  api !== "ollama" && !(baseUrl !== undefined && /^https?:\/\/(localhost|127\.0\.0\.1|\[::1\])[:/]/.test(baseUrl))
+
+export const stack = (
+  model: ResolvedModel
+): Layer.Layer<LanguageModel, never, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> => {
+  const common = { model: model.model, baseUrl: model.baseUrl, contextWindow: model.contextWindow }
+  switch (model.api) {
+    case "chat":
+    default: {
+      const preset = (OpenAiCompatible.presets as Record<string, OpenAiCompatible.Preset>)[model.provider.toLowerCase()]
+      return OpenAiCompatible.layer({
+        ...common,
+        provider: model.provider,
+        maxTokensField: preset?.maxTokensField ?? "max_tokens"
+      })
+    }
+  }
+}
