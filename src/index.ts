@@ -14,6 +14,9 @@ export * as LanguageModel from "./LanguageModel.js"
 export * as OpenAiCompatible from "./OpenAiCompatible.js"
 export * as ProviderConfig from "./ProviderConfig.js"
 
+// Bulk
+export * as Batch from "./Batch.js"
+
 // What a provider stands on
 export * as KeyPool from "./KeyPool.js"
 export * as RateLimiter from "./RateLimiter.js"

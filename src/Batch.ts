@@ -1,0 +1,162 @@
+/**
+ * Bulk runs: many requests through one `LanguageModel`, with bounded concurrency and
+ * per-item retries. Every input ends as exactly one result, a success or a typed failure,
+ * so a caller can account for each line of a job.
+ *
+ * @since 0.1.0
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import { LanguageModel } from "./LanguageModel.js"
+import type { LlmError } from "./LlmError.js"
+import * as Message from "./Message.js"
+
+/**
+ * An input: a prompt, or a request with an optional `id` (default: its index).
+ * @since 0.1.0 @category models
+ */
+export type Item = string | (Message.ChatRequest & { readonly id?: string | undefined })
+
+/** @since 0.1.0 @category models */
+export interface Result {
+  readonly index: number
+  readonly id: string
+  readonly result: Exit.Exit<Message.ChatResponse, LlmError>
+  /** Calls made for this item, retries included. */
+  readonly attempts: number
+  readonly durationMs: number
+}
+
+/** @since 0.1.0 @category models */
+export interface Options {
+  /** Items in flight at once. Default 8. */
+  readonly concurrency?: number
+  /** Retries of a retryable failure per item. Default 2. */
+  readonly retriesPerItem?: number
+  /** The delays between an item's retries. Default: exponential from 250 ms with jitter. */
+  readonly retrySchedule?: Schedule.Schedule<unknown, LlmError>
+  /**
+   * End the stream after the first failed result. Items not yet finished are not run or
+   * are interrupted, and produce no result. Default false.
+   */
+  readonly stopOnFirstError?: boolean
+  /** Emit results in input order (default) or as they complete. */
+  readonly order?: "input" | "completion"
+}
+
+const toRequest = (item: Item): Message.ChatRequest => {
+  if (typeof item === "string") return Message.request(item)
+  if (item.id === undefined) return item
+  const { id: _id, ...request } = item
+  return request
+}
+
+const idOf = (item: Item, index: number): string =>
+  typeof item !== "string" && item.id !== undefined ? item.id : String(index)
+
+/**
+ * Runs every item and streams one `Result` per item.
+ * @since 0.1.0 @category running
+ */
+export const run = <E = never, R = never>(
+  items: Iterable<Item> | Stream.Stream<Item, E, R>,
+  options: Options = {}
+): Stream.Stream<Result, E, R | LanguageModel> => {
+  const source: Stream.Stream<Item, E, R> = Stream.StreamTypeId in (items as object)
+    ? (items as Stream.Stream<Item, E, R>)
+    : Stream.fromIterable(items as Iterable<Item>)
+  const retries = options.retriesPerItem ?? 2
+  const schedule = options.retrySchedule ??
+    Schedule.exponential("250 millis").pipe(Schedule.jittered, Schedule.upTo("30 seconds"))
+  const runOne = (model: LanguageModel["Type"], item: Item, index: number): Effect.Effect<Result> =>
+    Effect.gen(function* () {
+      const start = yield* Clock.currentTimeMillis
+      let attempts = 0
+      const request = toRequest(item)
+      const call = Effect.suspend(() => {
+        attempts++
+        return model.chat(request)
+      })
+      const result = yield* Effect.exit(
+        retries <= 0
+          ? call
+          : Effect.retry(call, {
+            schedule,
+            times: retries,
+            while: (error: LlmError) => error.retryable
+          })
+      )
+      const end = yield* Clock.currentTimeMillis
+      return { index, id: idOf(item, index), result, attempts, durationMs: end - start }
+    }).pipe(Effect.withSpan("Batch.item", { attributes: { index } }))
+
+  const results = Stream.unwrap(
+    Effect.map(LanguageModel, (model) =>
+      source.pipe(
+        Stream.zipWithIndex,
+        Stream.mapEffect(([item, index]) => runOne(model, item, index), {
+          concurrency: Math.max(1, options.concurrency ?? 8),
+          unordered: options.order === "completion"
+        })
+      ))
+  )
+  return options.stopOnFirstError === true
+    ? Stream.takeUntil(results, (result) => Exit.isFailure(result.result))
+    : results
+}
+
+/**
+ * Counts of a finished run.
+ * @since 0.1.0 @category summary
+ */
+export interface Summary {
+  readonly total: number
+  readonly succeeded: number
+  readonly failed: number
+  readonly failuresByTag: Readonly<Record<string, number>>
+  readonly inputTokens: number
+  readonly outputTokens: number
+}
+
+/** @since 0.1.0 @category summary */
+export const emptySummary: Summary = { total: 0, succeeded: 0, failed: 0, failuresByTag: {}, inputTokens: 0, outputTokens: 0 }
+
+/**
+ * Adds one result to a summary.
+ * @since 0.1.0 @category summary
+ */
+export const summarize = (summary: Summary, result: Result): Summary => {
+  if (Exit.isSuccess(result.result)) {
+    const usage = result.result.value.usage
+    return {
+      ...summary,
+      total: summary.total + 1,
+      succeeded: summary.succeeded + 1,
+      inputTokens: summary.inputTokens + usage.inputTokens,
+      outputTokens: summary.outputTokens + usage.outputTokens
+    }
+  }
+  const tag = failureTag(result.result)
+  return {
+    ...summary,
+    total: summary.total + 1,
+    failed: summary.failed + 1,
+    failuresByTag: { ...summary.failuresByTag, [tag]: (summary.failuresByTag[tag] ?? 0) + 1 }
+  }
+}
+
+/**
+ * The error tag of a failed result, `Interrupted` or `Defect` for the others.
+ * @since 0.1.0 @category summary
+ */
+export const failureTag = (exit: Exit.Exit<unknown, LlmError>): string => {
+  if (Exit.isSuccess(exit)) return "Success"
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) return failure.value._tag
+  return Cause.isInterruptedOnly(exit.cause) ? "Interrupted" : "Defect"
+}
