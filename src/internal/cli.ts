@@ -1,0 +1,324 @@
+/**
+ * The `effect-llm` command line: `chat` streams one reply, `batch` runs a JSONL file of
+ * prompts with a progress bar, appends results as it goes, and resumes where it stopped.
+ */
+import { Args, Command, Options } from "@effect/cli"
+import * as FileSystem from "@effect/platform/FileSystem"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import { NodeHttpClient } from "@effect/platform-node"
+import cliProgress from "cli-progress"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Batch from "../Batch.js"
+import * as KeyPool from "../KeyPool.js"
+import { LanguageModel } from "../LanguageModel.js"
+import * as Message from "../Message.js"
+import * as OpenAiCompatible from "../OpenAiCompatible.js"
+import * as ProviderConfig from "../ProviderConfig.js"
+import * as RateLimiter from "../RateLimiter.js"
+import * as Testing from "../Testing.js"
+
+/** A failure the CLI reports as a message and exit code 1, never a stack trace. */
+export class CliError extends Schema.TaggedError<CliError>()("CliError", { message: Schema.String }) {}
+
+// ---------------------------------------------------------------------------
+// Choosing the model
+// ---------------------------------------------------------------------------
+
+interface ModelChoice {
+  readonly model: Option.Option<string>
+  readonly config: Option.Option<string>
+  readonly fake: boolean
+}
+
+/** The fake answers by echoing the last user message, so runs are checkable. */
+const fakeEcho: Testing.Responder = (request) => {
+  const body = request.body as { messages?: Array<{ role?: string; content?: unknown }> } | undefined
+  const last = [...(body?.messages ?? [])].reverse().find((m) => m.role === "user")
+  const text = typeof last?.content === "string" ? last.content : JSON.stringify(last?.content ?? "")
+  return { text: `echo: ${text}`, chunks: 8, delayMs: Number(process.env.EFFECT_LLM_FAKE_DELAY_MS ?? 0) }
+}
+
+const modelLayer = (
+  choice: ModelChoice
+): Effect.Effect<Layer.Layer<LanguageModel, CliError, HttpClient.HttpClient>, CliError, FileSystem.FileSystem | Scope.Scope> =>
+  Effect.gen(function* () {
+    if (choice.fake) {
+      const fake = yield* Testing.FakeProvider.make({ respond: fakeEcho, record: false })
+      return OpenAiCompatible.layer({ model: Option.getOrElse(choice.model, () => "fake-model"), baseUrl: fake.baseUrl, provider: "fake" }).pipe(
+        Layer.provide(KeyPool.layer({ providerId: "fake", keys: ["fake-key-1", "fake-key-2"] })),
+        Layer.provide(RateLimiter.layer({ capacity: 100, refillPerSecond: 100 }))
+      )
+    }
+    const toCliError = (error: ProviderConfig.ProviderConfigError) => new CliError({ message: error.message })
+    if (Option.isSome(choice.config)) {
+      const registry = yield* ProviderConfig.load(choice.config.value).pipe(Effect.mapError(toCliError))
+      const wanted = Option.getOrUndefined(choice.model)
+      const matches = registry.entries.filter((e) =>
+        wanted === undefined || e.model === wanted || `${e.provider}/${e.model}` === wanted || `${e.provider}:${e.model}` === wanted
+      )
+      if (matches.length !== 1) {
+        const known = registry.entries.map((e) => `${e.provider}:${e.model}`).join(", ")
+        return yield* Effect.fail(
+          new CliError({
+            message: matches.length === 0
+              ? `no model ${wanted === undefined ? "" : `"${wanted}" `}in ${choice.config.value} (configured: ${known || "none"})`
+              : `--model is ambiguous or missing; choose one of: ${matches.map((e) => `${e.provider}:${e.model}`).join(", ")}`
+          })
+        )
+      }
+      const entry = matches[0]!
+      return registry.models.layer(entry.provider, entry.model).pipe(Layer.mapError(toCliError))
+    }
+    return ProviderConfig.forModel(Option.getOrElse(choice.model, () => "gpt-4o-mini")).pipe(
+      Layer.mapError((error) => new CliError({ message: error.message }))
+    )
+  })
+
+const withModel = <A, E, R>(
+  choice: ModelChoice,
+  program: Effect.Effect<A, E, R | LanguageModel>
+) =>
+  Effect.scoped(
+    Effect.flatMap(modelLayer(choice), (layer) =>
+      Effect.provide(program, layer.pipe(Layer.provide(NodeHttpClient.layerUndici))))
+  )
+
+// ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+
+const model = Options.text("model").pipe(Options.withAlias("m"), Options.optional, Options.withDescription("model name, or provider:model with --config"))
+const config = Options.text("config").pipe(Options.optional, Options.withDescription("a provider.json file"))
+const fake = Options.boolean("fake").pipe(Options.withDescription("use the built-in fake provider (no key, no network)"))
+
+// ---------------------------------------------------------------------------
+// chat
+// ---------------------------------------------------------------------------
+
+const chat = Command.make(
+  "chat",
+  { prompt: Args.text({ name: "prompt" }), model, config, fake },
+  (args) =>
+    withModel(
+      args,
+      Effect.gen(function* () {
+        const stream = Stream.unwrap(Effect.map(LanguageModel, (m) => m.stream(Message.request(args.prompt))))
+        let finish: Message.Finish | undefined
+        yield* Stream.runForEach(stream, (event) =>
+          Effect.sync(() => {
+            if (event._tag === "TextDelta") process.stdout.write(event.text)
+            else if (event._tag === "ToolCall") process.stdout.write(`\n[tool call ${event.name}(${event.arguments})]`)
+            else if (event._tag === "Finish") finish = event
+          }))
+        process.stdout.write("\n")
+        if (finish !== undefined) {
+          const u = finish.usage
+          yield* Console.error(
+            `[${finish.provider}:${finish.model}] ${finish.finishReason}; tokens in ${u.inputTokens}, out ${u.outputTokens}${u.estimated ? " (estimated)" : ""}`
+          )
+        }
+      })
+    )
+).pipe(Command.withDescription("stream one reply to the terminal"))
+
+// ---------------------------------------------------------------------------
+// batch
+// ---------------------------------------------------------------------------
+
+const InputObject = Schema.Struct({
+  ...Message.ChatRequest.fields,
+  messages: Schema.optional(Message.ChatRequest.fields.messages),
+  id: Schema.optional(Schema.Union(Schema.String, Schema.Number)),
+  prompt: Schema.optional(Schema.String)
+})
+const decodeInputObject = Schema.decodeUnknownEither(InputObject, { onExcessProperty: "ignore" })
+
+/** One line of the input file, decoded: an item to run, or why it cannot be. */
+export type InputLine =
+  | { readonly _tag: "Item"; readonly line: number; readonly id: string; readonly request: Message.ChatRequest }
+  | { readonly _tag: "Invalid"; readonly line: number; readonly id: string; readonly reason: string }
+
+export const parseInputLine = (text: string, line: number): InputLine | undefined => {
+  const trimmed = text.trim()
+  if (trimmed.length === 0) return undefined
+  const fallbackId = `line-${line}`
+  let json: unknown
+  try {
+    json = JSON.parse(trimmed)
+  } catch (error) {
+    return { _tag: "Invalid", line, id: fallbackId, reason: `malformed JSON (${(error as Error).message})` }
+  }
+  if (typeof json === "string") return { _tag: "Item", line, id: fallbackId, request: Message.request(json) }
+  const decoded = decodeInputObject(json)
+  if (Either.isLeft(decoded)) {
+    const issue = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]
+    const where = issue === undefined || issue.path.length === 0 ? "" : ` at ${issue.path.join(".")}`
+    return { _tag: "Invalid", line, id: fallbackId, reason: `not a prompt string or a ChatRequest${where}: ${issue?.message ?? "invalid"}` }
+  }
+  const { id, prompt, messages, ...options } = decoded.right
+  const resolvedId = id === undefined ? fallbackId : String(id)
+  if (messages === undefined && prompt === undefined) {
+    return { _tag: "Invalid", line, id: resolvedId, reason: `needs "messages" or "prompt"` }
+  }
+  const all = [...(messages ?? []), ...(prompt === undefined ? [] : [Message.user(prompt)])]
+  return { _tag: "Item", line, id: resolvedId, request: { ...options, messages: all } }
+}
+
+/** The ids an output file already holds; a torn last line (a killed run) is ignored. */
+export const completedIds = (content: string): Set<string> => {
+  const ids = new Set<string>()
+  for (const line of content.split("\n")) {
+    if (line.trim().length === 0) continue
+    try {
+      const record = JSON.parse(line) as { id?: unknown }
+      if (typeof record.id === "string") ids.add(record.id)
+    } catch {
+      // a partial line from a run that was killed mid-write
+    }
+  }
+  return ids
+}
+
+const resultRecord = (id: string, line: number, result: Batch.Result) =>
+  Exit.match(result.result, {
+    onSuccess: (response) => ({
+      id,
+      line,
+      ok: true,
+      provider: response.provider,
+      model: response.model,
+      text: response.text,
+      ...(response.reasoning === undefined ? {} : { reasoning: response.reasoning }),
+      ...(response.toolCalls.length === 0 ? {} : { toolCalls: response.toolCalls }),
+      finishReason: response.finishReason,
+      usage: response.usage,
+      attempts: result.attempts,
+      durationMs: result.durationMs
+    }),
+    onFailure: (cause) => {
+      const tag = Batch.failureTag(result.result)
+      const message = Option.match(Cause.failureOption(cause), { onNone: () => tag, onSome: (error) => error.message })
+      return { id, line, ok: false, error: { _tag: tag, message }, attempts: result.attempts, durationMs: result.durationMs }
+    }
+  })
+
+const batch = Command.make(
+  "batch",
+  {
+    input: Args.text({ name: "prompts.jsonl" }),
+    out: Options.text("out").pipe(Options.withAlias("o"), Options.withDescription("results file (JSONL); appended to, and read to resume")),
+    concurrency: Options.integer("concurrency").pipe(Options.withAlias("c"), Options.withDefault(8)),
+    retries: Options.integer("retries").pipe(Options.withDefault(2), Options.withDescription("retries per item of retryable failures")),
+    model,
+    config,
+    fake
+  },
+  (args) =>
+    Effect.gen(function* () {
+      const fs = yield* FileSystem.FileSystem
+      const started = Date.now()
+      const source = yield* fs.readFileString(args.input).pipe(
+        Effect.mapError((error) => new CliError({ message: `cannot read ${args.input}: ${error.message}` }))
+      )
+      const previous = (yield* fs.exists(args.out).pipe(Effect.orElseSucceed(() => false)))
+        ? yield* fs.readFileString(args.out).pipe(Effect.orElseSucceed(() => ""))
+        : ""
+      const done = completedIds(previous)
+      // a run killed mid-line leaves no newline: start ours on a fresh line
+      if (previous.length > 0 && !previous.endsWith("\n")) yield* append(fs, args.out, "\n")
+
+      const lines = source.split(/\r?\n/)
+      const items: Array<{ readonly id: string; readonly line: number; readonly request: Message.ChatRequest }> = []
+      const seen = new Set<string>()
+      let invalid = 0
+      let skipped = 0
+      for (let i = 0; i < lines.length; i++) {
+        const parsed = parseInputLine(lines[i]!, i + 1)
+        if (parsed === undefined) continue
+        const duplicate = seen.has(parsed.id)
+        seen.add(parsed.id)
+        if (done.has(parsed.id)) {
+          skipped++
+          continue
+        }
+        if (parsed._tag === "Invalid" || duplicate) {
+          const reason = parsed._tag === "Invalid" ? parsed.reason : `duplicate id "${parsed.id}"`
+          invalid++
+          yield* Console.error(`${args.input}:${parsed.line}: ${reason}`)
+          if (!duplicate) {
+            yield* append(fs, args.out, JSON.stringify({ id: parsed.id, line: parsed.line, ok: false, error: { _tag: "InvalidInput", message: reason } }) + "\n")
+          }
+          continue
+        }
+        items.push(parsed)
+      }
+      if (skipped > 0) yield* Console.error(`resuming: ${skipped} line(s) already in ${args.out}`)
+
+      const bar = new cliProgress.SingleBar(
+        {
+          format: "{bar} {value}/{total} | {speed}/s | ETA {eta_formatted} | tokens {tokens} | errors {errors}",
+          stream: process.stderr,
+          noTTYOutput: true,
+          notTTYSchedule: 2000,
+          hideCursor: true
+        },
+        cliProgress.Presets.shades_classic
+      )
+      bar.start(items.length, 0, { speed: "0.0", tokens: 0, errors: 0 })
+      let summary = Batch.emptySummary
+      yield* withModel(
+        args,
+        Batch.run(items.map((item) => item.request), { concurrency: args.concurrency, retriesPerItem: args.retries, order: "completion" }).pipe(
+          Stream.runForEach((result) =>
+            Effect.gen(function* () {
+              const item = items[result.index]!
+              yield* append(fs, args.out, JSON.stringify(resultRecord(item.id, item.line, result)) + "\n")
+              summary = Batch.summarize(summary, result)
+              const seconds = Math.max(0.001, (Date.now() - started) / 1000)
+              bar.increment(1, {
+                speed: (summary.total / seconds).toFixed(1),
+                tokens: summary.inputTokens + summary.outputTokens,
+                errors: summary.failed
+              })
+            })
+          )
+        )
+      ).pipe(Effect.ensuring(Effect.sync(() => bar.stop())))
+      const wall = (Date.now() - started) / 1000
+      const rows: Array<[string, string]> = [
+        ["items run", String(summary.total)],
+        ["succeeded", String(summary.succeeded)],
+        ["failed", String(summary.failed)],
+        ...Object.entries(summary.failuresByTag).map(([tag, n]): [string, string] => [`  ${tag}`, String(n)]),
+        ["invalid input lines", String(invalid)],
+        ["skipped (already done)", String(skipped)],
+        ["input tokens", String(summary.inputTokens)],
+        ["output tokens", String(summary.outputTokens)],
+        ["wall time", `${wall.toFixed(2)} s`]
+      ]
+      const width = Math.max(...rows.map(([k]) => k.length))
+      yield* Console.log(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n"))
+    })
+).pipe(Command.withDescription("run a JSONL file of prompts; resumable"))
+
+const append = (fs: FileSystem.FileSystem, path: string, text: string) =>
+  fs.writeFileString(path, text, { flag: "a" }).pipe(
+    Effect.mapError((error) => new CliError({ message: `cannot write ${path}: ${error.message}` }))
+  )
+
+export const command = Command.make("effect-llm").pipe(
+  Command.withDescription("call LLM providers from the terminal"),
+  Command.withSubcommands([chat, batch])
+)
+
+export const run = Command.run(command, { name: "effect-llm", version: "0.1.0" })

@@ -1,0 +1,132 @@
+import { type ChildProcess, spawn } from "node:child_process"
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join, resolve } from "node:path"
+import { describe, expect, it } from "vitest"
+import { completedIds, parseInputLine } from "../src/internal/cli.js"
+
+const root = resolve(__dirname, "..")
+const bin = join(root, "src", "bin.ts")
+
+interface Run {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Run> } => {
+  const childEnv: Record<string, string | undefined> = { ...process.env, ...env }
+  delete childEnv.OPENAI_API_KEY
+  const child = spawn(process.execPath, ["--import", "tsx", bin, ...args], { cwd: root, env: childEnv })
+  let stdout = ""
+  let stderr = ""
+  child.stdout!.on("data", (d) => (stdout += d))
+  child.stderr!.on("data", (d) => (stderr += d))
+  const done = new Promise<Run>((resolveRun) => child.on("close", (code) => resolveRun({ code, stdout, stderr })))
+  return { child, done }
+}
+
+const records = (path: string) =>
+  readFileSync(path, "utf8").split("\n").filter((l) => l.trim().length > 0).flatMap((l) => {
+    try {
+      return [JSON.parse(l) as { id: string; ok: boolean; text?: string; error?: { _tag: string } }]
+    } catch {
+      return []
+    }
+  })
+
+const tempDir = () => mkdtempSync(join(tmpdir(), "effect-llm-cli-"))
+
+describe("effect-llm CLI (subprocess)", () => {
+  it("batch --fake processes every line, reports bad lines with their number, and summarises", async () => {
+    const dir = tempDir()
+    const input = join(dir, "prompts.jsonl")
+    const out = join(dir, "results.jsonl")
+    writeFileSync(
+      input,
+      ['"first prompt"', '{"id":"b","messages":[{"role":"user","content":"second"}]}', "{oops", '{"id":"d","prompt":"fourth"}', ""].join("\n")
+    )
+    const run = await start(["batch", input, "--out", out, "--fake", "--concurrency", "2"]).done
+    expect(run.code).toBe(0)
+    expect(run.stderr).toContain(`${input}:3: malformed JSON`)
+    expect(run.stdout).toMatch(/succeeded\s+3/)
+    expect(run.stdout).toMatch(/invalid input lines\s+1/)
+    expect(run.stdout).toMatch(/wall time/)
+    const byId = new Map(records(out).map((r) => [r.id, r]))
+    expect(byId.get("line-1")?.text).toBe("echo: first prompt")
+    expect(byId.get("b")?.text).toBe("echo: second")
+    expect(byId.get("d")?.text).toBe("echo: fourth")
+    expect(byId.get("line-3")?.error?._tag).toBe("InvalidInput")
+  }, 60_000)
+
+  it("a killed batch resumes with nothing redone and nothing lost", async () => {
+    const dir = tempDir()
+    const input = join(dir, "prompts.jsonl")
+    const out = join(dir, "results.jsonl")
+    const n = 60
+    writeFileSync(input, Array.from({ length: n }, (_, i) => JSON.stringify({ id: `q${i}`, prompt: `prompt ${i}` })).join("\n") + "\n")
+    const first = start(["batch", input, "--out", out, "--fake", "--concurrency", "2"], { EFFECT_LLM_FAKE_DELAY_MS: "60" })
+    // kill it once some, but not all, results are written
+    await new Promise<void>((resolveWait, reject) => {
+      const timer = setInterval(() => {
+        if (existsSync(out) && records(out).length >= 6) {
+          clearInterval(timer)
+          first.child.kill("SIGKILL")
+          resolveWait()
+        }
+      }, 20)
+      first.done.then(() => {
+        clearInterval(timer)
+        reject(new Error("the first run finished before it could be killed"))
+      })
+    })
+    await first.done
+    const partial = records(out).length
+    expect(partial).toBeGreaterThanOrEqual(6)
+    expect(partial).toBeLessThan(n)
+
+    const second = await start(["batch", input, "--out", out, "--fake", "--concurrency", "8"]).done
+    expect(second.code).toBe(0)
+    expect(second.stderr).toContain(`resuming: ${partial} line(s) already in`)
+    const all = records(out)
+    const ids = all.map((r) => r.id)
+    expect(new Set(ids).size).toBe(ids.length) // nothing redone
+    expect(new Set(ids)).toEqual(new Set(Array.from({ length: n }, (_, i) => `q${i}`))) // nothing lost
+    expect(all.every((r) => r.ok && r.text === `echo: prompt ${r.id.slice(1)}`)).toBe(true)
+  }, 90_000)
+
+  it("chat --fake streams the reply", async () => {
+    const run = await start(["chat", "hello there", "--fake"]).done
+    expect(run.code).toBe(0)
+    expect(run.stdout.trim()).toBe("echo: hello there")
+    expect(run.stderr).toContain("[fake:fake-model] stop")
+  }, 60_000)
+
+  it("a missing input file is a clear message and exit code 1", async () => {
+    const dir = tempDir()
+    const run = await start(["batch", join(dir, "missing.jsonl"), "--out", join(dir, "o.jsonl"), "--fake"]).done
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain("effect-llm: cannot read")
+    expect(run.stderr).toContain("missing.jsonl")
+    expect(run.stderr).not.toContain("    at ")
+  }, 60_000)
+})
+
+describe("batch input parsing", () => {
+  it("reads prompt strings, ChatRequests with ids, and prompt shorthands", () => {
+    expect(parseInputLine('"hi"', 1)).toEqual({ _tag: "Item", line: 1, id: "line-1", request: { messages: [{ role: "user", content: "hi" }] } })
+    expect(parseInputLine('{"id":7,"messages":[{"role":"user","content":"x"}],"temperature":0.2}', 2)).toEqual({
+      _tag: "Item",
+      line: 2,
+      id: "7",
+      request: { messages: [{ role: "user", content: "x" }], temperature: 0.2 }
+    })
+    expect(parseInputLine("   ", 3)).toBeUndefined()
+    expect(parseInputLine('{"id":"x"}', 4)).toMatchObject({ _tag: "Invalid", id: "x", reason: 'needs "messages" or "prompt"' })
+    expect(parseInputLine('{"temperature":"hot","prompt":"p"}', 5)).toMatchObject({ _tag: "Invalid", reason: expect.stringContaining("at temperature") })
+  })
+
+  it("ignores a torn last line of a killed run", () => {
+    expect(completedIds('{"id":"a","ok":true}\n{"id":"b","ok":true}\n{"id":"c","o')).toEqual(new Set(["a", "b"]))
+  })
+})
