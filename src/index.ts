@@ -12,6 +12,9 @@ export * as LanguageModel from "./LanguageModel.js"
 
 // Providers
 export * as OpenAiCompatible from "./OpenAiCompatible.js"
+export * as Gemini from "./Gemini.js"
+export * as Ollama from "./Ollama.js"
+export * as Embeddings from "./Embeddings.js"
 
 // What a provider stands on
 export * as KeyPool from "./KeyPool.js"
