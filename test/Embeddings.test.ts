@@ -17,14 +17,14 @@ describe("Embeddings", () => {
   it.scoped("OpenAI-compatible: splits long input under the per-call limit and keeps order and usage", () =>
     Effect.gen(function* () {
       // the fake, like OpenAI, refuses more than 2048 inputs in one call
-      const fake = yield* Testing.FakeProvider.make({ reply: { maxEmbeddingInputs: 2048 } })
-      const input = texts(5000)
+      const fake = yield* Testing.FakeProvider.make({ reply: { maxEmbeddingInputs: 2048, embeddingDimensions: 2 } })
+      const input = texts(4200)
       const result = yield* Embeddings.embed(input, { dimensions: 16 }).pipe(Effect.provide(openAi(fake)))
-      expect(result.embeddings.length).toBe(5000)
-      for (const i of [0, 2047, 2048, 4095, 4096, 4999]) expect(result.embeddings[i]).toEqual(fakeVector(input[i]!, 16))
+      expect(result.embeddings.length).toBe(4200)
+      for (const i of [0, 2047, 2048, 4095, 4096, 4199]) expect(result.embeddings[i]).toEqual(fakeVector(input[i]!, 16))
       const recorded = yield* fake.requests
       const sizes = recorded.map((r) => (r.body as { input: Array<string> }).input.length)
-      expect(sizes.sort((a, b) => b - a)).toEqual([2048, 2048, 904])
+      expect(sizes.sort((a, b) => b - a)).toEqual([2048, 2048, 104])
       for (const r of recorded) {
         expect(r.path).toBe("/v1/embeddings")
         expect((r.body as { dimensions: number }).dimensions).toBe(16)

@@ -131,9 +131,9 @@ describe("Gemini", () => {
           yield* Effect.either(Stream.runDrain(LanguageModel.stream(request)))
         ] as const
       }).pipe(Effect.provide(stackFor(fake)))
-      for (const result of [chat, stream]) {
+      for (const result of [Either.map(chat, () => "ok"), Either.map(stream, () => "ok")]) {
         expect(Either.isLeft(result)).toBe(true)
-        const error = (result as Either.Left<any, unknown>).left
+        const error = Either.flip(result).pipe(Either.getOrThrow)
         expect(error._tag).toBe("InvalidRequestError")
         expect(error.message).toContain("messages[1]")
         expect(error.message).toContain(`"missing"`)
