@@ -144,6 +144,10 @@ export interface Reply {
   readonly model?: string
   /** Extra response headers, e.g. `x-ratelimit-remaining-requests`. */
   readonly headers?: Record<string, string>
+  /** Length of the fake's embedding vectors when the request names no `dimensions`. Default 8. */
+  readonly embeddingDimensions?: number
+  /** The most inputs one embeddings call accepts; more get a 400, as from a real provider. */
+  readonly maxEmbeddingInputs?: number
 }
 
 /**

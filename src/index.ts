@@ -12,14 +12,18 @@ export * as LanguageModel from "./LanguageModel.js"
 
 // Providers
 export * as OpenAiCompatible from "./OpenAiCompatible.js"
+export * as Gemini from "./Gemini.js"
+export * as Ollama from "./Ollama.js"
+export * as Embeddings from "./Embeddings.js"
 export * as ProviderConfig from "./ProviderConfig.js"
-
-// Bulk
-export * as Batch from "./Batch.js"
 
 // What a provider stands on
 export * as KeyPool from "./KeyPool.js"
 export * as RateLimiter from "./RateLimiter.js"
+
+// Bulk and observability
+export * as Batch from "./Batch.js"
+export * as Telemetry from "./Telemetry.js"
 
 // Tests, examples and benchmarks
 export * as Testing from "./Testing.js"

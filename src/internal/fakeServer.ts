@@ -5,6 +5,9 @@
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Fault, FakeProviderOptions, RecordedRequest, Reply, Responder } from "../Testing.js"
+import { embeddings } from "./fake/embeddings.js"
+import { gemini } from "./fake/gemini.js"
+import { ollama } from "./fake/ollama.js"
 import { openAiChat } from "./fake/openaiChat.js"
 import type { FakeRoute, StreamFault } from "./fake/route.js"
 
@@ -22,7 +25,7 @@ import { errorBody, sleep } from "./fake/route.js"
 export { splitText } from "./fake/route.js"
 
 /** Each wire format the fake speaks; the first whose `matches` accepts the path answers. */
-const routes: ReadonlyArray<FakeRoute> = [openAiChat]
+const routes: ReadonlyArray<FakeRoute> = [openAiChat, gemini, ollama, embeddings]
 
 export const start = (options: FakeProviderOptions): Promise<FakeServer> => {
   const requests: Array<RecordedRequest> = []
@@ -110,8 +113,12 @@ const handle = async (
         if (action.retryAfterMs !== undefined) headers["retry-after-ms"] = String(action.retryAfterMs)
         if (action.retryAfterSeconds !== undefined) headers["retry-after"] = String(action.retryAfterSeconds)
         res.writeHead(429, headers)
+        const routeErrorBody = routes.find((r) => r.matches(path, request))?.errorBody
+        const retryAfterMs = action.retryAfterMs ?? (action.retryAfterSeconds === undefined ? undefined : action.retryAfterSeconds * 1000)
         res.end(
-          action.insufficientQuota
+          routeErrorBody !== undefined
+            ? routeErrorBody(429, "Rate limit reached for requests", { path, retryAfterMs, insufficientQuota: action.insufficientQuota })
+            : action.insufficientQuota
             ? errorBody("You exceeded your current quota.", "insufficient_quota", "insufficient_quota")
             : errorBody("Rate limit reached for requests", "requests", "rate_limit_exceeded")
         )
@@ -119,7 +126,10 @@ const handle = async (
       }
       case "Status":
         res.writeHead(action.status, { "content-type": "application/json", ...action.headers })
-        res.end(action.body ?? errorBody(`fake ${action.status}`, action.status >= 500 ? "server_error" : "invalid_request_error", null))
+        res.end(
+          action.body ?? routes.find((r) => r.matches(path, request))?.errorBody?.(action.status, `fake ${action.status}`, { path }) ??
+            errorBody(`fake ${action.status}`, action.status >= 500 ? "server_error" : "invalid_request_error", null)
+        )
         return
       case "Raw": {
         if (action.delayMs) await sleep(action.delayMs)

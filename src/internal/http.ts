@@ -195,6 +195,43 @@ export const sendJson = (
   )
 
 /**
+ * A JSON exchange for results other than a `ChatResponse` (embeddings): `decode` turns a
+ * 2xx body into a result or a typed error, and `tokensOf` gives the tokens to settle.
+ */
+export const sendJsonAs = <A>(
+  endpoint: Endpoint,
+  out: Outgoing,
+  decode: (body: string, status: number) => A | Err.LlmError,
+  tokensOf: (result: A) => number
+): Effect.Effect<A, Err.LlmError> =>
+  withTimeout(
+    endpoint,
+    out.model,
+    onAnotherKey(
+      endpoint,
+      Effect.scoped(
+        Effect.flatMap(open(endpoint, out), ([response, lease]) =>
+          response.text.pipe(
+            Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
+            Effect.flatMap((body) => {
+              const decoded = decode(body, response.status)
+              if (Err.isLlmError(decoded)) {
+                return Effect.zipRight(endpoint.pool.report(lease.keyId, { _tag: "Failure" }), Effect.fail(decoded))
+              }
+              return Effect.as(
+                Effect.zipRight(
+                  endpoint.pool.report(lease.keyId, { _tag: "Success" }),
+                  endpoint.limiter.settle(tokensOf(decoded), out.estimatedTokens)
+                ),
+                decoded
+              )
+            })
+          ))
+      )
+    )
+  )
+
+/**
  * A provider's stream state machine. `onData` handles one frame (an SSE event, or an
  * NDJSON line) and `onEnd` flushes; both push events into `out` and may return an error
  * that ends the stream. `emittedText` is what the caller has received so far.

@@ -3,6 +3,8 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as Layer from "effect/Layer"
 import type * as KeyPool from "../KeyPool.js"
 import type { LanguageModel } from "../LanguageModel.js"
+import * as Gemini from "../Gemini.js"
+import * as Ollama from "../Ollama.js"
 import * as OpenAiCompatible from "../OpenAiCompatible.js"
 import type { Api, ResolvedModel } from "../ProviderConfig.js"
 import type * as RateLimiter from "../RateLimiter.js"
@@ -49,6 +51,10 @@ export const stack = (
 ): Layer.Layer<LanguageModel, never, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> => {
   const common = { model: model.model, baseUrl: model.baseUrl, contextWindow: model.contextWindow }
   switch (model.api) {
+    case "gemini":
+      return Gemini.layer({ ...common, provider: model.provider })
+    case "ollama":
+      return Ollama.layer({ ...common, provider: model.provider })
     case "chat":
     default: {
       const preset = (OpenAiCompatible.presets as Record<string, OpenAiCompatible.Preset>)[model.provider.toLowerCase()]

@@ -8,6 +8,15 @@ export type StreamFault = Extract<Fault, { _tag: "MalformedJson" | "CutStream" |
 export interface FakeRoute {
   readonly matches: (path: string, request: RecordedRequest) => boolean
   readonly reply: (reply: Reply, request: RecordedRequest, res: http.ServerResponse, fault: StreamFault | undefined) => Promise<void>
+  /** This format's error body for generic faults; the OpenAI shape when absent. */
+  readonly errorBody?: (status: number, message: string, options: ErrorBodyOptions) => string
+}
+
+export interface ErrorBodyOptions {
+  /** The request path, for routes that serve several formats. */
+  readonly path?: string | undefined
+  readonly retryAfterMs?: number | undefined
+  readonly insufficientQuota?: boolean | undefined
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

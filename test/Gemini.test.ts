@@ -1,0 +1,240 @@
+import { NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Duration, Effect, Either, Layer, Stream } from "effect"
+import { Gemini, KeyPool, LanguageModel, Message, RateLimiter, Testing } from "../src/index.js"
+
+const KEY = "gm-secret-key-0001"
+const KEY2 = "gm-secret-key-0002"
+
+const stackFor = (fake: Testing.FakeProviderService, keys: ReadonlyArray<string> = [KEY], model = "gemini-2.5-flash") =>
+  Gemini.layer({ model, baseUrl: `${fake.url}/v1beta` }).pipe(
+    Layer.provide(KeyPool.layer({ providerId: "gemini", keys })),
+    Layer.provide(RateLimiter.unlimited),
+    Layer.provide(NodeHttpClient.layerUndici)
+  )
+
+const weather = { name: "weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string" } } } }
+
+describe("Gemini", () => {
+  it.scoped("chat and stream assemble text, thoughts, parallel tool calls and usage", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({
+        reply: {
+          text: "Checking both cities.",
+          reasoning: "The user wants two cities.",
+          toolCalls: [
+            { name: "weather", arguments: `{"city":"Paris"}` },
+            { name: "weather", arguments: `{"city":"Tokyo"}` }
+          ],
+          chunks: 3
+        }
+      })
+      const request = Message.request("Weather in Paris and Tokyo?", { tools: [weather] })
+      const [chat, streamed, events] = yield* Effect.gen(function* () {
+        const chat = yield* LanguageModel.chat(request)
+        const streamed = yield* LanguageModel.collect(LanguageModel.stream(request))
+        const events = yield* Stream.runCollect(LanguageModel.stream(request))
+        return [chat, streamed, Chunk.toArray(events)] as const
+      }).pipe(Effect.provide(stackFor(fake)))
+
+      for (const response of [chat, streamed]) {
+        expect(response.provider).toBe("gemini")
+        expect(response.text).toBe("Checking both cities.")
+        expect(response.reasoning).toBe("The user wants two cities.")
+        expect(response.finishReason).toBe("tool_calls")
+        expect(response.toolCalls.map((c) => [c.name, JSON.parse(c.arguments)])).toEqual([
+          ["weather", { city: "Paris" }],
+          ["weather", { city: "Tokyo" }]
+        ])
+        // synthetic ids: distinct within a response, derived from the response id
+        expect(new Set(response.toolCalls.map((c) => c.id)).size).toBe(2)
+        expect(response.toolCalls[0]!.id).toBe(`${response.id}-call-0`)
+        expect(response.usage.estimated).toBe(false)
+        expect(response.usage.reasoningTokens).toBeGreaterThan(0)
+        expect(response.usage.totalTokens).toBe(response.usage.inputTokens + response.usage.outputTokens)
+      }
+      expect({ ...streamed, id: "", toolCalls: [] }).toEqual({ ...chat, id: "", toolCalls: [] })
+      expect(events.filter((e) => e._tag === "ToolCall").map((e) => e.index)).toEqual([0, 1])
+      expect(events[events.length - 1]!._tag).toBe("Finish")
+
+      const recorded = yield* fake.requests
+      expect(recorded[0]!.path).toBe("/v1beta/models/gemini-2.5-flash:generateContent")
+      expect(recorded[1]!.path).toBe("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
+      expect(recorded[0]!.headers["x-goog-api-key"]).toBe(KEY)
+      expect(recorded[0]!.headers["authorization"]).toBeUndefined()
+    }))
+
+  it.scoped("maps system prompts, images, tool history and options onto the wire", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "ok" } })
+      const messages: Array<Message.Message> = [
+        Message.system("Be brief."),
+        Message.user([Message.text("What is this?"), Message.image("data:image/png;base64,iVBORw0KGgo=")]),
+        Message.assistant("", {
+          toolCalls: [
+            { id: "a", name: "weather", arguments: `{"city":"Paris"}` },
+            { id: "b", name: "time", arguments: `{"tz":"JST"}` }
+          ]
+        }),
+        // the first result names its tool; the second is paired through the call id
+        Message.tool("a", `{"temp":21}`, "weather"),
+        Message.tool("b", "09:00"),
+        Message.user("Thanks")
+      ]
+      yield* LanguageModel.chat(
+        Message.request(messages, {
+          tools: [weather],
+          toolChoice: { name: "weather" },
+          temperature: 0.2,
+          maxTokens: 99,
+          stop: ["END"],
+          reasoningEffort: "low",
+          responseFormat: { type: "json_schema", name: "out", schema: { type: "object" } }
+        })
+      ).pipe(Effect.provide(stackFor(fake)))
+      const body = (yield* fake.requests)[0]!.body as Record<string, any>
+      expect(body.systemInstruction).toEqual({ parts: [{ text: "Be brief." }] })
+      expect(body.contents).toEqual([
+        { role: "user", parts: [{ text: "What is this?" }, { inlineData: { mimeType: "image/png", data: "iVBORw0KGgo=" } }] },
+        {
+          role: "model",
+          parts: [{ functionCall: { name: "weather", args: { city: "Paris" } } }, { functionCall: { name: "time", args: { tz: "JST" } } }]
+        },
+        {
+          role: "user",
+          parts: [
+            { functionResponse: { name: "weather", response: { temp: 21 } } },
+            { functionResponse: { name: "time", response: { result: "09:00" } } }
+          ]
+        },
+        { role: "user", parts: [{ text: "Thanks" }] }
+      ])
+      expect(body.tools).toEqual([{ functionDeclarations: [{ name: "weather", description: "Weather in a city", parametersJsonSchema: weather.parameters }] }])
+      expect(body.toolConfig).toEqual({ functionCallingConfig: { mode: "ANY", allowedFunctionNames: ["weather"] } })
+      expect(body.generationConfig).toEqual({
+        temperature: 0.2,
+        maxOutputTokens: 99,
+        stopSequences: ["END"],
+        thinkingConfig: { includeThoughts: true, thinkingBudget: 1024 },
+        responseMimeType: "application/json",
+        responseJsonSchema: { type: "object" }
+      })
+    }))
+
+  it.scoped("a tool result whose function cannot be found is a typed error naming the message, sent nowhere", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({})
+      const request = Message.request([Message.user("hi"), Message.tool("missing", "42")])
+      const [chat, stream] = yield* Effect.gen(function* () {
+        return [
+          yield* Effect.either(LanguageModel.chat(request)),
+          yield* Effect.either(Stream.runDrain(LanguageModel.stream(request)))
+        ] as const
+      }).pipe(Effect.provide(stackFor(fake)))
+      for (const result of [Either.map(chat, () => "ok"), Either.map(stream, () => "ok")]) {
+        expect(Either.isLeft(result)).toBe(true)
+        const error = Either.flip(result).pipe(Either.getOrThrow)
+        expect(error._tag).toBe("InvalidRequestError")
+        expect(error.message).toContain("messages[1]")
+        expect(error.message).toContain(`"missing"`)
+      }
+      expect((yield* fake.requests).length).toBe(0)
+    }))
+
+  it.scoped("HTTP errors map to typed errors in Google's error shape; a 429 moves to another key", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "second key" } })
+      yield* fake.inject({ _tag: "RateLimit" })
+      const ok = yield* LanguageModel.chat(Message.request("hi")).pipe(Effect.provide(stackFor(fake, [KEY, KEY2])))
+      expect(ok.text).toBe("second key")
+      const keysUsed = (yield* fake.requests).map((r) => r.headers["x-goog-api-key"])
+      expect(new Set(keysUsed)).toEqual(new Set([KEY, KEY2]))
+
+      yield* fake.clear
+      yield* fake.inject(
+        { _tag: "Status", status: 429, body: JSON.stringify({ error: { code: 429, message: "slow down", status: "RESOURCE_EXHAUSTED", details: [{ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: "7s" }] } }) },
+        { _tag: "Status", status: 401 },
+        { _tag: "Status", status: 503 },
+        { _tag: "Status", status: 400 }
+      )
+      // a fresh pool for each, since a 429 cools the only key down
+      const errors: Array<any> = []
+      for (let i = 0; i < 4; i++) {
+        errors.push(yield* Effect.flip(LanguageModel.chat(Message.request("hi"))).pipe(Effect.provide(stackFor(fake))))
+      }
+      expect(errors.map((e) => e._tag)).toEqual(["RateLimitError", "AuthenticationError", "ServerError", "InvalidRequestError"])
+      expect(Duration.toMillis(errors[0].retryAfter)).toBe(7000)
+      expect(errors[0].retryable).toBe(true)
+      expect(errors[1].retryable).toBe(false)
+      expect(errors[2].message).toContain("UNAVAILABLE")
+      for (const error of errors) expect(JSON.stringify(error) + String(error)).not.toContain(KEY)
+    }))
+
+  it.scoped("stream faults: a cut stream, an error event and malformed JSON end with typed errors", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "abcdefgh", chunks: 4 } })
+      yield* fake.inject(
+        { _tag: "CutStream", afterChunks: 2, mode: "end" },
+        { _tag: "StreamErrorEvent", afterChunks: 1 },
+        { _tag: "MalformedJson", afterChunks: 0 },
+        { _tag: "CutStream", afterChunks: 1 }
+      )
+      const results = yield* Effect.gen(function* () {
+        const out: Array<any> = []
+        for (let i = 0; i < 4; i++) out.push(yield* Effect.flip(LanguageModel.collect(LanguageModel.stream(Message.request("hi")))))
+        return out
+      }).pipe(Effect.provide(stackFor(fake)))
+      expect(results[0]._tag).toBe("StreamError")
+      expect(results[0].partial).toBe(true)
+      expect(results[0].partialText).toBe("abcd")
+      expect(results[1]._tag).toBe("StreamError")
+      expect(results[1].message).toContain("overloaded")
+      expect(results[1].partialText).toBe("ab")
+      expect(results[2]._tag).toBe("MalformedResponseError")
+      expect(["StreamError", "NetworkError"]).toContain(results[3]._tag)
+      expect(results[3].partial ?? true).toBe(true)
+    }))
+
+  it("assembles Vertex partialArgs at nested paths, numbers, and strings in pieces", () => {
+    const parser = new Gemini.ChunkParser("gemini", "m", Message.request("x"))
+    const out: Array<Message.StreamEvent> = []
+    const feed = (chunk: unknown) => expect(parser.onData(JSON.stringify(chunk), undefined, out)).toBeUndefined()
+    const call = (functionCall: unknown, finishReason?: string) => ({
+      candidates: [{ content: { parts: [{ functionCall }] }, ...(finishReason ? { finishReason } : {}) }],
+      responseId: "r1"
+    })
+    feed(call({ name: "book", willContinue: true }))
+    feed(call({ partialArgs: [{ jsonPath: "$.trip.city", stringValue: "New ", willContinue: true }], willContinue: true }))
+    feed(call({ partialArgs: [{ jsonPath: "$.trip.city", stringValue: "York" }, { jsonPath: "$.seats", numberValue: 2 }], willContinue: true }))
+    feed(call({ partialArgs: [{ jsonPath: "$.tags[1]", stringValue: "b" }, { jsonPath: "$.tags[0]", stringValue: "a" }, { jsonPath: "$.vip", boolValue: true }], willContinue: true }))
+    feed(call({}))
+    feed(call({ name: "pay", args: { amount: 5 } }, "STOP"))
+    expect(parser.onEnd(out)).toBeUndefined()
+    const calls = out.filter((e): e is Message.ToolCallComplete => e._tag === "ToolCall")
+    expect(calls.map((c) => [c.id, c.name, JSON.parse(c.arguments)])).toEqual([
+      ["r1-call-0", "book", { trip: { city: "New York" }, seats: 2, tags: ["a", "b"], vip: true }],
+      ["r1-call-1", "pay", { amount: 5 }]
+    ])
+    // the deltas of each call concatenate to its arguments
+    for (const c of calls) {
+      const text = out.filter((e): e is Message.ToolCallDelta => e._tag === "ToolCallDelta" && e.index === c.index).map((e) => e.argumentsDelta).join("")
+      expect(text).toBe(c.arguments)
+    }
+    const finish = out[out.length - 1] as Message.Finish
+    expect(finish.finishReason).toBe("tool_calls")
+    expect(finish.usage.estimated).toBe(true)
+  })
+
+  it("decodes unknown fields and new enum values without failing", () => {
+    const body = JSON.stringify({
+      candidates: [{ content: { parts: [{ text: "hi", brandNewField: 1 }], role: "model" }, finishReason: "SOME_NEW_REASON", extra: {} }],
+      usageMetadata: { promptTokenCount: 3, candidatesTokenCount: 1, totalTokenCount: 4, newCount: 9 },
+      responseId: "x",
+      surprise: true
+    })
+    const response = Gemini.fromWireResponse("gemini", "m", Message.request("x"), body)
+    expect(response).toMatchObject({ text: "hi", finishReason: "other", usage: { inputTokens: 3, outputTokens: 1, totalTokens: 4 } })
+    const blocked = Gemini.fromWireResponse("gemini", "m", Message.request("x"), JSON.stringify({ promptFeedback: { blockReason: "SAFETY" } }))
+    expect((blocked as { _tag: string })._tag).toBe("ContentFilterError")
+  })
+})

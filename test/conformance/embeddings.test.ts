@@ -1,0 +1,34 @@
+/** Embeddings conformance: the recorded OpenAI `/embeddings` body, served through FakeProvider. */
+import { NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { Embeddings, KeyPool, RateLimiter, Testing } from "../../src/index.js"
+import { hasFixtures, readFixture } from "../support/fixtures.js"
+
+if (!hasFixtures) console.warn("[conformance/embeddings] skipped: the recorded fixtures are absent")
+
+const stackFor = (fake: Testing.FakeProviderService) =>
+  Embeddings.layerOpenAiCompatible({ model: "text-embedding-3-small", baseUrl: fake.baseUrl }).pipe(
+    Layer.provide(Layer.mergeAll(KeyPool.layer({ providerId: "openai", keys: ["k"] }), RateLimiter.unlimited, NodeHttpClient.layerUndici))
+  )
+
+describe.skipIf(!hasFixtures)("conformance: OpenAI embeddings", () => {
+  it.scoped("decodes the recorded body: vectors in order and usage", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({})
+      const body = readFixture("openai-embeddings/openai-embedding.json")
+      const wire = JSON.parse(body)
+      const expected = [...wire.data].sort((a: any, b: any) => a.index - b.index).map((d: any) => d.embedding)
+      yield* fake.inject({ _tag: "Raw", contentType: "application/json", body })
+      const result = yield* Embeddings.embed(["sunny day at the beach", "rainy day in the city"]).pipe(Effect.provide(stackFor(fake)))
+      expect(result.embeddings).toEqual(expected)
+      expect(result.embeddings[0]).toEqual([0.0057293195, -0.012727811, 0.020042092, -0.013437585, 0.022833068])
+      expect(result.embeddings[1]![4]).toBe(-0.0035253682)
+      expect(result.usage).toEqual({ inputTokens: 12, outputTokens: 0, totalTokens: 12, estimated: false })
+
+      // the same body with its items reversed: order comes from `index`
+      yield* fake.inject({ _tag: "Raw", contentType: "application/json", body: JSON.stringify({ ...wire, data: [...wire.data].reverse() }) })
+      const reversed = yield* Embeddings.embed(["a", "b"]).pipe(Effect.provide(stackFor(fake)))
+      expect(reversed.embeddings).toEqual(expected)
+    }))
+})
