@@ -5,7 +5,9 @@
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Fault, FakeProviderOptions, RecordedRequest, Reply, Responder } from "../Testing.js"
+import { anthropic } from "./fake/anthropic.js"
 import { openAiChat } from "./fake/openaiChat.js"
+import { openAiResponses } from "./fake/openaiResponses.js"
 import type { FakeRoute, StreamFault } from "./fake/route.js"
 
 export interface FakeServer {
@@ -22,7 +24,7 @@ import { errorBody, sleep } from "./fake/route.js"
 export { splitText } from "./fake/route.js"
 
 /** Each wire format the fake speaks; the first whose `matches` accepts the path answers. */
-const routes: ReadonlyArray<FakeRoute> = [openAiChat]
+const routes: ReadonlyArray<FakeRoute> = [openAiChat, openAiResponses, anthropic]
 
 export const start = (options: FakeProviderOptions): Promise<FakeServer> => {
   const requests: Array<RecordedRequest> = []
@@ -112,14 +114,14 @@ const handle = async (
         res.writeHead(429, headers)
         res.end(
           action.insufficientQuota
-            ? errorBody("You exceeded your current quota.", "insufficient_quota", "insufficient_quota")
-            : errorBody("Rate limit reached for requests", "requests", "rate_limit_exceeded")
+            ? errorBodyFor(path, request, 429)("You exceeded your current quota.", "insufficient_quota", "insufficient_quota")
+            : errorBodyFor(path, request, 429)("Rate limit reached for requests", "requests", "rate_limit_exceeded")
         )
         return
       }
       case "Status":
         res.writeHead(action.status, { "content-type": "application/json", ...action.headers })
-        res.end(action.body ?? errorBody(`fake ${action.status}`, action.status >= 500 ? "server_error" : "invalid_request_error", null))
+        res.end(action.body ?? errorBodyFor(path, request, action.status)(`fake ${action.status}`, action.status >= 500 ? "server_error" : "invalid_request_error", null))
         return
       case "Raw": {
         if (action.delayMs) await sleep(action.delayMs)
@@ -158,4 +160,11 @@ const replyChat = async (
     return
   }
   return route.reply(reply, request, res, fault)
+}
+
+/** The error body in the wire format of the route that serves `path`. */
+const errorBodyFor = (path: string, request: RecordedRequest, status: number) => {
+  const route = routes.find((r) => r.matches(path, request))
+  return (message: string, type: string, code: string | null) =>
+    route?.errorBody === undefined ? errorBody(message, type, code) : route.errorBody(status, message, type, code)
 }

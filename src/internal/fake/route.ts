@@ -8,6 +8,8 @@ export type StreamFault = Extract<Fault, { _tag: "MalformedJson" | "CutStream" |
 export interface FakeRoute {
   readonly matches: (path: string, request: RecordedRequest) => boolean
   readonly reply: (reply: Reply, request: RecordedRequest, res: http.ServerResponse, fault: StreamFault | undefined) => Promise<void>
+  /** This format's error body for the generic RateLimit/Status faults; default `errorBody`. */
+  readonly errorBody?: (status: number, message: string, type: string, code: string | null) => string
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
