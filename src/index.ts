@@ -12,6 +12,8 @@ export * as LanguageModel from "./LanguageModel.js"
 
 // Providers
 export * as OpenAiCompatible from "./OpenAiCompatible.js"
+export * as OpenAiResponses from "./OpenAiResponses.js"
+export * as Anthropic from "./Anthropic.js"
 
 // What a provider stands on
 export * as KeyPool from "./KeyPool.js"
