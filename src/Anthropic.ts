@@ -302,6 +302,16 @@ const outputChars = (text: string, reasoning: string | undefined, calls: Readonl
   return n
 }
 
+/**
+ * Streamed input JSON in the form `chat` gives it (`JSON.stringify` of the decoded `input`),
+ * so that a collected stream equals the `chat` response; text that does not parse (a call
+ * cut by `max_tokens`) is kept as it came.
+ */
+const canonical = (args: string): string => {
+  const parsed = tryJson(args)
+  return parsed === undefined ? args : JSON.stringify(parsed)
+}
+
 /** An input object as argument text; an empty input is `{}`, as the stream assembles it. */
 const argumentsOf = (input: unknown): string => (input === undefined || input === null ? "{}" : JSON.stringify(input))
 
@@ -512,7 +522,7 @@ export class EventParser implements Http.StreamParser {
   private closeBlock(block: OpenBlock, out: Array<Message.StreamEvent>): void {
     if (block.kind !== "tool" || block.emitted) return
     block.emitted = true
-    const args = block.arguments.length > 0 ? block.arguments : argumentsOf(block.initialInput)
+    const args = block.arguments.length > 0 ? canonical(block.arguments) : argumentsOf(block.initialInput)
     const call: Message.ToolCall = { id: block.id, name: block.name, arguments: args }
     this.calls.push(call)
     out.push({ _tag: "ToolCall", index: block.toolIndex, ...call })
