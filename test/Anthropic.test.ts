@@ -243,6 +243,30 @@ describe("Anthropic", () => {
       expect(json._tag).toBe("MalformedResponseError")
     }))
 
+  it.scoped("the key lease lives as long as the stream, and is released when the consumer stops early", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "a b c d e f g h", chunks: 8, chunkDelayMs: 20 } })
+      const stack = Anthropic.layer({ model: "claude-sonnet-4-5", baseUrl: fake.url }).pipe(
+        Layer.provideMerge(KeyPool.layer({ providerId: "anthropic", keys: [SECRET] })),
+        Layer.provide(RateLimiter.unlimited),
+        Layer.provide(NodeHttpClient.layerUndici)
+      )
+      const [during, after, taken] = yield* Effect.gen(function* () {
+        let during = -1
+        const taken = yield* LanguageModel.stream(Message.request("hi")).pipe(
+          Stream.filter((e) => e._tag === "TextDelta"),
+          Stream.tap(() => Effect.map(KeyPool.status, (keys) => void (during = keys[0]!.inFlight))),
+          Stream.take(2),
+          Stream.runCollect
+        )
+        const after = (yield* KeyPool.status)[0]!.inFlight
+        return [during, after, Chunk.size(taken)] as const
+      }).pipe(Effect.provide(stack))
+      expect(taken).toBe(2)
+      expect(during).toBe(1)
+      expect(after).toBe(0)
+    }))
+
   it.scoped("passes anthropic-ratelimit-* response headers to the limiter", () =>
     Effect.gen(function* () {
       const observed: Array<Record<string, string | undefined>> = []

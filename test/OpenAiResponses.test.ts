@@ -201,6 +201,38 @@ describe("OpenAiResponses", () => {
       expect(streamed.usage).toEqual(chat.usage)
     }))
 
+  it.scoped("a stream with several summary parts and text the deltas missed assembles to the final response", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make()
+      const final = {
+        id: "resp_9",
+        model: "gpt-x",
+        status: "completed",
+        output: [
+          { type: "reasoning", id: "rs", summary: [{ type: "summary_text", text: "First." }, { type: "summary_text", text: "Second." }] },
+          { type: "message", id: "m", role: "assistant", content: [{ type: "output_text", text: "Hello world" }] }
+        ],
+        usage: { input_tokens: 3, output_tokens: 4, total_tokens: 7 }
+      }
+      const events = [
+        { type: "response.created", response: { id: "resp_9", model: "gpt-x", status: "in_progress", output: [] } },
+        { type: "response.reasoning_summary_text.delta", output_index: 0, summary_index: 0, delta: "First." },
+        { type: "response.reasoning_summary_text.delta", output_index: 0, summary_index: 1, delta: "Sec" },
+        { type: "response.reasoning_summary_text.delta", output_index: 0, summary_index: 1, delta: "ond." },
+        { type: "response.brand_new_event", output_index: 1, whatever: true },
+        { type: "response.output_text.delta", output_index: 1, content_index: 0, delta: "Hello" },
+        { type: "response.output_item.done", output_index: 1, item: final.output[1] },
+        { type: "response.completed", response: final }
+      ]
+      const body = events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`).join("")
+      yield* fake.inject({ _tag: "Raw", body: [body.slice(0, 100), body.slice(100)] })
+      const streamed = yield* LanguageModel.collect(LanguageModel.stream(Message.request("hi"))).pipe(Effect.provide(stackFor(fake)))
+      const chat = OpenAiResponses.fromWireResponse("openai", "gpt-x", Message.request("hi"), JSON.stringify(final))
+      expect(streamed.reasoning).toBe("First.\n\nSecond.")
+      expect(streamed.text).toBe("Hello world")
+      expect(streamed).toEqual(chat)
+    }))
+
   it("decodes tolerantly: unknown items, fields and statuses", () => {
     const body = JSON.stringify({
       id: "resp_1",
