@@ -12,6 +12,8 @@ export * as LanguageModel from "./LanguageModel.js"
 
 // Providers
 export * as OpenAiCompatible from "./OpenAiCompatible.js"
+export * as OpenAiResponses from "./OpenAiResponses.js"
+export * as Anthropic from "./Anthropic.js"
 export * as Gemini from "./Gemini.js"
 export * as Ollama from "./Ollama.js"
 export * as Embeddings from "./Embeddings.js"

@@ -119,7 +119,7 @@ export const fromResponse = (ctx: ResponseContext): Err.LlmError => {
   const override = shouldRetry === "true" ? { retryable: true } : shouldRetry === "false" ? { retryable: false } : {}
   const tag = `${info.type ?? ""} ${info.code ?? ""}`
 
-  if (has(tag, "insufficient_quota") || has(tag, "billing_hard_limit")) return new Err.QuotaExceededError({ ...base, ...override })
+  if (has(tag, "insufficient_quota") || has(tag, "billing_hard_limit") || has(tag, "billing_error")) return new Err.QuotaExceededError({ ...base, ...override })
   if (has(tag, "context_length_exceeded") || has(info.message, "maximum context length") || has(info.message, "prompt is too long")) {
     return new Err.ContextLengthError({ ...base, ...override })
   }

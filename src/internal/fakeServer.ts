@@ -8,7 +8,9 @@ import type { Fault, FakeProviderOptions, RecordedRequest, Reply, Responder } fr
 import { embeddings } from "./fake/embeddings.js"
 import { gemini } from "./fake/gemini.js"
 import { ollama } from "./fake/ollama.js"
+import { anthropic } from "./fake/anthropic.js"
 import { openAiChat } from "./fake/openaiChat.js"
+import { openAiResponses } from "./fake/openaiResponses.js"
 import type { FakeRoute, StreamFault } from "./fake/route.js"
 
 export interface FakeServer {
@@ -25,7 +27,7 @@ import { errorBody, sleep } from "./fake/route.js"
 export { splitText } from "./fake/route.js"
 
 /** Each wire format the fake speaks; the first whose `matches` accepts the path answers. */
-const routes: ReadonlyArray<FakeRoute> = [openAiChat, gemini, ollama, embeddings]
+const routes: ReadonlyArray<FakeRoute> = [openAiChat, openAiResponses, anthropic, gemini, ollama, embeddings]
 
 export const start = (options: FakeProviderOptions): Promise<FakeServer> => {
   const requests: Array<RecordedRequest> = []
@@ -169,3 +171,4 @@ const replyChat = async (
   }
   return route.reply(reply, request, res, fault)
 }
+

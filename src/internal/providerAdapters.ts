@@ -3,9 +3,11 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import type * as Layer from "effect/Layer"
 import type * as KeyPool from "../KeyPool.js"
 import type { LanguageModel } from "../LanguageModel.js"
+import * as Anthropic from "../Anthropic.js"
 import * as Gemini from "../Gemini.js"
 import * as Ollama from "../Ollama.js"
 import * as OpenAiCompatible from "../OpenAiCompatible.js"
+import * as OpenAiResponses from "../OpenAiResponses.js"
 import type { Api, ResolvedModel } from "../ProviderConfig.js"
 import type * as RateLimiter from "../RateLimiter.js"
 
@@ -51,6 +53,10 @@ export const stack = (
 ): Layer.Layer<LanguageModel, never, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> => {
   const common = { model: model.model, baseUrl: model.baseUrl, contextWindow: model.contextWindow }
   switch (model.api) {
+    case "responses":
+      return OpenAiResponses.layer({ ...common, provider: model.provider })
+    case "anthropic":
+      return Anthropic.layer({ ...common, provider: model.provider })
     case "gemini":
       return Gemini.layer({ ...common, provider: model.provider })
     case "ollama":

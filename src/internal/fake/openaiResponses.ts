@@ -1,0 +1,165 @@
+/** The fake's OpenAI Responses wire format (`/responses`): JSON, and SSE with `event:` lines. */
+import type * as http from "node:http"
+import type { RecordedRequest, Reply } from "../../Testing.js"
+import { approxTokens, type FakeRoute, sleep, splitText, type StreamFault } from "./route.js"
+
+/** OpenAI Responses, JSON and SSE. Errors use OpenAI's body shape, the default. */
+export const openAiResponses: FakeRoute = {
+  matches: (path) => path.endsWith("/responses"),
+  reply: (reply, request, res, fault) => replyResponses(reply, request, res, fault)
+}
+
+const replyResponses = async (
+  reply: Reply,
+  request: RecordedRequest,
+  res: http.ServerResponse,
+  fault: StreamFault | undefined
+): Promise<void> => {
+  const body = (typeof request.body === "object" && request.body !== null ? request.body : {}) as Record<string, unknown>
+  const model = reply.model ?? (typeof body.model === "string" ? body.model : "fake-model")
+  const text = reply.text ?? "Hello from the fake provider."
+  const toolCalls = (reply.toolCalls ?? []).map((call, i) => ({
+    id: `fc_fake_${i}`,
+    call_id: call.id ?? `call_${i}`,
+    name: call.name,
+    arguments: call.arguments
+  }))
+  const inputTokens = approxTokens(JSON.stringify(body.input ?? "") + JSON.stringify(body.instructions ?? ""))
+  const reasoningTokens = approxTokens(reply.reasoning ?? "")
+  const outputTokens = approxTokens(text + toolCalls.map((c) => c.name + c.arguments).join("")) + reasoningTokens
+  const usage = reply.usage === false
+    ? null
+    : {
+      input_tokens: inputTokens,
+      input_tokens_details: { cached_tokens: 0 },
+      output_tokens: outputTokens,
+      output_tokens_details: { reasoning_tokens: reasoningTokens },
+      total_tokens: inputTokens + outputTokens
+    }
+  const id = `resp_fake_${request.index}`
+  const headers: Record<string, string> = { "x-request-id": `req_fake_${request.index}`, ...reply.headers }
+  // `length` and `content_filter` end a response as incomplete, as the API reports them
+  const incomplete = reply.finishReason === "length"
+    ? "max_output_tokens"
+    : reply.finishReason === "content_filter"
+    ? "content_filter"
+    : undefined
+
+  const reasoningItem = reply.reasoning === undefined
+    ? undefined
+    : { id: "rs_fake_0", type: "reasoning", summary: [{ type: "summary_text", text: reply.reasoning }] }
+  const messageItem = text.length === 0 && toolCalls.length > 0
+    ? undefined
+    : {
+      id: "msg_fake_0",
+      type: "message",
+      status: "completed",
+      role: "assistant",
+      content: [{ type: "output_text", annotations: [], logprobs: [], text }]
+    }
+  const callItems = toolCalls.map((c) => ({ type: "function_call", status: "completed", ...c }))
+  const output = [
+    ...(reasoningItem === undefined ? [] : [reasoningItem]),
+    ...(messageItem === undefined ? [] : [messageItem]),
+    ...callItems
+  ]
+  const response = (status: string, items: Array<unknown>, withUsage: boolean) => ({
+    id,
+    object: "response",
+    created_at: 1_700_000_000,
+    status,
+    error: null,
+    incomplete_details: status === "incomplete" ? { reason: incomplete } : null,
+    instructions: body.instructions ?? null,
+    model,
+    output: items,
+    parallel_tool_calls: true,
+    usage: withUsage ? usage : null
+  })
+  const finalStatus = incomplete === undefined ? "completed" : "incomplete"
+
+  if (body.stream !== true) {
+    if (fault?._tag === "MalformedJson") {
+      res.writeHead(200, { "content-type": "application/json", ...headers })
+      res.end(`{"id":"${id}","object":"response","output":[{"type":"message","content":[{"type":"output_text","text":"tru`)
+      return
+    }
+    if (reply.delayMs) await sleep(reply.delayMs)
+    res.writeHead(200, { "content-type": "application/json", ...headers })
+    res.end(JSON.stringify(response(finalStatus, output, true)))
+    return
+  }
+
+  // Streaming: build every frame first, then write them with the configured pacing.
+  const frames: Array<string> = []
+  let sequence = 0
+  const frame = (payload: Record<string, unknown> & { readonly type: string }) =>
+    frames.push(`event: ${payload.type}\ndata: ${JSON.stringify({ ...payload, sequence_number: sequence++ })}\n\n`)
+  const chunks = Math.max(1, reply.chunks ?? 8)
+  frame({ type: "response.created", response: response("in_progress", [], false) })
+  frame({ type: "response.in_progress", response: response("in_progress", [], false) })
+  let outputIndex = 0
+  if (reasoningItem !== undefined) {
+    const item_id = reasoningItem.id
+    frame({ type: "response.output_item.added", output_index: outputIndex, item: { ...reasoningItem, summary: [] } })
+    frame({ type: "response.reasoning_summary_part.added", item_id, output_index: outputIndex, summary_index: 0, part: { type: "summary_text", text: "" } })
+    for (const piece of splitText(reply.reasoning ?? "", chunks)) {
+      frame({ type: "response.reasoning_summary_text.delta", item_id, output_index: outputIndex, summary_index: 0, delta: piece })
+    }
+    frame({ type: "response.reasoning_summary_text.done", item_id, output_index: outputIndex, summary_index: 0, text: reply.reasoning })
+    frame({ type: "response.output_item.done", output_index: outputIndex, item: reasoningItem })
+    outputIndex++
+  }
+  if (messageItem !== undefined) {
+    const item_id = messageItem.id
+    frame({ type: "response.output_item.added", output_index: outputIndex, item: { ...messageItem, status: "in_progress", content: [] } })
+    frame({ type: "response.content_part.added", item_id, output_index: outputIndex, content_index: 0, part: { type: "output_text", annotations: [], text: "" } })
+    for (const piece of splitText(text, chunks)) {
+      frame({ type: "response.output_text.delta", item_id, output_index: outputIndex, content_index: 0, delta: piece, logprobs: [] })
+    }
+    frame({ type: "response.output_text.done", item_id, output_index: outputIndex, content_index: 0, text, logprobs: [] })
+    frame({ type: "response.content_part.done", item_id, output_index: outputIndex, content_index: 0, part: messageItem.content[0] })
+    frame({ type: "response.output_item.done", output_index: outputIndex, item: messageItem })
+    outputIndex++
+  }
+  for (const call of callItems) {
+    frame({ type: "response.output_item.added", output_index: outputIndex, item: { ...call, status: "in_progress", arguments: "" } })
+    for (const piece of splitText(call.arguments, Math.max(1, Math.min(4, chunks)))) {
+      frame({ type: "response.function_call_arguments.delta", item_id: call.id, output_index: outputIndex, delta: piece })
+    }
+    frame({ type: "response.function_call_arguments.done", item_id: call.id, output_index: outputIndex, arguments: call.arguments })
+    frame({ type: "response.output_item.done", output_index: outputIndex, item: call })
+    outputIndex++
+  }
+  frame({ type: incomplete === undefined ? "response.completed" : "response.incomplete", response: response(finalStatus, output, true) })
+
+  if (reply.delayMs) await sleep(reply.delayMs)
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers })
+  const cutAt = fault === undefined ? -1 : (fault.afterChunks ?? 0)
+  for (let i = 0; i < frames.length; i++) {
+    if (fault !== undefined && i === cutAt) {
+      if (fault._tag === "CutStream") {
+        if (fault.mode === "end") res.end()
+        else res.destroy()
+        return
+      }
+      if (fault._tag === "MalformedJson") {
+        res.write(`event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"tru\n\n`)
+        res.end()
+        return
+      }
+      if (fault._tag === "StreamErrorEvent") {
+        // what the API sends when a response fails mid-way: an `error` event, then `response.failed`
+        const error = { code: "server_error", message: "The server had an error while processing your request." }
+        res.write(`event: error\ndata: ${JSON.stringify({ type: "error", ...error, param: null, sequence_number: sequence++ })}\n\n`)
+        const failed = { ...response("failed", [], false), error }
+        res.write(`event: response.failed\ndata: ${JSON.stringify({ type: "response.failed", response: failed, sequence_number: sequence++ })}\n\n`)
+        res.end()
+        return
+      }
+    }
+    res.write(frames[i])
+    if (reply.chunkDelayMs) await sleep(reply.chunkDelayMs)
+  }
+  res.end()
+}
