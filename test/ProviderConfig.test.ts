@@ -151,4 +151,28 @@ describe("ProviderConfig", () => {
       )
       expect(JSON.stringify(exit)).toContain('unknown model \\"gpt-5\\"')
     }))
+
+  it.scoped("every api value builds its adapter, which talks its own wire format", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "from the fake" } })
+      const cases = [
+        { provider: "openai", api: "chat", base: fake.baseUrl, path: "/v1/chat/completions" },
+        { provider: "openai-responses", api: "responses", base: fake.baseUrl, path: "/v1/responses" },
+        { provider: "anthropic", api: "anthropic", base: fake.url, path: "/v1/messages" },
+        { provider: "gemini", api: "gemini", base: `${fake.url}/v1beta`, path: "/v1beta/models/m-gemini:generateContent" },
+        { provider: "ollama", api: "ollama", base: fake.url, path: "/api/chat" }
+      ] as const
+      for (const c of cases) {
+        const model = c.api === "gemini" ? "m-gemini" : `m-${c.api}`
+        const registry = yield* ProviderConfig.fromJson({ [c.provider]: [{ model_name: model, api: c.api, api_keys: ["k-cfg"], base_url: c.base }] })
+        yield* fake.clear
+        const response = yield* LanguageModel.chat(Message.request("hi")).pipe(
+          Effect.provide(registry.models.layer(c.provider, model).pipe(Layer.provide(NodeHttpClient.layerUndici)))
+        )
+        expect(response.text).toBe("from the fake")
+        expect(response.provider).toBe(c.provider)
+        const [request] = yield* fake.requests
+        expect(request?.path.split("?")[0]).toBe(c.path)
+      }
+    }))
 })
