@@ -17,5 +17,12 @@ export * as OpenAiCompatible from "./OpenAiCompatible.js"
 export * as KeyPool from "./KeyPool.js"
 export * as RateLimiter from "./RateLimiter.js"
 
+// The economy: caching, usage and cost, budgets, token counts, context windows
+export * as ResponseCache from "./ResponseCache.js"
+export * as Usage from "./Usage.js"
+export * as Budget from "./Budget.js"
+export * as Tokenizer from "./Tokenizer.js"
+export * as ContextWindow from "./ContextWindow.js"
+
 // Tests, examples and benchmarks
 export * as Testing from "./Testing.js"

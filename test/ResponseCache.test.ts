@@ -1,6 +1,6 @@
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Logger, Ref, Stream, TestClock } from "effect"
+import { Deferred, type Duration, Effect, Fiber, Layer, Logger, Ref, Stream, TestClock } from "effect"
 import { inject } from "vitest"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Testing } from "../src/index.js"
 
@@ -27,7 +27,7 @@ const countingModel = Effect.gen(function* () {
 })
 
 let prefixCounter = 0
-const stores: Array<[string, (options: { maxEntries: number; ttl: string }) => Layer.Layer<ResponseCache.ResponseCacheStore>]> = [
+const stores: Array<[string, (options: { maxEntries: number; ttl: Duration.DurationInput }) => Layer.Layer<ResponseCache.ResponseCacheStore>]> = [
   ["memory", (o) => ResponseCache.layerMemory(o)]
 ]
 if (redisUrl !== "") {
@@ -39,7 +39,7 @@ if (redisUrl !== "") {
 
 describe.each(stores)("ResponseCache over the %s store", (_name, storeLayer) => {
   const withCache = <A, E>(
-    options: { maxEntries: number; ttl: string },
+    options: { maxEntries: number; ttl: Duration.DurationInput },
     body: (m: Effect.Effect.Success<typeof countingModel>) => Effect.Effect<A, E, LanguageModel.LanguageModel | ResponseCache.ResponseCacheStore>,
     cacheOptions: ResponseCache.Options = {}
   ) =>
