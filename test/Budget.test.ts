@@ -1,6 +1,7 @@
+import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, Stream, TestClock } from "effect"
-import { Budget, LanguageModel, Message, Testing } from "../src/index.js"
+import { Budget, ContextWindow, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Testing, Usage } from "../src/index.js"
 
 const usage30 = { inputTokens: 20, outputTokens: 10, totalTokens: 30, estimated: false }
 
@@ -146,5 +147,38 @@ describe("Budget", () => {
         return yield* LanguageModel.chat(hi).pipe(Effect.flip)
       }).pipe(Effect.provide(stack))
       expect(result._tag).toBe("BudgetExceededError")
+    }))
+})
+
+describe("a budgeted, cached stack (the README's)", () => {
+  it.scoped("cache hits cost nothing; the budget and the usage tracker see only what reached the provider", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "Paris." } })
+      const Model = ResponseCache.layer.pipe(
+        Layer.provide(Budget.layer({ period: "day", maxTokens: 30, warnAt: 0.8 })),
+        Layer.provide(ContextWindow.layer({ reserve: 1_000 })),
+        Layer.provide(OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl: fake.baseUrl, contextWindow: 128_000 })),
+        Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["k1"] })),
+        Layer.provide(RateLimiter.unlimited),
+        Layer.provideMerge(Usage.layer()),
+        Layer.provideMerge(ResponseCache.layerMemory({ maxEntries: 1_000, ttl: "1 hour" })),
+        Layer.provide(NodeHttpClient.layerUndici)
+      )
+      yield* Effect.gen(function* () {
+        const ask = (q: string) => LanguageModel.chat(Message.request(q))
+        const first = yield* ask("What is the capital of France?")
+        expect(first.text).toBe("Paris.")
+        for (let i = 0; i < 5; i++) yield* ask("What is the capital of France?")
+        expect(yield* ResponseCache.stats).toMatchObject({ hits: 5, misses: 1 })
+        const spent = (yield* Usage.snapshot).total
+        expect(spent.requests).toBe(1)
+        expect(spent.totalTokens).toBe(first.usage.totalTokens)
+        // two more distinct questions: the second would cross 30 tokens
+        yield* ask("And of Spain?")
+        const refused = yield* ask("And of Italy?").pipe(Effect.flip)
+        expect(refused._tag).toBe("BudgetExceededError")
+        expect((yield* Usage.snapshot).total.requests).toBe(2)
+      }).pipe(Effect.provide(Model))
+      expect(yield* Effect.map(fake.requests, (r) => r.length)).toBe(2)
     }))
 })
