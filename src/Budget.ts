@@ -225,7 +225,7 @@ export const make = (options: Options): Effect.Effect<Controller> =>
             if (Option.isSome(last) && last.value._tag === "Finish") usage = last.value.usage
             return chunk
           })
-        }))
+        })).pipe(Stream.withSpan("Budget.stream"))
       }
       return { ...upstream, chat, stream }
     }

@@ -279,7 +279,7 @@ export const make = (upstream: LanguageModel["Type"], options: Options = {}): La
   return {
     ...upstream,
     chat: (request) => Effect.flatMap(prepare(request), upstream.chat).pipe(Effect.withSpan("ContextWindow.chat")),
-    stream: (request) => Stream.unwrap(Effect.map(prepare(request), upstream.stream))
+    stream: (request) => Stream.unwrap(Effect.map(prepare(request), upstream.stream)).pipe(Stream.withSpan("ContextWindow.stream"))
   }
 }
 

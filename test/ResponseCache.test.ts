@@ -192,6 +192,12 @@ describe("ResponseCache keys", () => {
 })
 
 describe("ResponseCache in a provider stack", () => {
+  it("a provider ignores the cache field even without the cache layer", () => {
+    const body = OpenAiCompatible.toWireRequest(Message.request("hi", { cache: "refresh" }), "gpt-4o-mini", true)
+    expect(body).not.toHaveProperty("cache")
+    expect(JSON.stringify(body)).not.toContain("refresh")
+  })
+
   it.scoped("the cache field is never sent to the provider, and a hit sends nothing", () =>
     Effect.gen(function* () {
       const fake = yield* Testing.FakeProvider.make({ reply: { text: "cached?" } })
