@@ -1,6 +1,8 @@
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, type Duration, Effect, Fiber, Layer, Logger, Ref, Stream, TestClock } from "effect"
+import { spawn } from "node:child_process"
+import * as net from "node:net"
+import { Deferred, type Duration, Effect, Exit, Fiber, Layer, Logger, Ref, Scope, Stream, TestClock } from "effect"
 import { inject } from "vitest"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Testing } from "../src/index.js"
 
@@ -240,4 +242,81 @@ describe("ResponseCache over an unreachable Redis", () => {
       const warnings = logs.filter((l) => l.startsWith("WARN") && l.includes("Redis"))
       expect(warnings).toHaveLength(1)
     }), { timeout: 10_000 })
+})
+
+describe.skipIf(redisUrl === "")("ResponseCache when Redis goes away and comes back", () => {
+  const freePort = Effect.promise(() =>
+    new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, "127.0.0.1", () => {
+        const port = (server.address() as net.AddressInfo).port
+        server.close(() => resolve(port))
+      })
+    })
+  )
+  const isUp = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, "127.0.0.1", () => {
+        socket.destroy()
+        resolve(true)
+      })
+      socket.once("error", () => resolve(false))
+    })
+  /** A private redis-server on `port`, killed when the scope closes. */
+  const redisOn = (port: number) =>
+    Effect.acquireRelease(
+      Effect.promise(async () => {
+        const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+          stdio: "ignore"
+        })
+        for (let i = 0; i < 100 && !(await isUp(port)); i++) await new Promise((r) => setTimeout(r, 50))
+        return child
+      }),
+      (child) => Effect.sync(() => child.kill("SIGKILL"))
+    )
+
+  it.live("misses while it is down, with one warning, and hits again once it is back", () =>
+    Effect.gen(function* () {
+      const port = yield* freePort
+      const logs: Array<string> = []
+      const capture = Logger.add(Logger.make(({ logLevel, message }) => {
+        logs.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+      }))
+      const first = yield* Scope.make()
+      yield* Scope.extend(redisOn(port), first)
+      const m = yield* countingModel
+      const layer = ResponseCache.layer.pipe(
+        Layer.provideMerge(ResponseCache.layerRedis({ url: `redis://127.0.0.1:${port}/0`, ttl: "1 hour", commandTimeout: "300 millis" })),
+        Layer.provide(Layer.succeed(LanguageModel.LanguageModel, m.service))
+      )
+      const warnings = () => logs.filter((l) => l.startsWith("WARN")).length
+      yield* Effect.gen(function* () {
+        yield* LanguageModel.chat(Message.request("hello"))
+        yield* LanguageModel.chat(Message.request("hello"))
+        expect(yield* m.calls).toBe(1)
+
+        yield* Scope.close(first, Exit.void)
+        yield* Effect.sleep("100 millis")
+        const down = yield* LanguageModel.chat(Message.request("hello"))
+        expect(down.text).toBe("answer 1 to hello")
+        yield* LanguageModel.chat(Message.request("hello"))
+        expect(yield* m.calls).toBe(3)
+        expect(warnings()).toBe(1)
+
+        const second = yield* Scope.make()
+        yield* Scope.extend(redisOn(port), second)
+        // ioredis reconnects on its own schedule; ask until a repeat is served from the cache
+        let hit = false
+        for (let i = 0; i < 50 && !hit; i++) {
+          yield* Effect.sleep("100 millis")
+          const before = yield* m.calls
+          yield* LanguageModel.chat(Message.request(`probe ${i}`))
+          yield* LanguageModel.chat(Message.request(`probe ${i}`))
+          hit = (yield* m.calls) === before + 1
+        }
+        expect(hit).toBe(true)
+        expect(logs.some((l) => l.startsWith("INFO") && l.includes("answers again"))).toBe(true)
+        expect(warnings()).toBe(1)
+        yield* Scope.close(second, Exit.void)
+      }).pipe(Effect.provide(layer), Effect.provide(capture))
+    }), { timeout: 20_000 })
 })
