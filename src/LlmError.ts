@@ -134,6 +134,15 @@ export class RateLimitExceededError extends Schema.TaggedError<RateLimitExceeded
 /** @since 0.1.0 @category errors */
 export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>()("BudgetExceededError", {
   ...common,
+  /** Which limit the request would cross. */
+  dimension: Schema.optional(Schema.Literal("tokens", "cost")),
+  limit: Schema.optional(Schema.Number),
+  /** Spent (and reserved by requests in flight) in the current period. */
+  spent: Schema.optional(Schema.Number),
+  /** This request's estimate. */
+  requested: Schema.optional(Schema.Number),
+  /** How long until the period ends and the budget resets. */
+  retryAfter: Schema.optional(Schema.DurationFromSelf),
   retryable: retryableDefault(false)
 }) {}
 

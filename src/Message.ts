@@ -163,7 +163,12 @@ export const ChatRequest = Schema.Struct({
   user: Schema.optional(Schema.String),
   reasoningEffort: Schema.optional(ReasoningEffort),
   responseFormat: Schema.optional(ResponseFormat),
-  extra: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+  extra: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  /**
+   * How `ResponseCache` treats this request: `bypass` skips it, `refresh` calls the model
+   * and overwrites the stored answer. Never sent to a provider.
+   */
+  cache: Schema.optional(Schema.Literal("default", "bypass", "refresh"))
 })
 /** @since 0.1.0 @category requests */
 export type ChatRequest = typeof ChatRequest.Type

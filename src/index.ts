@@ -23,6 +23,13 @@ export * as ProviderConfig from "./ProviderConfig.js"
 export * as KeyPool from "./KeyPool.js"
 export * as RateLimiter from "./RateLimiter.js"
 
+// The economy: caching, usage and cost, budgets, token counts, context windows
+export * as ResponseCache from "./ResponseCache.js"
+export * as Usage from "./Usage.js"
+export * as Budget from "./Budget.js"
+export * as Tokenizer from "./Tokenizer.js"
+export * as ContextWindow from "./ContextWindow.js"
+
 // Bulk and observability
 export * as Batch from "./Batch.js"
 export * as Telemetry from "./Telemetry.js"

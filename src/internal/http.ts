@@ -14,6 +14,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -22,6 +23,7 @@ import * as KeyPool from "../KeyPool.js"
 import * as Err from "../LlmError.js"
 import type { ChatResponse, StreamEvent } from "../Message.js"
 import * as RateLimiter from "../RateLimiter.js"
+import { UsageTracker } from "../Usage.js"
 import { fromResponse } from "./errors.js"
 import { outcomeOf } from "./keyPool.js"
 
@@ -35,6 +37,8 @@ export interface Endpoint {
   readonly auth: (key: Redacted.Redacted<string>) => Record<string, string>
   readonly headers: Record<string, string>
   readonly timeout: Duration.Duration | undefined
+  /** Records every response's usage when a `Usage` layer was present at build time. */
+  readonly usage?: UsageTracker["Type"] | undefined
 }
 
 /** One outgoing call, already serialised. */
@@ -57,6 +61,7 @@ export const resolveEndpoint = (options: {
     const http = yield* HttpClient.HttpClient
     const pool = yield* KeyPool.KeyPool
     const limiter = yield* RateLimiter.RateLimiter
+    const usage = Option.getOrUndefined(yield* Effect.serviceOption(UsageTracker))
     const endpoint: Endpoint = {
       provider: options.provider,
       http,
@@ -64,7 +69,8 @@ export const resolveEndpoint = (options: {
       limiter,
       auth: options.auth,
       headers: options.headers ?? {},
-      timeout: options.timeout === undefined ? undefined : Duration.decode(options.timeout)
+      timeout: options.timeout === undefined ? undefined : Duration.decode(options.timeout),
+      usage
     }
     return endpoint
   })
@@ -183,8 +189,11 @@ export const sendJson = (
               }
               return Effect.as(
                 Effect.zipRight(
-                  endpoint.pool.report(lease.keyId, { _tag: "Success" }),
-                  endpoint.limiter.settle(decoded.usage.totalTokens, out.estimatedTokens)
+                  Effect.zipRight(
+                    endpoint.pool.report(lease.keyId, { _tag: "Success" }),
+                    endpoint.limiter.settle(decoded.usage.totalTokens, out.estimatedTokens)
+                  ),
+                  endpoint.usage === undefined ? Effect.void : endpoint.usage.record(endpoint.provider, out.model, decoded.usage)
                 ),
                 decoded
               )
@@ -316,9 +325,24 @@ export const sendStream = (
           Effect.onError((cause) => Scope.close(inner, Exit.failCause(cause)))
         ))
       const [response, lease] = yield* withTimeout(endpoint, out.model, onAnotherKey(endpoint, attempt))
-      return frames(endpoint, out, response, lease, framing, makeParser())
+      const events = frames(endpoint, out, response, lease, framing, makeParser())
+      return endpoint.usage === undefined ? events : recordFinish(endpoint.usage, endpoint.provider, out.model, events)
     })
   )
+
+/** Records the usage a stream's `Finish` carries; `Finish` is always its last event. */
+const recordFinish = (
+  tracker: UsageTracker["Type"],
+  provider: string,
+  model: string,
+  events: Stream.Stream<StreamEvent, Err.LlmError>
+): Stream.Stream<StreamEvent, Err.LlmError> =>
+  Stream.mapChunksEffect(events, (chunk) => {
+    const last = Chunk.last(chunk)
+    return last._tag === "Some" && last.value._tag === "Finish"
+      ? Effect.as(tracker.record(provider, model, last.value.usage), chunk)
+      : Effect.succeed(chunk)
+  })
 
 const frames = (
   endpoint: Endpoint,

@@ -1,0 +1,262 @@
+/**
+ * Spending limits per calendar period. A decorator over `LanguageModel` that refuses, before
+ * sending, a request whose estimated tokens or cost would take the period over budget; warns
+ * once per period when spend crosses `warnAt`; and starts afresh when the period ends.
+ *
+ * @since 0.1.0
+ */
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { LanguageModel } from "./LanguageModel.js"
+import { BudgetExceededError, type LlmError } from "./LlmError.js"
+import type { ChatRequest, StreamEvent, Usage as UsageData } from "./Message.js"
+import * as Tokenizer from "./Tokenizer.js"
+import * as Usage from "./Usage.js"
+
+/**
+ * Calendar periods in UTC: an hour starts at :00, a day at 00:00, a month on the 1st.
+ * @since 0.1.0 @category models
+ */
+export type Period = "hour" | "day" | "month"
+
+/** @since 0.1.0 @category models */
+export interface Options {
+  readonly period: Period
+  readonly maxTokens?: number | undefined
+  /** US dollars, priced with `prices`, else the `Usage` tracker's table, else `Usage.defaultPrices`. */
+  readonly maxCost?: number | undefined
+  /** The fraction of a limit at which to warn, once per period. Default 0.8. */
+  readonly warnAt?: number | undefined
+  readonly prices?: Usage.PriceTable | undefined
+  /** Output tokens assumed for a request without `maxTokens` when estimating it. Default 0. */
+  readonly assumedOutputTokens?: number | undefined
+}
+
+/** @since 0.1.0 @category models */
+export interface Status {
+  readonly period: Period
+  /** Epoch milliseconds. */
+  readonly periodStart: number
+  readonly periodEnd: number
+  readonly tokens: number
+  readonly cost: number
+  /** Estimates held by requests in flight. */
+  readonly reservedTokens: number
+  readonly reservedCost: number
+  readonly maxTokens: number | undefined
+  readonly maxCost: number | undefined
+  readonly warned: boolean
+}
+
+/** @since 0.1.0 @category metrics */
+export const warnings = Metric.counter("effect_llm_budget_warnings_total", {
+  description: "Budget periods whose spend crossed the warning threshold",
+  incremental: true
+})
+
+/** @since 0.1.0 @category metrics */
+export const rejections = Metric.counter("effect_llm_budget_rejections_total", {
+  description: "Requests refused because they would exceed a budget",
+  incremental: true
+})
+
+/**
+ * The period containing `now`, as epoch milliseconds `[start, end)`.
+ * @since 0.1.0 @category utils
+ */
+export const periodBounds = (period: Period, now: number): readonly [number, number] => {
+  switch (period) {
+    case "hour": {
+      const start = now - (now % 3_600_000)
+      return [start, start + 3_600_000]
+    }
+    case "day": {
+      const start = now - (now % 86_400_000)
+      return [start, start + 86_400_000]
+    }
+    case "month": {
+      const date = new Date(now)
+      return [Date.UTC(date.getUTCFullYear(), date.getUTCMonth(), 1), Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 1)]
+    }
+  }
+}
+
+interface Reservation {
+  readonly periodStart: number
+  readonly tokens: number
+  readonly cost: number
+}
+
+/** @since 0.1.0 @category models */
+export interface Controller {
+  readonly status: Effect.Effect<Status>
+  readonly decorate: (model: LanguageModel["Type"]) => LanguageModel["Type"]
+}
+
+/**
+ * A budget whose `status` you can read, and whose `decorate` wraps models. Every model it
+ * decorates draws on the same budget.
+ * @since 0.1.0 @category constructors
+ */
+export const make = (options: Options): Effect.Effect<Controller> =>
+  Effect.gen(function* () {
+    const tracker = Option.getOrUndefined(yield* Effect.serviceOption(Usage.UsageTracker))
+    const prices = options.prices ?? tracker?.prices ?? Usage.defaultPrices
+    const warnAt = options.warnAt ?? 0.8
+    const [start, end] = periodBounds(options.period, yield* Clock.currentTimeMillis)
+    const state = { periodStart: start, periodEnd: end, tokens: 0, cost: 0, reservedTokens: 0, reservedCost: 0, warned: false }
+    const unpriced = new Set<string>()
+
+    // every state change below is one synchronous step, so fibers cannot interleave inside it
+    const roll = (now: number) => {
+      if (now < state.periodEnd) return
+      const [s, e] = periodBounds(options.period, now)
+      Object.assign(state, { periodStart: s, periodEnd: e, tokens: 0, cost: 0, reservedTokens: 0, reservedCost: 0, warned: false })
+    }
+
+    const costOf = (provider: string, model: string, usage: Pick<UsageData, "inputTokens" | "outputTokens" | "cachedInputTokens">) => {
+      const price = Usage.priceOf(prices, provider, model)
+      return price === undefined ? undefined : Usage.costOf(price, usage)
+    }
+
+    const noPriceWarning = (provider: string, model: string) =>
+      Effect.suspend(() => {
+        if (options.maxCost === undefined || unpriced.has(`${provider}/${model}`)) return Effect.void
+        unpriced.add(`${provider}/${model}`)
+        return Effect.logWarning(`Budget: no price for ${provider}/${model}; its cost does not count towards maxCost`)
+      })
+
+    const reserve = (provider: string, model: string, request: ChatRequest): Effect.Effect<Reservation, BudgetExceededError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const inputTokens = Tokenizer.estimate(request.messages, { tools: request.tools }).tokens
+        const outputTokens = request.maxTokens ?? options.assumedOutputTokens ?? 0
+        const cost = costOf(provider, model, { inputTokens, outputTokens })
+        roll(now)
+        const over = (dimension: "tokens" | "cost", limit: number, spent: number, requested: number) =>
+          Effect.zipRight(
+            Metric.increment(rejections),
+            Effect.fail(
+              new BudgetExceededError({
+                provider,
+                model,
+                message: `${options.period}ly ${dimension} budget of ${format(dimension, limit)} would be exceeded: ` +
+                  `${format(dimension, spent)} spent or in flight, this request needs about ${format(dimension, requested)}; ` +
+                  `it resets at ${new Date(state.periodEnd).toISOString()}`,
+                dimension,
+                limit,
+                spent,
+                requested,
+                retryAfter: Duration.millis(state.periodEnd - now)
+              })
+            )
+          )
+        const tokens = inputTokens + outputTokens
+        const spentTokens = state.tokens + state.reservedTokens
+        if (options.maxTokens !== undefined && spentTokens + tokens > options.maxTokens) {
+          return over("tokens", options.maxTokens, spentTokens, tokens)
+        }
+        const spentCost = state.cost + state.reservedCost
+        if (options.maxCost !== undefined && cost !== undefined && spentCost + cost > options.maxCost) {
+          return over("cost", options.maxCost, spentCost, cost)
+        }
+        state.reservedTokens += tokens
+        state.reservedCost += cost ?? 0
+        const reservation: Reservation = { periodStart: state.periodStart, tokens, cost: cost ?? 0 }
+        return cost === undefined ? Effect.as(noPriceWarning(provider, model), reservation) : Effect.succeed(reservation)
+      })
+
+    const settle = (provider: string, model: string, reservation: Reservation, usage: UsageData | undefined) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        roll(now)
+        if (reservation.periodStart === state.periodStart) {
+          state.reservedTokens -= reservation.tokens
+          state.reservedCost -= reservation.cost
+        }
+        if (usage === undefined) return Effect.void
+        state.tokens += usage.totalTokens
+        state.cost += costOf(provider, model, usage) ?? 0
+        const fraction = Math.max(
+          options.maxTokens === undefined ? 0 : state.tokens / options.maxTokens,
+          options.maxCost === undefined ? 0 : state.cost / options.maxCost
+        )
+        if (state.warned || fraction < warnAt) return Effect.void
+        state.warned = true
+        return Effect.zipRight(
+          Metric.increment(warnings),
+          Effect.logWarning(
+            `Budget: ${Math.round(fraction * 100)}% of the ${options.period}ly budget is spent ` +
+              `(${state.tokens} tokens${options.maxTokens === undefined ? "" : ` of ${options.maxTokens}`}, ` +
+              `$${state.cost.toFixed(4)}${options.maxCost === undefined ? "" : ` of $${options.maxCost}`}); ` +
+              `it resets at ${new Date(state.periodEnd).toISOString()}`
+          )
+        )
+      })
+
+    const decorate = (upstream: LanguageModel["Type"]): LanguageModel["Type"] => {
+      const chat = (request: ChatRequest) => {
+        const model = request.model ?? upstream.model
+        return Effect.uninterruptibleMask((restore) =>
+          Effect.flatMap(reserve(upstream.provider, model, request), (reservation) =>
+            restore(upstream.chat(request)).pipe(
+              Effect.onExit((exit) =>
+                settle(upstream.provider, model, reservation, Exit.isSuccess(exit) ? exit.value.usage : undefined)
+              )
+            ))
+        ).pipe(Effect.withSpan("Budget.chat"))
+      }
+      const stream = (request: ChatRequest): Stream.Stream<StreamEvent, LlmError> => {
+        const model = request.model ?? upstream.model
+        return Stream.unwrapScoped(Effect.gen(function* () {
+          let usage: UsageData | undefined
+          yield* Effect.acquireRelease(
+            reserve(upstream.provider, model, request),
+            (reservation) => settle(upstream.provider, model, reservation, usage)
+          )
+          // Finish is a stream's last event: look at each chunk's tail, not at every event
+          return Stream.mapChunks(upstream.stream(request), (chunk) => {
+            const last = Chunk.last(chunk)
+            if (Option.isSome(last) && last.value._tag === "Finish") usage = last.value.usage
+            return chunk
+          })
+        })).pipe(Stream.withSpan("Budget.stream"))
+      }
+      return { ...upstream, chat, stream }
+    }
+
+    const status = Effect.map(Clock.currentTimeMillis, (now): Status => {
+      roll(now)
+      return {
+        period: options.period,
+        periodStart: state.periodStart,
+        periodEnd: state.periodEnd,
+        tokens: state.tokens,
+        cost: state.cost,
+        reservedTokens: state.reservedTokens,
+        reservedCost: state.reservedCost,
+        maxTokens: options.maxTokens,
+        maxCost: options.maxCost,
+        warned: state.warned
+      }
+    })
+
+    return { status, decorate }
+  })
+
+const format = (dimension: "tokens" | "cost", n: number) => (dimension === "tokens" ? `${n} tokens` : `$${n.toFixed(4)}`)
+
+/**
+ * The decorator. Prices come from `options.prices`, else from a `Usage` tracker in context.
+ * @since 0.1.0 @category layers
+ */
+export const layer = (options: Options): Layer.Layer<LanguageModel, never, LanguageModel> =>
+  Layer.effect(
+    LanguageModel,
+    Effect.flatMap(make(options), (controller) => Effect.map(LanguageModel, controller.decorate))
+  )

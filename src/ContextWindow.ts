@@ -1,0 +1,291 @@
+/**
+ * Fitting a conversation into a model's context window: keep the system prompt and the
+ * newest turns, drop (or summarise) the oldest, never separate a tool call from its results.
+ * `fit` does it once; `layer` does it to every request, before it is sent.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Stream from "effect/Stream"
+import { LanguageModel } from "./LanguageModel.js"
+import { ContextLengthError, type LlmError } from "./LlmError.js"
+import * as Message from "./Message.js"
+import * as Tokenizer from "./Tokenizer.js"
+
+/**
+ * Turns dropped messages into a summary text, which `fit` puts after the system prompt.
+ * @since 0.1.0 @category models
+ */
+export type Compactor = (dropped: ReadonlyArray<Message.Message>) => Effect.Effect<string, LlmError>
+
+/** @since 0.1.0 @category models */
+export interface FitOptions {
+  readonly contextWindow: number
+  /** Tokens kept free for the reply. */
+  readonly reserve: number
+  /** Chooses the tokenizer: the real BPE for OpenAI models, the estimate for others. */
+  readonly model?: string | undefined
+  /** Named in a `ContextLengthError`. */
+  readonly provider?: string | undefined
+  /** Tool definitions sent with the request; they take room too. */
+  readonly tools?: ReadonlyArray<Message.ToolDefinition> | undefined
+  readonly compact?: Compactor | undefined
+}
+
+/** @since 0.1.0 @category models */
+export interface FitResult {
+  readonly messages: ReadonlyArray<Message.Message>
+  /** Dropped messages, oldest first; empty when everything fitted. */
+  readonly dropped: ReadonlyArray<Message.Message>
+  /** The prompt's tokens after fitting, tools and overhead included. */
+  readonly tokens: number
+  readonly exact: boolean
+  /** True when a summary of the dropped messages was added. */
+  readonly summarized: boolean
+}
+
+/** @since 0.1.0 @category defaults */
+export const defaultContextWindow = 200_000
+
+/** @since 0.1.0 @category metrics */
+export const droppedMessages = Metric.counter("effect_llm_context_dropped_messages_total", {
+  description: "Messages dropped by ContextWindow to fit a request into the model's window",
+  incremental: true
+})
+
+/** The first index of each unit that must be kept or dropped whole: a tool call with its results. */
+const unitsOf = (messages: ReadonlyArray<Message.Message>, from: number): Array<readonly [number, number]> => {
+  const units: Array<readonly [number, number]> = []
+  let i = from
+  while (i < messages.length) {
+    const message = messages[i]!
+    let end = i + 1
+    if (message.role === "assistant" && message.toolCalls !== undefined && message.toolCalls.length > 0) {
+      const ids = new Set(message.toolCalls.map((c) => c.id))
+      while (end < messages.length) {
+        const next = messages[end]!
+        if (next.role !== "tool" || !ids.has(next.toolCallId)) break
+        end++
+      }
+    }
+    units.push([i, end])
+    i = end
+  }
+  return units
+}
+
+const summaryMessage = (summary: string): Message.SystemMessage =>
+  Message.system(`Summary of the earlier part of this conversation:\n${summary}`)
+
+/**
+ * Fits `messages` into `contextWindow − reserve` tokens. The leading system messages are
+ * always kept; then whole units (a message, or an assistant tool call with its results) from
+ * the newest back, as many as fit. With `compact`, the dropped units are summarised into one
+ * system message after the system prompt, when the summary fits. Fails with
+ * `ContextLengthError` when the system prompt (with tools) or the newest unit cannot fit.
+ * @since 0.1.0 @category fitting
+ */
+export const fit = (
+  messages: ReadonlyArray<Message.Message>,
+  options: FitOptions
+): Effect.Effect<FitResult, ContextLengthError> =>
+  Effect.gen(function* () {
+    const tokenizer = yield* Tokenizer.current
+    const model = options.model ?? ""
+    const countOptions = { tools: options.tools }
+    const budget = options.contextWindow - options.reserve
+    const failure = (message: string) =>
+      new ContextLengthError({ provider: options.provider ?? "unknown", model: options.model ?? "unknown", message })
+
+    const { perMessage, overhead, exact } = yield* tokenizer.countEach(messages, model, countOptions)
+    let system = 0
+    while (system < messages.length && messages[system]!.role === "system") system++
+    let fixed = overhead
+    for (let i = 0; i < system; i++) fixed += perMessage[i]!
+    if (fixed > budget) {
+      return yield* failure(
+        `the system prompt${options.tools?.length ? " and tool definitions" : ""} take ${fixed} tokens, ` +
+          `more than the ${budget} the window leaves (contextWindow ${options.contextWindow} − reserve ${options.reserve})`
+      )
+    }
+
+    const units = unitsOf(messages, system)
+    const unitTokens = units.map(([s, e]) => {
+      let n = 0
+      for (let i = s; i < e; i++) n += perMessage[i]!
+      return n
+    })
+    // the oldest unit kept; everything before it (after the system prompt) is dropped
+    let first = units.length
+    let used = fixed
+    while (first > 0 && used + unitTokens[first - 1]! <= budget) {
+      first--
+      used += unitTokens[first]!
+    }
+    if (units.length > 0 && first === units.length) {
+      const [s, e] = units[units.length - 1]!
+      return yield* failure(
+        `the newest ${e - s > 1 ? "tool call and its results take" : "message takes"} ${unitTokens[units.length - 1]} tokens; ` +
+          `with the system prompt (${fixed}) that is over the ${budget} the window leaves ` +
+          `(contextWindow ${options.contextWindow} − reserve ${options.reserve})`
+      )
+    }
+
+    const head = messages.slice(0, system)
+    const startOf = (unit: number) => (unit === units.length ? messages.length : units[unit]![0])
+    // the per-message sum can differ from the whole-request count by a token or two (tool
+    // padding); check the whole and give up more of the oldest if needed
+    let total = yield* tokenizer.count([...head, ...messages.slice(startOf(first))], model, countOptions)
+    while (total.tokens > budget && first < units.length - 1) {
+      first++
+      total = yield* tokenizer.count([...head, ...messages.slice(startOf(first))], model, countOptions)
+    }
+    if (total.tokens > budget) {
+      return yield* failure(`the newest message does not fit: ${total.tokens} tokens, over the ${budget} the window leaves`)
+    }
+    const kept = messages.slice(startOf(first))
+    const dropped = messages.slice(system, startOf(first))
+
+    if (dropped.length > 0 && options.compact !== undefined) {
+      const summary = yield* options.compact(dropped).pipe(
+        Effect.map((text) => [summaryMessage(text)]),
+        Effect.catchAll((error) =>
+          Effect.as(Effect.logWarning(`ContextWindow: summarising dropped turns failed, dropping them instead: ${error.message}`), [])
+        )
+      )
+      if (summary.length > 0) {
+        const withSummary = yield* tokenizer.count([...head, ...summary, ...kept], model, countOptions)
+        if (withSummary.tokens <= budget) {
+          return { messages: [...head, ...summary, ...kept], dropped, tokens: withSummary.tokens, exact, summarized: true }
+        }
+      }
+    }
+    return { messages: [...head, ...kept], dropped, tokens: total.tokens, exact, summarized: false }
+  }).pipe(Effect.withSpan("ContextWindow.fit"))
+
+/**
+ * A `Compactor` that asks `model` for a summary of the dropped turns. The transcript it
+ * sends is cut to its newest `maxChars` characters (default 32 000), so it fits too.
+ * @since 0.1.0 @category fitting
+ */
+export const summarizeWith = (
+  model: LanguageModel["Type"],
+  options: { readonly maxChars?: number; readonly maxTokens?: number; readonly instructions?: string } = {}
+): Compactor =>
+(dropped) => {
+  const transcript = dropped.map((m) => {
+    const calls = m.role === "assistant" && m.toolCalls !== undefined
+      ? m.toolCalls.map((c) => ` [called ${c.name}(${c.arguments})]`).join("")
+      : ""
+    return `${m.role}: ${Message.contentText(m)}${calls}`
+  }).join("\n")
+  const maxChars = options.maxChars ?? 32_000
+  const clipped = transcript.length > maxChars ? transcript.slice(transcript.length - maxChars) : transcript
+  return Effect.map(
+    model.chat(
+      Message.request(
+        [
+          Message.system(
+            options.instructions ??
+              "Summarise this conversation excerpt in a few sentences. Keep facts, decisions, names and open questions."
+          ),
+          Message.user(clipped)
+        ],
+        { maxTokens: options.maxTokens ?? 512, cache: "bypass" }
+      )
+    ),
+    (response) => response.text
+  )
+}
+
+/** @since 0.1.0 @category models */
+export interface Report {
+  readonly provider: string
+  readonly model: string
+  readonly dropped: ReadonlyArray<Message.Message>
+  readonly tokens: number
+  readonly summarized: boolean
+}
+
+/** @since 0.1.0 @category models */
+export interface Options {
+  /** Default: the model's `contextWindow`, else 200 000. */
+  readonly contextWindow?: number | undefined
+  /** Tokens kept free for the reply; a request's `maxTokens` raises it. Default 0. */
+  readonly reserve?: number | undefined
+  /** A compactor, or `"summarize"` to have the decorated model summarise what is dropped. */
+  readonly compact?: Compactor | "summarize" | undefined
+  /** Called whenever messages were dropped; the decorator also logs and counts it. */
+  readonly onFit?: ((report: Report) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * A conservative bound: a BPE token is at least one UTF-8 byte, a UTF-16 unit at most three
+ * bytes, and each message's framing a few tokens. Below it a request fits without counting.
+ */
+const upperBound = (messages: ReadonlyArray<Message.Message>): number => {
+  let n = 3
+  for (const message of messages) {
+    n += 10
+    if (typeof message.content === "string") n += message.content.length * 3
+    else for (const part of message.content) n += part.type === "text" ? part.text.length * 3 : 1_000
+    if (message.role === "assistant") {
+      n += (message.reasoning?.length ?? 0) * 3
+      for (const call of message.toolCalls ?? []) n += (call.name.length + call.arguments.length) * 3 + 10
+    }
+    if (message.role === "tool") n += message.toolCallId.length * 3
+  }
+  return n
+}
+
+/**
+ * Wraps a model so that every request is fitted to its window before it is sent.
+ * @since 0.1.0 @category constructors
+ */
+export const make = (upstream: LanguageModel["Type"], options: Options = {}): LanguageModel["Type"] => {
+  const compact = options.compact === "summarize" ? summarizeWith(upstream) : options.compact
+  const prepare = (request: Message.ChatRequest): Effect.Effect<Message.ChatRequest, ContextLengthError> => {
+    const contextWindow = options.contextWindow ?? upstream.contextWindow ?? defaultContextWindow
+    const reserve = Math.max(options.reserve ?? 0, request.maxTokens ?? 0)
+    const noTools = request.tools === undefined || request.tools.length === 0
+    // the common case, a request far below the window, costs one pass over the text
+    if (noTools && upperBound(request.messages) <= contextWindow - reserve) return Effect.succeed(request)
+    const model = request.model ?? upstream.model
+    return fit(request.messages, { contextWindow, reserve, model, provider: upstream.provider, tools: request.tools, compact }).pipe(
+      Effect.tap((result) => {
+        if (result.dropped.length === 0) return Effect.void
+        const report: Report = {
+          provider: upstream.provider,
+          model,
+          dropped: result.dropped,
+          tokens: result.tokens,
+          summarized: result.summarized
+        }
+        return Effect.all([
+          Metric.incrementBy(droppedMessages, result.dropped.length),
+          Effect.annotateCurrentSpan({ "context.dropped": result.dropped.length, "context.summarized": result.summarized }),
+          Effect.logInfo(
+            `ContextWindow: dropped ${result.dropped.length} oldest message(s)${result.summarized ? " (summarised)" : ""} ` +
+              `to fit ${model} into ${contextWindow - reserve} tokens; the prompt is now ${result.tokens}`
+          ),
+          options.onFit === undefined ? Effect.void : options.onFit(report)
+        ], { discard: true })
+      }),
+      Effect.map((result) => (result.dropped.length === 0 ? request : { ...request, messages: result.messages }))
+    )
+  }
+  return {
+    ...upstream,
+    chat: (request) => Effect.flatMap(prepare(request), upstream.chat).pipe(Effect.withSpan("ContextWindow.chat")),
+    stream: (request) => Stream.unwrap(Effect.map(prepare(request), upstream.stream)).pipe(Stream.withSpan("ContextWindow.stream"))
+  }
+}
+
+/**
+ * The decorator.
+ * @since 0.1.0 @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<LanguageModel, never, LanguageModel> =>
+  Layer.effect(LanguageModel, Effect.map(LanguageModel, (upstream) => make(upstream, options)))

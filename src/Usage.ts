@@ -1,0 +1,238 @@
+/**
+ * Usage and cost: a tracker of totals per provider and model, fed by every provider
+ * response when its layer is present, and a price table that turns tokens into dollars.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import type * as Message from "./Message.js"
+
+/**
+ * US dollars per million tokens. `cachedInputPerMillion` prices input tokens the provider
+ * served from its prompt cache; when absent they cost the full input price.
+ * @since 0.1.0 @category prices
+ */
+export interface Price {
+  readonly inputPerMillion: number
+  readonly outputPerMillion: number
+  readonly cachedInputPerMillion?: number | undefined
+}
+
+/**
+ * Prices by model name. A key may also be `provider/model` to price one provider's copy of a
+ * model differently. Lookup is exact first, then the longest key that prefixes the model
+ * (so `gpt-4o-mini-2024-07-18` is priced as `gpt-4o-mini`).
+ * @since 0.1.0 @category prices
+ */
+export type PriceTable = Readonly<Record<string, Price>>
+
+/**
+ * Public list prices (USD per million tokens) of common models, as published by their
+ * vendors. Contracts and discounts differ: override with `layer({ prices })`.
+ * @since 0.1.0 @category prices
+ */
+export const defaultPrices: PriceTable = {
+  "gpt-4o": { inputPerMillion: 2.5, outputPerMillion: 10, cachedInputPerMillion: 1.25 },
+  "gpt-4o-mini": { inputPerMillion: 0.15, outputPerMillion: 0.6, cachedInputPerMillion: 0.075 },
+  "gpt-4.1": { inputPerMillion: 2, outputPerMillion: 8, cachedInputPerMillion: 0.5 },
+  "gpt-4.1-mini": { inputPerMillion: 0.4, outputPerMillion: 1.6, cachedInputPerMillion: 0.1 },
+  "gpt-4.1-nano": { inputPerMillion: 0.1, outputPerMillion: 0.4, cachedInputPerMillion: 0.025 },
+  "gpt-5": { inputPerMillion: 1.25, outputPerMillion: 10, cachedInputPerMillion: 0.125 },
+  "gpt-5-mini": { inputPerMillion: 0.25, outputPerMillion: 2, cachedInputPerMillion: 0.025 },
+  "gpt-5-nano": { inputPerMillion: 0.05, outputPerMillion: 0.4, cachedInputPerMillion: 0.005 },
+  "o3": { inputPerMillion: 2, outputPerMillion: 8, cachedInputPerMillion: 0.5 },
+  "o4-mini": { inputPerMillion: 1.1, outputPerMillion: 4.4, cachedInputPerMillion: 0.275 },
+  "claude-opus-4": { inputPerMillion: 15, outputPerMillion: 75, cachedInputPerMillion: 1.5 },
+  "claude-sonnet-4": { inputPerMillion: 3, outputPerMillion: 15, cachedInputPerMillion: 0.3 },
+  "claude-3-5-haiku": { inputPerMillion: 0.8, outputPerMillion: 4, cachedInputPerMillion: 0.08 },
+  "gemini-2.5-pro": { inputPerMillion: 1.25, outputPerMillion: 10 },
+  "gemini-2.5-flash": { inputPerMillion: 0.3, outputPerMillion: 2.5 },
+  "deepseek-chat": { inputPerMillion: 0.27, outputPerMillion: 1.1, cachedInputPerMillion: 0.07 }
+}
+
+/**
+ * The price of `model` (served by `provider`) in `table`, or undefined when unknown.
+ * @since 0.1.0 @category prices
+ */
+export const priceOf = (table: PriceTable, provider: string, model: string): Price | undefined => {
+  const qualified = table[`${provider}/${model}`] ?? table[model]
+  if (qualified !== undefined) return qualified
+  // OpenRouter-style names carry the vendor: `openai/gpt-4o` is priced as `gpt-4o`
+  const slash = model.lastIndexOf("/")
+  const bare = slash >= 0 ? model.slice(slash + 1) : model
+  let best: Price | undefined
+  let bestLength = 0
+  for (const key in table) {
+    if (key.length > bestLength && (bare.startsWith(key) || model.startsWith(key))) {
+      best = table[key]
+      bestLength = key.length
+    }
+  }
+  return best
+}
+
+/**
+ * Dollars for a usage at a price. Reasoning tokens are part of output tokens, as every
+ * provider bills them.
+ * @since 0.1.0 @category prices
+ */
+export const costOf = (price: Price, usage: Pick<Message.Usage, "inputTokens" | "outputTokens" | "cachedInputTokens">): number => {
+  const cached = Math.min(usage.cachedInputTokens ?? 0, usage.inputTokens)
+  const cachedPrice = price.cachedInputPerMillion ?? price.inputPerMillion
+  return ((usage.inputTokens - cached) * price.inputPerMillion + cached * cachedPrice +
+    usage.outputTokens * price.outputPerMillion) / 1_000_000
+}
+
+/** @since 0.1.0 @category models */
+export interface Totals {
+  readonly requests: number
+  readonly inputTokens: number
+  readonly outputTokens: number
+  readonly reasoningTokens: number
+  readonly cachedInputTokens: number
+  readonly totalTokens: number
+  /** Requests whose usage the library estimated because the provider reported none. */
+  readonly estimatedRequests: number
+  /** US dollars, for the requests whose model has a price. */
+  readonly cost: number
+  /** Requests whose model had no price, so `cost` leaves them out. */
+  readonly unpricedRequests: number
+}
+
+/** @since 0.1.0 @category models */
+export interface Entry extends Totals {
+  readonly provider: string
+  readonly model: string
+}
+
+/** @since 0.1.0 @category models */
+export interface Snapshot {
+  /** One entry per provider and model, in first-seen order. */
+  readonly entries: ReadonlyArray<Entry>
+  readonly total: Totals
+}
+
+/** @since 0.1.0 @category models */
+export interface Service {
+  /** Adds one response's usage. Providers call it; callers rarely need to. */
+  readonly record: (provider: string, model: string, usage: Message.Usage) => Effect.Effect<void>
+  readonly snapshot: Effect.Effect<Snapshot>
+  readonly reset: Effect.Effect<void>
+  /** The price table in force, with the user's overrides. */
+  readonly prices: PriceTable
+  /** Dollars for a usage of `model`, or undefined when it has no price. */
+  readonly cost: (provider: string, model: string, usage: Message.Usage) => number | undefined
+}
+
+/** @since 0.1.0 @category tags */
+export class UsageTracker extends Context.Tag("effect-llm/UsageTracker")<UsageTracker, Service>() {}
+
+/** @since 0.1.0 @category models */
+export interface Options {
+  /** Merged over `defaultPrices`; set `replacePrices` to use only these. */
+  readonly prices?: PriceTable | undefined
+  readonly replacePrices?: boolean | undefined
+}
+
+/** @since 0.1.0 @category metrics */
+export const tokensCounter = Metric.counter("effect_llm_tokens_total", {
+  description: "Tokens reported by providers (input plus output)",
+  incremental: true
+})
+
+/** @since 0.1.0 @category metrics */
+export const costCounter = Metric.counter("effect_llm_cost_usd_total", {
+  description: "Estimated spend in US dollars",
+  incremental: true
+})
+
+const zero: Totals = {
+  requests: 0,
+  inputTokens: 0,
+  outputTokens: 0,
+  reasoningTokens: 0,
+  cachedInputTokens: 0,
+  totalTokens: 0,
+  estimatedRequests: 0,
+  cost: 0,
+  unpricedRequests: 0
+}
+
+const add = (a: Totals, b: Totals): Totals => ({
+  requests: a.requests + b.requests,
+  inputTokens: a.inputTokens + b.inputTokens,
+  outputTokens: a.outputTokens + b.outputTokens,
+  reasoningTokens: a.reasoningTokens + b.reasoningTokens,
+  cachedInputTokens: a.cachedInputTokens + b.cachedInputTokens,
+  totalTokens: a.totalTokens + b.totalTokens,
+  estimatedRequests: a.estimatedRequests + b.estimatedRequests,
+  cost: a.cost + b.cost,
+  unpricedRequests: a.unpricedRequests + b.unpricedRequests
+})
+
+/** @since 0.1.0 @category constructors */
+export const make = (options: Options = {}): Effect.Effect<Service> =>
+  Effect.sync(() => {
+    const prices: PriceTable = options.replacePrices === true
+      ? { ...options.prices }
+      : { ...defaultPrices, ...options.prices }
+    // a plain Map: every update is one synchronous step, so fibers cannot interleave inside it
+    const entries = new Map<string, Entry>()
+    const cost = (provider: string, model: string, usage: Message.Usage) => {
+      const price = priceOf(prices, provider, model)
+      return price === undefined ? undefined : costOf(price, usage)
+    }
+    const record = (provider: string, model: string, usage: Message.Usage) =>
+      Effect.suspend(() => {
+        const dollars = cost(provider, model, usage)
+        const key = `${provider}\u0000${model}`
+        const before = entries.get(key) ?? { provider, model, ...zero }
+        entries.set(key, {
+          provider,
+          model,
+          ...add(before, {
+            requests: 1,
+            inputTokens: usage.inputTokens,
+            outputTokens: usage.outputTokens,
+            reasoningTokens: usage.reasoningTokens ?? 0,
+            cachedInputTokens: usage.cachedInputTokens ?? 0,
+            totalTokens: usage.totalTokens,
+            estimatedRequests: usage.estimated ? 1 : 0,
+            cost: dollars ?? 0,
+            unpricedRequests: dollars === undefined ? 1 : 0
+          })
+        })
+        const tags = (metric: Metric.Metric.Counter<number>) =>
+          metric.pipe(Metric.tagged("provider", provider), Metric.tagged("model", model))
+        return Effect.zipRight(
+          Metric.incrementBy(tags(tokensCounter), usage.totalTokens),
+          dollars === undefined ? Effect.void : Metric.incrementBy(tags(costCounter), dollars)
+        )
+      })
+    const snapshot = Effect.sync((): Snapshot => {
+      const list = [...entries.values()]
+      return { entries: list, total: list.reduce<Totals>((sum, entry) => add(sum, entry), zero) }
+    })
+    const reset = Effect.sync(() => entries.clear())
+    return { record, snapshot, reset, prices, cost }
+  })
+
+/**
+ * A tracker. Every provider built on `internal/http` records into it when it is in context,
+ * so provide it below the provider layers (or to the whole stack).
+ * @since 0.1.0 @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<UsageTracker> => Layer.effect(UsageTracker, make(options))
+
+/** @since 0.1.0 @category accessors */
+export const snapshot: Effect.Effect<Snapshot, never, UsageTracker> = Effect.flatMap(UsageTracker, (t) => t.snapshot)
+
+/** @since 0.1.0 @category accessors */
+export const reset: Effect.Effect<void, never, UsageTracker> = Effect.flatMap(UsageTracker, (t) => t.reset)
+
+/** @since 0.1.0 @category accessors */
+export const record = (provider: string, model: string, usage: Message.Usage): Effect.Effect<void, never, UsageTracker> =>
+  Effect.flatMap(UsageTracker, (t) => t.record(provider, model, usage))

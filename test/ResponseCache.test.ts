@@ -1,0 +1,322 @@
+import { NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { spawn } from "node:child_process"
+import * as net from "node:net"
+import { Deferred, type Duration, Effect, Exit, Fiber, Layer, Logger, Ref, Scope, Stream, TestClock } from "effect"
+import { inject } from "vitest"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Testing } from "../src/index.js"
+
+const redisUrl = inject("redisUrl")
+if (redisUrl === "") console.warn("[redis] no redis-server: the Redis ResponseCache tests are skipped")
+
+/** A model that counts upstream calls and, when gated, holds each call until the gate opens. */
+const countingModel = Effect.gen(function* () {
+  const calls = yield* Ref.make(0)
+  const gate = yield* Ref.make<Deferred.Deferred<void> | undefined>(undefined)
+  const mock = yield* Testing.makeMockModel({ steps: (request, n) => `answer ${n} to ${Message.contentText(request.messages[0]!)}` })
+  const service: LanguageModel.Service = {
+    ...mock.service,
+    chat: (request) =>
+      Effect.gen(function* () {
+        yield* Ref.update(calls, (n) => n + 1)
+        const g = yield* Ref.get(gate)
+        if (g !== undefined) yield* Deferred.await(g)
+        return yield* mock.service.chat(request)
+      }),
+    stream: (request) => Stream.unwrap(Effect.as(Ref.update(calls, (n) => n + 1), mock.service.stream(request)))
+  }
+  return { service, calls: Ref.get(calls), gate, requests: mock.requests }
+})
+
+let prefixCounter = 0
+const stores: Array<[string, (options: { maxEntries: number; ttl: Duration.DurationInput }) => Layer.Layer<ResponseCache.ResponseCacheStore>]> = [
+  ["memory", (o) => ResponseCache.layerMemory(o)]
+]
+if (redisUrl !== "") {
+  stores.push([
+    "redis",
+    (o) => ResponseCache.layerRedis({ url: redisUrl, prefix: `test:${process.pid}:${prefixCounter++}:`, ...o })
+  ])
+}
+
+describe.each(stores)("ResponseCache over the %s store", (_name, storeLayer) => {
+  const withCache = <A, E>(
+    options: { maxEntries: number; ttl: Duration.DurationInput },
+    body: (m: Effect.Effect.Success<typeof countingModel>) => Effect.Effect<A, E, LanguageModel.LanguageModel | ResponseCache.ResponseCacheStore>,
+    cacheOptions: ResponseCache.Options = {}
+  ) =>
+    Effect.gen(function* () {
+      const m = yield* countingModel
+      const layer = ResponseCache.layerWith(cacheOptions).pipe(
+        Layer.provideMerge(storeLayer(options)),
+        Layer.provide(Layer.succeed(LanguageModel.LanguageModel, m.service))
+      )
+      return yield* body(m).pipe(Effect.provide(layer))
+    })
+
+  it.scoped("a miss calls the model, a hit does not; stats count both; clear empties", () =>
+    withCache({ maxEntries: 10, ttl: "1 hour" }, (m) =>
+      Effect.gen(function* () {
+        const first = yield* LanguageModel.chat(Message.request("hello"))
+        const second = yield* LanguageModel.chat(Message.request("hello"))
+        expect(second).toEqual(first)
+        expect(yield* m.calls).toBe(1)
+        expect(yield* ResponseCache.stats).toEqual({ hits: 1, misses: 1, hitRate: 0.5, size: 1 })
+        yield* LanguageModel.chat(Message.request("something else"))
+        expect(yield* m.calls).toBe(2)
+        yield* ResponseCache.clear
+        expect(yield* ResponseCache.stats).toEqual({ hits: 0, misses: 0, hitRate: 0, size: 0 })
+        yield* LanguageModel.chat(Message.request("hello"))
+        expect(yield* m.calls).toBe(3)
+      })))
+
+  it.scoped("entries expire after the TTL", () =>
+    withCache({ maxEntries: 10, ttl: "1 minute" }, (m) =>
+      Effect.gen(function* () {
+        yield* LanguageModel.chat(Message.request("hello"))
+        yield* TestClock.adjust("59 seconds")
+        yield* LanguageModel.chat(Message.request("hello"))
+        expect(yield* m.calls).toBe(1)
+        yield* TestClock.adjust("2 seconds")
+        const again = yield* LanguageModel.chat(Message.request("hello"))
+        expect(yield* m.calls).toBe(2)
+        expect(again.text).toBe("answer 1 to hello")
+      })))
+
+  it.scoped("beyond maxEntries the least recently used entry is evicted", () =>
+    withCache({ maxEntries: 2, ttl: "1 hour" }, (m) =>
+      Effect.gen(function* () {
+        yield* LanguageModel.chat(Message.request("a"))
+        yield* TestClock.adjust("1 second")
+        yield* LanguageModel.chat(Message.request("b"))
+        yield* TestClock.adjust("1 second")
+        yield* LanguageModel.chat(Message.request("a")) // a is now fresher than b
+        yield* TestClock.adjust("1 second")
+        yield* LanguageModel.chat(Message.request("c")) // evicts b
+        expect(yield* m.calls).toBe(3)
+        expect((yield* ResponseCache.stats).size).toBe(2)
+        yield* TestClock.adjust("1 second")
+        yield* LanguageModel.chat(Message.request("a"))
+        expect(yield* m.calls).toBe(3)
+        yield* LanguageModel.chat(Message.request("b"))
+        expect(yield* m.calls).toBe(4)
+      })))
+
+  it.scoped("concurrent identical requests share one upstream call", () =>
+    withCache({ maxEntries: 10, ttl: "1 hour" }, (m) =>
+      Effect.gen(function* () {
+        const gate = yield* Deferred.make<void>()
+        yield* Ref.set(m.gate, gate)
+        const fibers = yield* Effect.forEach(
+          [1, 2, 3, 4, 5],
+          () => Effect.fork(LanguageModel.chat(Message.request("same question"))),
+          { concurrency: "unbounded" }
+        )
+        // let every fiber reach the store and the in-flight table
+        for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+        yield* Deferred.succeed(gate, undefined)
+        const answers = yield* Effect.forEach(fibers, Fiber.join)
+        expect(yield* m.calls).toBe(1)
+        expect(new Set(answers.map((a) => a.text)).size).toBe(1)
+      })))
+
+  it.scoped("a request can bypass the cache or force a refresh; neither field reaches the model", () =>
+    withCache({ maxEntries: 10, ttl: "1 hour" }, (m) =>
+      Effect.gen(function* () {
+        const first = yield* LanguageModel.chat(Message.request("hello"))
+        const bypassed = yield* LanguageModel.chat(Message.request("hello", { cache: "bypass" }))
+        expect(bypassed.text).toBe("answer 1 to hello")
+        const refreshed = yield* LanguageModel.chat(Message.request("hello", { cache: "refresh" }))
+        expect(refreshed.text).toBe("answer 2 to hello")
+        const cached = yield* LanguageModel.chat(Message.request("hello"))
+        expect(cached.text).toBe("answer 2 to hello")
+        expect(first.text).toBe("answer 0 to hello")
+        expect(yield* m.calls).toBe(3)
+        for (const request of yield* m.requests) expect("cache" in request).toBe(false)
+      })))
+
+  it.scoped("streams are not cached by default", () =>
+    withCache({ maxEntries: 10, ttl: "1 hour" }, (m) =>
+      Effect.gen(function* () {
+        yield* LanguageModel.chat(Message.request("hello"))
+        yield* Stream.runDrain(LanguageModel.stream(Message.request("hello")))
+        yield* Stream.runDrain(LanguageModel.stream(Message.request("hello")))
+        expect(yield* m.calls).toBe(3)
+      })))
+
+  it.scoped("with streams: replay, a cached answer replays as a stream and a finished stream is stored", () =>
+    withCache(
+      { maxEntries: 10, ttl: "1 hour" },
+      (m) =>
+        Effect.gen(function* () {
+          const answer = yield* LanguageModel.chat(Message.request("hello"))
+          const replayed = yield* LanguageModel.collect(LanguageModel.stream(Message.request("hello")))
+          expect(replayed).toEqual(answer)
+          expect(yield* m.calls).toBe(1)
+          const streamed = yield* LanguageModel.collect(LanguageModel.stream(Message.request("new one")))
+          const fromCache = yield* LanguageModel.chat(Message.request("new one"))
+          expect(fromCache).toEqual(streamed)
+          expect(yield* m.calls).toBe(2)
+        }),
+      { streams: "replay" }
+    ))
+})
+
+describe("ResponseCache keys", () => {
+  const base = Message.request([Message.system("be brief"), Message.user("hi")], { temperature: 0.2, maxTokens: 50 })
+  const key = (r: Message.ChatRequest) => ResponseCache.keyOf("openai", "gpt-4o", r)
+
+  it("ignore key order, defaulted fields, the end-user id and the cache switch", () => {
+    const reordered: Message.ChatRequest = JSON.parse(
+      `{"maxTokens":50,"temperature":0.2,"messages":[{"content":"be brief","role":"system"},{"content":"hi","role":"user"}]}`
+    )
+    expect(key(reordered)).toBe(key(base))
+    expect(key({ ...base, topP: 1, presencePenalty: 0, frequencyPenalty: 0, stop: [], tools: [], extra: {} })).toBe(key(base))
+    expect(key({ ...base, responseFormat: { type: "text" }, user: "end-user-42", cache: "refresh" })).toBe(key(base))
+    expect(key({ ...base, messages: [Message.system("be brief"), Message.user([Message.text("hi")])] })).toBe(key(base))
+  })
+
+  it("change with anything that changes the answer", () => {
+    const variants: Array<Message.ChatRequest> = [
+      { ...base, temperature: 0.3 },
+      { ...base, maxTokens: 51 },
+      { ...base, messages: [Message.system("be brief"), Message.user("hi!")] },
+      { ...base, seed: 1 },
+      { ...base, tools: [{ name: "f", parameters: { type: "object" } }] },
+      { ...base, responseFormat: { type: "json_object" } },
+      { ...base, extra: { logit_bias: { "1": 2 } } }
+    ]
+    const keys = new Set([key(base), ...variants.map(key)])
+    expect(keys.size).toBe(variants.length + 1)
+    expect(ResponseCache.keyOf("openai", "gpt-4o-mini", base)).not.toBe(key(base))
+    expect(ResponseCache.keyOf("groq", "gpt-4o", base)).not.toBe(key(base))
+  })
+})
+
+describe("ResponseCache in a provider stack", () => {
+  it("a provider ignores the cache field even without the cache layer", () => {
+    const body = OpenAiCompatible.toWireRequest(Message.request("hi", { cache: "refresh" }), "gpt-4o-mini", true)
+    expect(body).not.toHaveProperty("cache")
+    expect(JSON.stringify(body)).not.toContain("refresh")
+  })
+
+  it.scoped("the cache field is never sent to the provider, and a hit sends nothing", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "cached?" } })
+      const Stack = ResponseCache.layer.pipe(
+        Layer.provide(OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl: fake.baseUrl })),
+        Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["k1"] })),
+        Layer.provide(RateLimiter.unlimited),
+        Layer.provide(ResponseCache.layerMemory({ maxEntries: 10, ttl: "1 hour" })),
+        Layer.provide(NodeHttpClient.layerUndici)
+      )
+      yield* Effect.gen(function* () {
+        yield* LanguageModel.chat(Message.request("hi", { cache: "refresh" }))
+        yield* LanguageModel.chat(Message.request("hi"))
+      }).pipe(Effect.provide(Stack))
+      const requests = yield* fake.requests
+      expect(requests).toHaveLength(1)
+      expect(requests[0]!.body).not.toHaveProperty("cache")
+    }))
+})
+
+describe("ResponseCache over an unreachable Redis", () => {
+  it.scoped("degrades to misses with one warning and never fails the request", () =>
+    Effect.gen(function* () {
+      const logs: Array<string> = []
+      const capture = Logger.add(Logger.make(({ logLevel, message }) => {
+        logs.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+      }))
+      const m = yield* countingModel
+      const layer = ResponseCache.layer.pipe(
+        Layer.provideMerge(ResponseCache.layerRedis({ url: "redis://127.0.0.1:1/0", ttl: "1 hour", commandTimeout: "200 millis" })),
+        Layer.provide(Layer.succeed(LanguageModel.LanguageModel, m.service))
+      )
+      yield* Effect.gen(function* () {
+        const a = yield* LanguageModel.chat(Message.request("hello"))
+        const b = yield* LanguageModel.chat(Message.request("hello"))
+        expect(a.text).toBe("answer 0 to hello")
+        expect(b.text).toBe("answer 1 to hello")
+        expect(yield* ResponseCache.stats).toEqual({ hits: 0, misses: 2, hitRate: 0, size: 0 })
+      }).pipe(Effect.provide(layer), Effect.provide(capture))
+      const warnings = logs.filter((l) => l.startsWith("WARN") && l.includes("Redis"))
+      expect(warnings).toHaveLength(1)
+    }), { timeout: 10_000 })
+})
+
+describe.skipIf(redisUrl === "")("ResponseCache when Redis goes away and comes back", () => {
+  const freePort = Effect.promise(() =>
+    new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, "127.0.0.1", () => {
+        const port = (server.address() as net.AddressInfo).port
+        server.close(() => resolve(port))
+      })
+    })
+  )
+  const isUp = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const socket = net.connect(port, "127.0.0.1", () => {
+        socket.destroy()
+        resolve(true)
+      })
+      socket.once("error", () => resolve(false))
+    })
+  /** A private redis-server on `port`, killed when the scope closes. */
+  const redisOn = (port: number) =>
+    Effect.acquireRelease(
+      Effect.promise(async () => {
+        const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+          stdio: "ignore"
+        })
+        for (let i = 0; i < 100 && !(await isUp(port)); i++) await new Promise((r) => setTimeout(r, 50))
+        return child
+      }),
+      (child) => Effect.sync(() => child.kill("SIGKILL"))
+    )
+
+  it.live("misses while it is down, with one warning, and hits again once it is back", () =>
+    Effect.gen(function* () {
+      const port = yield* freePort
+      const logs: Array<string> = []
+      const capture = Logger.add(Logger.make(({ logLevel, message }) => {
+        logs.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+      }))
+      const first = yield* Scope.make()
+      yield* Scope.extend(redisOn(port), first)
+      const m = yield* countingModel
+      const layer = ResponseCache.layer.pipe(
+        Layer.provideMerge(ResponseCache.layerRedis({ url: `redis://127.0.0.1:${port}/0`, ttl: "1 hour", commandTimeout: "300 millis" })),
+        Layer.provide(Layer.succeed(LanguageModel.LanguageModel, m.service))
+      )
+      const warnings = () => logs.filter((l) => l.startsWith("WARN")).length
+      yield* Effect.gen(function* () {
+        yield* LanguageModel.chat(Message.request("hello"))
+        yield* LanguageModel.chat(Message.request("hello"))
+        expect(yield* m.calls).toBe(1)
+
+        yield* Scope.close(first, Exit.void)
+        yield* Effect.sleep("100 millis")
+        const down = yield* LanguageModel.chat(Message.request("hello"))
+        expect(down.text).toBe("answer 1 to hello")
+        yield* LanguageModel.chat(Message.request("hello"))
+        expect(yield* m.calls).toBe(3)
+        expect(warnings()).toBe(1)
+
+        const second = yield* Scope.make()
+        yield* Scope.extend(redisOn(port), second)
+        // ioredis reconnects on its own schedule; ask until a repeat is served from the cache
+        let hit = false
+        for (let i = 0; i < 50 && !hit; i++) {
+          yield* Effect.sleep("100 millis")
+          const before = yield* m.calls
+          yield* LanguageModel.chat(Message.request(`probe ${i}`))
+          yield* LanguageModel.chat(Message.request(`probe ${i}`))
+          hit = (yield* m.calls) === before + 1
+        }
+        expect(hit).toBe(true)
+        expect(logs.some((l) => l.startsWith("INFO") && l.includes("answers again"))).toBe(true)
+        expect(warnings()).toBe(1)
+        yield* Scope.close(second, Exit.void)
+      }).pipe(Effect.provide(layer), Effect.provide(capture))
+    }), { timeout: 20_000 })
+})

@@ -1,0 +1,90 @@
+import { NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Metric, Stream } from "effect"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing, Usage } from "../src/index.js"
+
+const stackOn = (baseUrl: string, tracker: Layer.Layer<Usage.UsageTracker>) =>
+  OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl }).pipe(
+    Layer.provideMerge(tracker),
+    Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["k1"] })),
+    Layer.provide(RateLimiter.unlimited),
+    Layer.provide(NodeHttpClient.layerUndici)
+  )
+
+describe("Usage", () => {
+  it("prices by exact name, provider-qualified name, longest prefix, and vendor-prefixed name", () => {
+    const table: Usage.PriceTable = {
+      "gpt-4o": { inputPerMillion: 2.5, outputPerMillion: 10 },
+      "gpt-4o-mini": { inputPerMillion: 0.15, outputPerMillion: 0.6 },
+      "groq/gpt-4o": { inputPerMillion: 1, outputPerMillion: 1 }
+    }
+    expect(Usage.priceOf(table, "openai", "gpt-4o")?.inputPerMillion).toBe(2.5)
+    expect(Usage.priceOf(table, "openai", "gpt-4o-mini-2024-07-18")?.inputPerMillion).toBe(0.15)
+    expect(Usage.priceOf(table, "groq", "gpt-4o")?.inputPerMillion).toBe(1)
+    expect(Usage.priceOf(table, "openrouter", "openai/gpt-4o-mini")?.inputPerMillion).toBe(0.15)
+    expect(Usage.priceOf(table, "openai", "text-davinci")).toBeUndefined()
+  })
+
+  it("costs cached input at the cached price and reasoning as output", () => {
+    const price: Usage.Price = { inputPerMillion: 2, outputPerMillion: 8, cachedInputPerMillion: 0.5 }
+    // 1M input of which 400k cached, 500k output (reasoning included)
+    expect(Usage.costOf(price, { inputTokens: 1_000_000, cachedInputTokens: 400_000, outputTokens: 500_000 }))
+      .toBeCloseTo(600_000 * 2 / 1e6 + 400_000 * 0.5 / 1e6 + 500_000 * 8 / 1e6, 10)
+  })
+
+  it.scoped("every provider response, chat and stream, feeds the tracker; reset clears it", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "Hello there, world!" } })
+      const prices = { "gpt-4o-mini": { inputPerMillion: 1_000_000, outputPerMillion: 2_000_000 } }
+      yield* Effect.gen(function* () {
+        const a = yield* LanguageModel.chat(Message.request("hi"))
+        const b = yield* LanguageModel.collect(LanguageModel.stream(Message.request("hello again")))
+        yield* fake.setReply({ text: "no usage here", usage: false })
+        const c = yield* LanguageModel.chat(Message.request("estimate me"))
+        expect(c.usage.estimated).toBe(true)
+        const snap = yield* Usage.snapshot
+        expect(snap.entries).toHaveLength(1)
+        const entry = snap.entries[0]!
+        expect(entry.provider).toBe("openai")
+        expect(entry.model).toBe("gpt-4o-mini")
+        expect(entry.requests).toBe(3)
+        expect(entry.estimatedRequests).toBe(1)
+        const input = a.usage.inputTokens + b.usage.inputTokens + c.usage.inputTokens
+        const output = a.usage.outputTokens + b.usage.outputTokens + c.usage.outputTokens
+        expect(entry.inputTokens).toBe(input)
+        expect(entry.outputTokens).toBe(output)
+        expect(entry.totalTokens).toBe(a.usage.totalTokens + b.usage.totalTokens + c.usage.totalTokens)
+        // the user's price overrides the default table
+        expect(entry.cost).toBeCloseTo(input * 1 + output * 2, 6)
+        expect(snap.total.requests).toBe(3)
+        yield* Usage.reset
+        expect((yield* Usage.snapshot).total.requests).toBe(0)
+      }).pipe(Effect.provide(stackOn(fake.baseUrl, Usage.layer({ prices }))))
+    }))
+
+  it.scoped("a stream that fails before Finish records nothing; an unpriced model is counted as such", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "a b c d e f g h" } })
+      yield* fake.inject({ _tag: "CutStream", afterChunks: 3 })
+      yield* Effect.gen(function* () {
+        const cut = yield* Stream.runDrain(LanguageModel.stream(Message.request("hi"))).pipe(Effect.flip)
+        expect(["StreamError", "NetworkError"]).toContain(cut._tag)
+        expect((yield* Usage.snapshot).total.requests).toBe(0)
+        yield* LanguageModel.chat(Message.request("hi"))
+        const snap = yield* Usage.snapshot
+        expect(snap.total.requests).toBe(1)
+        expect(snap.total.unpricedRequests).toBe(1)
+        expect(snap.total.cost).toBe(0)
+      }).pipe(Effect.provide(stackOn(fake.baseUrl, Usage.layer({ prices: {}, replacePrices: true }))))
+    }))
+
+  it.effect("records bump the token and cost metrics", () =>
+    Effect.gen(function* () {
+      const tracker = yield* Usage.make()
+      const counter = Usage.tokensCounter.pipe(Metric.tagged("provider", "p"), Metric.tagged("model", "gpt-4o"))
+      const before = (yield* Metric.value(counter)).count
+      yield* tracker.record("p", "gpt-4o", { inputTokens: 10, outputTokens: 5, totalTokens: 15, estimated: false })
+      expect((yield* Metric.value(counter)).count - before).toBe(15)
+      expect(tracker.cost("p", "gpt-4o", { inputTokens: 1_000_000, outputTokens: 0, totalTokens: 0, estimated: false })).toBe(2.5)
+    }))
+})
