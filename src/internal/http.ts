@@ -109,7 +109,8 @@ const open = (endpoint: Endpoint, out: Outgoing) =>
     yield* endpoint.limiter.admit({ requests: 1, tokens: out.estimatedTokens })
     const lease = yield* endpoint.pool.acquire
     const response = yield* endpoint.http.execute(buildRequest(endpoint, out, lease)).pipe(
-      Effect.mapError((cause) => networkError(endpoint, out.model, cause))
+      Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
+      Effect.tapError(() => endpoint.pool.report(lease.keyId, { _tag: "Failure" }))
     )
     yield* endpoint.limiter.observe(response.headers)
     if (response.status >= 300) {
