@@ -55,6 +55,8 @@ export interface Preset {
   /** The env var holding the key, or a comma-separated list of keys. */
   readonly envVar: string
   readonly maxTokensField: "max_tokens" | "max_completion_tokens"
+  /** Local servers (vLLM, Ollama) usually need no key: an unset env var means a keyless pool. */
+  readonly keyOptional?: boolean
 }
 
 /** @since 0.1.0 @category presets */
@@ -64,8 +66,14 @@ export const presets = {
   deepseek: { provider: "deepseek", baseUrl: "https://api.deepseek.com/v1", envVar: "DEEPSEEK_API_KEY", maxTokensField: "max_tokens" },
   groq: { provider: "groq", baseUrl: "https://api.groq.com/openai/v1", envVar: "GROQ_API_KEY", maxTokensField: "max_tokens" },
   together: { provider: "together", baseUrl: "https://api.together.xyz/v1", envVar: "TOGETHER_API_KEY", maxTokensField: "max_tokens" },
-  vllm: { provider: "vllm", baseUrl: "http://localhost:8000/v1", envVar: "VLLM_API_KEY", maxTokensField: "max_tokens" },
-  ollama: { provider: "ollama", baseUrl: "http://localhost:11434/v1", envVar: "OLLAMA_API_KEY", maxTokensField: "max_tokens" },
+  vllm: { provider: "vllm", baseUrl: "http://localhost:8000/v1", envVar: "VLLM_API_KEY", maxTokensField: "max_tokens", keyOptional: true },
+  ollama: {
+    provider: "ollama",
+    baseUrl: "http://localhost:11434/v1",
+    envVar: "OLLAMA_API_KEY",
+    maxTokensField: "max_tokens",
+    keyOptional: true
+  },
   zhipu: { provider: "zhipu", baseUrl: "https://open.bigmodel.cn/api/paas/v4", envVar: "ZHIPU_API_KEY", maxTokensField: "max_tokens" },
   dashscope: {
     provider: "dashscope",
@@ -200,17 +208,23 @@ const optionalNullable = <S extends Schema.Schema.Any>(schema: S) => Schema.opti
 
 /** @since 0.1.0 @category wire */
 export const WireUsage = Schema.Struct({
-  prompt_tokens: Schema.Number,
-  completion_tokens: Schema.Number,
-  total_tokens: Schema.optional(Schema.Number),
+  // optional: a usage object without counts means "no usage", not a broken response
+  prompt_tokens: optionalNullable(Schema.Number),
+  completion_tokens: optionalNullable(Schema.Number),
+  total_tokens: optionalNullable(Schema.Number),
   prompt_tokens_details: optionalNullable(Schema.Struct({ cached_tokens: optionalNullable(Schema.Number) })),
   completion_tokens_details: optionalNullable(Schema.Struct({ reasoning_tokens: optionalNullable(Schema.Number) }))
 })
 
-/** @since 0.1.0 @category wire */
+/**
+ * A tool call; `function` for function tools, `custom` for OpenAI's free-form custom tools.
+ * Some compatible servers omit `id`.
+ * @since 0.1.0 @category wire
+ */
 export const WireToolCall = Schema.Struct({
-  id: Schema.String,
-  function: Schema.Struct({ name: Schema.String, arguments: optionalNullable(Schema.String) })
+  id: optionalNullable(Schema.String),
+  function: optionalNullable(Schema.Struct({ name: Schema.String, arguments: optionalNullable(Schema.Unknown) })),
+  custom: optionalNullable(Schema.Struct({ name: Schema.String, input: optionalNullable(Schema.String) }))
 })
 
 /** @since 0.1.0 @category wire */
@@ -220,7 +234,8 @@ export const WireResponse = Schema.Struct({
   choices: Schema.NonEmptyArray(
     Schema.Struct({
       message: Schema.Struct({
-        content: optionalNullable(Schema.String),
+        // a string, or (some compatible servers) an array of text parts
+        content: optionalNullable(Schema.Unknown),
         reasoning_content: optionalNullable(Schema.String),
         reasoning: optionalNullable(Schema.String),
         refusal: optionalNullable(Schema.String),
@@ -257,20 +272,53 @@ export const finishReasonOf = (reason: string | null | undefined, hasToolCalls: 
   }
 }
 
-const usageOf = (usage: typeof WireUsage.Type): Message.Usage => {
+/** Usage as the provider reported it; undefined when it reported no token counts. */
+const usageOf = (usage: typeof WireUsage.Type): Message.Usage | undefined => {
+  const input = usage.prompt_tokens
+  const output = usage.completion_tokens
+  if (typeof input !== "number" || typeof output !== "number") return undefined
+  const total = usage.total_tokens
   const result: {
     -readonly [K in keyof Message.Usage]: Message.Usage[K]
   } = {
-    inputTokens: usage.prompt_tokens,
-    outputTokens: usage.completion_tokens,
-    totalTokens: usage.total_tokens ?? usage.prompt_tokens + usage.completion_tokens,
+    inputTokens: input,
+    outputTokens: output,
+    totalTokens: typeof total === "number" ? total : input + output,
     estimated: false
   }
   const reasoning = usage.completion_tokens_details?.reasoning_tokens
-  if (reasoning !== undefined && reasoning !== null) result.reasoningTokens = reasoning
+  if (typeof reasoning === "number") result.reasoningTokens = reasoning
   const cached = usage.prompt_tokens_details?.cached_tokens
-  if (cached !== undefined && cached !== null) result.cachedInputTokens = cached
+  if (typeof cached === "number") result.cachedInputTokens = cached
   return result
+}
+
+/** The text of a message's `content`: a string, or the text of its parts. */
+const contentTextOf = (content: unknown): string => {
+  if (typeof content === "string") return content
+  if (!Array.isArray(content)) return ""
+  let text = ""
+  for (const part of content) {
+    if (typeof part === "object" && part !== null && typeof (part as { text?: unknown }).text === "string") {
+      text += (part as { text: string }).text
+    }
+  }
+  return text
+}
+
+/** Providers that omit a tool call's id still need one to pair the result with the call. */
+const fallbackCallId = (index: number) => `call_${index}`
+
+const toolCallOf = (call: typeof WireToolCall.Type, index: number): Message.ToolCall | undefined => {
+  const id = typeof call.id === "string" && call.id.length > 0 ? call.id : fallbackCallId(index)
+  if (call.function !== undefined && call.function !== null) {
+    const args = call.function.arguments
+    // some servers send arguments as an object rather than JSON text
+    const text = typeof args === "string" ? args : args === undefined || args === null ? "" : JSON.stringify(args)
+    return { id, name: call.function.name, arguments: text }
+  }
+  if (call.custom !== undefined && call.custom !== null) return { id, name: call.custom.name, arguments: call.custom.input ?? "" }
+  return undefined
 }
 
 /**
@@ -318,15 +366,15 @@ export const fromWireResponse = (
   const wire = decoded.right
   const choice = wire.choices[0]
   const message = choice.message
-  if (choice.finish_reason === "content_filter" && !message.content) {
+  const text = contentTextOf(message.content)
+  if (choice.finish_reason === "content_filter" && text.length === 0) {
     return new Err.ContentFilterError({ provider, model, message: `${provider}: the reply was withheld by a content filter`, status })
   }
-  const toolCalls: Array<Message.ToolCall> = (message.tool_calls ?? []).map((call) => ({
-    id: call.id,
-    name: call.function.name,
-    arguments: call.function.arguments ?? ""
-  }))
-  const text = message.content ?? ""
+  const toolCalls: Array<Message.ToolCall> = []
+  for (const call of message.tool_calls ?? []) {
+    const mapped = toolCallOf(call, toolCalls.length)
+    if (mapped !== undefined) toolCalls.push(mapped)
+  }
   const reasoningText = message.reasoning_content ?? message.reasoning ?? undefined
   const reasoning = reasoningText === undefined || reasoningText.length === 0 ? undefined : reasoningText
   const response: Message.ChatResponse = {
@@ -336,9 +384,8 @@ export const fromWireResponse = (
     text,
     toolCalls,
     finishReason: finishReasonOf(choice.finish_reason, toolCalls.length > 0),
-    usage: wire.usage
-      ? usageOf(wire.usage)
-      : estimatedUsage(requestChars(request), outputChars(text, reasoning, toolCalls))
+    usage: (wire.usage ? usageOf(wire.usage) : undefined) ??
+      estimatedUsage(requestChars(request), outputChars(text, reasoning, toolCalls))
   }
   return reasoning === undefined ? response : { ...response, reasoning }
 }
@@ -386,20 +433,25 @@ export class ChunkParser implements Http.StreamParser {
       return this.finish(out)
     }
     const json = tryJson(data)
+    if (event === "error") {
+      // the payload of an error event may be plain text
+      const payload = typeof json === "object" && json !== null ? json : { message: data }
+      return fromStreamErrorEvent(this.provider, this.model, payload, this.emittedText, this.emittedText.length > 0)
+    }
     if (typeof json !== "object" || json === null) {
+      // keep-alive frames with empty data carry nothing
+      if (data.trim().length === 0) return undefined
       return malformed(this.provider, this.model, data, "a stream event is not a JSON object")
     }
     const chunk = json as Record<string, unknown>
-    if (event === "error" || (chunk.error !== undefined && chunk.error !== null)) {
+    if (chunk.error !== undefined && chunk.error !== null) {
       return fromStreamErrorEvent(this.provider, this.model, chunk, this.emittedText, this.emittedText.length > 0)
     }
     if (typeof chunk.id === "string" && this.id === "") this.id = chunk.id
     if (typeof chunk.model === "string") this.model = chunk.model
     if (typeof chunk.usage === "object" && chunk.usage !== null) {
       const usage = chunk.usage as typeof WireUsage.Type
-      if (typeof usage.prompt_tokens === "number" && typeof usage.completion_tokens === "number") {
-        this.usage = usageOf(usage)
-      }
+      this.usage = usageOf(usage) ?? this.usage
     }
     const choices = chunk.choices
     if (!Array.isArray(choices) || choices.length === 0) return undefined
@@ -419,13 +471,13 @@ export class ChunkParser implements Http.StreamParser {
       const toolCalls = delta.tool_calls
       if (Array.isArray(toolCalls)) {
         for (const raw of toolCalls as Array<{ index?: number; id?: string; function?: { name?: string; arguments?: string } }>) {
-          const index = typeof raw.index === "number" ? raw.index : this.calls.length === 0 ? 0 : this.calls.length - 1
+          const id = typeof raw.id === "string" && raw.id.length > 0 ? raw.id : undefined
+          const index = typeof raw.index === "number" ? raw.index : this.indexWithoutIndex(id)
           let call = this.calls[index]
           if (call === undefined) {
             call = { id: "", name: "", arguments: "" }
             this.calls[index] = call
           }
-          const id = typeof raw.id === "string" && raw.id.length > 0 ? raw.id : undefined
           const name = typeof raw.function?.name === "string" && raw.function.name.length > 0 ? raw.function.name : undefined
           const args = typeof raw.function?.arguments === "string" ? raw.function.arguments : ""
           if (id !== undefined) call.id = id
@@ -464,11 +516,24 @@ export class ChunkParser implements Http.StreamParser {
     return this.finish(out)
   }
 
+  /**
+   * Servers that omit `index` (some compatible ones) send one call at a time: a fragment
+   * continues the last call, unless it brings a new id, which starts the next one.
+   */
+  private indexWithoutIndex(id: string | undefined): number {
+    const last = this.calls.length - 1
+    if (last < 0) return 0
+    const current = this.calls[last]
+    return id !== undefined && current !== undefined && current.id !== "" && current.id !== id ? last + 1 : last
+  }
+
   private emitCalls(out: Array<Message.StreamEvent>): void {
     if (this.callsEmitted) return
     this.callsEmitted = true
     this.calls.forEach((call, index) => {
-      if (call !== undefined) out.push({ _tag: "ToolCall", index, id: call.id, name: call.name, arguments: call.arguments })
+      if (call === undefined) return
+      if (call.id === "") call.id = fallbackCallId(index)
+      out.push({ _tag: "ToolCall", index, id: call.id, name: call.name, arguments: call.arguments })
     })
   }
 
@@ -575,7 +640,10 @@ export const layerPreset = (
   options: Omit<Options, "provider">
 ): Layer.Layer<LanguageModel, ConfigError, HttpClient.HttpClient | RateLimiter.RateLimiter> => {
   const preset: Preset = presets[name]
+  const keys = preset.keyOptional === true
+    ? Config.redacted(preset.envVar).pipe(Config.withDefault(Redacted.make("")))
+    : Config.redacted(preset.envVar)
   return layer({ baseUrl: preset.baseUrl, maxTokensField: preset.maxTokensField, ...options, provider: preset.provider }).pipe(
-    Layer.provide(KeyPool.layerConfig({ providerId: preset.provider, keys: Config.redacted(preset.envVar) }))
+    Layer.provide(KeyPool.layerConfig({ providerId: preset.provider, keys }))
   )
 }

@@ -169,10 +169,13 @@ export type Fault =
   | { readonly _tag: "StreamErrorEvent"; readonly afterChunks: number }
   /** The headers wait this long. */
   | { readonly _tag: "SlowFirstByte"; readonly delayMs: number }
-  /** A literal response, written in the given pieces (to test framing across TCP chunks). */
+  /**
+   * A literal response, written in the given pieces (to test framing across TCP chunks).
+   * Byte pieces can split a multi-byte UTF-8 character.
+   */
   | {
     readonly _tag: "Raw"
-    readonly body: string | ReadonlyArray<string>
+    readonly body: string | ReadonlyArray<string | Uint8Array>
     readonly status?: number
     readonly contentType?: string
     readonly headers?: Record<string, string>

@@ -1,24 +1,644 @@
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing } from "../src/index.js"
+import { Chunk, ConfigProvider, Deferred, Effect, Fiber, Layer, Stream, TestClock } from "effect"
+import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Testing } from "../src/index.js"
+import { assertValid } from "./support/openapi.js"
+import { fakeProvider, stack } from "./support/openaiStack.js"
 
-describe("smoke", () => {
-  it.scoped("chat and stream against the fake", () =>
+// ---------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------
+
+const weatherTool: Message.ToolDefinition = {
+  name: "weather",
+  description: "The weather in a city",
+  parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false },
+  strict: true
+}
+
+/** A request with every message kind and every option. */
+const full: Message.ChatRequest = {
+  messages: [
+    Message.system("Be brief."),
+    Message.user([Message.text("What is in this picture?"), Message.image("https://example.com/cat.png", { detail: "low" })]),
+    Message.assistant("", {
+      toolCalls: [
+        { id: "call_a", name: "weather", arguments: "{\"city\":\"Paris\"}" },
+        { id: "call_b", name: "weather", arguments: "{\"city\":\"Oslo\"}" }
+      ],
+      reasoning: "two cities, two calls"
+    }),
+    Message.tool("call_a", "{\"celsius\":21}", "weather"),
+    Message.tool("call_b", "{\"celsius\":4}", "weather"),
+    Message.assistant("Paris 21°C, Oslo 4°C."),
+    Message.user("Thanks!")
+  ],
+  tools: [weatherTool],
+  toolChoice: { name: "weather" },
+  responseFormat: {
+    type: "json_schema",
+    name: "answer",
+    description: "The answer",
+    schema: { type: "object", properties: { text: { type: "string" } }, required: ["text"], additionalProperties: false },
+    strict: true
+  },
+  temperature: 0.2,
+  topP: 0.9,
+  maxTokens: 256,
+  stop: ["END"],
+  seed: 7,
+  presencePenalty: 0.1,
+  frequencyPenalty: 0.2,
+  user: "user-1",
+  reasoningEffort: "low",
+  extra: { logprobs: true, top_logprobs: 2, metadata: { trace: "t-1" } }
+}
+
+const expectedWire = {
+  model: "gpt-4o-mini",
+  messages: [
+    { role: "system", content: "Be brief." },
+    {
+      role: "user",
+      content: [
+        { type: "text", text: "What is in this picture?" },
+        { type: "image_url", image_url: { url: "https://example.com/cat.png", detail: "low" } }
+      ]
+    },
+    {
+      role: "assistant",
+      content: null,
+      tool_calls: [
+        { id: "call_a", type: "function", function: { name: "weather", arguments: "{\"city\":\"Paris\"}" } },
+        { id: "call_b", type: "function", function: { name: "weather", arguments: "{\"city\":\"Oslo\"}" } }
+      ]
+    },
+    { role: "tool", tool_call_id: "call_a", content: "{\"celsius\":21}" },
+    { role: "tool", tool_call_id: "call_b", content: "{\"celsius\":4}" },
+    { role: "assistant", content: "Paris 21°C, Oslo 4°C." },
+    { role: "user", content: "Thanks!" }
+  ],
+  tools: [{
+    type: "function",
+    function: { name: "weather", description: "The weather in a city", parameters: weatherTool.parameters, strict: true }
+  }],
+  tool_choice: { type: "function", function: { name: "weather" } },
+  response_format: {
+    type: "json_schema",
+    json_schema: {
+      name: "answer",
+      description: "The answer",
+      schema: { type: "object", properties: { text: { type: "string" } }, required: ["text"], additionalProperties: false },
+      strict: true
+    }
+  },
+  temperature: 0.2,
+  top_p: 0.9,
+  max_completion_tokens: 256,
+  stop: ["END"],
+  seed: 7,
+  presence_penalty: 0.1,
+  frequency_penalty: 0.2,
+  user: "user-1",
+  reasoning_effort: "low",
+  logprobs: true,
+  top_logprobs: 2,
+  metadata: { trace: "t-1" }
+}
+
+describe("toWireRequest", () => {
+  it("maps every message kind and option", () => {
+    const body = OpenAiCompatible.toWireRequest(full, "gpt-4o-mini", false, "max_completion_tokens")
+    expect(body).toEqual(expectedWire)
+    assertValid("CreateChatCompletionRequest", body)
+  })
+
+  it("asks for usage on streams", () => {
+    const body = OpenAiCompatible.toWireRequest(full, "gpt-4o-mini", true, "max_completion_tokens")
+    expect(body).toEqual({ ...expectedWire, stream: true, stream_options: { include_usage: true } })
+    assertValid("CreateChatCompletionRequest", body)
+  })
+
+  it("maps the other tool choices and response formats", () => {
+    for (const toolChoice of ["auto", "none", "required"] as const) {
+      const body = OpenAiCompatible.toWireRequest({ ...Message.request("hi", { tools: [weatherTool] }), toolChoice }, "m", false)
+      expect(body.tool_choice).toBe(toolChoice)
+      assertValid("CreateChatCompletionRequest", body)
+    }
+    for (const type of ["text", "json_object"] as const) {
+      const body = OpenAiCompatible.toWireRequest(Message.request("hi", { responseFormat: { type } }), "m", false)
+      expect(body.response_format).toEqual({ type })
+      assertValid("CreateChatCompletionRequest", body)
+    }
+  })
+
+  it("leaves out what the request does not set, and uses max_tokens by default", () => {
+    const body = OpenAiCompatible.toWireRequest(Message.request("hi", { maxTokens: 5 }), "m", false)
+    expect(body).toEqual({ model: "m", messages: [{ role: "user", content: "hi" }], max_tokens: 5 })
+  })
+
+  it("merges extra last and verbatim, so it can override anything", () => {
+    const body = OpenAiCompatible.toWireRequest(
+      Message.request("hi", { temperature: 0.5, extra: { temperature: 1, provider: { order: ["a"] }, stream_options: null } }),
+      "m",
+      true
+    )
+    expect(body.temperature).toBe(1)
+    expect(body.provider).toEqual({ order: ["a"] })
+    expect(body.stream_options).toBeNull()
+  })
+
+  it("sends an assistant turn with text and tool calls, and a data-URL image", () => {
+    const body = OpenAiCompatible.toWireRequest(
+      Message.request([
+        Message.user([Message.image("data:image/png;base64,iVBORw0KGgo=")]),
+        Message.assistant("Let me look.", { toolCalls: [{ id: "c1", name: "weather", arguments: "{}" }] }),
+        Message.tool("c1", "sunny")
+      ], { tools: [weatherTool] }),
+      "m",
+      false
+    )
+    const messages = body.messages as Array<Record<string, unknown>>
+    expect(messages[0]).toEqual({ role: "user", content: [{ type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } }] })
+    expect(messages[1]!.content).toBe("Let me look.")
+    assertValid("CreateChatCompletionRequest", body)
+  })
+})
+
+describe("requests on the wire", () => {
+  it.scoped("chat and stream send the mapped body, the bearer key and the stream headers", () =>
     Effect.gen(function* () {
-      const fake = yield* Testing.FakeProvider.make({ reply: { text: "Hello there, world!", chunks: 4 } })
-      const Stack = OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl: fake.baseUrl }).pipe(
-        Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["k1", "k2"] })),
+      const fake = yield* fakeProvider({ reply: { text: "{\"text\":\"ok\"}" } })
+      yield* Effect.gen(function* () {
+        yield* LanguageModel.chat(full)
+        yield* Stream.runDrain(LanguageModel.stream(full))
+      }).pipe(Effect.provide(stack(fake.baseUrl, { keys: ["sk-wire"] })))
+      const [chat, streamed] = yield* fake.requests
+      expect(chat!.path).toBe("/v1/chat/completions")
+      expect(chat!.body).toEqual(expectedWire)
+      expect(chat!.headers.authorization).toBe("Bearer sk-wire")
+      expect(chat!.headers["content-type"]).toBe("application/json")
+      expect(streamed!.body).toEqual({ ...expectedWire, stream: true, stream_options: { include_usage: true } })
+      expect(streamed!.headers.accept).toBe("text/event-stream")
+    }))
+
+  it.scoped("a request's model overrides the layer's; non-OpenAI providers get max_tokens", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider()
+      const response = yield* LanguageModel.chat(Message.request("hi", { model: "other-model", maxTokens: 9 })).pipe(
+        Effect.provide(stack(fake.baseUrl, { provider: "groq" }))
+      )
+      expect(response.model).toBe("other-model")
+      expect(response.provider).toBe("groq")
+      const [recorded] = yield* fake.requests
+      expect(recorded!.body).toMatchObject({ model: "other-model", max_tokens: 9 })
+      expect(recorded!.body).not.toHaveProperty("max_completion_tokens")
+    }))
+
+  it.scoped("a trailing slash on baseUrl is tolerated; custom headers are sent", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider()
+      const layer = OpenAiCompatible.layer({ model: "m", baseUrl: fake.baseUrl + "/", headers: { "x-title": "effect-llm" } }).pipe(
+        Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["k"] })),
         Layer.provide(RateLimiter.unlimited),
         Layer.provide(NodeHttpClient.layerUndici)
       )
-      const [r, s] = yield* Effect.gen(function* () {
-        const r = yield* LanguageModel.chat(Message.request("hi"))
-        const s = yield* LanguageModel.collect(LanguageModel.stream(Message.request("hi")))
-        return [r, s] as const
-      }).pipe(Effect.provide(Stack))
-      expect(r.text).toBe("Hello there, world!")
-      expect(s.text).toBe("Hello there, world!")
-      expect({ ...s, id: "" }).toEqual({ ...r, id: "" })
+      yield* LanguageModel.chat(Message.request("hi")).pipe(Effect.provide(layer))
+      const [recorded] = yield* fake.requests
+      expect(recorded!.path).toBe("/v1/chat/completions")
+      expect(recorded!.headers["x-title"]).toBe("effect-llm")
+    }))
+})
+
+// ---------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------
+
+const decode = (body: unknown, request: Message.ChatRequest = Message.request("hello there")) =>
+  OpenAiCompatible.fromWireResponse("openai", "gpt-x", request, typeof body === "string" ? body : JSON.stringify(body))
+
+const completion = (message: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  id: "chatcmpl-1",
+  object: "chat.completion",
+  created: 1,
+  model: "gpt-x-2025",
+  choices: [{ index: 0, message: { role: "assistant", ...message }, logprobs: null, finish_reason: "stop" }],
+  usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
+  ...extra
+})
+
+const ok = (result: Message.ChatResponse | LlmError.LlmError): Message.ChatResponse => {
+  if (LlmError.isLlmError(result)) throw new Error(`expected a response, got ${result._tag}: ${result.message}`)
+  return result
+}
+
+describe("fromWireResponse", () => {
+  it("reads text, id, model and usage with cached and reasoning tokens", () => {
+    const response = ok(decode(completion({ content: "Hi!" }, {
+      usage: {
+        prompt_tokens: 10,
+        completion_tokens: 5,
+        total_tokens: 15,
+        prompt_tokens_details: { cached_tokens: 4, audio_tokens: 0 },
+        completion_tokens_details: { reasoning_tokens: 2, audio_tokens: 0 }
+      }
+    })))
+    expect(response).toEqual({
+      id: "chatcmpl-1",
+      model: "gpt-x-2025",
+      provider: "openai",
+      text: "Hi!",
+      toolCalls: [],
+      finishReason: "stop",
+      usage: { inputTokens: 10, outputTokens: 5, totalTokens: 15, cachedInputTokens: 4, reasoningTokens: 2, estimated: false }
+    })
+  })
+
+  it("reads DeepSeek's reasoning_content and OpenRouter's reasoning", () => {
+    expect(ok(decode(completion({ content: "4", reasoning_content: "2+2 is 4" }))).reasoning).toBe("2+2 is 4")
+    expect(ok(decode(completion({ content: "4", reasoning: "2+2 is 4" }))).reasoning).toBe("2+2 is 4")
+    expect(ok(decode(completion({ content: "4", reasoning_content: "" })))).not.toHaveProperty("reasoning")
+  })
+
+  it("reads tool calls and their finish reason", () => {
+    const body = completion({
+      content: null,
+      tool_calls: [
+        { id: "call_1", type: "function", function: { name: "weather", arguments: "{\"city\":\"Paris\"}" } },
+        { id: "call_2", type: "function", function: { name: "time", arguments: "{}" } }
+      ]
+    })
+    body.choices[0]!.finish_reason = "tool_calls"
+    const response = ok(decode(body))
+    expect(response.text).toBe("")
+    expect(response.finishReason).toBe("tool_calls")
+    expect(response.toolCalls).toEqual([
+      { id: "call_1", name: "weather", arguments: "{\"city\":\"Paris\"}" },
+      { id: "call_2", name: "time", arguments: "{}" }
+    ])
+  })
+
+  it("maps finish reasons, and new values to other", () => {
+    const reasons: Record<string, Message.FinishReason> = {
+      stop: "stop",
+      length: "length",
+      tool_calls: "tool_calls",
+      function_call: "tool_calls",
+      content_filter: "content_filter",
+      insufficient_system_resource: "other",
+      "a-brand-new-reason": "other"
+    }
+    for (const [wire, unified] of Object.entries(reasons)) {
+      const body = completion({ content: "x" })
+      body.choices[0]!.finish_reason = wire
+      expect(ok(decode(body)).finishReason).toBe(unified)
+    }
+    expect(OpenAiCompatible.finishReasonOf(null, false)).toBe("stop")
+    expect(OpenAiCompatible.finishReasonOf("stop", true)).toBe("tool_calls")
+  })
+
+  it("ignores unknown fields and new kinds of things", () => {
+    const body = {
+      ...completion({
+        content: "Hi",
+        annotations: [{ type: "url_citation" }],
+        audio: null,
+        a_future_field: { nested: true },
+        tool_calls: [
+          { id: "c1", type: "custom", custom: { name: "grammar", input: "SELECT 1" } },
+          { id: "c2", type: "a_future_kind", a_future_kind: {} },
+          { type: "function", function: { name: "no_id", arguments: { city: "Oslo" } } }
+        ]
+      }),
+      service_tier: "priority-ultra",
+      system_fingerprint: null,
+      choices_extra: 1
+    }
+    body.choices[0] = { ...body.choices[0]!, finish_reason: "tool_calls", ...{ stop_reason: 42 } }
+    const response = ok(decode({ ...body, usage: { ...body.usage, a_new_counter: 3, prompt_tokens_details: null } }))
+    expect(response.text).toBe("Hi")
+    expect(response.toolCalls).toEqual([
+      { id: "c1", name: "grammar", arguments: "SELECT 1" },
+      { id: "call_1", name: "no_id", arguments: "{\"city\":\"Oslo\"}" }
+    ])
+    expect(response.usage).toEqual({ inputTokens: 10, outputTokens: 5, totalTokens: 15, estimated: false })
+  })
+
+  it("reads content sent as text parts", () => {
+    expect(ok(decode(completion({ content: [{ type: "text", text: "Hel" }, { type: "text", text: "lo" }] }))).text).toBe("Hello")
+  })
+
+  it("estimates usage when the provider sent none, and says so", () => {
+    const request = Message.request("12345678") // 8 characters: 2 tokens at ~4 a token
+    const none = ok(decode({ ...completion({ content: "abcdefghijkl" }), usage: undefined }, request))
+    expect(none.usage).toEqual({ inputTokens: 2, outputTokens: 3, totalTokens: 5, estimated: true })
+    const empty = ok(decode({ ...completion({ content: "abcdefghijkl" }), usage: {} }, request))
+    expect(empty.usage).toEqual(none.usage)
+    const nulls = ok(decode({ ...completion({ content: "abcdefghijkl" }), usage: null }, request))
+    expect(nulls.usage.estimated).toBe(true)
+  })
+
+  it("fails with ContentFilterError when a filter withheld the reply", () => {
+    const body = completion({ content: null })
+    body.choices[0]!.finish_reason = "content_filter"
+    const error = decode(body)
+    expect(LlmError.isLlmError(error) && error._tag).toBe("ContentFilterError")
+  })
+
+  it("fails with MalformedResponseError, naming the problem, when the shape is wrong", () => {
+    const notJson = decode("<html>oops</html>")
+    expect(LlmError.isLlmError(notJson) && notJson._tag).toBe("MalformedResponseError")
+    if (notJson instanceof LlmError.MalformedResponseError) expect(notJson.excerpt).toBe("<html>oops</html>")
+    const noChoices = decode({ id: "x", choices: [] })
+    expect(noChoices).toBeInstanceOf(LlmError.MalformedResponseError)
+    if (noChoices instanceof LlmError.MalformedResponseError) expect(noChoices.message).toContain("choices")
+  })
+})
+
+// ---------------------------------------------------------------------------
+// Streams
+// ---------------------------------------------------------------------------
+
+const toolReply: Testing.Reply = {
+  text: "Checking both.",
+  reasoning: "Two cities, so two calls.",
+  toolCalls: [
+    { id: "call_paris", name: "weather", arguments: "{\"city\":\"Paris\",\"unit\":\"celsius\"}" },
+    { id: "call_oslo", name: "weather", arguments: "{\"city\":\"Oslo\",\"unit\":\"celsius\"}" }
+  ],
+  chunks: 5
+}
+
+const streamEvents = (fake: Testing.FakeProviderService, request: Message.ChatRequest = Message.request("weather?")) =>
+  Stream.runCollect(LanguageModel.stream(request)).pipe(Effect.map(Chunk.toArray), Effect.provide(stack(fake.baseUrl)))
+
+describe("streams", () => {
+  it.scoped("assemble text, reasoning and parallel tool calls; collect equals chat", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider({ reply: toolReply })
+      const events = yield* streamEvents(fake)
+      const deltas = events.filter((e) => e._tag === "ToolCallDelta")
+      expect(new Set(deltas.map((d) => d.index))).toEqual(new Set([0, 1]))
+      expect(deltas.filter((d) => d.id !== undefined).map((d) => [d.index, d.id, d.name])).toEqual([
+        [0, "call_paris", "weather"],
+        [1, "call_oslo", "weather"]
+      ])
+      const calls = events.filter((e) => e._tag === "ToolCall")
+      expect(calls).toEqual([
+        { _tag: "ToolCall", index: 0, id: "call_paris", name: "weather", arguments: toolReply.toolCalls![0]!.arguments },
+        { _tag: "ToolCall", index: 1, id: "call_oslo", name: "weather", arguments: toolReply.toolCalls![1]!.arguments }
+      ])
+      // each ToolCall comes after the last fragment of its call, and before Finish
+      const lastDelta = (index: number) =>
+        events.reduce((last, e, i) => (e._tag === "ToolCallDelta" && e.index === index ? i : last), -1)
+      expect(events.findIndex((e) => e._tag === "ToolCall" && e.index === 0)).toBeGreaterThan(lastDelta(0))
+      expect(events.findIndex((e) => e._tag === "ToolCall" && e.index === 1)).toBeGreaterThan(lastDelta(1))
+      expect(events.at(-1)?._tag).toBe("Finish")
+      expect(events.filter((e) => e._tag === "Finish")).toHaveLength(1)
+      const collected = yield* LanguageModel.collect(Stream.fromIterable(events))
+      const chat = yield* LanguageModel.chat(Message.request("weather?")).pipe(Effect.provide(stack(fake.baseUrl)))
+      expect({ ...collected, id: "" }).toEqual({ ...chat, id: "" })
+      expect(collected.text).toBe("Checking both.")
+      expect(collected.reasoning).toBe("Two cities, so two calls.")
+      expect(collected.finishReason).toBe("tool_calls")
+      expect(collected.usage.estimated).toBe(false)
+    }))
+
+  it.scoped("interleaved fragments of parallel calls are assembled per index", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider()
+      const frame = (calls: Array<Record<string, unknown>>, finish: string | null = null) =>
+        `data: ${JSON.stringify({ id: "s", model: "m", choices: [{ index: 0, delta: { tool_calls: calls }, finish_reason: finish }] })}\n\n`
+      const body = [
+        frame([{ index: 0, id: "call_a", type: "function", function: { name: "lookup", arguments: "" } }]),
+        frame([{ index: 1, id: "call_b", type: "function", function: { name: "fetch", arguments: "{\"u" } }]),
+        frame([{ index: 0, function: { arguments: "{\"q\":" } }]),
+        frame([{ index: 1, function: { arguments: "rl\":\"x\"}" } }, { index: 0, function: { arguments: "\"cats\"}" } }]),
+        frame([], "tool_calls"),
+        "data: [DONE]\n\n"
+      ]
+      yield* fake.inject({ _tag: "Raw", body })
+      const events = yield* streamEvents(fake)
+      expect(events.filter((e) => e._tag === "ToolCall")).toEqual([
+        { _tag: "ToolCall", index: 0, id: "call_a", name: "lookup", arguments: "{\"q\":\"cats\"}" },
+        { _tag: "ToolCall", index: 1, id: "call_b", name: "fetch", arguments: "{\"url\":\"x\"}" }
+      ])
+      const finish = events.at(-1)
+      expect(finish?._tag === "Finish" && finish.finishReason).toBe("tool_calls")
+    }))
+
+  it.scoped("fragments without index: a new id starts the next call", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider()
+      const frame = (call: Record<string, unknown>) =>
+        `data: ${JSON.stringify({ choices: [{ delta: { tool_calls: [call] } }] })}\n\n`
+      yield* fake.inject({
+        _tag: "Raw",
+        body: [
+          frame({ id: "g1", function: { name: "a", arguments: "{\"x\":" } }),
+          frame({ function: { arguments: "1}" } }),
+          frame({ id: "g2", function: { name: "b", arguments: "{}" } }),
+          `data: ${JSON.stringify({ choices: [{ delta: {}, finish_reason: "stop" }] })}\n\n`
+        ].join("")
+      })
+      const response = yield* LanguageModel.collect(LanguageModel.stream(Message.request("x"))).pipe(Effect.provide(stack(fake.baseUrl)))
+      expect(response.toolCalls).toEqual([{ id: "g1", name: "a", arguments: "{\"x\":1}" }, { id: "g2", name: "b", arguments: "{}" }])
+      expect(response.finishReason).toBe("tool_calls")
+    }))
+
+  it.scoped("usage is estimated, and says so, when the provider sent none", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider({ reply: { text: "abcdefgh", usage: false } })
+      const request = Message.request("1234")
+      const events = yield* streamEvents(fake, request)
+      const finish = events.at(-1)
+      if (finish?._tag !== "Finish") return expect.fail("no Finish")
+      expect(finish.usage).toEqual({ inputTokens: 1, outputTokens: 2, totalTokens: 3, estimated: true })
+      const chat = yield* LanguageModel.chat(request).pipe(Effect.provide(stack(fake.baseUrl)))
+      expect(chat.usage).toEqual(finish.usage)
+    }))
+
+  it.scoped("text deltas of one network read are merged, never reordered against other kinds", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider()
+      const frame = (delta: Record<string, unknown>) => `data: ${JSON.stringify({ choices: [{ delta }] })}\n\n`
+      yield* fake.inject({
+        _tag: "Raw",
+        body: [
+          frame({ reasoning_content: "a" }) + frame({ reasoning_content: "b" }) + frame({ content: "c" }) + frame({ content: "d" }) +
+          frame({ reasoning_content: "e" }) + `data: ${JSON.stringify({ choices: [{ delta: {}, finish_reason: "stop" }] })}\n\n`
+        ]
+      })
+      const events = yield* streamEvents(fake)
+      expect(events.slice(0, 3)).toEqual([
+        { _tag: "ReasoningDelta", text: "ab" },
+        { _tag: "TextDelta", text: "cd" },
+        { _tag: "ReasoningDelta", text: "e" }
+      ])
+    }))
+})
+
+// ---------------------------------------------------------------------------
+// Leases, interruption and timeouts
+// ---------------------------------------------------------------------------
+
+describe("leases", () => {
+  it.scoped("interrupting a stream mid-way releases the key lease", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider({ reply: { text: "x".repeat(400), chunks: 200, chunkDelayMs: 20 } })
+      yield* Effect.gen(function* () {
+        const pool = yield* KeyPool.KeyPool
+        const firstEvent = yield* Deferred.make<void>()
+        const fiber = yield* LanguageModel.stream(Message.request("long")).pipe(
+          Stream.tap(() => Deferred.succeed(firstEvent, undefined)),
+          Stream.runDrain,
+          Effect.fork
+        )
+        yield* Deferred.await(firstEvent)
+        expect((yield* pool.status).map((k) => k.inFlight)).toEqual([1])
+        yield* Fiber.interrupt(fiber)
+        expect((yield* pool.status).map((k) => k.inFlight)).toEqual([0])
+        // taking a prefix ends the stream early too
+        const two = yield* Stream.runCollect(Stream.take(LanguageModel.stream(Message.request("long")), 2))
+        expect(two.length).toBe(2)
+        expect((yield* pool.status).map((k) => k.inFlight)).toEqual([0])
+      }).pipe(Effect.provide(stack(fake.baseUrl)))
+    }))
+
+  it.scoped("finished, failed and cut streams release their lease", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider({ reply: { text: "hello", chunks: 3 } })
+      yield* Effect.gen(function* () {
+        const pool = yield* KeyPool.KeyPool
+        yield* Stream.runDrain(LanguageModel.stream(Message.request("a")))
+        yield* fake.inject({ _tag: "CutStream", afterChunks: 2 }, { _tag: "Status", status: 500 })
+        const cut = yield* Effect.flip(Stream.runDrain(LanguageModel.stream(Message.request("b"))))
+        // the cut came after a text delta: a partial stream error, not a retryable network error
+        expect(cut._tag).toBe("StreamError")
+        if (cut._tag === "StreamError") expect(cut.partial).toBe(true)
+        yield* Effect.flip(Stream.runDrain(LanguageModel.stream(Message.request("c"))))
+        const [key] = yield* pool.status
+        expect(key!.inFlight).toBe(0)
+        expect(key!.successes).toBe(1)
+        expect(key!.failures).toBe(2)
+      }).pipe(Effect.provide(stack(fake.baseUrl)))
+    }))
+
+  it.scoped("a 429 on one key is retried at once on another", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider({ reply: { text: "second key" } })
+      yield* fake.inject({ _tag: "RateLimit", retryAfterMs: 60_000 })
+      const response = yield* LanguageModel.chat(Message.request("x")).pipe(Effect.provide(stack(fake.baseUrl, { keys: ["sk-a", "sk-b"] })))
+      expect(response.text).toBe("second key")
+      const auth = (yield* fake.requests).map((r) => r.headers.authorization)
+      expect(auth).toHaveLength(2)
+      expect(new Set(auth).size).toBe(2)
+    }))
+})
+
+describe("timeout", () => {
+  it.scoped("bounds the whole stream, body included", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider({ reply: { text: "y".repeat(100), chunks: 100, chunkDelayMs: 1000 } })
+      yield* Effect.gen(function* () {
+        const firstEvent = yield* Deferred.make<void>()
+        const fiber = yield* LanguageModel.stream(Message.request("slow")).pipe(
+          Stream.tap(() => Deferred.succeed(firstEvent, undefined)),
+          Stream.runDrain,
+          Effect.flip,
+          Effect.fork
+        )
+        yield* Deferred.await(firstEvent)
+        yield* TestClock.adjust("5 seconds")
+        const error = yield* Fiber.join(fiber)
+        // output had begun, so the timeout surfaces as a partial stream error
+        expect(error._tag).toBe("StreamError")
+        if (error._tag === "StreamError") {
+          expect(error.partial).toBe(true)
+          expect(error.message).toContain("timed out")
+        }
+        const [key] = yield* KeyPool.status
+        expect(key!.inFlight).toBe(0)
+      }).pipe(Effect.provide(stack(fake.baseUrl, { timeout: "5 seconds" })))
+    }))
+
+  it.scoped("bounds a chat that waits for its headers", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider()
+      yield* fake.inject({ _tag: "SlowFirstByte", delayMs: 5_000 })
+      const fiber = yield* LanguageModel.chat(Message.request("slow")).pipe(
+        Effect.provide(stack(fake.baseUrl, { timeout: "2 seconds" })),
+        Effect.flip,
+        Effect.fork
+      )
+      // wait, in real time, until the fake holds the request
+      while ((yield* fake.requests).length === 0) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5)))
+      yield* TestClock.adjust("2 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag).toBe("TimeoutError")
+    }))
+})
+
+// ---------------------------------------------------------------------------
+// Presets
+// ---------------------------------------------------------------------------
+
+describe("presets", () => {
+  it("name each vendor's documented base URL and env var", () => {
+    const table = Object.fromEntries(Object.entries(OpenAiCompatible.presets).map(([name, p]) => [name, [p.baseUrl, p.envVar]]))
+    expect(table).toEqual({
+      openai: ["https://api.openai.com/v1", "OPENAI_API_KEY"],
+      openrouter: ["https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"],
+      deepseek: ["https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"],
+      groq: ["https://api.groq.com/openai/v1", "GROQ_API_KEY"],
+      together: ["https://api.together.xyz/v1", "TOGETHER_API_KEY"],
+      vllm: ["http://localhost:8000/v1", "VLLM_API_KEY"],
+      ollama: ["http://localhost:11434/v1", "OLLAMA_API_KEY"],
+      zhipu: ["https://open.bigmodel.cn/api/paas/v4", "ZHIPU_API_KEY"],
+      dashscope: ["https://dashscope.aliyuncs.com/compatible-mode/v1", "DASHSCOPE_API_KEY"],
+      ark: ["https://ark.cn-beijing.volces.com/api/v3", "ARK_API_KEY"]
+    })
+  })
+
+  const viaPreset = (name: OpenAiCompatible.PresetName, baseUrl: string, env: Record<string, string>) =>
+    LanguageModel.chat(Message.request("hi", { maxTokens: 3 })).pipe(
+      Effect.provide(
+        OpenAiCompatible.layerPreset(name, { model: "some-model", baseUrl }).pipe(
+          Layer.provide(RateLimiter.unlimited),
+          Layer.provide(NodeHttpClient.layerUndici)
+        )
+      ),
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+    )
+
+  it.scoped("layerPreset reads a comma-separated key list from the preset's env var", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider()
+      const env = { DEEPSEEK_API_KEY: "sk-ds-1, sk-ds-2" }
+      const first = yield* viaPreset("deepseek", fake.baseUrl, env)
+      expect(first.provider).toBe("deepseek")
+      const [recorded] = yield* fake.requests
+      expect(recorded!.headers.authorization).toBe("Bearer sk-ds-1")
+      expect(recorded!.body).toMatchObject({ max_tokens: 3 })
+    }))
+
+  it.scoped("layerPreset for OpenAI sends max_completion_tokens and fails clearly without a key", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider()
+      yield* viaPreset("openai", fake.baseUrl, { OPENAI_API_KEY: "sk-oa" })
+      const [recorded] = yield* fake.requests
+      expect(recorded!.body).toMatchObject({ max_completion_tokens: 3 })
+      const missing = yield* Effect.flip(viaPreset("openai", fake.baseUrl, {}))
+      expect(String(missing)).toContain("OPENAI_API_KEY")
+    }))
+
+  it.scoped("local presets (ollama, vllm) need no key", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider()
+      const response = yield* viaPreset("ollama", fake.baseUrl, {})
+      expect(response.provider).toBe("ollama")
+      yield* viaPreset("vllm", fake.baseUrl, {})
+      const requests = yield* fake.requests
+      expect(requests.map((r) => r.headers.authorization)).toEqual([undefined, undefined])
     }))
 })

@@ -4,6 +4,7 @@
  * `{type:"error",error:{type,message}}` and Gemini `{error:{code,message,status,details}}`.
  */
 import * as Duration from "effect/Duration"
+import * as Redacted from "effect/Redacted"
 import * as Err from "../LlmError.js"
 
 export interface ErrorInfo {
@@ -167,3 +168,25 @@ export const malformed = (provider: string, model: string, body: string, why: st
     excerpt: Err.excerptOf(body),
     ...(status === undefined ? {} : { status })
   })
+
+const secretMask = "[redacted]"
+
+/**
+ * Masks a leased key wherever a provider echoed it back (some compatible servers quote the
+ * whole `Authorization` header in their 401 body), so that no error ever carries a key.
+ */
+export const redactSecret = <E extends Err.LlmError>(error: E, secret: Redacted.Redacted<string> | undefined): E => {
+  if (secret === undefined) return error
+  const value = Redacted.value(secret)
+  if (value.length === 0) return error
+  const fields = error as unknown as { message: string; excerpt?: unknown; partialText?: unknown }
+  const leaks = (u: unknown) => typeof u === "string" && u.includes(value)
+  if (!leaks(fields.message) && !leaks(fields.excerpt) && !leaks(fields.partialText)) return error
+  const mask = (u: unknown) => (typeof u === "string" ? u.split(value).join(secretMask) : u)
+  const { _tag: _, ...props } = error as unknown as Record<string, unknown>
+  const rebuilt: Record<string, unknown> = { ...props, message: mask(fields.message) }
+  if (fields.excerpt !== undefined) rebuilt.excerpt = mask(fields.excerpt)
+  if (fields.partialText !== undefined) rebuilt.partialText = mask(fields.partialText)
+  const Class = error.constructor as new(props: Record<string, unknown>) => E
+  return new Class(rebuilt)
+}

@@ -24,7 +24,7 @@ import * as Err from "../LlmError.js"
 import type { ChatResponse, StreamEvent } from "../Message.js"
 import * as RateLimiter from "../RateLimiter.js"
 import { UsageTracker } from "../Usage.js"
-import { fromResponse } from "./errors.js"
+import { fromResponse, redactSecret } from "./errors.js"
 import { outcomeOf } from "./keyPool.js"
 
 /** Everything a provider adapter needs at run time, resolved once when its layer builds. */
@@ -115,20 +115,24 @@ const open = (endpoint: Endpoint, out: Outgoing) =>
     yield* endpoint.limiter.admit({ requests: 1, tokens: out.estimatedTokens })
     const lease = yield* endpoint.pool.acquire
     const response = yield* endpoint.http.execute(buildRequest(endpoint, out, lease)).pipe(
-      Effect.mapError((cause) => networkError(endpoint, out.model, cause))
+      Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
+      Effect.tapError(() => endpoint.pool.report(lease.keyId, { _tag: "Failure" }))
     )
     yield* endpoint.limiter.observe(response.headers)
     if (response.status >= 300) {
       const body = yield* response.text.pipe(Effect.orElseSucceed(() => ""))
       const now = yield* Clock.currentTimeMillis
-      const error = fromResponse({
-        provider: endpoint.provider,
-        model: out.model,
-        status: response.status,
-        headers: response.headers,
-        body,
-        now
-      })
+      const error = redactSecret(
+        fromResponse({
+          provider: endpoint.provider,
+          model: out.model,
+          status: response.status,
+          headers: response.headers,
+          body,
+          now
+        }),
+        lease.key
+      )
       yield* endpoint.pool.report(lease.keyId, outcomeOf(error))
       return yield* Effect.fail(error)
     }
@@ -185,7 +189,10 @@ export const sendJson = (
             Effect.flatMap((body) => {
               const decoded = decode(body, response.status)
               if (Err.isLlmError(decoded)) {
-                return Effect.zipRight(endpoint.pool.report(lease.keyId, { _tag: "Failure" }), Effect.fail(decoded))
+                return Effect.zipRight(
+                  endpoint.pool.report(lease.keyId, { _tag: "Failure" }),
+                  Effect.fail(redactSecret(decoded, lease.key))
+                )
               }
               return Effect.as(
                 Effect.zipRight(
@@ -225,7 +232,10 @@ export const sendJsonAs = <A>(
             Effect.flatMap((body) => {
               const decoded = decode(body, response.status)
               if (Err.isLlmError(decoded)) {
-                return Effect.zipRight(endpoint.pool.report(lease.keyId, { _tag: "Failure" }), Effect.fail(decoded))
+                return Effect.zipRight(
+                  endpoint.pool.report(lease.keyId, { _tag: "Failure" }),
+                  Effect.fail(redactSecret(decoded, lease.key))
+                )
               }
               return Effect.as(
                 Effect.zipRight(
@@ -264,8 +274,12 @@ const sseFramer = (onFrame: (data: string, event: string | undefined) => void): 
   const parser = createParser({ onEvent: (message) => onFrame(message.data, message.event) })
   return {
     feed: (text) => parser.feed(text),
-    // a final event without its blank line still counts
-    end: () => parser.reset({ consume: true })
+    // A final event without its blank line still counts. `reset({ consume: true })` only
+    // parses the last line and never dispatches, so end the line and the event instead.
+    end: () => {
+      parser.feed("\n\n")
+      parser.reset()
+    }
   }
 }
 
@@ -317,6 +331,7 @@ export const sendStream = (
 ): Stream.Stream<StreamEvent, Err.LlmError> =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
+      const started = yield* Clock.currentTimeMillis
       const outer = yield* Effect.scope
       // each attempt gets its own scope so that a failed attempt's lease is freed at once
       const attempt = Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (inner) =>
@@ -325,7 +340,11 @@ export const sendStream = (
           Effect.onError((cause) => Scope.close(inner, Exit.failCause(cause)))
         ))
       const [response, lease] = yield* withTimeout(endpoint, out.model, onAnotherKey(endpoint, attempt))
-      const events = frames(endpoint, out, response, lease, framing, makeParser())
+      // the timeout is for the whole exchange, so the body gets what the headers left
+      const left = endpoint.timeout === undefined
+        ? undefined
+        : Duration.millis(Math.max(0, Duration.toMillis(endpoint.timeout) - ((yield* Clock.currentTimeMillis) - started)))
+      const events = frames(endpoint, out, response, lease, framing, makeParser(), left)
       return endpoint.usage === undefined ? events : recordFinish(endpoint.usage, endpoint.provider, out.model, events)
     })
   )
@@ -350,14 +369,19 @@ const frames = (
   response: HttpClientResponse.HttpClientResponse,
   lease: KeyPool.Lease,
   framing: Framing,
-  parser: StreamParser
+  parser: StreamParser,
+  timeLeft: Duration.Duration | undefined
 ): Stream.Stream<StreamEvent, Err.LlmError> => {
   const decoder = new TextDecoder()
   let pending: Array<StreamEvent> = []
   let failure: Err.LlmError | undefined
   let emitted = 0
   const onFrame = (data: string, event: string | undefined) => {
-    if (failure === undefined) failure = parser.onData(data, event, pending)
+    if (failure === undefined) {
+      const error = parser.onData(data, event, pending)
+      // an error event may quote the request, and so the key
+      if (error !== undefined) failure = redactSecret(error, lease.key)
+    }
   }
   const framer = framing === "sse" ? sseFramer(onFrame) : ndjsonFramer(onFrame)
 
@@ -390,8 +414,25 @@ const frames = (
       }
     })
 
-  return response.stream.pipe(
-    Stream.mapError((cause): Err.LlmError => networkError(endpoint, out.model, cause)),
+  const body = response.stream.pipe(
+    Stream.mapError((cause): Err.LlmError => networkError(endpoint, out.model, cause))
+  )
+  // The deadline fails the body, not the output, so that `loop` marks a cut stream partial.
+  const bounded = timeLeft === undefined ? body : Stream.interruptWhen(
+    body,
+    Effect.zipRight(
+      Effect.sleep(timeLeft),
+      Effect.fail(
+        new Err.TimeoutError({
+          provider: endpoint.provider,
+          model: out.model,
+          phase: "request",
+          message: `${endpoint.provider} request timed out after ${Duration.format(endpoint.timeout!)}`
+        })
+      )
+    )
+  )
+  return bounded.pipe(
     Stream.pipeThroughChannel(loop),
     Stream.tapError((error) => endpoint.pool.report(lease.keyId, outcomeOf(error))),
     Stream.onDone(() =>

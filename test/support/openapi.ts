@@ -3,9 +3,12 @@
  * (../shared/fixtures/openai-spec/openapi.yaml), read in place.
  */
 import { Ajv2020 } from "ajv/dist/2020.js"
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import * as addFormatsModule from "ajv-formats"
 import { parse } from "yaml"
-import { hasFixtures, readFixture } from "./fixtures.js"
+import { fixturesDir, hasFixtures, readFixture } from "./fixtures.js"
 
 // ajv-formats is CommonJS: its plugin sits on `default`
 const addFormats = addFormatsModule.default as unknown as (ajv: Ajv2020) => void
@@ -26,9 +29,33 @@ const normalize = (node: unknown): unknown => {
   return { anyOf: [out, { type: "null" }] }
 }
 
+type Spec = { components: { schemas: Record<string, unknown> } }
+
+/**
+ * Parsing the 3 MB YAML takes seconds (more on a busy machine), in every test worker; its
+ * JSON form is cached in the temp folder, keyed by the document's size and mtime.
+ */
+const readSpec = (): Spec => {
+  const source = join(fixturesDir, "openai-spec/openapi.yaml")
+  const { size, mtimeMs } = statSync(source)
+  const cached = join(tmpdir(), `effect-llm-openapi-${size}-${Math.floor(mtimeMs)}.json`)
+  if (existsSync(cached)) {
+    try {
+      return JSON.parse(readFileSync(cached, "utf8")) as Spec
+    } catch {
+      // a torn or foreign file: parse the YAML again
+    }
+  }
+  const spec = parse(readFixture("openai-spec/openapi.yaml")) as Spec
+  const partial = `${cached}.${process.pid}.tmp`
+  writeFileSync(partial, JSON.stringify(spec))
+  renameSync(partial, cached) // atomic, so parallel workers never read half a file
+  return spec
+}
+
 const load = () => {
   if (ajv !== undefined) return ajv
-  const spec = parse(readFixture("openai-spec/openapi.yaml")) as { components: { schemas: Record<string, unknown> } }
+  const spec = readSpec()
   // strict off: the document uses OpenAPI keywords (nullable, x-oai*) that JSON Schema does not know
   const instance = new Ajv2020({ strict: false, allErrors: true, validateFormats: true })
   addFormats(instance)

@@ -95,7 +95,10 @@ const replyChat = async (
         return
       }
     }
-    res.write(frames[i])
+    // Before a fault, each frame must reach the socket: otherwise a cut right after
+    // synchronous writes drops them with the headers, and looks like a reset.
+    if (fault !== undefined) await new Promise<void>((resolve) => res.write(frames[i], () => resolve()))
+    else res.write(frames[i])
     if (reply.chunkDelayMs) await sleep(reply.chunkDelayMs)
   }
   res.end()

@@ -1,0 +1,79 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Layer, Stream } from "effect"
+import * as fc from "fast-check"
+import { LanguageModel, LlmError, Message, Testing } from "../src/index.js"
+import { fakeProvider, stack } from "./support/openaiStack.js"
+
+const reply = fc.record({
+  text: fc.string({ unit: "grapheme", maxLength: 40 }),
+  reasoning: fc.option(fc.string({ minLength: 1, maxLength: 20 }), { nil: undefined }),
+  toolCalls: fc.array(
+    fc.record({ id: fc.stringMatching(/^call_[a-z0-9]{1,8}$/), name: fc.stringMatching(/^[a-z_]{1,10}$/), arguments: fc.json({ maxDepth: 2 }) }),
+    { maxLength: 3 }
+  ),
+  chunks: fc.integer({ min: 1, max: 9 }),
+  usage: fc.boolean(),
+  finishReason: fc.constantFrom(undefined, "stop", "length", "content_filter", "something_new")
+})
+
+describe("collect", () => {
+  it.scoped("folding stream(req) gives the same ChatResponse as chat(req), over the wire", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider()
+      // built in the test's scope: the HTTP client must outlive this line
+      const model = Context.get(yield* Layer.build(stack(fake.baseUrl)), LanguageModel.LanguageModel)
+      const request = Message.request([Message.system("s"), Message.user("compare")], { temperature: 0 })
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(reply, async (r) => {
+            // a filtered reply with text is a reply; without text it is an error either way
+            if (r.finishReason === "content_filter" && r.text.length === 0) return
+            await Effect.runPromise(fake.setReply(r))
+            const chat = await Effect.runPromise(model.chat(request))
+            const collected = await Effect.runPromise(LanguageModel.collect(model.stream(request)))
+            expect({ ...collected, id: "" }).toEqual({ ...chat, id: "" })
+            expect(collected.text).toBe(r.text)
+            expect(collected.toolCalls).toEqual(r.toolCalls)
+            expect(collected.usage.estimated).toBe(!r.usage)
+          }),
+          { numRuns: 25, seed: 20261121 }
+        )
+      )
+    }))
+
+  it.effect("a stream without Finish fails with a StreamError that keeps the partial text", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(LanguageModel.collect(Stream.make<Array<Message.StreamEvent>>({ _tag: "TextDelta", text: "half" })))
+      expect(error).toBeInstanceOf(LlmError.StreamError)
+      expect(error.partial).toBe(true)
+      expect(error.partialText).toBe("half")
+      const empty = yield* Effect.flip(LanguageModel.collect(Stream.empty))
+      expect(empty.partial).toBe(false)
+    }))
+
+  it.effect("responseToEvents and collect round-trip", () =>
+    Effect.gen(function* () {
+      const response: Message.ChatResponse = {
+        id: "r1",
+        model: "m",
+        provider: "p",
+        text: "hello",
+        reasoning: "think",
+        toolCalls: [{ id: "a", name: "f", arguments: "{}" }, { id: "b", name: "g", arguments: "[1]" }],
+        finishReason: "tool_calls",
+        usage: { inputTokens: 1, outputTokens: 2, totalTokens: 3, cachedInputTokens: 0, estimated: false }
+      }
+      expect(yield* LanguageModel.collect(Stream.fromIterable(LanguageModel.responseToEvents(response)))).toEqual(response)
+    }))
+})
+
+describe("accessors", () => {
+  it.effect("chat and stream reach the provided model", () =>
+    Effect.gen(function* () {
+      const layer = Layer.merge(Testing.mockModel(["via accessor"]), Layer.empty)
+      const chat = yield* Effect.provide(LanguageModel.chat(Message.request("x")), layer)
+      expect(chat.text).toBe("via accessor")
+      const streamed = yield* Effect.provide(LanguageModel.collect(LanguageModel.stream(Message.request("x"))), layer)
+      expect(streamed.text).toBe("via accessor")
+    }))
+})

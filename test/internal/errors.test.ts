@@ -1,0 +1,282 @@
+/**
+ * Error mapping (src/internal/errors.ts): unit tests of status + body → LlmError, and the
+ * same through the request path against FakeProvider; keys never appear in an error.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Duration, Effect, Exit, Redacted, TestClock } from "effect"
+import { fromResponse, parseGoDuration, redactSecret, retryAfterOf } from "../../src/internal/errors.js"
+import { LanguageModel, LlmError, Message, type Testing } from "../../src/index.js"
+import { fakeProvider, stack } from "../support/openaiStack.js"
+
+const openAiError = (message: string, type: string, code: string | null) => JSON.stringify({ error: { message, type, param: null, code } })
+
+const map = (status: number, body: string, headers: Record<string, string> = {}, now = 0) =>
+  fromResponse({ provider: "openai", model: "gpt-x", status, headers, body, now })
+
+describe("fromResponse", () => {
+  it("maps statuses to tags", () => {
+    const cases: ReadonlyArray<readonly [number, string, LlmError.LlmError["_tag"], boolean]> = [
+      [401, openAiError("Incorrect API key provided", "invalid_request_error", "invalid_api_key"), "AuthenticationError", false],
+      [403, openAiError("Country not supported", "invalid_request_error", "unsupported_country_region_territory"), "PermissionError", false],
+      [429, openAiError("Rate limit reached", "requests", "rate_limit_exceeded"), "RateLimitError", true],
+      [429, openAiError("You exceeded your current quota", "insufficient_quota", "insufficient_quota"), "QuotaExceededError", false],
+      [400, openAiError("This model's maximum context length is 128000 tokens", "invalid_request_error", "context_length_exceeded"), "ContextLengthError", false],
+      [400, openAiError("Invalid value for 'temperature'", "invalid_request_error", "invalid_value"), "InvalidRequestError", false],
+      [404, openAiError("The model `gpt-9` does not exist", "invalid_request_error", "model_not_found"), "InvalidRequestError", false],
+      [422, openAiError("Unprocessable", "invalid_request_error", null), "InvalidRequestError", false],
+      [500, openAiError("The server had an error", "server_error", null), "ServerError", true],
+      [502, "<html>Bad gateway</html>", "ServerError", true],
+      [503, openAiError("The engine is currently overloaded", "server_error", null), "ServerError", true]
+    ]
+    for (const [status, body, tag, retryable] of cases) {
+      const error = map(status, body)
+      expect({ status, tag: error._tag, retryable: error.retryable }).toEqual({ status, tag, retryable })
+      expect(error.provider).toBe("openai")
+      expect(error.model).toBe("gpt-x")
+      expect("status" in error ? error.status : undefined).toBe(status)
+    }
+  })
+
+  it("puts the provider's message and type in the error message", () => {
+    const error = map(400, openAiError("Invalid value for 'temperature'", "invalid_request_error", "invalid_value"))
+    expect(error.message).toBe("openai 400 invalid_request_error: Invalid value for 'temperature'")
+  })
+
+  it("quotes a short excerpt of a body that is not JSON", () => {
+    const error = map(502, "<html>" + "x".repeat(1000) + "</html>")
+    expect(error._tag).toBe("ServerError")
+    expect(error.message).toContain("<html>xxx")
+    expect(error.message.length).toBeLessThan(260)
+  })
+
+  it("reads retry-after-ms before retry-after", () => {
+    const error = map(429, "{}", { "retry-after-ms": "1500", "retry-after": "9" })
+    expect(error._tag).toBe("RateLimitError")
+    if (error._tag === "RateLimitError") expect(Duration.toMillis(error.retryAfter!)).toBe(1500)
+  })
+
+  it("reads retry-after as seconds, fractional seconds, or an HTTP date", () => {
+    expect(Duration.toMillis(retryAfterOf({ "retry-after": "20" }, 0)!)).toBe(20_000)
+    expect(Duration.toMillis(retryAfterOf({ "retry-after": "0.5" }, 0)!)).toBe(500)
+    const now = Date.parse("Sat, 21 Nov 2026 10:00:00 GMT")
+    expect(Duration.toMillis(retryAfterOf({ "retry-after": "Sat, 21 Nov 2026 10:00:42 GMT" }, now)!)).toBe(42_000)
+    // a date in the past means "now", never a negative wait
+    expect(Duration.toMillis(retryAfterOf({ "retry-after": "Sat, 21 Nov 2026 09:00:00 GMT" }, now)!)).toBe(0)
+  })
+
+  it("ignores malformed retry headers", () => {
+    expect(retryAfterOf({ "retry-after": "soon" }, 0)).toBeUndefined()
+    expect(retryAfterOf({ "retry-after-ms": "-5" }, 0)).toBeUndefined()
+    const error = map(429, "{}", { "retry-after": "soon" })
+    expect(error._tag).toBe("RateLimitError")
+    if (error._tag === "RateLimitError") expect(error.retryAfter).toBeUndefined()
+  })
+
+  it("parses Go-style durations", () => {
+    expect(parseGoDuration("6m0s")).toBe(360_000)
+    expect(parseGoDuration("1h2m3.5s")).toBe(3_723_500)
+    expect(parseGoDuration("250ms")).toBe(250)
+    expect(parseGoDuration("13s")).toBe(13_000)
+    expect(parseGoDuration("2")).toBe(2000)
+    expect(parseGoDuration("6m and more")).toBeUndefined()
+    expect(parseGoDuration("")).toBeUndefined()
+  })
+
+  it("honours x-should-retry", () => {
+    expect(map(500, "{}", { "x-should-retry": "false" }).retryable).toBe(false)
+    expect(map(400, "{}", { "x-should-retry": "true" }).retryable).toBe(true)
+  })
+})
+
+describe("redactSecret", () => {
+  it("masks the key in message, excerpt and partial text, and keeps the class and fields", () => {
+    const key = Redacted.make("sk-live-ABCDEF0123456789")
+    const error = new LlmError.MalformedResponseError({
+      provider: "p",
+      model: "m",
+      message: "bad body for sk-live-ABCDEF0123456789",
+      excerpt: "Bearer sk-live-ABCDEF0123456789",
+      status: 200
+    })
+    const masked = redactSecret(error, key)
+    expect(masked).toBeInstanceOf(LlmError.MalformedResponseError)
+    expect(masked.message).toBe("bad body for [redacted]")
+    expect(masked.excerpt).toBe("Bearer [redacted]")
+    expect(masked.status).toBe(200)
+    expect(JSON.stringify(masked)).not.toContain("ABCDEF0123456789")
+  })
+
+  it("returns the same error when nothing leaks", () => {
+    const error = new LlmError.NetworkError({ provider: "p", model: "m", message: "refused" })
+    expect(redactSecret(error, Redacted.make("sk-x"))).toBe(error)
+    expect(redactSecret(error, undefined)).toBe(error)
+  })
+})
+
+// ---------------------------------------------------------------------------
+// Through the request path
+// ---------------------------------------------------------------------------
+
+const request = Message.request("hello")
+
+const chatFails = (fault: Testing.Fault, keys?: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const fake = yield* fakeProvider()
+    yield* fake.inject(fault)
+    return yield* Effect.flip(LanguageModel.chat(request).pipe(Effect.provide(stack(fake.baseUrl, { keys: keys ?? ["sk-one"] }))))
+  })
+
+describe("errors over the wire", () => {
+  it.scoped("401 → AuthenticationError, 403 → PermissionError", () =>
+    Effect.gen(function* () {
+      expect((yield* chatFails({ _tag: "Status", status: 401 }))._tag).toBe("AuthenticationError")
+      expect((yield* chatFails({ _tag: "Status", status: 403 }))._tag).toBe("PermissionError")
+    }))
+
+  it.scoped("429 → RateLimitError with retryAfter from retry-after-ms or retry-after", () =>
+    Effect.gen(function* () {
+      const ms = yield* chatFails({ _tag: "RateLimit", retryAfterMs: 2500 })
+      expect(ms._tag).toBe("RateLimitError")
+      if (ms._tag === "RateLimitError") expect(Duration.toMillis(ms.retryAfter!)).toBe(2500)
+      const seconds = yield* chatFails({ _tag: "RateLimit", retryAfterSeconds: 7 })
+      if (seconds._tag === "RateLimitError") expect(Duration.toMillis(seconds.retryAfter!)).toBe(7000)
+      else expect.fail(seconds._tag)
+    }))
+
+  it.scoped("429 with an HTTP date, read against the clock", () =>
+    Effect.gen(function* () {
+      yield* TestClock.setTime(Date.parse("Sat, 21 Nov 2026 10:00:00 GMT"))
+      const error = yield* chatFails({
+        _tag: "Status",
+        status: 429,
+        headers: { "retry-after": "Sat, 21 Nov 2026 10:00:30 GMT" },
+        body: openAiError("Rate limit reached", "requests", "rate_limit_exceeded")
+      })
+      if (error._tag === "RateLimitError") expect(Duration.toMillis(error.retryAfter!)).toBe(30_000)
+      else expect.fail(error._tag)
+    }))
+
+  it.scoped("429 insufficient_quota → QuotaExceededError", () =>
+    Effect.gen(function* () {
+      const error = yield* chatFails({ _tag: "RateLimit", insufficientQuota: true, retryAfterSeconds: 1 })
+      expect(error._tag).toBe("QuotaExceededError")
+      expect(error.retryable).toBe(false)
+    }))
+
+  it.scoped("context_length_exceeded → ContextLengthError; 400/404/422 → InvalidRequestError", () =>
+    Effect.gen(function* () {
+      const context = yield* chatFails({
+        _tag: "Status",
+        status: 400,
+        body: openAiError("This model's maximum context length is 8192 tokens.", "invalid_request_error", "context_length_exceeded")
+      })
+      expect(context._tag).toBe("ContextLengthError")
+      for (const status of [400, 404, 422]) {
+        const error = yield* chatFails({ _tag: "Status", status })
+        expect(error._tag).toBe("InvalidRequestError")
+        expect(error.message).toContain(`fake ${status}`)
+      }
+    }))
+
+  it.scoped("500 and 503 → ServerError with the status", () =>
+    Effect.gen(function* () {
+      for (const status of [500, 503]) {
+        const error = yield* chatFails({ _tag: "Status", status })
+        expect(error._tag).toBe("ServerError")
+        if (error._tag === "ServerError") expect(error.status).toBe(status)
+        expect(error.retryable).toBe(true)
+      }
+    }))
+
+  it.scoped("a reset connection and a refused connection → NetworkError", () =>
+    Effect.gen(function* () {
+      const reset = yield* chatFails({ _tag: "Reset" })
+      expect(reset._tag).toBe("NetworkError")
+      expect(reset.retryable).toBe(true)
+      const refused = yield* Effect.flip(LanguageModel.chat(request).pipe(Effect.provide(stack("http://127.0.0.1:1/v1"))))
+      expect(refused._tag).toBe("NetworkError")
+      expect(refused.message).toContain("connection failed")
+    }))
+
+  it.scoped("an undecodable 200 body → MalformedResponseError with a short excerpt", () =>
+    Effect.gen(function* () {
+      const error = yield* chatFails({ _tag: "MalformedJson" })
+      expect(error._tag).toBe("MalformedResponseError")
+      if (error._tag !== "MalformedResponseError") return
+      expect(error.excerpt).toContain(`"object":"chat.completion"`)
+      expect(error.excerpt.length).toBeLessThanOrEqual(201)
+      const shape = yield* chatFails({ _tag: "Raw", body: JSON.stringify({ id: "x", choices: [] }), contentType: "application/json" })
+      expect(shape._tag).toBe("MalformedResponseError")
+      expect(shape.message).toContain("choices")
+    }))
+})
+
+describe("no key in any error", () => {
+  const key = "sk-LEAKCHECK-7f3a91c2e8d4b605"
+  const echo = (status: number) =>
+    ({
+      _tag: "Status",
+      status,
+      // some compatible servers quote the credential they rejected
+      body: openAiError(`Invalid Authorization header: Bearer ${key}`, "invalid_request_error", "invalid_api_key")
+    }) as const
+
+  const everyText = (error: LlmError.LlmError, cause: Cause.Cause<unknown>) =>
+    [JSON.stringify(error), String(error), error.message, error.stack ?? "", Cause.pretty(cause)].join("\n")
+
+  it.scoped("errors from every fault, including bodies that echo the key", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider()
+      const layer = stack(fake.baseUrl, { keys: [key] })
+      const faults: ReadonlyArray<Testing.Fault> = [
+        echo(401),
+        echo(400),
+        echo(500),
+        { _tag: "RateLimit", retryAfterMs: 1 },
+        { _tag: "RateLimit", insufficientQuota: true },
+        { _tag: "Status", status: 503 },
+        { _tag: "Reset" },
+        { _tag: "MalformedJson" },
+        { _tag: "Raw", body: `not json, but ${key}`, contentType: "application/json" }
+      ]
+      const seen: Array<string> = []
+      for (const fault of faults) {
+        yield* fake.inject(fault)
+        const exit = yield* Effect.exit(LanguageModel.chat(request).pipe(Effect.provide(layer)))
+        expect(Exit.isFailure(exit)).toBe(true)
+        if (Exit.isFailure(exit)) {
+          const error = Cause.failureOption(exit.cause)
+          expect(error._tag).toBe("Some")
+          if (error._tag === "Some") seen.push(everyText(error.value, exit.cause))
+        }
+      }
+      // streams: an error event that quotes the key, and a cut stream
+      const streamFaults: ReadonlyArray<Testing.Fault> = [
+        { _tag: "Raw", body: `data: {"error":{"message":"bad key ${key}","type":"invalid_request_error"}}\n\n` },
+        { _tag: "Raw", body: `event: error\ndata: bad key ${key}\n\n` },
+        { _tag: "CutStream", afterChunks: 3 },
+        echo(401)
+      ]
+      for (const fault of streamFaults) {
+        yield* fake.inject(fault)
+        const exit = yield* Effect.exit(LanguageModel.collect(LanguageModel.stream(request)).pipe(Effect.provide(layer)))
+        expect(Exit.isFailure(exit)).toBe(true)
+        if (Exit.isFailure(exit)) {
+          const error = Cause.failureOption(exit.cause)
+          if (error._tag === "Some") seen.push(everyText(error.value as LlmError.LlmError, exit.cause))
+          else expect.fail(Cause.pretty(exit.cause))
+        }
+      }
+      expect(seen).toHaveLength(faults.length + streamFaults.length)
+      for (const text of seen) {
+        expect(text).not.toContain(key)
+        expect(text).not.toContain("LEAKCHECK")
+      }
+      // the echoes did reach the error, masked: the test would see a leak
+      expect(seen[0]).toContain("Bearer [redacted]")
+      expect(seen.some((t) => t.includes("bad key [redacted]"))).toBe(true)
+      // and the key did go out on the wire, so the check above is not vacuous
+      const requests = yield* fake.requests
+      expect(requests.every((r) => r.headers.authorization === `Bearer ${key}`)).toBe(true)
+    }))
+})
