@@ -104,9 +104,9 @@ const isKeySpecific = (error: Err.LlmError) =>
  * Admits, leases a key in the current scope, and sends. Resolves to a response with a
  * 2xx status; other statuses become typed errors and are reported against the key.
  */
-const open = (endpoint: Endpoint, out: Outgoing) =>
+const open = (endpoint: Endpoint, out: Outgoing, reattempt = false) =>
   Effect.gen(function* () {
-    yield* endpoint.limiter.admit({ requests: 1, tokens: out.estimatedTokens })
+    yield* endpoint.limiter.admit({ requests: 1, tokens: out.estimatedTokens, reattempt })
     const lease = yield* endpoint.pool.acquire
     const response = yield* endpoint.http.execute(buildRequest(endpoint, out, lease)).pipe(
       Effect.mapError((cause) => networkError(endpoint, out.model, cause))
@@ -135,10 +135,10 @@ const open = (endpoint: Endpoint, out: Outgoing) =>
  */
 const onAnotherKey = <A, R>(
   endpoint: Endpoint,
-  attempt: Effect.Effect<A, Err.LlmError, R>
+  attempt: (reattempt: boolean) => Effect.Effect<A, Err.LlmError, R>
 ): Effect.Effect<A, Err.LlmError, R> => {
   const loop = (left: number): Effect.Effect<A, Err.LlmError, R> =>
-    Effect.catchIf(attempt, (error) => left > 0 && isKeySpecific(error), (error) =>
+    Effect.catchIf(attempt(left < 8), (error) => left > 0 && isKeySpecific(error), (error) =>
       Effect.flatMap(endpoint.pool.hasHealthyKey(), (another) => (another ? loop(left - 1) : Effect.fail(error))))
   return Effect.suspend(() => loop(8))
 }
@@ -172,8 +172,8 @@ export const sendJson = (
     out.model,
     onAnotherKey(
       endpoint,
-      Effect.scoped(
-        Effect.flatMap(open(endpoint, out), ([response, lease]) =>
+      (reattempt) => Effect.scoped(
+        Effect.flatMap(open(endpoint, out, reattempt), ([response, lease]) =>
           response.text.pipe(
             Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
             Effect.flatMap((body) => {
@@ -273,8 +273,8 @@ export const sendStream = (
     Effect.gen(function* () {
       const outer = yield* Effect.scope
       // each attempt gets its own scope so that a failed attempt's lease is freed at once
-      const attempt = Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (inner) =>
-        open(endpoint, out).pipe(
+      const attempt = (reattempt: boolean) => Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (inner) =>
+        open(endpoint, out, reattempt).pipe(
           Scope.extend(inner),
           Effect.onError((cause) => Scope.close(inner, Exit.failCause(cause)))
         ))
