@@ -227,10 +227,14 @@ export const memoryStore = (limits: Limits): Effect.Effect<BucketStore> =>
               wait = Math.max(wait, waitFor(tokens, t))
             }
             if (!ignorePause && pausedUntil > at) wait = Math.max(wait, pausedUntil - at)
-            if (failFast && wait > 0) return -Math.ceil(wait) - 1
-            requests.level -= r
-            if (tokens !== undefined) tokens.level -= t
-            return Math.ceil(wait)
+            const waitMs = Math.ceil(wait)
+            if (failFast && waitMs > 0) return -waitMs - 1
+            // a waiter woken on the whole millisecond takes the refill of the fraction it
+            // rounded up, so that rounding never lets the next one in early
+            const rounding = waitMs - wait
+            requests.level -= r + rounding * requests.refillPerMs
+            if (tokens !== undefined) tokens.level -= t + rounding * tokens.refillPerMs
+            return waitMs
           }),
         refund: (r, t) =>
           Effect.sync(() => {

@@ -54,11 +54,14 @@ local wait = 0
 if rl < r then wait = (r - rl) / rrate end
 if tcap0 > 0 and tl < t then wait = math.max(wait, (t - tl) / trate) end
 if ARGV[8] ~= "1" and pause > now then wait = math.max(wait, pause - now) end
-if ARGV[7] == "1" and wait > 0 then return -math.ceil(wait) - 1 end
-rl = rl - r
-if tcap0 > 0 then tl = tl - t end
+local waitms = math.ceil(wait)
+if ARGV[7] == "1" and waitms > 0 then return -waitms - 1 end
+-- a waiter woken on the whole millisecond takes the refill of the fraction it rounded up
+local rounding = waitms - wait
+rl = rl - r - rounding * rrate
+if tcap0 > 0 then tl = tl - t - rounding * trate end
 save()
-return math.ceil(wait)
+return waitms
 `)
 
 const refundLua = script(`${prelude}
