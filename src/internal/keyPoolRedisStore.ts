@@ -71,9 +71,9 @@ if tag == "Success" then
 end
 redis.call("HINCRBY", h, "failures", 1)
 if tag == "RateLimited" then
-  local until = now + tonumber(ARGV[2])
+  local ends = now + tonumber(ARGV[2])
   local current = tonumber(redis.call("HGET", h, "cooldownUntil")) or 0
-  redis.call("HSET", h, "cooldownUntil", math.max(current, until), "halfOpen", "0")
+  redis.call("HSET", h, "cooldownUntil", math.max(current, ends), "halfOpen", "0")
 elseif tag == "Rejected" then
   redis.call("HSET", h, "disabledReason", ARGV[3], "halfOpen", "0")
   redis.call("HDEL", h, "disabledUntil")
