@@ -307,6 +307,8 @@ export const makeWith = (store: BucketStore, options: Options, limits: Limits): 
       Effect.withSpan("RateLimiter.wait", { attributes: { waitMs: ms } })
     )
 
+  // No span on an admission that does not wait: it runs once per request and costs about
+  // as much as the bucket itself. A wait gets its "RateLimiter.wait" span.
   const admit = (cost: Cost): Effect.Effect<void, RateLimitExceededError> => {
     const r = cost.requests ?? 1
     const t = hasTokens ? (cost.tokens ?? 0) : 0
