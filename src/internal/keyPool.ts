@@ -369,7 +369,7 @@ export const makeWith = (
             onFailure: (error) => report(lease.keyId, outcomeOf(error))
           })
         ))
-    )
+    ).pipe(Effect.withSpan("KeyPool.withKey", { attributes: { provider: providerId } }))
 
   return {
     providerId,
