@@ -2,6 +2,8 @@
  * A pool of API keys for one provider. Each call leases the least-loaded healthy key;
  * outcomes are reported back so that rate-limited keys cool down and rejected keys are
  * disabled. Keys are `Redacted` everywhere and identified by a fingerprint in `status`.
+ * `layer` keeps the pool in memory (a min-heap by load, then least recent use);
+ * `layerRedis` shares leases, cooldowns and disables across processes.
  *
  * @since 0.1.0
  */
@@ -14,6 +16,8 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as internal from "./internal/keyPool.js"
+import * as redisStore from "./internal/keyPoolRedisStore.js"
+import * as Redis from "./internal/redis.js"
 import type { LlmError, NoKeyAvailableError } from "./LlmError.js"
 
 /**
@@ -41,16 +45,28 @@ export type Outcome =
   /** Any other failure; counted, the key stays healthy. */
   | { readonly _tag: "Failure" }
 
+/**
+ * Where a key stands. A key back from a cooldown or a quota reset is `halfOpen`: it
+ * serves one call at a time until a success makes it `healthy` again.
+ * @since 0.1.0 @category models
+ */
+export type KeyState = "healthy" | "halfOpen" | "coolingDown" | "disabled"
+
 /** @since 0.1.0 @category models */
 export interface KeyStatus {
   /** A fingerprint of the key, never the key. */
   readonly keyId: string
+  readonly state: KeyState
+  /** In-flight calls over `maxConcurrentPerKey`, or the in-flight count when there is no maximum. */
+  readonly load: number
   readonly inFlight: number
   readonly successes: number
   readonly failures: number
   /** Epoch millis until which the key cools down, when it does. */
   readonly cooldownUntil: number | undefined
   readonly disabledReason: string | undefined
+  /** Epoch millis when a quota-disabled key is tried again; undefined when disabled for good. */
+  readonly disabledUntil: number | undefined
   readonly lastUsed: number
 }
 
@@ -80,6 +96,12 @@ export interface Options {
   readonly defaultCooldown?: Duration.DurationInput
   /** How long a key that ran out of quota stays disabled. Default 1 hour. */
   readonly quotaResetAfter?: Duration.DurationInput
+  /**
+   * At most this many calls at once on one key. When every healthy key is at the
+   * maximum, or every key is cooling down, callers wait (in FIFO order) instead of
+   * failing with `NoKeyAvailableError`; they still fail when every key is disabled.
+   */
+  readonly maxConcurrentPerKey?: number
 }
 
 /**
@@ -88,7 +110,10 @@ export interface Options {
  */
 export const outcomeOf: (error: LlmError) => Outcome = internal.outcomeOf
 
-/** @since 0.1.0 @category constructors */
+/**
+ * Builds an in-memory pool. An invalid `maxConcurrentPerKey` is a defect that names it.
+ * @since 0.1.0 @category constructors
+ */
 export const make = (options: Options): Effect.Effect<Service> => internal.make(options)
 
 /** @since 0.1.0 @category layers */
@@ -121,8 +146,52 @@ export const layerConfig = (
  */
 export const layerKeyless = (providerId: string): Layer.Layer<KeyPool> => layer({ providerId, keys: [] })
 
+/**
+ * Could not reach Redis, or a Redis command failed.
+ * @since 0.1.0 @category errors
+ */
+export const RedisError = Redis.RedisError
+/** @since 0.1.0 @category errors */
+export type RedisError = Redis.RedisError
+
+/**
+ * One pool for many processes: leases, loads, cooldowns and disables live in Redis, so
+ * that every process leases the least-loaded key across all of them and a 429 seen by
+ * one cools the key for all. Keys themselves never leave the process: Redis sees only
+ * fingerprints. Each lease carries a TTL (`leaseTtl`, default 1 minute) that the
+ * holder renews while it runs, so a crashed process cannot hold load for longer. A
+ * Redis failure after the layer is built is a defect carrying a `RedisError`.
+ * @since 0.1.0 @category layers
+ */
+export const layerRedis = (
+  options: Options & Redis.RedisOptions & {
+    readonly leaseTtl?: Duration.DurationInput
+  }
+): Layer.Layer<KeyPool, RedisError> =>
+  Layer.scoped(
+    KeyPool,
+    Effect.gen(function* () {
+      const keys = internal.keysOf(options.keys)
+      const timings = internal.timingsOf(options)
+      const connection = yield* Redis.connect(options)
+      const store = yield* redisStore.make(connection, options.providerId, [...keys.keys()], timings, options.leaseTtl)
+      return internal.makeWith(options, keys, timings, store)
+    })
+  )
+
 /** @since 0.1.0 @category accessors */
 export const status: Effect.Effect<ReadonlyArray<KeyStatus>, never, KeyPool> = Effect.flatMap(KeyPool, (pool) => pool.status)
+
+/** @since 0.1.0 @category accessors */
+export const withKey = <A, E, R>(
+  f: (lease: Lease) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | NoKeyAvailableError, R | KeyPool> => Effect.flatMap(KeyPool, (pool) => pool.withKey(f))
+
+/** @since 0.1.0 @category accessors */
+export const acquire: Effect.Effect<Lease, NoKeyAvailableError, KeyPool | Scope.Scope> = Effect.flatMap(
+  KeyPool,
+  (pool) => pool.acquire
+)
 
 /** @since 0.1.0 @category utils */
 export const fingerprint = (key: string): string => internal.fingerprint(key)

@@ -1,19 +1,32 @@
 /**
  * Client-side rate limits: a token bucket on requests and, optionally, on tokens.
  * `admit` reserves capacity and waits, in FIFO order, until the reservation is covered.
+ * `observe` adapts the buckets to what the provider's headers say remains, and pauses
+ * admission on a `retry-after`. `layer` keeps the buckets in memory; `layerRedis` keeps
+ * them in Redis, so that many processes share one budget.
  *
  * @since 0.1.0
  */
+import * as Config from "effect/Config"
+import type { ConfigError } from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Redis from "./internal/redis.js"
 import * as internal from "./internal/rateLimiter.js"
+import * as redisStore from "./internal/rateLimiterRedisStore.js"
 import type { RateLimitExceededError } from "./LlmError.js"
 
 /** @since 0.1.0 @category models */
 export interface Cost {
   readonly requests?: number | undefined
   readonly tokens?: number | undefined
+  /**
+   * An immediate re-try, on another key, of a request that was already admitted. It
+   * still takes capacity, but a pause learned from the failed key's 429 does not hold it:
+   * that key's cooldown is the pool's job.
+   */
+  readonly reattempt?: boolean | undefined
 }
 
 /** @since 0.1.0 @category models */
@@ -27,6 +40,31 @@ export interface DimensionStatus {
 export interface Status {
   readonly requests: DimensionStatus | undefined
   readonly tokens: DimensionStatus | undefined
+  /** Epoch millis until which admission is paused (after a `retry-after`), if it is. */
+  readonly pausedUntil?: number | undefined
+}
+
+/**
+ * One dimension of what a provider's headers say; each field is absent when no header
+ * gave it, or when the header was malformed.
+ * @since 0.1.0 @category models
+ */
+export interface ServerDimension {
+  readonly limit: number | undefined
+  readonly remaining: number | undefined
+  /** Millis until the dimension is full again. */
+  readonly resetMs: number | undefined
+}
+
+/**
+ * What a response's rate-limit headers say.
+ * @since 0.1.0 @category models
+ */
+export interface ServerLimits {
+  readonly requests: ServerDimension
+  readonly tokens: ServerDimension
+  /** From `retry-after-ms` or `retry-after`. */
+  readonly retryAfterMs: number | undefined
 }
 
 /**
@@ -41,7 +79,12 @@ export interface Service {
   readonly admit: (cost: Cost) => Effect.Effect<void, RateLimitExceededError>
   /** Corrects a token estimate once real usage is known. */
   readonly settle: (actualTokens: number, estimatedTokens: number) => Effect.Effect<void>
-  /** Learns from a provider's rate-limit headers. */
+  /**
+   * Learns from a provider's rate-limit headers: lowers each bucket to what the server
+   * says remains (scaled by `bufferRatio`) and its capacity to the server's limit when
+   * that is lower; pauses admission for a `retry-after`, or until the reset of a limit
+   * with nothing left. Malformed headers are ignored.
+   */
   readonly observe: (headers: HeaderInput) => Effect.Effect<void>
   readonly status: Effect.Effect<Status>
   /** Refills every bucket and clears any pause. */
@@ -66,11 +109,79 @@ export type Options =
     readonly provider?: string
   }
 
-/** @since 0.1.0 @category constructors */
+/**
+ * Builds an in-memory limiter. Invalid numbers (a capacity of 0, a `bufferRatio` above
+ * 1) are a defect whose message names the option.
+ * @since 0.1.0 @category constructors
+ */
 export const make = (options: Options): Effect.Effect<Service> => internal.make(options)
 
 /** @since 0.1.0 @category layers */
 export const layer = (options: Options): Layer.Layer<RateLimiter> => Layer.effect(RateLimiter, make(options))
+
+/**
+ * Options from config, e.g.
+ * `layerConfig(Config.all({ requestsPerMinute: Config.number("OPENAI_RPM") }))`. Values
+ * that are not positive fail with a `ConfigError` that names them.
+ * @since 0.1.0 @category layers
+ */
+export const layerConfig = (options: Config.Config<Options>): Layer.Layer<RateLimiter, ConfigError> =>
+  Layer.effect(
+    RateLimiter,
+    Effect.flatMap(
+      Config.validate(options, {
+        message: "rate limits must be positive numbers and bufferRatio in (0, 1]",
+        validation: (o) => {
+          try {
+            internal.limitsOf(o)
+            return true
+          } catch {
+            return false
+          }
+        }
+      }),
+      make
+    )
+  )
+
+/**
+ * Could not reach Redis, or a Redis command failed.
+ * @since 0.1.0 @category errors
+ */
+export const RedisError = Redis.RedisError
+/** @since 0.1.0 @category errors */
+export type RedisError = Redis.RedisError
+
+/**
+ * What every Redis-backed layer takes: `url` like `redis://127.0.0.1:6379/0`, and a key
+ * `prefix` (default `effect-llm:`).
+ * @since 0.1.0 @category models
+ */
+export type RedisOptions = Redis.RedisOptions
+
+/**
+ * One budget for many processes, on many hosts: the buckets live in Redis and each
+ * reservation is one Lua script, timed by the Redis server's clock. Processes that use
+ * the same `url`, `prefix` and `name` share the budget. The bucket arithmetic, FIFO
+ * reservations, `observe`, `settle`, pauses and `onExceeded` behave as in `layer`. A
+ * Redis failure after the layer is built is a defect carrying a `RedisError`.
+ * @since 0.1.0 @category layers
+ */
+export const layerRedis = (
+  options: Options & RedisOptions & {
+    /** Which budget, under the prefix. Default the `provider` option, else `default`. */
+    readonly name?: string
+  }
+): Layer.Layer<RateLimiter, RedisError> =>
+  Layer.scoped(
+    RateLimiter,
+    Effect.gen(function* () {
+      const limits = internal.limitsOf(options)
+      const connection = yield* Redis.connect(options)
+      const store = redisStore.make(connection, options.name ?? options.provider ?? "default", limits)
+      return internal.makeWith(store, options, limits)
+    })
+  )
 
 /**
  * A limiter that admits everything at once.
@@ -90,5 +201,23 @@ export const unlimited: Layer.Layer<RateLimiter> = Layer.succeed(RateLimiter, {
  */
 export const estimateTokens = (text: string): number => Math.ceil(text.length / 4)
 
+/**
+ * Reads rate-limit headers (OpenAI `x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`,
+ * `retry-after`, `retry-after-ms`); `now` is epoch millis, for RFC 3339 resets.
+ * @since 0.1.0 @category utils
+ */
+export const parseHeaders: (headers: HeaderInput, now: number) => ServerLimits = internal.parseHeaders
+
 /** @since 0.1.0 @category accessors */
 export const status: Effect.Effect<Status, never, RateLimiter> = Effect.flatMap(RateLimiter, (l) => l.status)
+
+/** @since 0.1.0 @category accessors */
+export const admit = (cost: Cost): Effect.Effect<void, RateLimitExceededError, RateLimiter> =>
+  Effect.flatMap(RateLimiter, (l) => l.admit(cost))
+
+/** @since 0.1.0 @category accessors */
+export const observe = (headers: HeaderInput): Effect.Effect<void, never, RateLimiter> =>
+  Effect.flatMap(RateLimiter, (l) => l.observe(headers))
+
+/** @since 0.1.0 @category accessors */
+export const reset: Effect.Effect<void, never, RateLimiter> = Effect.flatMap(RateLimiter, (l) => l.reset)

@@ -110,9 +110,9 @@ const isKeySpecific = (error: Err.LlmError) =>
  * Admits, leases a key in the current scope, and sends. Resolves to a response with a
  * 2xx status; other statuses become typed errors and are reported against the key.
  */
-const open = (endpoint: Endpoint, out: Outgoing) =>
+const open = (endpoint: Endpoint, out: Outgoing, reattempt = false) =>
   Effect.gen(function* () {
-    yield* endpoint.limiter.admit({ requests: 1, tokens: out.estimatedTokens })
+    yield* endpoint.limiter.admit({ requests: 1, tokens: out.estimatedTokens, reattempt })
     const lease = yield* endpoint.pool.acquire
     const response = yield* endpoint.http.execute(buildRequest(endpoint, out, lease)).pipe(
       Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
@@ -145,10 +145,10 @@ const open = (endpoint: Endpoint, out: Outgoing) =>
  */
 const onAnotherKey = <A, R>(
   endpoint: Endpoint,
-  attempt: Effect.Effect<A, Err.LlmError, R>
+  attempt: (reattempt: boolean) => Effect.Effect<A, Err.LlmError, R>
 ): Effect.Effect<A, Err.LlmError, R> => {
   const loop = (left: number): Effect.Effect<A, Err.LlmError, R> =>
-    Effect.catchIf(attempt, (error) => left > 0 && isKeySpecific(error), (error) =>
+    Effect.catchIf(attempt(left < 8), (error) => left > 0 && isKeySpecific(error), (error) =>
       Effect.flatMap(endpoint.pool.hasHealthyKey(), (another) => (another ? loop(left - 1) : Effect.fail(error))))
   return Effect.suspend(() => loop(8))
 }
@@ -171,82 +171,60 @@ const withTimeout = <A, R>(
         })
     })
 
-/** A JSON exchange: `decode` turns a 2xx body into a response or a typed error. */
+/** A chat JSON exchange: `decode` turns a 2xx body into a response or a typed error. */
 export const sendJson = (
   endpoint: Endpoint,
   out: Outgoing,
   decode: (body: string, status: number) => ChatResponse | Err.LlmError
-): Effect.Effect<ChatResponse, Err.LlmError> =>
-  withTimeout(
+): Effect.Effect<ChatResponse, Err.LlmError> => {
+  const usage = endpoint.usage
+  return sendJsonAs(
     endpoint,
-    out.model,
-    onAnotherKey(
-      endpoint,
-      Effect.scoped(
-        Effect.flatMap(open(endpoint, out), ([response, lease]) =>
-          response.text.pipe(
-            Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
-            Effect.flatMap((body) => {
-              const decoded = decode(body, response.status)
-              if (Err.isLlmError(decoded)) {
-                return Effect.zipRight(
-                  endpoint.pool.report(lease.keyId, { _tag: "Failure" }),
-                  Effect.fail(redactSecret(decoded, lease.key))
-                )
-              }
-              return Effect.as(
-                Effect.zipRight(
-                  Effect.zipRight(
-                    endpoint.pool.report(lease.keyId, { _tag: "Success" }),
-                    endpoint.limiter.settle(decoded.usage.totalTokens, out.estimatedTokens)
-                  ),
-                  endpoint.usage === undefined ? Effect.void : endpoint.usage.record(endpoint.provider, out.model, decoded.usage)
-                ),
-                decoded
-              )
-            })
-          ))
-      )
-    )
+    out,
+    decode,
+    (response) => response.usage.totalTokens,
+    usage === undefined ? undefined : (response) => usage.record(endpoint.provider, out.model, response.usage)
   )
+}
 
 /**
- * A JSON exchange for results other than a `ChatResponse` (embeddings): `decode` turns a
- * 2xx body into a result or a typed error, and `tokensOf` gives the tokens to settle.
+ * A JSON exchange for any result (chat, embeddings): `decode` turns a 2xx body into a
+ * result or a typed error, `tokensOf` gives the tokens to settle with the limiter, and
+ * `onSuccess` runs after the key is reported healthy.
  */
 export const sendJsonAs = <A>(
   endpoint: Endpoint,
   out: Outgoing,
   decode: (body: string, status: number) => A | Err.LlmError,
-  tokensOf: (result: A) => number
+  tokensOf: (result: A) => number,
+  onSuccess?: (result: A) => Effect.Effect<void>
 ): Effect.Effect<A, Err.LlmError> =>
   withTimeout(
     endpoint,
     out.model,
     onAnotherKey(
       endpoint,
-      Effect.scoped(
-        Effect.flatMap(open(endpoint, out), ([response, lease]) =>
-          response.text.pipe(
-            Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
-            Effect.flatMap((body) => {
-              const decoded = decode(body, response.status)
-              if (Err.isLlmError(decoded)) {
-                return Effect.zipRight(
-                  endpoint.pool.report(lease.keyId, { _tag: "Failure" }),
-                  Effect.fail(redactSecret(decoded, lease.key))
-                )
-              }
-              return Effect.as(
-                Effect.zipRight(
+      (reattempt) =>
+        Effect.scoped(
+          Effect.flatMap(open(endpoint, out, reattempt), ([response, lease]) =>
+            response.text.pipe(
+              Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
+              Effect.flatMap((body) => {
+                const decoded = decode(body, response.status)
+                if (Err.isLlmError(decoded)) {
+                  return Effect.zipRight(
+                    endpoint.pool.report(lease.keyId, { _tag: "Failure" }),
+                    Effect.fail(redactSecret(decoded, lease.key))
+                  )
+                }
+                const settled = Effect.zipRight(
                   endpoint.pool.report(lease.keyId, { _tag: "Success" }),
                   endpoint.limiter.settle(tokensOf(decoded), out.estimatedTokens)
-                ),
-                decoded
-              )
-            })
-          ))
-      )
+                )
+                return Effect.as(onSuccess === undefined ? settled : Effect.zipRight(settled, onSuccess(decoded)), decoded)
+              })
+            ))
+        )
     )
   )
 
@@ -334,8 +312,8 @@ export const sendStream = (
       const started = yield* Clock.currentTimeMillis
       const outer = yield* Effect.scope
       // each attempt gets its own scope so that a failed attempt's lease is freed at once
-      const attempt = Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (inner) =>
-        open(endpoint, out).pipe(
+      const attempt = (reattempt: boolean) => Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (inner) =>
+        open(endpoint, out, reattempt).pipe(
           Scope.extend(inner),
           Effect.onError((cause) => Scope.close(inner, Exit.failCause(cause)))
         ))

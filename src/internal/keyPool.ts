@@ -1,187 +1,391 @@
 import { createHash } from "node:crypto"
-import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
-import type { KeyStatus, Lease, Options, Outcome, Service } from "../KeyPool.js"
+import type * as Scope from "effect/Scope"
+import type { KeyState, KeyStatus, Lease, Options, Outcome, Service } from "../KeyPool.js"
 import { NoKeyAvailableError } from "../LlmError.js"
+import { type HeapEntry, KeyHeap, rank } from "./keyHeap.js"
 
 export const fingerprint = (key: string): string =>
   "key_" + createHash("sha256").update(key).digest("hex").slice(0, 10)
 
-interface KeyState {
-  readonly keyId: string
-  readonly key: Redacted.Redacted<string>
-  inFlight: number
+/** The configured keys, deduplicated, by fingerprint. Keys never leave the process. */
+export const keysOf = (keys: Options["keys"]): ReadonlyMap<string, Redacted.Redacted<string>> => {
+  const byId = new Map<string, Redacted.Redacted<string>>()
+  for (const raw of keys) {
+    const key = typeof raw === "string" ? Redacted.make(raw) : raw
+    const id = fingerprint(Redacted.value(key))
+    if (!byId.has(id)) byId.set(id, key)
+  }
+  return byId
+}
+
+/** How the pool's timings read from its options, in millis. */
+export interface Timings {
+  readonly defaultCooldown: number
+  readonly quotaReset: number
+  readonly maxConcurrentPerKey: number | undefined
+}
+
+export const timingsOf = (options: Options): Timings => {
+  const max = options.maxConcurrentPerKey
+  if (max !== undefined && (!Number.isInteger(max) || max < 1)) {
+    throw new RangeError(`KeyPool: maxConcurrentPerKey must be a positive integer, got ${String(max)}`)
+  }
+  return {
+    defaultCooldown: Duration.toMillis(options.defaultCooldown ?? "10 seconds"),
+    quotaReset: Duration.toMillis(options.quotaResetAfter ?? "1 hour"),
+    maxConcurrentPerKey: max
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Stores
+// ---------------------------------------------------------------------------
+
+/** The result of one attempt to lease a key. */
+export type Take =
+  | { readonly _tag: "Leased"; readonly keyId: string; readonly leaseId: string }
+  /** Healthy keys exist but all are at `maxConcurrentPerKey` (or carry a half-open probe). */
+  | { readonly _tag: "Busy" }
+  /** No key is healthy; `retryAfterMs` is when the earliest comes back, if one will. */
+  | { readonly _tag: "Unavailable"; readonly retryAfterMs: number | undefined }
+
+/**
+ * Where key state lives: in this process, or in Redis for a pool shared by many. Each
+ * operation is atomic in its store; leasing, waiting, reporting and errors are the
+ * service's, written once below.
+ */
+export interface KeyPoolStore {
+  readonly take: Effect.Effect<Take>
+  readonly release: (keyId: string, leaseId: string) => Effect.Effect<void>
+  readonly report: (keyId: string, outcome: Outcome) => Effect.Effect<void>
+  readonly status: Effect.Effect<ReadonlyArray<KeyStatus>>
+  readonly hasHealthyKey: (exceptKeyId?: string) => Effect.Effect<boolean>
+  /** How often a waiter looks again without being woken (other processes free keys too). */
+  readonly pollMillis: number
+}
+
+/**
+ * Where a key stands, by precedence: disabled, cooling down, half-open, healthy. A
+ * cooldown or a timed disable that has run out reads as half-open even before the next
+ * lease moves the key back.
+ */
+export const stateOf = (
+  now: number,
+  s: {
+    readonly cooldownUntil: number | undefined
+    readonly disabledReason: string | undefined
+    readonly disabledUntil: number | undefined
+    readonly halfOpen: boolean
+  }
+): KeyState => {
+  if (s.disabledReason !== undefined) return s.disabledUntil !== undefined && s.disabledUntil <= now ? "halfOpen" : "disabled"
+  if (s.cooldownUntil !== undefined) return s.cooldownUntil > now ? "coolingDown" : "halfOpen"
+  return s.halfOpen ? "halfOpen" : "healthy"
+}
+
+interface Entry extends HeapEntry {
   successes: number
   failures: number
   cooldownUntil: number | undefined
   disabledReason: string | undefined
   disabledUntil: number | undefined
-  lastUsed: number
 }
 
-const healthyAt = (state: KeyState, now: number): boolean =>
-  (state.disabledReason === undefined || (state.disabledUntil !== undefined && state.disabledUntil <= now)) &&
-  (state.cooldownUntil === undefined || state.cooldownUntil <= now)
+/** When an out-of-heap key serves again; undefined for a key disabled for good. */
+const backAt = (e: Entry): number | undefined => (e.disabledReason !== undefined ? e.disabledUntil : e.cooldownUntil)
 
-export const make = (options: Options): Effect.Effect<Service> =>
-  Effect.gen(function* () {
-    const defaultCooldown = Duration.toMillis(options.defaultCooldown ?? "10 seconds")
-    const quotaReset = Duration.toMillis(options.quotaResetAfter ?? "1 hour")
-    const seen = new Set<string>()
-    const states: Array<KeyState> = []
-    for (const raw of options.keys) {
-      const key = typeof raw === "string" ? Redacted.make(raw) : raw
-      const keyId = fingerprint(Redacted.value(key))
-      if (seen.has(keyId)) continue
-      seen.add(keyId)
-      states.push({
-        keyId,
-        key,
-        inFlight: 0,
-        successes: 0,
-        failures: 0,
-        cooldownUntil: undefined,
-        disabledReason: undefined,
-        disabledUntil: undefined,
-        lastUsed: 0
-      })
-    }
-    const byId = new Map(states.map((s) => [s.keyId, s]))
-    // The Ref serialises every mutation of the key states; all updates happen inside modify.
-    const ref = yield* Ref.make(states)
-    const keyless: Lease = { keyId: "none", key: undefined }
+interface MemoryState {
+  readonly heap: KeyHeap<Entry>
+  /** Keys out of the heap: cooling down, or disabled. */
+  readonly resting: Array<Entry>
+}
 
-    /** The least-loaded healthy key, or when the earliest unhealthy key comes back. */
-    const pick = (now: number): { readonly state: KeyState } | { readonly back: number | undefined } => {
-      let best: KeyState | undefined
-      let earliest: number | undefined
-      for (const state of states) {
-        if (healthyAt(state, now)) {
-          if (
-            best === undefined ||
-            state.inFlight < best.inFlight ||
-            (state.inFlight === best.inFlight && state.lastUsed < best.lastUsed)
-          ) best = state
-        } else {
-          const back = state.disabledReason !== undefined ? state.disabledUntil : state.cooldownUntil
-          if (back !== undefined && (earliest === undefined || back < earliest)) earliest = back
+/**
+ * The in-memory store: healthy keys in a min-heap guarded by a `Ref`, resting keys beside
+ * it until their time comes.
+ */
+export const memoryStore = (ids: ReadonlyArray<string>, timings: Timings): Effect.Effect<KeyPoolStore> =>
+  Effect.clockWith((clock) =>
+    Effect.gen(function* () {
+      const entries = new Map<string, Entry>()
+      const heap = new KeyHeap<Entry>()
+      ids.forEach((keyId, seq) => {
+        const entry: Entry = {
+          keyId,
+          seq,
+          inFlight: 0,
+          lastUsed: 0,
+          halfOpen: false,
+          index: -1,
+          successes: 0,
+          failures: 0,
+          cooldownUntil: undefined,
+          disabledReason: undefined,
+          disabledUntil: undefined
         }
-      }
-      return best === undefined ? { back: earliest } : { state: best }
-    }
+        entries.set(keyId, entry)
+        heap.push(entry)
+      })
+      const ref = yield* Ref.make<MemoryState>({ heap, resting: [] })
+      const max = timings.maxConcurrentPerKey
 
-    const take = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Ref.modify(ref, (s: Array<KeyState>) => {
-        const picked = pick(now)
-        if ("state" in picked) {
-          const state = picked.state
-          state.inFlight++
-          state.lastUsed = now
-          if (state.disabledReason !== undefined) {
-            // a timed disable (quota) has expired: half-open again
-            state.disabledReason = undefined
-            state.disabledUntil = undefined
+      /** Resting keys whose time has come go back into the heap, half-open. */
+      const wake = (state: MemoryState, now: number): void => {
+        if (state.resting.length === 0) return
+        for (let i = state.resting.length - 1; i >= 0; i--) {
+          const entry = state.resting[i]!
+          const back = backAt(entry)
+          if (back !== undefined && back <= now) {
+            state.resting.splice(i, 1)
+            entry.cooldownUntil = undefined
+            entry.disabledReason = undefined
+            entry.disabledUntil = undefined
+            entry.halfOpen = true
+            state.heap.push(entry)
           }
         }
-        return [picked, s] as const
-      }).pipe(
-        Effect.flatMap((picked) =>
-          "state" in picked
-            ? Effect.succeed(picked.state)
-            : Effect.fail(
-              new NoKeyAvailableError({
-                provider: options.providerId,
-                model: "*",
-                message: picked.back === undefined
-                  ? `every key of ${options.providerId} is disabled`
-                  : `every key of ${options.providerId} is cooling down`,
-                ...(picked.back === undefined ? {} : { retryAfter: Duration.millis(Math.max(0, picked.back - now)) })
-              })
-            )
-        )
-      )
-    )
+      }
 
-    const release = (state: KeyState) =>
-      Ref.update(ref, (s) => {
-        state.inFlight--
-        return s
+      const rest = (state: MemoryState, entry: Entry): void => {
+        if (entry.index >= 0) {
+          state.heap.remove(entry)
+          state.resting.push(entry)
+        }
+      }
+
+      const take: Effect.Effect<Take> = Ref.modify(ref, (state): [Take, MemoryState] => {
+        const now = clock.unsafeCurrentTimeMillis()
+        wake(state, now)
+        const top = state.heap.peek()
+        if (top === undefined) {
+          let earliest: number | undefined
+          for (const entry of state.resting) {
+            const back = backAt(entry)
+            if (back !== undefined && (earliest === undefined || back < earliest)) earliest = back
+          }
+          return [{ _tag: "Unavailable", retryAfterMs: earliest === undefined ? undefined : earliest - now }, state]
+        }
+        if (rank(top) === Number.POSITIVE_INFINITY || (max !== undefined && top.inFlight >= max)) {
+          return [{ _tag: "Busy" }, state]
+        }
+        top.inFlight++
+        top.lastUsed = now
+        state.heap.update(top)
+        return [{ _tag: "Leased", keyId: top.keyId, leaseId: top.keyId }, state]
       })
 
-    const acquire: Service["acquire"] = states.length === 0
-      ? Effect.succeed(keyless)
-      : Effect.acquireRelease(take, release).pipe(
-        Effect.map((state): Lease => ({ keyId: state.keyId, key: state.key }))
-      )
+      const release = (keyId: string): Effect.Effect<void> =>
+        Ref.update(ref, (state) => {
+          const entry = entries.get(keyId)
+          if (entry !== undefined && entry.inFlight > 0) {
+            entry.inFlight--
+            state.heap.update(entry)
+          }
+          return state
+        })
 
-    const report = (keyId: string, outcome: Outcome): Effect.Effect<void> => {
-      const state = byId.get(keyId)
-      if (state === undefined) return Effect.void
-      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Ref.update(ref, (s) => {
+      const report = (keyId: string, outcome: Outcome): Effect.Effect<void> =>
+        Ref.update(ref, (state) => {
+          const entry = entries.get(keyId)
+          if (entry === undefined) return state
+          const now = clock.unsafeCurrentTimeMillis()
           switch (outcome._tag) {
             case "Success":
-              state.successes++
-              state.cooldownUntil = undefined
+              entry.successes++
+              if (entry.halfOpen) {
+                entry.halfOpen = false
+                state.heap.update(entry)
+              }
               break
             case "RateLimited": {
-              state.failures++
-              const wait = outcome.retryAfter === undefined ? defaultCooldown : Duration.toMillis(outcome.retryAfter)
-              state.cooldownUntil = Math.max(state.cooldownUntil ?? 0, now + wait)
+              entry.failures++
+              const wait = outcome.retryAfter === undefined ? timings.defaultCooldown : Duration.toMillis(outcome.retryAfter)
+              entry.cooldownUntil = Math.max(entry.cooldownUntil ?? 0, now + wait)
+              entry.halfOpen = false
+              rest(state, entry)
               break
             }
             case "Rejected":
-              state.failures++
-              state.disabledReason = outcome.reason
-              state.disabledUntil = undefined
+              entry.failures++
+              entry.disabledReason = outcome.reason
+              entry.disabledUntil = undefined
+              entry.halfOpen = false
+              rest(state, entry)
               break
             case "QuotaExceeded":
-              state.failures++
-              state.disabledReason = outcome.reason
-              state.disabledUntil = now + quotaReset
+              entry.failures++
+              entry.disabledReason = outcome.reason
+              entry.disabledUntil = now + timings.quotaReset
+              entry.halfOpen = false
+              rest(state, entry)
               break
             case "Failure":
-              state.failures++
+              entry.failures++
               break
           }
-          return s
+          return state
         })
-      )
-    }
 
-    const withKey: Service["withKey"] = (f) =>
-      Effect.scoped(
-        Effect.flatMap(acquire, (lease) =>
-          f(lease).pipe(
-            Effect.tapBoth({
-              onSuccess: () => report(lease.keyId, { _tag: "Success" }),
-              onFailure: (error) => report(lease.keyId, outcomeOf(error))
-            })
-          ))
-      )
-
-    const status = Ref.get(ref).pipe(
-      Effect.map((s) =>
-        s.map((state): KeyStatus => ({
-          keyId: state.keyId,
-          inFlight: state.inFlight,
-          successes: state.successes,
-          failures: state.failures,
-          cooldownUntil: state.cooldownUntil,
-          disabledReason: state.disabledReason,
-          lastUsed: state.lastUsed
+      const status = Effect.map(Ref.get(ref), () => {
+        const now = clock.unsafeCurrentTimeMillis()
+        return [...entries.values()].map((e): KeyStatus => ({
+          keyId: e.keyId,
+          state: stateOf(now, e),
+          load: max === undefined ? e.inFlight : e.inFlight / max,
+          inFlight: e.inFlight,
+          successes: e.successes,
+          failures: e.failures,
+          cooldownUntil: e.cooldownUntil,
+          disabledReason: e.disabledReason,
+          disabledUntil: e.disabledUntil,
+          lastUsed: e.lastUsed
         }))
-      )
+      })
+
+      const hasHealthyKey = (exceptKeyId?: string) =>
+        Effect.map(Ref.get(ref), (state) => {
+          const now = clock.unsafeCurrentTimeMillis()
+          if (state.heap.items.some((e) => e.keyId !== exceptKeyId)) return true
+          return state.resting.some((e) => {
+            const back = backAt(e)
+            return e.keyId !== exceptKeyId && back !== undefined && back <= now
+          })
+        })
+
+      return { take, release, report, status, hasHealthyKey, pollMillis: 1000 } satisfies KeyPoolStore
+    })
+  )
+
+// ---------------------------------------------------------------------------
+// The service, over any store
+// ---------------------------------------------------------------------------
+
+const leased = Metric.counter("effect_llm_key_pool_leased", { description: "keys leased" })
+const waitedForKey = Metric.counter("effect_llm_key_pool_waited", { description: "leases that waited for a key" })
+const cooledDown = Metric.counter("effect_llm_key_pool_cooldowns", { description: "keys cooled down after a 429" })
+const disabled = Metric.counter("effect_llm_key_pool_disabled", { description: "keys disabled (401, 403, quota)" })
+
+export const makeWith = (
+  options: Options,
+  keys: ReadonlyMap<string, Redacted.Redacted<string>>,
+  timings: Timings,
+  store: KeyPoolStore
+): Service => {
+  const providerId = options.providerId
+  const waitForKeys = timings.maxConcurrentPerKey !== undefined
+
+  // Callers waiting for a key, oldest first; each release wakes the oldest.
+  const waiters: Array<Deferred.Deferred<void>> = []
+  const wakeOne = Effect.suspend(() => {
+    const next = waiters.shift()
+    return next === undefined ? Effect.void : Deferred.succeed(next, undefined)
+  })
+  const awaitTurn = (front: boolean) =>
+    Effect.flatMap(Deferred.make<void>(), (turn) =>
+      Effect.suspend(() => {
+        if (front) waiters.unshift(turn)
+        else waiters.push(turn)
+        return Deferred.await(turn).pipe(
+          // releases in other processes wake nobody here
+          Effect.timeout(store.pollMillis),
+          Effect.ignore,
+          Effect.onExit((exit) =>
+            Effect.suspend(() => {
+              const at = waiters.indexOf(turn)
+              if (at >= 0) {
+                waiters.splice(at, 1)
+                return Effect.void
+              }
+              // woken, but interrupted before taking the key: pass the turn on
+              return Exit.isInterrupted(exit) ? wakeOne : Effect.void
+            })
+          )
+        )
+      }))
+
+  const unavailable = (retryAfterMs: number | undefined) =>
+    new NoKeyAvailableError({
+      provider: providerId,
+      model: "*",
+      message: retryAfterMs === undefined
+        ? `every key of ${providerId} is disabled`
+        : `every key of ${providerId} is cooling down; the first is back in ${Math.ceil(retryAfterMs)}ms`,
+      ...(retryAfterMs === undefined ? {} : { retryAfter: Duration.millis(Math.max(0, retryAfterMs)) })
+    })
+
+  const takeScoped: Effect.Effect<Take, never, Scope.Scope> = Effect.acquireRelease(
+    store.take,
+    (take) => (take._tag === "Leased" ? Effect.zipRight(store.release(take.keyId, take.leaseId), wakeOne) : Effect.void)
+  )
+
+  const loop = (waited: boolean): Effect.Effect<Lease, NoKeyAvailableError, Scope.Scope> =>
+    Effect.flatMap(takeScoped, (take) => {
+      switch (take._tag) {
+        case "Leased": {
+          const lease: Lease = { keyId: take.keyId, key: keys.get(take.keyId) }
+          // there may be room for the next waiter too (a key came back without a release)
+          return waited ? Effect.as(Effect.zipRight(Metric.increment(waitedForKey), wakeOne), lease) : Effect.succeed(lease)
+        }
+        case "Busy":
+          return Effect.zipRight(awaitTurn(waited), loop(true))
+        case "Unavailable":
+          return waitForKeys && take.retryAfterMs !== undefined
+            ? Effect.zipRight(Effect.sleep(Math.max(1, take.retryAfterMs)), loop(true))
+            : Effect.fail(unavailable(take.retryAfterMs))
+      }
+    })
+
+  const keyless: Lease = { keyId: "none", key: undefined }
+  const acquire: Service["acquire"] = keys.size === 0
+    ? Effect.succeed(keyless)
+    : Effect.suspend(() => (waiters.length > 0 ? Effect.zipRight(awaitTurn(false), loop(true)) : loop(false))).pipe(
+      Effect.tap(() => Metric.increment(leased)),
+      Effect.withSpan("KeyPool.acquire", { attributes: { provider: providerId } })
     )
 
-    const hasHealthyKey = (exceptKeyId?: string) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.map(Ref.get(ref), (s) => s.some((state) => state.keyId !== exceptKeyId && healthyAt(state, now))))
+  const report = (keyId: string, outcome: Outcome): Effect.Effect<void> => {
+    if (!keys.has(keyId)) return Effect.void
+    const counted = outcome._tag === "RateLimited"
+      ? Metric.increment(cooledDown)
+      : outcome._tag === "Rejected" || outcome._tag === "QuotaExceeded"
+      ? Metric.increment(disabled)
+      : Effect.void
+    return Effect.zipRight(store.report(keyId, outcome), counted)
+  }
 
-    return { providerId: options.providerId, acquire, withKey, report, status, hasHealthyKey }
+  const withKey: Service["withKey"] = (f) =>
+    Effect.scoped(
+      Effect.flatMap(acquire, (lease) =>
+        f(lease).pipe(
+          Effect.tapBoth({
+            onSuccess: () => report(lease.keyId, { _tag: "Success" }),
+            onFailure: (error) => report(lease.keyId, outcomeOf(error))
+          })
+        ))
+    ).pipe(Effect.withSpan("KeyPool.withKey", { attributes: { provider: providerId } }))
+
+  return {
+    providerId,
+    acquire,
+    withKey,
+    report,
+    status: store.status,
+    hasHealthyKey: (exceptKeyId) => (keys.size === 0 ? Effect.succeed(false) : store.hasHealthyKey(exceptKeyId))
+  }
+}
+
+export const make = (options: Options): Effect.Effect<Service> =>
+  Effect.suspend(() => {
+    const keys = keysOf(options.keys)
+    const timings = timingsOf(options)
+    return Effect.map(memoryStore([...keys.keys()], timings), (store) => makeWith(options, keys, timings, store))
   })
 
 /** Accepts unknown so that `withKey` can classify whatever its callback failed with. */

@@ -1,16 +1,180 @@
-import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Ref from "effect/Ref"
+import * as Metric from "effect/Metric"
 import { RateLimitExceededError } from "../LlmError.js"
-import type { Cost, DimensionStatus, Options, Service, Status } from "../RateLimiter.js"
+import type { Cost, DimensionStatus, HeaderInput, Options, ServerLimits, Service, Status } from "../RateLimiter.js"
+import { parseGoDuration, retryAfterOf } from "./errors.js"
+
+// ---------------------------------------------------------------------------
+// Limits
+// ---------------------------------------------------------------------------
+
+/** One dimension's configured limits, after `bufferRatio`. */
+export interface Dimension {
+  readonly capacity: number
+  readonly refillPerMs: number
+}
+
+export interface Limits {
+  readonly requests: Dimension
+  readonly tokens: Dimension | undefined
+  /** `bufferRatio`, applied to what the server says remains as well. */
+  readonly ratio: number
+}
+
+const positive = (name: string, value: number | undefined): number => {
+  if (value === undefined || !Number.isFinite(value) || value <= 0) {
+    throw new RangeError(`RateLimiter: ${name} must be a positive number, got ${String(value)}`)
+  }
+  return value
+}
+
+/** Reads the options into limits; bad numbers throw a RangeError naming the option. */
+export const limitsOf = (options: Options): Limits => {
+  const ratio = options.bufferRatio ?? 1
+  if (!Number.isFinite(ratio) || ratio <= 0 || ratio > 1) {
+    throw new RangeError(`RateLimiter: bufferRatio must be in (0, 1], got ${String(ratio)}`)
+  }
+  const dim = (capacity: number, perSecond: number): Dimension => ({
+    capacity: capacity * ratio,
+    refillPerMs: (perSecond * ratio) / 1000
+  })
+  if ("requestsPerMinute" in options) {
+    const rpm = positive("requestsPerMinute", options.requestsPerMinute)
+    const tpm = options.tokensPerMinute === undefined ? undefined : positive("tokensPerMinute", options.tokensPerMinute)
+    return { requests: dim(rpm, rpm / 60), tokens: tpm === undefined ? undefined : dim(tpm, tpm / 60), ratio }
+  }
+  const capacity = positive("capacity", options.capacity)
+  const refill = positive("refillPerSecond", options.refillPerSecond)
+  const tokenCapacity = options.tokenCapacity === undefined ? undefined : positive("tokenCapacity", options.tokenCapacity)
+  return {
+    requests: dim(capacity, refill),
+    tokens: tokenCapacity === undefined
+      ? undefined
+      : dim(tokenCapacity, positive("tokenRefillPerSecond", options.tokenRefillPerSecond ?? tokenCapacity / 60)),
+    ratio
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Headers
+// ---------------------------------------------------------------------------
+
+const count = (value: string | undefined): number | undefined => {
+  if (value === undefined) return undefined
+  const n = Number(value.trim())
+  return value.trim().length > 0 && Number.isFinite(n) && n >= 0 ? n : undefined
+}
+
+const min = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.min(a, b))
+const max = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.max(a, b))
+
+/** An OpenAI reset (`6m0s`, `12ms`) or an Anthropic one (RFC 3339), as millis from now. */
+const resetIn = (value: string | undefined, now: number): number | undefined => {
+  if (value === undefined) return undefined
+  const duration = parseGoDuration(value)
+  if (duration !== undefined) return duration
+  // only full RFC 3339 timestamps: Date.parse alone would accept "1" as a year
+  if (!/^\d{4}-\d\d-\d\dT/.test(value.trim())) return undefined
+  const at = Date.parse(value.trim())
+  return Number.isFinite(at) ? Math.max(0, at - now) : undefined
+}
 
 /**
- * One bucket. `level` may go negative: a negative level is capacity already promised to
- * callers who are waiting, which is what makes admission FIFO without a queue.
+ * What the server said about its limits. Anthropic's input- and output-token limits
+ * fold into the token dimension by their minimum, the tightest one being what binds.
+ * Malformed values are left out.
  */
+export const parseHeaders = (headers: HeaderInput, now: number): ServerLimits => {
+  const requests = {
+    limit: min(count(headers["x-ratelimit-limit-requests"]), count(headers["anthropic-ratelimit-requests-limit"])),
+    remaining: min(
+      count(headers["x-ratelimit-remaining-requests"]),
+      count(headers["anthropic-ratelimit-requests-remaining"])
+    ),
+    resetMs: max(
+      resetIn(headers["x-ratelimit-reset-requests"], now),
+      resetIn(headers["anthropic-ratelimit-requests-reset"], now)
+    )
+  }
+  let tokens = {
+    limit: count(headers["x-ratelimit-limit-tokens"]),
+    remaining: count(headers["x-ratelimit-remaining-tokens"]),
+    resetMs: resetIn(headers["x-ratelimit-reset-tokens"], now)
+  }
+  for (const kind of ["tokens", "input-tokens", "output-tokens"]) {
+    tokens = {
+      limit: min(tokens.limit, count(headers[`anthropic-ratelimit-${kind}-limit`])),
+      remaining: min(tokens.remaining, count(headers[`anthropic-ratelimit-${kind}-remaining`])),
+      resetMs: max(tokens.resetMs, resetIn(headers[`anthropic-ratelimit-${kind}-reset`], now))
+    }
+  }
+  const retryAfter = retryAfterOf(headers, now)
+  return {
+    requests,
+    tokens,
+    retryAfterMs: retryAfter === undefined ? undefined : Duration.toMillis(retryAfter)
+  }
+}
+
+/** What `observe` asks the store to do: lower levels and capacities, and maybe pause. */
+export interface Learned {
+  readonly requestsRemaining: number | undefined
+  readonly requestsLimit: number | undefined
+  readonly tokensRemaining: number | undefined
+  readonly tokensLimit: number | undefined
+  readonly pauseMs: number | undefined
+}
+
+export const learnedOf = (limits: ServerLimits, ratio: number): Learned | undefined => {
+  const scale = (n: number | undefined) => (n === undefined ? undefined : n * ratio)
+  // the server will not admit before its reset when nothing remains, whatever our refill says
+  const exhausted = (d: ServerLimits["requests"]) => (d.remaining === 0 ? d.resetMs : undefined)
+  const pauseMs = max(limits.retryAfterMs, max(exhausted(limits.requests), exhausted(limits.tokens)))
+  const learned: Learned = {
+    requestsRemaining: scale(limits.requests.remaining),
+    requestsLimit: scale(limits.requests.limit),
+    tokensRemaining: scale(limits.tokens.remaining),
+    tokensLimit: scale(limits.tokens.limit),
+    pauseMs
+  }
+  return learned.requestsRemaining === undefined && learned.requestsLimit === undefined &&
+      learned.tokensRemaining === undefined && learned.tokensLimit === undefined && pauseMs === undefined
+    ? undefined
+    : learned
+}
+
+// ---------------------------------------------------------------------------
+// Stores
+// ---------------------------------------------------------------------------
+
+/**
+ * Where buckets live. The token-bucket arithmetic runs inside the store, atomically: in
+ * memory, or in a Redis script so that many processes share one budget. Everything
+ * around it (waiting, FIFO order, interruption, headers, errors, spans) is the service,
+ * written once below.
+ */
+export interface BucketStore {
+  /**
+   * Reserves the cost and returns how many millis the caller must wait until it is
+   * covered; a level may go negative, which is capacity promised to earlier waiters and
+   * what makes admission FIFO without a queue. With `failFast`, a cost that would wait
+   * is not reserved and the result is `-(wait + 1)`.
+   */
+  readonly reserve: (requests: number, tokens: number, failFast: boolean, ignorePause: boolean) => Effect.Effect<number>
+  readonly refund: (requests: number, tokens: number) => Effect.Effect<void>
+  /** `level -= delta` on tokens, capped at capacity. */
+  readonly adjustTokens: (delta: number) => Effect.Effect<void>
+  readonly learn: (learned: Learned) => Effect.Effect<void>
+  /** Millis left in a pause, 0 when there is none. */
+  readonly pausedFor: Effect.Effect<number>
+  readonly status: Effect.Effect<Status>
+  readonly reset: Effect.Effect<void>
+}
+
+/** Mutable bucket state for one dimension. */
 interface Bucket {
-  readonly capacity: number
+  capacity: number
   readonly refillPerMs: number
   level: number
   last: number
@@ -23,110 +187,175 @@ const refill = (bucket: Bucket, now: number): void => {
   }
 }
 
-const bucketStatus = (bucket: Bucket | undefined): DimensionStatus | undefined =>
+const waitFor = (bucket: Bucket, cost: number): number =>
+  bucket.level >= cost ? 0 : (cost - bucket.level) / bucket.refillPerMs
+
+const lower = (bucket: Bucket, remaining: number | undefined, limit: number | undefined): void => {
+  if (limit !== undefined && limit > 0 && limit < bucket.capacity) {
+    bucket.capacity = limit
+    bucket.level = Math.min(bucket.level, limit)
+  }
+  if (remaining !== undefined && remaining < bucket.level) bucket.level = remaining
+}
+
+const dimensionStatus = (bucket: Bucket | undefined): DimensionStatus | undefined =>
   bucket === undefined
     ? undefined
     : { available: Math.max(0, bucket.level), capacity: bucket.capacity, refillPerSecond: bucket.refillPerMs * 1000 }
 
-export const make = (options: Options): Effect.Effect<Service> =>
-  Effect.gen(function* () {
-    const ratio = options.bufferRatio ?? 1
-    const now = yield* Clock.currentTimeMillis
-    const mk = (capacity: number, perSecond: number): Bucket => ({
-      capacity: capacity * ratio,
-      refillPerMs: (perSecond * ratio) / 1000,
-      level: capacity * ratio,
-      last: now
-    })
-    let requests: Bucket
-    let tokens: Bucket | undefined
-    if ("requestsPerMinute" in options) {
-      requests = mk(options.requestsPerMinute, options.requestsPerMinute / 60)
-      tokens = options.tokensPerMinute === undefined ? undefined : mk(options.tokensPerMinute, options.tokensPerMinute / 60)
-    } else {
-      requests = mk(options.capacity, options.refillPerSecond)
-      tokens = options.tokenCapacity === undefined
-        ? undefined
-        : mk(options.tokenCapacity, options.tokenRefillPerSecond ?? options.tokenCapacity / 60)
-    }
-    const failFast = options.onExceeded === "fail"
-    const provider = options.provider ?? "rate-limiter"
-    // Serialises reservations; the buckets are only touched inside modify/update.
-    const lock = yield* Ref.make(0)
-
-    /** Reserves `cost` and returns how long the caller must wait (ms), or -1 when refused. */
-    const reserve = (cost: Cost, at: number): number => {
-      const r = cost.requests ?? 1
-      const t = tokens === undefined ? 0 : (cost.tokens ?? 0)
-      refill(requests, at)
-      if (tokens !== undefined) refill(tokens, at)
-      const waitReq = requests.level >= r ? 0 : (r - requests.level) / requests.refillPerMs
-      const waitTok = tokens === undefined || tokens.level >= t ? 0 : (t - tokens.level) / tokens.refillPerMs
-      const wait = Math.max(waitReq, waitTok)
-      if (failFast && wait > 0) return -Math.ceil(wait) - 1
-      requests.level -= r
-      if (tokens !== undefined) tokens.level -= t
-      return Math.ceil(wait)
-    }
-
-    const refund = (cost: Cost) =>
-      Ref.update(lock, (n) => {
-        requests.level = Math.min(requests.capacity, requests.level + (cost.requests ?? 1))
-        if (tokens !== undefined) tokens.level = Math.min(tokens.capacity, tokens.level + (cost.tokens ?? 0))
-        return n + 1
-      })
-
-    const admit = (cost: Cost): Effect.Effect<void, RateLimitExceededError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (at) =>
-        Effect.flatMap(Ref.modify(lock, (n) => [reserve(cost, at), n + 1]), (wait) => {
-          if (wait === 0) return Effect.void
-          if (wait < 0) {
-            return Effect.fail(
-              new RateLimitExceededError({
-                provider,
-                model: "*",
-                message: "client-side rate limit exceeded",
-                retryAfter: Duration.millis(-wait - 1)
-              })
-            )
+/**
+ * The in-memory store. JavaScript runs one fiber step at a time, so each operation below
+ * (a synchronous read-modify-write) is atomic without a lock.
+ */
+export const memoryStore = (limits: Limits): Effect.Effect<BucketStore> =>
+  Effect.clockWith((clock) =>
+    Effect.sync(() => {
+      const start = clock.unsafeCurrentTimeMillis()
+      const mk = (d: Dimension): Bucket => ({ capacity: d.capacity, refillPerMs: d.refillPerMs, level: d.capacity, last: start })
+      const requests = mk(limits.requests)
+      const tokens = limits.tokens === undefined ? undefined : mk(limits.tokens)
+      let pausedUntil = 0
+      const now = () => clock.unsafeCurrentTimeMillis()
+      const store: BucketStore = {
+        reserve: (r, t, failFast, ignorePause) =>
+          Effect.sync(() => {
+            const at = now()
+            refill(requests, at)
+            let wait = waitFor(requests, r)
+            if (tokens !== undefined) {
+              refill(tokens, at)
+              wait = Math.max(wait, waitFor(tokens, t))
+            }
+            if (!ignorePause && pausedUntil > at) wait = Math.max(wait, pausedUntil - at)
+            const waitMs = Math.ceil(wait)
+            if (failFast && waitMs > 0) return -waitMs - 1
+            // a waiter woken on the whole millisecond takes the refill of the fraction it
+            // rounded up, so that rounding never lets the next one in early
+            const rounding = waitMs - wait
+            requests.level -= r + rounding * requests.refillPerMs
+            if (tokens !== undefined) tokens.level -= t + rounding * tokens.refillPerMs
+            return waitMs
+          }),
+        refund: (r, t) =>
+          Effect.sync(() => {
+            requests.level = Math.min(requests.capacity, requests.level + r)
+            if (tokens !== undefined) tokens.level = Math.min(tokens.capacity, tokens.level + t)
+          }),
+        adjustTokens: (delta) =>
+          Effect.sync(() => {
+            if (tokens !== undefined) tokens.level = Math.min(tokens.capacity, tokens.level - delta)
+          }),
+        learn: (learned) =>
+          Effect.sync(() => {
+            const at = now()
+            refill(requests, at)
+            lower(requests, learned.requestsRemaining, learned.requestsLimit)
+            if (tokens !== undefined) {
+              refill(tokens, at)
+              lower(tokens, learned.tokensRemaining, learned.tokensLimit)
+            }
+            if (learned.pauseMs !== undefined && learned.pauseMs > 0) pausedUntil = Math.max(pausedUntil, at + learned.pauseMs)
+          }),
+        pausedFor: Effect.sync(() => Math.max(0, pausedUntil - now())),
+        status: Effect.sync(() => {
+          const at = now()
+          refill(requests, at)
+          if (tokens !== undefined) refill(tokens, at)
+          return {
+            requests: dimensionStatus(requests),
+            tokens: dimensionStatus(tokens),
+            pausedUntil: pausedUntil > at ? pausedUntil : undefined
           }
-          // an interrupted waiter gives its reservation back
-          return Effect.onInterrupt(Effect.sleep(Duration.millis(wait)), () => refund(cost))
-        }))
-
-    const settle = (actualTokens: number, estimatedTokens: number): Effect.Effect<void> =>
-      tokens === undefined || actualTokens === estimatedTokens
-        ? Effect.void
-        : Ref.update(lock, (n) => {
-          const bucket = tokens!
-          bucket.level = Math.min(bucket.capacity, bucket.level - (actualTokens - estimatedTokens))
-          return n + 1
+        }),
+        reset: Effect.sync(() => {
+          const at = now()
+          for (const bucket of tokens === undefined ? [requests] : [requests, tokens]) {
+            bucket.level = bucket.capacity
+            bucket.last = at
+          }
+          pausedUntil = 0
         })
+      }
+      return store
+    })
+  )
 
-    const status: Effect.Effect<Status> = Effect.flatMap(Clock.currentTimeMillis, (at) =>
-      Ref.modify(lock, (n) => {
-        refill(requests, at)
-        if (tokens !== undefined) refill(tokens, at)
-        return [{ requests: bucketStatus(requests), tokens: bucketStatus(tokens) }, n]
-      }))
+// ---------------------------------------------------------------------------
+// The service, over any store
+// ---------------------------------------------------------------------------
 
-    const reset = Effect.flatMap(Clock.currentTimeMillis, (at) =>
-      Ref.update(lock, (n) => {
-        requests.level = requests.capacity
-        requests.last = at
-        if (tokens !== undefined) {
-          tokens.level = tokens.capacity
-          tokens.last = at
-        }
-        return n + 1
-      }))
+const admitted = Metric.counter("effect_llm_rate_limiter_admitted", { description: "requests admitted" })
+const waited = Metric.counter("effect_llm_rate_limiter_waited", { description: "admissions that had to wait" })
+const refused = Metric.counter("effect_llm_rate_limiter_refused", { description: "admissions refused (onExceeded: fail)" })
+const paused = Metric.counter("effect_llm_rate_limiter_paused", { description: "pauses learned from retry-after or exhausted limits" })
 
-    return {
-      admit,
-      settle,
-      // the plain bucket has fixed limits; header-driven adaptation is the adaptive limiter's job
-      observe: () => Effect.void,
-      status,
-      reset
-    }
+export const makeWith = (store: BucketStore, options: Options, limits: Limits): Service => {
+  const failFast = options.onExceeded === "fail"
+  const provider = options.provider ?? "rate-limiter"
+  const hasTokens = limits.tokens !== undefined
+
+  // After its reservation is covered, a waiter also honours a pause learned meanwhile.
+  const afterPause = (): Effect.Effect<void> =>
+    Effect.flatMap(store.pausedFor, (ms) => (ms <= 0 ? Effect.void : Effect.zipRight(Effect.sleep(ms), afterPause())))
+
+  const wait = (ms: number, r: number, t: number, ignorePause: boolean) =>
+    Effect.sleep(ms).pipe(
+      Effect.zipRight(ignorePause ? Effect.void : afterPause()),
+      // an interrupted waiter gives its reservation back
+      Effect.onInterrupt(() => store.refund(r, t)),
+      Effect.zipRight(Metric.increment(waited)),
+      Effect.withSpan("RateLimiter.wait", { attributes: { waitMs: ms } })
+    )
+
+  // No span on an admission that does not wait: it runs once per request and costs about
+  // as much as the bucket itself. A wait gets its "RateLimiter.wait" span.
+  const admit = (cost: Cost): Effect.Effect<void, RateLimitExceededError> => {
+    const r = cost.requests ?? 1
+    const t = hasTokens ? (cost.tokens ?? 0) : 0
+    const ignorePause = cost.reattempt === true
+    return Effect.flatMap(store.reserve(r, t, failFast, ignorePause), (ms) => {
+      if (ms === 0) return Metric.increment(admitted)
+      if (ms < 0) {
+        return Effect.zipRight(
+          Metric.increment(refused),
+          Effect.fail(
+            new RateLimitExceededError({
+              provider,
+              model: "*",
+              message: `client-side rate limit of ${provider} exceeded; capacity returns in ${-ms - 1}ms`,
+              retryAfter: Duration.millis(-ms - 1)
+            })
+          )
+        )
+      }
+      return Effect.zipRight(wait(ms, r, t, ignorePause), Metric.increment(admitted))
+    })
+  }
+
+  const settle = (actualTokens: number, estimatedTokens: number): Effect.Effect<void> =>
+    !hasTokens || !Number.isFinite(actualTokens) || actualTokens === estimatedTokens
+      ? Effect.void
+      : store.adjustTokens(actualTokens - estimatedTokens)
+
+  const observe = (headers: HeaderInput): Effect.Effect<void> =>
+    Effect.clockWith((clock) => {
+      const learned = learnedOf(parseHeaders(headers, clock.unsafeCurrentTimeMillis()), limits.ratio)
+      if (learned === undefined) return Effect.void
+      const learn = store.learn(learned)
+      return learned.pauseMs !== undefined && learned.pauseMs > 0 ? Effect.zipRight(learn, Metric.increment(paused)) : learn
+    })
+
+  return {
+    admit,
+    settle,
+    observe,
+    status: store.status,
+    reset: Effect.withSpan(store.reset, "RateLimiter.reset")
+  }
+}
+
+export const make = (options: Options): Effect.Effect<Service> =>
+  Effect.suspend(() => {
+    const limits = limitsOf(options)
+    return Effect.map(memoryStore(limits), (store) => makeWith(store, options, limits))
   })
