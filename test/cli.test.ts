@@ -52,6 +52,8 @@ describe("effect-llm CLI (subprocess)", () => {
     expect(run.stdout).toMatch(/succeeded\s+3/)
     expect(run.stdout).toMatch(/invalid input lines\s+1/)
     expect(run.stdout).toMatch(/wall time/)
+    // the fake model has no price: the summary says so rather than claiming $0
+    expect(run.stdout).toMatch(/cost\s+\$0\.0000 \(3 request\(s\) of unpriced models\)/)
     const byId = new Map(records(out).map((r) => [r.id, r]))
     expect(byId.get("line-1")?.text).toBe("echo: first prompt")
     expect(byId.get("b")?.text).toBe("echo: second")

@@ -26,6 +26,7 @@ import * as OpenAiCompatible from "../OpenAiCompatible.js"
 import * as ProviderConfig from "../ProviderConfig.js"
 import * as RateLimiter from "../RateLimiter.js"
 import * as Testing from "../Testing.js"
+import * as Usage from "../Usage.js"
 
 /** A failure the CLI reports as a message and exit code 1, never a stack trace. */
 export class CliError extends Schema.TaggedError<CliError>()("CliError", { message: Schema.String }) {}
@@ -276,6 +277,8 @@ const batch = Command.make(
       )
       bar.start(items.length, 0, { speed: "0.0", tokens: 0, errors: 0 })
       let summary = Batch.emptySummary
+      // prices the run from the default price table (the CLI has no config for prices yet)
+      const tracker = yield* Usage.make()
       yield* withModel(
         args,
         Batch.run(items.map((item) => item.request), { concurrency: args.concurrency, retriesPerItem: args.retries, order: "completion" }).pipe(
@@ -284,6 +287,10 @@ const batch = Command.make(
               const item = items[result.index]!
               yield* append(fs, args.out, JSON.stringify(resultRecord(item.id, item.line, result)) + "\n")
               summary = Batch.summarize(summary, result)
+              if (Exit.isSuccess(result.result)) {
+                const response = result.result.value
+                yield* tracker.record(response.provider, response.model, response.usage)
+              }
               const seconds = Math.max(0.001, (Date.now() - started) / 1000)
               bar.increment(1, {
                 speed: (summary.total / seconds).toFixed(1),
@@ -295,6 +302,7 @@ const batch = Command.make(
         )
       ).pipe(Effect.ensuring(Effect.sync(() => bar.stop())))
       const wall = (Date.now() - started) / 1000
+      const spent = (yield* tracker.snapshot).total
       const rows: Array<[string, string]> = [
         ["items run", String(summary.total)],
         ["succeeded", String(summary.succeeded)],
@@ -304,6 +312,10 @@ const batch = Command.make(
         ["skipped (already done)", String(skipped)],
         ["input tokens", String(summary.inputTokens)],
         ["output tokens", String(summary.outputTokens)],
+        [
+          "cost",
+          spent.requests === 0 ? "$0" : `$${spent.cost.toFixed(4)}${spent.unpricedRequests > 0 ? ` (${spent.unpricedRequests} request(s) of unpriced models)` : ""}`
+        ],
         ["wall time", `${wall.toFixed(2)} s`]
       ]
       const width = Math.max(...rows.map(([k]) => k.length))
