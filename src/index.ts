@@ -19,3 +19,6 @@ export * as RateLimiter from "./RateLimiter.js"
 
 // Tests, examples and benchmarks
 export * as Testing from "./Testing.js"
+
+// Resilience: decorators and the services they consult
+export * as Retry from "./Retry.js"
