@@ -10,7 +10,7 @@ const rateLimited = (retryAfter?: Duration.DurationInput) =>
 const invalid = new LlmError.InvalidRequestError({ ...ids, message: "bad", status: 400 })
 
 /** A mock model behind `Retry.layer(policy)`, plus the requests the mock saw. */
-const stack = (steps: ReadonlyArray<Testing.MockStep>, policy = Retry.schedule({ jitter: false })) =>
+const stack = (steps: ReadonlyArray<Testing.MockStep>, policy: Schedule.Schedule<unknown, LlmError.LlmError> = Retry.schedule({ jitter: false })) =>
   Effect.gen(function* () {
     const mock = yield* Testing.makeMockModel({ steps })
     const model = yield* Layer.build(Retry.layer(policy).pipe(Layer.provide(LanguageModel.layer(mock.service))))
