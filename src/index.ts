@@ -22,3 +22,4 @@ export * as Testing from "./Testing.js"
 
 // Resilience: decorators and the services they consult
 export * as Retry from "./Retry.js"
+export * as CircuitBreaker from "./CircuitBreaker.js"
