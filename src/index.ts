@@ -23,3 +23,5 @@ export * as Testing from "./Testing.js"
 // Resilience: decorators and the services they consult
 export * as Retry from "./Retry.js"
 export * as CircuitBreaker from "./CircuitBreaker.js"
+export * as Health from "./Health.js"
+export * as Fallback from "./Fallback.js"
