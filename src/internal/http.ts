@@ -14,6 +14,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -35,6 +36,10 @@ export interface Endpoint {
   readonly auth: (key: Redacted.Redacted<string>) => Record<string, string>
   readonly headers: Record<string, string>
   readonly timeout: Duration.Duration | undefined
+  /** Streams: from the request's start to its first event. */
+  readonly firstTokenTimeout?: Duration.Duration | undefined
+  /** Streams: the longest gap between two events. */
+  readonly idleTimeout?: Duration.Duration | undefined
 }
 
 /** One outgoing call, already serialised. */
@@ -52,6 +57,8 @@ export const resolveEndpoint = (options: {
   readonly auth: Endpoint["auth"]
   readonly headers?: Record<string, string> | undefined
   readonly timeout?: Duration.DurationInput | undefined
+  readonly firstTokenTimeout?: Duration.DurationInput | undefined
+  readonly idleTimeout?: Duration.DurationInput | undefined
 }) =>
   Effect.gen(function* () {
     const http = yield* HttpClient.HttpClient
@@ -64,7 +71,9 @@ export const resolveEndpoint = (options: {
       limiter,
       auth: options.auth,
       headers: options.headers ?? {},
-      timeout: options.timeout === undefined ? undefined : Duration.decode(options.timeout)
+      timeout: options.timeout === undefined ? undefined : Duration.decode(options.timeout),
+      firstTokenTimeout: options.firstTokenTimeout === undefined ? undefined : Duration.decode(options.firstTokenTimeout),
+      idleTimeout: options.idleTimeout === undefined ? undefined : Duration.decode(options.idleTimeout)
     }
     return endpoint
   })
@@ -262,8 +271,72 @@ const afterEvents = (parser: StreamParser, emitted: number, error: Err.LlmError)
       retryable: false
     })
 
+/**
+ * A stream's three deadlines: the total (`timeout`), the first event (`firstTokenTimeout`,
+ * counted from the start) and the gap between events (`idleTimeout`). Each pull waits for
+ * the nearest one, which names the phase; the pull is interrupted when it passes, and
+ * interrupting it aborts the HTTP request.
+ */
+const withStreamTimeouts = (
+  endpoint: Endpoint,
+  model: string,
+  stream: Stream.Stream<StreamEvent, Err.LlmError>
+): Stream.Stream<StreamEvent, Err.LlmError> => {
+  const total = endpoint.timeout === undefined ? undefined : Duration.toMillis(endpoint.timeout)
+  const firstToken = endpoint.firstTokenTimeout === undefined ? undefined : Duration.toMillis(endpoint.firstTokenTimeout)
+  const idle = endpoint.idleTimeout === undefined ? undefined : Duration.toMillis(endpoint.idleTimeout)
+  if (total === undefined && firstToken === undefined && idle === undefined) return stream
+  const timeoutError = (phase: Err.TimeoutPhase, millis: number) =>
+    Option.some(
+      new Err.TimeoutError({
+        provider: endpoint.provider,
+        model,
+        phase,
+        message: `${endpoint.provider} stream timed out (${phase}) after ${Duration.format(Duration.millis(millis))}`
+      })
+    )
+  return Stream.fromPull(
+    Effect.gen(function* () {
+      const start = yield* Clock.currentTimeMillis
+      const pull = yield* Stream.toPull(stream)
+      let started = false
+      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        let phase: Err.TimeoutPhase = "request"
+        let limit = total === undefined ? Infinity : start + total - now
+        let configured = total ?? 0
+        if (!started && firstToken !== undefined && start + firstToken - now < limit) {
+          limit = start + firstToken - now
+          phase = "firstToken"
+          configured = firstToken
+        }
+        // idle counts from the pull, so a slow consumer is not blamed on the provider
+        if (started && idle !== undefined && idle < limit) {
+          limit = idle
+          phase = "idle"
+          configured = idle
+        }
+        const guarded = limit === Infinity ? pull : Effect.timeoutFail(pull, {
+          duration: Math.max(0, limit),
+          onTimeout: () => timeoutError(phase, configured)
+        })
+        return Effect.map(guarded, (chunk) => {
+          if (Chunk.isNonEmpty(chunk)) started = true
+          return chunk
+        })
+      })
+    })
+  )
+}
+
 /** A streaming exchange. The key lease lives as long as the stream does. */
 export const sendStream = (
+  endpoint: Endpoint,
+  out: Outgoing,
+  framing: Framing,
+  makeParser: () => StreamParser
+): Stream.Stream<StreamEvent, Err.LlmError> => withStreamTimeouts(endpoint, out.model, openStream(endpoint, out, framing, makeParser))
+
+const openStream = (
   endpoint: Endpoint,
   out: Outgoing,
   framing: Framing,
@@ -278,7 +351,8 @@ export const sendStream = (
           Scope.extend(inner),
           Effect.onError((cause) => Scope.close(inner, Exit.failCause(cause)))
         ))
-      const [response, lease] = yield* withTimeout(endpoint, out.model, onAnotherKey(endpoint, attempt))
+      // the stream's deadlines (withStreamTimeouts) cover opening it too
+      const [response, lease] = yield* onAnotherKey(endpoint, attempt)
       return frames(endpoint, out, response, lease, framing, makeParser())
     })
   )
