@@ -41,6 +41,10 @@ export interface Options {
   readonly contextWindow?: number | undefined
   /** Total time for one request, including the whole body of a stream. */
   readonly timeout?: Duration.DurationInput | undefined
+  /** Streams: the longest wait from the request's start to the first event. */
+  readonly firstTokenTimeout?: Duration.DurationInput | undefined
+  /** Streams: the longest gap between two events once the first has arrived. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
   /**
    * Which field carries `maxTokens`. OpenAI now wants `max_completion_tokens` (reasoning
    * models reject `max_tokens`); most compatible servers only know `max_tokens`.
@@ -582,7 +586,9 @@ export const make = (
       provider,
       auth: (key) => ({ authorization: `Bearer ${Redacted.value(key)}` }),
       headers: options.headers,
-      timeout: options.timeout
+      timeout: options.timeout,
+      firstTokenTimeout: options.firstTokenTimeout,
+      idleTimeout: options.idleTimeout
     })
     const streamHeaders = { accept: "text/event-stream" }
     const spanAttributes = (model: string) => ({ "gen_ai.system": provider, "gen_ai.request.model": model })

@@ -36,3 +36,9 @@ export * as Telemetry from "./Telemetry.js"
 
 // Tests, examples and benchmarks
 export * as Testing from "./Testing.js"
+
+// Resilience: decorators and the services they consult
+export * as Retry from "./Retry.js"
+export * as CircuitBreaker from "./CircuitBreaker.js"
+export * as Health from "./Health.js"
+export * as Fallback from "./Fallback.js"

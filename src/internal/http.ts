@@ -39,6 +39,10 @@ export interface Endpoint {
   readonly timeout: Duration.Duration | undefined
   /** Records every response's usage when a `Usage` layer was present at build time. */
   readonly usage?: UsageTracker["Type"] | undefined
+  /** Streams: from the request's start to its first event. */
+  readonly firstTokenTimeout?: Duration.Duration | undefined
+  /** Streams: the longest gap between two events. */
+  readonly idleTimeout?: Duration.Duration | undefined
 }
 
 /** One outgoing call, already serialised. */
@@ -56,6 +60,8 @@ export const resolveEndpoint = (options: {
   readonly auth: Endpoint["auth"]
   readonly headers?: Record<string, string> | undefined
   readonly timeout?: Duration.DurationInput | undefined
+  readonly firstTokenTimeout?: Duration.DurationInput | undefined
+  readonly idleTimeout?: Duration.DurationInput | undefined
 }) =>
   Effect.gen(function* () {
     const http = yield* HttpClient.HttpClient
@@ -70,7 +76,9 @@ export const resolveEndpoint = (options: {
       auth: options.auth,
       headers: options.headers ?? {},
       timeout: options.timeout === undefined ? undefined : Duration.decode(options.timeout),
-      usage
+      usage,
+      firstTokenTimeout: options.firstTokenTimeout === undefined ? undefined : Duration.decode(options.firstTokenTimeout),
+      idleTimeout: options.idleTimeout === undefined ? undefined : Duration.decode(options.idleTimeout)
     }
     return endpoint
   })
@@ -300,8 +308,76 @@ const afterEvents = (parser: StreamParser, emitted: number, error: Err.LlmError)
       retryable: false
     })
 
+/**
+ * A stream's three deadlines: the total (`timeout`), the first event (`firstTokenTimeout`,
+ * counted from the start) and the gap between events (`idleTimeout`). Each pull waits for
+ * the nearest one, which names the phase; the pull is interrupted when it passes, and
+ * interrupting it aborts the HTTP request.
+ */
+const withStreamTimeouts = (
+  endpoint: Endpoint,
+  model: string,
+  stream: Stream.Stream<StreamEvent, Err.LlmError>
+): Stream.Stream<StreamEvent, Err.LlmError> => {
+  const total = endpoint.timeout === undefined ? undefined : Duration.toMillis(endpoint.timeout)
+  const firstToken = endpoint.firstTokenTimeout === undefined ? undefined : Duration.toMillis(endpoint.firstTokenTimeout)
+  const idle = endpoint.idleTimeout === undefined ? undefined : Duration.toMillis(endpoint.idleTimeout)
+  if (total === undefined && firstToken === undefined && idle === undefined) return stream
+  const timeoutError = (phase: Err.TimeoutPhase, millis: number, afterOutput: boolean) =>
+    Option.some(
+      new Err.TimeoutError({
+        provider: endpoint.provider,
+        model,
+        phase,
+        message: `${endpoint.provider} stream timed out (${phase}) after ${Duration.format(Duration.millis(millis))}${
+          afterOutput ? ", after output began" : ""
+        }`,
+        // events were delivered: a transparent re-try would repeat them
+        retryable: !afterOutput
+      })
+    )
+  return Stream.fromPull(
+    Effect.gen(function* () {
+      const start = yield* Clock.currentTimeMillis
+      const pull = yield* Stream.toPull(stream)
+      let started = false
+      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        let phase: Err.TimeoutPhase = "request"
+        let limit = total === undefined ? Infinity : start + total - now
+        let configured = total ?? 0
+        if (!started && firstToken !== undefined && start + firstToken - now < limit) {
+          limit = start + firstToken - now
+          phase = "firstToken"
+          configured = firstToken
+        }
+        // idle counts from the pull, so a slow consumer is not blamed on the provider
+        if (started && idle !== undefined && idle < limit) {
+          limit = idle
+          phase = "idle"
+          configured = idle
+        }
+        const guarded = limit === Infinity ? pull : Effect.timeoutFail(pull, {
+          duration: Math.max(0, limit),
+          onTimeout: () => timeoutError(phase, configured, started)
+        })
+        return Effect.map(guarded, (chunk) => {
+          if (Chunk.isNonEmpty(chunk)) started = true
+          return chunk
+        })
+      })
+    })
+  )
+}
+
 /** A streaming exchange. The key lease lives as long as the stream does. */
 export const sendStream = (
+  endpoint: Endpoint,
+  out: Outgoing,
+  framing: Framing,
+  makeParser: () => StreamParser
+): Stream.Stream<StreamEvent, Err.LlmError> => withStreamTimeouts(endpoint, out.model, openStream(endpoint, out, framing, makeParser))
+
+const openStream = (
   endpoint: Endpoint,
   out: Outgoing,
   framing: Framing,
@@ -309,7 +385,6 @@ export const sendStream = (
 ): Stream.Stream<StreamEvent, Err.LlmError> =>
   Stream.unwrapScoped(
     Effect.gen(function* () {
-      const started = yield* Clock.currentTimeMillis
       const outer = yield* Effect.scope
       // each attempt gets its own scope so that a failed attempt's lease is freed at once
       const attempt = (reattempt: boolean) => Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (inner) =>
@@ -317,12 +392,9 @@ export const sendStream = (
           Scope.extend(inner),
           Effect.onError((cause) => Scope.close(inner, Exit.failCause(cause)))
         ))
-      const [response, lease] = yield* withTimeout(endpoint, out.model, onAnotherKey(endpoint, attempt))
-      // the timeout is for the whole exchange, so the body gets what the headers left
-      const left = endpoint.timeout === undefined
-        ? undefined
-        : Duration.millis(Math.max(0, Duration.toMillis(endpoint.timeout) - ((yield* Clock.currentTimeMillis) - started)))
-      const events = frames(endpoint, out, response, lease, framing, makeParser(), left)
+      // the stream's deadlines (withStreamTimeouts) cover opening it too
+      const [response, lease] = yield* onAnotherKey(endpoint, attempt)
+      const events = frames(endpoint, out, response, lease, framing, makeParser())
       return endpoint.usage === undefined ? events : recordFinish(endpoint.usage, endpoint.provider, out.model, events)
     })
   )
@@ -347,8 +419,7 @@ const frames = (
   response: HttpClientResponse.HttpClientResponse,
   lease: KeyPool.Lease,
   framing: Framing,
-  parser: StreamParser,
-  timeLeft: Duration.Duration | undefined
+  parser: StreamParser
 ): Stream.Stream<StreamEvent, Err.LlmError> => {
   const decoder = new TextDecoder()
   let pending: Array<StreamEvent> = []
@@ -395,22 +466,7 @@ const frames = (
   const body = response.stream.pipe(
     Stream.mapError((cause): Err.LlmError => networkError(endpoint, out.model, cause))
   )
-  // The deadline fails the body, not the output, so that `loop` marks a cut stream partial.
-  const bounded = timeLeft === undefined ? body : Stream.interruptWhen(
-    body,
-    Effect.zipRight(
-      Effect.sleep(timeLeft),
-      Effect.fail(
-        new Err.TimeoutError({
-          provider: endpoint.provider,
-          model: out.model,
-          phase: "request",
-          message: `${endpoint.provider} request timed out after ${Duration.format(endpoint.timeout!)}`
-        })
-      )
-    )
-  )
-  return bounded.pipe(
+  return body.pipe(
     Stream.pipeThroughChannel(loop),
     Stream.tapError((error) => endpoint.pool.report(lease.keyId, outcomeOf(error))),
     Stream.onDone(() =>

@@ -1,0 +1,254 @@
+/**
+ * A circuit breaker per model endpoint. It opens after `consecutiveFailures` failures in a
+ * row, or when the failure rate over the last `windowSize` calls reaches `failureRate`
+ * (once at least `minimumRequests` calls are in the window). While open, calls fail at
+ * once with `CircuitOpenError`, which `Fallback` treats as "skip this step". After
+ * `cooldown` it is half-open: one probe call goes through; its success closes the
+ * breaker, its failure opens it again.
+ *
+ * What counts as a failure is what says the endpoint is unwell: server errors, timeouts,
+ * network errors, malformed responses and broken streams. Client-side and per-key
+ * conditions (429, no key, budget) are ignored; other answers (400, 401, context length…)
+ * prove the endpoint is up and count as successes.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Cause from "effect/Cause"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as internal from "./internal/circuitBreaker.js"
+import { LanguageModel, type Service as Model } from "./LanguageModel.js"
+import { CircuitOpenError, type LlmError } from "./LlmError.js"
+import type { StreamEvent } from "./Message.js"
+
+/** @since 0.1.0 @category models */
+export type State = internal.State
+
+/** @since 0.1.0 @category models */
+export type Outcome = internal.Outcome
+
+/** @since 0.1.0 @category models */
+export interface Options {
+  /** The name in `status` and errors. Default `provider/model` of the wrapped model. */
+  readonly endpoint?: string | undefined
+  /** Failures in a row that open the breaker. Default 5. */
+  readonly consecutiveFailures?: number | undefined
+  /** The failure ratio over the window that opens the breaker. Default 0.5. */
+  readonly failureRate?: number | undefined
+  /** How many recent calls the sliding window holds. Default 20. */
+  readonly windowSize?: number | undefined
+  /** The ratio rule applies only once the window holds this many calls. Default 10. */
+  readonly minimumRequests?: number | undefined
+  /** How long the breaker stays open before letting a probe through. Default 30 seconds. */
+  readonly cooldown?: Duration.DurationInput | undefined
+  /** How an error counts; see the module notes for the default. */
+  readonly classify?: ((error: LlmError) => Outcome) | undefined
+}
+
+/** @since 0.1.0 @category models */
+export interface Status {
+  readonly endpoint: string
+  readonly state: State
+  readonly consecutiveFailures: number
+  /** Failures over calls in the window, 0 when it is empty. */
+  readonly failureRate: number
+  readonly requestsInWindow: number
+  /** Epoch millis when it last opened, while not closed. */
+  readonly openedAt: number | undefined
+  /** Epoch millis when a probe will be let through, while open. */
+  readonly retryAt: number | undefined
+}
+
+/** @since 0.1.0 @category models */
+export interface Service {
+  readonly endpoint: string
+  /** Runs `effect` through the breaker; fails fast with `CircuitOpenError` while open. */
+  readonly protect: <A, R>(effect: Effect.Effect<A, LlmError, R>) => Effect.Effect<A, LlmError, R>
+  /** A stream through the breaker: admitted when it starts, settled when it ends. */
+  readonly protectStream: <R>(stream: Stream.Stream<StreamEvent, LlmError, R>) => Stream.Stream<StreamEvent, LlmError, R>
+  /** The model with `chat` and `stream` through the breaker. */
+  readonly wrap: (model: Model) => Model
+  readonly status: Effect.Effect<Status>
+}
+
+/**
+ * The default classification.
+ * @since 0.1.0 @category utils
+ */
+export const defaultClassify = (error: LlmError): Outcome => {
+  switch (error._tag) {
+    case "ServerError":
+    case "TimeoutError":
+    case "NetworkError":
+    case "MalformedResponseError":
+    case "StreamError":
+      return "failure"
+    case "RateLimitError":
+    case "NoKeyAvailableError":
+    case "RateLimitExceededError":
+    case "BudgetExceededError":
+    case "CircuitOpenError":
+    case "AllModelsFailedError":
+      return "ignore"
+    default:
+      return "success"
+  }
+}
+
+const transitions = Metric.counter("effect_llm_circuit_transitions_total", {
+  description: "Circuit breaker state changes, tagged by endpoint and new state"
+})
+
+const positive = (name: string, value: number, integer: boolean) => {
+  if (!(value > 0) || (integer && !Number.isInteger(value))) {
+    throw new RangeError(`CircuitBreaker: ${name} must be a positive ${integer ? "whole number" : "number"}, got ${value}`)
+  }
+  return value
+}
+
+/**
+ * A breaker. `provider` and `model` name the endpoint in `CircuitOpenError`.
+ * @since 0.1.0 @category constructors
+ */
+export const make = (
+  options: Options & { readonly provider: string; readonly model: string }
+): Effect.Effect<Service> =>
+  Effect.sync(() => {
+    const endpoint = options.endpoint ?? `${options.provider}/${options.model}`
+    const settings: internal.Settings = {
+      consecutiveFailures: positive("consecutiveFailures", options.consecutiveFailures ?? 5, true),
+      failureRate: positive("failureRate", options.failureRate ?? 0.5, false),
+      windowSize: positive("windowSize", options.windowSize ?? 20, true),
+      minimumRequests: positive("minimumRequests", options.minimumRequests ?? 10, true),
+      cooldownMillis: Duration.toMillis(options.cooldown ?? "30 seconds")
+    }
+    const classify = options.classify ?? defaultClassify
+    const changed: Array<State> = []
+    const machine = new internal.Machine(settings, (to) => changed.push(to))
+    const recordTransitions = Effect.suspend(() => {
+      if (changed.length === 0) return Effect.void
+      const all = changed.splice(0)
+      return Effect.forEach(all, (to) =>
+        Metric.increment(Metric.tagged(Metric.tagged(transitions, "endpoint", endpoint), "state", to)), { discard: true })
+    })
+
+    const admit = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const admission = machine.admit(now)
+      if (admission._tag === "Allowed") return Effect.as(recordTransitions, admission.probe)
+      return Effect.zipRight(
+        recordTransitions,
+        Effect.fail(
+          new CircuitOpenError({
+            provider: options.provider,
+            model: options.model,
+            message: admission.retryAfterMillis > 0
+              ? `circuit for ${endpoint} is open; next probe in ${Math.ceil(admission.retryAfterMillis)} ms`
+              : `circuit for ${endpoint} is half-open and its probe is in flight`,
+            retryAfter: Duration.millis(admission.retryAfterMillis)
+          })
+        )
+      )
+    })
+    const settle = (probe: boolean, outcome: Outcome) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        machine.settle(now, probe, outcome)
+        return recordTransitions
+      })
+    const outcomeOfExit = (exit: Exit.Exit<unknown, LlmError>): Outcome => {
+      if (Exit.isSuccess(exit)) return "success"
+      const failure = Cause.failureOption(exit.cause)
+      return Option.isSome(failure) ? classify(failure.value) : "ignore"
+    }
+
+    const protect = <A, R>(effect: Effect.Effect<A, LlmError, R>): Effect.Effect<A, LlmError, R> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(admit, (probe) => Effect.onExit(restore(effect), (exit) => settle(probe, outcomeOfExit(exit)))))
+
+    const protectStream = <R>(stream: Stream.Stream<StreamEvent, LlmError, R>): Stream.Stream<StreamEvent, LlmError, R> =>
+      Stream.unwrapScoped(
+        Effect.gen(function* () {
+          // the outcome is known when the stream ends; interruption leaves it "ignore"
+          const outcome = yield* Ref.make<Outcome>("ignore")
+          yield* Effect.acquireRelease(admit, (probe) => Effect.flatMap(Ref.get(outcome), (o) => settle(probe, o)))
+          // `Stream.onDone` would also fire when the consumer stops early; this runs only
+          // when the stream itself completes
+          return stream.pipe(
+            Stream.tapError((error) => Ref.set(outcome, classify(error))),
+            Stream.concat(Stream.drain(Stream.fromEffect(Ref.set(outcome, "success"))))
+          )
+        })
+      )
+
+    const service: Service = {
+      endpoint,
+      protect,
+      protectStream,
+      wrap: (model) => ({
+        provider: model.provider,
+        model: model.model,
+        contextWindow: model.contextWindow,
+        chat: (request) => protect(model.chat(request)),
+        stream: (request) => protectStream(model.stream(request))
+      }),
+      status: Effect.map(Clock.currentTimeMillis, (now) => ({ endpoint, ...machine.snapshot(now) }))
+    }
+    return service
+  })
+
+/**
+ * Where breakers make their status visible. Optional: decorators register with it when
+ * it is in the context, and `status` reads them all.
+ * @since 0.1.0 @category tags
+ */
+export class Registry extends Context.Tag("effect-llm/CircuitBreaker/Registry")<Registry, {
+  readonly register: (breaker: Service) => Effect.Effect<void, never, Scope.Scope>
+  readonly status: Effect.Effect<ReadonlyArray<Status>>
+}>() {}
+
+/** @since 0.1.0 @category layers */
+export const layerRegistry: Layer.Layer<Registry> = Layer.sync(Registry, () => {
+  const breakers = new Set<Service>()
+  return {
+    register: (breaker) =>
+      Effect.acquireRelease(Effect.sync(() => breakers.add(breaker)), () => Effect.sync(() => breakers.delete(breaker))),
+    status: Effect.suspend(() => Effect.forEach([...breakers], (breaker) => breaker.status))
+  }
+})
+
+/**
+ * The status of every breaker registered in the `Registry`.
+ * @since 0.1.0 @category accessors
+ */
+export const status: Effect.Effect<ReadonlyArray<Status>, never, Registry> = Effect.flatMap(Registry, (r) => r.status)
+
+/**
+ * Registers a breaker with the `Registry` when one is in the context, for the current scope.
+ * @since 0.1.0 @category utils
+ */
+export const register = (breaker: Service): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.flatMap(Effect.serviceOption(Registry), (registry) =>
+    Option.isSome(registry) ? registry.value.register(breaker) : Effect.void)
+
+/**
+ * A decorator: the model below, behind a breaker (registered in the `Registry` when present).
+ * @since 0.1.0 @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<LanguageModel, never, LanguageModel> =>
+  Layer.scoped(
+    LanguageModel,
+    Effect.gen(function* () {
+      const inner = yield* LanguageModel
+      const breaker = yield* make({ ...options, provider: inner.provider, model: inner.model })
+      yield* register(breaker)
+      return breaker.wrap(inner)
+    })
+  )

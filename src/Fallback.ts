@@ -1,0 +1,273 @@
+/**
+ * Fallback over a list of models, built on Effect's `ExecutionPlan` (and
+ * `Stream.withExecutionPlan` for streams). Steps are tried in order, each with its own
+ * attempts and schedule.
+ *
+ * - An error moves to the next step when `when(error)` holds (by default: anything but
+ *   invalid requests, content filters, budgets and partial streams). The move is
+ *   immediate; a step's schedule only spaces retries within that step.
+ * - `ContextLengthError` moves only to a step with a larger known `contextWindow`.
+ * - A step whose breaker is open, or (with `skipDisconnected`) that `Health` reports
+ *   disconnected, fails at once with `CircuitOpenError` and is skipped.
+ * - A stream falls back, and retries, only before its first event. After that a failure
+ *   ends it with `StreamError { partial: true, partialText }`: never silently, never with
+ *   a repeated prefix.
+ * - When every step fails, the error is `AllModelsFailedError`, listing each attempt.
+ *
+ * @since 0.1.0
+ */
+import type { NonEmptyReadonlyArray } from "effect/Array"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as ExecutionPlan from "effect/ExecutionPlan"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleInterval from "effect/ScheduleInterval"
+import * as Stream from "effect/Stream"
+import * as CircuitBreaker from "./CircuitBreaker.js"
+import * as Health from "./Health.js"
+import { guardPartial, isPartial } from "./internal/partial.js"
+import { LanguageModel, type Service as Model } from "./LanguageModel.js"
+import * as Err from "./LlmError.js"
+import type { ChatRequest, StreamEvent } from "./Message.js"
+
+/** @since 0.1.0 @category models */
+export interface Step<E = never, R = never> {
+  /** The model of this step, built once when the fallback layer builds. */
+  readonly model: Layer.Layer<LanguageModel, E, R>
+  /** Attempts on this step before moving on. Default 1, or unbounded when `schedule` is set (the schedule decides). */
+  readonly attempts?: number | undefined
+  /** Spaces retries within this step, e.g. `Retry.schedule()`. */
+  readonly schedule?: Schedule.Schedule<unknown, Err.LlmError> | undefined
+  /** The endpoint's name in breaker status, health and errors. Default `provider/model`. */
+  readonly name?: string | undefined
+  /** Puts this step behind its own circuit breaker. */
+  readonly breaker?: CircuitBreaker.Options | undefined
+  /** The health probe for this step (with `skipDisconnected`); default `Health.probeChat`. */
+  readonly probe?: Effect.Effect<unknown, unknown> | undefined
+}
+
+/** @since 0.1.0 @category models */
+export interface Options {
+  /** Which errors move on to the next step. Default `defaultWhen`. */
+  readonly when?: ((error: Err.LlmError) => boolean) | undefined
+  /**
+   * Skip steps that `Health` reports disconnected. Needs `Health.layer` in the context;
+   * each step is registered with it, probed by its `probe`.
+   */
+  readonly skipDisconnected?: boolean | undefined
+}
+
+/**
+ * The default `when`: fall back on everything that another model might serve.
+ * @since 0.1.0 @category utils
+ */
+export const defaultWhen = (error: Err.LlmError): boolean => {
+  switch (error._tag) {
+    case "InvalidRequestError":
+      return error.retryable
+    case "ContentFilterError":
+    case "BudgetExceededError":
+      return false
+    case "StreamError":
+      return !error.partial
+    default:
+      return true
+  }
+}
+
+/** One built step; what the plan provides for each of its steps. */
+interface Built {
+  readonly index: number
+  readonly name: string
+  readonly model: Model
+  readonly health: Health.Service | undefined
+}
+
+class CurrentStep extends Context.Tag("effect-llm/Fallback/CurrentStep")<CurrentStep, Built>() {}
+
+/** What one call remembers across its steps. */
+interface CallState {
+  readonly attempts: Array<Err.Attempt>
+  /** The step that produced the last error; -1 before any. */
+  lastStep: number
+  /** The largest context window that failed with `ContextLengthError`. */
+  largestTooSmall: number
+}
+
+const fallbacks = Metric.counter("effect_llm_fallbacks_total", { description: "Moves from one Fallback step to the next" })
+
+type StepsError<Steps extends ReadonlyArray<Step<any, any>>> = Layer.Layer.Error<Steps[number]["model"]>
+type StepsContext<Steps extends ReadonlyArray<Step<any, any>>> = Layer.Layer.Context<Steps[number]["model"]>
+
+/**
+ * A decorator over its steps: `Fallback.layer([{ model: primary, attempts: 3, schedule:
+ * Retry.schedule() }, { model: secondary }])`.
+ * @since 0.1.0 @category layers
+ */
+export const layer = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
+  steps: Steps,
+  options: Options = {}
+): Layer.Layer<LanguageModel, StepsError<Steps>, StepsContext<Steps>> =>
+  Layer.scoped(LanguageModel, make(steps, options)) as Layer.Layer<LanguageModel, StepsError<Steps>, StepsContext<Steps>>
+
+/**
+ * Builds every step once (sharing memoized layers with the rest of the stack) and returns
+ * the fallback model.
+ * @since 0.1.0 @category constructors
+ */
+export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
+  steps: Steps,
+  options: Options = {}
+) =>
+  Effect.gen(function* () {
+    const when = options.when ?? defaultWhen
+    const memoMap = yield* Layer.CurrentMemoMap
+    const scope = yield* Effect.scope
+    const health = options.skipDisconnected === true ? yield* Effect.serviceOption(Health.Health) : Option.none()
+    if (options.skipDisconnected === true && Option.isNone(health)) {
+      return yield* Effect.dieMessage("Fallback.layer: skipDisconnected needs Health.layer(...) in the context")
+    }
+    const built: Array<Built> = []
+    for (const [index, step] of steps.entries()) {
+      if (step.attempts !== undefined && !(Number.isInteger(step.attempts) && step.attempts >= 1)) {
+        return yield* Effect.dieMessage(`Fallback.layer: step ${index} attempts must be a whole number ≥ 1, got ${step.attempts}`)
+      }
+      const context = yield* Layer.buildWithMemoMap(step.model as Layer.Layer<LanguageModel, StepsError<Steps>, never>, memoMap, scope)
+      const raw = Context.get(context, LanguageModel)
+      const name = step.name ?? `${raw.provider}/${raw.model}`
+      let model = raw
+      if (step.breaker !== undefined) {
+        const breaker = yield* CircuitBreaker.make({ endpoint: name, ...step.breaker, provider: raw.provider, model: raw.model })
+        yield* CircuitBreaker.register(breaker)
+        model = breaker.wrap(raw)
+      }
+      if (Option.isSome(health)) yield* health.value.register({ name, probe: step.probe ?? Health.probeChat(raw) })
+      built.push({ index, name, model, health: Option.getOrUndefined(health) })
+    }
+    const primary = built[0]!.model
+    const windows = built.map((b) => b.model.contextWindow).filter((w): w is number => w !== undefined)
+
+    /** Fails fast, as `CircuitOpenError`, when Health says the step is down. */
+    const skipIfDown = (step: Built): Effect.Effect<void, Err.LlmError> =>
+      step.health === undefined ? Effect.void : Effect.flatMap(step.health.get(step.name), (status) =>
+        status?.status === "disconnected"
+          ? Effect.fail(
+            new Err.CircuitOpenError({
+              provider: step.model.provider,
+              model: step.model.model,
+              message: `skipped ${step.name}: Health reports it disconnected (${status.lastError ?? "no detail"})`
+            })
+          )
+          : Effect.void)
+
+    const record = (state: CallState, step: Built) => (error: Err.LlmError) =>
+      Effect.sync(() => {
+        state.lastStep = step.index
+        state.attempts.push({ provider: step.model.provider, model: step.model.model, error })
+        if (error._tag === "ContextLengthError") {
+          state.largestTooSmall = Math.max(state.largestTooSmall, step.model.contextWindow ?? 0)
+        }
+      })
+
+    /** `request.model` names the primary's model; the other steps use their own. */
+    const requestFor = (step: Built, request: ChatRequest): ChatRequest => {
+      if (step.index === 0 || request.model === undefined) return request
+      const { model: _, ...rest } = request
+      return rest
+    }
+
+    /**
+     * The schedule of step `j`. The plan steps it with the previous step's error when it
+     * enters `j` (we answer at once: enter, or skip), then with `j`'s own errors (retries).
+     */
+    const scheduleFor = (j: number, state: CallState): Schedule.Schedule<unknown, Err.LlmError> => {
+      const inner = steps[j]!.schedule
+      const maxAttempts = steps[j]!.attempts ?? (inner === undefined ? 1 : Infinity)
+      return Schedule.makeWithState(
+        { inner: inner?.initial as unknown, attempts: 1 },
+        (now, error: Err.LlmError, s) => {
+          if (state.lastStep < j) {
+            const enter = !isPartial(error) && when(error) &&
+              (error._tag !== "ContextLengthError" || (built[j]!.model.contextWindow ?? 0) > state.largestTooSmall)
+            return enter
+              ? Effect.as(Metric.increment(fallbacks), [s, undefined, ScheduleDecision.continueWith(ScheduleInterval.after(now))] as const)
+              : Effect.succeed([s, undefined, ScheduleDecision.done] as const)
+          }
+          const retry = s.attempts < maxAttempts && error.retryable && !isPartial(error) && error._tag !== "CircuitOpenError"
+          if (!retry) return Effect.succeed([s, undefined, ScheduleDecision.done] as const)
+          if (inner === undefined) {
+            return Effect.succeed([{ ...s, attempts: s.attempts + 1 }, undefined, ScheduleDecision.continueWith(ScheduleInterval.after(now))] as const)
+          }
+          return Effect.map(inner.step(now, error, s.inner), ([next, out, decision]) => [{ inner: next, attempts: s.attempts + 1 }, out, decision] as const)
+        }
+      )
+    }
+
+    const planFor = (state: CallState) =>
+      ExecutionPlan.make(
+        ...(built.map((step) => ({
+          provide: Context.make(CurrentStep, step),
+          schedule: scheduleFor(step.index, state)
+        })) as unknown as NonEmptyReadonlyArray<{ provide: Context.Context<CurrentStep>; schedule: Schedule.Schedule<unknown, Err.LlmError> }>)
+      )
+
+    /** The error a call ends with once the plan gave up. */
+    const finalError = (state: CallState, error: Err.LlmError): Err.LlmError => {
+      if (isPartial(error) || !when(error) || state.attempts.length === 0) return error
+      const summary = state.attempts.map((a) => `${a.provider}/${a.model}: ${a.error._tag}`).join("; ")
+      return new Err.AllModelsFailedError({
+        provider: primary.provider,
+        model: primary.model,
+        message: `all ${built.length} models failed (${state.attempts.length} attempts): ${summary}`,
+        attempts: state.attempts
+      })
+    }
+
+    const newState = (): CallState => ({ attempts: [], lastStep: -1, largestTooSmall: -1 })
+
+    const chat = (request: ChatRequest) =>
+      Effect.suspend(() => {
+        const state = newState()
+        const attempt = Effect.flatMap(CurrentStep, (step) =>
+          skipIfDown(step).pipe(
+            Effect.zipRight(step.model.chat(requestFor(step, request))),
+            Effect.tapError(record(state, step))
+          ))
+        return attempt.pipe(
+          Effect.withExecutionPlan(planFor(state)),
+          Effect.mapError((error) => finalError(state, error as Err.LlmError))
+        )
+      }).pipe(Effect.withSpan("Fallback.chat", { attributes: { "fallback.steps": built.length } }))
+
+    const stream = (request: ChatRequest): Stream.Stream<StreamEvent, Err.LlmError> =>
+      Stream.suspend(() => {
+        const state = newState()
+        const attempt = Stream.unwrap(
+          Effect.map(CurrentStep, (step) =>
+            guardPartial(
+              Stream.unwrap(Effect.as(skipIfDown(step), step.model.stream(requestFor(step, request))))
+            ).pipe(Stream.tapError(record(state, step))))
+        )
+        return attempt.pipe(
+          Stream.withExecutionPlan(planFor(state), { preventFallbackOnPartialStream: true }),
+          Stream.mapError((error) => finalError(state, error as Err.LlmError))
+        )
+      }).pipe(Stream.withSpan("Fallback.stream", { attributes: { "fallback.steps": built.length } }))
+
+    return LanguageModel.of({
+      provider: primary.provider,
+      model: primary.model,
+      // the stack serves the largest window it has: context-length errors fall back to it
+      contextWindow: windows.length === 0 ? undefined : Math.max(...windows),
+      chat,
+      stream
+    })
+  })
+
+/** @since 0.1.0 @category utils */
+export const attemptsOf = (error: Err.LlmError): ReadonlyArray<Err.Attempt> =>
+  error._tag === "AllModelsFailedError" ? error.attempts : []

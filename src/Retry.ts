@@ -1,0 +1,158 @@
+/**
+ * Retries as a `Schedule` over `LlmError`, and a decorator that applies one to a model.
+ *
+ * The schedule retries only errors marked `retryable` (network, timeouts, 408, 409, 429,
+ * 5xx, 529, or whatever `x-should-retry` said), backs off exponentially with jitter up to
+ * `maxDelay`, and never retries earlier than a `retryAfter` the provider asked for. A
+ * `retryAfter` longer than `maxRetryAfter` fails at once with the original error: waiting
+ * a minute inside a request is worse than letting the caller (or `Fallback`) decide.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Random from "effect/Random"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
+import * as ScheduleInterval from "effect/ScheduleInterval"
+import * as Stream from "effect/Stream"
+import { guardPartial, isPartial, retryAfterMillis } from "./internal/partial.js"
+import { LanguageModel } from "./LanguageModel.js"
+import type { LlmError } from "./LlmError.js"
+import type { StreamEvent } from "./Message.js"
+
+/** @since 0.1.0 @category models */
+export interface ScheduleOptions {
+  /** Retries after the first attempt. Default 3. */
+  readonly maxRetries?: number | undefined
+  /** The first backoff. Default 500 millis. */
+  readonly initialDelay?: Duration.DurationInput | undefined
+  /** Growth per retry. Default 2. */
+  readonly factor?: number | undefined
+  /** The cap on one backoff (not on a provider's `retryAfter`). Default 30 seconds. */
+  readonly maxDelay?: Duration.DurationInput | undefined
+  /**
+   * Jitter: each backoff is drawn uniformly from `[delay × (1 − jitter), delay]`. Default
+   * 0.5 ("equal jitter"), so that callers rate-limited together do not retry together.
+   * `false` or 0 turns it off.
+   */
+  readonly jitter?: number | boolean | undefined
+  /** The longest `retryAfter` worth waiting for. Default 60 seconds. */
+  readonly maxRetryAfter?: Duration.DurationInput | undefined
+  /** An extra condition; an error is retried only when it holds too. */
+  readonly while?: ((error: LlmError) => boolean) | undefined
+}
+
+/** @since 0.1.0 @category models */
+export interface ResolvedOptions {
+  readonly maxRetries: number
+  readonly initialDelayMillis: number
+  readonly factor: number
+  readonly maxDelayMillis: number
+  readonly jitter: number
+  readonly maxRetryAfterMillis: number
+}
+
+/** @since 0.1.0 @category constructors */
+export const resolveOptions = (options: ScheduleOptions = {}): ResolvedOptions => {
+  const jitter = options.jitter === undefined || options.jitter === true ? 0.5 : options.jitter === false ? 0 : options.jitter
+  const resolved: ResolvedOptions = {
+    maxRetries: options.maxRetries ?? 3,
+    initialDelayMillis: Duration.toMillis(options.initialDelay ?? "500 millis"),
+    factor: options.factor ?? 2,
+    maxDelayMillis: Duration.toMillis(options.maxDelay ?? "30 seconds"),
+    jitter,
+    maxRetryAfterMillis: Duration.toMillis(options.maxRetryAfter ?? "60 seconds")
+  }
+  if (!(resolved.maxRetries >= 0) || !Number.isInteger(resolved.maxRetries)) {
+    throw new RangeError(`Retry.schedule: maxRetries must be a whole number ≥ 0, got ${options.maxRetries}`)
+  }
+  if (!(resolved.factor >= 1)) throw new RangeError(`Retry.schedule: factor must be ≥ 1, got ${options.factor}`)
+  if (!(jitter >= 0 && jitter <= 1)) throw new RangeError(`Retry.schedule: jitter must be within [0, 1], got ${options.jitter}`)
+  return resolved
+}
+
+/**
+ * The backoff before retry number `retry` (1-based), before jitter.
+ * @since 0.1.0 @category utils
+ */
+export const backoffMillis = (options: ResolvedOptions, retry: number): number =>
+  Math.min(options.maxDelayMillis, options.initialDelayMillis * Math.pow(options.factor, retry - 1))
+
+/**
+ * Whether the schedule would retry this error at all (ignoring how many retries are left).
+ * @since 0.1.0 @category utils
+ */
+export const isRetryable = (error: LlmError, options: ResolvedOptions = resolveOptions()): boolean => {
+  if (!error.retryable || isPartial(error)) return false
+  const retryAfter = retryAfterMillis(error)
+  return retryAfter === undefined || retryAfter <= options.maxRetryAfterMillis
+}
+
+const retries = Metric.counter("effect_llm_retries_total", { description: "Retries scheduled by Retry.schedule" })
+
+/**
+ * A `Schedule` over `LlmError` whose output is the delay before the retry it schedules.
+ * Delays use the `Clock`, so `TestClock` drives them in tests.
+ * @since 0.1.0 @category constructors
+ */
+export const schedule = (options?: ScheduleOptions): Schedule.Schedule<Duration.Duration, LlmError> => {
+  const resolved = resolveOptions(options)
+  const extra = options?.while
+  return Schedule.makeWithState(0, (now, error: LlmError, done: number) => {
+    if (done >= resolved.maxRetries || !isRetryable(error, resolved) || (extra !== undefined && !extra(error))) {
+      return Effect.succeed([done, Duration.zero, ScheduleDecision.done] as const)
+    }
+    const retry = done + 1
+    const backoff = backoffMillis(resolved, retry)
+    return Effect.map(Random.next, (random) => {
+      const jittered = backoff * (1 - resolved.jitter * random)
+      // never earlier than the provider asked, even when that exceeds maxDelay
+      const delay = Math.max(jittered, retryAfterMillis(error) ?? 0)
+      return [retry, Duration.millis(delay), ScheduleDecision.continueWith(ScheduleInterval.after(now + delay))] as const
+    }).pipe(Effect.tap(() => Metric.increment(Metric.tagged(retries, "error", error._tag))))
+  })
+}
+
+/**
+ * Retries a stream only before its first event. A failure after that becomes a partial,
+ * non-retryable `StreamError` carrying the text delivered, so no prefix is ever repeated.
+ * @since 0.1.0 @category combinators
+ */
+export const retryStream = <A, R, R2>(
+  stream: Stream.Stream<StreamEvent, LlmError, R>,
+  policy: Schedule.Schedule<A, LlmError, R2>
+): Stream.Stream<StreamEvent, LlmError, R | R2> =>
+  Stream.retry(guardPartial(stream), Schedule.whileInput(policy, (error: LlmError) => !isPartial(error)))
+
+/**
+ * A decorator: the model below, with `chat` retried by `policy` and `stream` retried by
+ * it before its first event.
+ * @since 0.1.0 @category layers
+ */
+export const layer = <A = Duration.Duration, R = never>(
+  policy?: Schedule.Schedule<A, LlmError, R>
+): Layer.Layer<LanguageModel, never, LanguageModel | R> =>
+  Layer.effect(
+    LanguageModel,
+    Effect.gen(function* () {
+      const inner = yield* LanguageModel
+      const context = yield* Effect.context<R>()
+      const used = (policy ?? schedule()) as Schedule.Schedule<unknown, LlmError, R>
+      const chatPolicy = Schedule.whileInput(used, (error: LlmError) => !isPartial(error))
+      return LanguageModel.of({
+        provider: inner.provider,
+        model: inner.model,
+        contextWindow: inner.contextWindow,
+        chat: (request) =>
+          inner.chat(request).pipe(
+            Effect.retry(chatPolicy),
+            Effect.provide(context),
+            Effect.withSpan("Retry.chat", { attributes: { "gen_ai.system": inner.provider } })
+          ),
+        stream: (request) => Stream.provideContext(retryStream(inner.stream(request), used), context)
+      })
+    })
+  )

@@ -1,0 +1,55 @@
+/**
+ * What Retry and Fallback share about streams: once the caller has received an event, a
+ * failure can no longer be hidden by running the request again (the caller would see a
+ * duplicated prefix), so it becomes a partial, non-retryable `StreamError` that carries
+ * the text delivered so far.
+ */
+import * as Duration from "effect/Duration"
+import * as Stream from "effect/Stream"
+import * as Err from "../LlmError.js"
+import type { StreamEvent } from "../Message.js"
+
+/** A stream failure after output began: neither retried nor fallen back. */
+export const isPartial = (error: Err.LlmError): boolean => error._tag === "StreamError" && error.partial
+
+/** The error's `retryAfter` hint in millis, when it has one. */
+export const retryAfterMillis = (error: Err.LlmError): number | undefined => {
+  const hint = (error as { readonly retryAfter?: Duration.Duration | undefined }).retryAfter
+  return hint === undefined ? undefined : Duration.toMillis(hint)
+}
+
+const toPartial = (error: Err.LlmError, text: string): Err.StreamError =>
+  error._tag === "StreamError" && error.partial && !error.retryable
+    ? (error.partialText === text ? error : new Err.StreamError({ ...error, partialText: text }))
+    : new Err.StreamError({
+      provider: error.provider,
+      model: error.model,
+      message: error._tag === "StreamError" && error.partial
+        ? error.message
+        : `stream failed after output began: ${error.message}`,
+      partial: true,
+      partialText: text,
+      retryable: false
+    })
+
+/**
+ * Counts the events and text a stream delivers; a failure after the first event becomes
+ * a partial `StreamError` whose `partialText` is exactly the text delivered.
+ */
+export const guardPartial = <R>(
+  stream: Stream.Stream<StreamEvent, Err.LlmError, R>
+): Stream.Stream<StreamEvent, Err.LlmError, R> =>
+  Stream.suspend(() => {
+    let events = 0
+    let text = ""
+    return stream.pipe(
+      Stream.mapChunks((chunk) => {
+        for (const event of chunk) {
+          events++
+          if (event._tag === "TextDelta") text += event.text
+        }
+        return chunk
+      }),
+      Stream.catchAll((error) => Stream.fail(events === 0 ? error : toPartial(error, text)))
+    )
+  })

@@ -1,0 +1,194 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Exit, Fiber, Layer, Stream, TestClock } from "effect"
+import { Fallback, Health, LanguageModel, LlmError, Message, Retry, Testing } from "../src/index.js"
+
+const request = Message.request("hi")
+const err = {
+  server: (model: string) => new LlmError.ServerError({ provider: "p", model, message: "503", status: 503 }),
+  invalid: (model: string) => new LlmError.InvalidRequestError({ provider: "p", model, message: "400", status: 400 }),
+  tooLong: (model: string) => new LlmError.ContextLengthError({ provider: "p", model, message: "context_length_exceeded", status: 400 })
+}
+const finish = (model: string): Message.StreamEvent => ({
+  _tag: "Finish",
+  finishReason: "stop",
+  usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2, estimated: false },
+  id: "x",
+  provider: "p",
+  model
+})
+
+/** A scripted model named `name`, with the number of calls it saw. */
+const mock = (name: string, steps: ReadonlyArray<Testing.MockStep> | ((call: number) => Testing.MockStep), contextWindow?: number) =>
+  Effect.map(
+    Testing.makeMockModel({
+      provider: "p",
+      model: name,
+      steps: typeof steps === "function" ? (_, call) => steps(call) : steps,
+      ...(contextWindow === undefined ? {} : { contextWindow })
+    }),
+    (m) => ({ layer: LanguageModel.layer(m.service), calls: Effect.map(m.requests, (r) => r.length) })
+  )
+
+const build = (layer: Layer.Layer<LanguageModel.LanguageModel, never, never>) =>
+  Effect.map(Layer.build(layer), (context) => Context.get(context, LanguageModel.LanguageModel))
+
+const failureOf = <A>(exit: Exit.Exit<A, LlmError.LlmError>) =>
+  Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+
+describe("Fallback", () => {
+  it.scoped("moves to the next model when the primary fails, at once", () =>
+    Effect.gen(function* () {
+      const a = yield* mock("a", [err.server("a")])
+      const b = yield* mock("b", ["from b"])
+      // a's schedule would wait 500 ms before a retry, but moving on must not wait for it
+      const model = yield* build(Fallback.layer([{ model: a.layer, schedule: Retry.schedule(), attempts: 1 }, { model: b.layer }]))
+      const response = yield* model.chat(request)
+      expect(response.text).toBe("from b")
+      expect([yield* a.calls, yield* b.calls]).toEqual([1, 1])
+    }))
+
+  it.scoped("retries within a step on its schedule before moving on", () =>
+    Effect.gen(function* () {
+      const a = yield* mock("a", [err.server("a"), err.server("a"), "from a"])
+      const b = yield* mock("b", ["from b"])
+      const model = yield* build(
+        Fallback.layer([{ model: a.layer, attempts: 3, schedule: Retry.schedule({ jitter: false }) }, { model: b.layer }])
+      )
+      const fiber = yield* Effect.fork(model.chat(request))
+      yield* TestClock.adjust("499 millis")
+      expect(yield* a.calls).toBe(1)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* a.calls).toBe(2)
+      yield* TestClock.adjust("1 second")
+      expect((yield* Fiber.join(fiber)).text).toBe("from a")
+      expect([yield* a.calls, yield* b.calls]).toEqual([3, 0])
+    }))
+
+  it.scoped("fails with AllModelsFailedError listing every attempt with its model and error", () =>
+    Effect.gen(function* () {
+      const a = yield* mock("a", [err.server("a")])
+      const b = yield* mock("b", [err.server("b")])
+      const model = yield* build(Fallback.layer([{ model: a.layer, attempts: 2 }, { model: b.layer }]))
+      const error = failureOf(yield* Effect.exit(model.chat(request)))
+      expect(error?._tag).toBe("AllModelsFailedError")
+      expect(Fallback.attemptsOf(error!).map((a) => [a.model, a.error._tag])).toEqual([
+        ["a", "ServerError"],
+        ["a", "ServerError"],
+        ["b", "ServerError"]
+      ])
+      expect(error?.message).toContain("all 2 models failed (3 attempts)")
+    }))
+
+  it.scoped("does not fall back on errors `when` rejects: an invalid request surfaces as itself", () =>
+    Effect.gen(function* () {
+      const a = yield* mock("a", [err.invalid("a")])
+      const b = yield* mock("b", ["from b"])
+      const model = yield* build(Fallback.layer([{ model: a.layer }, { model: b.layer }]))
+      expect(yield* Effect.exit(model.chat(request))).toStrictEqual(Exit.fail(err.invalid("a")))
+      expect(yield* b.calls).toBe(0)
+      const custom = yield* build(Fallback.layer([{ model: a.layer }, { model: b.layer }], { when: () => true }))
+      expect((yield* custom.chat(request)).text).toBe("from b")
+    }))
+
+  it.scoped("ContextLengthError goes to the next step with a larger context window", () =>
+    Effect.gen(function* () {
+      const small = yield* mock("small", [err.tooLong("small")], 8_000)
+      const same = yield* mock("same", ["same"], 8_000)
+      const unknown = yield* mock("unknown", ["unknown"])
+      const large = yield* mock("large", ["large"], 128_000)
+      const model = yield* build(
+        Fallback.layer([{ model: small.layer }, { model: same.layer }, { model: unknown.layer }, { model: large.layer }])
+      )
+      expect(model.contextWindow).toBe(128_000)
+      expect((yield* model.chat(request)).text).toBe("large")
+      expect([yield* same.calls, yield* unknown.calls, yield* large.calls]).toEqual([0, 0, 1])
+    }))
+
+  it.scoped("a stream falls back before its first event and delivers the next model's whole answer", () =>
+    Effect.gen(function* () {
+      const a = yield* mock("a", [err.server("a")])
+      const b = yield* mock("b", [{ events: [{ _tag: "TextDelta", text: "from " }, { _tag: "TextDelta", text: "b" }, finish("b")] }])
+      const model = yield* build(Fallback.layer([{ model: a.layer }, { model: b.layer }]))
+      const response = yield* LanguageModel.collect(model.stream(request))
+      expect(response.text).toBe("from b")
+    }))
+
+  it.scoped("a stream cut after its first event ends with a partial StreamError: no fallback, no repeated prefix", () =>
+    Effect.gen(function* () {
+      const a = yield* mock("a", [{ events: [{ _tag: "TextDelta", text: "Hel" }], failWith: err.server("a") }])
+      const b = yield* mock("b", [{ events: [{ _tag: "TextDelta", text: "Hello" }, finish("b")] }])
+      const model = yield* build(Fallback.layer([{ model: a.layer, attempts: 3 }, { model: b.layer }]))
+      const seen: Array<string> = []
+      const exit = yield* model.stream(request).pipe(
+        Stream.runForEach((e) => Effect.sync(() => e._tag === "TextDelta" && seen.push(e.text))),
+        Effect.exit
+      )
+      expect(seen).toEqual(["Hel"])
+      expect(failureOf(exit)).toMatchObject({ _tag: "StreamError", partial: true, partialText: "Hel" })
+      expect([yield* a.calls, yield* b.calls]).toEqual([1, 0])
+    }))
+
+  it.scoped("every step failing a stream gives AllModelsFailedError", () =>
+    Effect.gen(function* () {
+      const a = yield* mock("a", [err.server("a")])
+      const b = yield* mock("b", [err.server("b")])
+      const model = yield* build(Fallback.layer([{ model: a.layer }, { model: b.layer }]))
+      const error = failureOf(yield* Effect.exit(Stream.runDrain(model.stream(request))))
+      expect(Fallback.attemptsOf(error!).map((a) => a.model)).toEqual(["a", "b"])
+    }))
+
+  it.scoped("skips a step whose circuit is open, without calling it", () =>
+    Effect.gen(function* () {
+      const a = yield* mock("a", [err.server("a")])
+      const b = yield* mock("b", ["from b"])
+      const model = yield* build(
+        Fallback.layer([{ model: a.layer, breaker: { consecutiveFailures: 2, cooldown: "1 minute" } }, { model: b.layer }])
+      )
+      for (let i = 0; i < 5; i++) expect((yield* model.chat(request)).text).toBe("from b")
+      expect([yield* a.calls, yield* b.calls]).toEqual([2, 5])
+      // and a call whose every step is down still names them all
+      const c = yield* mock("c", [err.server("c")])
+      const both = yield* build(Fallback.layer([{ model: a.layer, breaker: { consecutiveFailures: 1 } }, { model: c.layer }]))
+      yield* Effect.exit(both.chat(request))
+      const error = failureOf(yield* Effect.exit(both.chat(request)))
+      expect(Fallback.attemptsOf(error!).map((x) => x.error._tag)).toEqual(["CircuitOpenError", "ServerError"])
+    }))
+
+  it.scoped("skips endpoints Health reports disconnected, and uses them again once they recover", () =>
+    Effect.gen(function* () {
+      let up = false
+      const a = yield* mock("a", ["from a"])
+      const b = yield* mock("b", ["from b"])
+      const probe = Effect.suspend(() => (up ? Effect.void : Effect.fail("connection refused")))
+      const health = yield* Health.make({ interval: "10 seconds" })
+      const model = yield* build(
+        Fallback.layer([{ model: a.layer, probe }, { model: b.layer, probe: Effect.void }], { skipDisconnected: true }).pipe(
+          Layer.provide(Layer.succeed(Health.Health, health))
+        )
+      )
+      yield* health.checkNow
+      expect((yield* health.get("p/a"))?.status).toBe("disconnected")
+      expect((yield* model.chat(request)).text).toBe("from b")
+      expect(yield* a.calls).toBe(0)
+      up = true
+      yield* TestClock.adjust("10 seconds")
+      expect((yield* model.chat(request)).text).toBe("from a")
+    }))
+
+  it.scoped("builds each step's layer once, not per request", () =>
+    Effect.gen(function* () {
+      let builds = 0
+      const a = yield* mock("a", ["from a"])
+      const counted = Layer.effectDiscard(Effect.sync(() => builds++)).pipe(Layer.provideMerge(a.layer))
+      const model = yield* build(Fallback.layer([{ model: counted }]))
+      for (let i = 0; i < 3; i++) yield* model.chat(request)
+      expect(builds).toBe(1)
+    }))
+
+  it.scoped("skipDisconnected without Health is a clear defect at build time", () =>
+    Effect.gen(function* () {
+      const a = yield* mock("a", ["x"])
+      const exit = yield* Effect.exit(Layer.build(Fallback.layer([{ model: a.layer }], { skipDisconnected: true })))
+      expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/needs Health.layer/)
+    }))
+})

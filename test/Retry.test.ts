@@ -1,0 +1,173 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Schedule, Stream, TestClock } from "effect"
+import { fromResponse } from "../src/internal/errors.js"
+import { LanguageModel, LlmError, Message, Retry, Testing } from "../src/index.js"
+
+const ids = { provider: "mock", model: "mock-model" }
+const server = (status = 500) => new LlmError.ServerError({ ...ids, message: `fake ${status}`, status })
+const rateLimited = (retryAfter?: Duration.DurationInput) =>
+  new LlmError.RateLimitError({ ...ids, message: "429", status: 429, ...(retryAfter === undefined ? {} : { retryAfter: Duration.decode(retryAfter) }) })
+const invalid = new LlmError.InvalidRequestError({ ...ids, message: "bad", status: 400 })
+
+/** A mock model behind `Retry.layer(policy)`, plus the requests the mock saw. */
+const stack = (steps: ReadonlyArray<Testing.MockStep>, policy: Schedule.Schedule<unknown, LlmError.LlmError> = Retry.schedule({ jitter: false })) =>
+  Effect.gen(function* () {
+    const mock = yield* Testing.makeMockModel({ steps })
+    const model = yield* Layer.build(Retry.layer(policy).pipe(Layer.provide(LanguageModel.layer(mock.service))))
+    return { model: Context.get(model, LanguageModel.LanguageModel), calls: Effect.map(mock.requests, (r) => r.length) }
+  })
+
+const request = Message.request("hi")
+
+describe("Retry.schedule", () => {
+  it.scoped("retries retryable errors with exponential backoff: 500 ms, 1 s, 2 s", () =>
+    Effect.gen(function* () {
+      const { model, calls } = yield* stack([server(), server(), server(), "ok"])
+      const fiber = yield* Effect.fork(model.chat(request))
+      yield* TestClock.adjust("499 millis")
+      expect(yield* calls).toBe(1)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* calls).toBe(2)
+      yield* TestClock.adjust("999 millis")
+      expect(yield* calls).toBe(2)
+      yield* TestClock.adjust("1 millis")
+      expect(yield* calls).toBe(3)
+      yield* TestClock.adjust("2 seconds")
+      expect(yield* calls).toBe(4)
+      expect((yield* Fiber.join(fiber)).text).toBe("ok")
+    }))
+
+  it.scoped("gives up after maxRetries with the last error", () =>
+    Effect.gen(function* () {
+      const { model, calls } = yield* stack([server(500), server(502), server(503), server(504), "never"])
+      const fiber = yield* Effect.fork(Effect.exit(model.chat(request)))
+      yield* TestClock.adjust("1 minute")
+      const exit = yield* Fiber.join(fiber)
+      expect(yield* calls).toBe(4)
+      expect(exit).toStrictEqual(Exit.fail(server(504)))
+    }))
+
+  it.scoped("does not retry errors that are not retryable", () =>
+    Effect.gen(function* () {
+      const { model, calls } = yield* stack([invalid, "never"])
+      const exit = yield* Effect.exit(model.chat(request))
+      expect(exit).toStrictEqual(Exit.fail(invalid))
+      expect(yield* calls).toBe(1)
+    }))
+
+  it.scoped("waits for retryAfter when it is longer than the backoff", () =>
+    Effect.gen(function* () {
+      const { model, calls } = yield* stack([rateLimited("5 seconds"), "ok"])
+      const fiber = yield* Effect.fork(model.chat(request))
+      yield* TestClock.adjust("4999 millis")
+      expect(yield* calls).toBe(1)
+      yield* TestClock.adjust("1 millis")
+      expect((yield* Fiber.join(fiber)).text).toBe("ok")
+      expect(yield* calls).toBe(2)
+    }))
+
+  it.scoped("honours a retryAfter beyond maxDelay, up to maxRetryAfter", () =>
+    Effect.gen(function* () {
+      const { model, calls } = yield* stack([rateLimited("45 seconds"), "ok"], Retry.schedule({ jitter: false, maxDelay: "1 second" }))
+      const fiber = yield* Effect.fork(model.chat(request))
+      yield* TestClock.adjust("44 seconds")
+      expect(yield* calls).toBe(1)
+      yield* TestClock.adjust("1 second")
+      expect((yield* Fiber.join(fiber)).text).toBe("ok")
+    }))
+
+  it.scoped("fails at once with the original error when retryAfter exceeds maxRetryAfter", () =>
+    Effect.gen(function* () {
+      const error = rateLimited("61 seconds")
+      const { model, calls } = yield* stack([error, "never"])
+      const exit = yield* Effect.exit(model.chat(request))
+      expect(exit).toStrictEqual(Exit.fail(error))
+      expect(yield* calls).toBe(1)
+    }))
+
+  it.effect("caps each backoff at maxDelay and keeps jitter within [delay × (1 − jitter), delay]", () =>
+    Effect.gen(function* () {
+      const resolved = Retry.resolveOptions({ initialDelay: "1 second", factor: 3, maxDelay: "5 seconds" })
+      expect([1, 2, 3, 4].map((n) => Retry.backoffMillis(resolved, n))).toEqual([1000, 3000, 5000, 5000])
+      const policy = Retry.schedule({ initialDelay: "1 second", factor: 3, maxDelay: "5 seconds", maxRetries: 10 })
+      let state = policy.initial
+      const delays: Array<number> = []
+      for (let i = 0; i < 6; i++) {
+        const [next, out] = yield* policy.step(0, server(), state)
+        state = next
+        delays.push(Duration.toMillis(out))
+      }
+      const caps = [1000, 3000, 5000, 5000, 5000, 5000]
+      delays.forEach((delay, i) => {
+        expect(delay).toBeGreaterThanOrEqual(caps[i]! / 2)
+        expect(delay).toBeLessThanOrEqual(caps[i]!)
+      })
+      expect(new Set(delays.slice(2)).size).toBeGreaterThan(1)
+    }))
+
+  it("classifies statuses: 408, 409, 429, 5xx and 529 retry; 400, 401, 403 do not; x-should-retry overrides", () => {
+    const of = (status: number, headers: Record<string, string> = {}) =>
+      fromResponse({ ...ids, status, headers, body: "{}", now: 0 })
+    const retried = (status: number, headers?: Record<string, string>) => Retry.isRetryable(of(status, headers))
+    expect([408, 409, 429, 500, 502, 503, 529].map((s) => retried(s))).toEqual([true, true, true, true, true, true, true])
+    expect([400, 401, 403, 404, 422].map((s) => retried(s))).toEqual([false, false, false, false, false])
+    expect(retried(400, { "x-should-retry": "true" })).toBe(true)
+    expect(retried(503, { "x-should-retry": "false" })).toBe(false)
+    expect(Retry.isRetryable(new LlmError.NetworkError({ ...ids, message: "reset" }))).toBe(true)
+    expect(Retry.isRetryable(new LlmError.TimeoutError({ ...ids, message: "slow", phase: "firstToken" }))).toBe(true)
+  })
+
+  it("rejects nonsense options with a clear error", () => {
+    expect(() => Retry.schedule({ maxRetries: -1 })).toThrow(/maxRetries/)
+    expect(() => Retry.schedule({ jitter: 2 })).toThrow(/jitter/)
+  })
+})
+
+describe("Retry.layer streams", () => {
+  const events = (text: string): ReadonlyArray<Message.StreamEvent> => [
+    { _tag: "TextDelta", text },
+    {
+      _tag: "Finish",
+      finishReason: "stop",
+      usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2, estimated: false },
+      id: "x",
+      ...ids
+    }
+  ]
+
+  it.scoped("retries a stream that fails before its first event", () =>
+    Effect.gen(function* () {
+      const { model, calls } = yield* stack([server(), { events: events("whole answer") }])
+      const fiber = yield* Effect.fork(LanguageModel.collect(model.stream(request)))
+      yield* TestClock.adjust("1 second")
+      expect((yield* Fiber.join(fiber)).text).toBe("whole answer")
+      expect(yield* calls).toBe(2)
+    }))
+
+  it.scoped("never retries after the first event: the stream fails with a partial StreamError and its text", () =>
+    Effect.gen(function* () {
+      const cut = { events: [{ _tag: "TextDelta" as const, text: "Hello, " }, { _tag: "TextDelta" as const, text: "wor" }], failWith: server() }
+      const { model, calls } = yield* stack([cut, { events: events("Hello, world") }], Retry.schedule({ jitter: false }).pipe(Schedule.map(() => 0)))
+      const received: Array<string> = []
+      const exit = yield* model.stream(request).pipe(
+        Stream.runForEach((event) => Effect.sync(() => event._tag === "TextDelta" && received.push(event.text))),
+        Effect.exit
+      )
+      expect(yield* calls).toBe(1)
+      expect(received.join("")).toBe("Hello, wor")
+      expect(Exit.isFailure(exit)).toBe(true)
+      const error = Exit.isFailure(exit) ? exit.cause : undefined
+      const failure = error?._tag === "Fail" ? error.error : undefined
+      expect(failure?._tag).toBe("StreamError")
+      expect(failure).toMatchObject({ partial: true, partialText: "Hello, wor", retryable: false })
+    }))
+
+  it.scoped("even a schedule that retries everything cannot repeat a delivered prefix", () =>
+    Effect.gen(function* () {
+      const cut = { events: [{ _tag: "TextDelta" as const, text: "abc" }], failWith: server() }
+      const { model, calls } = yield* stack([cut, { events: events("abcdef") }], Schedule.recurs(5) as never)
+      const exit = yield* Effect.exit(LanguageModel.collect(model.stream(request)))
+      expect(yield* calls).toBe(1)
+      expect(exit).toMatchObject({ _tag: "Failure" })
+    }))
+})
