@@ -15,6 +15,7 @@ import * as Stream from "effect/Stream"
 import { LanguageModel } from "./LanguageModel.js"
 import type { LlmError } from "./LlmError.js"
 import * as Message from "./Message.js"
+import * as Retry from "./Retry.js"
 
 /**
  * An input: a prompt, or a request with an optional `id` (default: its index).
@@ -38,7 +39,7 @@ export interface Options {
   readonly concurrency?: number
   /** Retries of a retryable failure per item. Default 2. */
   readonly retriesPerItem?: number
-  /** The delays between an item's retries. Default: exponential from 250 ms with jitter. */
+  /** The delays between an item's retries. Default: `Retry.schedule`, which honours `retryAfter`. */
   readonly retrySchedule?: Schedule.Schedule<unknown, LlmError>
   /**
    * End the stream after the first failed result. Items not yet finished are not run or
@@ -71,8 +72,7 @@ export const run = <E = never, R = never>(
     ? (items as Stream.Stream<Item, E, R>)
     : Stream.fromIterable(items as Iterable<Item>)
   const retries = options.retriesPerItem ?? 2
-  const schedule = options.retrySchedule ??
-    Schedule.exponential("250 millis").pipe(Schedule.jittered, Schedule.upTo("30 seconds"))
+  const schedule: Schedule.Schedule<unknown, LlmError> = options.retrySchedule ?? Retry.schedule({ maxRetries: retries })
   const runOne = (model: LanguageModel["Type"], item: Item, index: number): Effect.Effect<Result> =>
     Effect.gen(function* () {
       const start = yield* Clock.currentTimeMillis

@@ -175,4 +175,28 @@ describe("ProviderConfig", () => {
         expect(request?.path.split("?")[0]).toBe(c.path)
       }
     }))
+
+  it.scopedLive("max_retries and retry_delay feed the stack's retry", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "after a retry" } })
+      const registry = yield* ProviderConfig.fromJson({
+        openai: [
+          { model_name: "retried", api_keys: ["k1"], base_url: fake.baseUrl, max_retries: 2, retry_delay: 0.001 },
+          { model_name: "unretried", api_keys: ["k1"], base_url: fake.baseUrl, max_retries: 0 }
+        ]
+      })
+      const chat = (model: string) =>
+        LanguageModel.chat(Message.request("hi")).pipe(
+          Effect.provide(registry.models.layer("openai", model).pipe(Layer.provide(NodeHttpClient.layerUndici))),
+          Effect.either
+        )
+      yield* fake.inject({ _tag: "Status", status: 503 }, { _tag: "Status", status: 500 })
+      const retried = yield* chat("retried")
+      expect(retried._tag === "Right" && retried.right.text).toBe("after a retry")
+      expect((yield* fake.requests).length).toBe(3)
+      yield* fake.inject({ _tag: "Status", status: 503 })
+      const unretried = yield* chat("unretried")
+      expect(unretried._tag === "Left" && unretried.left._tag).toBe("ServerError")
+      expect((yield* fake.requests).length).toBe(4)
+    }))
 })

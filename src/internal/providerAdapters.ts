@@ -1,6 +1,6 @@
 /** Which adapter serves a configured model, and the stack it builds. */
 import type * as HttpClient from "@effect/platform/HttpClient"
-import type * as Layer from "effect/Layer"
+import * as Layer from "effect/Layer"
 import type * as KeyPool from "../KeyPool.js"
 import type { LanguageModel } from "../LanguageModel.js"
 import * as Anthropic from "../Anthropic.js"
@@ -10,6 +10,7 @@ import * as OpenAiCompatible from "../OpenAiCompatible.js"
 import * as OpenAiResponses from "../OpenAiResponses.js"
 import type { Api, ResolvedModel } from "../ProviderConfig.js"
 import type * as RateLimiter from "../RateLimiter.js"
+import * as Retry from "../Retry.js"
 
 const chatProviders: ReadonlySet<string> = new Set(Object.keys(OpenAiCompatible.presets))
 
@@ -48,7 +49,7 @@ export const defaultBaseUrl = (provider: string, api: Api): string | undefined =
 export const needsKey = (api: Api, baseUrl: string | undefined): boolean =>
   api !== "ollama" && !(baseUrl !== undefined && /^https?:\/\/(localhost|127\.0\.0\.1|\[::1\])[:/]/.test(baseUrl))
 
-export const stack = (
+const adapter = (
   model: ResolvedModel
 ): Layer.Layer<LanguageModel, never, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> => {
   const common = { model: model.model, baseUrl: model.baseUrl, contextWindow: model.contextWindow }
@@ -72,3 +73,13 @@ export const stack = (
     }
   }
 }
+
+/** The adapter with the entry's retries: `max_retries` and `retry_delay` feed `Retry.schedule`. */
+export const stack = (
+  model: ResolvedModel
+): Layer.Layer<LanguageModel, never, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> =>
+  model.maxRetries === 0
+    ? adapter(model)
+    : Retry.layer(Retry.schedule({ maxRetries: model.maxRetries, initialDelay: `${model.retryDelaySeconds * 1000} millis` })).pipe(
+      Layer.provide(adapter(model))
+    )
