@@ -586,7 +586,6 @@ export const make = (
     })
     const streamHeaders = { accept: "text/event-stream" }
     const wireOptions = { provider, defaultMaxTokens: options.defaultMaxTokens, thinkingBudgets: options.thinkingBudgets }
-    const spanAttributes = (model: string) => ({ "gen_ai.system": provider, "gen_ai.request.model": model })
 
     const outgoing = (request: Message.ChatRequest, stream: boolean): Http.Outgoing | Err.InvalidRequestError => {
       const model = request.model ?? options.model
@@ -603,14 +602,14 @@ export const make = (
         const out = outgoing(request, false)
         if (out instanceof Err.InvalidRequestError) return Effect.fail(out)
         return Http.sendJson(endpoint, out, (body, status) => fromWireResponse(provider, out.model, request, body, status))
-      }).pipe(Effect.withSpan("LanguageModel.chat", { attributes: spanAttributes(request.model ?? options.model) }))
+      })
 
     const stream = (request: Message.ChatRequest) =>
       Stream.suspend(() => {
         const out = outgoing(request, true)
         if (out instanceof Err.InvalidRequestError) return Stream.fail(out)
         return Http.sendStream(endpoint, out, "sse", () => new EventParser(provider, out.model, request))
-      }).pipe(Stream.withSpan("LanguageModel.stream", { attributes: spanAttributes(request.model ?? options.model) }))
+      })
 
     return { provider, model: options.model, contextWindow: options.contextWindow, chat, stream }
   })

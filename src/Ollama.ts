@@ -438,7 +438,6 @@ export const make = (
     const url = urlOf(options.baseUrl, "/api/chat")
     const endpoint = yield* endpointOf(options)
     const streamHeaders = { accept: "application/x-ndjson" }
-    const spanAttributes = (model: string) => ({ "gen_ai.system": provider, "gen_ai.request.model": model })
 
     const outgoing = (request: Message.ChatRequest, stream: boolean): Http.Outgoing | Err.InvalidRequestError => {
       const model = request.model ?? options.model
@@ -452,20 +451,17 @@ export const make = (
 
     const chat = (request: Message.ChatRequest) => {
       const out = outgoing(request, false)
-      const model = request.model ?? options.model
       const exchange = Err.isLlmError(out)
         ? Effect.fail(out)
         : Http.sendJson(endpoint, out, (body, status) => fromWireResponse(provider, out.model, request, body, status))
-      return exchange.pipe(Effect.withSpan("LanguageModel.chat", { attributes: spanAttributes(model) }))
+      return exchange
     }
 
     const stream = (request: Message.ChatRequest) =>
       Stream.suspend(() => {
         const out = outgoing(request, true)
         if (Err.isLlmError(out)) return Stream.fail(out)
-        return Http.sendStream(endpoint, out, "ndjson", () => new ChunkParser(provider, out.model, request)).pipe(
-          Stream.withSpan("LanguageModel.stream", { attributes: spanAttributes(out.model) })
-        )
+        return Http.sendStream(endpoint, out, "ndjson", () => new ChunkParser(provider, out.model, request))
       })
 
     return { provider, model: options.model, contextWindow: options.contextWindow, chat, stream }

@@ -583,7 +583,6 @@ export const make = (
     })
     const streamHeaders = { accept: "text/event-stream" }
     const wireOptions = { reasoningSummary: options.reasoningSummary }
-    const spanAttributes = (model: string) => ({ "gen_ai.system": provider, "gen_ai.request.model": model })
 
     const outgoing = (request: Message.ChatRequest, stream: boolean): Http.Outgoing => {
       const model = request.model ?? options.model
@@ -595,17 +594,13 @@ export const make = (
 
     const chat = (request: Message.ChatRequest) => {
       const out = outgoing(request, false)
-      return Http.sendJson(endpoint, out, (body, status) => fromWireResponse(provider, out.model, request, body, status)).pipe(
-        Effect.withSpan("LanguageModel.chat", { attributes: spanAttributes(out.model) })
-      )
+      return Http.sendJson(endpoint, out, (body, status) => fromWireResponse(provider, out.model, request, body, status))
     }
 
     const stream = (request: Message.ChatRequest) =>
       Stream.suspend(() => {
         const out = outgoing(request, true)
-        return Http.sendStream(endpoint, out, "sse", () => new EventParser(provider, out.model, request)).pipe(
-          Stream.withSpan("LanguageModel.stream", { attributes: spanAttributes(out.model) })
-        )
+        return Http.sendStream(endpoint, out, "sse", () => new EventParser(provider, out.model, request))
       })
 
     return { provider, model: options.model, contextWindow: options.contextWindow, chat, stream }

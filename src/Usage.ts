@@ -138,12 +138,6 @@ export interface Options {
 }
 
 /** @since 0.1.0 @category metrics */
-export const tokensCounter = Metric.counter("effect_llm_tokens_total", {
-  description: "Tokens reported by providers (input plus output)",
-  incremental: true
-})
-
-/** @since 0.1.0 @category metrics */
 export const costCounter = Metric.counter("effect_llm_cost_usd_total", {
   description: "Estimated spend in US dollars",
   incremental: true
@@ -207,10 +201,8 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
         })
         const tags = (metric: Metric.Metric.Counter<number>) =>
           metric.pipe(Metric.tagged("provider", provider), Metric.tagged("model", model))
-        return Effect.zipRight(
-          Metric.incrementBy(tags(tokensCounter), usage.totalTokens),
-          dollars === undefined ? Effect.void : Metric.incrementBy(tags(costCounter), dollars)
-        )
+        // tokens are counted by Telemetry on every call, tracker or not; cost needs prices
+        return dollars === undefined ? Effect.void : Metric.incrementBy(tags(costCounter), dollars)
       })
     const snapshot = Effect.sync((): Snapshot => {
       const list = [...entries.values()]

@@ -78,13 +78,13 @@ describe("Usage", () => {
       }).pipe(Effect.provide(stackOn(fake.baseUrl, Usage.layer({ prices: {}, replacePrices: true }))))
     }))
 
-  it.effect("records bump the token and cost metrics", () =>
+  it.effect("records bump the cost metric", () =>
     Effect.gen(function* () {
       const tracker = yield* Usage.make()
-      const counter = Usage.tokensCounter.pipe(Metric.tagged("provider", "p"), Metric.tagged("model", "gpt-4o"))
+      const counter = Usage.costCounter.pipe(Metric.tagged("provider", "p"), Metric.tagged("model", "gpt-4o"))
       const before = (yield* Metric.value(counter)).count
-      yield* tracker.record("p", "gpt-4o", { inputTokens: 10, outputTokens: 5, totalTokens: 15, estimated: false })
-      expect((yield* Metric.value(counter)).count - before).toBe(15)
+      yield* tracker.record("p", "gpt-4o", { inputTokens: 1_000_000, outputTokens: 0, totalTokens: 1_000_000, estimated: false })
+      expect((yield* Metric.value(counter)).count - before).toBeCloseTo(2.5, 9)
       expect(tracker.cost("p", "gpt-4o", { inputTokens: 1_000_000, outputTokens: 0, totalTokens: 0, estimated: false })).toBe(2.5)
     }))
 })

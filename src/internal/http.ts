@@ -3,6 +3,7 @@
  * the HTTP exchange, error mapping, outcome reporting, and stream framing. Providers only
  * build bodies and parse payloads.
  */
+import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
@@ -14,8 +15,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
-import type * as Redacted from "effect/Redacted"
+import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { createParser } from "eventsource-parser"
@@ -26,6 +28,7 @@ import * as RateLimiter from "../RateLimiter.js"
 import { UsageTracker } from "../Usage.js"
 import { fromResponse, redactSecret } from "./errors.js"
 import { outcomeOf } from "./keyPool.js"
+import * as Telemetry from "./telemetry.js"
 
 /** Everything a provider adapter needs at run time, resolved once when its layer builds. */
 export interface Endpoint {
@@ -39,6 +42,8 @@ export interface Endpoint {
   readonly timeout: Duration.Duration | undefined
   /** Records every response's usage when a `Usage` layer was present at build time. */
   readonly usage?: UsageTracker["Type"] | undefined
+  /** Header names the HTTP client's spans must not show: the defaults plus this provider's auth headers. */
+  readonly redactedHeaders: ReadonlyArray<string | RegExp>
   /** Streams: from the request's start to its first event. */
   readonly firstTokenTimeout?: Duration.Duration | undefined
   /** Streams: the longest gap between two events. */
@@ -68,6 +73,10 @@ export const resolveEndpoint = (options: {
     const pool = yield* KeyPool.KeyPool
     const limiter = yield* RateLimiter.RateLimiter
     const usage = Option.getOrUndefined(yield* Effect.serviceOption(UsageTracker))
+    // @effect/platform hides authorization and x-api-key in its spans; x-goog-api-key and
+    // the like must be added, or the key would show up as a span attribute
+    const authNames = Object.keys(options.auth(Redacted.make("probe"))).map((name) => name.toLowerCase())
+    const redactedHeaders = [...(yield* FiberRef.get(Headers.currentRedactedNames)), ...authNames, /api[-_]?key|secret/i]
     const endpoint: Endpoint = {
       provider: options.provider,
       http,
@@ -77,6 +86,7 @@ export const resolveEndpoint = (options: {
       headers: options.headers ?? {},
       timeout: options.timeout === undefined ? undefined : Duration.decode(options.timeout),
       usage,
+      redactedHeaders,
       firstTokenTimeout: options.firstTokenTimeout === undefined ? undefined : Duration.decode(options.firstTokenTimeout),
       idleTimeout: options.idleTimeout === undefined ? undefined : Duration.decode(options.idleTimeout)
     }
@@ -120,9 +130,11 @@ const isKeySpecific = (error: Err.LlmError) =>
  */
 const open = (endpoint: Endpoint, out: Outgoing, reattempt = false) =>
   Effect.gen(function* () {
-    yield* endpoint.limiter.admit({ requests: 1, tokens: out.estimatedTokens, reattempt })
+    yield* Telemetry.timeAdmission(endpoint.limiter.admit({ requests: 1, tokens: out.estimatedTokens, reattempt }))
     const lease = yield* endpoint.pool.acquire
+    yield* Telemetry.countLease(endpoint.provider)
     const response = yield* endpoint.http.execute(buildRequest(endpoint, out, lease)).pipe(
+      Effect.locally(Headers.currentRedactedNames, endpoint.redactedHeaders),
       Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
       Effect.tapError(() => endpoint.pool.report(lease.keyId, { _tag: "Failure" }))
     )
@@ -179,19 +191,23 @@ const withTimeout = <A, R>(
         })
     })
 
-/** A chat JSON exchange: `decode` turns a 2xx body into a response or a typed error. */
+/** A chat JSON exchange, traced and measured: `decode` turns a 2xx body into a response or a typed error. */
 export const sendJson = (
   endpoint: Endpoint,
   out: Outgoing,
   decode: (body: string, status: number) => ChatResponse | Err.LlmError
 ): Effect.Effect<ChatResponse, Err.LlmError> => {
   const usage = endpoint.usage
-  return sendJsonAs(
-    endpoint,
-    out,
-    decode,
-    (response) => response.usage.totalTokens,
-    usage === undefined ? undefined : (response) => usage.record(endpoint.provider, out.model, response.usage)
+  return Telemetry.chat(
+    endpoint.provider,
+    out.model,
+    sendJsonAs(
+      endpoint,
+      out,
+      decode,
+      (response) => response.usage.totalTokens,
+      usage === undefined ? undefined : (response) => usage.record(endpoint.provider, out.model, response.usage)
+    )
   )
 }
 
@@ -369,13 +385,14 @@ const withStreamTimeouts = (
   )
 }
 
-/** A streaming exchange. The key lease lives as long as the stream does. */
+/** A streaming exchange, traced and measured. The key lease lives as long as the stream does. */
 export const sendStream = (
   endpoint: Endpoint,
   out: Outgoing,
   framing: Framing,
   makeParser: () => StreamParser
-): Stream.Stream<StreamEvent, Err.LlmError> => withStreamTimeouts(endpoint, out.model, openStream(endpoint, out, framing, makeParser))
+): Stream.Stream<StreamEvent, Err.LlmError> =>
+  Telemetry.stream(endpoint.provider, out.model, withStreamTimeouts(endpoint, out.model, openStream(endpoint, out, framing, makeParser)))
 
 const openStream = (
   endpoint: Endpoint,
