@@ -347,7 +347,7 @@ export const makeWith = (
     ? Effect.succeed(keyless)
     : Effect.suspend(() => (waiters.length > 0 ? Effect.zipRight(awaitTurn(false), loop(true)) : loop(false))).pipe(
       Effect.tap(() => Metric.increment(leased)),
-      Effect.withSpan("KeyPool.acquire", { attributes: { provider: providerId } })
+      Effect.withSpan("KeyPool.acquire", { attributes: { provider: providerId }, captureStackTrace: false })
     )
 
   const report = (keyId: string, outcome: Outcome): Effect.Effect<void> => {
@@ -369,7 +369,7 @@ export const makeWith = (
             onFailure: (error) => report(lease.keyId, outcomeOf(error))
           })
         ))
-    ).pipe(Effect.withSpan("KeyPool.withKey", { attributes: { provider: providerId } }))
+    ).pipe(Effect.withSpan("KeyPool.withKey", { attributes: { provider: providerId }, captureStackTrace: false }))
 
   return {
     providerId,

@@ -91,7 +91,7 @@ export const chat = (
         onFailure: (error) => Metric.increment(errorCounter(i, error._tag))
       }),
       Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (end) => Metric.update(i.latency, end - start)))
-    )).pipe(Effect.withSpan("LanguageModel.chat", { kind: "client", attributes: spanAttributes(provider, model) }))
+    )).pipe(Effect.withSpan("LanguageModel.chat", { kind: "client", attributes: spanAttributes(provider, model), captureStackTrace: false }))
 }
 
 /** Wraps one stream: span, request count, time to first event, latency, errors, tokens. */
@@ -124,7 +124,7 @@ export const stream = (
         Stream.ensuring(Effect.flatMap(Clock.currentTimeMillis, (end) => Metric.update(i.latency, end - start)))
       )
     })
-  ).pipe(Stream.withSpan("LanguageModel.stream", { kind: "client", attributes: spanAttributes(provider, model) }))
+  ).pipe(Stream.withSpan("LanguageModel.stream", { kind: "client", attributes: spanAttributes(provider, model), captureStackTrace: false }))
 }
 
 /** How long admission took, for the limiter-wait histogram. */
