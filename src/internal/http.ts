@@ -269,19 +269,27 @@ export const sendStream = (
   framing: Framing,
   makeParser: () => StreamParser
 ): Stream.Stream<StreamEvent, Err.LlmError> =>
-  Stream.unwrapScoped(
-    Effect.gen(function* () {
-      const outer = yield* Effect.scope
+  // The stream owns a scope that holds the lease and the response until it ends. Built with
+  // Channel.acquireUseRelease: Stream.unwrapScoped flattens a stream of streams, which
+  // costs ~250 µs more per stream (measured in the README's benchmark section).
+  Stream.fromChannel(Channel.acquireUseRelease(
+    Scope.make(),
+    (outer) => {
       // each attempt gets its own scope so that a failed attempt's lease is freed at once
       const attempt = Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (inner) =>
         open(endpoint, out).pipe(
           Scope.extend(inner),
           Effect.onError((cause) => Scope.close(inner, Exit.failCause(cause)))
         ))
-      const [response, lease] = yield* withTimeout(endpoint, out.model, onAnotherKey(endpoint, attempt))
-      return frames(endpoint, out, response, lease, framing, makeParser())
-    })
-  )
+      return Channel.unwrap(
+        Effect.map(
+          withTimeout(endpoint, out.model, onAnotherKey(endpoint, attempt)),
+          ([response, lease]) => Stream.toChannel(frames(endpoint, out, response, lease, framing, makeParser()))
+        )
+      )
+    },
+    (outer, exit) => Scope.close(outer, exit)
+  ))
 
 const frames = (
   endpoint: Endpoint,
