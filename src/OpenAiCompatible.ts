@@ -533,7 +533,7 @@ export const make = (
     const chat = (request: Message.ChatRequest) => {
       const out = outgoing(request, false)
       return Http.sendJson(endpoint, out, (body, status) => fromWireResponse(provider, out.model, request, body, status)).pipe(
-        Effect.withSpan("LanguageModel.chat", { attributes: spanAttributes(out.model) })
+        Effect.withSpan("LanguageModel.chat", { attributes: spanAttributes(out.model), captureStackTrace: false })
       )
     }
 
@@ -541,7 +541,7 @@ export const make = (
       Stream.suspend(() => {
         const out = outgoing(request, true)
         return Http.sendStream(endpoint, out, "sse", () => new ChunkParser(provider, out.model, request)).pipe(
-          Stream.withSpan("LanguageModel.stream", { attributes: spanAttributes(out.model) })
+          Stream.withSpan("LanguageModel.stream", { attributes: spanAttributes(out.model), captureStackTrace: false })
         )
       })
 
