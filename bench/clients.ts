@@ -3,6 +3,8 @@
  * request, read the whole reply (JSON body, or every SSE event of the stream), and return
  * its text, which the driver checks.
  */
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
 import OpenAI from "openai"
@@ -109,6 +111,67 @@ const effectLlm = (url: string, mode: Mode): BenchClient => {
 }
 
 // ---------------------------------------------------------------------------
+// (d) @effect/platform's HttpClient alone: the floor for anything built on it
+// ---------------------------------------------------------------------------
+
+const effectPlatform = (url: string, mode: Mode): BenchClient => {
+  const runtime = ManagedRuntime.make(NodeHttpClient.layerUndici)
+  const stream = mode === "stream"
+  const headers: Record<string, string> = { authorization: `Bearer ${API_KEY}` }
+  if (stream) headers.accept = "text/event-stream"
+  const request = () =>
+    HttpClientRequest.post(`${url}/v1/chat/completions`).pipe(
+      HttpClientRequest.setHeaders(headers),
+      HttpClientRequest.bodyText(
+        JSON.stringify({
+          model: MODEL,
+          messages: [{ role: "system", content: SYSTEM_PROMPT }, { role: "user", content: USER_PROMPT }],
+          ...(stream ? { stream: true, stream_options: { include_usage: true } } : {})
+        }),
+        "application/json"
+      )
+    )
+  // the same hand-written SSE split as the raw client, over the response's Stream of bytes
+  const sseText = (bytes: Stream.Stream<Uint8Array, unknown>) =>
+    Effect.suspend(() => {
+      const decoder = new TextDecoder()
+      let buffer = ""
+      let text = ""
+      return Effect.map(
+        Stream.runForEachChunk(bytes, (chunk) =>
+          Effect.sync(() => {
+            for (const piece of chunk) {
+              buffer += decoder.decode(piece, { stream: true })
+              let newline = buffer.indexOf("\n")
+              while (newline >= 0) {
+                const line = buffer.slice(0, newline)
+                buffer = buffer.slice(newline + 1)
+                if (line.startsWith("data: ") && line !== "data: [DONE]") {
+                  const event = JSON.parse(line.slice(6)) as { choices?: Array<{ delta?: { content?: string } }> }
+                  const content = event.choices?.[0]?.delta?.content
+                  if (typeof content === "string") text += content
+                }
+                newline = buffer.indexOf("\n")
+              }
+            }
+          })),
+        () => text
+      )
+    })
+  const one = Effect.flatMap(HttpClient.HttpClient, (client) =>
+    Effect.flatMap(Effect.suspend(() => client.execute(request())), (response) =>
+      stream
+        ? sseText(response.stream)
+        : Effect.map(response.text, (body) => (JSON.parse(body) as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content)))
+  const checked = Effect.flatMap(one, (text) => Effect.try(() => check(text)))
+  return {
+    runBatch: (count, concurrency) =>
+      runtime.runPromise(Effect.forEach(Array.from({ length: count }), () => checked, { concurrency, discard: true })),
+    close: () => runtime.dispose()
+  }
+}
+
+// ---------------------------------------------------------------------------
 // (c) the official openai SDK
 // ---------------------------------------------------------------------------
 
@@ -137,5 +200,6 @@ const openAiSdk = (url: string, mode: Mode): BenchClient => {
 export const makeClient: Record<ClientName, (url: string, mode: Mode) => BenchClient> = {
   "undici": rawUndici,
   "effect-llm": effectLlm,
-  "openai-sdk": openAiSdk
+  "openai-sdk": openAiSdk,
+  "effect-platform": effectPlatform
 }

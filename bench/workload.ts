@@ -12,8 +12,9 @@ export const SYSTEM_PROMPT = "You are a concise assistant."
 export const USER_PROMPT = "Write sixty-four words about token buckets."
 
 export type Mode = "json" | "stream"
-export type ClientName = "undici" | "effect-llm" | "openai-sdk"
-export const CLIENTS: ReadonlyArray<ClientName> = ["undici", "effect-llm", "openai-sdk"]
+export type ClientName = "undici" | "effect-platform" | "effect-llm" | "openai-sdk"
+/** `effect-platform` is @effect/platform's HttpClient with a hand-written parse: the floor under effect-llm. */
+export const CLIENTS: ReadonlyArray<ClientName> = ["undici", "effect-platform", "effect-llm", "openai-sdk"]
 export const MODES: ReadonlyArray<Mode> = ["json", "stream"]
 
 /** One client's measurement, printed by bench/client.ts as a JSON line. */
