@@ -82,7 +82,7 @@ const httpSuite = async () => {
           const measurement = JSON.parse(out.trim().split("\n").pop()!) as Measurement
           const key = `${mode}/${client}`
           results.set(key, [...(results.get(key) ?? []), measurement])
-          console.log(`  round ${round}  ${mode.padEnd(6)} ${client.padEnd(11)} ${measurement.cpuMicrosPerRequest.toFixed(0).padStart(6)} µs CPU/request`)
+          console.log(`  round ${round}  ${mode.padEnd(6)} ${client.padEnd(15)} ${measurement.cpuMicrosPerRequest.toFixed(0).padStart(6)} µs CPU/request`)
         }
       }
     }
