@@ -8,7 +8,7 @@
  */
 import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
 import { Config, Console, Effect, Layer, Option, Redacted, Stream } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing } from "../src/index.js"
+import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Testing } from "../src/index.js"
 
 const prompt = "In three sentences: why do LLM clients need key pools and rate limits?"
 
@@ -133,4 +133,8 @@ const main = Effect.flatMap(
   (key) => Option.isSome(key) && Redacted.value(key.value).trim().length > 0 ? againstOpenAi : againstFake
 )
 
-NodeRuntime.runMain(main)
+// A failed call ends the demo with its typed error, one line, never a key.
+NodeRuntime.runMain(
+  main.pipe(Effect.tapError((error) => Console.error(`\n${LlmError.isLlmError(error) ? `${error._tag}: ${error.message}` : String(error)}`))),
+  { disableErrorReporting: true }
+)
