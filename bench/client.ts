@@ -19,8 +19,8 @@ const { values } = parseArgs({
     client: { type: "string" },
     mode: { type: "string" },
     url: { type: "string" },
-    warmup: { type: "string", default: "400" },
-    requests: { type: "string", default: "2000" },
+    warmup: { type: "string", default: "200" },
+    requests: { type: "string", default: "1000" },
     concurrency: { type: "string", default: "32" },
     profile: { type: "string" }
   },
