@@ -2,6 +2,7 @@
  * Records every provider call: a span with the OpenTelemetry GenAI attributes, and the
  * metrics of `Telemetry`. Tagged metrics are built once per provider and model, not per call.
  */
+import * as Channel from "effect/Channel"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
@@ -101,12 +102,13 @@ export const stream = (
   events: Stream.Stream<StreamEvent, LlmError>
 ): Stream.Stream<StreamEvent, LlmError> => {
   const i = instruments(provider, model)
-  return Stream.unwrap(
+  // Channel.unwrap rather than Stream.unwrap, which flattens a stream of streams per call
+  return Stream.fromChannel(Channel.unwrap(
     Effect.gen(function* () {
       yield* Metric.increment(i.streamRequests)
       const start = yield* Clock.currentTimeMillis
       let first = true
-      return events.pipe(
+      return Stream.toChannel(events.pipe(
         Stream.mapChunksEffect((chunk) => {
           let effect: Effect.Effect<void> = Effect.void
           if (first && chunk.length > 0) {
@@ -122,9 +124,9 @@ export const stream = (
         }),
         Stream.tapError((error) => Metric.increment(errorCounter(i, error._tag))),
         Stream.ensuring(Effect.flatMap(Clock.currentTimeMillis, (end) => Metric.update(i.latency, end - start)))
-      )
+      ))
     })
-  ).pipe(Stream.withSpan("LanguageModel.stream", { kind: "client", attributes: spanAttributes(provider, model), captureStackTrace: false }))
+  )).pipe(Stream.withSpan("LanguageModel.stream", { kind: "client", attributes: spanAttributes(provider, model), captureStackTrace: false }))
 }
 
 /** How long admission took, for the limiter-wait histogram. */

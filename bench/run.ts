@@ -1,0 +1,147 @@
+/**
+ * `npm run bench`: the HTTP suite, then every bench/*.bench.ts.
+ *
+ * The HTTP suite starts `Testing.FakeProvider` in its own process (bench/fake-server.ts),
+ * then measures client CPU per request for four clients, on JSON replies and on 64-chunk
+ * streams, at concurrency 32. Each (client, mode) runs in a fresh process (bench/client.ts),
+ * and the rounds are interleaved — round 1 of every client, then round 2, … — so that a
+ * change in the machine's load hits every client alike; the table shows each one's median.
+ *
+ *   npm run bench -- --rounds 3 --requests 1000 --warmup 200 --concurrency 32
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import { readdirSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { parseArgs } from "node:util"
+import { CHUNKS, type ClientName, CLIENTS, type Measurement, type Mode, MODES } from "./workload.js"
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "3" },
+    requests: { type: "string", default: "1000" },
+    warmup: { type: "string", default: "200" },
+    /** While iterating on one client: e.g. `--clients undici,effect-llm --modes stream`. */
+    clients: { type: "string", default: CLIENTS.join(",") },
+    modes: { type: "string", default: MODES.join(",") },
+    concurrency: { type: "string", default: "32" },
+    /** Skip the standalone bench/*.bench.ts suites. */
+    "http-only": { type: "boolean", default: false }
+  },
+  strict: true
+})
+const rounds = Number(values.rounds)
+const clients = CLIENTS.filter((c) => values.clients.split(",").includes(c))
+const modes = MODES.filter((m) => values.modes.split(",").includes(m))
+if (!clients.includes("undici")) throw new Error("--clients must include undici: every ratio is to it")
+
+/** Runs a TypeScript file in a fresh node with tsx; resolves to its stdout. */
+const runTs = (file: string, args: ReadonlyArray<string>, inherit = false): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", file, ...args], {
+      cwd: root,
+      stdio: ["ignore", inherit ? "inherit" : "pipe", "inherit"]
+    })
+    let out = ""
+    child.stdout?.on("data", (piece: Buffer) => (out += piece.toString("utf8")))
+    child.once("error", reject)
+    child.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`${file} ${args.join(" ")} exited with ${code}`))))
+  })
+
+const startFakeServer = (): Promise<{ url: string; child: ChildProcess }> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "bench/fake-server.ts"], { cwd: root, stdio: ["ignore", "pipe", "inherit"] })
+    let out = ""
+    child.stdout!.on("data", (piece: Buffer) => {
+      out += piece.toString("utf8")
+      const newline = out.indexOf("\n")
+      if (newline >= 0) resolve({ url: (JSON.parse(out.slice(0, newline)) as { url: string }).url, child })
+    })
+    child.once("error", reject)
+    child.once("exit", (code) => reject(new Error(`the fake server exited with ${code}`)))
+  })
+
+const median = (xs: ReadonlyArray<number>) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+const httpSuite = async () => {
+  const { url, child: server } = await startFakeServer()
+  const results = new Map<string, Array<Measurement>>()
+  try {
+    console.log(
+      `HTTP suite: ${CHUNKS}-chunk streams and JSON, concurrency ${values.concurrency}, ` +
+        `${values.requests} measured requests after ${values.warmup} warm-up, ${rounds} interleaved rounds, ` +
+        `node ${process.version}, fake server in its own process at ${url}\n`
+    )
+    for (let round = 1; round <= rounds; round++) {
+      for (const mode of modes) {
+        for (const client of clients) {
+          const out = await runTs("bench/client.ts", [
+            "--client", client, "--mode", mode, "--url", url,
+            "--warmup", values.warmup, "--requests", values.requests, "--concurrency", values.concurrency
+          ])
+          const measurement = JSON.parse(out.trim().split("\n").pop()!) as Measurement
+          const key = `${mode}/${client}`
+          results.set(key, [...(results.get(key) ?? []), measurement])
+          console.log(`  round ${round}  ${mode.padEnd(6)} ${client.padEnd(15)} ${measurement.cpuMicrosPerRequest.toFixed(0).padStart(6)} µs CPU/request`)
+        }
+      }
+    }
+  } finally {
+    server.kill("SIGTERM")
+  }
+
+  const cpu = (mode: Mode, client: ClientName) => median(results.get(`${mode}/${client}`)!.map((m) => m.cpuMicrosPerRequest))
+  const ratio = (us: number, mode: Mode, to: ClientName) => (clients.includes(to) ? (us / cpu(mode, to)).toFixed(2) : "-")
+  const rows = [["mode", "client", "µs CPU/request", "× undici", "× openai-sdk", "× effect-platform", "requests/s"]]
+  for (const mode of modes) {
+    for (const client of clients) {
+      const us = cpu(mode, client)
+      const wall = median(results.get(`${mode}/${client}`)!.map((m) => m.requests / (m.wallMillis / 1000)))
+      rows.push([
+        mode,
+        client,
+        us.toFixed(0),
+        ratio(us, mode, "undici"),
+        ratio(us, mode, "openai-sdk"),
+        ratio(us, mode, "effect-platform"),
+        wall.toFixed(0)
+      ])
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  console.log("\nmedian of the rounds; CPU is user + system of the client process (process.cpuUsage)\n")
+  for (const [i, row] of rows.entries()) {
+    console.log("| " + row.map((cell, j) => (j < 2 ? cell.padEnd(widths[j]!) : cell.padStart(widths[j]!))).join(" | ") + " |")
+    if (i === 0) console.log("|" + widths.map((w, j) => (j < 2 ? "-".repeat(w + 2) : "-".repeat(w + 1) + ":")).join("|") + "|")
+  }
+
+  if (clients.includes("effect-llm") && clients.includes("openai-sdk") && clients.includes("effect-platform")) {
+    console.log("\ntargets for effect-llm:")
+    for (const mode of modes) {
+      const ours = cpu(mode, "effect-llm")
+      const vsSdk = ours < cpu(mode, "openai-sdk")
+      const vsRaw = ours <= 3 * cpu(mode, "undici")
+      console.log(
+        `  ${mode.padEnd(6)} less CPU than the openai SDK: ${vsSdk ? "met" : "MISSED"};  ` +
+          `at most 3× raw undici: ${vsRaw ? "met" : "MISSED"} (${(ours / cpu(mode, "undici")).toFixed(2)}×; ` +
+          `@effect/platform's HttpClient alone is ${(cpu(mode, "effect-platform") / cpu(mode, "undici")).toFixed(2)}×)`
+      )
+    }
+  }
+}
+
+await httpSuite()
+
+// Every bench/*.bench.ts is a standalone suite; each runs in turn, its output passed through.
+if (!values["http-only"]) {
+  for (const file of readdirSync(join(root, "bench")).filter((f) => f.endsWith(".bench.ts")).sort()) {
+    console.log(`\n== bench/${file}\n`)
+    await runTs(join("bench", file), [], true)
+  }
+}

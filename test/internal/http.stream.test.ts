@@ -1,0 +1,113 @@
+/**
+ * The stream path of src/internal/http.ts (`sendStream`): the lease lives exactly as long as
+ * the stream, outcomes are reported against the key, and failures keep their meaning.
+ * These pin the behaviour the benchmark-driven rewrite of `sendStream`/`frames` must keep.
+ */
+import { NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, Redacted, Stream } from "effect"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing } from "../../src/index.js"
+
+const TEXT = "one two three four five six seven eight"
+
+const withStack = (fake: Testing.FakeProviderService) =>
+  OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl: fake.baseUrl }).pipe(
+    Layer.provideMerge(KeyPool.layer({ providerId: "openai", keys: [Redacted.make("sk-a"), Redacted.make("sk-b")] })),
+    Layer.provide(RateLimiter.unlimited),
+    Layer.provide(NodeHttpClient.layerUndici)
+  )
+
+const textOf = (events: ReadonlyArray<Message.StreamEvent>) => events.map((e) => (e._tag === "TextDelta" ? e.text : "")).join("")
+
+const inFlight = Effect.map(KeyPool.status, (keys) => keys.reduce((n, k) => n + k.inFlight, 0))
+
+describe("sendStream", () => {
+  it.scoped("a finished stream reports success and frees its lease", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 8 } })
+      yield* Effect.gen(function* () {
+        const events = yield* Stream.runCollect(LanguageModel.stream(Message.request("hi")))
+        expect(textOf([...events])).toBe(TEXT)
+        expect([...events].at(-1)?._tag).toBe("Finish")
+        expect(yield* inFlight).toBe(0)
+        const keys = yield* KeyPool.status
+        expect(keys.reduce((n, k) => n + k.successes, 0)).toBe(1)
+      }).pipe(Effect.provide(withStack(fake)))
+    }))
+
+  it.scoped("the lease is held while the stream is read, and freed when the reader stops early", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 8, chunkDelayMs: 20 } })
+      yield* Effect.gen(function* () {
+        const held = yield* LanguageModel.stream(Message.request("hi")).pipe(
+          Stream.filter((e) => e._tag === "TextDelta"),
+          Stream.take(1),
+          Stream.mapEffect(() => inFlight),
+          Stream.runCollect
+        )
+        expect([...held]).toEqual([1])
+        expect(yield* inFlight).toBe(0)
+      }).pipe(Effect.provide(withStack(fake)))
+    }))
+
+  it.live("an interrupted stream frees its lease", () =>
+    Effect.scoped(Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 8, chunkDelayMs: 50 } })
+      yield* Effect.gen(function* () {
+        const result = yield* Effect.timeoutOption(Stream.runDrain(LanguageModel.stream(Message.request("hi"))), "120 millis")
+        expect(result._tag).toBe("None")
+        expect(yield* inFlight).toBe(0)
+      }).pipe(Effect.provide(withStack(fake)))
+    })))
+
+  it.scoped("a 429 before the first byte is re-tried on the other key; the first key cools down", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT }, faults: [{ _tag: "RateLimit", retryAfterSeconds: 20 }] })
+      yield* Effect.gen(function* () {
+        const response = yield* LanguageModel.collect(LanguageModel.stream(Message.request("hi")))
+        expect(response.text).toBe(TEXT)
+        const keys = yield* KeyPool.status
+        expect(keys.filter((k) => k.cooldownUntil !== undefined).map((k) => k.failures)).toEqual([1])
+        expect(keys.reduce((n, k) => n + k.successes, 0)).toBe(1)
+        expect(yield* inFlight).toBe(0)
+        expect((yield* fake.requests).length).toBe(2)
+      }).pipe(Effect.provide(withStack(fake)))
+    }))
+
+  it.scoped("a stream cut after output began fails with a partial StreamError, reported as a failure", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 8 }, faults: [{ _tag: "CutStream", afterChunks: 4, mode: "end" }] })
+      yield* Effect.gen(function* () {
+        const error = yield* Effect.flip(LanguageModel.collect(LanguageModel.stream(Message.request("hi"))))
+        expect(error._tag).toBe("StreamError")
+        expect(error._tag === "StreamError" && error.partial).toBe(true)
+        const keys = yield* KeyPool.status
+        expect(keys.reduce((n, k) => n + k.failures, 0)).toBe(1)
+        expect(keys.reduce((n, k) => n + k.successes, 0)).toBe(0)
+        expect(yield* inFlight).toBe(0)
+      }).pipe(Effect.provide(withStack(fake)))
+    }))
+
+  it.scoped("a connection destroyed after output began is a partial StreamError too, and frees the lease", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 8, chunkDelayMs: 10 }, faults: [{ _tag: "CutStream", afterChunks: 4 }] })
+      yield* Effect.gen(function* () {
+        const error = yield* Effect.flip(Stream.runDrain(LanguageModel.stream(Message.request("hi"))))
+        expect(error._tag).toBe("StreamError")
+        expect(error._tag === "StreamError" && error.partial).toBe(true)
+        expect(yield* inFlight).toBe(0)
+        expect((yield* KeyPool.status).reduce((n, k) => n + k.failures, 0)).toBe(1)
+      }).pipe(Effect.provide(withStack(fake)))
+    }))
+
+  it.scoped("an error event in the stream fails it and is reported against the key", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 8 }, faults: [{ _tag: "StreamErrorEvent", afterChunks: 3 }] })
+      yield* Effect.gen(function* () {
+        const error = yield* Effect.flip(Stream.runDrain(LanguageModel.stream(Message.request("hi"))))
+        expect(["StreamError", "ServerError"]).toContain(error._tag)
+        expect(yield* inFlight).toBe(0)
+        expect((yield* KeyPool.status).reduce((n, k) => n + k.failures, 0)).toBe(1)
+      }).pipe(Effect.provide(withStack(fake)))
+    }))
+})
