@@ -172,10 +172,15 @@ export const fromJson = (json: unknown, path?: string): Effect.Effect<Registry, 
   Effect.gen(function* () {
     const decoded = Schema.decodeUnknownEither(ProviderFile, { errors: "all", onExcessProperty: "ignore" })(json)
     if (Either.isLeft(decoded)) {
-      const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+      // an optional field's failure also reports its "undefined" branch: noise for a reader
+      const all = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+      const useful = all.filter((issue) => !issue.message.startsWith("Expected undefined"))
+      const issues = useful.length > 0 ? useful : all
       const first = issues[0]
-      const all = issues.slice(0, 5).map((issue) => `${jsonPathOf(issue.path)}: ${issue.message}`).join("; ")
-      return yield* Effect.fail(fail(all, first === undefined ? undefined : jsonPathOf(first.path), path))
+      const firstPath = first === undefined ? undefined : jsonPathOf(first.path)
+      const others = issues.slice(1, 5).filter((issue) => jsonPathOf(issue.path) !== firstPath)
+      const message = [first?.message ?? "invalid", ...others.map((issue) => `also at ${jsonPathOf(issue.path)}: ${issue.message}`)].join("; ")
+      return yield* Effect.fail(fail(message, firstPath, path))
     }
     const file = decoded.right
     const entries: Array<ResolvedModel> = []

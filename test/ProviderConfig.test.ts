@@ -50,7 +50,8 @@ describe("ProviderConfig", () => {
       expect(error._tag).toBe("ProviderConfigError")
       expect(error.jsonPath).toBe("$.openai[0].max_retries")
       expect(error.path).toBe("provider.json")
-      expect(error.message).toContain("provider.json at $.openai[0].max_retries")
+      // one clean sentence: no repeated path, no noise from the optional field's undefined branch
+      expect(error.message).toBe("provider.json at $.openai[0].max_retries: Expected a non-negative number, actual -1")
     }))
 
   it.effect("a file that is not an object of arrays fails at the root path", () =>
