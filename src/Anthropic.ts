@@ -14,8 +14,8 @@ import * as Layer from "effect/Layer"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import { fromStreamErrorEvent, malformed, tryJson } from "./internal/errors.js"
+import * as Adapter from "./internal/adapter.js"
 import * as Http from "./internal/http.js"
 import * as KeyPool from "./KeyPool.js"
 import { LanguageModel } from "./LanguageModel.js"
@@ -23,14 +23,13 @@ import * as Err from "./LlmError.js"
 import * as Message from "./Message.js"
 import { estimatedUsage } from "./OpenAiCompatible.js"
 import type * as RateLimiter from "./RateLimiter.js"
-import { estimateTokens } from "./RateLimiter.js"
 
 // ---------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------
 
 /** @since 0.1.0 @category models */
-export interface Options {
+export interface Options extends Adapter.CommonOptions {
   readonly model: string
   /** Defaults to `https://api.anthropic.com`. */
   readonly baseUrl?: string | undefined
@@ -559,12 +558,7 @@ export class EventParser implements Http.StreamParser {
   }
 }
 
-/** Merges consecutive deltas of one kind within a network read: same text, fewer elements. */
-const push = (out: Array<Message.StreamEvent>, tag: "TextDelta" | "ReasoningDelta", text: string) => {
-  const last = out[out.length - 1]
-  if (last !== undefined && last._tag === tag) out[out.length - 1] = { _tag: tag, text: last.text + text }
-  else out.push({ _tag: tag, text })
-}
+const push = Adapter.pushDelta
 
 // ---------------------------------------------------------------------------
 // Layers
@@ -581,37 +575,21 @@ export const make = (
     const endpoint = yield* Http.resolveEndpoint({
       provider,
       auth: (key) => ({ "x-api-key": Redacted.value(key) }),
-      headers: { "anthropic-version": options.version ?? defaultVersion, ...options.headers },
-      timeout: options.timeout
+      ...Adapter.endpointOptions(options),
+      headers: { "anthropic-version": options.version ?? defaultVersion, ...options.headers }
     })
-    const streamHeaders = { accept: "text/event-stream" }
     const wireOptions = { provider, defaultMaxTokens: options.defaultMaxTokens, thinkingBudgets: options.thinkingBudgets }
-
-    const outgoing = (request: Message.ChatRequest, stream: boolean): Http.Outgoing | Err.InvalidRequestError => {
-      const model = request.model ?? options.model
-      const wire = toWireRequest(request, model, stream, wireOptions)
-      if (wire instanceof Err.InvalidRequestError) return wire
-      const body = JSON.stringify(wire)
-      return stream
-        ? { url, model, body, estimatedTokens: estimateTokens(body), headers: streamHeaders }
-        : { url, model, body, estimatedTokens: estimateTokens(body) }
-    }
-
-    const chat = (request: Message.ChatRequest) =>
-      Effect.suspend(() => {
-        const out = outgoing(request, false)
-        if (out instanceof Err.InvalidRequestError) return Effect.fail(out)
-        return Http.sendJson(endpoint, out, (body, status) => fromWireResponse(provider, out.model, request, body, status))
-      })
-
-    const stream = (request: Message.ChatRequest) =>
-      Stream.suspend(() => {
-        const out = outgoing(request, true)
-        if (out instanceof Err.InvalidRequestError) return Stream.fail(out)
-        return Http.sendStream(endpoint, out, "sse", () => new EventParser(provider, out.model, request))
-      })
-
-    return { provider, model: options.model, contextWindow: options.contextWindow, chat, stream }
+    return Adapter.languageModel({
+      provider,
+      options,
+      endpoint,
+      framing: "sse",
+      streamAccept: "text/event-stream",
+      url: () => url,
+      body: (request, model, stream) => toWireRequest(request, model, stream, wireOptions),
+      decode: (request, model, body, status) => fromWireResponse(provider, model, request, body, status),
+      parser: (request, model) => new EventParser(provider, model, request)
+    })
   })
 
 /** @since 0.1.0 @category layers */

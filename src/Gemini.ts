@@ -19,8 +19,8 @@ import * as Layer from "effect/Layer"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import { fromStreamErrorEvent, malformed, tryJson } from "./internal/errors.js"
+import * as Adapter from "./internal/adapter.js"
 import * as Http from "./internal/http.js"
 import { argumentsObject, parseDataUrl, resultObject, toolNameFor } from "./internal/toolCalls.js"
 import type * as KeyPool from "./KeyPool.js"
@@ -28,14 +28,13 @@ import { LanguageModel } from "./LanguageModel.js"
 import * as Err from "./LlmError.js"
 import type * as Message from "./Message.js"
 import type * as RateLimiter from "./RateLimiter.js"
-import { estimateTokens } from "./RateLimiter.js"
 
 // ---------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------
 
 /** @since 0.1.0 @category models */
-export interface Options {
+export interface Options extends Adapter.CommonOptions {
   /** e.g. `gemini-2.5-flash`; `models/…` and `tunedModels/…` names are used as given. */
   readonly model: string
   /** Defaults to `https://generativelanguage.googleapis.com/v1beta`. */
@@ -558,12 +557,7 @@ const applyPartial = (call: PendingCall, partial: Record<string, unknown>): void
   call.continuing = typeof value === "string" && partial.willContinue === true ? path : undefined
 }
 
-/** Merges consecutive deltas of one kind within a network read: same text, fewer elements. */
-const push = (out: Array<Message.StreamEvent>, tag: "TextDelta" | "ReasoningDelta", text: string) => {
-  const last = out[out.length - 1]
-  if (last !== undefined && last._tag === tag) out[out.length - 1] = { _tag: tag, text: last.text + text }
-  else out.push({ _tag: tag, text })
-}
+const push = Adapter.pushDelta
 
 // ---------------------------------------------------------------------------
 // Wire format: embeddings (`batchEmbedContents`)
@@ -622,12 +616,11 @@ export const fromEmbeddingsResponse = (
 // ---------------------------------------------------------------------------
 
 /** @since 0.1.0 @category constructors */
-export const endpointOf = (options: Pick<Options, "provider" | "headers" | "timeout">) =>
+export const endpointOf = (options: Omit<Adapter.CommonOptions, "model">) =>
   Http.resolveEndpoint({
     provider: options.provider ?? "gemini",
     auth: (key) => ({ "x-goog-api-key": Redacted.value(key) }),
-    headers: options.headers,
-    timeout: options.timeout
+    ...Adapter.endpointOptions(options)
   })
 
 /** @since 0.1.0 @category constructors */
@@ -641,35 +634,17 @@ export const make = (
   Effect.gen(function* () {
     const provider = options.provider ?? "gemini"
     const endpoint = yield* endpointOf(options)
-    const streamHeaders = { accept: "text/event-stream" }
-
-    const outgoing = (request: Message.ChatRequest, stream: boolean): Http.Outgoing | Err.InvalidRequestError => {
-      const model = request.model ?? options.model
-      const wire = toWireRequest(request, model, provider)
-      if (Err.isLlmError(wire)) return wire
-      const body = JSON.stringify(wire)
-      const url = urlOf(options.baseUrl, model, stream ? "streamGenerateContent?alt=sse" : "generateContent")
-      return stream
-        ? { url, model, body, estimatedTokens: estimateTokens(body), headers: streamHeaders }
-        : { url, model, body, estimatedTokens: estimateTokens(body) }
-    }
-
-    const chat = (request: Message.ChatRequest) => {
-      const out = outgoing(request, false)
-      const exchange = Err.isLlmError(out)
-        ? Effect.fail(out)
-        : Http.sendJson(endpoint, out, (body, status) => fromWireResponse(provider, out.model, request, body, status))
-      return exchange
-    }
-
-    const stream = (request: Message.ChatRequest) =>
-      Stream.suspend(() => {
-        const out = outgoing(request, true)
-        if (Err.isLlmError(out)) return Stream.fail(out)
-        return Http.sendStream(endpoint, out, "sse", () => new ChunkParser(provider, out.model, request))
-      })
-
-    return { provider, model: options.model, contextWindow: options.contextWindow, chat, stream }
+    return Adapter.languageModel({
+      provider,
+      options,
+      endpoint,
+      framing: "sse",
+      streamAccept: "text/event-stream",
+      url: (model, stream) => urlOf(options.baseUrl, model, stream ? "streamGenerateContent?alt=sse" : "generateContent"),
+      body: (request, model) => toWireRequest(request, model, provider),
+      decode: (request, model, body, status) => fromWireResponse(provider, model, request, body, status),
+      parser: (request, model) => new ChunkParser(provider, model, request)
+    })
   })
 
 /** @since 0.1.0 @category layers */

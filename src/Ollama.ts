@@ -16,8 +16,8 @@ import * as Layer from "effect/Layer"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import { fromStreamErrorEvent, malformed, tryJson } from "./internal/errors.js"
+import * as Adapter from "./internal/adapter.js"
 import * as Http from "./internal/http.js"
 import { argumentsObject, parseDataUrl, toolNameFor } from "./internal/toolCalls.js"
 import type * as KeyPool from "./KeyPool.js"
@@ -25,14 +25,13 @@ import { LanguageModel } from "./LanguageModel.js"
 import * as Err from "./LlmError.js"
 import type * as Message from "./Message.js"
 import type * as RateLimiter from "./RateLimiter.js"
-import { estimateTokens } from "./RateLimiter.js"
 
 // ---------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------
 
 /** @since 0.1.0 @category models */
-export interface Options {
+export interface Options extends Adapter.CommonOptions {
   readonly model: string
   /** Defaults to `http://localhost:11434`. */
   readonly baseUrl?: string | undefined
@@ -359,12 +358,7 @@ export class ChunkParser implements Http.StreamParser {
   }
 }
 
-/** Merges consecutive deltas of one kind within a network read: same text, fewer elements. */
-const push = (out: Array<Message.StreamEvent>, tag: "TextDelta" | "ReasoningDelta", text: string) => {
-  const last = out[out.length - 1]
-  if (last !== undefined && last._tag === tag) out[out.length - 1] = { _tag: tag, text: last.text + text }
-  else out.push({ _tag: tag, text })
-}
+const push = Adapter.pushDelta
 
 // ---------------------------------------------------------------------------
 // Wire format: embeddings (`/api/embed`)
@@ -417,12 +411,11 @@ export const fromEmbeddingsResponse = (
 // ---------------------------------------------------------------------------
 
 /** @since 0.1.0 @category constructors */
-export const endpointOf = (options: Pick<Options, "provider" | "headers" | "timeout">) =>
+export const endpointOf = (options: Omit<Adapter.CommonOptions, "model">) =>
   Http.resolveEndpoint({
     provider: options.provider ?? "ollama",
     auth: (key) => ({ authorization: `Bearer ${Redacted.value(key)}` }),
-    headers: options.headers,
-    timeout: options.timeout
+    ...Adapter.endpointOptions(options)
   })
 
 /** @since 0.1.0 @category constructors */
@@ -437,34 +430,17 @@ export const make = (
     const provider = options.provider ?? "ollama"
     const url = urlOf(options.baseUrl, "/api/chat")
     const endpoint = yield* endpointOf(options)
-    const streamHeaders = { accept: "application/x-ndjson" }
-
-    const outgoing = (request: Message.ChatRequest, stream: boolean): Http.Outgoing | Err.InvalidRequestError => {
-      const model = request.model ?? options.model
-      const wire = toWireRequest(request, model, stream, { provider, keepAlive: options.keepAlive })
-      if (Err.isLlmError(wire)) return wire
-      const body = JSON.stringify(wire)
-      return stream
-        ? { url, model, body, estimatedTokens: estimateTokens(body), headers: streamHeaders }
-        : { url, model, body, estimatedTokens: estimateTokens(body) }
-    }
-
-    const chat = (request: Message.ChatRequest) => {
-      const out = outgoing(request, false)
-      const exchange = Err.isLlmError(out)
-        ? Effect.fail(out)
-        : Http.sendJson(endpoint, out, (body, status) => fromWireResponse(provider, out.model, request, body, status))
-      return exchange
-    }
-
-    const stream = (request: Message.ChatRequest) =>
-      Stream.suspend(() => {
-        const out = outgoing(request, true)
-        if (Err.isLlmError(out)) return Stream.fail(out)
-        return Http.sendStream(endpoint, out, "ndjson", () => new ChunkParser(provider, out.model, request))
-      })
-
-    return { provider, model: options.model, contextWindow: options.contextWindow, chat, stream }
+    return Adapter.languageModel({
+      provider,
+      options,
+      endpoint,
+      framing: "ndjson",
+      streamAccept: "application/x-ndjson",
+      url: () => url,
+      body: (request, model, stream) => toWireRequest(request, model, stream, { provider, keepAlive: options.keepAlive }),
+      decode: (request, model, body, status) => fromWireResponse(provider, model, request, body, status),
+      parser: (request, model) => new ChunkParser(provider, model, request)
+    })
   })
 
 /** @since 0.1.0 @category layers */

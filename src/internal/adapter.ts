@@ -1,0 +1,90 @@
+/**
+ * What every provider adapter shares once its wire format is written: turning a request
+ * into an outgoing call, and `chat` / `stream` over `internal/http`. A provider supplies
+ * its URL, body, decoder and stream parser; nothing else differs.
+ */
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import type { Service } from "../LanguageModel.js"
+import * as Err from "../LlmError.js"
+import type * as Message from "../Message.js"
+import { estimateTokens } from "../RateLimiter.js"
+import * as Http from "./http.js"
+
+/** The options every provider takes. */
+export interface CommonOptions {
+  readonly model: string
+  readonly baseUrl?: string | undefined
+  /** The provider id used in errors, spans and usage. */
+  readonly provider?: string | undefined
+  readonly headers?: Record<string, string> | undefined
+  readonly contextWindow?: number | undefined
+  /** Total time for one request, including the whole body of a stream. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Streams: the longest wait for the first event. */
+  readonly firstTokenTimeout?: Duration.DurationInput | undefined
+  /** Streams: the longest gap between two events. */
+  readonly idleTimeout?: Duration.DurationInput | undefined
+}
+
+export interface Spec {
+  readonly provider: string
+  readonly options: CommonOptions
+  readonly endpoint: Http.Endpoint
+  readonly framing: Http.Framing
+  /** The stream's `accept` header. */
+  readonly streamAccept: string
+  readonly url: (model: string, stream: boolean) => string
+  /** The wire body, or a typed error for a request this provider cannot take (sent nowhere). */
+  readonly body: (request: Message.ChatRequest, model: string, stream: boolean) => unknown
+  readonly decode: (request: Message.ChatRequest, model: string, body: string, status: number) => Message.ChatResponse | Err.LlmError
+  readonly parser: (request: Message.ChatRequest, model: string) => Http.StreamParser
+}
+
+/** The endpoint options of `CommonOptions`, for `Http.resolveEndpoint`. */
+export const endpointOptions = (options: Omit<CommonOptions, "model">) => ({
+  headers: options.headers,
+  timeout: options.timeout,
+  firstTokenTimeout: options.firstTokenTimeout,
+  idleTimeout: options.idleTimeout
+})
+
+/** A `LanguageModel` over a provider's wire format. */
+export const languageModel = (spec: Spec): Service => {
+  const streamHeaders = { accept: spec.streamAccept }
+  const outgoing = (request: Message.ChatRequest, stream: boolean): Http.Outgoing | Err.LlmError => {
+    const model = request.model ?? spec.options.model
+    const wire = spec.body(request, model, stream)
+    if (Err.isLlmError(wire)) return wire
+    const body = JSON.stringify(wire)
+    const url = spec.url(model, stream)
+    return stream
+      ? { url, model, body, estimatedTokens: estimateTokens(body), headers: streamHeaders }
+      : { url, model, body, estimatedTokens: estimateTokens(body) }
+  }
+  return {
+    provider: spec.provider,
+    model: spec.options.model,
+    contextWindow: spec.options.contextWindow,
+    chat: (request) =>
+      Effect.suspend(() => {
+        const out = outgoing(request, false)
+        if (Err.isLlmError(out)) return Effect.fail(out)
+        return Http.sendJson(spec.endpoint, out, (body, status) => spec.decode(request, out.model, body, status))
+      }),
+    stream: (request) =>
+      Stream.suspend(() => {
+        const out = outgoing(request, true)
+        if (Err.isLlmError(out)) return Stream.fail(out)
+        return Http.sendStream(spec.endpoint, out, spec.framing, () => spec.parser(request, out.model))
+      })
+  }
+}
+
+/** Merges consecutive deltas of one kind within a network read: same text, fewer elements. */
+export const pushDelta = (out: Array<Message.StreamEvent>, tag: "TextDelta" | "ReasoningDelta", text: string): void => {
+  const last = out[out.length - 1]
+  if (last !== undefined && last._tag === tag) out[out.length - 1] = { _tag: tag, text: last.text + text }
+  else out.push({ _tag: tag, text })
+}
