@@ -27,30 +27,79 @@ const runExample = (file: string): Promise<{ code: number | null; stdout: string
   })
 }
 
+/** The text of a demo section: from its `=== title` line to the next section. */
+const section = (out: string, title: string): string => {
+  const start = out.indexOf(`=== ${title}`)
+  expect(start, `section "${title}"`).toBeGreaterThanOrEqual(0)
+  const next = out.indexOf("\n=== ", start + 1)
+  return out.slice(start, next < 0 ? undefined : next)
+}
+
 /** What each example must print. A new example without an entry here fails the suite. */
-const expectations: Record<string, (stdout: string) => void> = {
-  "demo.ts": (out) => {
+const expectations: Record<string, (stdout: string, stderr: string) => void> = {
+  "demo.ts": (out, err) => {
     expect(out).toContain("No OPENAI_API_KEY: running against Testing.FakeProvider")
-    // the whole reply reached the terminal, streamed
+    // 1. the whole reply reached the terminal, streamed in many deltas, not printed at once
     expect(out).toContain("A pool spreads the load and moves on when a key is rate limited or revoked.")
-    expect(out).toMatch(/\[streamed\] openai\/gpt-4o-mini: 278 chars, \d+ tokens/)
-    // the 429 hit one key and the call succeeded at once on the other
-    const first = /attempt 1 with (key_[0-9a-f]{10}) -> 429/.exec(out)
-    const second = /attempt 2 with (key_[0-9a-f]{10}) -> 200/.exec(out)
+    const streamed = /\[streamed\] openai\/gpt-4o-mini: 278 chars in (\d+) deltas, \d+ tokens/.exec(out)
+    expect(streamed).not.toBeNull()
+    expect(Number(streamed![1])).toBeGreaterThan(1)
+    // 3. a dead primary: Retry tried it three times (two backoffs), then Fallback answered with the secondary
+    const dead = section(out, "A dead primary")
+    expect(dead.match(/Retry: gpt-4o-mini failed, trying again in \d+ ms/g)).toHaveLength(2)
+    expect(dead).toContain("Retry: gpt-4o-mini failed, giving up on it")
+    expect(dead).toContain("primary   gpt-4o-mini: 3 attempts -> 503, 503, 503")
+    expect(dead).toContain("secondary gpt-4.1-nano: 1 attempt -> 200")
+    expect(dead).toContain(`answered by openai/gpt-4.1-nano: "The fallback model here`)
+    expect(dead).not.toContain("Retry: gpt-4.1-nano")
+    // 2. the 429 hit one key and the call succeeded at once on the other
+    const rateLimited = section(out, "A 429 on one key")
+    expect(rateLimited).toContain("one chat call, 2 HTTP attempts:")
+    const first = /attempt 1 with (key_[0-9a-f]{10}) -> 429/.exec(rateLimited)
+    const second = /attempt 2 with (key_[0-9a-f]{10}) -> 200/.exec(rateLimited)
     expect(first).not.toBeNull()
     expect(second).not.toBeNull()
     expect(second![1]).not.toBe(first![1])
-    expect(out).toMatch(/survived on another key: "Providers limit/)
-    // the pool shows it: the 429'd key cools down, the other is healthy
-    const poolLines = out.split("\n").filter((line) => /^\s+key_[0-9a-f]{10}\s/.test(line))
+    expect(rateLimited).toMatch(/survived on another key: "Providers limit/)
+    // 4. the pool shows it: the 429'd key cools down, the other serves; every HTTP answer is counted
+    const poolLines = section(out, "Key pool").split("\n").filter((line) => /^\s+key_[0-9a-f]{10}\s/.test(line))
     expect(poolLines).toHaveLength(2)
-    const cooling = poolLines.find((line) => line.includes(first![1]!))!
-    expect(cooling).toMatch(/failures=1 .*cooling down for (29|30)s/)
-    expect(poolLines.find((line) => line.includes(second![1]!))).toMatch(/successes=2 failures=0 .*healthy/)
-    expect(out).toMatch(/requests\s+5\d\.\d of 60 available/)
-    expect(out).toMatch(/tokens\s+\d+\.\d of 40000 available/)
-    // keys are never printed
-    expect(out).not.toContain("sk-demo")
+    expect(poolLines.find((line) => line.includes(first![1]!))).toMatch(/cooling down for (29|30)s/)
+    expect(poolLines.find((line) => line.includes(second![1]!))).toMatch(/healthy$/)
+    const sum = (field: string) => poolLines.reduce((n, line) => n + Number(new RegExp(`${field}=(\\d+)`).exec(line)![1]), 0)
+    expect(sum("successes")).toBe(3) // the stream, the fallback's answer, the 429's re-try
+    expect(sum("failures")).toBe(4) // three 503s and the 429
+    // the limiter shows its buckets and the pause it learned from the 429's retry-after
+    const limiter = section(out, "Rate limiter")
+    expect(limiter).toMatch(/requests\s+\d+\.\d of 60 available, refilling 1\.00\/s/)
+    expect(limiter).toMatch(/tokens\s+\d+\.\d of 40000 available/)
+    expect(limiter).toMatch(/paused for (29|30)s/)
+    // usage per provider/model, priced, adding up to the total
+    const usage = section(out, "Usage")
+    const row = (name: string) => {
+      const m = new RegExp(`${name.replace(/[./]/g, "\\$&")}\\s+(\\d+) requests?\\s+(\\d+) tokens \\((\\d+) in, (\\d+) out\\)\\s+\\$(\\d+\\.\\d+)`).exec(usage)
+      expect(m, `usage row ${name}`).not.toBeNull()
+      const [requests, tokens, input, output, cost] = m!.slice(1).map(Number) as [number, number, number, number, number]
+      expect(tokens).toBe(input + output)
+      return { requests, tokens, cost }
+    }
+    const primary = row("openai/gpt-4o-mini")
+    const secondary = row("openai/gpt-4.1-nano")
+    const total = row("total")
+    expect([primary.requests, secondary.requests, total.requests]).toEqual([2, 1, 3])
+    expect(total.tokens).toBe(primary.tokens + secondary.tokens)
+    expect(primary.cost).toBeGreaterThan(0)
+    expect(secondary.cost).toBeGreaterThan(0)
+    expect(total.cost).toBeCloseTo(primary.cost + secondary.cost, 5)
+    // the sections come in order
+    const order = ["Streaming a reply", "A dead primary", "A 429 on one key", "Key pool", "Rate limiter", "Usage"]
+    expect(order.map((title) => out.indexOf(`=== ${title}`))).toEqual(order.map((title) => out.indexOf(`=== ${title}`)).sort((a, b) => a - b))
+    // keys are never printed, on either stream: only fingerprints
+    for (const key of ["sk-demo-first-key", "sk-demo-second-key"]) {
+      expect(out).not.toContain(key)
+      expect(err).not.toContain(key)
+    }
+    expect(out + err).not.toContain("sk-demo")
   },
   "quickstart.ts": (out) => {
     expect(out).toContain("openai/gpt-4o-mini: Hello from the fake provider!")
@@ -74,7 +123,7 @@ describe("examples", () => {
     it(`examples/${file} runs against the fake and prints what it promises`, async () => {
       const result = await runExample(file)
       if (result.code !== 0) throw new Error(`examples/${file} exited with ${result.code}:\n${result.stderr}\n${result.stdout}`)
-      expectations[file]?.(result.stdout)
+      expectations[file]?.(result.stdout, result.stderr)
     }, 60_000)
   }
 })
