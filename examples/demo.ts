@@ -168,10 +168,9 @@ const printLimiter = Effect.gen(function* () {
     )
   }
   if (status.pausedUntil !== undefined && status.pausedUntil > now) {
-    yield* Console.log(
-      `  paused for ${Math.ceil((status.pausedUntil - now) / 1000)}s: it learned the 429's retry-after ` +
-        "(only an immediate re-try on another key skips the pause)"
-    )
+    yield* Console.log(`  paused for ${Math.ceil((status.pausedUntil - now) / 1000)}s: every key is rate limited`)
+  } else {
+    yield* Console.log("  not paused: the 429 cooled only its own key, and another key was healthy")
   }
 })
 

@@ -326,9 +326,22 @@ describe("KeyPool through a provider", () => {
       const first = status.find((s) => `Bearer ${["k1", "k2"].find((k) => fp(k) === s.keyId)}` === authOf(requests[0]!))!
       expect(first.state).toBe("coolingDown")
       expect(first.cooldownUntil! - Date.now()).toBeGreaterThan(25_000)
-      // the 429's retry-after paused new admissions, but not the re-try
-      expect(limiter.pausedUntil).toBeGreaterThan(Date.now() + 25_000)
+      // another key was healthy: the 429 cooled its own key and did not pause the limiter
+      expect(limiter.pausedUntil ?? 0).toBeLessThanOrEqual(Date.now())
       expect(status.reduce((n, s) => n + s.successes, 0)).toBe(1)
+    }))
+
+  it.scopedLive("a 429 on the only healthy key pauses the limiter until its retry-after", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "ok" } })
+      yield* fake.inject({ _tag: "RateLimit", retryAfterSeconds: 30 })
+      const stack = stackWith(fake.baseUrl, KeyPool.layer({ providerId: "openai", keys: ["only"] }), RateLimiter.layer({ capacity: 10, refillPerSecond: 10 }))
+      const [error, limiter] = yield* Effect.gen(function* () {
+        const error = yield* Effect.flip(LanguageModel.chat(Message.request("hi")))
+        return [error, yield* RateLimiter.status] as const
+      }).pipe(Effect.provide(stack), Effect.timeout("5 seconds"))
+      expect(error._tag).toBe("RateLimitError")
+      expect(limiter.pausedUntil).toBeGreaterThan(Date.now() + 25_000)
     }))
 
   it.scopedLive("401, 403 and quota disable their key and re-try on the next; streams too", () =>

@@ -120,6 +120,11 @@ const buildRequest = (endpoint: Endpoint, out: Outgoing, lease: KeyPool.Lease) =
   )
 }
 
+const withoutRetryAfter = (headers: Readonly<Record<string, string | undefined>>) => {
+  const { "retry-after": _seconds, "retry-after-ms": _millis, ...rest } = headers
+  return rest
+}
+
 const isKeySpecific = (error: Err.LlmError) =>
   error._tag === "RateLimitError" || error._tag === "AuthenticationError" ||
   error._tag === "PermissionError" || error._tag === "QuotaExceededError"
@@ -138,7 +143,11 @@ const open = (endpoint: Endpoint, out: Outgoing, reattempt = false) =>
       Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
       Effect.tapError(() => endpoint.pool.report(lease.keyId, { _tag: "Failure" }))
     )
-    yield* endpoint.limiter.observe(response.headers)
+    // A 429's retry-after is about the key that got it, which the pool cools down. The
+    // limiter pauses everyone only when no other key could serve: backoff is for when
+    // every key is busy.
+    const anotherKey = response.status === 429 && (yield* endpoint.pool.hasHealthyKey(lease.keyId))
+    yield* endpoint.limiter.observe(anotherKey ? withoutRetryAfter(response.headers) : response.headers)
     if (response.status >= 300) {
       const body = yield* response.text.pipe(Effect.orElseSucceed(() => ""))
       const now = yield* Clock.currentTimeMillis
