@@ -110,6 +110,40 @@ describe("sendStream", () => {
         expect((yield* KeyPool.status).reduce((n, k) => n + k.failures, 0)).toBe(1)
       }).pipe(Effect.provide(withStack(fake)))
     }))
+
+  it.scoped("a reader that stops early frees the lease and reports neither success nor failure", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 8, chunkDelayMs: 20 } })
+      yield* Effect.gen(function* () {
+        const first = yield* LanguageModel.stream(Message.request("hi")).pipe(
+          Stream.filter((e) => e._tag === "TextDelta"),
+          Stream.take(1),
+          Stream.runCollect
+        )
+        expect(first.length).toBe(1)
+        expect(yield* inFlight).toBe(0)
+        const keys = yield* KeyPool.status
+        expect(keys.reduce((n, k) => n + k.successes, 0)).toBe(0)
+        expect(keys.reduce((n, k) => n + k.failures, 0)).toBe(0)
+      }).pipe(Effect.provide(withStack(fake)))
+    }))
+
+  it.scoped("a reader that stops at Finish, before the body ends, reports success", () =>
+    Effect.gen(function* () {
+      // the fake sends [DONE] after the usage frame: stopping at Finish leaves it unread
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 8 } })
+      yield* Effect.gen(function* () {
+        const events = yield* LanguageModel.stream(Message.request("hi")).pipe(
+          Stream.takeUntil((e) => e._tag === "Finish"),
+          Stream.runCollect
+        )
+        expect([...events].at(-1)?._tag).toBe("Finish")
+        expect(yield* inFlight).toBe(0)
+        const keys = yield* KeyPool.status
+        expect(keys.reduce((n, k) => n + k.successes, 0)).toBe(1)
+        expect(keys.reduce((n, k) => n + k.failures, 0)).toBe(0)
+      }).pipe(Effect.provide(withStack(fake)))
+    }))
 })
 
 /**
