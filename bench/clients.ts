@@ -7,10 +7,7 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
-import OpenAI from "openai"
 import { Agent } from "undici"
-import { createOpenAI } from "@ai-sdk/openai"
-import { generateText, streamText } from "ai"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Usage } from "../src/index.js"
 import { type ClientName, type Mode, MODEL, REPLY_TEXT, SYSTEM_PROMPT, USER_PROMPT } from "./workload.js"
 
@@ -194,7 +191,8 @@ const effectPlatform = (url: string, mode: Mode): BenchClient => {
 // (c) the official openai SDK
 // ---------------------------------------------------------------------------
 
-const openAiSdk = (url: string, mode: Mode): BenchClient => {
+const openAiSdk = async (url: string, mode: Mode): Promise<BenchClient> => {
+  const { default: OpenAI } = await import("openai")
   const client = new OpenAI({ apiKey: API_KEY, baseURL: `${url}/v1`, maxRetries: 0 })
   const messages = () => [
     { role: "system" as const, content: SYSTEM_PROMPT },
@@ -220,7 +218,9 @@ const openAiSdk = (url: string, mode: Mode): BenchClient => {
 // (e) the Vercel AI SDK (ai v5 with @ai-sdk/openai v2, the last with Node 20 support)
 // ---------------------------------------------------------------------------
 
-const aiSdk = (url: string, mode: Mode): BenchClient => {
+const aiSdk = async (url: string, mode: Mode): Promise<BenchClient> => {
+  const { createOpenAI } = await import("@ai-sdk/openai")
+  const { generateText, streamText } = await import("ai")
   const model = createOpenAI({ apiKey: API_KEY, baseURL: `${url}/v1` }).chat(MODEL)
   // `system` rather than a system message: the same wire body, without the SDK's warning
   const messages = () => [{ role: "user" as const, content: USER_PROMPT }]
@@ -241,7 +241,8 @@ const aiSdk = (url: string, mode: Mode): BenchClient => {
   return { runBatch: (count, concurrency) => promisePool(count, concurrency, one), close: async () => {} }
 }
 
-export const makeClient: Record<ClientName, (url: string, mode: Mode) => BenchClient> = {
+// the SDKs are imported when their client is made, so no process carries another's modules
+export const makeClient: Record<ClientName, (url: string, mode: Mode) => BenchClient | Promise<BenchClient>> = {
   "undici": rawUndici,
   "effect-llm": effectLlm(providerStack),
   "effect-llm-full": effectLlm((url) => fullStack(url)),
