@@ -41,7 +41,7 @@ const warmup = positive("warmup", values.warmup)
 const requests = positive("requests", values.requests)
 const concurrency = positive("concurrency", values.concurrency)
 
-const bench = makeClient[client](values.url, mode)
+const bench = await makeClient[client](values.url, mode)
 await bench.runBatch(warmup, concurrency)
 ;(globalThis as { gc?: () => void }).gc?.()
 const profiler = values.profile === undefined ? undefined : new Session()

@@ -7,9 +7,8 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
-import OpenAI from "openai"
 import { Agent } from "undici"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Usage } from "../src/index.js"
 import { type ClientName, type Mode, MODEL, REPLY_TEXT, SYSTEM_PROMPT, USER_PROMPT } from "./workload.js"
 
 export interface BenchClient {
@@ -86,13 +85,30 @@ const rawUndici = (url: string, mode: Mode): BenchClient => {
 // (b) effect-llm: the provider layer, built once
 // ---------------------------------------------------------------------------
 
-const effectLlm = (url: string, mode: Mode): BenchClient => {
-  const Stack = OpenAiCompatible.layer({ model: MODEL, baseUrl: `${url}/v1` }).pipe(
+/** The provider layer alone: one key, no limiter. */
+const providerStack = (url: string) =>
+  OpenAiCompatible.layer({ model: MODEL, baseUrl: `${url}/v1` }).pipe(
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make(API_KEY)] })),
     Layer.provide(RateLimiter.unlimited),
     Layer.provide(NodeHttpClient.layerUndici)
   )
-  const runtime = ManagedRuntime.make(Stack)
+
+/**
+ * The full stack the targets are about: two keys, a token-bucket limiter set high enough
+ * never to bind (but still admitting, observing and settling every request), Retry with
+ * its default schedule, and usage tracking.
+ */
+export const fullStack = (url: string, http: Layer.Layer<HttpClient.HttpClient> = NodeHttpClient.layerUndici) =>
+  Retry.layer(Retry.schedule()).pipe(
+    Layer.provideMerge(OpenAiCompatible.layer({ model: MODEL, baseUrl: `${url}/v1` })),
+    Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make(API_KEY), Redacted.make(`${API_KEY}-2`)] })),
+    Layer.provide(RateLimiter.layer({ requestsPerMinute: 100_000_000, tokensPerMinute: 100_000_000_000 })),
+    Layer.provide(Usage.layer()),
+    Layer.provide(http)
+  )
+
+const effectLlm = (stack: (url: string) => Layer.Layer<LanguageModel.LanguageModel, unknown>) => (url: string, mode: Mode): BenchClient => {
+  const runtime = ManagedRuntime.make(stack(url))
   const request = () => Message.request([Message.system(SYSTEM_PROMPT), Message.user(USER_PROMPT)])
   const one: Effect.Effect<string, unknown, LanguageModel.LanguageModel> = mode === "json"
     ? Effect.map(Effect.suspend(() => LanguageModel.chat(request())), (response) => response.text)
@@ -175,7 +191,8 @@ const effectPlatform = (url: string, mode: Mode): BenchClient => {
 // (c) the official openai SDK
 // ---------------------------------------------------------------------------
 
-const openAiSdk = (url: string, mode: Mode): BenchClient => {
+const openAiSdk = async (url: string, mode: Mode): Promise<BenchClient> => {
+  const { default: OpenAI } = await import("openai")
   const client = new OpenAI({ apiKey: API_KEY, baseURL: `${url}/v1`, maxRetries: 0 })
   const messages = () => [
     { role: "system" as const, content: SYSTEM_PROMPT },
@@ -197,9 +214,39 @@ const openAiSdk = (url: string, mode: Mode): BenchClient => {
   return { runBatch: (count, concurrency) => promisePool(count, concurrency, one), close: async () => {} }
 }
 
-export const makeClient: Record<ClientName, (url: string, mode: Mode) => BenchClient> = {
+// ---------------------------------------------------------------------------
+// (e) the Vercel AI SDK (ai v5 with @ai-sdk/openai v2, the last with Node 20 support)
+// ---------------------------------------------------------------------------
+
+const aiSdk = async (url: string, mode: Mode): Promise<BenchClient> => {
+  const { createOpenAI } = await import("@ai-sdk/openai")
+  const { generateText, streamText } = await import("ai")
+  const model = createOpenAI({ apiKey: API_KEY, baseURL: `${url}/v1` }).chat(MODEL)
+  // `system` rather than a system message: the same wire body, without the SDK's warning
+  const messages = () => [{ role: "user" as const, content: USER_PROMPT }]
+  const one = mode === "json"
+    ? async () => (await generateText({ model, system: SYSTEM_PROMPT, messages: messages(), maxRetries: 0 })).text
+    : async () => {
+      const result = streamText({
+        model,
+        system: SYSTEM_PROMPT,
+        messages: messages(),
+        maxRetries: 0,
+        onError: () => {}
+      })
+      let text = ""
+      for await (const piece of result.textStream) text += piece
+      return text
+    }
+  return { runBatch: (count, concurrency) => promisePool(count, concurrency, one), close: async () => {} }
+}
+
+// the SDKs are imported when their client is made, so no process carries another's modules
+export const makeClient: Record<ClientName, (url: string, mode: Mode) => BenchClient | Promise<BenchClient>> = {
   "undici": rawUndici,
-  "effect-llm": effectLlm,
+  "effect-llm": effectLlm(providerStack),
+  "effect-llm-full": effectLlm((url) => fullStack(url)),
   "openai-sdk": openAiSdk,
+  "ai-sdk": aiSdk,
   "effect-platform": effectPlatform
 }

@@ -7,8 +7,15 @@ import { Effect } from "effect"
 import { Testing } from "../src/index.js"
 import { CHUNKS, REPLY_TEXT } from "./workload.js"
 
+// `--chunk-delay-ms N` spaces the stream's chunks, so that many streams are open at once
+const delayArg = process.argv.indexOf("--chunk-delay-ms")
+const chunkDelayMs = delayArg >= 0 ? Number(process.argv[delayArg + 1]) : 0
+
 const main = Effect.gen(function* () {
-  const fake = yield* Testing.FakeProvider.make({ record: false, reply: { text: REPLY_TEXT, chunks: CHUNKS } })
+  const fake = yield* Testing.FakeProvider.make({
+    record: false,
+    reply: chunkDelayMs > 0 ? { text: REPLY_TEXT, chunks: CHUNKS, chunkDelayMs } : { text: REPLY_TEXT, chunks: CHUNKS }
+  })
   process.stdout.write(JSON.stringify({ url: fake.url }) + "\n")
   return yield* Effect.never
 }).pipe(Effect.scoped)

@@ -12,9 +12,26 @@ export const SYSTEM_PROMPT = "You are a concise assistant."
 export const USER_PROMPT = "Write sixty-four words about token buckets."
 
 export type Mode = "json" | "stream"
-export type ClientName = "undici" | "effect-platform" | "effect-llm" | "openai-sdk"
-/** `effect-platform` is @effect/platform's HttpClient with a hand-written parse: the floor under effect-llm. */
-export const CLIENTS: ReadonlyArray<ClientName> = ["undici", "effect-platform", "effect-llm", "openai-sdk"]
+export type ClientName =
+  | "undici"
+  | "effect-platform"
+  | "effect-llm"
+  | "effect-llm-full"
+  | "openai-sdk"
+  | "ai-sdk"
+/**
+ * `effect-platform` is @effect/platform's HttpClient with a hand-written parse: the floor under
+ * effect-llm. `effect-llm` is the provider layer alone; `effect-llm-full` is the stack the
+ * targets are about (two keys, a limiter, Retry, Usage).
+ */
+export const CLIENTS: ReadonlyArray<ClientName> = [
+  "undici",
+  "effect-platform",
+  "effect-llm",
+  "effect-llm-full",
+  "openai-sdk",
+  "ai-sdk"
+]
 export const MODES: ReadonlyArray<Mode> = ["json", "stream"]
 
 /** One client's measurement, printed by bench/client.ts as a JSON line. */

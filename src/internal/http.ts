@@ -460,6 +460,9 @@ const frames = (
   let pending: Array<StreamEvent> = []
   let failure: Err.LlmError | undefined
   let emitted = 0
+  // the provider's stream ended properly (the parser saw its end, or a Finish went out);
+  // a consumer that stops before that neither succeeded nor failed with this key
+  let finished = false
   const onFrame = (data: string, event: string | undefined) => {
     if (failure === undefined) {
       const error = parser.onData(data, event, pending)
@@ -478,6 +481,7 @@ const frames = (
     pending = []
     const fail = failure === undefined ? undefined : afterEvents(parser, emitted + batch.length, failure)
     emitted += batch.length
+    if (fail === undefined && batch.length > 0 && batch[batch.length - 1]!._tag === "Finish") finished = true
     const tail = fail === undefined ? next : Channel.fail(fail)
     return batch.length === 0 ? tail : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(batch)), tail)
   }
@@ -488,12 +492,16 @@ const frames = (
         for (const bytes of chunk) framer.feed(decoder.decode(bytes, { stream: true }))
         return flush(loop)
       },
-      onFailure: (cause) =>
-        Channel.failCause(Cause.map(cause, (error) => afterEvents(parser, emitted, error))),
+      onFailure: (cause) => {
+        // the failure is reported against the key (tapError below), never a success too
+        finished = false
+        return Channel.failCause(Cause.map(cause, (error) => afterEvents(parser, emitted, error)))
+      },
       onDone: () => {
         framer.feed(decoder.decode())
         framer.end()
         if (failure === undefined) failure = parser.onEnd(pending)
+        if (failure === undefined) finished = true
         return flush(Channel.void)
       }
     })
@@ -504,11 +512,14 @@ const frames = (
   return body.pipe(
     Stream.pipeThroughChannel(loop),
     Stream.tapError((error) => endpoint.pool.report(lease.keyId, outcomeOf(error))),
-    Stream.onDone(() =>
-      Effect.zipRight(
-        endpoint.pool.report(lease.keyId, { _tag: "Success" }),
-        parser.settledTokens === undefined ? Effect.void : endpoint.limiter.settle(parser.settledTokens, out.estimatedTokens)
-      )
-    )
+    // runs before the lease's scope closes, whether the stream ended or its reader stopped
+    Stream.ensuring(Effect.suspend(() =>
+      finished
+        ? Effect.zipRight(
+          endpoint.pool.report(lease.keyId, { _tag: "Success" }),
+          parser.settledTokens === undefined ? Effect.void : endpoint.limiter.settle(parser.settledTokens, out.estimatedTokens)
+        )
+        : Effect.void
+    ))
   )
 }

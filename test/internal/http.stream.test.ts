@@ -5,7 +5,7 @@
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Redacted, Stream } from "effect"
+import { Effect, Layer, Logger, LogLevel, Option, Redacted, Stream } from "effect"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing } from "../../src/index.js"
 
 const TEXT = "one two three four five six seven eight"
@@ -108,6 +108,86 @@ describe("sendStream", () => {
         expect(["StreamError", "ServerError"]).toContain(error._tag)
         expect(yield* inFlight).toBe(0)
         expect((yield* KeyPool.status).reduce((n, k) => n + k.failures, 0)).toBe(1)
+      }).pipe(Effect.provide(withStack(fake)))
+    }))
+
+  it.scoped("a reader that stops early frees the lease and reports neither success nor failure", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 8, chunkDelayMs: 20 } })
+      yield* Effect.gen(function* () {
+        const first = yield* LanguageModel.stream(Message.request("hi")).pipe(
+          Stream.filter((e) => e._tag === "TextDelta"),
+          Stream.take(1),
+          Stream.runCollect
+        )
+        expect(first.length).toBe(1)
+        expect(yield* inFlight).toBe(0)
+        const keys = yield* KeyPool.status
+        expect(keys.reduce((n, k) => n + k.successes, 0)).toBe(0)
+        expect(keys.reduce((n, k) => n + k.failures, 0)).toBe(0)
+      }).pipe(Effect.provide(withStack(fake)))
+    }))
+
+  it.scoped("a reader that stops at Finish, before the body ends, reports success", () =>
+    Effect.gen(function* () {
+      // the fake sends [DONE] after the usage frame: stopping at Finish leaves it unread
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 8 } })
+      yield* Effect.gen(function* () {
+        const events = yield* LanguageModel.stream(Message.request("hi")).pipe(
+          Stream.takeUntil((e) => e._tag === "Finish"),
+          Stream.runCollect
+        )
+        expect([...events].at(-1)?._tag).toBe("Finish")
+        expect(yield* inFlight).toBe(0)
+        const keys = yield* KeyPool.status
+        expect(keys.reduce((n, k) => n + k.successes, 0)).toBe(1)
+        expect(keys.reduce((n, k) => n + k.failures, 0)).toBe(0)
+      }).pipe(Effect.provide(withStack(fake)))
+    }))
+})
+
+/**
+ * Effect logs "Fiber terminated with an unhandled error" (at Debug) for every forked fiber
+ * that fails, and `Stream.run*` always forks one to run the channel — so a failing
+ * `Stream.fail("x")` logs it once too. The stream path must add no failing fiber of its own.
+ */
+describe("unhandled fiber failures", () => {
+  const counting = () => {
+    const lines: Array<string> = []
+    const logger = Logger.make(({ message }) => {
+      const text = Array.isArray(message) ? message.join(" ") : String(message)
+      if (text.includes("unhandled error")) lines.push(text)
+    })
+    return { lines, layer: Logger.replace(Logger.defaultLogger, logger) }
+  }
+
+  it.scoped("a failed stream logs no more than Effect's own Stream.runDrain does; a failed chat logs none", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 8 } })
+      const { lines, layer } = counting()
+      const logged = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        Effect.gen(function* () {
+          lines.length = 0
+          yield* effect.pipe(Effect.provide(layer), Logger.withMinimumLogLevel(LogLevel.All))
+          return lines.length
+        })
+      const baseline = yield* logged(Effect.flip(Stream.runDrain(Stream.fail("x"))))
+      yield* Effect.gen(function* () {
+        yield* fake.inject({ _tag: "Status", status: 500 })
+        expect(yield* logged(Effect.flip(Stream.runDrain(LanguageModel.stream(Message.request("hi")))))).toBe(baseline)
+        yield* fake.inject({ _tag: "CutStream", afterChunks: 2, mode: "end" })
+        expect(yield* logged(Effect.flip(Stream.runDrain(LanguageModel.stream(Message.request("hi")))))).toBe(baseline)
+        yield* fake.inject({ _tag: "StreamErrorEvent", afterChunks: 2 })
+        expect(yield* logged(Effect.flip(Stream.runDrain(LanguageModel.stream(Message.request("hi")))))).toBe(baseline)
+        // the consumer can silence Effect's own: the forked fiber inherits the level
+        yield* fake.inject({ _tag: "Status", status: 500 })
+        expect(
+          yield* logged(Effect.flip(Stream.runDrain(LanguageModel.stream(Message.request("hi")))).pipe(
+            Effect.withUnhandledErrorLogLevel(Option.none())
+          ))
+        ).toBe(0)
+        yield* fake.inject({ _tag: "Status", status: 500 })
+        expect(yield* logged(Effect.flip(LanguageModel.chat(Message.request("hi"))))).toBe(0)
       }).pipe(Effect.provide(withStack(fake)))
     }))
 })

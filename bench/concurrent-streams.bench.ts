@@ -1,0 +1,62 @@
+/**
+ * 1000 streams open at once, one process per client: the peak RSS of the client process
+ * while they are open (the target: at most 100 MB for effect-llm's full stack), next to raw
+ * undici and the SDKs doing the same. The fake spaces its 64 chunks 20 ms apart, so every
+ * stream is open for over a second and they all overlap.
+ *
+ *   npx tsx bench/concurrent-streams.bench.ts [--streams 1000] [--clients undici,effect-llm-full]
+ */
+import { spawn } from "node:child_process"
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { parseArgs } from "node:util"
+import { type ClientName, CLIENTS } from "./workload.js"
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..")
+const { values } = parseArgs({
+  options: {
+    streams: { type: "string", default: "1000" },
+    clients: { type: "string", default: "undici,effect-llm-full,openai-sdk,ai-sdk" },
+    "chunk-delay-ms": { type: "string", default: "20" }
+  },
+  strict: true
+})
+const clients = CLIENTS.filter((c) => values.clients.split(",").includes(c))
+
+const run = (args: ReadonlyArray<string>, onLine?: (line: string) => void): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", ...args], { cwd: root, stdio: ["ignore", "pipe", "inherit"] })
+    let out = ""
+    child.stdout.on("data", (piece: Buffer) => {
+      out += piece.toString("utf8")
+      if (onLine !== undefined && out.includes("\n")) onLine(out.slice(0, out.indexOf("\n")))
+    })
+    child.once("error", reject)
+    child.once("exit", (code) => (code === 0 || onLine !== undefined ? resolve(out) : reject(new Error(`${args.join(" ")} exited with ${code}`))))
+    if (onLine !== undefined) process.once("exit", () => child.kill("SIGTERM"))
+  })
+
+const url = await new Promise<string>((resolve) => {
+  void run(["bench/fake-server.ts", "--chunk-delay-ms", values["chunk-delay-ms"]], (line) => resolve((JSON.parse(line) as { url: string }).url))
+})
+
+const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1)
+console.log(`${values.streams} concurrent 64-chunk streams (chunks ${values["chunk-delay-ms"]} ms apart), one process per client\n`)
+const rows: Array<Array<string>> = [["client", "RSS before (MB)", "peak RSS (MB)", "peak − before (MB)", "peak heap used (MB)", "wall (ms)"]]
+const peaks = new Map<ClientName, number>()
+for (const client of clients) {
+  const out = await run(["bench/streams-memory.ts", "--client", client, "--url", url, "--streams", values.streams])
+  const m = JSON.parse(out.trim().split("\n").pop()!) as { baselineRss: number; peakRss: number; peakHeapUsed: number; wallMillis: number }
+  peaks.set(client, m.peakRss)
+  rows.push([client, mb(m.baselineRss), mb(m.peakRss), mb(m.peakRss - m.baselineRss), mb(m.peakHeapUsed), m.wallMillis.toFixed(0)])
+}
+const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+for (const [i, row] of rows.entries()) {
+  console.log("| " + row.map((cell, j) => (j === 0 ? cell.padEnd(widths[j]!) : cell.padStart(widths[j]!))).join(" | ") + " |")
+  if (i === 0) console.log("|" + widths.map((w, j) => (j === 0 ? "-".repeat(w + 2) : "-".repeat(w + 1) + ":")).join("|") + "|")
+}
+const ours = peaks.get("effect-llm-full")
+if (ours !== undefined) {
+  console.log(`\ntarget: effect-llm-full peak RSS ≤ 100 MB: ${ours <= 100 * 1024 * 1024 ? "met" : "MISSED"} (${mb(ours)} MB)`)
+}
+process.exit(0)
