@@ -1,27 +1,38 @@
 /**
  * Records every provider call: a span with the OpenTelemetry GenAI attributes, and the
- * metrics of `Telemetry`. Tagged metrics are built once per provider and model, not per call.
+ * metrics of `Telemetry`.
+ *
+ * Speed: `Metric.tagged` builds a new label array on every update, so the registry looks the
+ * metric up by a freshly hashed key each time. Here the label arrays are built once per
+ * provider and model and passed as they are, which hits the metric's own cache; all of one
+ * call's updates happen in one step at its end.
  */
 import * as Channel from "effect/Channel"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
+import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import type * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Stream from "effect/Stream"
 import type { LlmError } from "../LlmError.js"
-import type { ChatResponse, StreamEvent, Usage } from "../Message.js"
+import type { StreamEvent, Usage } from "../Message.js"
 import * as Telemetry from "../Telemetry.js"
 
+type Labels = ReadonlyArray<MetricLabel.MetricLabel>
+
 interface Instruments {
-  readonly chatRequests: Metric.Metric.Counter<number>
-  readonly streamRequests: Metric.Metric.Counter<number>
-  readonly inputTokens: Metric.Metric.Counter<number>
-  readonly outputTokens: Metric.Metric.Counter<number>
-  readonly latency: Metric.Metric.Histogram<number>
-  readonly timeToFirstToken: Metric.Metric.Histogram<number>
-  readonly errorsByTag: Map<string, Metric.Metric.Counter<number>>
   readonly provider: string
   readonly model: string
+  readonly base: Labels
+  readonly chat: Labels
+  readonly stream: Labels
+  readonly input: Labels
+  readonly output: Labels
+  readonly errorLabels: Map<string, Labels>
 }
+
+const labels = (pairs: ReadonlyArray<readonly [string, string]>): Labels => pairs.map(([k, v]) => MetricLabel.make(k, v))
 
 const cache = new Map<string, Instruments>()
 
@@ -29,48 +40,50 @@ const instruments = (provider: string, model: string): Instruments => {
   const key = `${provider}\u0000${model}`
   let found = cache.get(key)
   if (found === undefined) {
-    const tag = <T, I, O>(metric: Metric.Metric<T, I, O>): Metric.Metric<T, I, O> =>
-      metric.pipe(Metric.tagged("provider", provider), Metric.tagged("model", model))
+    const base = [["provider", provider], ["model", model]] as const
     found = {
-      chatRequests: tag(Telemetry.requests).pipe(Metric.tagged("operation", "chat")),
-      streamRequests: tag(Telemetry.requests).pipe(Metric.tagged("operation", "stream")),
-      inputTokens: tag(Telemetry.tokens).pipe(Metric.tagged("type", "input")),
-      outputTokens: tag(Telemetry.tokens).pipe(Metric.tagged("type", "output")),
-      latency: tag(Telemetry.latency),
-      timeToFirstToken: tag(Telemetry.timeToFirstToken),
-      errorsByTag: new Map(),
       provider,
-      model
+      model,
+      base: labels(base),
+      chat: labels([...base, ["operation", "chat"]]),
+      stream: labels([...base, ["operation", "stream"]]),
+      input: labels([...base, ["type", "input"]]),
+      output: labels([...base, ["type", "output"]]),
+      errorLabels: new Map()
     }
     cache.set(key, found)
   }
   return found
 }
 
-const errorCounter = (i: Instruments, tag: string) => {
-  let counter = i.errorsByTag.get(tag)
-  if (counter === undefined) {
-    counter = Telemetry.errors.pipe(
-      Metric.tagged("provider", i.provider),
-      Metric.tagged("model", i.model),
-      Metric.tagged("error", tag)
-    )
-    i.errorsByTag.set(tag, counter)
+const errorLabelsOf = (i: Instruments, tag: string): Labels => {
+  let found = i.errorLabels.get(tag)
+  if (found === undefined) {
+    found = labels([["provider", i.provider], ["model", i.model], ["error", tag]])
+    i.errorLabels.set(tag, found)
   }
-  return counter
+  return found
 }
 
-const recordUsage = (i: Instruments, usage: Usage, finishReason: string, responseModel: string) =>
-  Effect.all([
-    Metric.incrementBy(i.inputTokens, usage.inputTokens),
-    Metric.incrementBy(i.outputTokens, usage.outputTokens),
-    Effect.annotateCurrentSpan({
-      [Telemetry.attributes.inputTokens]: usage.inputTokens,
-      [Telemetry.attributes.outputTokens]: usage.outputTokens,
-      [Telemetry.attributes.finishReasons]: [finishReason],
-      [Telemetry.attributes.responseModel]: responseModel
-    })
-  ], { discard: true })
+/** Updates a metric with fixed labels, plus any labels the caller set on the fiber. */
+const bump = <T, In, Out>(metric: Metric.Metric<T, In, Out>, value: In, fixed: Labels, ambient: Labels) =>
+  metric.unsafeUpdate(value, ambient.length === 0 ? fixed : [...fixed, ...ambient])
+
+const withAmbient = <A, E, R>(f: (ambient: Labels) => Effect.Effect<A, E, R>) =>
+  FiberRef.getWith(FiberRef.currentMetricLabels, f)
+
+const recordUsage = (i: Instruments, ambient: Labels, usage: Usage) => {
+  bump(Telemetry.tokens, usage.inputTokens, i.input, ambient)
+  bump(Telemetry.tokens, usage.outputTokens, i.output, ambient)
+}
+
+const annotateUsage = (usage: Usage, finishReason: string, responseModel: string) =>
+  Effect.annotateCurrentSpan({
+    [Telemetry.attributes.inputTokens]: usage.inputTokens,
+    [Telemetry.attributes.outputTokens]: usage.outputTokens,
+    [Telemetry.attributes.finishReasons]: [finishReason],
+    [Telemetry.attributes.responseModel]: responseModel
+  })
 
 const spanAttributes = (provider: string, model: string) => ({
   [Telemetry.attributes.system]: provider,
@@ -78,21 +91,27 @@ const spanAttributes = (provider: string, model: string) => ({
 })
 
 /** Wraps one chat call: span, request count, latency, errors by tag, tokens. */
-export const chat = (
+export const chat = <A extends { readonly usage: Usage; readonly finishReason: string; readonly model: string }>(
   provider: string,
   model: string,
-  effect: Effect.Effect<ChatResponse, LlmError>
-): Effect.Effect<ChatResponse, LlmError> => {
+  effect: Effect.Effect<A, LlmError>
+): Effect.Effect<A, LlmError> => {
   const i = instruments(provider, model)
-  return Effect.flatMap(Clock.currentTimeMillis, (start) =>
-    Metric.increment(i.chatRequests).pipe(
-      Effect.zipRight(effect),
-      Effect.tapBoth({
-        onSuccess: (response) => recordUsage(i, response.usage, response.finishReason, response.model),
-        onFailure: (error) => Metric.increment(errorCounter(i, error._tag))
-      }),
-      Effect.ensuring(Effect.flatMap(Clock.currentTimeMillis, (end) => Metric.update(i.latency, end - start)))
-    )).pipe(Effect.withSpan("LanguageModel.chat", { kind: "client", attributes: spanAttributes(provider, model), captureStackTrace: false }))
+  return withAmbient((ambient) =>
+    Effect.flatMap(Clock.currentTimeMillis, (start) =>
+      Effect.onExit(effect, (exit) =>
+        Effect.flatMap(Clock.currentTimeMillis, (end) => {
+          bump(Telemetry.requests, 1, i.chat, ambient)
+          bump(Telemetry.latency, end - start, i.base, ambient)
+          if (Exit.isSuccess(exit)) {
+            const response = exit.value
+            recordUsage(i, ambient, response.usage)
+            return annotateUsage(response.usage, response.finishReason, response.model)
+          }
+          if (exit.cause._tag === "Fail") bump(Telemetry.errors, 1, errorLabelsOf(i, exit.cause.error._tag), ambient)
+          return Effect.void
+        })))
+  ).pipe(Effect.withSpan("LanguageModel.chat", { kind: "client", attributes: spanAttributes(provider, model), captureStackTrace: false }))
 }
 
 /** Wraps one stream: span, request count, time to first event, latency, errors, tokens. */
@@ -104,45 +123,53 @@ export const stream = (
   const i = instruments(provider, model)
   // Channel.unwrap rather than Stream.unwrap, which flattens a stream of streams per call
   return Stream.fromChannel(Channel.unwrap(
-    Effect.gen(function* () {
-      yield* Metric.increment(i.streamRequests)
-      const start = yield* Clock.currentTimeMillis
-      let first = true
-      return Stream.toChannel(events.pipe(
-        Stream.mapChunksEffect((chunk) => {
-          let effect: Effect.Effect<void> = Effect.void
-          if (first && chunk.length > 0) {
-            first = false
-            effect = Effect.flatMap(Clock.currentTimeMillis, (now) => Metric.update(i.timeToFirstToken, now - start))
-          }
-          for (const event of chunk) {
-            if (event._tag === "Finish") {
-              effect = Effect.zipRight(effect, recordUsage(i, event.usage, event.finishReason, event.model))
+    withAmbient((ambient) =>
+      Effect.map(Clock.currentTimeMillis, (start) => {
+        bump(Telemetry.requests, 1, i.stream, ambient)
+        let first = true
+        return Stream.toChannel(events.pipe(
+          Stream.mapChunksEffect((chunk) => {
+            let effect: Effect.Effect<void> = Effect.void
+            if (first && chunk.length > 0) {
+              first = false
+              effect = Effect.map(Clock.currentTimeMillis, (now) => bump(Telemetry.timeToFirstToken, now - start, i.base, ambient))
             }
-          }
-          return Effect.as(effect, chunk)
-        }),
-        Stream.tapError((error) => Metric.increment(errorCounter(i, error._tag))),
-        Stream.ensuring(Effect.flatMap(Clock.currentTimeMillis, (end) => Metric.update(i.latency, end - start)))
-      ))
-    })
+            for (const event of chunk) {
+              if (event._tag === "Finish") {
+                recordUsage(i, ambient, event.usage)
+                effect = Effect.zipRight(effect, annotateUsage(event.usage, event.finishReason, event.model))
+              }
+            }
+            return Effect.as(effect, chunk)
+          }),
+          Stream.tapError((error) => Effect.sync(() => bump(Telemetry.errors, 1, errorLabelsOf(i, error._tag), ambient))),
+          Stream.ensuring(Effect.map(Clock.currentTimeMillis, (end) => bump(Telemetry.latency, end - start, i.base, ambient)))
+        ))
+      })
+    )
   )).pipe(Stream.withSpan("LanguageModel.stream", { kind: "client", attributes: spanAttributes(provider, model), captureStackTrace: false }))
 }
 
 /** How long admission took, for the limiter-wait histogram. */
 export const timeAdmission = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.flatMap(Clock.currentTimeMillis, (start) =>
-    Effect.tap(effect, () => Effect.flatMap(Clock.currentTimeMillis, (end) => Metric.update(Telemetry.limiterWait, end - start))))
+    Effect.tap(effect, () =>
+      Effect.flatMap(Clock.currentTimeMillis, (end) =>
+        withAmbient((ambient) => Effect.sync(() => bump(Telemetry.limiterWait, end - start, [], ambient))))))
 
-const gauges = new Map<string, Metric.Metric.Gauge<number>>()
+const gaugeLabels = new Map<string, Labels>()
 
 /** Counts a key lease in the pool in-flight gauge for as long as the scope holds it. */
 export const countLease = (provider: string) => {
-  let gauge = gauges.get(provider)
-  if (gauge === undefined) {
-    gauge = Telemetry.poolInFlight.pipe(Metric.tagged("provider", provider))
-    gauges.set(provider, gauge)
+  let fixed = gaugeLabels.get(provider)
+  if (fixed === undefined) {
+    fixed = labels([["provider", provider]])
+    gaugeLabels.set(provider, fixed)
   }
-  const g = gauge
-  return Effect.acquireRelease(Metric.increment(g), () => Metric.incrementBy(g, -1))
+  const tags = fixed
+  return withAmbient((ambient) =>
+    Effect.acquireRelease(
+      Effect.sync(() => Telemetry.poolInFlight.unsafeModify(1, ambient.length === 0 ? tags : [...tags, ...ambient])),
+      () => Effect.sync(() => Telemetry.poolInFlight.unsafeModify(-1, ambient.length === 0 ? tags : [...tags, ...ambient]))
+    ))
 }
