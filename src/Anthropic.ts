@@ -11,10 +11,9 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { fromStreamErrorEvent, malformed, tryJson } from "./internal/errors.js"
+import { decodeJsonBody, fromStreamErrorEvent, malformed, tryJson } from "./internal/errors.js"
 import * as Adapter from "./internal/adapter.js"
 import * as Http from "./internal/http.js"
 import * as KeyPool from "./KeyPool.js"
@@ -326,12 +325,8 @@ export const fromWireResponse = (
   body: string,
   status = 200
 ): Message.ChatResponse | Err.LlmError => {
-  const json = tryJson(body)
-  if (json === undefined) return malformed(provider, model, body, "body is not JSON", status)
-  const decoded = decodeWireResponse(json)
-  if (Either.isLeft(decoded)) {
-    return malformed(provider, model, body, ParseResult.TreeFormatter.formatErrorSync(decoded.left), status)
-  }
+  const decoded = decodeJsonBody(decodeWireResponse, provider, model, body, status)
+  if (Either.isLeft(decoded)) return decoded.left
   const wire = decoded.right
   let text = ""
   let reasoning = ""

@@ -16,11 +16,10 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Gemini from "./Gemini.js"
-import { malformed, tryJson } from "./internal/errors.js"
+import { decodeJsonBody, malformed } from "./internal/errors.js"
 import * as Http from "./internal/http.js"
 import type * as KeyPool from "./KeyPool.js"
 import * as Err from "./LlmError.js"
@@ -220,12 +219,8 @@ const decodeOpenAi = Schema.decodeUnknownEither(WireOpenAiResponse)
  * @since 0.1.0 @category wire
  */
 export const fromOpenAiResponse = (provider: string, model: string, body: string, status = 200): BatchResult | Err.LlmError => {
-  const json = tryJson(body)
-  if (json === undefined) return malformed(provider, model, body, "body is not JSON", status)
-  const decoded = decodeOpenAi(json)
-  if (Either.isLeft(decoded)) {
-    return malformed(provider, model, body, ParseResult.TreeFormatter.formatErrorSync(decoded.left), status)
-  }
+  const decoded = decodeJsonBody(decodeOpenAi, provider, model, body, status)
+  if (Either.isLeft(decoded)) return decoded.left
   const data = decoded.right.data
   const vectors: Array<ReadonlyArray<number>> = new Array(data.length)
   for (let i = 0; i < data.length; i++) {

@@ -16,10 +16,9 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { fromStreamErrorEvent, malformed, tryJson } from "./internal/errors.js"
+import { decodeJsonBody, fromStreamErrorEvent, malformed, tryJson } from "./internal/errors.js"
 import * as Adapter from "./internal/adapter.js"
 import * as Http from "./internal/http.js"
 import { argumentsObject, parseDataUrl, resultObject, toolNameFor } from "./internal/toolCalls.js"
@@ -299,12 +298,8 @@ export const fromWireResponse = (
   body: string,
   status = 200
 ): Message.ChatResponse | Err.LlmError => {
-  const json = tryJson(body)
-  if (json === undefined) return malformed(provider, model, body, "body is not JSON", status)
-  const decoded = decodeWireResponse(json)
-  if (Either.isLeft(decoded)) {
-    return malformed(provider, model, body, ParseResult.TreeFormatter.formatErrorSync(decoded.left), status)
-  }
+  const decoded = decodeJsonBody(decodeWireResponse, provider, model, body, status)
+  if (Either.isLeft(decoded)) return decoded.left
   const wire = decoded.right
   const candidate = wire.candidates?.[0]
   const block = wire.promptFeedback?.blockReason
@@ -599,12 +594,8 @@ export const fromEmbeddingsResponse = (
   body: string,
   status = 200
 ): { readonly vectors: ReadonlyArray<ReadonlyArray<number>>; readonly inputTokens: number | undefined } | Err.LlmError => {
-  const json = tryJson(body)
-  if (json === undefined) return malformed(provider, model, body, "body is not JSON", status)
-  const decoded = decodeEmbeddings(json)
-  if (Either.isLeft(decoded)) {
-    return malformed(provider, model, body, ParseResult.TreeFormatter.formatErrorSync(decoded.left), status)
-  }
+  const decoded = decodeJsonBody(decodeEmbeddings, provider, model, body, status)
+  if (Either.isLeft(decoded)) return decoded.left
   return {
     vectors: decoded.right.embeddings.map((e) => e.values),
     inputTokens: decoded.right.usageMetadata?.promptTokenCount

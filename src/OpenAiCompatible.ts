@@ -13,11 +13,10 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { fromStreamErrorEvent, malformed, tryJson } from "./internal/errors.js"
+import { decodeJsonBody, fromStreamErrorEvent, malformed, tryJson } from "./internal/errors.js"
 import * as Http from "./internal/http.js"
 import * as KeyPool from "./KeyPool.js"
 import { LanguageModel } from "./LanguageModel.js"
@@ -361,12 +360,8 @@ export const fromWireResponse = (
   body: string,
   status = 200
 ): Message.ChatResponse | Err.LlmError => {
-  const json = tryJson(body)
-  if (json === undefined) return malformed(provider, model, body, "body is not JSON", status)
-  const decoded = decodeWireResponse(json)
-  if (Either.isLeft(decoded)) {
-    return malformed(provider, model, body, ParseResult.TreeFormatter.formatErrorSync(decoded.left), status)
-  }
+  const decoded = decodeJsonBody(decodeWireResponse, provider, model, body, status)
+  if (Either.isLeft(decoded)) return decoded.left
   const wire = decoded.right
   const choice = wire.choices[0]
   const message = choice.message

@@ -4,6 +4,8 @@
  * `{type:"error",error:{type,message}}` and Gemini `{error:{code,message,status,details}}`.
  */
 import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Err from "../LlmError.js"
 
@@ -189,4 +191,20 @@ export const redactSecret = <E extends Err.LlmError>(error: E, secret: Redacted.
   if (fields.partialText !== undefined) rebuilt.partialText = mask(fields.partialText)
   const Class = error.constructor as new(props: Record<string, unknown>) => E
   return new Class(rebuilt)
+}
+
+/**
+ * A JSON body decoded with a provider's tolerant response schema, or the typed error that
+ * says what was wrong with it.
+ */
+export const decodeJsonBody = <A>(
+  decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>,
+  provider: string,
+  model: string,
+  body: string,
+  status: number
+): Either.Either<A, Err.MalformedResponseError> => {
+  const json = tryJson(body)
+  if (json === undefined) return Either.left(malformed(provider, model, body, "body is not JSON", status))
+  return Either.mapLeft(decode(json), (error) => malformed(provider, model, body, ParseResult.TreeFormatter.formatErrorSync(error), status))
 }
