@@ -167,7 +167,7 @@ describe("FakeProvider faults", () => {
     Effect.gen(function* () {
       const fake = yield* Testing.FakeProvider.make()
       yield* fake.inject({ _tag: "Reset" })
-      const result = yield* Effect.either(Effect.tryPromise(() => fetch(`${fake.url}/v1/chat/completions`, { method: "POST", body: "{}" })))
+      const result = yield* Effect.either(Effect.tryPromise(() => fetch(`${fake.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hi" }] }) })))
       expect(result._tag).toBe("Left")
     }))
 

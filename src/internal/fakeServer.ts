@@ -29,6 +29,18 @@ export { splitText } from "./fake/route.js"
 /** Each wire format the fake speaks; the first whose `matches` accepts the path answers. */
 const routes: ReadonlyArray<FakeRoute> = [openAiChat, openAiResponses, anthropic, gemini, ollama, embeddings]
 
+/**
+ * A process-wide observer of every request any fake receives. Test suites set it (see
+ * test/setup/requests.ts) to check every outgoing body against the providers' published
+ * schemas, whichever test sent it.
+ */
+const observerKey = Symbol.for("effect-llm/Testing/onFakeRequest")
+
+const observe = (request: RecordedRequest): void => {
+  const observer = (globalThis as { [observerKey]?: unknown })[observerKey]
+  if (typeof observer === "function") (observer as (request: RecordedRequest) => void)(request)
+}
+
 export const start = (options: FakeProviderOptions): Promise<FakeServer> => {
   const requests: Array<RecordedRequest> = []
   const faults: Array<Fault> = [...(options.faults ?? [])]
@@ -62,6 +74,7 @@ export const start = (options: FakeProviderOptions): Promise<FakeServer> => {
         body
       }
       if (record) requests.push(recorded)
+      observe(recorded)
       void handle(state, recorded, req, res).catch(() => {
         if (!res.headersSent) {
           res.statusCode = 500
