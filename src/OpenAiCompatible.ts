@@ -9,41 +9,30 @@
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Config from "effect/Config"
 import type { ConfigError } from "effect/ConfigError"
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import { decodeJsonBody, fromStreamErrorEvent, malformed, tryJson } from "./internal/errors.js"
+import * as Adapter from "./internal/adapter.js"
 import * as Http from "./internal/http.js"
 import * as KeyPool from "./KeyPool.js"
 import { LanguageModel } from "./LanguageModel.js"
 import * as Err from "./LlmError.js"
 import type * as Message from "./Message.js"
 import type * as RateLimiter from "./RateLimiter.js"
-import { estimateTokens } from "./RateLimiter.js"
 
 // ---------------------------------------------------------------------------
 // Options and presets
 // ---------------------------------------------------------------------------
 
 /** @since 0.1.0 @category models */
-export interface Options {
-  readonly model: string
+export interface Options extends Adapter.CommonOptions {
   /** Defaults to `https://api.openai.com/v1`. */
   readonly baseUrl?: string | undefined
   /** The provider id used in errors, spans and usage. Default `openai`. */
   readonly provider?: string | undefined
-  readonly headers?: Record<string, string> | undefined
-  readonly contextWindow?: number | undefined
-  /** Total time for one request, including the whole body of a stream. */
-  readonly timeout?: Duration.DurationInput | undefined
-  /** Streams: the longest wait from the request's start to the first event. */
-  readonly firstTokenTimeout?: Duration.DurationInput | undefined
-  /** Streams: the longest gap between two events once the first has arrived. */
-  readonly idleTimeout?: Duration.DurationInput | undefined
   /**
    * Which field carries `maxTokens`. OpenAI now wants `max_completion_tokens` (reasoning
    * models reject `max_tokens`); most compatible servers only know `max_tokens`.
@@ -557,12 +546,7 @@ export class ChunkParser implements Http.StreamParser {
   }
 }
 
-/** Merges consecutive deltas of one kind within a network read: same text, fewer elements. */
-const push = (out: Array<Message.StreamEvent>, tag: "TextDelta" | "ReasoningDelta", text: string) => {
-  const last = out[out.length - 1]
-  if (last !== undefined && last._tag === tag) out[out.length - 1] = { _tag: tag, text: last.text + text }
-  else out.push({ _tag: tag, text })
-}
+const push = Adapter.pushDelta
 
 // ---------------------------------------------------------------------------
 // Layers
@@ -580,33 +564,19 @@ export const make = (
     const endpoint = yield* Http.resolveEndpoint({
       provider,
       auth: (key) => ({ authorization: `Bearer ${Redacted.value(key)}` }),
-      headers: options.headers,
-      timeout: options.timeout,
-      firstTokenTimeout: options.firstTokenTimeout,
-      idleTimeout: options.idleTimeout
+      ...Adapter.endpointOptions(options)
     })
-    const streamHeaders = { accept: "text/event-stream" }
-
-    const outgoing = (request: Message.ChatRequest, stream: boolean): Http.Outgoing => {
-      const model = request.model ?? options.model
-      const body = JSON.stringify(toWireRequest(request, model, stream, maxTokensField))
-      return stream
-        ? { url, model, body, estimatedTokens: estimateTokens(body), headers: streamHeaders }
-        : { url, model, body, estimatedTokens: estimateTokens(body) }
-    }
-
-    const chat = (request: Message.ChatRequest) => {
-      const out = outgoing(request, false)
-      return Http.sendJson(endpoint, out, (body, status) => fromWireResponse(provider, out.model, request, body, status))
-    }
-
-    const stream = (request: Message.ChatRequest) =>
-      Stream.suspend(() => {
-        const out = outgoing(request, true)
-        return Http.sendStream(endpoint, out, "sse", () => new ChunkParser(provider, out.model, request))
-      })
-
-    return { provider, model: options.model, contextWindow: options.contextWindow, chat, stream }
+    return Adapter.languageModel({
+      provider,
+      options,
+      endpoint,
+      framing: "sse",
+      streamAccept: "text/event-stream",
+      url: () => url,
+      body: (request, model, stream) => toWireRequest(request, model, stream, maxTokensField),
+      decode: (request, model, body, status) => fromWireResponse(provider, model, request, body, status),
+      parser: (request, model) => new ChunkParser(provider, model, request)
+    })
   })
 
 /**
