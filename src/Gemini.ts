@@ -18,7 +18,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { decodeJsonBody, fromStreamErrorEvent, malformed, tryJson } from "./internal/errors.js"
+import { decodeJsonBody, fromStreamErrorEvent, malformed, jsonObjectFrame } from "./internal/errors.js"
 import * as Adapter from "./internal/adapter.js"
 import * as Http from "./internal/http.js"
 import { argumentsObject, parseDataUrl, resultObject, toolNameFor } from "./internal/toolCalls.js"
@@ -407,11 +407,9 @@ export class ChunkParser implements Http.StreamParser {
 
   onData(data: string, _event: string | undefined, out: Array<Message.StreamEvent>): Err.LlmError | undefined {
     if (this.finished) return undefined
-    const json = tryJson(data)
-    if (typeof json !== "object" || json === null) {
-      return malformed(this.provider, this.model, data, "a stream event is not a JSON object")
-    }
-    const chunk = json as Record<string, unknown>
+    const frame = jsonObjectFrame(this.provider, this.model, data, "a stream event")
+    if (frame instanceof Err.MalformedResponseError) return frame
+    const chunk = frame
     if (chunk.error !== undefined && chunk.error !== null) {
       return fromStreamErrorEvent(this.provider, this.model, chunk, this.emittedText, this.emittedText.length > 0)
     }

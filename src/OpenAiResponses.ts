@@ -13,7 +13,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import { decodeJsonBody, errorInfo, fromResponse, fromStreamErrorEvent, malformed, tryJson } from "./internal/errors.js"
+import { decodeJsonBody, errorInfo, fromResponse, fromStreamErrorEvent, jsonObjectFrame } from "./internal/errors.js"
 import * as Adapter from "./internal/adapter.js"
 import * as Http from "./internal/http.js"
 import * as KeyPool from "./KeyPool.js"
@@ -380,11 +380,9 @@ export class EventParser implements Http.StreamParser {
   onData(data: string, event: string | undefined, out: Array<Message.StreamEvent>): Err.LlmError | undefined {
     if (this.finished) return undefined
     if (data === "[DONE]") return undefined
-    const json = tryJson(data)
-    if (typeof json !== "object" || json === null) {
-      return malformed(this.provider, this.model, data, "a stream event is not a JSON object")
-    }
-    const payload = json as Payload
+    const frame = jsonObjectFrame(this.provider, this.model, data, "a stream event")
+    if (frame instanceof Err.MalformedResponseError) return frame
+    const payload = frame as Payload
     const outputIndex = typeof payload.output_index === "number" ? payload.output_index : 0
     switch (str(payload.type) ?? event) {
       case "response.created":

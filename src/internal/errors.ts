@@ -208,3 +208,16 @@ export const decodeJsonBody = <A>(
   if (json === undefined) return Either.left(malformed(provider, model, body, "body is not JSON", status))
   return Either.mapLeft(decode(json), (error) => malformed(provider, model, body, ParseResult.TreeFormatter.formatErrorSync(error), status))
 }
+
+/** One stream frame parsed as a JSON object, or the typed error for a frame that is not one. */
+export const jsonObjectFrame = (
+  provider: string,
+  model: string,
+  data: string,
+  what = "a stream event"
+): Record<string, unknown> | Err.MalformedResponseError => {
+  const json = tryJson(data)
+  return typeof json === "object" && json !== null && !Array.isArray(json)
+    ? (json as Record<string, unknown>)
+    : malformed(provider, model, data, `${what} is not a JSON object`)
+}
