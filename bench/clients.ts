@@ -8,7 +8,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { NodeHttpClient } from "@effect/platform-node"
 import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
 import { Agent } from "undici"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Usage } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Transport, Usage } from "../src/index.js"
 import { type ClientName, type Mode, MODEL, REPLY_TEXT, SYSTEM_PROMPT, USER_PROMPT } from "./workload.js"
 
 export interface BenchClient {
@@ -90,7 +90,7 @@ const providerStack = (url: string) =>
   OpenAiCompatible.layer({ model: MODEL, baseUrl: `${url}/v1` }).pipe(
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make(API_KEY)] })),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 /**
@@ -98,7 +98,7 @@ const providerStack = (url: string) =>
  * never to bind (but still admitting, observing and settling every request), Retry with
  * its default schedule, and usage tracking.
  */
-export const fullStack = (url: string, http: Layer.Layer<HttpClient.HttpClient> = NodeHttpClient.layerUndici) =>
+export const fullStack = (url: string, http: Layer.Layer<HttpClient.HttpClient> = Transport.layerUndici) =>
   Retry.layer(Retry.schedule()).pipe(
     Layer.provideMerge(OpenAiCompatible.layer({ model: MODEL, baseUrl: `${url}/v1` })),
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make(API_KEY), Redacted.make(`${API_KEY}-2`)] })),
@@ -246,6 +246,7 @@ export const makeClient: Record<ClientName, (url: string, mode: Mode) => BenchCl
   "undici": rawUndici,
   "effect-llm": effectLlm(providerStack),
   "effect-llm-full": effectLlm((url) => fullStack(url)),
+  "effect-llm-full-httpclient": effectLlm((url) => fullStack(url, NodeHttpClient.layerUndici)),
   "openai-sdk": openAiSdk,
   "ai-sdk": aiSdk,
   "effect-platform": effectPlatform

@@ -17,18 +17,22 @@ export type ClientName =
   | "effect-platform"
   | "effect-llm"
   | "effect-llm-full"
+  | "effect-llm-full-httpclient"
   | "openai-sdk"
   | "ai-sdk"
 /**
  * `effect-platform` is @effect/platform's HttpClient with a hand-written parse: the floor under
  * effect-llm. `effect-llm` is the provider layer alone; `effect-llm-full` is the stack the
- * targets are about (two keys, a limiter, Retry, Usage).
+ * targets are about (two keys, a limiter, Retry, Usage). Both send through
+ * `Transport.layerUndici`; `effect-llm-full-httpclient` is the full stack sending through
+ * @effect/platform's HttpClient instead (what a stack without a Transport does).
  */
 export const CLIENTS: ReadonlyArray<ClientName> = [
   "undici",
   "effect-platform",
   "effect-llm",
   "effect-llm-full",
+  "effect-llm-full-httpclient",
   "openai-sdk",
   "ai-sdk"
 ]

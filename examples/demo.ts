@@ -8,20 +8,9 @@
  * are needed. With OPENAI_API_KEY set (one key, or a comma-separated list) the same stack
  * calls the real API; OPENAI_MODEL and OPENAI_FALLBACK_MODEL pick the two models.
  */
-import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
+import { NodeRuntime } from "@effect/platform-node"
 import { Config, Console, Duration, Effect, Layer, Option, Redacted, Schedule, ScheduleDecision, Stream } from "effect"
-import {
-  Fallback,
-  KeyPool,
-  LanguageModel,
-  LlmError,
-  Message,
-  OpenAiCompatible,
-  RateLimiter,
-  Retry,
-  Testing,
-  Usage
-} from "../src/index.js"
+import { Fallback, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport, Usage } from "../src/index.js"
 
 const prompt = "In three sentences: why do LLM clients need key pools and rate limits?"
 
@@ -72,7 +61,7 @@ const Infrastructure = (keys: StackOptions["keys"]) =>
 const Stack = (options: StackOptions) =>
   Fallback.layer([{ model: retried(options.primary) }, { model: retried(options.secondary) }]).pipe(
     Layer.provideMerge(Infrastructure(options.keys)),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /** The README's quickstart: a model stack composed from layers, and a program that uses it. */
-import { NodeHttpClient, NodeRuntime } from "@effect/platform-node"
+import { NodeRuntime } from "@effect/platform-node"
 import { Config, ConfigProvider, Console, Effect, Layer } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing, Transport } from "../src/index.js"
 
 // 1. The program needs a LanguageModel; it does not know which one.
 const program = Effect.gen(function* () {
@@ -16,7 +16,7 @@ const OpenAi = (baseUrl?: string) =>
     // one key, or a comma-separated list for a pool
     Layer.provide(KeyPool.layerConfig({ providerId: "openai", keys: Config.redacted("OPENAI_API_KEY") })),
     Layer.provide(RateLimiter.layer({ requestsPerMinute: 500, tokensPerMinute: 200_000 })),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 // 3. Without OPENAI_API_KEY, the same stack talks to the built-in fake provider, with made-up keys.

@@ -22,6 +22,7 @@ export * as ProviderConfig from "./ProviderConfig.js"
 // What a provider stands on
 export * as KeyPool from "./KeyPool.js"
 export * as RateLimiter from "./RateLimiter.js"
+export * as Transport from "./Transport.js"
 
 // The economy: caching, usage and cost, budgets, token counts, context windows
 export * as ResponseCache from "./ResponseCache.js"

@@ -1,7 +1,6 @@
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Config, ConfigProvider, Duration, Effect, Exit, Layer, Stream } from "effect"
-import { Anthropic, KeyPool, LanguageModel, Message, RateLimiter, Testing } from "../src/index.js"
+import { Anthropic, KeyPool, LanguageModel, Message, RateLimiter, Testing, Transport } from "../src/index.js"
 
 const SECRET = "sk-ant-test-secret-0123456789"
 
@@ -9,7 +8,7 @@ const stackFor = (fake: Testing.FakeProviderService, options: Partial<Anthropic.
   Anthropic.layer({ model: "claude-sonnet-4-5", baseUrl: fake.url, ...options }).pipe(
     Layer.provide(KeyPool.layer({ providerId: "anthropic", keys: [SECRET] })),
     Layer.provide(limiter),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 const lastBody = (fake: Testing.FakeProviderService) =>
@@ -249,7 +248,7 @@ describe("Anthropic", () => {
       const stack = Anthropic.layer({ model: "claude-sonnet-4-5", baseUrl: fake.url }).pipe(
         Layer.provideMerge(KeyPool.layer({ providerId: "anthropic", keys: [SECRET] })),
         Layer.provide(RateLimiter.unlimited),
-        Layer.provide(NodeHttpClient.layerUndici)
+        Layer.provide(Transport.layerUndici)
       )
       const [during, after, taken] = yield* Effect.gen(function* () {
         let during = -1
@@ -340,7 +339,7 @@ describe("Anthropic", () => {
       }).pipe(
         Layer.provide(KeyPool.layer({ providerId: "anthropic", keys: [SECRET] })),
         Layer.provide(RateLimiter.unlimited),
-        Layer.provide(NodeHttpClient.layerUndici)
+        Layer.provide(Transport.layerUndici)
       )
       const response = yield* LanguageModel.chat(Message.request("hi")).pipe(
         Effect.provide(stack),

@@ -1,7 +1,6 @@
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, Stream, TestClock } from "effect"
-import { Budget, ContextWindow, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Testing, Usage } from "../src/index.js"
+import { Budget, ContextWindow, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Testing, Transport, Usage } from "../src/index.js"
 
 const usage30 = { inputTokens: 20, outputTokens: 10, totalTokens: 30, estimated: false }
 
@@ -162,7 +161,7 @@ describe("a budgeted, cached stack (the README's)", () => {
         Layer.provide(RateLimiter.unlimited),
         Layer.provideMerge(Usage.layer()),
         Layer.provideMerge(ResponseCache.layerMemory({ maxEntries: 1_000, ttl: "1 hour" })),
-        Layer.provide(NodeHttpClient.layerUndici)
+        Layer.provide(Transport.layerUndici)
       )
       yield* Effect.gen(function* () {
         const ask = (q: string) => LanguageModel.chat(Message.request(q))

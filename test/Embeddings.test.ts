@@ -1,12 +1,11 @@
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer } from "effect"
-import { Embeddings, KeyPool, RateLimiter, Testing } from "../src/index.js"
+import { Embeddings, KeyPool, RateLimiter, Testing, Transport } from "../src/index.js"
 import { fakeVector } from "../src/internal/fake/embeddings.js"
 import { assertValid } from "./support/openapi.js"
 
 const base = (keys: ReadonlyArray<string>, limiter: Layer.Layer<RateLimiter.RateLimiter> = RateLimiter.unlimited) =>
-  Layer.mergeAll(KeyPool.layer({ providerId: "p", keys }), limiter, NodeHttpClient.layerUndici)
+  Layer.mergeAll(KeyPool.layer({ providerId: "p", keys }), limiter, Transport.layerUndici)
 
 const openAi = (fake: Testing.FakeProviderService, options: Partial<Embeddings.ProviderOptions> = {}, keys = ["e-key-1"]) =>
   Embeddings.layerOpenAiCompatible({ model: "text-embedding-3-small", baseUrl: fake.baseUrl, ...options }).pipe(Layer.provide(base(keys)))
@@ -150,7 +149,7 @@ describe("Embeddings", () => {
     Effect.gen(function* () {
       const fake = yield* Testing.FakeProvider.make({})
       const stack = Embeddings.layerOllama({ model: "nomic-embed-text", baseUrl: fake.url }).pipe(
-        Layer.provide(Layer.mergeAll(KeyPool.layerKeyless("ollama"), RateLimiter.unlimited, NodeHttpClient.layerUndici))
+        Layer.provide(Layer.mergeAll(KeyPool.layerKeyless("ollama"), RateLimiter.unlimited, Transport.layerUndici))
       )
       const result = yield* Embeddings.embed(["alpha", "beta"]).pipe(Effect.provide(stack))
       expect(result).toMatchObject({ provider: "ollama", model: "nomic-embed-text" })

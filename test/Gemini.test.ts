@@ -1,7 +1,6 @@
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Either, Layer, Stream } from "effect"
-import { Gemini, KeyPool, LanguageModel, Message, RateLimiter, Testing } from "../src/index.js"
+import { Gemini, KeyPool, LanguageModel, Message, RateLimiter, Testing, Transport } from "../src/index.js"
 
 const KEY = "gm-secret-key-0001"
 const KEY2 = "gm-secret-key-0002"
@@ -10,7 +9,7 @@ const stackFor = (fake: Testing.FakeProviderService, keys: ReadonlyArray<string>
   Gemini.layer({ model, baseUrl: `${fake.url}/v1beta` }).pipe(
     Layer.provide(KeyPool.layer({ providerId: "gemini", keys })),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 const weather = { name: "weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string" } } } }

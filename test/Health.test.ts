@@ -1,7 +1,6 @@
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, TestClock } from "effect"
-import { Health, Testing } from "../src/index.js"
+import { Health, Testing, Transport } from "../src/index.js"
 
 describe("Health", () => {
   it.scoped("probes on its interval and reports connected, slow, disconnected, then recovers on its own", () =>
@@ -60,5 +59,5 @@ describe("Health", () => {
       expect((yield* Effect.either(down))._tag).toBe("Right") // the fake's 404 for an unknown path
       const refused = yield* Health.probeHttp("http://127.0.0.1:1/")
       expect((yield* Effect.either(refused))._tag).toBe("Left")
-    }).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici)))
+    }).pipe(Effect.scoped, Effect.provide(Transport.layerUndici)))
 })

@@ -1,8 +1,7 @@
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Config, ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Redacted, Scope, TestClock } from "effect"
 import * as fc from "fast-check"
-import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Testing } from "../src/index.js"
+import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Testing, Transport } from "../src/index.js"
 import { type HeapEntry, KeyHeap } from "../src/internal/keyHeap.js"
 
 const fp = KeyPool.fingerprint
@@ -304,7 +303,7 @@ const stackWith = (baseUrl: string, pool: Layer.Layer<KeyPool.KeyPool>, limiter:
   OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl }).pipe(
     Layer.provideMerge(pool),
     Layer.provideMerge(limiter),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 const authOf = (request: Testing.RecordedRequest) => String(request.headers["authorization"])

@@ -1,13 +1,12 @@
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { KeyPool, LanguageModel, Message, Ollama, RateLimiter, Testing } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, Ollama, RateLimiter, Testing, Transport } from "../src/index.js"
 
 const stackFor = (fake: Testing.FakeProviderService, pool = KeyPool.layerKeyless("ollama")) =>
   Ollama.layer({ model: "llama3.2", baseUrl: fake.url, keepAlive: "10m" }).pipe(
     Layer.provide(pool),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 const lookup = { name: "lookup", parameters: { type: "object", properties: { q: { type: "string" } } } }

@@ -1,7 +1,6 @@
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Deferred, Effect, Fiber, Layer, Stream, TestClock } from "effect"
-import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Testing } from "../src/index.js"
+import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Testing, Transport } from "../src/index.js"
 import { assertValid } from "./support/openapi.js"
 import { fakeProvider, stack } from "./support/openaiStack.js"
 
@@ -201,7 +200,7 @@ describe("requests on the wire", () => {
       const layer = OpenAiCompatible.layer({ model: "m", baseUrl: fake.baseUrl + "/", headers: { "x-title": "effect-llm" } }).pipe(
         Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["k"] })),
         Layer.provide(RateLimiter.unlimited),
-        Layer.provide(NodeHttpClient.layerUndici)
+        Layer.provide(Transport.layerUndici)
       )
       yield* LanguageModel.chat(Message.request("hi")).pipe(Effect.provide(layer))
       const [recorded] = yield* fake.requests
@@ -603,7 +602,7 @@ describe("presets", () => {
       Effect.provide(
         OpenAiCompatible.layerPreset(name, { model: "some-model", baseUrl }).pipe(
           Layer.provide(RateLimiter.unlimited),
-          Layer.provide(NodeHttpClient.layerUndici)
+          Layer.provide(Transport.layerUndici)
         )
       ),
       Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))

@@ -1,7 +1,6 @@
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Config, ConfigProvider, Duration, Effect, Exit, Layer, Stream } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiResponses, RateLimiter, Testing } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiResponses, RateLimiter, Testing, Transport } from "../src/index.js"
 import { assertValid } from "./support/openapi.js"
 
 const SECRET = "sk-test-responses-secret-0123456789"
@@ -10,7 +9,7 @@ const stackFor = (fake: Testing.FakeProviderService, options: Partial<OpenAiResp
   OpenAiResponses.layer({ model: "gpt-5-mini", baseUrl: fake.baseUrl, ...options }).pipe(
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: [SECRET] })),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 const lastBody = (fake: Testing.FakeProviderService) =>
@@ -275,7 +274,7 @@ describe("OpenAiResponses", () => {
       const stack = OpenAiResponses.layerConfig({ model: Config.string("OPENAI_MODEL"), baseUrl: Config.string("OPENAI_BASE_URL") }).pipe(
         Layer.provide(KeyPool.layer({ providerId: "openai", keys: [SECRET] })),
         Layer.provide(RateLimiter.unlimited),
-        Layer.provide(NodeHttpClient.layerUndici)
+        Layer.provide(Transport.layerUndici)
       )
       const response = yield* LanguageModel.chat(Message.request("hi")).pipe(
         Effect.provide(stack),

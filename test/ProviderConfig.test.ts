@@ -1,10 +1,10 @@
-import { NodeFileSystem, NodeHttpClient } from "@effect/platform-node"
+import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Exit, Layer, Option } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { LanguageModel, Message, ProviderConfig, Testing } from "../src/index.js"
+import { LanguageModel, Message, ProviderConfig, Testing, Transport } from "../src/index.js"
 
 const writeTemp = (content: string) => {
   const dir = mkdtempSync(join(tmpdir(), "provider-json-"))
@@ -111,7 +111,7 @@ describe("ProviderConfig", () => {
   it.effect("forModel fails clearly for an undetectable model", () =>
     Effect.gen(function* () {
       const exit = yield* Effect.exit(
-        Layer.build(ProviderConfig.forModel("my-local-model")).pipe(Effect.scoped, Effect.provide(NodeHttpClient.layerUndici))
+        Layer.build(ProviderConfig.forModel("my-local-model")).pipe(Effect.scoped, Effect.provide(Transport.layerUndici))
       )
       expect(Exit.isFailure(exit)).toBe(true)
       expect(JSON.stringify(exit)).toContain("cannot tell the provider")
@@ -125,7 +125,7 @@ describe("ProviderConfig", () => {
       )
       const registry = yield* ProviderConfig.load(path)
       const response = yield* LanguageModel.chat(Message.request("hi")).pipe(
-        Effect.provide(registry.models.layer("openai", "gpt-4o").pipe(Layer.provide(NodeHttpClient.layerUndici)))
+        Effect.provide(registry.models.layer("openai", "gpt-4o").pipe(Layer.provide(Transport.layerUndici)))
       )
       expect(response.text).toBe("configured reply")
       const requests = yield* fake.requests
@@ -147,7 +147,7 @@ describe("ProviderConfig", () => {
       const registry = yield* ProviderConfig.fromJson({ openai: [{ model_name: "gpt-4o", api_keys: ["k"] }] })
       const exit = yield* Effect.exit(
         LanguageModel.chat(Message.request("hi")).pipe(
-          Effect.provide(registry.models.layer("openai", "gpt-5").pipe(Layer.provide(NodeHttpClient.layerUndici)))
+          Effect.provide(registry.models.layer("openai", "gpt-5").pipe(Layer.provide(Transport.layerUndici)))
         )
       )
       expect(JSON.stringify(exit)).toContain('unknown model \\"gpt-5\\"')
@@ -168,7 +168,7 @@ describe("ProviderConfig", () => {
         const registry = yield* ProviderConfig.fromJson({ [c.provider]: [{ model_name: model, api: c.api, api_keys: ["k-cfg"], base_url: c.base }] })
         yield* fake.clear
         const response = yield* LanguageModel.chat(Message.request("hi")).pipe(
-          Effect.provide(registry.models.layer(c.provider, model).pipe(Layer.provide(NodeHttpClient.layerUndici)))
+          Effect.provide(registry.models.layer(c.provider, model).pipe(Layer.provide(Transport.layerUndici)))
         )
         expect(response.text).toBe("from the fake")
         expect(response.provider).toBe(c.provider)
@@ -188,7 +188,7 @@ describe("ProviderConfig", () => {
       })
       const chat = (model: string) =>
         LanguageModel.chat(Message.request("hi")).pipe(
-          Effect.provide(registry.models.layer("openai", model).pipe(Layer.provide(NodeHttpClient.layerUndici))),
+          Effect.provide(registry.models.layer("openai", model).pipe(Layer.provide(Transport.layerUndici))),
           Effect.either
         )
       yield* fake.inject({ _tag: "Status", status: 503 }, { _tag: "Status", status: 500 })

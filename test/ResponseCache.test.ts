@@ -1,10 +1,9 @@
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import * as net from "node:net"
 import { Deferred, type Duration, Effect, Exit, Fiber, Layer, Logger, Ref, Scope, Stream, TestClock } from "effect"
 import { inject } from "vitest"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Testing } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Testing, Transport } from "../src/index.js"
 
 const redisUrl = inject("redisUrl")
 if (redisUrl === "") console.warn("[redis] no redis-server: the Redis ResponseCache tests are skipped")
@@ -208,7 +207,7 @@ describe("ResponseCache in a provider stack", () => {
         Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["k1"] })),
         Layer.provide(RateLimiter.unlimited),
         Layer.provide(ResponseCache.layerMemory({ maxEntries: 10, ttl: "1 hour" })),
-        Layer.provide(NodeHttpClient.layerUndici)
+        Layer.provide(Transport.layerUndici)
       )
       yield* Effect.gen(function* () {
         yield* LanguageModel.chat(Message.request("hi", { cache: "refresh" }))

@@ -1,14 +1,13 @@
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Metric, Stream } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing, Usage } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing, Transport, Usage } from "../src/index.js"
 
 const stackOn = (baseUrl: string, tracker: Layer.Layer<Usage.UsageTracker>) =>
   OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl }).pipe(
     Layer.provideMerge(tracker),
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["k1"] })),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 describe("Usage", () => {

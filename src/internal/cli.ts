@@ -5,7 +5,7 @@
 import { Args, Command, Options } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
 import type * as HttpClient from "@effect/platform/HttpClient"
-import { NodeHttpClient } from "@effect/platform-node"
+import * as Transport from "../Transport.js"
 import cliProgress from "cli-progress"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
@@ -91,7 +91,7 @@ const withModel = <A, E, R>(
 ) =>
   Effect.scoped(
     Effect.flatMap(modelLayer(choice), (layer) =>
-      Effect.provide(program, layer.pipe(Layer.provide(NodeHttpClient.layerUndici))))
+      Effect.provide(program, layer.pipe(Layer.provide(Transport.layerUndici))))
   )
 
 // ---------------------------------------------------------------------------

@@ -5,9 +5,6 @@
  */
 import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as Cause from "effect/Cause"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
@@ -29,11 +26,14 @@ import { UsageTracker } from "../Usage.js"
 import { fromResponse, redactSecret } from "./errors.js"
 import { outcomeOf } from "./keyPool.js"
 import * as Telemetry from "./telemetry.js"
+import { makeHttpClient, type Service as Transport, type StreamReply, type TransportFailure } from "./transport.js"
+import { Transport as TransportTag } from "../Transport.js"
 
 /** Everything a provider adapter needs at run time, resolved once when its layer builds. */
 export interface Endpoint {
   readonly provider: string
-  readonly http: HttpClient.HttpClient
+  /** The provided `Transport`, or one over the provided `HttpClient`. */
+  readonly transport: Transport
   readonly pool: KeyPool.Service
   readonly limiter: RateLimiter.Service
   /** Auth headers for a leased key; keyless leases get none. */
@@ -77,9 +77,10 @@ export const resolveEndpoint = (options: {
     // the like must be added, or the key would show up as a span attribute
     const authNames = Object.keys(options.auth(Redacted.make("probe"))).map((name) => name.toLowerCase())
     const redactedHeaders = [...(yield* FiberRef.get(Headers.currentRedactedNames)), ...authNames, /api[-_]?key|secret/i]
+    const transport = Option.getOrElse(yield* Effect.serviceOption(TransportTag), () => makeHttpClient(http))
     const endpoint: Endpoint = {
       provider: options.provider,
-      http,
+      transport,
       pool,
       limiter,
       auth: options.auth,
@@ -93,31 +94,17 @@ export const resolveEndpoint = (options: {
     return endpoint
   })
 
-const networkError = (endpoint: Endpoint, model: string, cause: unknown) =>
+const networkError = (endpoint: Endpoint, model: string, cause: TransportFailure) =>
   new Err.NetworkError({
     provider: endpoint.provider,
     model,
-    message: `${endpoint.provider} connection failed: ${describe(cause)}`
+    message: `${endpoint.provider} connection failed: ${cause.description}`
   })
 
-/** A cause's description without the request (which would carry auth headers). */
-const describe = (cause: unknown): string => {
-  if (typeof cause === "object" && cause !== null) {
-    const c = cause as { reason?: unknown; cause?: unknown; message?: unknown }
-    const inner = c.cause as { message?: unknown; code?: unknown } | undefined
-    const innerText = inner === undefined ? "" : String(inner.code ?? inner.message ?? "")
-    return [c.reason, innerText].filter((s) => typeof s === "string" && s.length > 0).join(": ") || "unknown"
-  }
-  return String(cause)
-}
-
-const buildRequest = (endpoint: Endpoint, out: Outgoing, lease: KeyPool.Lease) => {
-  const headers: Record<string, string> = { ...endpoint.headers, ...out.headers }
+const requestFor = (endpoint: Endpoint, out: Outgoing, lease: KeyPool.Lease) => {
+  const headers: Record<string, string> = { "content-type": "application/json", ...endpoint.headers, ...out.headers }
   if (lease.key !== undefined) Object.assign(headers, endpoint.auth(lease.key))
-  return HttpClientRequest.post(out.url).pipe(
-    HttpClientRequest.setHeaders(headers),
-    HttpClientRequest.bodyText(out.body, "application/json")
-  )
+  return { url: out.url, headers, body: out.body, secretHeaders: endpoint.redactedHeaders }
 }
 
 const withoutRetryAfter = (headers: Readonly<Record<string, string | undefined>>) => {
@@ -129,44 +116,80 @@ const isKeySpecific = (error: Err.LlmError) =>
   error._tag === "RateLimitError" || error._tag === "AuthenticationError" ||
   error._tag === "PermissionError" || error._tag === "QuotaExceededError"
 
+/** Admits the request with the limiter, then leases a key in the current scope. */
+const admitAndLease = (endpoint: Endpoint, out: Outgoing, reattempt: boolean) =>
+  Effect.zipRight(
+    Telemetry.timeAdmission(endpoint.limiter.admit({ requests: 1, tokens: out.estimatedTokens, reattempt })),
+    Effect.tap(endpoint.pool.acquire, () => Telemetry.countLease(endpoint.provider))
+  )
+
 /**
- * Admits, leases a key in the current scope, and sends. Resolves to a response with a
- * 2xx status; other statuses become typed errors and are reported against the key.
+ * Feeds a reply's head to the limiter and, for a status other than 2xx, reads the body and
+ * fails with the typed error, reported against the key.
  */
-const open = (endpoint: Endpoint, out: Outgoing, reattempt = false) =>
-  Effect.gen(function* () {
-    yield* Telemetry.timeAdmission(endpoint.limiter.admit({ requests: 1, tokens: out.estimatedTokens, reattempt }))
-    const lease = yield* endpoint.pool.acquire
-    yield* Telemetry.countLease(endpoint.provider)
-    const response = yield* endpoint.http.execute(buildRequest(endpoint, out, lease)).pipe(
-      Effect.locally(Headers.currentRedactedNames, endpoint.redactedHeaders),
-      Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
-      Effect.tapError(() => endpoint.pool.report(lease.keyId, { _tag: "Failure" }))
+const checkHead = (
+  endpoint: Endpoint,
+  out: Outgoing,
+  lease: KeyPool.Lease,
+  status: number,
+  headers: Readonly<Record<string, string>>,
+  body: Effect.Effect<string>
+): Effect.Effect<void, Err.LlmError> => {
+  // A 429's retry-after is about the key that got it, which the pool cools down. The
+  // limiter pauses everyone only when no other key could serve: backoff is for when
+  // every key is busy.
+  const observed = status === 429
+    ? Effect.flatMap(endpoint.pool.hasHealthyKey(lease.keyId), (anotherKey) =>
+      endpoint.limiter.observe(anotherKey ? withoutRetryAfter(headers) : headers))
+    : endpoint.limiter.observe(headers)
+  if (status < 300) return observed
+  return Effect.gen(function* () {
+    yield* observed
+    const text = yield* body
+    const now = yield* Clock.currentTimeMillis
+    const error = redactSecret(
+      fromResponse({ provider: endpoint.provider, model: out.model, status, headers, body: text, now }),
+      lease.key
     )
-    // A 429's retry-after is about the key that got it, which the pool cools down. The
-    // limiter pauses everyone only when no other key could serve: backoff is for when
-    // every key is busy.
-    const anotherKey = response.status === 429 && (yield* endpoint.pool.hasHealthyKey(lease.keyId))
-    yield* endpoint.limiter.observe(anotherKey ? withoutRetryAfter(response.headers) : response.headers)
-    if (response.status >= 300) {
-      const body = yield* response.text.pipe(Effect.orElseSucceed(() => ""))
-      const now = yield* Clock.currentTimeMillis
-      const error = redactSecret(
-        fromResponse({
-          provider: endpoint.provider,
-          model: out.model,
-          status: response.status,
-          headers: response.headers,
-          body,
-          now
-        }),
-        lease.key
-      )
-      yield* endpoint.pool.report(lease.keyId, outcomeOf(error))
-      return yield* Effect.fail(error)
-    }
-    return [response, lease] as const
+    yield* endpoint.pool.report(lease.keyId, outcomeOf(error))
+    return yield* Effect.fail(error)
   })
+}
+
+/** Sends for the whole reply; a 2xx reply's body comes back. */
+const exchangeText = (endpoint: Endpoint, out: Outgoing, reattempt: boolean) =>
+  Effect.flatMap(admitAndLease(endpoint, out, reattempt), (lease) =>
+    endpoint.transport.text(requestFor(endpoint, out, lease)).pipe(
+      Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
+      Effect.tapError(() => endpoint.pool.report(lease.keyId, { _tag: "Failure" })),
+      Effect.flatMap((reply) =>
+        Effect.as(checkHead(endpoint, out, lease, reply.status, reply.headers, Effect.succeed(reply.body)), [reply, lease] as const)
+      )
+    ))
+
+/** Everything left in a streamed body, as text (for error replies). */
+const readRest = (reply: StreamReply): Effect.Effect<string> =>
+  Effect.suspend(() => {
+    const decoder = new TextDecoder()
+    let text = ""
+    const loop: Effect.Effect<string, TransportFailure> = Effect.flatMap(reply.pull, (pieces) => {
+      if (pieces === undefined) return Effect.succeed(text + decoder.decode())
+      for (const piece of pieces) text += decoder.decode(piece, { stream: true })
+      return loop
+    })
+    return Effect.orElseSucceed(loop, () => text)
+  })
+
+/** Sends and resolves at a 2xx reply's head; the body stays open in the current scope. */
+const exchangeStream = (endpoint: Endpoint, out: Outgoing, reattempt: boolean) =>
+  Effect.flatMap(admitAndLease(endpoint, out, reattempt), (lease) =>
+    endpoint.transport.stream(requestFor(endpoint, out, lease)).pipe(
+      Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
+      Effect.tapError(() => endpoint.pool.report(lease.keyId, { _tag: "Failure" })),
+      Effect.flatMap((reply) =>
+        Effect.as(checkHead(endpoint, out, lease, reply.status, reply.headers, readRest(reply)), [reply, lease] as const)
+      )
+    ))
 
 /**
  * Runs `attempt` again at once, on another key, when it failed for a reason specific to
@@ -239,24 +262,20 @@ export const sendJsonAs = <A>(
       endpoint,
       (reattempt) =>
         Effect.scoped(
-          Effect.flatMap(open(endpoint, out, reattempt), ([response, lease]) =>
-            response.text.pipe(
-              Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
-              Effect.flatMap((body) => {
-                const decoded = decode(body, response.status)
-                if (Err.isLlmError(decoded)) {
-                  return Effect.zipRight(
-                    endpoint.pool.report(lease.keyId, { _tag: "Failure" }),
-                    Effect.fail(redactSecret(decoded, lease.key))
-                  )
-                }
-                const settled = Effect.zipRight(
-                  endpoint.pool.report(lease.keyId, { _tag: "Success" }),
-                  endpoint.limiter.settle(tokensOf(decoded), out.estimatedTokens)
-                )
-                return Effect.as(onSuccess === undefined ? settled : Effect.zipRight(settled, onSuccess(decoded)), decoded)
-              })
-            ))
+          Effect.flatMap(exchangeText(endpoint, out, reattempt), ([reply, lease]) => {
+            const decoded = decode(reply.body, reply.status)
+            if (Err.isLlmError(decoded)) {
+              return Effect.zipRight(
+                endpoint.pool.report(lease.keyId, { _tag: "Failure" }),
+                Effect.fail(redactSecret(decoded, lease.key))
+              )
+            }
+            const settled = Effect.zipRight(
+              endpoint.pool.report(lease.keyId, { _tag: "Success" }),
+              endpoint.limiter.settle(tokensOf(decoded), out.estimatedTokens)
+            )
+            return Effect.as(onSuccess === undefined ? settled : Effect.zipRight(settled, onSuccess(decoded)), decoded)
+          })
         )
     )
   )
@@ -335,134 +354,111 @@ const afterEvents = (parser: StreamParser, emitted: number, error: Err.LlmError)
 
 /**
  * A stream's three deadlines: the total (`timeout`), the first event (`firstTokenTimeout`,
- * counted from the start) and the gap between events (`idleTimeout`). Each pull waits for
- * the nearest one, which names the phase; the pull is interrupted when it passes, and
- * interrupting it aborts the HTTP request.
+ * counted from the start) and the gap between events (`idleTimeout`). `bound` limits one
+ * step of the stream (opening it, or one read of the body) by the nearest, which names the
+ * phase; the step is interrupted when it passes, which aborts the HTTP request.
  */
-const withStreamTimeouts = (
-  endpoint: Endpoint,
-  model: string,
-  stream: Stream.Stream<StreamEvent, Err.LlmError>
-): Stream.Stream<StreamEvent, Err.LlmError> => {
+const streamDeadlines = (endpoint: Endpoint, model: string, clock: Clock.Clock) => {
   const total = endpoint.timeout === undefined ? undefined : Duration.toMillis(endpoint.timeout)
   const firstToken = endpoint.firstTokenTimeout === undefined ? undefined : Duration.toMillis(endpoint.firstTokenTimeout)
   const idle = endpoint.idleTimeout === undefined ? undefined : Duration.toMillis(endpoint.idleTimeout)
-  if (total === undefined && firstToken === undefined && idle === undefined) return stream
-  const timeoutError = (phase: Err.TimeoutPhase, millis: number, afterOutput: boolean) =>
-    Option.some(
-      new Err.TimeoutError({
-        provider: endpoint.provider,
-        model,
-        phase,
-        message: `${endpoint.provider} stream timed out (${phase}) after ${Duration.format(Duration.millis(millis))}${
-          afterOutput ? ", after output began" : ""
-        }`,
-        // events were delivered: a transparent re-try would repeat them
-        retryable: !afterOutput
-      })
-    )
-  return Stream.fromPull(
-    Effect.gen(function* () {
-      const start = yield* Clock.currentTimeMillis
-      const pull = yield* Stream.toPull(stream)
-      let started = false
-      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        let phase: Err.TimeoutPhase = "request"
-        let limit = total === undefined ? Infinity : start + total - now
-        let configured = total ?? 0
-        if (!started && firstToken !== undefined && start + firstToken - now < limit) {
-          limit = start + firstToken - now
-          phase = "firstToken"
-          configured = firstToken
-        }
-        // idle counts from the pull, so a slow consumer is not blamed on the provider
-        if (started && idle !== undefined && idle < limit) {
-          limit = idle
-          phase = "idle"
-          configured = idle
-        }
-        const guarded = limit === Infinity ? pull : Effect.timeoutFail(pull, {
-          duration: Math.max(0, limit),
-          onTimeout: () => timeoutError(phase, configured, started)
+  if (total === undefined && firstToken === undefined && idle === undefined) {
+    return <A>(effect: Effect.Effect<A, Err.LlmError>, _started: boolean) => effect
+  }
+  const start = clock.unsafeCurrentTimeMillis()
+  return <A>(effect: Effect.Effect<A, Err.LlmError>, started: boolean): Effect.Effect<A, Err.LlmError> => {
+    const now = clock.unsafeCurrentTimeMillis()
+    let phase: Err.TimeoutPhase = "request"
+    let limit = total === undefined ? Infinity : start + total - now
+    let configured = total ?? 0
+    if (!started && firstToken !== undefined && start + firstToken - now < limit) {
+      limit = start + firstToken - now
+      phase = "firstToken"
+      configured = firstToken
+    }
+    // idle counts from the read, so a slow consumer is not blamed on the provider
+    if (started && idle !== undefined && idle < limit) {
+      limit = idle
+      phase = "idle"
+      configured = idle
+    }
+    if (limit === Infinity) return effect
+    return Effect.timeoutFail(effect, {
+      duration: Math.max(0, limit),
+      onTimeout: () =>
+        new Err.TimeoutError({
+          provider: endpoint.provider,
+          model,
+          phase,
+          message: `${endpoint.provider} stream timed out (${phase}) after ${Duration.format(Duration.millis(configured))}${
+            started ? ", after output began" : ""
+          }`,
+          // events were delivered: a transparent re-try would repeat them
+          retryable: !started
         })
-        return Effect.map(guarded, (chunk) => {
-          if (Chunk.isNonEmpty(chunk)) started = true
-          return chunk
-        })
-      })
     })
-  )
+  }
 }
 
-/** A streaming exchange, traced and measured. The key lease lives as long as the stream does. */
+type Bound = ReturnType<typeof streamDeadlines>
+type Events = Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, Err.LlmError, unknown, void, unknown>
+
+/**
+ * A streaming exchange, traced and measured. The whole request path is one channel stage
+ * (each Stream combinator costs tens of µs per stream): it owns a scope holding the lease
+ * and the response until the stream ends, and the span, metrics and deadlines are kept by
+ * hand inside it.
+ */
 export const sendStream = (
   endpoint: Endpoint,
   out: Outgoing,
   framing: Framing,
   makeParser: () => StreamParser
 ): Stream.Stream<StreamEvent, Err.LlmError> =>
-  Telemetry.stream(endpoint.provider, out.model, withStreamTimeouts(endpoint, out.model, openStream(endpoint, out, framing, makeParser)))
-
-const openStream = (
-  endpoint: Endpoint,
-  out: Outgoing,
-  framing: Framing,
-  makeParser: () => StreamParser
-): Stream.Stream<StreamEvent, Err.LlmError> =>
-  // The stream owns a scope that holds the lease and the response until it ends. Built with
-  // Channel.acquireUseRelease: Stream.unwrapScoped flattens a stream of streams, which
-  // costs ~250 µs more per stream (measured in the README's benchmark section).
   Stream.fromChannel(Channel.acquireUseRelease(
-    Scope.make(),
-    (outer) => {
+    Effect.flatMap(Telemetry.startStream(endpoint.provider, out.model), (recorder) =>
+      Effect.flatMap(Effect.clock, (clock) =>
+        Effect.map(Scope.make(), (scope) => ({ recorder, scope, bound: streamDeadlines(endpoint, out.model, clock) })))),
+    ({ bound, recorder, scope }): Events => {
       // each attempt gets its own scope so that a failed attempt's lease is freed at once
-      const attempt = (reattempt: boolean) => Effect.flatMap(Scope.fork(outer, ExecutionStrategy.sequential), (inner) =>
-        open(endpoint, out, reattempt).pipe(
-          Scope.extend(inner),
-          Effect.onError((cause) => Scope.close(inner, Exit.failCause(cause)))
-        ))
-      // the stream's deadlines (withStreamTimeouts) cover opening it too
+      const attempt = (reattempt: boolean) =>
+        Effect.flatMap(Scope.fork(scope, ExecutionStrategy.sequential), (inner) =>
+          exchangeStream(endpoint, out, reattempt).pipe(
+            Scope.extend(inner),
+            Effect.onError((cause) => Scope.close(inner, Exit.failCause(cause)))
+          ))
+      const opened = Effect.withParentSpan(bound(onAnotherKey(endpoint, attempt), false), recorder.span)
       return Channel.unwrap(
-        Effect.map(onAnotherKey(endpoint, attempt), ([response, lease]) => {
-          const events = frames(endpoint, out, response, lease, framing, makeParser())
-          return Stream.toChannel(
-            endpoint.usage === undefined ? events : recordFinish(endpoint.usage, endpoint.provider, out.model, events)
-          )
-        })
+        Effect.flatMap(opened, ([reply, lease]) => frames(endpoint, out, scope, bound, recorder, reply, lease, framing, makeParser()))
       )
     },
-    (outer, exit) => Scope.close(outer, exit)
+    ({ recorder, scope }, exit) => Effect.zipRight(Scope.close(scope, exit), Effect.sync(() => recorder.end(exit)))
   ))
 
-/** Records the usage a stream's `Finish` carries; `Finish` is always its last event. */
-const recordFinish = (
-  tracker: UsageTracker["Type"],
-  provider: string,
-  model: string,
-  events: Stream.Stream<StreamEvent, Err.LlmError>
-): Stream.Stream<StreamEvent, Err.LlmError> =>
-  Stream.mapChunksEffect(events, (chunk) => {
-    const last = Chunk.last(chunk)
-    return last._tag === "Some" && last.value._tag === "Finish"
-      ? Effect.as(tracker.record(provider, model, last.value.usage), chunk)
-      : Effect.succeed(chunk)
-  })
-
+/**
+ * The body's events: each read takes what arrived, frames and parses it, and writes the
+ * events as one chunk. The key is reported and the limiter settled before the lease's scope
+ * closes; usage is recorded when the `Finish` event goes out.
+ */
 const frames = (
   endpoint: Endpoint,
   out: Outgoing,
-  response: HttpClientResponse.HttpClientResponse,
+  scope: Scope.Scope,
+  bound: Bound,
+  recorder: Telemetry.StreamRecorder,
+  reply: StreamReply,
   lease: KeyPool.Lease,
   framing: Framing,
   parser: StreamParser
-): Stream.Stream<StreamEvent, Err.LlmError> => {
+): Effect.Effect<Events> => {
   const decoder = new TextDecoder()
   let pending: Array<StreamEvent> = []
   let failure: Err.LlmError | undefined
   let emitted = 0
-  // the provider's stream ended properly (the parser saw its end, or a Finish went out);
-  // a consumer that stops before that neither succeeded nor failed with this key
+  // the provider's stream ended properly (the parser saw its end, or a Finish went out); a
+  // consumer that stops before that neither succeeded nor failed with this key
   let finished = false
+  let reportedFailure = false
   const onFrame = (data: string, event: string | undefined) => {
     if (failure === undefined) {
       const error = parser.onData(data, event, pending)
@@ -472,54 +468,60 @@ const frames = (
   }
   const framer = framing === "sse" ? sseFramer(onFrame) : ndjsonFramer(onFrame)
 
-  // Writes what the parser produced; on a parser failure, writes the events before it,
-  // then fails, and stops reading the body.
-  const flush = <OutDone>(
-    next: Channel.Channel<Chunk.Chunk<StreamEvent>, Chunk.Chunk<Uint8Array>, Err.LlmError, Err.LlmError, OutDone, unknown>
-  ): Channel.Channel<Chunk.Chunk<StreamEvent>, Chunk.Chunk<Uint8Array>, Err.LlmError, Err.LlmError, OutDone, unknown> => {
+  // runs before the lease's scope closes (finalizers run last-added first), however the stream ends
+  const onClose = Effect.suspend(() => {
+    if (!finished || reportedFailure) return Effect.void
+    const reported = endpoint.pool.report(lease.keyId, { _tag: "Success" })
+    return parser.settledTokens === undefined
+      ? reported
+      : Effect.zipRight(reported, endpoint.limiter.settle(parser.settledTokens, out.estimatedTokens))
+  })
+  const failed = (error: Err.LlmError) => {
+    reportedFailure = true
+    return Effect.zipRight(endpoint.pool.report(lease.keyId, outcomeOf(error)), Effect.fail(error))
+  }
+
+  // Writes what the parser produced; on a parser failure, writes the events before it, then
+  // fails, and stops reading the body.
+  const emit = (ended: boolean): Events => {
     const batch = pending
     pending = []
     const fail = failure === undefined ? undefined : afterEvents(parser, emitted + batch.length, failure)
     emitted += batch.length
-    if (fail === undefined && batch.length > 0 && batch[batch.length - 1]!._tag === "Finish") finished = true
-    const tail = fail === undefined ? next : Channel.fail(fail)
-    return batch.length === 0 ? tail : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(batch)), tail)
+    const next: Events = fail !== undefined ? Channel.fromEffect(failed(fail)) : ended ? Channel.void : loop
+    if (fail === undefined && ended) finished = true
+    if (batch.length === 0) return next
+    recorder.events(batch)
+    const last = batch[batch.length - 1]!
+    const written = Channel.zipRight(Channel.write(Chunk.unsafeFromArray(batch)), next)
+    if (fail !== undefined || last._tag !== "Finish") return written
+    finished = true
+    return endpoint.usage === undefined
+      ? written
+      : Channel.zipRight(Channel.fromEffect(endpoint.usage.record(endpoint.provider, out.model, last.usage)), written)
   }
 
-  const loop: Channel.Channel<Chunk.Chunk<StreamEvent>, Chunk.Chunk<Uint8Array>, Err.LlmError, Err.LlmError, void, unknown> =
-    Channel.readWithCause({
-      onInput: (chunk: Chunk.Chunk<Uint8Array>) => {
-        for (const bytes of chunk) framer.feed(decoder.decode(bytes, { stream: true }))
-        return flush(loop)
-      },
-      onFailure: (cause) => {
-        // the failure is reported against the key (tapError below), never a success too
-        finished = false
-        return Channel.failCause(Cause.map(cause, (error) => afterEvents(parser, emitted, error)))
-      },
-      onDone: () => {
-        framer.feed(decoder.decode())
-        framer.end()
-        if (failure === undefined) failure = parser.onEnd(pending)
-        if (failure === undefined) finished = true
-        return flush(Channel.void)
-      }
-    })
-
-  const body = response.stream.pipe(
-    Stream.mapError((cause): Err.LlmError => networkError(endpoint, out.model, cause))
+  const read = Effect.mapError(reply.pull, (cause) => networkError(endpoint, out.model, cause))
+  const loop: Events = Channel.unwrap(
+    Effect.suspend(() =>
+      Effect.match(bound(read, emitted > 0), {
+        onFailure: (error) =>
+          // a deadline is the stream's, not the key's: it is not reported
+          error._tag === "TimeoutError"
+            ? Channel.fail(error)
+            : Channel.fromEffect(failed(afterEvents(parser, emitted, error))),
+        onSuccess: (pieces) => {
+          if (pieces === undefined) {
+            framer.feed(decoder.decode())
+            framer.end()
+            if (failure === undefined) failure = parser.onEnd(pending)
+            return emit(true)
+          }
+          for (const piece of pieces) framer.feed(decoder.decode(piece, { stream: true }))
+          return emit(false)
+        }
+      })
+    )
   )
-  return body.pipe(
-    Stream.pipeThroughChannel(loop),
-    Stream.tapError((error) => endpoint.pool.report(lease.keyId, outcomeOf(error))),
-    // runs before the lease's scope closes, whether the stream ended or its reader stopped
-    Stream.ensuring(Effect.suspend(() =>
-      finished
-        ? Effect.zipRight(
-          endpoint.pool.report(lease.keyId, { _tag: "Success" }),
-          parser.settledTokens === undefined ? Effect.void : endpoint.limiter.settle(parser.settledTokens, out.estimatedTokens)
-        )
-        : Effect.void
-    ))
-  )
+  return Effect.as(Scope.addFinalizer(scope, onClose), loop)
 }

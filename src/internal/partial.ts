@@ -18,7 +18,7 @@ export const retryAfterMillis = (error: Err.LlmError): number | undefined => {
   return hint === undefined ? undefined : Duration.toMillis(hint)
 }
 
-const toPartial = (error: Err.LlmError, text: string): Err.StreamError =>
+export const toPartial = (error: Err.LlmError, text: string): Err.StreamError =>
   error._tag === "StreamError" && error.partial && !error.retryable
     ? (error.partialText === text ? error : new Err.StreamError({ ...error, partialText: text }))
     : new Err.StreamError({

@@ -7,14 +7,13 @@
  * provider and model and passed as they are, which hits the metric's own cache; all of one
  * call's updates happen in one step at its end.
  */
-import * as Channel from "effect/Channel"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import type * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
-import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import type { LlmError } from "../LlmError.js"
 import type { StreamEvent, Usage } from "../Message.js"
 import * as Telemetry from "../Telemetry.js"
@@ -114,40 +113,55 @@ export const chat = <A extends { readonly usage: Usage; readonly finishReason: s
   ).pipe(Effect.withSpan("LanguageModel.chat", { kind: "client", attributes: spanAttributes(provider, model), captureStackTrace: false }))
 }
 
-/** Wraps one stream: span, request count, time to first event, latency, errors, tokens. */
-export const stream = (
-  provider: string,
-  model: string,
-  events: Stream.Stream<StreamEvent, LlmError>
-): Stream.Stream<StreamEvent, LlmError> => {
+/**
+ * One stream's telemetry, driven by the request path's own stream stage rather than by
+ * stream combinators (each combinator stage costs tens of µs per stream): `events` sees each
+ * chunk as it is written, `end` closes the span and records latency and errors.
+ */
+export interface StreamRecorder {
+  readonly span: Tracer.Span
+  readonly events: (chunk: ReadonlyArray<StreamEvent>) => void
+  readonly end: (exit: Exit.Exit<unknown, LlmError>) => void
+}
+
+/** Starts one stream's span and counts the request. */
+export const startStream = (provider: string, model: string): Effect.Effect<StreamRecorder> => {
   const i = instruments(provider, model)
-  // Channel.unwrap rather than Stream.unwrap, which flattens a stream of streams per call
-  return Stream.fromChannel(Channel.unwrap(
-    withAmbient((ambient) =>
-      Effect.map(Clock.currentTimeMillis, (start) => {
-        bump(Telemetry.requests, 1, i.stream, ambient)
-        let first = true
-        return Stream.toChannel(events.pipe(
-          Stream.mapChunksEffect((chunk) => {
-            let effect: Effect.Effect<void> = Effect.void
-            if (first && chunk.length > 0) {
-              first = false
-              effect = Effect.map(Clock.currentTimeMillis, (now) => bump(Telemetry.timeToFirstToken, now - start, i.base, ambient))
-            }
-            for (const event of chunk) {
-              if (event._tag === "Finish") {
-                recordUsage(i, ambient, event.usage)
-                effect = Effect.zipRight(effect, annotateUsage(event.usage, event.finishReason, event.model))
+  return withAmbient((ambient) =>
+    Effect.flatMap(Effect.clock, (clock) =>
+      Effect.map(
+        Effect.makeSpan("LanguageModel.stream", { kind: "client", attributes: spanAttributes(provider, model), captureStackTrace: false }),
+        (span): StreamRecorder => {
+          const start = clock.unsafeCurrentTimeMillis()
+          bump(Telemetry.requests, 1, i.stream, ambient)
+          let first = true
+          return {
+            span,
+            events: (chunk) => {
+              if (first && chunk.length > 0) {
+                first = false
+                bump(Telemetry.timeToFirstToken, clock.unsafeCurrentTimeMillis() - start, i.base, ambient)
               }
+              const last = chunk[chunk.length - 1]
+              if (last !== undefined && last._tag === "Finish") {
+                recordUsage(i, ambient, last.usage)
+                span.attribute(Telemetry.attributes.inputTokens, last.usage.inputTokens)
+                span.attribute(Telemetry.attributes.outputTokens, last.usage.outputTokens)
+                span.attribute(Telemetry.attributes.finishReasons, [last.finishReason])
+                span.attribute(Telemetry.attributes.responseModel, last.model)
+              }
+            },
+            end: (exit) => {
+              bump(Telemetry.latency, clock.unsafeCurrentTimeMillis() - start, i.base, ambient)
+              if (exit._tag === "Failure" && exit.cause._tag === "Fail") {
+                bump(Telemetry.errors, 1, errorLabelsOf(i, exit.cause.error._tag), ambient)
+              }
+              if (span.status._tag !== "Ended") span.end(clock.unsafeCurrentTimeNanos(), exit)
             }
-            return Effect.as(effect, chunk)
-          }),
-          Stream.tapError((error) => Effect.sync(() => bump(Telemetry.errors, 1, errorLabelsOf(i, error._tag), ambient))),
-          Stream.ensuring(Effect.map(Clock.currentTimeMillis, (end) => bump(Telemetry.latency, end - start, i.base, ambient)))
-        ))
-      })
-    )
-  )).pipe(Stream.withSpan("LanguageModel.stream", { kind: "client", attributes: spanAttributes(provider, model), captureStackTrace: false }))
+          }
+        }
+      ))
+  )
 }
 
 /** How long admission took, for the limiter-wait histogram. */

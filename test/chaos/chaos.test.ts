@@ -10,21 +10,10 @@
  * returned; no retry reaches a key before its retry-after; no limiter is exceeded.
  * `CHAOS_REQUESTS` and `CHAOS_SEED` override the size and the seed.
  */
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Context, Effect, Exit, Fiber, Layer, Option } from "effect"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
-import {
-  Fallback,
-  KeyPool,
-  LanguageModel,
-  LlmError,
-  Message,
-  OpenAiCompatible,
-  RateLimiter,
-  Retry,
-  Testing
-} from "../../src/index.js"
+import { Fallback, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport } from "../../src/index.js"
 
 const REQUESTS = Number(process.env.CHAOS_REQUESTS ?? 10_000)
 const SEED = Number(process.env.CHAOS_SEED ?? 20261121)
@@ -155,7 +144,7 @@ describe("chaos", () => {
         Layer.provide(Layer.succeed(RateLimiter.RateLimiter, limiterB))
       )
       const stack = Fallback.layer([{ model: modelA, attempts: 2, schedule: fast }, { model: modelB }]).pipe(
-        Layer.provide(NodeHttpClient.layerUndici)
+        Layer.provide(Transport.layerUndici)
       )
       const model = Context.get(yield* Layer.build(stack), LanguageModel.LanguageModel)
 

@@ -3,12 +3,11 @@
  * mid-stream. Each must end in `TimeoutError { phase }`, and the server must see the
  * connection closed (the in-flight request is aborted, not left to run).
  */
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Stream } from "effect"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter } from "../../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Transport } from "../../src/index.js"
 
 type Handler = (res: http.ServerResponse) => Promise<void>
 
@@ -42,7 +41,7 @@ const stack = (baseUrl: string, options: Partial<OpenAiCompatible.Options>) =>
   OpenAiCompatible.layer({ model: "m", baseUrl, ...options }).pipe(
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["sk-test"] })),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 /** Waits (briefly) until the server has seen `n` early closes. */

@@ -4,12 +4,11 @@
  * served by the FakeProvider in uneven pieces, and the assembled response is compared
  * with an independent fold of the same fixture plus numbers read off the files.
  */
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Layer, Stream } from "effect"
 import { readdirSync } from "node:fs"
 import { join } from "node:path"
-import { Anthropic, KeyPool, LanguageModel, Message, RateLimiter, Testing } from "../../src/index.js"
+import { Anthropic, KeyPool, LanguageModel, Message, RateLimiter, Testing, Transport } from "../../src/index.js"
 import { fixtureLines, fixturesDir, hasFixtures, readFixture } from "../support/fixtures.js"
 
 const files = hasFixtures ? readdirSync(join(fixturesDir, "anthropic")).sort() : []
@@ -147,7 +146,7 @@ const stack = (fake: Testing.FakeProviderService) =>
   Anthropic.layer({ model: "claude-sonnet-4-5", baseUrl: fake.url }).pipe(
     Layer.provide(KeyPool.layer({ providerId: "anthropic", keys: ["sk-ant-conformance"] })),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 describe.skipIf(!hasFixtures)(`Anthropic conformance (recorded traffic${hasFixtures ? "" : ": skipped, fixtures absent"})`, () => {

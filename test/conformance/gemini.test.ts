@@ -3,10 +3,9 @@
  * it (`data:` events separated by CRLF CRLF) and served in odd-sized pieces through
  * FakeProvider's `Raw` fault; recorded `generateContent` bodies and error bodies as they are.
  */
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer } from "effect"
-import { Gemini, KeyPool, LanguageModel, Message, RateLimiter, Testing } from "../../src/index.js"
+import { Gemini, KeyPool, LanguageModel, Message, RateLimiter, Testing, Transport } from "../../src/index.js"
 import { fixtureLines, hasFixtures, readFixture } from "../support/fixtures.js"
 
 if (!hasFixtures) console.warn("[conformance/gemini] skipped: the recorded fixtures are absent")
@@ -15,7 +14,7 @@ const stackFor = (fake: Testing.FakeProviderService) =>
   Gemini.layer({ model: "gemini-3-pro-preview", baseUrl: `${fake.url}/v1beta` }).pipe(
     Layer.provide(KeyPool.layer({ providerId: "gemini", keys: ["g-key"] })),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 /** Cuts text into pieces of `size` characters, so frames (and CRLFs) straddle writes. */

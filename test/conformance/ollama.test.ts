@@ -2,10 +2,9 @@
  * Ollama conformance: recorded native `/api/chat` traffic served as NDJSON (and as a JSON
  * body) through FakeProvider's `Raw` fault, in odd-sized pieces.
  */
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { KeyPool, LanguageModel, Message, Ollama, RateLimiter, Testing } from "../../src/index.js"
+import { KeyPool, LanguageModel, Message, Ollama, RateLimiter, Testing, Transport } from "../../src/index.js"
 import { fixtureLines, hasFixtures, readFixture } from "../support/fixtures.js"
 
 if (!hasFixtures) console.warn("[conformance/ollama] skipped: the recorded fixtures are absent")
@@ -14,7 +13,7 @@ const stackFor = (fake: Testing.FakeProviderService) =>
   Ollama.layer({ model: "phi3", baseUrl: fake.url }).pipe(
     Layer.provide(KeyPool.layerKeyless("ollama")),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 const pieces = (text: string, size: number) => {

@@ -5,12 +5,11 @@
  * compared with an independent fold of the same fixture plus numbers read off the files.
  * Error fixtures go through the error mapping; request bodies are checked against the spec.
  */
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Layer, Stream } from "effect"
 import { readdirSync } from "node:fs"
 import { join } from "node:path"
-import { KeyPool, LanguageModel, Message, OpenAiResponses, RateLimiter, Testing } from "../../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiResponses, RateLimiter, Testing, Transport } from "../../src/index.js"
 import { fixtureLines, fixturesDir, hasFixtures, readFixture } from "../support/fixtures.js"
 import { assertValid } from "../support/openapi.js"
 
@@ -121,7 +120,7 @@ const stack = (fake: Testing.FakeProviderService) =>
   OpenAiResponses.layer({ model: "gpt-5-mini", baseUrl: fake.baseUrl, reasoningSummary: "detailed" }).pipe(
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["sk-conformance"] })),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 /** The request the recordings answered: a calculator tool, high effort. */

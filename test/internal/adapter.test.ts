@@ -2,10 +2,9 @@
  * Every provider built on internal/adapter gets the same stream deadlines: a first-token
  * timeout set on any of them fails the stream with `TimeoutError { phase: "firstToken" }`.
  */
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Stream } from "effect"
-import { Anthropic, Gemini, KeyPool, LanguageModel, Message, Ollama, OpenAiCompatible, OpenAiResponses, RateLimiter, Testing } from "../../src/index.js"
+import { Anthropic, Gemini, KeyPool, LanguageModel, Message, Ollama, OpenAiCompatible, OpenAiResponses, RateLimiter, Testing, Transport } from "../../src/index.js"
 
 describe("provider adapters share the stream deadlines", () => {
   it.scopedLive("firstTokenTimeout works for every provider", () =>
@@ -23,7 +22,7 @@ describe("provider adapters share the stream deadlines", () => {
         const stack = model.pipe(
           Layer.provide(KeyPool.layer({ providerId: name, keys: ["k-adapter-test"] })),
           Layer.provide(RateLimiter.unlimited),
-          Layer.provide(NodeHttpClient.layerUndici)
+          Layer.provide(Transport.layerUndici)
         )
         const started = Date.now()
         const exit = yield* Effect.exit(Stream.runDrain(LanguageModel.stream(Message.request("hi"))).pipe(Effect.provide(stack)))

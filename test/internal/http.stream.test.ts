@@ -3,10 +3,9 @@
  * the stream, outcomes are reported against the key, and failures keep their meaning.
  * These pin the behaviour the benchmark-driven rewrite of `sendStream`/`frames` must keep.
  */
-import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger, LogLevel, Option, Redacted, Stream } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing } from "../../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing, Transport } from "../../src/index.js"
 
 const TEXT = "one two three four five six seven eight"
 
@@ -14,7 +13,7 @@ const withStack = (fake: Testing.FakeProviderService) =>
   OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl: fake.baseUrl }).pipe(
     Layer.provideMerge(KeyPool.layer({ providerId: "openai", keys: [Redacted.make("sk-a"), Redacted.make("sk-b")] })),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 
 const textOf = (events: ReadonlyArray<Message.StreamEvent>) => events.map((e) => (e._tag === "TextDelta" ? e.text : "")).join("")

@@ -2,12 +2,11 @@
  * The OpenAI-compatible stack the spine's tests run against a FakeProvider, and the check
  * that every request body the fake received is a valid `CreateChatCompletionRequest`.
  */
-import { NodeHttpClient } from "@effect/platform-node"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { KeyPool, type LanguageModel, OpenAiCompatible, RateLimiter, Testing } from "../../src/index.js"
+import { KeyPool, OpenAiCompatible, RateLimiter, Testing, Transport, type LanguageModel } from "../../src/index.js"
 import { assertValid } from "./openapi.js"
 
 export interface StackOptions {
@@ -33,7 +32,7 @@ export const stack = (
   }).pipe(
     Layer.provideMerge(KeyPool.layer({ providerId: provider, keys: options.keys ?? ["sk-test-key-1"] })),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(NodeHttpClient.layerUndici)
+    Layer.provide(Transport.layerUndici)
   )
 }
 

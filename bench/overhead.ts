@@ -1,0 +1,90 @@
+/**
+ * The library's own cost per request, without a network: providers send through a canned
+ * in-memory `Transport` replaying the fake server's real bodies.
+ *
+ *   npx tsx bench/overhead.ts [--requests N]
+ */
+import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
+import { parseArgs } from "node:util"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport, Usage } from "../src/index.js"
+import { CHUNKS, MODEL, REPLY_TEXT, SYSTEM_PROMPT, USER_PROMPT } from "./workload.js"
+
+const { values } = parseArgs({ options: { requests: { type: "string", default: "20000" } } })
+const requests = Number(values.requests)
+
+// the fake server's real bodies, fetched once
+const bodies = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+  const fake = yield* Testing.FakeProvider.make({ record: false, reply: { text: REPLY_TEXT, chunks: CHUNKS } })
+  const get = (stream: boolean) => Effect.promise(() => fetch(`${fake.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: "Bearer x" },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "hi" }], ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}) })
+  }).then(async (r) => ({ headers: Object.fromEntries(r.headers), body: await r.text() })))
+  return { json: yield* get(false), sse: yield* get(true) }
+})))
+const sseBytes = new TextEncoder().encode(bodies.sse.body)
+
+const canned = Layer.succeed(Transport.Transport, {
+  text: () => Effect.succeed({ status: 200, headers: bodies.json.headers, body: bodies.json.body }),
+  stream: () => Effect.sync(() => {
+    let sent = false
+    return {
+      status: 200,
+      headers: bodies.sse.headers,
+      pull: Effect.sync(() => (sent ? undefined : ((sent = true), [sseBytes])))
+    }
+  })
+})
+
+const provider = OpenAiCompatible.layer({ model: MODEL, baseUrl: "http://127.0.0.1:1/v1" })
+const stacks: Record<string, Layer.Layer<LanguageModel.LanguageModel>> = {
+  "provider": provider.pipe(
+    Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make("sk-a")] })),
+    Layer.provide(RateLimiter.unlimited),
+    Layer.provide(canned), Layer.provide(Transport.layerUndici)),
+  "full": Retry.layer(Retry.schedule()).pipe(
+    Layer.provideMerge(provider),
+    Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make("sk-a"), Redacted.make("sk-b")] })),
+    Layer.provide(RateLimiter.layer({ requestsPerMinute: 100_000_000, tokensPerMinute: 100_000_000_000 })),
+    Layer.provide(Usage.layer()),
+    Layer.provide(canned), Layer.provide(Transport.layerUndici))
+}
+
+const request = () => Message.request([Message.system(SYSTEM_PROMPT), Message.user(USER_PROMPT)])
+const check = (text: string) => { if (text !== REPLY_TEXT) throw new Error(`wrong: ${text.slice(0, 80)}`) }
+const one = {
+  json: Effect.map(Effect.suspend(() => LanguageModel.chat(request())), (r) => check(r.text)),
+  stream: Effect.map(Stream.runFold(Stream.suspend(() => LanguageModel.stream(request())), "", (t, e) => (e._tag === "TextDelta" ? t + e.text : t)), check)
+}
+const rawParse = {
+  json: () => check(JSON.parse(bodies.json.body).choices[0].message.content),
+  stream: () => {
+    let text = ""
+    for (const line of new TextDecoder().decode(sseBytes).split("\n")) {
+      if (line.startsWith("data: ") && line !== "data: [DONE]") {
+        const c = JSON.parse(line.slice(6)).choices?.[0]?.delta?.content
+        if (typeof c === "string") text += c
+      }
+    }
+    check(text)
+  }
+}
+for (const mode of (process.env.MODES ?? "json,stream").split(",") as Array<"json" | "stream">) {
+  for (let i = 0; i < 2000; i++) rawParse[mode]()
+  const c0 = process.cpuUsage()
+  for (let i = 0; i < requests; i++) rawParse[mode]()
+  const c = process.cpuUsage(c0)
+  console.log(`parse only ${mode}: ${((c.user + c.system) / requests).toFixed(1)} µs`)
+}
+for (const [name, stack] of Object.entries(stacks).filter(([n]) => (process.env.STACKS ?? "provider,full").split(",").includes(n))) {
+  const runtime = ManagedRuntime.make(stack)
+  for (const mode of (process.env.MODES ?? "json,stream").split(",") as Array<"json" | "stream">) {
+    const batch = (n: number) => runtime.runPromise(Effect.forEach(Array.from({ length: n }), () => one[mode], { concurrency: 32, discard: true }))
+    await batch(2000)
+    const c0 = process.cpuUsage()
+    await batch(requests)
+    const c = process.cpuUsage(c0)
+    console.log(`${name} ${mode}: ${((c.user + c.system) / requests).toFixed(1)} µs`)
+  }
+  await runtime.dispose()
+}

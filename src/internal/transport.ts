@@ -1,0 +1,264 @@
+/**
+ * The two HTTP transports behind `Transport`: undici's dispatcher driven directly (one
+ * handler object per request, no Readable, no AbortSignal), and any `@effect/platform`
+ * HttpClient. Both give the request path the same shape: the whole reply, or its head and
+ * a pull over its body.
+ */
+import * as Headers from "@effect/platform/Headers"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type { Dispatcher } from "undici"
+
+export interface TransportRequest {
+  readonly url: string
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
+  /** Names of headers that carry a secret, to hide from any span or log the transport writes. */
+  readonly secretHeaders: ReadonlyArray<string | RegExp>
+}
+
+/** Why an exchange failed below HTTP: never carries the request, so never a key. */
+export class TransportFailure {
+  readonly _tag = "TransportFailure"
+  constructor(readonly description: string) {}
+}
+
+export interface TextReply {
+  readonly status: number
+  /** Lower-case names; repeated headers joined with ", ". */
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
+}
+
+export interface StreamReply {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  /** Every body piece received since the last pull (waiting for one if none), or `undefined` at the end. */
+  readonly pull: Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure>
+}
+
+export interface Service {
+  /** Sends and reads the whole reply. Interrupting it aborts the request. */
+  readonly text: (request: TransportRequest) => Effect.Effect<TextReply, TransportFailure>
+  /** Sends and resolves at the reply's head; the body is released (aborted if unread) when the scope closes. */
+  readonly stream: (request: TransportRequest) => Effect.Effect<StreamReply, TransportFailure, Scope.Scope>
+}
+
+// ---------------------------------------------------------------------------
+// undici
+// ---------------------------------------------------------------------------
+
+const describe = (error: unknown): string => {
+  if (typeof error === "object" && error !== null) {
+    const e = error as { code?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } }
+    const own = [e.code, e.message].filter((part) => typeof part === "string" && part.length > 0).join(": ")
+    const inner = e.cause === undefined ? "" : String(e.cause.code ?? e.cause.message ?? "")
+    return [own, inner].filter((part) => part.length > 0).join(": ") || "unknown"
+  }
+  return String(error)
+}
+
+const flatHeaders = (headers: Record<string, string | Array<string> | undefined>): Record<string, string> => {
+  const flat: Record<string, string> = {}
+  for (const name in headers) {
+    const value = headers[name]
+    if (value !== undefined) flat[name.toLowerCase()] = typeof value === "string" ? value : value.join(", ")
+  }
+  return flat
+}
+
+/** `origin` and `path` of a URL, parsed once per distinct URL (a provider sends to a handful). */
+const targets = new Map<string, { readonly origin: string; readonly path: string }>()
+const targetOf = (url: string) => {
+  let target = targets.get(url)
+  if (target === undefined) {
+    const parsed = new URL(url)
+    target = { origin: parsed.origin, path: parsed.pathname + parsed.search }
+    if (targets.size < 1024) targets.set(url, target)
+  }
+  return target
+}
+
+const dispatchOptions = (request: TransportRequest): Dispatcher.DispatchOptions => {
+  const { origin, path } = targetOf(request.url)
+  return { origin, path, method: "POST", headers: request.headers as Record<string, string>, body: request.body }
+}
+
+interface Controller {
+  abort(reason: Error): void
+  pause(): void
+  resume(): void
+}
+
+const interrupted = () => new Error("interrupted")
+
+/** One request whose whole reply is buffered before the caller resumes: one async boundary. */
+const undiciText = (dispatcher: Dispatcher) => (request: TransportRequest) =>
+  Effect.async<TextReply, TransportFailure>((resume) => {
+    let controller: Controller | undefined
+    let cancelled = false
+    let status = 0
+    let headers: Record<string, string> = {}
+    const pieces: Array<Buffer> = []
+    dispatcher.dispatch(dispatchOptions(request), {
+      onRequestStart(c: Controller) {
+        controller = c
+        if (cancelled) c.abort(interrupted())
+      },
+      onResponseStart(_c: Controller, statusCode: number, raw: Record<string, string | Array<string>>) {
+        status = statusCode
+        headers = flatHeaders(raw)
+      },
+      onResponseData(_c: Controller, piece: Buffer) {
+        pieces.push(piece)
+      },
+      onResponseEnd() {
+        const body = pieces.length === 1 ? pieces[0]!.toString("utf8") : Buffer.concat(pieces).toString("utf8")
+        resume(Effect.succeed({ status, headers, body }))
+      },
+      onResponseError(_c: Controller, error: Error) {
+        if (!cancelled) resume(Effect.fail(new TransportFailure(describe(error))))
+      }
+    } as unknown as Dispatcher.DispatchHandler)
+    return Effect.sync(() => {
+      cancelled = true
+      controller?.abort(interrupted())
+    })
+  })
+
+/** Above this many unread bytes the socket is paused until the reader catches up. */
+const HIGH_WATER_MARK = 256 * 1024
+
+const undiciStream = (dispatcher: Dispatcher) => (request: TransportRequest) =>
+  Effect.flatMap(
+    Effect.async<StreamReply & { readonly release: () => void }, TransportFailure>((resume) => {
+      let controller: Controller | undefined
+      let cancelled = false
+      let headResolved = false
+      let ended = false
+      let failure: TransportFailure | undefined
+      let queued: Array<Uint8Array> = []
+      let queuedBytes = 0
+      let wake: (() => void) | undefined
+      const notify = () => {
+        const w = wake
+        wake = undefined
+        w?.()
+      }
+      const take = (): ReadonlyArray<Uint8Array> | undefined => {
+        const batch = queued
+        queued = []
+        queuedBytes = 0
+        if (controller !== undefined && !ended) controller.resume()
+        return batch
+      }
+      const pull: Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure> = Effect.suspend(() => {
+        if (queued.length > 0) return Effect.succeed(take())
+        if (failure !== undefined) return Effect.fail(failure)
+        if (ended) return Effect.succeed(undefined)
+        return Effect.async<ReadonlyArray<Uint8Array> | undefined, TransportFailure>((resumePull) => {
+          wake = () => {
+            if (queued.length > 0) resumePull(Effect.succeed(take()))
+            else if (failure !== undefined) resumePull(Effect.fail(failure))
+            else resumePull(Effect.succeed(undefined))
+          }
+          return Effect.sync(() => {
+            wake = undefined
+          })
+        })
+      })
+      const release = () => {
+        cancelled = true
+        if (!ended && failure === undefined) controller?.abort(interrupted())
+      }
+      dispatcher.dispatch(dispatchOptions(request), {
+        onRequestStart(c: Controller) {
+          controller = c
+          if (cancelled) c.abort(interrupted())
+        },
+        onResponseStart(_c: Controller, statusCode: number, raw: Record<string, string | Array<string>>) {
+          if (statusCode < 200) return
+          headResolved = true
+          resume(Effect.succeed({ status: statusCode, headers: flatHeaders(raw), pull, release }))
+        },
+        onResponseData(c: Controller, piece: Buffer) {
+          queued.push(piece)
+          queuedBytes += piece.length
+          if (queuedBytes > HIGH_WATER_MARK) c.pause()
+          notify()
+        },
+        onResponseEnd() {
+          ended = true
+          notify()
+        },
+        onResponseError(_c: Controller, error: Error) {
+          if (cancelled) return
+          failure = new TransportFailure(describe(error))
+          if (headResolved) notify()
+          else resume(Effect.fail(failure))
+        }
+      } as unknown as Dispatcher.DispatchHandler)
+      return Effect.sync(release)
+    }),
+    (reply) => Effect.as(Effect.addFinalizer(() => Effect.sync(reply.release)), reply)
+  )
+
+export const makeUndici = (dispatcher: Dispatcher): Service => ({
+  text: undiciText(dispatcher),
+  stream: undiciStream(dispatcher)
+})
+
+// ---------------------------------------------------------------------------
+// @effect/platform HttpClient
+// ---------------------------------------------------------------------------
+
+const toRequest = (request: TransportRequest) =>
+  HttpClientRequest.post(request.url).pipe(
+    HttpClientRequest.setHeaders(request.headers),
+    HttpClientRequest.bodyText(request.body, "application/json")
+  )
+
+const failure = (error: unknown) => new TransportFailure(describe(platformCause(error)))
+
+/** A platform error's own description: its reason and the underlying cause, never its request. */
+const platformCause = (error: unknown): unknown => {
+  if (typeof error === "object" && error !== null && "reason" in error) {
+    const e = error as { reason: unknown; cause?: unknown }
+    return { code: e.reason, cause: e.cause }
+  }
+  return error
+}
+
+export const makeHttpClient = (client: HttpClient.HttpClient): Service => {
+  const execute = (request: TransportRequest) =>
+    client.execute(toRequest(request)).pipe(
+      // the client's own span must not show the key, whatever header carries it
+      Effect.locally(Headers.currentRedactedNames, request.secretHeaders),
+      Effect.mapError(failure)
+    )
+  return {
+    text: (request) =>
+      Effect.scoped(
+        Effect.flatMap(execute(request), (response) =>
+          Effect.map(
+            Effect.mapError(response.text, failure),
+            (body): TextReply => ({ status: response.status, headers: response.headers, body })
+          ))
+      ),
+    stream: (request) =>
+      Effect.flatMap(execute(request), (response) =>
+        Effect.map(Stream.toPull(response.stream), (pullBody): StreamReply => ({
+          status: response.status,
+          headers: response.headers,
+          pull: Effect.catchAll(
+            Effect.map(pullBody, Chunk.toReadonlyArray),
+            (error) => Option.isNone(error) ? Effect.succeed(undefined) : Effect.fail(failure(error.value))
+          )
+        })))
+  }
+}
