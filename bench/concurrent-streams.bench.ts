@@ -10,6 +10,7 @@ import { spawn } from "node:child_process"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
+import { compile } from "./build.js"
 import { type ClientName, CLIENTS } from "./workload.js"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
@@ -25,7 +26,8 @@ const clients = CLIENTS.filter((c) => values.clients.split(",").includes(c))
 
 const run = (args: ReadonlyArray<string>, onLine?: (line: string) => void): Promise<string> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", ...args], { cwd: root, stdio: ["ignore", "pipe", "inherit"] })
+    const loader = args[0]!.endsWith(".mjs") ? [] : ["--import", "tsx"]
+    const child = spawn(process.execPath, ["--expose-gc", ...loader, ...args], { cwd: root, stdio: ["ignore", "pipe", "inherit"] })
     let out = ""
     child.stdout.on("data", (piece: Buffer) => {
       out += piece.toString("utf8")
@@ -40,12 +42,13 @@ const url = await new Promise<string>((resolve) => {
   void run(["bench/fake-server.ts", "--chunk-delay-ms", values["chunk-delay-ms"]], (line) => resolve((JSON.parse(line) as { url: string }).url))
 })
 
+const memoryFile = await compile("streams-memory")
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1)
 console.log(`${values.streams} concurrent 64-chunk streams (chunks ${values["chunk-delay-ms"]} ms apart), one process per client\n`)
 const rows: Array<Array<string>> = [["client", "RSS before (MB)", "peak RSS (MB)", "peak − before (MB)", "peak heap used (MB)", "wall (ms)"]]
 const peaks = new Map<ClientName, number>()
 for (const client of clients) {
-  const out = await run(["bench/streams-memory.ts", "--client", client, "--url", url, "--streams", values.streams])
+  const out = await run([memoryFile, "--client", client, "--url", url, "--streams", values.streams])
   const m = JSON.parse(out.trim().split("\n").pop()!) as { baselineRss: number; peakRss: number; peakHeapUsed: number; wallMillis: number }
   peaks.set(client, m.peakRss)
   rows.push([client, mb(m.baselineRss), mb(m.peakRss), mb(m.peakRss - m.baselineRss), mb(m.peakHeapUsed), m.wallMillis.toFixed(0)])

@@ -25,7 +25,10 @@ const bodies = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
 const sseBytes = new TextEncoder().encode(bodies.sse.body)
 
 const canned = Layer.succeed(Transport.Transport, {
-  text: () => Effect.succeed({ status: 200, headers: bodies.json.headers, body: bodies.json.body }),
+  text: () =>
+    process.env.ASYNC
+      ? Effect.async((resume) => void setImmediate(() => resume(Effect.succeed({ status: 200, headers: bodies.json.headers, body: bodies.json.body }))))
+      : Effect.succeed({ status: 200, headers: bodies.json.headers, body: bodies.json.body }),
   stream: () => Effect.sync(() => {
     let sent = false
     return {
@@ -36,12 +39,12 @@ const canned = Layer.succeed(Transport.Transport, {
   })
 })
 
-const provider = OpenAiCompatible.layer({ model: MODEL, baseUrl: "http://127.0.0.1:1/v1" })
+const provider = OpenAiCompatible.layer({ model: MODEL, baseUrl: `${process.env.REAL ?? "http://127.0.0.1:1"}/v1` })
 const stacks: Record<string, Layer.Layer<LanguageModel.LanguageModel>> = {
   "provider": provider.pipe(
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make("sk-a")] })),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(canned), Layer.provide(Transport.layerUndici)),
+    Layer.provide(process.env.REAL ? Layer.empty : canned), Layer.provide(Transport.layerUndici)),
   "full": Retry.layer(Retry.schedule()).pipe(
     Layer.provideMerge(provider),
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make("sk-a"), Redacted.make("sk-b")] })),
@@ -52,8 +55,9 @@ const stacks: Record<string, Layer.Layer<LanguageModel.LanguageModel>> = {
 
 const request = () => Message.request([Message.system(SYSTEM_PROMPT), Message.user(USER_PROMPT)])
 const check = (text: string) => { if (text !== REPLY_TEXT) throw new Error(`wrong: ${text.slice(0, 80)}`) }
+const noTracer = <A, E, R>(e: Effect.Effect<A, E, R>) => (process.env.NO_TRACER ? Effect.withTracerEnabled(e, false) : e)
 const one = {
-  json: Effect.map(Effect.suspend(() => LanguageModel.chat(request())), (r) => check(r.text)),
+  json: noTracer(Effect.map(Effect.suspend(() => LanguageModel.chat(request())), (r) => check(r.text))),
   stream: Effect.map(Stream.runFold(Stream.suspend(() => LanguageModel.stream(request())), "", (t, e) => (e._tag === "TextDelta" ? t + e.text : t)), check)
 }
 const rawParse = {

@@ -14,6 +14,7 @@ import { readdirSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
+import { compile } from "./build.js"
 import { CHUNKS, type ClientName, CLIENTS, type Measurement, type Mode, MODES } from "./workload.js"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
@@ -22,7 +23,8 @@ const { values } = parseArgs({
   options: {
     rounds: { type: "string", default: "3" },
     requests: { type: "string", default: "1000" },
-    warmup: { type: "string", default: "200" },
+    /** Enough for the JIT to settle: with 400, raw undici still measures ~2× its steady cost. */
+    warmup: { type: "string", default: "2000" },
     /** While iterating on one client: e.g. `--clients undici,effect-llm --modes stream`. */
     clients: { type: "string", default: CLIENTS.join(",") },
     modes: { type: "string", default: MODES.join(",") },
@@ -37,10 +39,11 @@ const clients = CLIENTS.filter((c) => values.clients.split(",").includes(c))
 const modes = MODES.filter((m) => values.modes.split(",").includes(m))
 if (!clients.includes("undici")) throw new Error("--clients must include undici: every ratio is to it")
 
-/** Runs a TypeScript file in a fresh node with tsx; resolves to its stdout. */
+/** Runs a TypeScript file in a fresh node with tsx (or a compiled `.mjs` without); resolves to its stdout. */
 const runTs = (file: string, args: ReadonlyArray<string>, inherit = false): Promise<string> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--expose-gc", "--import", "tsx", file, ...args], {
+    const loader = file.endsWith(".mjs") ? [] : ["--import", "tsx"]
+    const child = spawn(process.execPath, ["--expose-gc", ...loader, file, ...args], {
       cwd: root,
       stdio: ["ignore", inherit ? "inherit" : "pipe", "inherit"]
     })
@@ -70,6 +73,7 @@ const median = (xs: ReadonlyArray<number>) => {
 }
 
 const httpSuite = async () => {
+  const clientFile = await compile("client")
   const { url, child: server } = await startFakeServer()
   const results = new Map<string, Array<Measurement>>()
   try {
@@ -81,7 +85,7 @@ const httpSuite = async () => {
     for (let round = 1; round <= rounds; round++) {
       for (const mode of modes) {
         for (const client of clients) {
-          const out = await runTs("bench/client.ts", [
+          const out = await runTs(clientFile, [
             "--client", client, "--mode", mode, "--url", url,
             "--warmup", values.warmup, "--requests", values.requests, "--concurrency", values.concurrency
           ])

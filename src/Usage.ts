@@ -179,6 +179,9 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       const price = priceOf(prices, provider, model)
       return price === undefined ? undefined : costOf(price, usage)
     }
+    // one tagged cost counter per provider and model: tagging on every call would rebuild
+    // the metric's key (and hash it) each time
+    const costCounters = new Map<string, Metric.Metric.Counter<number>>()
     const record = (provider: string, model: string, usage: Message.Usage) =>
       Effect.suspend(() => {
         const dollars = cost(provider, model, usage)
@@ -199,10 +202,14 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
             unpricedRequests: dollars === undefined ? 1 : 0
           })
         })
-        const tags = (metric: Metric.Metric.Counter<number>) =>
-          metric.pipe(Metric.tagged("provider", provider), Metric.tagged("model", model))
         // tokens are counted by Telemetry on every call, tracker or not; cost needs prices
-        return dollars === undefined ? Effect.void : Metric.incrementBy(tags(costCounter), dollars)
+        if (dollars === undefined) return Effect.void
+        let counter = costCounters.get(key)
+        if (counter === undefined) {
+          counter = costCounter.pipe(Metric.tagged("provider", provider), Metric.tagged("model", model))
+          costCounters.set(key, counter)
+        }
+        return Metric.incrementBy(counter, dollars)
       })
     const snapshot = Effect.sync((): Snapshot => {
       const list = [...entries.values()]
