@@ -1,8 +1,15 @@
 /**
  * The library's own cost per request, without a network: providers send through a canned
- * in-memory `Transport` replaying the fake server's real bodies.
+ * in-memory `Transport` replaying the fake server's real bodies (the stream in one piece per
+ * SSE event, as undici delivers it). Next to it, the cost of parsing the same bodies by hand.
+ * Run it compiled, as bench/run.ts runs the clients (tsx adds ~10–20% to our code):
  *
- *   npx tsx bench/overhead.ts [--requests N]
+ *   npx esbuild bench/overhead.ts --bundle --platform=node --format=esm --packages=external --outfile=bench/.build/overhead.mjs
+ *   node bench/.build/overhead.mjs [--requests N]
+ *
+ * Environment: STACKS=provider,full and MODES=json,stream choose what runs; ASYNC=1 answers
+ * JSON on the next macrotask instead of at once; REAL=http://127.0.0.1:PORT sends the
+ * `provider` stack to a running bench/fake-server.ts instead of the canned transport.
  */
 import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
 import { parseArgs } from "node:util"
@@ -23,6 +30,8 @@ const bodies = await Effect.runPromise(Effect.scoped(Effect.gen(function* () {
   return { json: yield* get(false), sse: yield* get(true) }
 })))
 const sseBytes = new TextEncoder().encode(bodies.sse.body)
+// as the network delivers it: one piece per SSE event (what undici hands over for this body)
+const ssePieces = bodies.sse.body.split(/(?<=\n\n)/).map((event) => new TextEncoder().encode(event))
 
 const canned = Layer.succeed(Transport.Transport, {
   text: () =>
@@ -34,7 +43,7 @@ const canned = Layer.succeed(Transport.Transport, {
     return {
       status: 200,
       headers: bodies.sse.headers,
-      pull: Effect.sync(() => (sent ? undefined : ((sent = true), [sseBytes])))
+      pull: Effect.sync(() => (sent ? undefined : ((sent = true), ssePieces)))
     }
   })
 })
@@ -55,9 +64,8 @@ const stacks: Record<string, Layer.Layer<LanguageModel.LanguageModel>> = {
 
 const request = () => Message.request([Message.system(SYSTEM_PROMPT), Message.user(USER_PROMPT)])
 const check = (text: string) => { if (text !== REPLY_TEXT) throw new Error(`wrong: ${text.slice(0, 80)}`) }
-const noTracer = <A, E, R>(e: Effect.Effect<A, E, R>) => (process.env.NO_TRACER ? Effect.withTracerEnabled(e, false) : e)
 const one = {
-  json: noTracer(Effect.map(Effect.suspend(() => LanguageModel.chat(request())), (r) => check(r.text))),
+  json: Effect.map(Effect.suspend(() => LanguageModel.chat(request())), (r) => check(r.text)),
   stream: Effect.map(Stream.runFold(Stream.suspend(() => LanguageModel.stream(request())), "", (t, e) => (e._tag === "TextDelta" ? t + e.text : t)), check)
 }
 const rawParse = {

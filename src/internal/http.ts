@@ -517,7 +517,10 @@ const frames = (
             if (failure === undefined) failure = parser.onEnd(pending)
             return emit(true)
           }
-          for (const piece of pieces) framer.feed(decoder.decode(piece, { stream: true }))
+          // one decode and one feed per read: undici hands over one piece per chunk of the
+          // chunked encoding, often one per SSE event, and feeding them one by one costs more
+          // than joining them
+          framer.feed(decoder.decode(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces), { stream: true }))
           return emit(false)
         }
       })
