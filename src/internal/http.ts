@@ -26,7 +26,13 @@ import { UsageTracker } from "../Usage.js"
 import { fromResponse, redactSecret } from "./errors.js"
 import { outcomeOf } from "./keyPool.js"
 import * as Telemetry from "./telemetry.js"
-import { makeHttpClient, type Service as Transport, type StreamReply, type TransportFailure } from "./transport.js"
+import {
+  makeHttpClient,
+  type Service as Transport,
+  type StreamReply,
+  type TransportFailure,
+  type TransportRequest
+} from "./transport.js"
 import { Transport as TransportTag } from "../Transport.js"
 
 /** Everything a provider adapter needs at run time, resolved once when its layer builds. */
@@ -156,14 +162,23 @@ const checkHead = (
   })
 }
 
-/** Sends for the whole reply; a 2xx reply's body comes back. */
-const exchangeText = (endpoint: Endpoint, out: Outgoing, reattempt: boolean) =>
+/**
+ * Admits, leases, and sends with `send`; a reply other than 2xx becomes its typed error (its
+ * body read with `bodyOf`). Resolves to the 2xx reply and the lease.
+ */
+const exchange = <Reply extends { readonly status: number; readonly headers: Readonly<Record<string, string>> }, R>(
+  endpoint: Endpoint,
+  out: Outgoing,
+  reattempt: boolean,
+  send: (request: TransportRequest) => Effect.Effect<Reply, TransportFailure, R>,
+  bodyOf: (reply: Reply) => Effect.Effect<string>
+) =>
   Effect.flatMap(admitAndLease(endpoint, out, reattempt), (lease) =>
-    endpoint.transport.text(requestFor(endpoint, out, lease)).pipe(
+    send(requestFor(endpoint, out, lease)).pipe(
       Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
       Effect.tapError(() => endpoint.pool.report(lease.keyId, { _tag: "Failure" })),
       Effect.flatMap((reply) =>
-        Effect.as(checkHead(endpoint, out, lease, reply.status, reply.headers, Effect.succeed(reply.body)), [reply, lease] as const)
+        Effect.as(checkHead(endpoint, out, lease, reply.status, reply.headers, bodyOf(reply)), [reply, lease] as const)
       )
     ))
 
@@ -180,16 +195,13 @@ const readRest = (reply: StreamReply): Effect.Effect<string> =>
     return Effect.orElseSucceed(loop, () => text)
   })
 
+/** Sends for the whole reply; a 2xx reply's body comes back. */
+const exchangeText = (endpoint: Endpoint, out: Outgoing, reattempt: boolean) =>
+  exchange(endpoint, out, reattempt, endpoint.transport.text, (reply) => Effect.succeed(reply.body))
+
 /** Sends and resolves at a 2xx reply's head; the body stays open in the current scope. */
 const exchangeStream = (endpoint: Endpoint, out: Outgoing, reattempt: boolean) =>
-  Effect.flatMap(admitAndLease(endpoint, out, reattempt), (lease) =>
-    endpoint.transport.stream(requestFor(endpoint, out, lease)).pipe(
-      Effect.mapError((cause) => networkError(endpoint, out.model, cause)),
-      Effect.tapError(() => endpoint.pool.report(lease.keyId, { _tag: "Failure" })),
-      Effect.flatMap((reply) =>
-        Effect.as(checkHead(endpoint, out, lease, reply.status, reply.headers, readRest(reply)), [reply, lease] as const)
-      )
-    ))
+  exchange(endpoint, out, reattempt, endpoint.transport.stream, readRest)
 
 /**
  * Runs `attempt` again at once, on another key, when it failed for a reason specific to
