@@ -94,6 +94,17 @@ describe.each(transports)("$name", ({ layer }) => {
       expect(JSON.stringify(error)).not.toContain("sk-transport-secret")
     }))
 
+  it.scoped("a URL that does not parse is a NetworkError, not a defect", () =>
+    Effect.gen(function* () {
+      yield* Effect.gen(function* () {
+        const chat = yield* Effect.flip(LanguageModel.chat(Message.request("hi")))
+        expect(chat._tag).toBe("NetworkError")
+        const stream = yield* Effect.flip(Stream.runDrain(LanguageModel.stream(Message.request("hi"))))
+        expect(stream._tag).toBe("NetworkError")
+        expect(yield* inFlight).toBe(0)
+      }).pipe(Effect.provide(stack("not a url")))
+    }))
+
   it.live("interrupting a stream mid-body aborts the request and frees the lease", () =>
     Effect.scoped(Effect.gen(function* () {
       const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 6, chunkDelayMs: 200 } })

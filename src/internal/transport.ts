@@ -89,6 +89,19 @@ const dispatchOptions = (request: TransportRequest): Dispatcher.DispatchOptions 
   return { origin, path, method: "POST", headers: request.headers as Record<string, string>, body: request.body }
 }
 
+/**
+ * Starts the exchange, or returns why it could not start (a URL that does not parse, a header
+ * undici refuses): a typed failure, never a defect.
+ */
+const dispatch = (dispatcher: Dispatcher, request: TransportRequest, handler: object): TransportFailure | undefined => {
+  try {
+    dispatcher.dispatch(dispatchOptions(request), handler as Dispatcher.DispatchHandler)
+    return undefined
+  } catch (error) {
+    return new TransportFailure(describe(error))
+  }
+}
+
 interface Controller {
   abort(reason: Error): void
   pause(): void
@@ -105,7 +118,7 @@ const undiciText = (dispatcher: Dispatcher) => (request: TransportRequest) =>
     let status = 0
     let headers: Record<string, string> = {}
     const pieces: Array<Buffer> = []
-    dispatcher.dispatch(dispatchOptions(request), {
+    const refused = dispatch(dispatcher, request, {
       onRequestStart(c: Controller) {
         controller = c
         if (cancelled) c.abort(interrupted())
@@ -124,7 +137,8 @@ const undiciText = (dispatcher: Dispatcher) => (request: TransportRequest) =>
       onResponseError(_c: Controller, error: Error) {
         if (!cancelled) resume(Effect.fail(new TransportFailure(describe(error))))
       }
-    } as unknown as Dispatcher.DispatchHandler)
+    })
+    if (refused !== undefined) return resume(Effect.fail(refused))
     return Effect.sync(() => {
       cancelled = true
       controller?.abort(interrupted())
@@ -176,7 +190,7 @@ const undiciStream = (dispatcher: Dispatcher) => (request: TransportRequest) =>
         cancelled = true
         if (!ended && failure === undefined) controller?.abort(interrupted())
       }
-      dispatcher.dispatch(dispatchOptions(request), {
+      const refused = dispatch(dispatcher, request, {
         onRequestStart(c: Controller) {
           controller = c
           if (cancelled) c.abort(interrupted())
@@ -202,7 +216,8 @@ const undiciStream = (dispatcher: Dispatcher) => (request: TransportRequest) =>
           if (headResolved) notify()
           else resume(Effect.fail(failure))
         }
-      } as unknown as Dispatcher.DispatchHandler)
+      })
+      if (refused !== undefined) return resume(Effect.fail(refused))
       return Effect.sync(release)
     }),
     (reply) => Effect.as(Effect.addFinalizer(() => Effect.sync(reply.release)), reply)
