@@ -429,8 +429,7 @@ export const sendStream = (
 ): Stream.Stream<StreamEvent, Err.LlmError> =>
   Stream.fromChannel(Channel.acquireUseRelease(
     Effect.flatMap(Telemetry.startStream(endpoint.provider, out.model), (recorder) =>
-      Effect.flatMap(Effect.clock, (clock) =>
-        Effect.map(Scope.make(), (scope) => ({ recorder, scope, bound: streamDeadlines(endpoint, out.model, clock) })))),
+      Effect.map(Scope.make(), (scope) => ({ recorder, scope, bound: streamDeadlines(endpoint, out.model, recorder.clock) }))),
     ({ bound, recorder, scope }): Events => {
       // each attempt gets its own scope so that a failed attempt's lease is freed at once
       const attempt = (reattempt: boolean) =>

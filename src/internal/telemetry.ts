@@ -120,6 +120,8 @@ export const chat = <A extends { readonly usage: Usage; readonly finishReason: s
  */
 export interface StreamRecorder {
   readonly span: Tracer.Span
+  /** The clock the stream was started with, for its deadlines too. */
+  readonly clock: Clock.Clock
   readonly events: (chunk: ReadonlyArray<StreamEvent>) => void
   readonly end: (exit: Exit.Exit<unknown, LlmError>) => void
 }
@@ -137,6 +139,7 @@ export const startStream = (provider: string, model: string): Effect.Effect<Stre
           let first = true
           return {
             span,
+            clock,
             events: (chunk) => {
               if (first && chunk.length > 0) {
                 first = false
