@@ -5,12 +5,9 @@
  * @since 0.1.0
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
-import * as Config from "effect/Config"
-import type { ConfigError } from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { decodeJsonBody, fromStreamErrorEvent, tryJson, jsonObjectFrame } from "./internal/errors.js"
@@ -585,28 +582,20 @@ export const make = (
     })
   })
 
+const providerLayers = Adapter.layers(make)
+
 /** @since 0.1.0 @category layers */
-export const layer = (
-  options: Options
-): Layer.Layer<LanguageModel, never, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> =>
-  Layer.effect(LanguageModel, make(options))
+export const layer = providerLayers.layer
 
 /**
  * Options read from config, e.g. `layerConfig({ model: Config.string("ANTHROPIC_MODEL") })`.
  * @since 0.1.0 @category layers
  */
-export const layerConfig = (
-  options: Config.Config.Wrap<Options>
-): Layer.Layer<LanguageModel, ConfigError, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> =>
-  Layer.effect(LanguageModel, Effect.flatMap(Config.unwrap(options), make))
+export const layerConfig = providerLayers.layerConfig
 
 /**
  * The model with its key pool read from `ANTHROPIC_API_KEY` (one key, or a comma-separated list).
  * @since 0.1.0 @category layers
  */
-export const layerFromEnv = (
-  options: Omit<Options, "provider">
-): Layer.Layer<LanguageModel, ConfigError, HttpClient.HttpClient | RateLimiter.RateLimiter> =>
-  layer({ ...options, provider: "anthropic" }).pipe(
-    Layer.provide(KeyPool.layerConfig({ providerId: "anthropic", keys: Config.redacted("ANTHROPIC_API_KEY") }))
-  )
+export const layerFromEnv = (options: Omit<Options, "provider">) =>
+  Adapter.withEnvKeys(layer({ ...options, provider: "anthropic" }), "anthropic", "ANTHROPIC_API_KEY")

@@ -10,12 +10,9 @@
  * @since 0.1.0
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
-import * as Config from "effect/Config"
-import type { ConfigError } from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { decodeJsonBody, fromStreamErrorEvent, malformed, jsonObjectFrame } from "./internal/errors.js"
@@ -636,17 +633,13 @@ export const make = (
     })
   })
 
+const providerLayers = Adapter.layers(make)
+
 /** @since 0.1.0 @category layers */
-export const layer = (
-  options: Options
-): Layer.Layer<LanguageModel, never, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> =>
-  Layer.effect(LanguageModel, make(options))
+export const layer = providerLayers.layer
 
 /**
  * Options read from config, e.g. `layerConfig({ model: Config.string("GEMINI_MODEL") })`.
  * @since 0.1.0 @category layers
  */
-export const layerConfig = (
-  options: Config.Config.Wrap<Options>
-): Layer.Layer<LanguageModel, ConfigError, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> =>
-  Layer.effect(LanguageModel, Effect.flatMap(Config.unwrap(options), make))
+export const layerConfig = providerLayers.layerConfig

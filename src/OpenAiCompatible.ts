@@ -579,22 +579,18 @@ export const make = (
     })
   })
 
+const providerLayers = Adapter.layers(make)
+
 /**
  * @since 0.1.0 @category layers
  */
-export const layer = (
-  options: Options
-): Layer.Layer<LanguageModel, never, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> =>
-  Layer.effect(LanguageModel, make(options))
+export const layer = providerLayers.layer
 
 /**
  * Options read from config, e.g. `layerConfig({ model: Config.string("OPENAI_MODEL") })`.
  * @since 0.1.0 @category layers
  */
-export const layerConfig = (
-  options: Config.Config.Wrap<Options>
-): Layer.Layer<LanguageModel, ConfigError, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> =>
-  Layer.effect(LanguageModel, Effect.flatMap(Config.unwrap(options), make))
+export const layerConfig = providerLayers.layerConfig
 
 /**
  * A preset provider with its key pool built from the preset's env var (one key, or a

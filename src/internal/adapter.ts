@@ -3,13 +3,18 @@
  * into an outgoing call, and `chat` / `stream` over `internal/http`. A provider supplies
  * its URL, body, decoder and stream parser; nothing else differs.
  */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Config from "effect/Config"
+import type { ConfigError } from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import type { Service } from "../LanguageModel.js"
+import * as KeyPool from "../KeyPool.js"
+import { LanguageModel, type Service } from "../LanguageModel.js"
 import * as Err from "../LlmError.js"
 import type * as Message from "../Message.js"
-import { estimateTokens } from "../RateLimiter.js"
+import { estimateTokens, type RateLimiter } from "../RateLimiter.js"
 import * as Http from "./http.js"
 
 /** The options every provider takes. */
@@ -88,3 +93,21 @@ export const pushDelta = (out: Array<Message.StreamEvent>, tag: "TextDelta" | "R
   if (last !== undefined && last._tag === tag) out[out.length - 1] = { _tag: tag, text: last.text + text }
   else out.push({ _tag: tag, text })
 }
+
+/** What every provider layer stands on. */
+export type Requirements = HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter
+
+/** A provider's `layer` (options given) and `layerConfig` (options read from config), from its `make`. */
+export const layers = <Options>(make: (options: Options) => Effect.Effect<Service, never, Requirements>) => ({
+  layer: (options: Options): Layer.Layer<LanguageModel, never, Requirements> => Layer.effect(LanguageModel, make(options)),
+  layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<LanguageModel, ConfigError, Requirements> =>
+    Layer.effect(LanguageModel, Effect.flatMap(Config.unwrap(options), make))
+})
+
+/** A model layer with its key pool read from `envVar` (one key, or a comma-separated list). */
+export const withEnvKeys = (
+  model: Layer.Layer<LanguageModel, never, Requirements>,
+  providerId: string,
+  envVar: string
+): Layer.Layer<LanguageModel, ConfigError, HttpClient.HttpClient | RateLimiter> =>
+  model.pipe(Layer.provide(KeyPool.layerConfig({ providerId, keys: Config.redacted(envVar) })))
