@@ -6,7 +6,7 @@ import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import type { KeyState, KeyStatus, Lease, Options, Outcome, Service } from "../KeyPool.js"
 import { NoKeyAvailableError } from "../LlmError.js"
 import { type HeapEntry, KeyHeap, rank } from "./keyHeap.js"
@@ -320,9 +320,17 @@ export const makeWith = (
       ...(retryAfterMs === undefined ? {} : { retryAfter: Duration.millis(Math.max(0, retryAfterMs)) })
     })
 
-  const takeScoped: Effect.Effect<Take, never, Scope.Scope> = Effect.acquireRelease(
-    store.take,
-    (take) => (take._tag === "Leased" ? Effect.zipRight(store.release(take.keyId, take.leaseId), wakeOne) : Effect.void)
+  // The release goes straight into the scope: Effect.acquireRelease would also diff and patch
+  // the fiber's refs around it, twice per lease, which nothing here needs.
+  const takeScoped: Effect.Effect<Take, never, Scope.Scope> = Effect.uninterruptible(
+    Effect.flatMap(store.take, (take): Effect.Effect<Take, never, Scope.Scope> =>
+      take._tag === "Leased"
+        ? Effect.as(
+          Effect.flatMap(Effect.scope, (scope) =>
+            Scope.addFinalizer(scope, Effect.zipRight(store.release(take.keyId, take.leaseId), wakeOne))),
+          take
+        )
+        : Effect.succeed(take))
   )
 
   const loop = (waited: boolean): Effect.Effect<Lease, NoKeyAvailableError, Scope.Scope> =>

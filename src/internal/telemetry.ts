@@ -13,6 +13,7 @@ import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import type * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
+import * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
 import type { LlmError } from "../LlmError.js"
 import type { StreamEvent, Usage } from "../Message.js"
@@ -184,9 +185,13 @@ export const countLease = (provider: string) => {
     gaugeLabels.set(provider, fixed)
   }
   const tags = fixed
+  // the decrement goes straight into the scope: Effect.acquireRelease would also diff and
+  // patch the fiber's refs around it, which nothing here needs
   return withAmbient((ambient) =>
-    Effect.acquireRelease(
-      Effect.sync(() => Telemetry.poolInFlight.unsafeModify(1, ambient.length === 0 ? tags : [...tags, ...ambient])),
-      () => Effect.sync(() => Telemetry.poolInFlight.unsafeModify(-1, ambient.length === 0 ? tags : [...tags, ...ambient]))
-    ))
+    Effect.flatMap(Effect.scope, (scope) =>
+      Effect.uninterruptible(Effect.suspend(() => {
+        const all = ambient.length === 0 ? tags : [...tags, ...ambient]
+        Telemetry.poolInFlight.unsafeModify(1, all)
+        return Scope.addFinalizer(scope, Effect.sync(() => Telemetry.poolInFlight.unsafeModify(-1, all)))
+      }))))
 }
