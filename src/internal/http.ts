@@ -375,10 +375,10 @@ const streamDeadlines = (endpoint: Endpoint, model: string, clock: Clock.Clock) 
   const firstToken = endpoint.firstTokenTimeout === undefined ? undefined : Duration.toMillis(endpoint.firstTokenTimeout)
   const idle = endpoint.idleTimeout === undefined ? undefined : Duration.toMillis(endpoint.idleTimeout)
   if (total === undefined && firstToken === undefined && idle === undefined) {
-    return <A>(effect: Effect.Effect<A, Err.LlmError>, _started: boolean) => effect
+    return Object.assign(<A, E>(effect: Effect.Effect<A, E>, _started: boolean) => effect, { unbounded: true })
   }
   const start = clock.unsafeCurrentTimeMillis()
-  return <A>(effect: Effect.Effect<A, Err.LlmError>, started: boolean): Effect.Effect<A, Err.LlmError> => {
+  const bound = <A, E>(effect: Effect.Effect<A, E>, started: boolean): Effect.Effect<A, E | Err.TimeoutError> => {
     const now = clock.unsafeCurrentTimeMillis()
     let phase: Err.TimeoutPhase = "request"
     let limit = total === undefined ? Infinity : start + total - now
@@ -410,6 +410,7 @@ const streamDeadlines = (endpoint: Endpoint, model: string, clock: Clock.Clock) 
         })
     })
   }
+  return Object.assign(bound, { unbounded: false })
 }
 
 type Bound = ReturnType<typeof streamDeadlines>
@@ -512,30 +513,27 @@ const frames = (
       : Channel.zipRight(Channel.fromEffect(endpoint.usage.record(endpoint.provider, out.model, last.usage)), written)
   }
 
-  const read = Effect.mapError(reply.pull, (cause) => networkError(endpoint, out.model, cause))
-  const loop: Events = Channel.unwrap(
-    Effect.suspend(() =>
-      Effect.match(bound(read, emitted > 0), {
-        onFailure: (error) =>
-          // a deadline is the stream's, not the key's: it is not reported
-          error._tag === "TimeoutError"
-            ? Channel.fail(error)
-            : Channel.fromEffect(failed(afterEvents(parser, emitted, error))),
-        onSuccess: (pieces) => {
-          if (pieces === undefined) {
-            framer.feed(decoder.decode())
-            framer.end()
-            if (failure === undefined) failure = parser.onEnd(pending)
-            return emit(true)
-          }
-          // one decode and one feed per read: undici hands over one piece per chunk of the
-          // chunked encoding, often one per SSE event, and feeding them one by one costs more
-          // than joining them
-          framer.feed(decoder.decode(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces), { stream: true }))
-          return emit(false)
-        }
-      })
-    )
-  )
+  const readFailed = (error: TransportFailure | Err.TimeoutError) =>
+    error._tag === "TransportFailure"
+      ? failed(afterEvents(parser, emitted, networkError(endpoint, out.model, error)))
+      // a deadline is the stream's, not the key's: it is not reported
+      : Effect.fail(error)
+  const read = bound.unbounded
+    ? Effect.catchAll(reply.pull, readFailed)
+    : Effect.suspend(() => Effect.catchAll(bound(reply.pull, emitted > 0), readFailed))
+  // fromEffect + flatMap rather than unwrap(match(…)): ~1 KB less garbage per read
+  const loop: Events = Channel.flatMap(Channel.fromEffect(read), (pieces) => {
+    if (pieces === undefined) {
+      framer.feed(decoder.decode())
+      framer.end()
+      if (failure === undefined) failure = parser.onEnd(pending)
+      return emit(true)
+    }
+    // one decode and one feed per read: undici hands over one piece per chunk of the
+    // chunked encoding, often one per SSE event, and feeding them one by one costs more
+    // than joining them
+    framer.feed(decoder.decode(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces), { stream: true }))
+    return emit(false)
+  })
   return Effect.as(Scope.addFinalizer(scope, onClose), loop)
 }
