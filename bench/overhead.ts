@@ -8,10 +8,16 @@
  *   node bench/.build/overhead.mjs [--requests N]
  *
  * Environment: STACKS=provider,full and MODES=json,stream choose what runs; ASYNC=1 answers
- * JSON on the next macrotask instead of at once; REAL=http://127.0.0.1:PORT sends the
+ * JSON on the next macrotask instead of at once; ONE_PER_READ=1 hands a stream over one SSE
+ * event per read instead of all at once; REAL=http://127.0.0.1:PORT sends the
  * `provider` stack to a running bench/fake-server.ts instead of the canned transport.
+ * ALLOC=1 prints the bytes allocated per request instead of CPU (deterministic where CPU is
+ * noisy); give node a young generation that no scavenge fills while it measures:
+ *
+ *   ALLOC=1 node --expose-gc --min-semi-space-size=256 --max-semi-space-size=256 bench/.build/overhead.mjs
  */
 import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
+import { PerformanceObserver } from "node:perf_hooks"
 import { parseArgs } from "node:util"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport, Usage } from "../src/index.js"
 import { CHUNKS, MODEL, REPLY_TEXT, SYSTEM_PROMPT, USER_PROMPT } from "./workload.js"
@@ -39,17 +45,35 @@ const canned = Layer.succeed(Transport.Transport, {
       ? Effect.async((resume) => void setImmediate(() => resume(Effect.succeed({ status: 200, headers: bodies.json.headers, body: bodies.json.body }))))
       : Effect.succeed({ status: 200, headers: bodies.json.headers, body: bodies.json.body }),
   stream: () => Effect.sync(() => {
-    let sent = false
+    // ONE_PER_READ=1: one event per read, as a slow provider delivers them
+    let next = 0
     return {
       status: 200,
       headers: bodies.sse.headers,
-      pull: Effect.sync(() => (sent ? undefined : ((sent = true), ssePieces)))
+      pull: Effect.sync(() =>
+        next >= ssePieces.length ? undefined : process.env.ONE_PER_READ ? [ssePieces[next++]!] : ((next = ssePieces.length), ssePieces)
+      )
     }
   })
 })
 
 const provider = OpenAiCompatible.layer({ model: MODEL, baseUrl: `${process.env.REAL ?? "http://127.0.0.1:1"}/v1` })
+/** The provider layer over `keys`, a limiter and the canned transport; the stacks below add to it one part at a time. */
+const over = (keys: number, limiter: Layer.Layer<RateLimiter.RateLimiter>, usage: boolean) =>
+  provider.pipe(
+    Layer.provide(KeyPool.layer({ providerId: "openai", keys: Array.from({ length: keys }, (_, i) => Redacted.make(`sk-${i}`)) })),
+    Layer.provide(limiter),
+    Layer.provide(usage ? Usage.layer() : Layer.empty),
+    Layer.provide(canned),
+    Layer.provide(Transport.layerUndici)
+  )
+const bucket = RateLimiter.layer({ requestsPerMinute: 100_000_000, tokensPerMinute: 100_000_000_000 })
 const stacks: Record<string, Layer.Layer<LanguageModel.LanguageModel>> = {
+  // one part at a time, for finding what each costs: STACKS=provider,+keys,+limiter,+usage,+retry,full
+  "+keys": over(2, RateLimiter.unlimited, false),
+  "+limiter": over(1, bucket, false),
+  "+usage": over(1, RateLimiter.unlimited, true),
+  "+retry": Retry.layer(Retry.schedule()).pipe(Layer.provideMerge(over(1, RateLimiter.unlimited, false))),
   "provider": provider.pipe(
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make("sk-a")] })),
     Layer.provide(RateLimiter.unlimited),
@@ -57,7 +81,7 @@ const stacks: Record<string, Layer.Layer<LanguageModel.LanguageModel>> = {
   "full": Retry.layer(Retry.schedule()).pipe(
     Layer.provideMerge(provider),
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make("sk-a"), Redacted.make("sk-b")] })),
-    Layer.provide(RateLimiter.layer({ requestsPerMinute: 100_000_000, tokensPerMinute: 100_000_000_000 })),
+    Layer.provide(bucket),
     Layer.provide(Usage.layer()),
     Layer.provide(canned), Layer.provide(Transport.layerUndici))
 }
@@ -93,6 +117,22 @@ for (const [name, stack] of Object.entries(stacks).filter(([n]) => (process.env.
   for (const mode of (process.env.MODES ?? "json,stream").split(",") as Array<"json" | "stream">) {
     const batch = (n: number) => runtime.runPromise(Effect.forEach(Array.from({ length: n }), () => one[mode], { concurrency: 32, discard: true }))
     await batch(2000)
+    if (process.env.ALLOC) {
+      const gc = (globalThis as { gc?: () => void }).gc
+      if (gc === undefined) throw new Error("ALLOC=1 needs node --expose-gc")
+      const measured = Number(process.env.ALLOC_REQUESTS ?? 100)
+      let collections = 0
+      const observer = new PerformanceObserver((list) => void (collections += list.getEntries().length))
+      gc()
+      observer.observe({ entryTypes: ["gc"] })
+      const before = process.memoryUsage().heapUsed
+      await batch(measured)
+      const allocated = process.memoryUsage().heapUsed - before
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      observer.disconnect()
+      console.log(`${name} ${mode}: ${(allocated / measured / 1024).toFixed(1)} KB allocated${collections > 0 ? ` (a GC ran: undercounted; raise --max-semi-space-size)` : ""}`)
+      continue
+    }
     const c0 = process.cpuUsage()
     await batch(requests)
     const c = process.cpuUsage(c0)
