@@ -351,12 +351,14 @@ export const makeWith = (
     })
 
   const keyless: Lease = { keyId: "none", key: undefined }
+  const leasing = Effect.suspend(() => (waiters.length > 0 ? Effect.zipRight(awaitTurn(false), loop(true)) : loop(false))).pipe(
+    Effect.tap(() => Metric.increment(leased))
+  )
+  // useSpan, not withSpan: the lease starts no spans of its own, so its span need not become
+  // the parent, and not providing it saves ~16 KB of garbage per call
   const acquire: Service["acquire"] = keys.size === 0
     ? Effect.succeed(keyless)
-    : Effect.suspend(() => (waiters.length > 0 ? Effect.zipRight(awaitTurn(false), loop(true)) : loop(false))).pipe(
-      Effect.tap(() => Metric.increment(leased)),
-      Effect.withSpan("KeyPool.acquire", { attributes: { provider: providerId }, captureStackTrace: false })
-    )
+    : Effect.useSpan("KeyPool.acquire", { attributes: { provider: providerId }, captureStackTrace: false }, () => leasing)
 
   const report = (keyId: string, outcome: Outcome): Effect.Effect<void> => {
     if (!keys.has(keyId)) return Effect.void
