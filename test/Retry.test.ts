@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Schedule, Stream, TestClock } from "effect"
 import { fromResponse } from "../src/internal/errors.js"
-import { LanguageModel, LlmError, Message, Retry, Testing } from "../src/index.js"
+import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport } from "../src/index.js"
 
 const ids = { provider: "mock", model: "mock-model" }
 const server = (status = 500) => new LlmError.ServerError({ ...ids, message: `fake ${status}`, status })
@@ -170,4 +170,63 @@ describe("Retry.layer streams", () => {
       expect(yield* calls).toBe(1)
       expect(exit).toMatchObject({ _tag: "Failure" })
     }))
+})
+
+/**
+ * Over a provider's own stream, Retry asks the stream what it delivered instead of counting
+ * its chunks in a stage of its own; these pin that path to the same behaviour as the counting one.
+ */
+describe("Retry.layer over a provider's stream", () => {
+  const provider = (baseUrl: string, policy: Schedule.Schedule<unknown, LlmError.LlmError>, options: { idleTimeout?: Duration.DurationInput } = {}) =>
+    Retry.layer(policy).pipe(
+      Layer.provide(OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl, ...options })),
+      Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["sk-retry-test"] })),
+      Layer.provide(RateLimiter.unlimited),
+      Layer.provide(Transport.layerUndici)
+    )
+  const received = <R>(stream: Stream.Stream<Message.StreamEvent, LlmError.LlmError, R>) =>
+    Effect.gen(function* () {
+      const texts: Array<string> = []
+      const exit = yield* Effect.exit(Stream.runForEach(stream, (event) => Effect.sync(() => event._tag === "TextDelta" && texts.push(event.text))))
+      return { text: texts.join(""), exit }
+    })
+  const failureOf = (exit: Exit.Exit<unknown, LlmError.LlmError>) =>
+    Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
+
+  it.live("a failure before the first event is retried, and the retry's stream is whole", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "one two three four", chunks: 4 } })
+      yield* fake.inject({ _tag: "Status", status: 503 })
+      const { text, exit } = yield* received(LanguageModel.stream(request)).pipe(
+        Effect.provide(provider(fake.baseUrl, Schedule.recurs(3)))
+      )
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(text).toBe("one two three four")
+      expect((yield* fake.requests).length).toBe(2)
+    }).pipe(Effect.scoped))
+
+  it.live("a cut after events is never retried, even by a schedule that retries everything: a partial StreamError with the text received", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "one two three four five six", chunks: 6 } })
+      yield* fake.inject({ _tag: "CutStream", afterChunks: 3 })
+      const { text, exit } = yield* received(LanguageModel.stream(request)).pipe(
+        Effect.provide(provider(fake.baseUrl, Schedule.recurs(5)))
+      )
+      expect(text.length).toBeGreaterThan(0)
+      expect(failureOf(exit)).toMatchObject({ _tag: "StreamError", partial: true, partialText: text, retryable: false })
+      expect((yield* fake.requests).length).toBe(1)
+    }).pipe(Effect.scoped))
+
+  it.live("a deadline after events becomes a partial StreamError with the text received, and is not retried", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({})
+      const first = `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", created: 1, model: "gpt-4o-mini", choices: [{ index: 0, delta: { content: "Hello" } }] })}\n\n`
+      yield* fake.inject({ _tag: "Raw", body: [first, "data: [DONE]\n\n"], contentType: "text/event-stream", chunkDelayMs: 2_000 })
+      const { text, exit } = yield* received(LanguageModel.stream(request)).pipe(
+        Effect.provide(provider(fake.baseUrl, Schedule.recurs(5), { idleTimeout: "150 millis" }))
+      )
+      expect(text).toBe("Hello")
+      expect(failureOf(exit)).toMatchObject({ _tag: "StreamError", partial: true, partialText: "Hello", retryable: false })
+      expect((yield* fake.requests).length).toBe(1)
+    }).pipe(Effect.scoped))
 })

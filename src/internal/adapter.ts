@@ -16,6 +16,7 @@ import * as Err from "../LlmError.js"
 import type * as Message from "../Message.js"
 import { estimateTokens, type RateLimiter } from "../RateLimiter.js"
 import * as Http from "./http.js"
+import { watchable } from "./partial.js"
 
 /** The options every provider takes. */
 export interface CommonOptions {
@@ -79,11 +80,13 @@ export const languageModel = (spec: Spec): Service => {
         return Http.sendJson(spec.endpoint, out, (body, status) => spec.decode(request, out.model, body, status))
       }),
     stream: (request) =>
-      Stream.suspend(() => {
-        const out = outgoing(request, true)
-        if (Err.isLlmError(out)) return Stream.fail(out)
-        return Http.sendStream(spec.endpoint, out, spec.framing, () => spec.parser(request, out.model))
-      })
+      watchable((watch) =>
+        Stream.suspend(() => {
+          const out = outgoing(request, true)
+          if (Err.isLlmError(out)) return Stream.fail(out)
+          return Http.sendStream(spec.endpoint, out, spec.framing, () => spec.parser(request, out.model), watch)
+        })
+      )
   }
 }
 

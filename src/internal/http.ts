@@ -25,6 +25,7 @@ import * as RateLimiter from "../RateLimiter.js"
 import { UsageTracker } from "../Usage.js"
 import { fromResponse, redactSecret } from "./errors.js"
 import { outcomeOf } from "./keyPool.js"
+import type { Watch } from "./partial.js"
 import * as Telemetry from "./telemetry.js"
 import {
   makeHttpClient,
@@ -426,7 +427,8 @@ export const sendStream = (
   endpoint: Endpoint,
   out: Outgoing,
   framing: Framing,
-  makeParser: () => StreamParser
+  makeParser: () => StreamParser,
+  watch?: Watch
 ): Stream.Stream<StreamEvent, Err.LlmError> =>
   Stream.fromChannel(Channel.acquireUseRelease(
     Effect.flatMap(Telemetry.startStream(endpoint.provider, out.model), (recorder) =>
@@ -441,7 +443,7 @@ export const sendStream = (
           ))
       const opened = Effect.withParentSpan(bound(onAnotherKey(endpoint, attempt), false), recorder.span)
       return Channel.unwrap(
-        Effect.flatMap(opened, ([reply, lease]) => frames(endpoint, out, scope, bound, recorder, reply, lease, framing, makeParser()))
+        Effect.flatMap(opened, ([reply, lease]) => frames(endpoint, out, scope, bound, recorder, reply, lease, framing, makeParser(), watch))
       )
     },
     ({ recorder, scope }, exit) => Effect.zipRight(Scope.close(scope, exit), Effect.sync(() => recorder.end(exit)))
@@ -461,12 +463,16 @@ const frames = (
   reply: StreamReply,
   lease: KeyPool.Lease,
   framing: Framing,
-  parser: StreamParser
+  parser: StreamParser,
+  watch: Watch | undefined
 ): Effect.Effect<Events> => {
   const decoder = new TextDecoder()
   let pending: Array<StreamEvent> = []
   let failure: Err.LlmError | undefined
   let emitted = 0
+  // every batch is written before the failure that follows it, so at a failure `emitted`
+  // and the parser's text are what the consumer received
+  watch?.(() => ({ events: emitted, text: parser.emittedText }))
   // the provider's stream ended properly (the parser saw its end, or a Finish went out); a
   // consumer that stops before that neither succeeded nor failed with this key
   let finished = false

@@ -9,6 +9,34 @@ import * as Stream from "effect/Stream"
 import * as Err from "../LlmError.js"
 import type { StreamEvent } from "../Message.js"
 
+/** What a stream's consumer has received so far. */
+export interface Delivered {
+  readonly events: number
+  /** The text of the `TextDelta` events received. */
+  readonly text: string
+}
+
+/** Given to a stream's source, which calls it once with a way to read what it has delivered. */
+export type Watch = (delivered: () => Delivered) => void
+
+type EventStream = Stream.Stream<StreamEvent, Err.LlmError>
+
+// Streams whose source can say what it delivered, each mapped to a way to make it again with
+// a watch. Retry and Fallback then need no stage that counts every chunk (~2 KB of garbage
+// per chunk, and one channel executor per stream).
+const watchables = new WeakMap<EventStream, (watch: Watch) => EventStream>()
+
+/** A stream made by `make`, which can be made again with a watch (see `watchableSource`). */
+export const watchable = (make: (watch: Watch | undefined) => EventStream): EventStream => {
+  const stream = make(undefined)
+  watchables.set(stream, make)
+  return stream
+}
+
+/** How to make `stream` again with a watch, when its source supports one. */
+export const watchableSource = (stream: Stream.Stream<StreamEvent, Err.LlmError, unknown>) =>
+  watchables.get(stream as EventStream)
+
 /** A stream failure after output began: neither retried nor fallen back. */
 export const isPartial = (error: Err.LlmError): boolean => error._tag === "StreamError" && error.partial
 
