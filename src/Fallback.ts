@@ -248,9 +248,9 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
         const state = newState()
         const attempt = Stream.unwrap(
           Effect.map(CurrentStep, (step) =>
-            guardPartial(
-              Stream.unwrap(Effect.as(skipIfDown(step), step.model.stream(requestFor(step, request))))
-            ).pipe(Stream.tapError(record(state, step))))
+            // the model's own stream is guarded, so a provider's can say what it delivered
+            Stream.unwrap(Effect.as(skipIfDown(step), guardPartial(step.model.stream(requestFor(step, request)))))
+              .pipe(Stream.tapError(record(state, step))))
         )
         return attempt.pipe(
           Stream.withExecutionPlan(planFor(state), { preventFallbackOnPartialStream: true }),

@@ -9,7 +9,6 @@
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
 import * as Channel from "effect/Channel"
 import type * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
@@ -21,7 +20,7 @@ import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
 import * as Stream from "effect/Stream"
-import { type Delivered, isPartial, retryAfterMillis, toPartial, watchableSource } from "./internal/partial.js"
+import { isPartial, retryAfterMillis, toPartial, tracked } from "./internal/partial.js"
 import { LanguageModel } from "./LanguageModel.js"
 import type { LlmError } from "./LlmError.js"
 import type { StreamEvent } from "./Message.js"
@@ -128,54 +127,27 @@ export const retryStream = <A, R, R2>(
   stream: Stream.Stream<StreamEvent, LlmError, R>,
   policy: Schedule.Schedule<A, LlmError, R2>
 ): Stream.Stream<StreamEvent, LlmError, R | R2> =>
-  // One channel stage: it counts what passes, and re-runs the stream on a failure before
-  // the first event. The schedule's driver is made on the first failure only (most streams
-  // never fail). Stream.retry plus a counting stage cost ~3× as much per stream. A provider's
-  // own stream says what it delivered, and then there is no counting stage at all.
+  // No Stream.retry (it plus a counting stage cost ~3× as much per stream): a catchAll that
+  // asks what the attempt delivered (`tracked`: the provider's own stream says, any other is
+  // counted) and re-runs it on a failure before the first event. The schedule's driver is
+  // made on the first failure only (most streams never fail).
   Stream.fromChannel(Channel.suspend(() => {
-    let events = 0
-    let text = ""
     let driver: Schedule.ScheduleDriver<A, LlmError, R2> | undefined
     const next = (error: LlmError) =>
       Effect.flatMap(
         driver === undefined ? Effect.tap(Schedule.driver(policy), (made) => void (driver = made)) : Effect.succeed(driver),
         (made) => made.next(error)
       )
-    // A provider's own stream says what it delivered, so no stage need count its chunks.
-    const source = watchableSource(stream)
-    if (source !== undefined) {
-      const watched = (): Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, unknown, unknown, R | R2> => {
-        let delivered: (() => Delivered) | undefined
-        return Channel.catchAll(Stream.toChannel(source((read) => (delivered = read))), (error) => {
-          const sent = delivered?.()
-          if (sent !== undefined && sent.events > 0) return Channel.fail(toPartial(error, sent.text))
-          return isPartial(error)
-            ? Channel.fail(error)
-            : Channel.unwrap(Effect.match(next(error), { onFailure: () => Channel.fail(error), onSuccess: watched }))
-        })
-      }
-      return watched()
+    const attempt = (): Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, unknown, unknown, R | R2> => {
+      const run = tracked(stream)
+      return Channel.catchAll(Stream.toChannel(run.stream), (error) => {
+        const sent = run.delivered()
+        if (sent.events > 0) return Channel.fail(toPartial(error, sent.text))
+        return isPartial(error)
+          ? Channel.fail(error)
+          : Channel.unwrap(Effect.match(next(error), { onFailure: () => Channel.fail(error), onSuccess: attempt }))
+      })
     }
-    type Events = Channel.Channel<Chunk.Chunk<StreamEvent>, Chunk.Chunk<StreamEvent>, LlmError, LlmError, unknown, unknown>
-    const counted: Events = Channel.readWithCause({
-      onInput: (chunk: Chunk.Chunk<StreamEvent>) => {
-        for (const event of chunk) {
-          events++
-          if (event._tag === "TextDelta") text += event.text
-        }
-        return Channel.zipRight(Channel.write(chunk), counted)
-      },
-      onFailure: (cause) => Channel.failCause(events === 0 ? cause : Cause.map(cause, (error) => toPartial(error, text))),
-      onDone: () => Channel.void
-    })
-    const attempt = (): Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, unknown, unknown, R | R2> =>
-      Channel.catchAll(
-        Channel.pipeTo(Stream.toChannel(stream), counted),
-        (error) =>
-          events > 0 || isPartial(error)
-            ? Channel.fail(error)
-            : Channel.unwrap(Effect.match(next(error), { onFailure: () => Channel.fail(error), onSuccess: attempt }))
-      )
     return attempt()
   }))
 

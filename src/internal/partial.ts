@@ -33,9 +33,32 @@ export const watchable = (make: (watch: Watch | undefined) => EventStream): Even
   return stream
 }
 
-/** How to make `stream` again with a watch, when its source supports one. */
-export const watchableSource = (stream: Stream.Stream<StreamEvent, Err.LlmError, unknown>) =>
-  watchables.get(stream as EventStream)
+const nothing: Delivered = { events: 0, text: "" }
+
+/**
+ * `stream` ready to run, and what its consumer has received so far: asked of the stream's
+ * source when it can say (a provider's own stream), else counted by a stage on every chunk.
+ */
+export const tracked = <R>(stream: Stream.Stream<StreamEvent, Err.LlmError, R>): {
+  readonly stream: Stream.Stream<StreamEvent, Err.LlmError, R>
+  readonly delivered: () => Delivered
+} => {
+  const source = watchables.get(stream as EventStream)
+  if (source !== undefined) {
+    let read: (() => Delivered) | undefined
+    return { stream: source((watch) => (read = watch)), delivered: () => read?.() ?? nothing }
+  }
+  let events = 0
+  let text = ""
+  const counted = Stream.mapChunks(stream, (chunk) => {
+    for (const event of chunk) {
+      events++
+      if (event._tag === "TextDelta") text += event.text
+    }
+    return chunk
+  })
+  return { stream: counted, delivered: () => ({ events, text }) }
+}
 
 /** A stream failure after output began: neither retried nor fallen back. */
 export const isPartial = (error: Err.LlmError): boolean => error._tag === "StreamError" && error.partial
@@ -61,23 +84,16 @@ export const toPartial = (error: Err.LlmError, text: string): Err.StreamError =>
     })
 
 /**
- * Counts the events and text a stream delivers; a failure after the first event becomes
- * a partial `StreamError` whose `partialText` is exactly the text delivered.
+ * A failure after the stream's first event becomes a partial `StreamError` whose
+ * `partialText` is exactly the text delivered.
  */
 export const guardPartial = <R>(
   stream: Stream.Stream<StreamEvent, Err.LlmError, R>
 ): Stream.Stream<StreamEvent, Err.LlmError, R> =>
   Stream.suspend(() => {
-    let events = 0
-    let text = ""
-    return stream.pipe(
-      Stream.mapChunks((chunk) => {
-        for (const event of chunk) {
-          events++
-          if (event._tag === "TextDelta") text += event.text
-        }
-        return chunk
-      }),
-      Stream.catchAll((error) => Stream.fail(events === 0 ? error : toPartial(error, text)))
-    )
+    const run = tracked(stream)
+    return Stream.catchAll(run.stream, (error) => {
+      const sent = run.delivered()
+      return Stream.fail(sent.events === 0 ? error : toPartial(error, sent.text))
+    })
   })
