@@ -90,6 +90,7 @@ export const defaultClassify = (error: LlmError): Outcome => {
     case "TimeoutError":
     case "NetworkError":
     case "MalformedResponseError":
+    case "ResponseTooLargeError":
     case "StreamError":
       return "failure"
     case "RateLimitError":
@@ -98,6 +99,7 @@ export const defaultClassify = (error: LlmError): Outcome => {
     case "BudgetExceededError":
     case "CircuitOpenError":
     case "AllModelsFailedError":
+    case "StoreUnavailableError":
       return "ignore"
     default:
       return "success"

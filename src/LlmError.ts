@@ -116,6 +116,36 @@ export class MalformedResponseError extends Schema.TaggedError<MalformedResponse
   retryable: retryableDefault(true)
 }) {}
 
+/**
+ * The reply, or one event of a stream, was larger than the configured cap (`maxResponseBytes`,
+ * `maxEventBytes`). Not retryable: asking again would download it again.
+ * @since 0.1.0 @category errors
+ */
+export class ResponseTooLargeError extends Schema.TaggedError<ResponseTooLargeError>()("ResponseTooLargeError", {
+  ...common,
+  status,
+  /** What was capped: the whole JSON body, or one stream event. */
+  part: Schema.Literal("body", "event"),
+  /** The cap, in bytes. */
+  limit: Schema.Number,
+  retryable: retryableDefault(false)
+}) {}
+
+/**
+ * A shared store (Redis) behind a key pool, rate limiter, cache or budget did not answer in
+ * time or failed. Retryable: the connection reconnects on its own. Nothing is admitted
+ * while the store is out, so an outage never over-admits.
+ * @since 0.1.0 @category errors
+ */
+export class StoreUnavailableError extends Schema.TaggedError<StoreUnavailableError>()("StoreUnavailableError", {
+  ...common,
+  /** Which store: `KeyPool`, `RateLimiter`, `ResponseCache`, … */
+  store: Schema.String,
+  /** The operation that failed, e.g. `keypool take`. */
+  operation: Schema.String,
+  retryable: retryableDefault(true)
+}) {}
+
 /** @since 0.1.0 @category errors */
 export class NoKeyAvailableError extends Schema.TaggedError<NoKeyAvailableError>()("NoKeyAvailableError", {
   ...common,
@@ -192,11 +222,13 @@ export type LlmError =
   | NetworkError
   | StreamError
   | MalformedResponseError
+  | ResponseTooLargeError
   | NoKeyAvailableError
   | RateLimitExceededError
   | BudgetExceededError
   | CircuitOpenError
   | AllModelsFailedError
+  | StoreUnavailableError
 
 /** @since 0.1.0 @category errors */
 export const LlmError = Schema.Union(
@@ -212,11 +244,13 @@ export const LlmError = Schema.Union(
   NetworkError,
   StreamError,
   MalformedResponseError,
+  ResponseTooLargeError,
   NoKeyAvailableError,
   RateLimitExceededError,
   BudgetExceededError,
   CircuitOpenError,
-  AllModelsFailedError
+  AllModelsFailedError,
+  StoreUnavailableError
 )
 
 const tags: ReadonlySet<string> = new Set([
@@ -232,11 +266,13 @@ const tags: ReadonlySet<string> = new Set([
   "NetworkError",
   "StreamError",
   "MalformedResponseError",
+  "ResponseTooLargeError",
   "NoKeyAvailableError",
   "RateLimitExceededError",
   "BudgetExceededError",
   "CircuitOpenError",
-  "AllModelsFailedError"
+  "AllModelsFailedError",
+  "StoreUnavailableError"
 ])
 
 /** @since 0.1.0 @category guards */
