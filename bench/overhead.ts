@@ -47,14 +47,18 @@ const canned = Layer.succeed(Transport.Transport, {
   stream: () => Effect.sync(() => {
     // ONE_PER_READ=1: one event per read, as a slow provider delivers them
     let next = 0
+    const pull = Effect.sync(() =>
+      next >= ssePieces.length ? undefined : process.env.ONE_PER_READ ? [ssePieces[next++]!] : ((next = ssePieces.length), ssePieces)
+    )
     return {
       status: 200,
       headers: bodies.sse.headers,
-      pull: Effect.sync(() =>
-        next >= ssePieces.length ? undefined : process.env.ONE_PER_READ ? [ssePieces[next++]!] : ((next = ssePieces.length), ssePieces)
-      )
+      pull,
+      // the canned body is all there: a deadline can never pass while it is read
+      pullWithin: () => pull
     }
-  })
+  }),
+  timeouts: true
 })
 
 const provider = OpenAiCompatible.layer({ model: MODEL, baseUrl: `${process.env.REAL ?? "http://127.0.0.1:1"}/v1` })

@@ -190,7 +190,13 @@ export interface ProviderOptions {
   /** The provider id used in errors, spans and usage. */
   readonly provider?: string | undefined
   readonly headers?: Record<string, string> | undefined
+  /** Total time for one call. Default 10 minutes. */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * The largest reply read, in bytes; past it the call fails with `ResponseTooLargeError`.
+   * Default 256 MiB (2048 vectors of 3072 floats as JSON text are about 130 MB).
+   */
+  readonly maxResponseBytes?: number | undefined
   /** The most inputs per call; the provider's limit by default (OpenAI 2048, Gemini 100, Ollama 2048). */
   readonly maxBatchSize?: number | undefined
   /** Calls in flight at once for one `embed`. Default 4. */
@@ -246,7 +252,8 @@ export const makeOpenAiCompatible = (options: ProviderOptions): Effect.Effect<Se
       provider,
       auth: (key) => ({ authorization: `Bearer ${Redacted.value(key)}` }),
       headers: options.headers,
-      timeout: options.timeout
+      timeout: options.timeout,
+      maxResponseBytes: options.maxResponseBytes ?? 256 * 1024 * 1024
     })
     return make({
       provider,

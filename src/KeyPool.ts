@@ -7,8 +7,9 @@
  *
  * @since 0.1.0
  */
-import type * as Config from "effect/Config"
-import type { ConfigError } from "effect/ConfigError"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Either from "effect/Either"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -111,7 +112,9 @@ export interface Options {
 export const outcomeOf: (error: LlmError) => Outcome = internal.outcomeOf
 
 /**
- * Builds an in-memory pool. An invalid `maxConcurrentPerKey` is a defect that names it.
+ * Builds an in-memory pool. An invalid `maxConcurrentPerKey`, or a key that cannot go in an
+ * HTTP header (a line break, a control or non-ASCII character), is a defect that names the
+ * option or the key's position, never the key.
  * @since 0.1.0 @category constructors
  */
 export const make = (options: Options): Effect.Effect<Service> => internal.make(options)
@@ -125,18 +128,22 @@ export const layer = (options: Options): Layer.Layer<KeyPool> => Layer.effect(Ke
  */
 export const layerConfig = (
   options: Omit<Options, "keys"> & { readonly keys: Config.Config<Redacted.Redacted<string>> }
-): Layer.Layer<KeyPool, ConfigError> =>
+): Layer.Layer<KeyPool, ConfigError.ConfigError> =>
   Layer.effect(
     KeyPool,
-    Effect.flatMap(options.keys, (redacted) =>
-      make({
-        ...options,
-        keys: Redacted.value(redacted)
-          .split(",")
-          .map((key) => key.trim())
-          .filter((key) => key.length > 0)
-          .map((key) => Redacted.make(key))
-      })
+    Effect.flatMap(
+      Config.mapOrFail(options.keys, (redacted) => {
+        const keys = Redacted.value(redacted).split(",").map((key) => key.trim()).filter((key) => key.length > 0)
+        // named by position, never by value: a config error is printed whole
+        for (const [index, key] of keys.entries()) {
+          const problem = internal.headerProblem(key)
+          if (problem !== undefined) {
+            return Either.left(ConfigError.InvalidData([], `key ${index + 1} of ${keys.length} ${problem}, so it cannot go in an HTTP header`))
+          }
+        }
+        return Either.right(keys.map((key) => Redacted.make(key)))
+      }),
+      (keys) => make({ ...options, keys })
     )
   )
 
@@ -171,7 +178,7 @@ export const layerRedis = (
   Layer.scoped(
     KeyPool,
     Effect.gen(function* () {
-      const keys = internal.keysOf(options.keys)
+      const keys = internal.keysOf(options.keys, options.providerId)
       const timings = internal.timingsOf(options)
       const connection = yield* Redis.connect(options)
       const store = yield* redisStore.make(connection, options.providerId, [...keys.keys()], timings, options.leaseTtl)

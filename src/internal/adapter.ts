@@ -26,12 +26,22 @@ export interface CommonOptions {
   readonly provider?: string | undefined
   readonly headers?: Record<string, string> | undefined
   readonly contextWindow?: number | undefined
-  /** Total time for one request, including the whole body of a stream. */
+  /**
+   * Total time for one request, including the whole body of a stream. Default 10 minutes for
+   * a JSON call and 60 minutes for a stream; `Duration.infinity` for none.
+   */
   readonly timeout?: Duration.DurationInput | undefined
-  /** Streams: the longest wait for the first event. */
+  /** Streams: the longest wait for the first event. Default 10 minutes. */
   readonly firstTokenTimeout?: Duration.DurationInput | undefined
-  /** Streams: the longest gap between two events. */
+  /**
+   * Streams: the longest wait for the next event, counted while the library waits on the
+   * provider. Comments, pings and empty deltas do not renew it. Default 5 minutes.
+   */
   readonly idleTimeout?: Duration.DurationInput | undefined
+  /** The largest JSON reply read, in bytes; past it the call fails with `ResponseTooLargeError`. Default 64 MiB. */
+  readonly maxResponseBytes?: number | undefined
+  /** The largest single stream event, in characters; past it the stream fails with `ResponseTooLargeError`. Default 16 MiB. */
+  readonly maxEventBytes?: number | undefined
 }
 
 export interface Spec {
@@ -53,7 +63,9 @@ export const endpointOptions = (options: Omit<CommonOptions, "model">) => ({
   headers: options.headers,
   timeout: options.timeout,
   firstTokenTimeout: options.firstTokenTimeout,
-  idleTimeout: options.idleTimeout
+  idleTimeout: options.idleTimeout,
+  maxResponseBytes: options.maxResponseBytes,
+  maxEventBytes: options.maxEventBytes
 })
 
 /** A `LanguageModel` over a provider's wire format. */

@@ -103,6 +103,8 @@ export interface ResponseContext {
   readonly provider: string
   readonly model: string
   readonly status: number
+  /** The status the reply really had, when `status` was inferred from an error body sent with another. */
+  readonly sentWith?: number | undefined
   readonly headers: Readonly<Record<string, string | undefined>>
   readonly body: string
   readonly now: number
@@ -116,7 +118,8 @@ export const fromResponse = (ctx: ResponseContext): Err.LlmError => {
   const info = errorInfo(parsed)
   const { provider, model, status } = ctx
   const detail = info.message ?? (parsed === undefined ? Err.excerptOf(ctx.body) : undefined)
-  const message = `${provider} ${status}${info.type ? ` ${info.type}` : ""}${detail ? `: ${detail}` : ""}`
+  const sent = ctx.sentWith === undefined ? `${status}` : `error body (sent with HTTP ${ctx.sentWith})`
+  const message = `${provider} ${sent}${info.type ? ` ${info.type}` : ""}${detail ? `: ${detail}` : ""}`
   const base = { provider, model, message, status }
   const shouldRetry = ctx.headers["x-should-retry"]
   const override = shouldRetry === "true" ? { retryable: true } : shouldRetry === "false" ? { retryable: false } : {}
@@ -138,6 +141,45 @@ export const fromResponse = (ctx: ResponseContext): Err.LlmError => {
   if (status === 409) return new Err.InvalidRequestError({ ...base, retryable: true, ...override })
   if (status >= 500) return new Err.ServerError({ ...base, ...override })
   return new Err.InvalidRequestError({ ...base, ...override })
+}
+
+/** Whether a body starts like an error object (`{"error": …` or `{"type": "error", …`): cheap, no parse. */
+export const startsLikeErrorBody = (body: string): boolean => /^\s*\{\s*"(?:error"|type"\s*:\s*"error")/.test(body.slice(0, 64))
+
+/** The HTTP status an error body stands for, read from its numeric code, else its type, else its message. */
+const statusOfInfo = (info: ErrorInfo): number => {
+  const numeric = info.code === undefined ? NaN : Number(info.code)
+  if (Number.isInteger(numeric) && numeric >= 400 && numeric <= 599) return numeric
+  // an error with neither type nor code (Ollama's `{"error": "…"}`) is read by its message
+  const kind = (info.type === undefined && info.code === undefined ? info.message ?? "" : `${info.type ?? ""} ${info.code ?? ""}`)
+    .toLowerCase()
+  const is = (pattern: RegExp) => pattern.test(kind)
+  if (is(/insufficient[ _]quota|billing|rate[ _-]?limit|too[ _]many[ _]requests|resource[ _]exhausted|throttl/)) return 429
+  if (is(/overloaded/)) return 529
+  if (is(/authentication|invalid[ _]api[ _]key|unauthenticated|unauthorized/)) return 401
+  if (is(/permission|forbidden/)) return 403
+  if (is(/not[ _]found/)) return 404
+  if (is(/context[ _]length|invalid[ _]request|invalid[ _]argument|bad[ _]request|content[ _](filter|policy)/)) return 400
+  if (is(/deadline[ _]exceeded|timeout|timed out/)) return 504
+  // a server error, or a kind this mapping does not know: retryable, as a 5xx
+  return is(/unavailable/) ? 503 : 500
+}
+
+/**
+ * A body sent with a 2xx status that is an error object (`{"error": {…}}`, Anthropic's
+ * `{"type": "error", …}`, Ollama's `{"error": "…"}`), as the error the same body under its
+ * own status would be; undefined for any other body.
+ */
+export const embeddedError = (ctx: Omit<ResponseContext, "status" | "sentWith">): Err.LlmError | undefined => {
+  const parsed = tryJson(ctx.body)
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined
+  const body = parsed as Record<string, unknown>
+  const inner = body.error
+  const isError = (typeof inner === "object" && inner !== null && !Array.isArray(inner)) ||
+    (typeof inner === "string" && inner.length > 0 &&
+      Object.keys(body).every((key) => key === "error" || key === "code" || key === "status" || key === "message" || key === "type"))
+  if (!isError) return undefined
+  return fromResponse({ ...ctx, status: statusOfInfo(errorInfo(body)), sentWith: 200 })
 }
 
 const durationOf = (ms: number | undefined) => (ms === undefined ? undefined : Duration.millis(ms))
@@ -171,6 +213,16 @@ export const malformed = (provider: string, model: string, body: string, why: st
     ...(status === undefined ? {} : { status })
   })
 
+/**
+ * The same error with some fields changed. Spreading an error would drop `message` (an
+ * Error's message is not enumerable), and the constructor would throw.
+ */
+export const withFields = <E extends Err.LlmError>(error: E, patch: Partial<Omit<E, "_tag">>): E => {
+  const { _tag: _, ...props } = error as unknown as Record<string, unknown>
+  const Class = error.constructor as new(props: Record<string, unknown>) => E
+  return new Class({ ...props, message: error.message, ...patch })
+}
+
 const secretMask = "[redacted]"
 
 /**
@@ -181,10 +233,17 @@ export const redactSecret = <E extends Err.LlmError>(error: E, secret: Redacted.
   if (secret === undefined) return error
   const value = Redacted.value(secret)
   if (value.length === 0) return error
+  // the forms a key takes when a server quotes it back: as sent, inside a JSON string, in a URL
+  const forms = [...new Set([value, JSON.stringify(value).slice(1, -1), encodeURIComponent(value), encodeURI(value)])]
   const fields = error as unknown as { message: string; excerpt?: unknown; partialText?: unknown }
-  const leaks = (u: unknown) => typeof u === "string" && u.includes(value)
+  const leaks = (u: unknown) => typeof u === "string" && forms.some((form) => u.includes(form))
   if (!leaks(fields.message) && !leaks(fields.excerpt) && !leaks(fields.partialText)) return error
-  const mask = (u: unknown) => (typeof u === "string" ? u.split(value).join(secretMask) : u)
+  const mask = (u: unknown) => {
+    if (typeof u !== "string") return u
+    let masked = u
+    for (const form of forms) masked = masked.split(form).join(secretMask)
+    return masked
+  }
   const { _tag: _, ...props } = error as unknown as Record<string, unknown>
   const rebuilt: Record<string, unknown> = { ...props, message: mask(fields.message) }
   if (fields.excerpt !== undefined) rebuilt.excerpt = mask(fields.excerpt)

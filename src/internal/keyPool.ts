@@ -15,14 +15,38 @@ export const fingerprint = (key: string): string =>
   "key_" + createHash("sha256").update(key).digest("hex").slice(0, 10)
 
 /** The configured keys, deduplicated, by fingerprint. Keys never leave the process. */
-export const keysOf = (keys: Options["keys"]): ReadonlyMap<string, Redacted.Redacted<string>> => {
+export const keysOf = (keys: Options["keys"], providerId = "pool"): ReadonlyMap<string, Redacted.Redacted<string>> => {
   const byId = new Map<string, Redacted.Redacted<string>>()
-  for (const raw of keys) {
+  keys.forEach((raw, index) => {
     const key = typeof raw === "string" ? Redacted.make(raw) : raw
+    const problem = headerProblem(Redacted.value(key))
+    if (problem !== undefined) throw new InvalidKeyError(providerId, index, keys.length, problem)
     const id = fingerprint(Redacted.value(key))
     if (!byId.has(id)) byId.set(id, key)
-  }
+  })
   return byId
+}
+
+/**
+ * Why a key cannot go in an HTTP header (a pasted line break, a control character, a
+ * character outside ASCII), or undefined. The key itself is never part of the answer.
+ */
+export const headerProblem = (key: string): string | undefined => {
+  for (let i = 0; i < key.length; i++) {
+    const code = key.charCodeAt(i)
+    if (code === 10 || code === 13) return `contains a line break at character ${i + 1}`
+    if (code < 32 || code === 127) return `contains a control character at character ${i + 1}`
+    if (code > 126) return `contains a character outside ASCII at character ${i + 1}`
+  }
+  return undefined
+}
+
+/** A configured key that cannot be sent; names the key by its position, never its value. */
+export class InvalidKeyError extends Error {
+  constructor(providerId: string, index: number, count: number, problem: string) {
+    super(`KeyPool ${providerId}: key ${index + 1} of ${count} ${problem}, so it cannot go in an HTTP header`)
+    this.name = "InvalidKeyError"
+  }
 }
 
 /** How the pool's timings read from its options, in millis. */
@@ -393,7 +417,7 @@ export const makeWith = (
 
 export const make = (options: Options): Effect.Effect<Service> =>
   Effect.suspend(() => {
-    const keys = keysOf(options.keys)
+    const keys = keysOf(options.keys, options.providerId)
     const timings = timingsOf(options)
     return Effect.map(memoryStore([...keys.keys()], timings), (store) => makeWith(options, keys, timings, store))
   })

@@ -8,6 +8,7 @@ import * as Duration from "effect/Duration"
 import * as Stream from "effect/Stream"
 import * as Err from "../LlmError.js"
 import type { StreamEvent } from "../Message.js"
+import { withFields } from "./errors.js"
 
 /** What a stream's consumer has received so far. */
 export interface Delivered {
@@ -71,7 +72,7 @@ export const retryAfterMillis = (error: Err.LlmError): number | undefined => {
 
 export const toPartial = (error: Err.LlmError, text: string): Err.StreamError =>
   error._tag === "StreamError" && error.partial && !error.retryable
-    ? (error.partialText === text ? error : new Err.StreamError({ ...error, partialText: text }))
+    ? (error.partialText === text ? error : withFields(error, { partialText: text }))
     : new Err.StreamError({
       provider: error.provider,
       model: error.model,

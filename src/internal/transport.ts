@@ -20,13 +20,40 @@ export interface TransportRequest {
   readonly body: string
   /** Names of headers that carry a secret, to hide from any span or log the transport writes. */
   readonly secretHeaders: ReadonlyArray<string | RegExp>
+  /**
+   * `text` reads at most this many bytes: a 2xx reply past it fails (`tooLarge`), an error
+   * reply is cut there (its message is at the start).
+   */
+  readonly maxBodyBytes?: number | undefined
+  /**
+   * Gives up after this many millis (`timeout` failure) and aborts the request: `text` for the
+   * whole reply, `stream` for its head. Honoured by transports whose `timeouts` is true.
+   */
+  readonly timeoutMs?: number | undefined
 }
 
 /** Why an exchange failed below HTTP: never carries the request, so never a key. */
 export class TransportFailure {
   readonly _tag = "TransportFailure"
-  constructor(readonly description: string) {}
+  constructor(
+    readonly description: string,
+    /** `network`: the connection failed; `tooLarge`: the reply passed `maxBodyBytes`; `timeout`: `timeoutMs` passed. */
+    readonly reason: "network" | "tooLarge" | "timeout" = "network",
+    /** For `tooLarge`, the cap. */
+    readonly limit?: number | undefined
+  ) {}
 }
+
+const tooLargeFailure = (limit: number) => new TransportFailure(`reply larger than ${limit} bytes`, "tooLarge", limit)
+const timedOut = new TransportFailure("timed out", "timeout")
+
+/** Runs `task` after `ms` on a plain timer; a deadline costs no fiber, only this (as the official SDKs' AbortController). */
+const timer = (ms: number | undefined, task: () => void): (() => void) => {
+  if (ms === undefined || ms === Infinity) return noop
+  const handle = setTimeout(task, Math.max(0, Math.min(ms, 2 ** 31 - 1)))
+  return () => clearTimeout(handle)
+}
+const noop = () => {}
 
 export interface TextReply {
   readonly status: number
@@ -40,6 +67,8 @@ export interface StreamReply {
   readonly headers: Readonly<Record<string, string>>
   /** Every body piece received since the last pull (waiting for one if none), or `undefined` at the end. */
   readonly pull: Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure>
+  /** `pull`, failing with a `timeout` failure when nothing arrives within `ms`; without it, the caller bounds `pull`. */
+  readonly pullWithin?: ((ms: number) => Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure>) | undefined
 }
 
 export interface Service {
@@ -47,6 +76,8 @@ export interface Service {
   readonly text: (request: TransportRequest) => Effect.Effect<TextReply, TransportFailure>
   /** Sends and resolves at the reply's head; the body is released (aborted if unread) when the scope closes. */
   readonly stream: (request: TransportRequest) => Effect.Effect<StreamReply, TransportFailure, Scope.Scope>
+  /** Whether `text` and `stream` honour `timeoutMs` themselves; when not, the caller bounds them. */
+  readonly timeouts?: boolean | undefined
 }
 
 // ---------------------------------------------------------------------------
@@ -118,6 +149,15 @@ const undiciText = (dispatcher: Dispatcher) => (request: TransportRequest) =>
     let status = 0
     let headers: Record<string, string> = {}
     const pieces: Array<Buffer> = []
+    let size = 0
+    const max = request.maxBodyBytes ?? Infinity
+    const bodyText = () => (pieces.length === 1 ? pieces[0]!.toString("utf8") : Buffer.concat(pieces).toString("utf8"))
+    const clear = timer(request.timeoutMs, () => {
+      if (cancelled) return
+      cancelled = true
+      resume(Effect.fail(timedOut))
+      controller?.abort(interrupted())
+    })
     const refused = dispatch(dispatcher, request, {
       onRequestStart(c: Controller) {
         controller = c
@@ -127,19 +167,35 @@ const undiciText = (dispatcher: Dispatcher) => (request: TransportRequest) =>
         status = statusCode
         headers = flatHeaders(raw)
       },
-      onResponseData(_c: Controller, piece: Buffer) {
-        pieces.push(piece)
+      onResponseData(c: Controller, piece: Buffer) {
+        if (cancelled) return
+        size += piece.length
+        if (size <= max) return void pieces.push(piece)
+        // stop reading: a 2xx reply past the cap fails, an error reply keeps its start
+        cancelled = true
+        clear()
+        if (status >= 200 && status < 300) resume(Effect.fail(tooLargeFailure(max)))
+        else {
+          pieces.push(piece.subarray(0, piece.length - (size - max)))
+          resume(Effect.succeed({ status, headers, body: bodyText() }))
+        }
+        c.abort(interrupted())
       },
       onResponseEnd() {
-        const body = pieces.length === 1 ? pieces[0]!.toString("utf8") : Buffer.concat(pieces).toString("utf8")
-        resume(Effect.succeed({ status, headers, body }))
+        clear()
+        if (!cancelled) resume(Effect.succeed({ status, headers, body: bodyText() }))
       },
       onResponseError(_c: Controller, error: Error) {
+        clear()
         if (!cancelled) resume(Effect.fail(new TransportFailure(describe(error))))
       }
     })
-    if (refused !== undefined) return resume(Effect.fail(refused))
+    if (refused !== undefined) {
+      clear()
+      return resume(Effect.fail(refused))
+    }
     return Effect.sync(() => {
+      clear()
       cancelled = true
       controller?.abort(interrupted())
     })
@@ -171,22 +227,39 @@ const undiciStream = (dispatcher: Dispatcher) => (request: TransportRequest) =>
         if (controller !== undefined && !ended) controller.resume()
         return batch
       }
-      const pull: Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure> = Effect.suspend(() => {
-        if (queued.length > 0) return Effect.succeed(take())
-        if (failure !== undefined) return Effect.fail(failure)
-        if (ended) return Effect.succeed(undefined)
-        return Effect.async<ReadonlyArray<Uint8Array> | undefined, TransportFailure>((resumePull) => {
+      const waitFor = (ms: number | undefined) =>
+        Effect.async<ReadonlyArray<Uint8Array> | undefined, TransportFailure>((resumePull) => {
+          const clear = timer(ms, () => {
+            wake = undefined
+            resumePull(Effect.fail(timedOut))
+          })
           wake = () => {
+            clear()
             if (queued.length > 0) resumePull(Effect.succeed(take()))
             else if (failure !== undefined) resumePull(Effect.fail(failure))
             else resumePull(Effect.succeed(undefined))
           }
           return Effect.sync(() => {
+            clear()
             wake = undefined
           })
         })
+      const pullWithin = (ms: number | undefined): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure> =>
+        Effect.suspend(() => {
+          if (queued.length > 0) return Effect.succeed(take())
+          if (failure !== undefined) return Effect.fail(failure)
+          if (ended) return Effect.succeed(undefined)
+          return ms !== undefined && ms <= 0 ? Effect.fail(timedOut) : waitFor(ms)
+        })
+      const pull = pullWithin(undefined)
+      const clearHead = timer(request.timeoutMs, () => {
+        if (headResolved || cancelled) return
+        cancelled = true
+        resume(Effect.fail(timedOut))
+        controller?.abort(interrupted())
       })
       const release = () => {
+        clearHead()
         cancelled = true
         if (!ended && failure === undefined) controller?.abort(interrupted())
       }
@@ -196,9 +269,10 @@ const undiciStream = (dispatcher: Dispatcher) => (request: TransportRequest) =>
           if (cancelled) c.abort(interrupted())
         },
         onResponseStart(_c: Controller, statusCode: number, raw: Record<string, string | Array<string>>) {
-          if (statusCode < 200) return
+          if (statusCode < 200 || cancelled) return
           headResolved = true
-          resume(Effect.succeed({ status: statusCode, headers: flatHeaders(raw), pull, release }))
+          clearHead()
+          resume(Effect.succeed({ status: statusCode, headers: flatHeaders(raw), pull, pullWithin, release }))
         },
         onResponseData(c: Controller, piece: Buffer) {
           queued.push(piece)
@@ -212,12 +286,16 @@ const undiciStream = (dispatcher: Dispatcher) => (request: TransportRequest) =>
         },
         onResponseError(_c: Controller, error: Error) {
           if (cancelled) return
+          clearHead()
           failure = new TransportFailure(describe(error))
           if (headResolved) notify()
           else resume(Effect.fail(failure))
         }
       })
-      if (refused !== undefined) return resume(Effect.fail(refused))
+      if (refused !== undefined) {
+        clearHead()
+        return resume(Effect.fail(refused))
+      }
       return Effect.sync(release)
     }),
     (reply) => Effect.as(Effect.addFinalizer(() => Effect.sync(reply.release)), reply)
@@ -225,7 +303,8 @@ const undiciStream = (dispatcher: Dispatcher) => (request: TransportRequest) =>
 
 export const makeUndici = (dispatcher: Dispatcher): Service => ({
   text: undiciText(dispatcher),
-  stream: undiciStream(dispatcher)
+  stream: undiciStream(dispatcher),
+  timeouts: true
 })
 
 // ---------------------------------------------------------------------------
@@ -249,6 +328,34 @@ const platformCause = (error: unknown): unknown => {
   return error
 }
 
+/**
+ * A body read whole, up to `max` bytes: past it, a reply that must be read whole fails
+ * (`failPastMax`), any other is cut at `max`.
+ */
+const readCapped = (
+  body: Stream.Stream<Uint8Array, unknown>,
+  max: number,
+  failPastMax: boolean
+): Effect.Effect<string, TransportFailure> =>
+  Effect.suspend(() => {
+    const pieces: Array<Uint8Array> = []
+    let size = 0
+    return body.pipe(
+      Stream.mapError(failure),
+      Stream.takeWhile(() => size <= max),
+      Stream.runForEach((piece) =>
+        Effect.suspend(() => {
+          size += piece.length
+          if (size <= max) pieces.push(piece)
+          else if (failPastMax) return Effect.fail(tooLargeFailure(max))
+          else pieces.push(piece.subarray(0, piece.length - (size - max)))
+          return Effect.void
+        })
+      ),
+      Effect.map(() => Buffer.concat(pieces).toString("utf8"))
+    )
+  })
+
 export const makeHttpClient = (client: HttpClient.HttpClient): Service => {
   const execute = (request: TransportRequest) =>
     client.execute(toRequest(request)).pipe(
@@ -256,17 +363,22 @@ export const makeHttpClient = (client: HttpClient.HttpClient): Service => {
       Effect.locally(Headers.currentRedactedNames, request.secretHeaders),
       Effect.mapError(failure)
     )
+  const within = <A, R>(request: TransportRequest, effect: Effect.Effect<A, TransportFailure, R>) =>
+    request.timeoutMs === undefined || request.timeoutMs === Infinity
+      ? effect
+      : Effect.timeoutFail(effect, { duration: Math.max(0, request.timeoutMs), onTimeout: () => timedOut })
   return {
+    timeouts: true,
     text: (request) =>
-      Effect.scoped(
+      within(request, Effect.scoped(
         Effect.flatMap(execute(request), (response) =>
           Effect.map(
-            Effect.mapError(response.text, failure),
+            readCapped(response.stream, request.maxBodyBytes ?? Infinity, response.status >= 200 && response.status < 300),
             (body): TextReply => ({ status: response.status, headers: response.headers, body })
           ))
-      ),
+      )),
     stream: (request) =>
-      Effect.flatMap(execute(request), (response) =>
+      Effect.flatMap(within(request, execute(request)), (response) =>
         Effect.map(Stream.toPull(response.stream), (pullBody): StreamReply => ({
           status: response.status,
           headers: response.headers,
