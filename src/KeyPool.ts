@@ -19,7 +19,7 @@ import type * as Scope from "effect/Scope"
 import * as internal from "./internal/keyPool.js"
 import * as redisStore from "./internal/keyPoolRedisStore.js"
 import * as Redis from "./internal/redis.js"
-import type { LlmError, NoKeyAvailableError } from "./LlmError.js"
+import type { LlmError, NoKeyAvailableError, StoreUnavailableError } from "./LlmError.js"
 
 /**
  * A leased key. `key` is undefined for keyless providers (a local Ollama), which still
@@ -71,18 +71,26 @@ export interface KeyStatus {
   readonly lastUsed: number
 }
 
-/** @since 0.1.0 @category models */
+/**
+ * The pool. A pool in memory never fails with `StoreUnavailableError`; one in Redis does
+ * when Redis does not answer (see `layerRedis`).
+ * @since 0.1.0 @category models
+ */
 export interface Service {
   readonly providerId: string
   /** Leases the least-loaded healthy key until the scope closes. */
-  readonly acquire: Effect.Effect<Lease, NoKeyAvailableError, Scope.Scope>
+  readonly acquire: Effect.Effect<Lease, NoKeyAvailableError | StoreUnavailableError, Scope.Scope>
   /** Leases a key, runs `f`, and reports its outcome. */
   readonly withKey: <A, E, R>(
     f: (lease: Lease) => Effect.Effect<A, E, R>
-  ) => Effect.Effect<A, E | NoKeyAvailableError, R>
+  ) => Effect.Effect<A, E | NoKeyAvailableError | StoreUnavailableError, R>
+  /** Never fails: a report the store cannot take is dropped. */
   readonly report: (keyId: string, outcome: Outcome) => Effect.Effect<void>
-  readonly status: Effect.Effect<ReadonlyArray<KeyStatus>>
-  /** Whether another key than `exceptKeyId` could serve right now (for immediate re-tries). */
+  readonly status: Effect.Effect<ReadonlyArray<KeyStatus>, StoreUnavailableError>
+  /**
+   * Whether another key than `exceptKeyId` could serve right now (for immediate re-tries);
+   * false when the store cannot answer.
+   */
   readonly hasHealthyKey: (exceptKeyId?: string) => Effect.Effect<boolean>
 }
 
@@ -154,7 +162,8 @@ export const layerConfig = (
 export const layerKeyless = (providerId: string): Layer.Layer<KeyPool> => layer({ providerId, keys: [] })
 
 /**
- * Could not reach Redis, or a Redis command failed.
+ * `layerRedis` could not reach Redis when it was built, or its url is malformed. Once
+ * built, a Redis failure is a `StoreUnavailableError` instead.
  * @since 0.1.0 @category errors
  */
 export const RedisError = Redis.RedisError
@@ -166,8 +175,20 @@ export type RedisError = Redis.RedisError
  * that every process leases the least-loaded key across all of them and a 429 seen by
  * one cools the key for all. Keys themselves never leave the process: Redis sees only
  * fingerprints. Each lease carries a TTL (`leaseTtl`, default 1 minute) that the
- * holder renews while it runs, so a crashed process cannot hold load for longer. A
- * Redis failure after the layer is built is a defect carrying a `RedisError`.
+ * holder renews while it runs, so a crashed process cannot hold load for longer.
+ *
+ * Redis outages. The layer fails with `RedisError` only when Redis is unreachable as it is
+ * built. After that the connection reconnects forever (100 ms doubling to 2 s), and every
+ * command is bounded by `commandTimeout` (default 1 second):
+ * - `acquire` (and `withKey`) fail with `StoreUnavailableError` (retryable) when Redis does
+ *   not answer: no key is leased without Redis's answer, so an outage never over-leases.
+ *   `status` fails the same way; `hasHealthyKey` is false.
+ * - Releasing a lease and `report` are sent at once and waited for at most 100 ms: not at
+ *   all once an outage is known, nor when the call's deadline has passed. So a frozen Redis
+ *   never holds a call that already has its key past its deadline. When they fail they are
+ *   dropped: a lost release ends with the lease's TTL, a lost report is a cooldown or a
+ *   disable not recorded. Leases are renewed in the background.
+ * - One warning is logged when an outage starts, one info line when Redis answers again.
  * @since 0.1.0 @category layers
  */
 export const layerRedis = (
@@ -180,22 +201,26 @@ export const layerRedis = (
     Effect.gen(function* () {
       const keys = internal.keysOf(options.keys, options.providerId)
       const timings = internal.timingsOf(options)
-      const connection = yield* Redis.connect(options)
+      const connection = yield* Redis.connect(options, { store: "KeyPool", provider: options.providerId })
       const store = yield* redisStore.make(connection, options.providerId, [...keys.keys()], timings, options.leaseTtl)
       return internal.makeWith(options, keys, timings, store)
     })
   )
 
 /** @since 0.1.0 @category accessors */
-export const status: Effect.Effect<ReadonlyArray<KeyStatus>, never, KeyPool> = Effect.flatMap(KeyPool, (pool) => pool.status)
+export const status: Effect.Effect<ReadonlyArray<KeyStatus>, StoreUnavailableError, KeyPool> = Effect.flatMap(
+  KeyPool,
+  (pool) => pool.status
+)
 
 /** @since 0.1.0 @category accessors */
 export const withKey = <A, E, R>(
   f: (lease: Lease) => Effect.Effect<A, E, R>
-): Effect.Effect<A, E | NoKeyAvailableError, R | KeyPool> => Effect.flatMap(KeyPool, (pool) => pool.withKey(f))
+): Effect.Effect<A, E | NoKeyAvailableError | StoreUnavailableError, R | KeyPool> =>
+  Effect.flatMap(KeyPool, (pool) => pool.withKey(f))
 
 /** @since 0.1.0 @category accessors */
-export const acquire: Effect.Effect<Lease, NoKeyAvailableError, KeyPool | Scope.Scope> = Effect.flatMap(
+export const acquire: Effect.Effect<Lease, NoKeyAvailableError | StoreUnavailableError, KeyPool | Scope.Scope> = Effect.flatMap(
   KeyPool,
   (pool) => pool.acquire
 )

@@ -15,7 +15,7 @@ import * as Layer from "effect/Layer"
 import * as Redis from "./internal/redis.js"
 import * as internal from "./internal/rateLimiter.js"
 import * as redisStore from "./internal/rateLimiterRedisStore.js"
-import type { RateLimitExceededError } from "./LlmError.js"
+import type { RateLimitExceededError, StoreUnavailableError } from "./LlmError.js"
 
 /** @since 0.1.0 @category models */
 export interface Cost {
@@ -73,22 +73,26 @@ export interface ServerLimits {
  */
 export type HeaderInput = Readonly<Record<string, string | undefined>>
 
-/** @since 0.1.0 @category models */
+/**
+ * The limiter. One in memory never fails with `StoreUnavailableError`; one in Redis does
+ * when Redis does not answer (see `layerRedis`).
+ * @since 0.1.0 @category models
+ */
 export interface Service {
   /** Waits until the cost is admitted; with `onExceeded: "fail"` fails instead of waiting. */
-  readonly admit: (cost: Cost) => Effect.Effect<void, RateLimitExceededError>
-  /** Corrects a token estimate once real usage is known. */
+  readonly admit: (cost: Cost) => Effect.Effect<void, RateLimitExceededError | StoreUnavailableError>
+  /** Corrects a token estimate once real usage is known. Never fails. */
   readonly settle: (actualTokens: number, estimatedTokens: number) => Effect.Effect<void>
   /**
    * Learns from a provider's rate-limit headers: lowers each bucket to what the server
    * says remains (scaled by `bufferRatio`) and its capacity to the server's limit when
    * that is lower; pauses admission for a `retry-after`, or until the reset of a limit
-   * with nothing left. Malformed headers are ignored.
+   * with nothing left. Malformed headers are ignored. Never fails.
    */
   readonly observe: (headers: HeaderInput) => Effect.Effect<void>
-  readonly status: Effect.Effect<Status>
+  readonly status: Effect.Effect<Status, StoreUnavailableError>
   /** Refills every bucket and clears any pause. */
-  readonly reset: Effect.Effect<void>
+  readonly reset: Effect.Effect<void, StoreUnavailableError>
 }
 
 /** @since 0.1.0 @category tags */
@@ -145,7 +149,8 @@ export const layerConfig = (options: Config.Config<Options>): Layer.Layer<RateLi
   )
 
 /**
- * Could not reach Redis, or a Redis command failed.
+ * `layerRedis` could not reach Redis when it was built, or its url is malformed. Once
+ * built, a Redis failure is a `StoreUnavailableError` instead.
  * @since 0.1.0 @category errors
  */
 export const RedisError = Redis.RedisError
@@ -153,8 +158,9 @@ export const RedisError = Redis.RedisError
 export type RedisError = Redis.RedisError
 
 /**
- * What every Redis-backed layer takes: `url` like `redis://127.0.0.1:6379/0`, and a key
- * `prefix` (default `effect-llm:`).
+ * What every Redis-backed layer takes: `url` like `redis://127.0.0.1:6379/0`, a key
+ * `prefix` (default `effect-llm:`), and `commandTimeout`, the longest wait for one
+ * command (default 1 second).
  * @since 0.1.0 @category models
  */
 export type RedisOptions = Redis.RedisOptions
@@ -163,8 +169,21 @@ export type RedisOptions = Redis.RedisOptions
  * One budget for many processes, on many hosts: the buckets live in Redis and each
  * reservation is one Lua script, timed by the Redis server's clock. Processes that use
  * the same `url`, `prefix` and `name` share the budget. The bucket arithmetic, FIFO
- * reservations, `observe`, `settle`, pauses and `onExceeded` behave as in `layer`. A
- * Redis failure after the layer is built is a defect carrying a `RedisError`.
+ * reservations, `observe`, `settle`, pauses and `onExceeded` behave as in `layer`.
+ *
+ * Redis outages. The layer fails with `RedisError` only when Redis is unreachable as it is
+ * built. After that the connection reconnects forever (100 ms doubling to 2 s), and every
+ * command is bounded by `commandTimeout` (default 1 second):
+ * - `admit` fails with `StoreUnavailableError` (retryable) when Redis does not answer,
+ *   and so does a waiter whose pause check gets no answer (its reservation is refunded):
+ *   nothing is admitted without Redis's answer, so an outage never over-admits. A
+ *   reservation whose answer was lost is not refunded, erring toward admitting less.
+ *   `status` and `reset` fail the same way.
+ * - `settle`, `observe` and the refund of an interrupted waiter are sent at once and
+ *   waited for at most 100 ms: not at all once an outage is known, nor when the call's
+ *   deadline has passed. So a frozen Redis never holds a call that was admitted past its
+ *   deadline. When they fail they are dropped.
+ * - One warning is logged when an outage starts, one info line when Redis answers again.
  * @since 0.1.0 @category layers
  */
 export const layerRedis = (
@@ -177,7 +196,7 @@ export const layerRedis = (
     RateLimiter,
     Effect.gen(function* () {
       const limits = internal.limitsOf(options)
-      const connection = yield* Redis.connect(options)
+      const connection = yield* Redis.connect(options, { store: "RateLimiter", provider: options.provider ?? "rate-limiter" })
       const store = redisStore.make(connection, options.name ?? options.provider ?? "default", limits)
       return internal.makeWith(store, options, limits)
     })
@@ -209,10 +228,10 @@ export const estimateTokens = (text: string): number => Math.ceil(text.length / 
 export const parseHeaders: (headers: HeaderInput, now: number) => ServerLimits = internal.parseHeaders
 
 /** @since 0.1.0 @category accessors */
-export const status: Effect.Effect<Status, never, RateLimiter> = Effect.flatMap(RateLimiter, (l) => l.status)
+export const status: Effect.Effect<Status, StoreUnavailableError, RateLimiter> = Effect.flatMap(RateLimiter, (l) => l.status)
 
 /** @since 0.1.0 @category accessors */
-export const admit = (cost: Cost): Effect.Effect<void, RateLimitExceededError, RateLimiter> =>
+export const admit = (cost: Cost): Effect.Effect<void, RateLimitExceededError | StoreUnavailableError, RateLimiter> =>
   Effect.flatMap(RateLimiter, (l) => l.admit(cost))
 
 /** @since 0.1.0 @category accessors */
@@ -220,4 +239,4 @@ export const observe = (headers: HeaderInput): Effect.Effect<void, never, RateLi
   Effect.flatMap(RateLimiter, (l) => l.observe(headers))
 
 /** @since 0.1.0 @category accessors */
-export const reset: Effect.Effect<void, never, RateLimiter> = Effect.flatMap(RateLimiter, (l) => l.reset)
+export const reset: Effect.Effect<void, StoreUnavailableError, RateLimiter> = Effect.flatMap(RateLimiter, (l) => l.reset)

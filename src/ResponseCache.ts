@@ -111,13 +111,20 @@ export interface RedisOptions {
   readonly ttl: Duration.DurationInput
   /** Least recently used entries beyond this are evicted. Default: no limit beyond the TTL. */
   readonly maxEntries?: number | undefined
-  /** Longest wait for one Redis command before it counts as a miss. Default 500 ms. */
+  /**
+   * Longest wait for one Redis command before it counts as a miss (a write, as skipped).
+   * Default 500 ms: a lookup sits in front of every call.
+   */
   readonly commandTimeout?: Duration.DurationInput | undefined
 }
 
 /**
- * A store shared by every process on one Redis (ioredis). When Redis is down or slow, reads
- * are misses and writes are skipped, with one warning per outage: it never fails a request.
+ * A store shared by every process on one Redis (ioredis). When Redis is down, frozen or
+ * slow, reads are misses and writes are skipped: it never fails a request, and never holds
+ * one longer than `commandTimeout` (default 500 ms) per lookup. Unlike the key pool and the
+ * limiter, even an unreachable Redis at build time does not fail the layer. The connection
+ * reconnects forever (100 ms doubling to 2 s); one warning is logged when an outage starts,
+ * one info line when Redis answers again.
  * @since 0.1.0 @category layers
  */
 export const layerRedis = (options: RedisOptions): Layer.Layer<ResponseCacheStore> =>

@@ -8,7 +8,7 @@ import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
 import type { KeyState, KeyStatus, Lease, Options, Outcome, Service } from "../KeyPool.js"
-import { NoKeyAvailableError } from "../LlmError.js"
+import { NoKeyAvailableError, type StoreUnavailableError } from "../LlmError.js"
 import { type HeapEntry, KeyHeap, rank } from "./keyHeap.js"
 
 export const fingerprint = (key: string): string =>
@@ -83,13 +83,15 @@ export type Take =
 /**
  * Where key state lives: in this process, or in Redis for a pool shared by many. Each
  * operation is atomic in its store; leasing, waiting, reporting and errors are the
- * service's, written once below.
+ * service's, written once below. A shared store that cannot answer fails `take` and
+ * `status`; `release` and `report` are bookkeeping that never fails nor holds the caller
+ * for long, and `hasHealthyKey` is then false.
  */
 export interface KeyPoolStore {
-  readonly take: Effect.Effect<Take>
+  readonly take: Effect.Effect<Take, StoreUnavailableError>
   readonly release: (keyId: string, leaseId: string) => Effect.Effect<void>
   readonly report: (keyId: string, outcome: Outcome) => Effect.Effect<void>
-  readonly status: Effect.Effect<ReadonlyArray<KeyStatus>>
+  readonly status: Effect.Effect<ReadonlyArray<KeyStatus>, StoreUnavailableError>
   readonly hasHealthyKey: (exceptKeyId?: string) => Effect.Effect<boolean>
   /** How often a waiter looks again without being woken (other processes free keys too). */
   readonly pollMillis: number
@@ -346,8 +348,8 @@ export const makeWith = (
 
   // The release goes straight into the scope: Effect.acquireRelease would also diff and patch
   // the fiber's refs around it, twice per lease, which nothing here needs.
-  const takeScoped: Effect.Effect<Take, never, Scope.Scope> = Effect.uninterruptible(
-    Effect.flatMap(store.take, (take): Effect.Effect<Take, never, Scope.Scope> =>
+  const takeScoped: Effect.Effect<Take, StoreUnavailableError, Scope.Scope> = Effect.uninterruptible(
+    Effect.flatMap(store.take, (take): Effect.Effect<Take, StoreUnavailableError, Scope.Scope> =>
       take._tag === "Leased"
         ? Effect.as(
           Effect.flatMap(Effect.scope, (scope) =>
@@ -357,7 +359,7 @@ export const makeWith = (
         : Effect.succeed(take))
   )
 
-  const loop = (waited: boolean): Effect.Effect<Lease, NoKeyAvailableError, Scope.Scope> =>
+  const loop = (waited: boolean): Effect.Effect<Lease, NoKeyAvailableError | StoreUnavailableError, Scope.Scope> =>
     Effect.flatMap(takeScoped, (take) => {
       switch (take._tag) {
         case "Leased": {

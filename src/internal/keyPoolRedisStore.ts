@@ -6,12 +6,17 @@
  * each process. Choosing a key scans the pool inside one Lua script: atomic across
  * processes, and for pools of tens or hundreds of keys a scan costs less than the round
  * trip that a heap kept in Redis would need anyway.
+ *
+ * During an outage, `take` and `status` fail with `StoreUnavailableError` (no lease is
+ * granted without Redis's answer) and `hasHealthyKey` is false. Release and report are
+ * bookkeeping (`Connection.send`): a release that is lost ends with the lease's TTL.
  */
 import { randomUUID } from "node:crypto"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { KeyStatus, Outcome } from "../KeyPool.js"
+import type { StoreUnavailableError } from "../LlmError.js"
 import { type KeyPoolStore, stateOf, type Take, type Timings } from "./keyPool.js"
 import { type Connection, luaNow, script } from "./redis.js"
 
@@ -97,6 +102,12 @@ table.insert(out, tostring(now))
 return out
 `)
 
+// KEYS: leases sets; ARGV: a lease id. For a take whose answer never came: it may still run.
+const abandonLua = script(`
+for i = 1, #KEYS do redis.call("ZREM", KEYS[i], ARGV[1]) end
+return 0
+`)
+
 // KEYS: leases sets; ARGV: TTL ms, then one lease id per key.
 const renewLua = script(`${luaNow}
 local ttl = tonumber(ARGV[1])
@@ -126,6 +137,7 @@ export const make = (
     // this process's live leases, renewed before their TTL runs out
     const live = new Map<string, string>()
 
+    // a renewal that fails is tried again at the next tick; the TTL outlasts two of them
     const renew = Effect.suspend(() => {
       if (live.size === 0) return Effect.void
       const entries = [...live.entries()]
@@ -133,14 +145,16 @@ export const make = (
         renewLua(redis, entries.map(([, id]) => leasesOf(id)), [ttl, ...entries.map(([lease]) => lease)]))
     })
     yield* Effect.forkScoped(
-      Effect.repeat(Effect.sleep(ttl / 3).pipe(Effect.zipRight(renew), Effect.catchAllDefect(() => Effect.void)), {
-        while: () => true
-      })
+      Effect.repeat(Effect.sleep(ttl / 3).pipe(Effect.zipRight(Effect.ignore(renew))), { while: () => true })
     )
 
-    const take: Effect.Effect<Take> = Effect.suspend(() => {
+    const leaseSets = ids.map(leasesOf)
+    const take: Effect.Effect<Take, StoreUnavailableError> = Effect.suspend(() => {
       const leaseId = randomUUID()
       return connection.run("keypool take", (redis) => takeLua(redis, allKeys, [ttl, max ?? 0, leaseId])).pipe(
+        // given up on (timeout, lost connection, interruption), the take may still run in
+        // Redis; taking back its lease right after it, on the same connection, frees the key
+        Effect.onError(() => connection.send("keypool abandon", (redis) => abandonLua(redis, leaseSets, [leaseId]))),
         Effect.map((u): Take => {
           const [code, value] = u as [number, number | undefined]
           if (code === 1) {
@@ -157,7 +171,7 @@ export const make = (
     const release = (keyId: string, leaseId: string) =>
       Effect.suspend(() => {
         live.delete(leaseId)
-        return connection.run("keypool release", (redis) => redis.zrem(leasesOf(keyId), leaseId))
+        return connection.send("keypool release", (redis) => redis.zrem(leasesOf(keyId), leaseId))
       })
 
     const report = (keyId: string, outcome: Outcome) => {
@@ -165,13 +179,11 @@ export const make = (
         ? (outcome.retryAfter === undefined ? timings.defaultCooldown : Duration.toMillis(outcome.retryAfter))
         : 0
       const reason = outcome._tag === "Rejected" || outcome._tag === "QuotaExceeded" ? outcome.reason : ""
-      return Effect.asVoid(
-        connection.run("keypool report", (redis) =>
-          reportLua(redis, [hashOf(keyId)], [outcome._tag, wait, reason, timings.quotaReset]))
-      )
+      return connection.send("keypool report", (redis) =>
+        reportLua(redis, [hashOf(keyId)], [outcome._tag, wait, reason, timings.quotaReset]))
     }
 
-    const status: Effect.Effect<ReadonlyArray<KeyStatus>> = connection.run(
+    const status: Effect.Effect<ReadonlyArray<KeyStatus>, StoreUnavailableError> = connection.run(
       "keypool status",
       (redis) => statusLua(redis, allKeys, [])
     ).pipe(
@@ -212,8 +224,10 @@ export const make = (
       })
     )
 
+    // a pool that cannot see its keys has none to offer an immediate re-try
     const hasHealthyKey = (exceptKeyId?: string) =>
       Effect.map(status, (keys) => keys.some((k) => k.keyId !== exceptKeyId && k.state !== "disabled" && k.state !== "coolingDown"))
+        .pipe(Effect.orElseSucceed(() => false))
 
     // another process may free a key at any moment; look again this often
     return { take, release, report, status, hasHealthyKey, pollMillis: 50 } satisfies KeyPoolStore

@@ -1,7 +1,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
-import { RateLimitExceededError } from "../LlmError.js"
+import { RateLimitExceededError, type StoreUnavailableError } from "../LlmError.js"
 import type { Cost, DimensionStatus, HeaderInput, Options, ServerLimits, Service, Status } from "../RateLimiter.js"
 import { parseGoDuration, retryAfterOf } from "./errors.js"
 
@@ -152,7 +152,9 @@ export const learnedOf = (limits: ServerLimits, ratio: number): Learned | undefi
  * Where buckets live. The token-bucket arithmetic runs inside the store, atomically: in
  * memory, or in a Redis script so that many processes share one budget. Everything
  * around it (waiting, FIFO order, interruption, headers, errors, spans) is the service,
- * written once below.
+ * written once below. A shared store that cannot answer fails what admission needs
+ * (`reserve`, `pausedFor`) and what reads it (`status`, `reset`); `refund`, `adjustTokens`
+ * and `learn` are bookkeeping that never fails nor holds the caller for long.
  */
 export interface BucketStore {
   /**
@@ -161,15 +163,20 @@ export interface BucketStore {
    * what makes admission FIFO without a queue. With `failFast`, a cost that would wait
    * is not reserved and the result is `-(wait + 1)`.
    */
-  readonly reserve: (requests: number, tokens: number, failFast: boolean, ignorePause: boolean) => Effect.Effect<number>
+  readonly reserve: (
+    requests: number,
+    tokens: number,
+    failFast: boolean,
+    ignorePause: boolean
+  ) => Effect.Effect<number, StoreUnavailableError>
   readonly refund: (requests: number, tokens: number) => Effect.Effect<void>
   /** `level -= delta` on tokens, capped at capacity. */
   readonly adjustTokens: (delta: number) => Effect.Effect<void>
   readonly learn: (learned: Learned) => Effect.Effect<void>
   /** Millis left in a pause, 0 when there is none. */
-  readonly pausedFor: Effect.Effect<number>
-  readonly status: Effect.Effect<Status>
-  readonly reset: Effect.Effect<void>
+  readonly pausedFor: Effect.Effect<number, StoreUnavailableError>
+  readonly status: Effect.Effect<Status, StoreUnavailableError>
+  readonly reset: Effect.Effect<void, StoreUnavailableError>
 }
 
 /** Mutable bucket state for one dimension. */
@@ -295,25 +302,26 @@ export const makeWith = (store: BucketStore, options: Options, limits: Limits): 
   const hasTokens = limits.tokens !== undefined
 
   // After its reservation is covered, a waiter also honours a pause learned meanwhile.
-  const afterPause = (): Effect.Effect<void> =>
+  const afterPause = (): Effect.Effect<void, StoreUnavailableError> =>
     Effect.flatMap(store.pausedFor, (ms) => (ms <= 0 ? Effect.void : Effect.zipRight(Effect.sleep(ms), afterPause())))
 
   const wait = (ms: number, r: number, t: number, ignorePause: boolean) =>
     Effect.sleep(ms).pipe(
       Effect.zipRight(ignorePause ? Effect.void : afterPause()),
-      // an interrupted waiter gives its reservation back
-      Effect.onInterrupt(() => store.refund(r, t)),
+      // an interrupted waiter gives its reservation back, as does one whose store fails it
+      Effect.onError(() => store.refund(r, t)),
       Effect.zipRight(Metric.increment(waited)),
       Effect.withSpan("RateLimiter.wait", { attributes: { waitMs: ms } })
     )
 
   // No span on an admission that does not wait: it runs once per request and costs about
   // as much as the bucket itself. A wait gets its "RateLimiter.wait" span.
-  const admit = (cost: Cost): Effect.Effect<void, RateLimitExceededError> => {
+  const admit = (cost: Cost): Effect.Effect<void, RateLimitExceededError | StoreUnavailableError> => {
     const r = cost.requests ?? 1
     const t = hasTokens ? (cost.tokens ?? 0) : 0
     const ignorePause = cost.reattempt === true
-    return Effect.flatMap(store.reserve(r, t, failFast, ignorePause), (ms) => {
+    type Admission = Effect.Effect<void, RateLimitExceededError | StoreUnavailableError>
+    return Effect.flatMap(store.reserve(r, t, failFast, ignorePause), (ms): Admission => {
       if (ms === 0) return Metric.increment(admitted)
       if (ms < 0) {
         return Effect.zipRight(

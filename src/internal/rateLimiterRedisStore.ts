@@ -8,8 +8,15 @@
  * refunds on interruption, `settle` corrections, levels and capacities lowered from
  * response headers, and a shared pause. So each operation is one Lua script here, run by
  * SHA, and timed by the Redis server's `TIME`, which every process agrees on.
+ *
+ * During an outage, a reservation (and `status`, `reset`, the pause check of a waiter)
+ * fails with `StoreUnavailableError`: nothing is admitted without Redis's answer. Refunds,
+ * settlements and what `observe` learns are bookkeeping (`Connection.send`), dropped when
+ * they fail. A reservation whose answer was lost is not refunded: it may have been taken,
+ * and an outage must err toward admitting less, never more.
  */
 import type * as Effect from "effect/Effect"
+import type { StoreUnavailableError } from "../LlmError.js"
 import type { Status } from "../RateLimiter.js"
 import { type Connection, luaNow, script } from "./redis.js"
 import type { BucketStore, Learned, Limits } from "./rateLimiter.js"
@@ -123,28 +130,29 @@ export const make = (connection: Connection, name: string, limits: Limits): Buck
     limits.tokens?.capacity ?? 0,
     limits.tokens?.refillPerMs ?? 0
   ]
-  const call = <A>(operation: string, lua: ReturnType<typeof script>, args: ReadonlyArray<string | number>, decode: (u: unknown) => A): Effect.Effect<A> =>
-    connection.run(operation, (redis) => lua(redis, keys, [...config, ...args]).then(decode))
+  const call = <A>(
+    operation: string,
+    lua: ReturnType<typeof script>,
+    args: ReadonlyArray<string | number>,
+    decode: (u: unknown) => A
+  ): Effect.Effect<A, StoreUnavailableError> => connection.run(operation, (redis) => lua(redis, keys, [...config, ...args]).then(decode))
+  const send = (operation: string, lua: ReturnType<typeof script>, args: ReadonlyArray<string | number>): Effect.Effect<void> =>
+    connection.send(operation, (redis) => lua(redis, keys, [...config, ...args]))
   const unit = () => undefined
   const opt = (n: number | undefined) => (n === undefined ? "" : n)
   return {
     reserve: (r, t, failFast, ignorePause) =>
       call("ratelimit reserve", reserveLua, [r, t, failFast ? "1" : "0", ignorePause ? "1" : "0"], Number),
-    refund: (r, t) => call("ratelimit refund", refundLua, [r, t], unit),
-    adjustTokens: (delta) => call("ratelimit settle", adjustLua, [delta], unit),
+    refund: (r, t) => send("ratelimit refund", refundLua, [r, t]),
+    adjustTokens: (delta) => send("ratelimit settle", adjustLua, [delta]),
     learn: (learned: Learned) =>
-      call(
-        "ratelimit observe",
-        learnLua,
-        [
-          opt(learned.requestsRemaining),
-          opt(learned.requestsLimit),
-          opt(learned.tokensRemaining),
-          opt(learned.tokensLimit),
-          opt(learned.pauseMs)
-        ],
-        unit
-      ),
+      send("ratelimit observe", learnLua, [
+        opt(learned.requestsRemaining),
+        opt(learned.requestsLimit),
+        opt(learned.tokensRemaining),
+        opt(learned.tokensLimit),
+        opt(learned.pauseMs)
+      ]),
     pausedFor: call("ratelimit pause", pausedLua, [], Number),
     status: call("ratelimit status", statusLua, [], (u): Status => {
       const [rl, rcap, tl, tcap, pause, now] = (u as Array<string>).map(Number) as [number, number, number, number, number, number]

@@ -1,17 +1,29 @@
 /**
  * The Redis plumbing the Redis-backed stores share: one scoped ioredis connection per
  * layer, and Lua scripts run by SHA with a fallback to EVAL after a server restart.
+ *
+ * Outages: the connection reconnects forever (`retryStrategy`), commands never queue while
+ * it is down, and every command is bounded by `commandTimeout` on the Effect side, so a
+ * frozen server holds nothing longer than that. A command whose answer the caller needs
+ * (`run`) fails with a typed `StoreUnavailableError`. Bookkeeping (`send`) is sent at once
+ * and waited for only briefly (`bookkeepingWait`), never during a known outage, never past
+ * the caller's deadline, and its failures are dropped. Either way the first failure of an
+ * outage is logged once, as a warning, and the first answer after it once, as info.
  */
 import { createHash } from "node:crypto"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as HashSet from "effect/HashSet"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
+import { StoreUnavailableError } from "../LlmError.js"
 
 /**
- * Redis could not be reached, or a command failed. Layers fail with it when they cannot
- * connect; a command that fails later is a defect carrying it (a store that cannot keep
- * its budget must not silently admit). The URL is reported without its password.
+ * Redis could not be reached when the layer was built (or the url is malformed): the
+ * layer fails with it. Later failures are `StoreUnavailableError`s. The URL is reported
+ * without its password.
  */
 export class RedisError extends Schema.TaggedError<RedisError>()("RedisError", {
   message: Schema.String,
@@ -19,12 +31,18 @@ export class RedisError extends Schema.TaggedError<RedisError>()("RedisError", {
   operation: Schema.String
 }) {}
 
-/** `{ url, prefix? }`: what every Redis-backed layer takes. */
+/** `{ url, prefix?, commandTimeout? }`: what every Redis-backed layer takes. */
 export interface RedisOptions {
   /** Like `redis://127.0.0.1:6379/0`. */
   readonly url: string
   /** Prepended to every key this layer writes. Default `effect-llm:`. */
   readonly prefix?: string
+  /**
+   * The longest wait for one Redis command. A command that needs its answer (leasing a
+   * key, admitting a request, reading status) then fails with `StoreUnavailableError`;
+   * bookkeeping is given up. Default 1 second.
+   */
+  readonly commandTimeout?: Duration.DurationInput
 }
 
 /** The URL with any password masked, for errors. */
@@ -41,16 +59,65 @@ export const safeUrl = (url: string): string => {
 const describe = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "unknown error"
 
+/**
+ * The longest a caller waits for the answer to bookkeeping while Redis seems healthy. Long
+ * enough that, normally, a report or a release is in Redis when it returns (other processes
+ * see it at once); short enough that a Redis that froze a moment ago barely delays a call.
+ */
+export const bookkeepingWait = Duration.millis(100)
+
+/** Reconnect delays: 100 ms doubling to a cap of 2 s, and never give up. */
+export const retryStrategy = (times: number): number => Math.min(50 * 2 ** Math.min(times, 6), 2000)
+
+/** Validated `commandTimeout`, in millis. */
+export const commandTimeoutOf = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput): number => {
+  const ms = Duration.toMillis(Duration.decode(input ?? fallback))
+  if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`Redis: commandTimeout must be a positive duration, got ${String(input)}`)
+  return Math.ceil(ms)
+}
+
+/** ioredis options for a connection whose outages must fail fast instead of queueing. */
+export const clientOptions = (commandTimeout: number) => ({
+  lazyConnect: true,
+  // while disconnected a command fails at once instead of waiting in a queue
+  enableOfflineQueue: false,
+  // a command in flight when the connection drops fails at once
+  maxRetriesPerRequest: 0,
+  // and is not sent again on reconnect: its caller has given up on it
+  autoResendUnfulfilledCommands: false,
+  connectTimeout: Math.max(2000, commandTimeout),
+  commandTimeout,
+  retryStrategy
+})
+
+/** The store a connection serves, named in its errors and log lines. */
+export interface Owner {
+  /** `KeyPool`, `RateLimiter`, … */
+  readonly store: string
+  readonly provider: string
+}
+
 export interface Connection {
   readonly redis: Redis
   readonly url: string
   readonly prefix: string
-  /** Runs `f`, turning a rejected promise into a defect that carries a `RedisError`. */
-  readonly run: <A>(operation: string, f: (redis: Redis) => Promise<A>) => Effect.Effect<A>
+  /**
+   * Runs `f` and waits for its answer, at most `commandTimeout`, even inside an
+   * uninterruptible region. A rejection or a timeout is a `StoreUnavailableError`.
+   */
+  readonly run: <A>(operation: string, f: (redis: Redis) => Promise<A>) => Effect.Effect<A, StoreUnavailableError>
+  /**
+   * Sends `f` now, so that it reaches Redis before any later command of this connection,
+   * and waits for the answer at most `bookkeepingWait`: not at all during a known outage
+   * or when the caller is being interrupted (its deadline passed). The answer is awaited
+   * in the background, bounded by `commandTimeout`; a failure is logged (once per outage)
+   * and dropped. For bookkeeping that must never hold a call.
+   */
+  readonly send: (operation: string, f: (redis: Redis) => Promise<unknown>) => Effect.Effect<void>
 }
 
 /** A connection that is open (it answered PING) and is closed when the scope closes. */
-export const connect = (options: RedisOptions): Effect.Effect<Connection, RedisError, Scope.Scope> =>
+export const connect = (options: RedisOptions, owner: Owner): Effect.Effect<Connection, RedisError, Scope.Scope> =>
   Effect.gen(function* () {
     const url = safeUrl(options.url)
     if (!/^rediss?:\/\//.test(options.url) || url === "<invalid url>") {
@@ -60,34 +127,99 @@ export const connect = (options: RedisOptions): Effect.Effect<Connection, RedisE
         operation: "connect"
       })
     }
+    const timeout = commandTimeoutOf(options.commandTimeout, "1 second")
+    const settings = clientOptions(timeout)
     const redis = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        new Redis(options.url, {
-          lazyConnect: true,
-          // bounded, so that a lost server fails calls instead of hanging them
-          maxRetriesPerRequest: 2,
-          connectTimeout: 2000,
-          retryStrategy: (times) => (times > 20 ? null : Math.min(times * 100, 1000))
-        })
-      ),
-      (redis) => Effect.promise(() => redis.quit().catch(() => redis.disconnect()))
+      Effect.sync(() => new Redis(options.url, settings)),
+      (redis) =>
+        Effect.promise(() => redis.quit().catch(() => undefined)).pipe(
+          Effect.timeout(timeout),
+          Effect.ignore,
+          Effect.zipRight(Effect.sync(() => redis.disconnect()))
+        )
     )
     // ioredis reports connection errors as events too; they surface through the commands
     redis.on("error", () => {})
+    // Scripts are loaded as soon as a connection is ready, also after a server restart, so
+    // that commands sent without waiting run in the order they were sent: an EVALSHA that
+    // met NOSCRIPT would be sent again as EVAL a round trip later, behind later commands.
+    redis.on("ready", () => {
+      for (const lua of scripts) redis.script("LOAD", lua).catch(() => {})
+    })
     yield* Effect.tryPromise({
       try: () => redis.connect().then(() => redis.ping()),
       catch: (cause) => new RedisError({ message: `cannot connect to ${url}: ${describe(cause)}`, url, operation: "connect" })
+    }).pipe(
+      Effect.timeoutFail({
+        duration: settings.connectTimeout + timeout,
+        onTimeout: () => new RedisError({ message: `cannot connect to ${url}: no answer`, url, operation: "connect" })
+      })
+    )
+
+    // one warning when an outage starts and one line when it ends, however many calls meet it
+    let down = false
+    const failed = (operation: string, detail: string) =>
+      Effect.suspend(() => {
+        if (down) return Effect.void
+        down = true
+        return Effect.logWarning(
+          `${owner.store}: Redis at ${url} is unavailable (${operation}: ${detail}); calls that need it fail with ` +
+            `StoreUnavailableError and bookkeeping is skipped until it answers again`
+        )
+      })
+    const answered = Effect.suspend(() => {
+      if (!down) return Effect.void
+      down = false
+      return Effect.logInfo(`${owner.store}: Redis at ${url} answers again`)
     })
-    const run = <A>(operation: string, f: (redis: Redis) => Promise<A>): Effect.Effect<A> =>
-      Effect.tryPromise({
-        try: () => f(redis),
-        catch: (cause) => new RedisError({ message: `Redis ${operation} failed: ${describe(cause)}`, url, operation })
-      }).pipe(Effect.orDie)
-    return { redis, url, prefix: options.prefix ?? "effect-llm:", run }
+    const unavailable = (operation: string, detail: string) =>
+      new StoreUnavailableError({
+        provider: owner.provider,
+        model: "*",
+        store: owner.store,
+        operation,
+        message: `Redis ${operation} failed: ${detail}`
+      })
+    const noAnswer = `no answer within ${Duration.format(Duration.millis(timeout))}`
+
+    const attempt = <A>(operation: string, reply: () => Promise<A>): Effect.Effect<A, StoreUnavailableError> =>
+      Effect.tryPromise({ try: reply, catch: describe }).pipe(
+        Effect.timeoutFail({ duration: timeout, onTimeout: () => noAnswer }),
+        // a lease is taken in an uninterruptible region; the deadlines must still cut its wait
+        Effect.interruptible,
+        Effect.tapBoth({ onFailure: (detail) => failed(operation, detail), onSuccess: () => answered }),
+        Effect.mapError((detail) => unavailable(operation, detail))
+      )
+
+    const run = <A>(operation: string, f: (redis: Redis) => Promise<A>) => attempt(operation, () => f(redis))
+
+    const send = (operation: string, f: (redis: Redis) => Promise<unknown>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        let reply: Promise<unknown>
+        try {
+          reply = f(redis)
+        } catch (cause) {
+          reply = Promise.reject(cause)
+        }
+        // handled here: the fiber below attaches its own handler only when it starts
+        reply.catch(() => {})
+        return Effect.flatMap(Effect.forkDaemon(Effect.ignore(attempt(operation, () => reply))), (answer) =>
+          Effect.descriptorWith((self) =>
+            down || HashSet.size(self.interruptors) > 0
+              ? Effect.void
+              : Effect.ignore(Effect.timeout(Effect.interruptible(Fiber.await(answer)), bookkeepingWait))
+          ))
+      })
+
+    return { redis, url, prefix: options.prefix ?? "effect-llm:", run, send }
   })
+
+/** Every script defined with `script`; each connection loads them when it is ready. */
+const scripts = new Set<string>()
 
 /** A Lua script called by SHA; `EVAL` only when the server has not seen it yet. */
 export const script = (lua: string) => {
+  scripts.add(lua)
   const sha = createHash("sha1").update(lua).digest("hex")
   return (redis: Redis, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>): Promise<unknown> =>
     redis.evalsha(sha, keys.length, ...keys, ...args).catch((error: unknown) => {

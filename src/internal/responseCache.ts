@@ -12,6 +12,7 @@ import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import { LRUCache } from "lru-cache"
 import * as Message from "../Message.js"
+import { clientOptions, commandTimeoutOf } from "./redis.js"
 
 // ---------------------------------------------------------------------------
 // The key
@@ -197,18 +198,12 @@ export const redisBackend = (options: RedisOptions): Effect.Effect<Backend, neve
     const index = `${prefix}lru`
     const ttl = Duration.toMillis(Duration.decode(options.ttl))
     const maxEntries = options.maxEntries ?? Number.MAX_SAFE_INTEGER
-    const commandTimeout = Duration.toMillis(Duration.decode(options.commandTimeout ?? "500 millis"))
+    const commandTimeout = commandTimeoutOf(options.commandTimeout, "500 millis")
     const redis = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const client = new Redis(options.url, {
-          lazyConnect: true,
-          // fail at once while disconnected, so a down Redis is a fast miss, not a queue
-          enableOfflineQueue: false,
-          maxRetriesPerRequest: 0,
-          connectTimeout: commandTimeout * 2,
-          commandTimeout,
-          retryStrategy: (times) => Math.min(times * 200, 2_000)
-        })
+        // fail at once while disconnected, so a down Redis is a fast miss, not a queue; and
+        // reconnect forever, as the key pool and the limiter do
+        const client = new Redis(options.url, clientOptions(commandTimeout))
         // errors surface through the commands; without a listener ioredis prints them itself
         client.on("error", () => {})
         client.defineCommand("cacheGet", { numberOfKeys: 2, lua: getScript })
@@ -235,13 +230,20 @@ export const redisBackend = (options: RedisOptions): Effect.Effect<Backend, neve
       healthy = true
       return Effect.logInfo("ResponseCache: Redis answers again")
     })
-    const attempt = <A>(operation: string, run: () => Promise<A>, fallback: A): Effect.Effect<A> =>
+    // Bounded here as well as by ioredis (a script run is EVALSHA then EVAL). `clear` is
+    // many commands, each bounded by ioredis alone.
+    const attempt = <A>(operation: string, run: () => Promise<A>, fallback: A, bound = commandTimeout): Effect.Effect<A> =>
       Effect.tryPromise(run).pipe(
+        (effect) =>
+          Number.isFinite(bound)
+            ? Effect.timeoutFail(effect, { duration: bound, onTimeout: () => new Error(`no answer within ${bound}ms`) })
+            : effect,
+        Effect.interruptible,
         Effect.tap(() => recovered),
         Effect.catchAll((cause) => Effect.as(degraded(operation)(cause), fallback))
       )
 
-    yield* attempt("connect", () => redis.connect(), undefined)
+    yield* attempt("connect", () => redis.connect(), undefined, clientOptions(commandTimeout).connectTimeout + commandTimeout)
 
     return {
       get: (key) =>
@@ -271,7 +273,7 @@ export const redisBackend = (options: RedisOptions): Effect.Effect<Backend, neve
           })
           scan.on("error", reject)
           scan.on("end", () => Promise.all(pending).then(() => resolve(), reject))
-        }), undefined),
+        }), undefined, Number.POSITIVE_INFINITY),
       size: Effect.flatMap(Clock.currentTimeMillis, (now) => attempt("size", () => commands.cacheSize(index, now - ttl), 0))
     }
   })

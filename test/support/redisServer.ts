@@ -1,0 +1,90 @@
+/**
+ * A redis-server of a test's own, on a free loopback port, that the test may kill, restart
+ * on the same port, freeze (SIGSTOP) and thaw (SIGCONT). The scope's finalizer thaws and
+ * kills it, so a failing test never leaves a stopped server behind.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import * as net from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+
+const ping = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = net.connect(port, "127.0.0.1")
+    const done = (ok: boolean) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(500, () => done(false))
+    socket.once("error", () => done(false))
+    socket.once("data", (data) => done(data.toString().startsWith("+PONG")))
+    socket.once("connect", () => socket.write("PING\r\n"))
+  })
+
+const binary = (): string | undefined => {
+  for (const candidate of ["redis-server", "/usr/bin/redis-server", "/usr/sbin/redis-server"]) {
+    try {
+      const found = execFileSync("sh", ["-c", `command -v ${candidate}`]).toString().trim()
+      if (found !== "") return found
+    } catch {
+      // not this one
+    }
+  }
+  return undefined
+}
+
+export interface RedisServer {
+  readonly url: string
+  /** SIGKILL, and waits until the port refuses connections. */
+  readonly kill: Effect.Effect<void>
+  /** Starts a fresh server (empty: no persistence) on the same port. */
+  readonly start: Effect.Effect<void>
+  readonly freeze: Effect.Effect<void>
+  readonly thaw: Effect.Effect<void>
+}
+
+export const redisServer: Effect.Effect<RedisServer, never, Scope.Scope> = Effect.gen(function* () {
+  const bin = binary()
+  if (bin === undefined) return yield* Effect.dieMessage("redis-server is not installed")
+  const port = yield* Effect.promise(freePort)
+  const dir = mkdtempSync(join(tmpdir(), "effect-llm-redis-outage-"))
+  let child: ChildProcess | undefined
+
+  const start = Effect.promise(async () => {
+    child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
+      stdio: "ignore"
+    })
+    for (let i = 0; i < 200; i++) {
+      if (await ping(port)) return
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    throw new Error(`redis-server did not start on ${port}`)
+  })
+  const kill = Effect.promise(async () => {
+    const current = child
+    child = undefined
+    if (current === undefined || current.exitCode !== null) return
+    const exited = new Promise((r) => current.once("exit", r))
+    current.kill("SIGCONT")
+    current.kill("SIGKILL")
+    await exited
+  })
+  const signal = (name: NodeJS.Signals) => Effect.sync(() => void child?.kill(name))
+
+  yield* Effect.addFinalizer(() => Effect.zipRight(kill, Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+  yield* start
+  return { url: `redis://127.0.0.1:${port}/0`, kill, start, freeze: signal("SIGSTOP"), thaw: signal("SIGCONT") }
+})
