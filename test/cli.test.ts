@@ -2,8 +2,10 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { Effect, Exit, Scope } from "effect"
 import { describe, expect, it } from "vitest"
 import { completedIds, parseInputLine } from "../src/internal/cli.js"
+import { Testing } from "../src/index.js"
 
 const root = resolve(__dirname, "..")
 const bin = join(root, "src", "bin.ts")
@@ -103,6 +105,36 @@ describe("effect-llm CLI (subprocess)", () => {
     expect(run.stdout.trim()).toBe("echo: hello there")
     expect(run.stderr).toContain("[fake:fake-model] stop")
   }, 60_000)
+
+  it("chat exits non-zero, with a message, when its stream fails", async () => {
+    const scope = Effect.runSync(Scope.make())
+    try {
+      const fake = await Effect.runPromise(Scope.extend(Testing.FakeProvider.make({ reply: { text: "one two three four five six", chunks: 6 } }), scope))
+      const config = join(tempDir(), "provider.json")
+      // no retries: each fault reaches the command as it is
+      writeFileSync(config, JSON.stringify({ local: [{ model_name: "m", api: "chat", base_url: fake.baseUrl, max_retries: 0 }] }))
+      const faults: ReadonlyArray<Testing.Fault> = [
+        { _tag: "CutStream", afterChunks: 2 },
+        { _tag: "MalformedJson", afterChunks: 2 },
+        { _tag: "Status", status: 500 }
+      ]
+      for (const fault of faults) {
+        await Effect.runPromise(fake.inject(fault))
+        const run = await start(["chat", "hi", "--config", config, "--model", "m"]).done
+        expect({ fault: fault._tag, code: run.code }).toEqual({ fault: fault._tag, code: 1 })
+        expect(run.stderr).toMatch(/^effect-llm: /m)
+        expect(run.stderr).not.toContain("    at ")
+        // stdout holds the reply (a part of it, at most), never the error report
+        expect(run.stdout).not.toMatch(/Error/)
+      }
+      // and a healthy stream still exits 0
+      const ok = await start(["chat", "hi", "--config", config, "--model", "m"]).done
+      expect(ok.code).toBe(0)
+      expect(ok.stdout.trim()).toBe("one two three four five six")
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }, 120_000)
 
   it("a missing input file is a clear message and exit code 1", async () => {
     const dir = tempDir()

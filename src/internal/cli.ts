@@ -115,12 +115,21 @@ const chat = Command.make(
       Effect.gen(function* () {
         const stream = Stream.unwrap(Effect.map(LanguageModel, (m) => m.stream(Message.request(args.prompt))))
         let finish: Message.Finish | undefined
+        let wrote = false
         yield* Stream.runForEach(stream, (event) =>
           Effect.sync(() => {
-            if (event._tag === "TextDelta") process.stdout.write(event.text)
-            else if (event._tag === "ToolCall") process.stdout.write(`\n[tool call ${event.name}(${event.arguments})]`)
-            else if (event._tag === "Finish") finish = event
-          }))
+            if (event._tag === "TextDelta") {
+              wrote = true
+              process.stdout.write(event.text)
+            } else if (event._tag === "ToolCall") {
+              wrote = true
+              process.stdout.write(`\n[tool call ${event.name}(${event.arguments})]`)
+            } else if (event._tag === "Finish") finish = event
+          })).pipe(
+            // stdout keeps only the reply; the failure goes to stderr as one line, and exit code 1
+            Effect.tapError(() => Effect.sync(() => wrote && process.stdout.write("\n"))),
+            Effect.mapError((error) => new CliError({ message: `the reply failed (${error._tag}): ${error.message}` }))
+          )
         process.stdout.write("\n")
         if (finish !== undefined) {
           const u = finish.usage
