@@ -136,6 +136,33 @@ describe("effect-llm CLI (subprocess)", () => {
     }
   }, 120_000)
 
+  it("a batch line whose request is invalid is an error result, not ok", async () => {
+    const dir = tempDir()
+    const input = join(dir, "prompts.jsonl")
+    const out = join(dir, "results.jsonl")
+    writeFileSync(
+      input,
+      [
+        '{"id":"empty","messages":[]}',
+        '{"id":"huge","prompt":"p","temperature":1e999}',
+        '{"id":"zero","prompt":"p","maxTokens":0}',
+        '{"id":"frac","prompt":"p","maxTokens":1.5}',
+        '{"id":"topp","prompt":"p","topP":3}',
+        '{"id":"orphan","messages":[{"role":"user","content":"q"},{"role":"tool","toolCallId":"call_9","content":"42"}]}',
+        '{"id":"fine","messages":[{"role":"user","content":"q"},{"role":"assistant","content":"","toolCalls":[{"id":"call_1","name":"f","arguments":"{}"}]},{"role":"tool","toolCallId":"call_1","content":"42"}]}'
+      ].join("\n") + "\n"
+    )
+    const run = await start(["batch", input, "--out", out, "--fake"]).done
+    expect(run.code).toBe(0)
+    const byId = new Map((records(out) as Array<{ id: string; ok: boolean; error?: { _tag: string; message: string } }>).map((r) => [r.id, r]))
+    for (const [id, field] of [["empty", "messages"], ["huge", "temperature"], ["zero", "maxTokens"], ["frac", "maxTokens"], ["topp", "topP"], ["orphan", "messages[1].toolCallId"]]) {
+      expect({ id, ok: byId.get(id!)?.ok, tag: byId.get(id!)?.error?._tag }).toEqual({ id, ok: false, tag: "InvalidInput" })
+      expect(byId.get(id!)?.error?.message).toContain(field)
+    }
+    expect(byId.get("fine")?.ok).toBe(true)
+    expect(run.stdout).toMatch(/invalid input lines\s+6/)
+  }, 60_000)
+
   it("a missing input file is a clear message and exit code 1", async () => {
     const dir = tempDir()
     const run = await start(["batch", join(dir, "missing.jsonl"), "--out", join(dir, "o.jsonl"), "--fake"]).done
@@ -162,5 +189,17 @@ describe("batch input parsing", () => {
 
   it("ignores a torn last line of a killed run", () => {
     expect(completedIds('{"id":"a","ok":true}\n{"id":"b","ok":true}\n{"id":"c","o')).toEqual(new Set(["a", "b"]))
+  })
+
+  it("rejects requests no provider takes, naming the field", () => {
+    const reason = (text: string) => {
+      const parsed = parseInputLine(text, 1)
+      return parsed?._tag === "Invalid" ? parsed.reason : `not invalid: ${JSON.stringify(parsed)}`
+    }
+    expect(reason('{"messages":[]}')).toContain("messages is empty")
+    expect(reason('{"prompt":"p","temperature":1e999}')).toContain("at temperature")
+    expect(reason('{"prompt":"p","maxTokens":0}')).toContain("at maxTokens")
+    expect(reason('{"messages":[{"role":"user","content":1}]}')).toContain("at messages[0].content")
+    expect(reason('{"messages":[{"role":"tool","toolCallId":"t1","content":"x"}]}')).toContain('messages[0].toolCallId "t1" matches no earlier tool call')
   })
 })

@@ -148,7 +148,15 @@ const chat = Command.make(
 const InputObject = Schema.Struct({
   ...Message.ChatRequest.fields,
   messages: Schema.optional(Message.ChatRequest.fields.messages),
-  id: Schema.optional(Schema.Union(Schema.String, Schema.Number)),
+  // a request no provider takes is an invalid line here, not a call: JSON has no NaN, but
+  // 1e999 reads as Infinity; the ranges are the widest any provider documents
+  temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
+  topP: Schema.optional(Schema.Number.pipe(Schema.between(0, 1))),
+  maxTokens: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  seed: Schema.optional(Schema.Int),
+  presencePenalty: Schema.optional(Schema.Number.pipe(Schema.between(-2, 2))),
+  frequencyPenalty: Schema.optional(Schema.Number.pipe(Schema.between(-2, 2))),
+  id: Schema.optional(Schema.Union(Schema.String, Schema.Number.pipe(Schema.finite()))),
   prompt: Schema.optional(Schema.String)
 })
 const decodeInputObject = Schema.decodeUnknownEither(InputObject, { onExcessProperty: "ignore" })
@@ -172,8 +180,11 @@ export const parseInputLine = (text: string, line: number): InputLine | undefine
   const decoded = decodeInputObject(json)
   if (Either.isLeft(decoded)) {
     const issue = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]
-    const where = issue === undefined || issue.path.length === 0 ? "" : ` at ${issue.path.join(".")}`
-    return { _tag: "Invalid", line, id: fallbackId, reason: `not a prompt string or a ChatRequest${where}: ${issue?.message ?? "invalid"}` }
+    const where = issue === undefined || issue.path.length === 0 ? "" : ` at ${fieldPath(issue.path)}`
+    // the line's own id, when it has a usable one, still names its result
+    const raw = typeof json === "object" && json !== null ? (json as { readonly id?: unknown }).id : undefined
+    const id = typeof raw === "string" || (typeof raw === "number" && Number.isFinite(raw)) ? String(raw) : fallbackId
+    return { _tag: "Invalid", line, id, reason: `not a prompt string or a ChatRequest${where}: ${issue?.message ?? "invalid"}` }
   }
   const { id, prompt, messages, ...options } = decoded.right
   const resolvedId = id === undefined ? fallbackId : String(id)
@@ -181,7 +192,25 @@ export const parseInputLine = (text: string, line: number): InputLine | undefine
     return { _tag: "Invalid", line, id: resolvedId, reason: `needs "messages" or "prompt"` }
   }
   const all = [...(messages ?? []), ...(prompt === undefined ? [] : [Message.user(prompt)])]
+  if (all.length === 0) return { _tag: "Invalid", line, id: resolvedId, reason: `messages is empty: a request needs at least one message` }
+  const orphan = orphanToolResult(all)
+  if (orphan !== undefined) return { _tag: "Invalid", line, id: resolvedId, reason: orphan }
   return { _tag: "Item", line, id: resolvedId, request: { ...options, messages: all } }
+}
+
+const fieldPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.map((key, i) => (typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)).join("")
+
+/** A tool result must answer a call made earlier in the conversation; providers reject it otherwise. */
+const orphanToolResult = (messages: ReadonlyArray<Message.Message>): string | undefined => {
+  const calls = new Set<string>()
+  for (const [index, message] of messages.entries()) {
+    if (message.role === "assistant") message.toolCalls?.forEach((call) => calls.add(call.id))
+    else if (message.role === "tool" && !calls.has(message.toolCallId)) {
+      return `messages[${index}].toolCallId ${JSON.stringify(message.toolCallId)} matches no earlier tool call`
+    }
+  }
+  return undefined
 }
 
 /** The ids an output file already holds; a torn last line (a killed run) is ignored. */
