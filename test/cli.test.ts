@@ -4,7 +4,7 @@ import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { Effect, Exit, Scope } from "effect"
 import { describe, expect, it } from "vitest"
-import { completedIds, parseInputLine } from "../src/internal/cli.js"
+import { parseInputLine, readPrevious } from "../src/internal/cli.js"
 import { Testing } from "../src/index.js"
 
 const root = resolve(__dirname, "..")
@@ -136,6 +136,55 @@ describe("effect-llm CLI (subprocess)", () => {
     }
   }, 120_000)
 
+  it("every input line ends with exactly one result line, an id clash included, and a resume adds none", async () => {
+    const dir = tempDir()
+    const input = join(dir, "prompts.jsonl")
+    const out = join(dir, "results.jsonl")
+    writeFileSync(
+      input,
+      [
+        '"first"', // automatic id line-1
+        '{"id":"line-1","prompt":"second"}', // an explicit id equal to line 1's automatic one
+        '{"id":"x","prompt":"third"}',
+        '{"id":"x","prompt":"fourth"}',
+        '{"id":"line-6","prompt":"fifth"}', // claims line 6's automatic id first
+        '"sixth"'
+      ].join("\n") + "\n"
+    )
+    const run = await start(["batch", input, "--out", out, "--fake"]).done
+    expect(run.code).toBe(0)
+    const all = records(out) as Array<{ id: string; line: number; ok: boolean; text?: string; error?: { _tag: string; message: string } }>
+    expect(all.map((r) => r.line).sort()).toEqual([1, 2, 3, 4, 5, 6])
+    const byLine = new Map(all.map((r) => [r.line, r]))
+    expect(byLine.get(1)).toMatchObject({ id: "line-1", ok: true, text: "echo: first" })
+    expect(byLine.get(2)).toMatchObject({ ok: false, error: { _tag: "DuplicateId" } })
+    expect(byLine.get(2)?.error?.message).toContain("line 1")
+    expect(byLine.get(3)).toMatchObject({ id: "x", ok: true, text: "echo: third" })
+    expect(byLine.get(4)).toMatchObject({ ok: false, error: { _tag: "DuplicateId" } })
+    expect(byLine.get(4)?.error?.message).toContain("line 3")
+    expect(byLine.get(5)).toMatchObject({ id: "line-6", ok: true, text: "echo: fifth" })
+    expect(byLine.get(6)).toMatchObject({ ok: false, error: { _tag: "DuplicateId" } })
+    expect(run.stderr).toContain(`${input}:2: `)
+    // the clashes' records do not mark the owners done, and a resume writes nothing new
+    const again = await start(["batch", input, "--out", out, "--fake"]).done
+    expect(again.code).toBe(0)
+    expect(records(out)).toHaveLength(6)
+  }, 60_000)
+
+  it("a torn last line in --out is removed on resume, and the run says so", async () => {
+    const dir = tempDir()
+    const input = join(dir, "prompts.jsonl")
+    const out = join(dir, "results.jsonl")
+    writeFileSync(input, ['{"id":"a","prompt":"A"}', '{"id":"b","prompt":"B"}', '{"id":"c","prompt":"C"}'].join("\n") + "\n")
+    writeFileSync(out, '{"id":"a","line":1,"ok":true,"text":"echo: A"}\n{"id":"c","li')
+    const run = await start(["batch", input, "--out", out, "--fake"]).done
+    expect(run.code).toBe(0)
+    expect(run.stderr).toMatch(/torn last line/)
+    const lines = readFileSync(out, "utf8").split("\n").filter((l) => l.length > 0)
+    // every line is whole JSON: the fragment is gone, not left behind a newline
+    expect(lines.map((l) => (JSON.parse(l) as { id: string }).id).sort()).toEqual(["a", "b", "c"])
+  }, 60_000)
+
   it("a batch line whose request is invalid is an error result, not ok", async () => {
     const dir = tempDir()
     const input = join(dir, "prompts.jsonl")
@@ -187,8 +236,19 @@ describe("batch input parsing", () => {
     expect(parseInputLine('{"temperature":"hot","prompt":"p"}', 5)).toMatchObject({ _tag: "Invalid", reason: expect.stringContaining("at temperature") })
   })
 
-  it("ignores a torn last line of a killed run", () => {
-    expect(completedIds('{"id":"a","ok":true}\n{"id":"b","ok":true}\n{"id":"c","o')).toEqual(new Set(["a", "b"]))
+  it("reads a previous --out: done ids, clashes already reported, and where a torn last line starts", () => {
+    const content = '{"id":"a","ok":true}\n{"id":"a","line":4,"ok":false,"error":{"_tag":"DuplicateId"}}\n{"id":"b","ok":true}\n{"id":"c","o'
+    const previous = readPrevious(content)
+    // a clash's record names the owner's id, which must not count as done
+    expect(previous.done).toEqual(new Set(["a", "b"]))
+    expect(previous.clashes).toEqual(new Set([4]))
+    expect(previous.tornAt).toBe(content.indexOf('{"id":"c"'))
+    expect(previous.unreadable).toBe(0)
+    // a torn line an older version left behind a newline is not the last: counted, not cut
+    expect(readPrevious('{"id":"a","o\n{"id":"b","ok":true}\n')).toMatchObject({ done: new Set(["b"]), tornAt: undefined, unreadable: 1 })
+    expect(readPrevious('{"id":"a","ok":true}\n').tornAt).toBeUndefined()
+    // a whole record that lost only its newline is kept
+    expect(readPrevious('{"id":"a","ok":true}').tornAt).toBeUndefined()
   })
 
   it("rejects requests no provider takes, naming the field", () => {

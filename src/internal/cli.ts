@@ -213,19 +213,41 @@ const orphanToolResult = (messages: ReadonlyArray<Message.Message>): string | un
   return undefined
 }
 
-/** The ids an output file already holds; a torn last line (a killed run) is ignored. */
-export const completedIds = (content: string): Set<string> => {
-  const ids = new Set<string>()
+/** What an output file already holds, read to resume. */
+export interface Previous {
+  /** Ids with a result: their lines are not run again. */
+  readonly done: ReadonlySet<string>
+  /** Lines already reported as an id clash: their records name an id that is not theirs. */
+  readonly clashes: ReadonlySet<number>
+  /** Where a last line cut off by a killed run starts (a character offset), if there is one. */
+  readonly tornAt: number | undefined
+  /** Other lines that are not JSON records (an older version left torn lines in place). */
+  readonly unreadable: number
+}
+
+export const readPrevious = (content: string): Previous => {
+  const done = new Set<string>()
+  const clashes = new Set<number>()
+  let tornAt: number | undefined
+  let unreadable = 0
+  let offset = 0
   for (const line of content.split("\n")) {
+    const start = offset
+    offset += line.length + 1
     if (line.trim().length === 0) continue
+    let record: { id?: unknown; line?: unknown; error?: { _tag?: unknown } } | undefined
     try {
-      const record = JSON.parse(line) as { id?: unknown }
-      if (typeof record.id === "string") ids.add(record.id)
+      record = JSON.parse(line) as typeof record
     } catch {
-      // a partial line from a run that was killed mid-write
+      // only the last line can be torn: every record is written whole with its newline
+      if (offset > content.length) tornAt = start
+      else unreadable++
+      continue
     }
+    if (record?.error?._tag === "DuplicateId" && typeof record.line === "number") clashes.add(record.line)
+    else if (typeof record?.id === "string") done.add(record.id)
   }
-  return ids
+  return { done, clashes, tornAt, unreadable }
 }
 
 const resultRecord = (id: string, line: number, result: Batch.Result) =>
@@ -272,31 +294,55 @@ const batch = Command.make(
       const previous = (yield* fs.exists(args.out).pipe(Effect.orElseSucceed(() => false)))
         ? yield* fs.readFileString(args.out).pipe(Effect.orElseSucceed(() => ""))
         : ""
-      const done = completedIds(previous)
-      // a run killed mid-line leaves no newline: start ours on a fresh line
-      if (previous.length > 0 && !previous.endsWith("\n")) yield* append(fs, args.out, "\n")
+      const { clashes, done, tornAt, unreadable } = readPrevious(previous)
+      if (unreadable > 0) yield* Console.error(`resuming: ${unreadable} line(s) of ${args.out} are not JSON records; they are ignored`)
+      if (tornAt !== undefined) {
+        // the record a killed run was writing: cut it off so the file is whole JSON lines again
+        const kept = Buffer.byteLength(previous.slice(0, tornAt))
+        yield* fs.truncate(args.out, kept).pipe(
+          Effect.mapError((error) => new CliError({ message: `cannot remove the torn last line of ${args.out}: ${error.message}` }))
+        )
+        yield* Console.error(
+          `resuming: removed a torn last line from ${args.out} (${Buffer.byteLength(previous) - kept} bytes of a record cut off when a run was killed); its input line runs again`
+        )
+      } else if (previous.length > 0 && !previous.endsWith("\n")) {
+        // a whole record without its newline: start ours on a fresh line
+        yield* append(fs, args.out, "\n")
+      }
 
-      const lines = source.split(/\r?\n/)
+      const parsedLines = source.split(/\r?\n/).flatMap((text, i) => parseInputLine(text, i + 1) ?? [])
+      // the first line to carry an id owns it, whether the id was written or automatic (line-N)
+      const owners = new Map<string, number>()
+      for (const parsed of parsedLines) if (!owners.has(parsed.id)) owners.set(parsed.id, parsed.line)
       const items: Array<{ readonly id: string; readonly line: number; readonly request: Message.ChatRequest }> = []
-      const seen = new Set<string>()
       let invalid = 0
       let skipped = 0
-      for (let i = 0; i < lines.length; i++) {
-        const parsed = parseInputLine(lines[i]!, i + 1)
-        if (parsed === undefined) continue
-        const duplicate = seen.has(parsed.id)
-        seen.add(parsed.id)
+      const reject = (parsed: InputLine, tag: string, reason: string) =>
+        Effect.gen(function* () {
+          invalid++
+          yield* Console.error(`${args.input}:${parsed.line}: ${reason}`)
+          yield* append(fs, args.out, JSON.stringify({ id: parsed.id, line: parsed.line, ok: false, error: { _tag: tag, message: reason } }) + "\n")
+        })
+      for (const parsed of parsedLines) {
+        const owner = owners.get(parsed.id)!
+        if (owner !== parsed.line) {
+          // its result line would be taken for the owner's on resume: report it under its line number
+          if (clashes.has(parsed.line)) skipped++
+          else {
+            yield* reject(
+              parsed,
+              "DuplicateId",
+              `id "${parsed.id}" is already the id of line ${owner} (a line without "id" gets line-N); give this line its own "id"`
+            )
+          }
+          continue
+        }
         if (done.has(parsed.id)) {
           skipped++
           continue
         }
-        if (parsed._tag === "Invalid" || duplicate) {
-          const reason = parsed._tag === "Invalid" ? parsed.reason : `duplicate id "${parsed.id}"`
-          invalid++
-          yield* Console.error(`${args.input}:${parsed.line}: ${reason}`)
-          if (!duplicate) {
-            yield* append(fs, args.out, JSON.stringify({ id: parsed.id, line: parsed.line, ok: false, error: { _tag: "InvalidInput", message: reason } }) + "\n")
-          }
+        if (parsed._tag === "Invalid") {
+          yield* reject(parsed, "InvalidInput", parsed.reason)
           continue
         }
         items.push(parsed)
