@@ -23,12 +23,12 @@ const failureOf = <A>(exit: Exit.Exit<A, ProviderConfig.ProviderConfigError>) =>
 }
 
 describe("ProviderConfig", () => {
-  it.effect("decodes the common layout and shares one pool per provider", () =>
+  it.effect("decodes the common layout; models with the same keys share a pool", () =>
     Effect.gen(function* () {
       const registry = yield* ProviderConfig.fromJson({
         openai: [
           { model_name: "gpt-4o", api_keys: ["k1", "k2"], base_url: "https://api.openai.com/v1", max_retries: 5, retry_delay: 1.0, rate_limit_capacity: 20, rate_limit_refill_rate: 3.0, context_window: 128000 },
-          { model_name: "gpt-4o-mini", api_keys: ["k3"], unknown_field: true }
+          { model_name: "gpt-4o-mini", api_keys: ["k1", "k2"] }
         ],
         anthropic: [{ model_name: "claude-3-5-sonnet-latest", api_keys: ["a1"] }]
       })
@@ -37,9 +37,10 @@ describe("ProviderConfig", () => {
       expect(gpt4o).toMatchObject({ api: "chat", maxRetries: 5, retryDelaySeconds: 1, contextWindow: 128000, rateLimit: { capacity: 20, refillPerSecond: 3 } })
       expect(Option.getOrThrow(registry.models.get("anthropic", "claude-3-5-sonnet-latest")).api).toBe("anthropic")
       const pool = Option.getOrThrow(registry.keyPool("openai"))
+      // models with the same keys share one pool (and its load accounting)
+      expect(Option.getOrThrow(registry.keyPool("openai", "gpt-4o-mini"))).toBe(pool)
       const status = yield* pool.status
-      // keys of every model of the provider land in the one pool
-      expect(status.map((s) => s.keyId)).toHaveLength(3)
+      expect(status.map((s) => s.keyId)).toHaveLength(2)
       expect(JSON.stringify(status)).not.toContain("k1")
     }))
 
@@ -176,6 +177,148 @@ describe("ProviderConfig", () => {
         expect(request?.path.split("?")[0]).toBe(c.path)
       }
     }))
+
+  it.scoped("each model is served only with its own entry's keys", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "ok" } })
+      const registry = yield* ProviderConfig.fromJson({
+        openai: [
+          { model_name: "gpt-3.5-turbo", api_keys: ["k1", "k2"], base_url: fake.baseUrl },
+          { model_name: "gpt-4", api_keys: ["k3"], base_url: fake.baseUrl },
+          // the same set as gpt-3.5-turbo, in another order: one pool, one load account
+          { model_name: "gpt-4o", api_keys: ["k2", "k1"], base_url: fake.baseUrl }
+        ]
+      })
+      const chat = (model: string) =>
+        LanguageModel.chat(Message.request("hi")).pipe(
+          Effect.provide(registry.models.layer("openai", model).pipe(Layer.provide(Transport.layerUndici)))
+        )
+      for (let i = 0; i < 3; i++) yield* chat("gpt-4")
+      expect((yield* fake.requests).map((r) => r.headers.authorization)).toEqual(["Bearer k3", "Bearer k3", "Bearer k3"])
+      yield* fake.clear
+      for (let i = 0; i < 4; i++) yield* chat("gpt-3.5-turbo")
+      expect((yield* fake.requests).map((r) => r.headers.authorization).filter((a) => a !== "Bearer k1" && a !== "Bearer k2")).toEqual([])
+      const pool = (model: string) => Option.getOrThrow(registry.keyPool("openai", model))
+      expect(pool("gpt-4o")).toBe(pool("gpt-3.5-turbo"))
+      expect(pool("gpt-4")).not.toBe(pool("gpt-3.5-turbo"))
+      expect(yield* pool("gpt-4").status).toHaveLength(1)
+    }))
+
+  it.scoped("a model without api_keys takes the env keys, never a sibling entry's", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "ok" } })
+      const json = {
+        openai: [
+          { model_name: "gpt-4o", api_keys: ["k1"], base_url: fake.baseUrl },
+          { model_name: "gpt-4o-mini", base_url: fake.baseUrl }
+        ]
+      }
+      const registry = yield* ProviderConfig.fromJson(json).pipe(withEnv({ OPENAI_API_KEY: "env-key" }))
+      yield* LanguageModel.chat(Message.request("hi")).pipe(
+        Effect.provide(registry.models.layer("openai", "gpt-4o-mini").pipe(Layer.provide(Transport.layerUndici)))
+      )
+      expect((yield* fake.requests).map((r) => r.headers.authorization)).toEqual(["Bearer env-key"])
+      // without env keys the keyless entry is the error, named by its own path (a remote
+      // base_url: loopback servers need no key)
+      const remote = { openai: [{ model_name: "gpt-4o", api_keys: ["k1"] }, { model_name: "gpt-4o-mini" }] }
+      const error = failureOf(yield* Effect.exit(ProviderConfig.fromJson(remote, "provider.json").pipe(withEnv({}))))
+      expect(error.jsonPath).toBe("$.openai[1].api_keys")
+    }))
+
+  it.effect("an unknown field is an error that suggests the known one", () =>
+    Effect.gen(function* () {
+      const camel = failureOf(
+        yield* Effect.exit(ProviderConfig.fromJson({ openai: [{ model_name: "gpt-4o", api_keys: ["k"], baseUrl: "https://x.example/v1" }] }, "provider.json"))
+      )
+      expect(camel.jsonPath).toBe("$.openai[0].baseUrl")
+      expect(camel.message).toBe(`provider.json at $.openai[0].baseUrl: unknown field "baseUrl"; did you mean "base_url"?`)
+      const singular = failureOf(yield* Effect.exit(ProviderConfig.fromJson({ openai: [{ model_name: "gpt-4o", api_key: "k" }] })))
+      expect(singular.jsonPath).toBe("$.openai[0].api_key")
+      expect(singular.message).toContain(`did you mean "api_keys"?`)
+      const stranger = failureOf(yield* Effect.exit(ProviderConfig.fromJson({ openai: [{ model_name: "gpt-4o", api_keys: ["k"], colour: "blue" }] })))
+      expect(stranger.message).toContain(`unknown field "colour"`)
+      expect(stranger.message).toContain("model_name, api_keys, base_url")
+    }))
+
+  it.effect("duplicate model_names in one provider are an error naming both paths", () =>
+    Effect.gen(function* () {
+      const error = failureOf(
+        yield* Effect.exit(ProviderConfig.fromJson({
+          openai: [
+            { model_name: "gpt-4o", api_keys: ["k1"] },
+            { model_name: "gpt-4o-mini", api_keys: ["k1"] },
+            { model_name: "gpt-4o", api_keys: ["k2"] }
+          ],
+          // the same name under another provider is another model
+          openrouter: [{ model_name: "gpt-4o", api_keys: ["r1"] }]
+        }))
+      )
+      expect(error.jsonPath).toBe("$.openai[2].model_name")
+      expect(error.message).toContain("$.openai[0].model_name")
+      expect(error.message).toContain("$.openai[2].model_name")
+    }))
+
+  it.effect("a duplicate provider block in the file is an error naming both places", () =>
+    Effect.gen(function* () {
+      const text = [
+        `{`,
+        `  "openai": [{ "model_name": "gpt-4o", "api_keys": ["k1"] }],`,
+        `  "anthropic": [{ "model_name": "claude-3-5-haiku-latest", "api_keys": ["a1"] }],`,
+        `  "openai": [{ "model_name": "gpt-4o-mini", "api_keys": ["k2"] }]`,
+        `}`
+      ].join("\n")
+      const error = failureOf(yield* Effect.exit(ProviderConfig.load(writeTemp(text))))
+      expect(error.jsonPath).toBe("$.openai")
+      expect(error.message).toMatch(/duplicate provider "openai".*line 2.*line 4/)
+      // a duplicate field inside an entry is caught the same way
+      const field = failureOf(
+        yield* Effect.exit(ProviderConfig.load(writeTemp(`{ "openai": [ { "model_name": "a",\n "model_name": "b", "api_keys": ["k"] } ] }`)))
+      )
+      expect(field.jsonPath).toBe("$.openai[0].model_name")
+      expect(field.message).toMatch(/duplicate field "model_name".*line 1.*line 2/)
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
+
+  it.effect("base_url must parse as an http(s) URL", () =>
+    Effect.gen(function* () {
+      for (const bad of ["api.openai.com/v1", "localhost:11434", "https://"]) {
+        const error = failureOf(yield* Effect.exit(ProviderConfig.fromJson({ openai: [{ model_name: "gpt-4o", api_keys: ["k"], base_url: bad }] })))
+        expect(error.jsonPath).toBe("$.openai[0].base_url")
+        expect(error.message).toContain("URL")
+      }
+    }))
+
+  it.effect("no configuration error echoes a key", () =>
+    Effect.gen(function* () {
+      const canary = "sk-CANARY-7f3a9e1d2c4b"
+      const expectClean = (error: ProviderConfig.ProviderConfigError) => {
+        expect(error.message).not.toContain("CANARY")
+        expect(JSON.stringify(error)).not.toContain("CANARY")
+        expect(String(error)).not.toContain("CANARY")
+      }
+      const cases: ReadonlyArray<unknown> = [
+        { openai: [{ model_name: "gpt-4o", api_keys: canary }] }, // wrong type: a string, not a list
+        { openai: [{ model_name: "gpt-4o", api_keys: [canary, 7] }] },
+        { openai: [{ model_name: "gpt-4o", api_keys: { primary: canary } }] },
+        { openai: { model_name: "gpt-4o", api_keys: [canary] } }, // an entry, not a list of entries
+        { openai: [{ model_name: "gpt-4o", api_key: canary }] },
+        { openai: [{ model_name: "gpt-4o", api_keys: [canary], base_url: canary }] },
+        { openai: [{ model_name: "gpt-4o", api_keys: [canary], max_retries: canary }] },
+        { openai: [{ model_name: "gpt-4o", api_keys: [canary] }, { model_name: "gpt-4o", api_keys: [canary] }] },
+        { openai: [canary] }
+      ]
+      for (const json of cases) {
+        expectClean(failureOf(yield* Effect.exit(ProviderConfig.fromJson(json, "provider.json").pipe(withEnv({ OPENAI_API_KEY: canary })))))
+      }
+      const texts = [
+        `{ "openai": [{ "model_name": "gpt-4o", "api_keys": [${canary}] }] }`, // unquoted: not JSON
+        `{ "openai": [{ "model_name": "gpt-4o", "api_keys": ["${canary}"], }] }`, // trailing comma
+        `{ "openai": [{ "model_name": "gpt-4o", "api_keys": ["${canary}"] }], "openai": [] }`,
+        `{ "openai": [{ "model_name": "gpt-4o", "api_keys": "${canary}" }] }`
+      ]
+      for (const text of texts) {
+        expectClean(failureOf(yield* Effect.exit(ProviderConfig.load(writeTemp(text)))))
+      }
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
 
   it.scopedLive("max_retries and retry_delay feed the stack's retry", () =>
     Effect.gen(function* () {

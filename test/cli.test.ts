@@ -2,8 +2,10 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { Effect, Exit, Scope } from "effect"
 import { describe, expect, it } from "vitest"
-import { completedIds, parseInputLine } from "../src/internal/cli.js"
+import { parseInputLine, readPrevious } from "../src/internal/cli.js"
+import { Testing } from "../src/index.js"
 
 const root = resolve(__dirname, "..")
 const bin = join(root, "src", "bin.ts")
@@ -104,6 +106,112 @@ describe("effect-llm CLI (subprocess)", () => {
     expect(run.stderr).toContain("[fake:fake-model] stop")
   }, 60_000)
 
+  it("chat exits non-zero, with a message, when its stream fails", async () => {
+    const scope = Effect.runSync(Scope.make())
+    try {
+      const fake = await Effect.runPromise(Scope.extend(Testing.FakeProvider.make({ reply: { text: "one two three four five six", chunks: 6 } }), scope))
+      const config = join(tempDir(), "provider.json")
+      // no retries: each fault reaches the command as it is
+      writeFileSync(config, JSON.stringify({ local: [{ model_name: "m", api: "chat", base_url: fake.baseUrl, max_retries: 0 }] }))
+      const faults: ReadonlyArray<Testing.Fault> = [
+        { _tag: "CutStream", afterChunks: 2 },
+        { _tag: "MalformedJson", afterChunks: 2 },
+        { _tag: "Status", status: 500 }
+      ]
+      for (const fault of faults) {
+        await Effect.runPromise(fake.inject(fault))
+        const run = await start(["chat", "hi", "--config", config, "--model", "m"]).done
+        expect({ fault: fault._tag, code: run.code }).toEqual({ fault: fault._tag, code: 1 })
+        expect(run.stderr).toMatch(/^effect-llm: /m)
+        expect(run.stderr).not.toContain("    at ")
+        // stdout holds the reply (a part of it, at most), never the error report
+        expect(run.stdout).not.toMatch(/Error/)
+      }
+      // and a healthy stream still exits 0
+      const ok = await start(["chat", "hi", "--config", config, "--model", "m"]).done
+      expect(ok.code).toBe(0)
+      expect(ok.stdout.trim()).toBe("one two three four five six")
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }, 120_000)
+
+  it("every input line ends with exactly one result line, an id clash included, and a resume adds none", async () => {
+    const dir = tempDir()
+    const input = join(dir, "prompts.jsonl")
+    const out = join(dir, "results.jsonl")
+    writeFileSync(
+      input,
+      [
+        '"first"', // automatic id line-1
+        '{"id":"line-1","prompt":"second"}', // an explicit id equal to line 1's automatic one
+        '{"id":"x","prompt":"third"}',
+        '{"id":"x","prompt":"fourth"}',
+        '{"id":"line-6","prompt":"fifth"}', // claims line 6's automatic id first
+        '"sixth"'
+      ].join("\n") + "\n"
+    )
+    const run = await start(["batch", input, "--out", out, "--fake"]).done
+    expect(run.code).toBe(0)
+    const all = records(out) as Array<{ id: string; line: number; ok: boolean; text?: string; error?: { _tag: string; message: string } }>
+    expect(all.map((r) => r.line).sort()).toEqual([1, 2, 3, 4, 5, 6])
+    const byLine = new Map(all.map((r) => [r.line, r]))
+    expect(byLine.get(1)).toMatchObject({ id: "line-1", ok: true, text: "echo: first" })
+    expect(byLine.get(2)).toMatchObject({ ok: false, error: { _tag: "DuplicateId" } })
+    expect(byLine.get(2)?.error?.message).toContain("line 1")
+    expect(byLine.get(3)).toMatchObject({ id: "x", ok: true, text: "echo: third" })
+    expect(byLine.get(4)).toMatchObject({ ok: false, error: { _tag: "DuplicateId" } })
+    expect(byLine.get(4)?.error?.message).toContain("line 3")
+    expect(byLine.get(5)).toMatchObject({ id: "line-6", ok: true, text: "echo: fifth" })
+    expect(byLine.get(6)).toMatchObject({ ok: false, error: { _tag: "DuplicateId" } })
+    expect(run.stderr).toContain(`${input}:2: `)
+    // the clashes' records do not mark the owners done, and a resume writes nothing new
+    const again = await start(["batch", input, "--out", out, "--fake"]).done
+    expect(again.code).toBe(0)
+    expect(records(out)).toHaveLength(6)
+  }, 60_000)
+
+  it("a torn last line in --out is removed on resume, and the run says so", async () => {
+    const dir = tempDir()
+    const input = join(dir, "prompts.jsonl")
+    const out = join(dir, "results.jsonl")
+    writeFileSync(input, ['{"id":"a","prompt":"A"}', '{"id":"b","prompt":"B"}', '{"id":"c","prompt":"C"}'].join("\n") + "\n")
+    writeFileSync(out, '{"id":"a","line":1,"ok":true,"text":"echo: A"}\n{"id":"c","li')
+    const run = await start(["batch", input, "--out", out, "--fake"]).done
+    expect(run.code).toBe(0)
+    expect(run.stderr).toMatch(/torn last line/)
+    const lines = readFileSync(out, "utf8").split("\n").filter((l) => l.length > 0)
+    // every line is whole JSON: the fragment is gone, not left behind a newline
+    expect(lines.map((l) => (JSON.parse(l) as { id: string }).id).sort()).toEqual(["a", "b", "c"])
+  }, 60_000)
+
+  it("a batch line whose request is invalid is an error result, not ok", async () => {
+    const dir = tempDir()
+    const input = join(dir, "prompts.jsonl")
+    const out = join(dir, "results.jsonl")
+    writeFileSync(
+      input,
+      [
+        '{"id":"empty","messages":[]}',
+        '{"id":"huge","prompt":"p","temperature":1e999}',
+        '{"id":"zero","prompt":"p","maxTokens":0}',
+        '{"id":"frac","prompt":"p","maxTokens":1.5}',
+        '{"id":"topp","prompt":"p","topP":3}',
+        '{"id":"orphan","messages":[{"role":"user","content":"q"},{"role":"tool","toolCallId":"call_9","content":"42"}]}',
+        '{"id":"fine","messages":[{"role":"user","content":"q"},{"role":"assistant","content":"","toolCalls":[{"id":"call_1","name":"f","arguments":"{}"}]},{"role":"tool","toolCallId":"call_1","content":"42"}]}'
+      ].join("\n") + "\n"
+    )
+    const run = await start(["batch", input, "--out", out, "--fake"]).done
+    expect(run.code).toBe(0)
+    const byId = new Map((records(out) as Array<{ id: string; ok: boolean; error?: { _tag: string; message: string } }>).map((r) => [r.id, r]))
+    for (const [id, field] of [["empty", "messages"], ["huge", "temperature"], ["zero", "maxTokens"], ["frac", "maxTokens"], ["topp", "topP"], ["orphan", "messages[1].toolCallId"]]) {
+      expect({ id, ok: byId.get(id!)?.ok, tag: byId.get(id!)?.error?._tag }).toEqual({ id, ok: false, tag: "InvalidInput" })
+      expect(byId.get(id!)?.error?.message).toContain(field)
+    }
+    expect(byId.get("fine")?.ok).toBe(true)
+    expect(run.stdout).toMatch(/invalid input lines\s+6/)
+  }, 60_000)
+
   it("a missing input file is a clear message and exit code 1", async () => {
     const dir = tempDir()
     const run = await start(["batch", join(dir, "missing.jsonl"), "--out", join(dir, "o.jsonl"), "--fake"]).done
@@ -128,7 +236,30 @@ describe("batch input parsing", () => {
     expect(parseInputLine('{"temperature":"hot","prompt":"p"}', 5)).toMatchObject({ _tag: "Invalid", reason: expect.stringContaining("at temperature") })
   })
 
-  it("ignores a torn last line of a killed run", () => {
-    expect(completedIds('{"id":"a","ok":true}\n{"id":"b","ok":true}\n{"id":"c","o')).toEqual(new Set(["a", "b"]))
+  it("reads a previous --out: done ids, clashes already reported, and where a torn last line starts", () => {
+    const content = '{"id":"a","ok":true}\n{"id":"a","line":4,"ok":false,"error":{"_tag":"DuplicateId"}}\n{"id":"b","ok":true}\n{"id":"c","o'
+    const previous = readPrevious(content)
+    // a clash's record names the owner's id, which must not count as done
+    expect(previous.done).toEqual(new Set(["a", "b"]))
+    expect(previous.clashes).toEqual(new Set([4]))
+    expect(previous.tornAt).toBe(content.indexOf('{"id":"c"'))
+    expect(previous.unreadable).toBe(0)
+    // a torn line an older version left behind a newline is not the last: counted, not cut
+    expect(readPrevious('{"id":"a","o\n{"id":"b","ok":true}\n')).toMatchObject({ done: new Set(["b"]), tornAt: undefined, unreadable: 1 })
+    expect(readPrevious('{"id":"a","ok":true}\n').tornAt).toBeUndefined()
+    // a whole record that lost only its newline is kept
+    expect(readPrevious('{"id":"a","ok":true}').tornAt).toBeUndefined()
+  })
+
+  it("rejects requests no provider takes, naming the field", () => {
+    const reason = (text: string) => {
+      const parsed = parseInputLine(text, 1)
+      return parsed?._tag === "Invalid" ? parsed.reason : `not invalid: ${JSON.stringify(parsed)}`
+    }
+    expect(reason('{"messages":[]}')).toContain("messages is empty")
+    expect(reason('{"prompt":"p","temperature":1e999}')).toContain("at temperature")
+    expect(reason('{"prompt":"p","maxTokens":0}')).toContain("at maxTokens")
+    expect(reason('{"messages":[{"role":"user","content":1}]}')).toContain("at messages[0].content")
+    expect(reason('{"messages":[{"role":"tool","toolCallId":"t1","content":"x"}]}')).toContain('messages[0].toolCallId "t1" matches no earlier tool call')
   })
 })

@@ -115,12 +115,21 @@ const chat = Command.make(
       Effect.gen(function* () {
         const stream = Stream.unwrap(Effect.map(LanguageModel, (m) => m.stream(Message.request(args.prompt))))
         let finish: Message.Finish | undefined
+        let wrote = false
         yield* Stream.runForEach(stream, (event) =>
           Effect.sync(() => {
-            if (event._tag === "TextDelta") process.stdout.write(event.text)
-            else if (event._tag === "ToolCall") process.stdout.write(`\n[tool call ${event.name}(${event.arguments})]`)
-            else if (event._tag === "Finish") finish = event
-          }))
+            if (event._tag === "TextDelta") {
+              wrote = true
+              process.stdout.write(event.text)
+            } else if (event._tag === "ToolCall") {
+              wrote = true
+              process.stdout.write(`\n[tool call ${event.name}(${event.arguments})]`)
+            } else if (event._tag === "Finish") finish = event
+          })).pipe(
+            // stdout keeps only the reply; the failure goes to stderr as one line, and exit code 1
+            Effect.tapError(() => Effect.sync(() => wrote && process.stdout.write("\n"))),
+            Effect.mapError((error) => new CliError({ message: `the reply failed (${error._tag}): ${error.message}` }))
+          )
         process.stdout.write("\n")
         if (finish !== undefined) {
           const u = finish.usage
@@ -139,7 +148,15 @@ const chat = Command.make(
 const InputObject = Schema.Struct({
   ...Message.ChatRequest.fields,
   messages: Schema.optional(Message.ChatRequest.fields.messages),
-  id: Schema.optional(Schema.Union(Schema.String, Schema.Number)),
+  // a request no provider takes is an invalid line here, not a call: JSON has no NaN, but
+  // 1e999 reads as Infinity; the ranges are the widest any provider documents
+  temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
+  topP: Schema.optional(Schema.Number.pipe(Schema.between(0, 1))),
+  maxTokens: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  seed: Schema.optional(Schema.Int),
+  presencePenalty: Schema.optional(Schema.Number.pipe(Schema.between(-2, 2))),
+  frequencyPenalty: Schema.optional(Schema.Number.pipe(Schema.between(-2, 2))),
+  id: Schema.optional(Schema.Union(Schema.String, Schema.Number.pipe(Schema.finite()))),
   prompt: Schema.optional(Schema.String)
 })
 const decodeInputObject = Schema.decodeUnknownEither(InputObject, { onExcessProperty: "ignore" })
@@ -163,8 +180,11 @@ export const parseInputLine = (text: string, line: number): InputLine | undefine
   const decoded = decodeInputObject(json)
   if (Either.isLeft(decoded)) {
     const issue = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]
-    const where = issue === undefined || issue.path.length === 0 ? "" : ` at ${issue.path.join(".")}`
-    return { _tag: "Invalid", line, id: fallbackId, reason: `not a prompt string or a ChatRequest${where}: ${issue?.message ?? "invalid"}` }
+    const where = issue === undefined || issue.path.length === 0 ? "" : ` at ${fieldPath(issue.path)}`
+    // the line's own id, when it has a usable one, still names its result
+    const raw = typeof json === "object" && json !== null ? (json as { readonly id?: unknown }).id : undefined
+    const id = typeof raw === "string" || (typeof raw === "number" && Number.isFinite(raw)) ? String(raw) : fallbackId
+    return { _tag: "Invalid", line, id, reason: `not a prompt string or a ChatRequest${where}: ${issue?.message ?? "invalid"}` }
   }
   const { id, prompt, messages, ...options } = decoded.right
   const resolvedId = id === undefined ? fallbackId : String(id)
@@ -172,22 +192,62 @@ export const parseInputLine = (text: string, line: number): InputLine | undefine
     return { _tag: "Invalid", line, id: resolvedId, reason: `needs "messages" or "prompt"` }
   }
   const all = [...(messages ?? []), ...(prompt === undefined ? [] : [Message.user(prompt)])]
+  if (all.length === 0) return { _tag: "Invalid", line, id: resolvedId, reason: `messages is empty: a request needs at least one message` }
+  const orphan = orphanToolResult(all)
+  if (orphan !== undefined) return { _tag: "Invalid", line, id: resolvedId, reason: orphan }
   return { _tag: "Item", line, id: resolvedId, request: { ...options, messages: all } }
 }
 
-/** The ids an output file already holds; a torn last line (a killed run) is ignored. */
-export const completedIds = (content: string): Set<string> => {
-  const ids = new Set<string>()
-  for (const line of content.split("\n")) {
-    if (line.trim().length === 0) continue
-    try {
-      const record = JSON.parse(line) as { id?: unknown }
-      if (typeof record.id === "string") ids.add(record.id)
-    } catch {
-      // a partial line from a run that was killed mid-write
+const fieldPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.map((key, i) => (typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)).join("")
+
+/** A tool result must answer a call made earlier in the conversation; providers reject it otherwise. */
+const orphanToolResult = (messages: ReadonlyArray<Message.Message>): string | undefined => {
+  const calls = new Set<string>()
+  for (const [index, message] of messages.entries()) {
+    if (message.role === "assistant") message.toolCalls?.forEach((call) => calls.add(call.id))
+    else if (message.role === "tool" && !calls.has(message.toolCallId)) {
+      return `messages[${index}].toolCallId ${JSON.stringify(message.toolCallId)} matches no earlier tool call`
     }
   }
-  return ids
+  return undefined
+}
+
+/** What an output file already holds, read to resume. */
+export interface Previous {
+  /** Ids with a result: their lines are not run again. */
+  readonly done: ReadonlySet<string>
+  /** Lines already reported as an id clash: their records name an id that is not theirs. */
+  readonly clashes: ReadonlySet<number>
+  /** Where a last line cut off by a killed run starts (a character offset), if there is one. */
+  readonly tornAt: number | undefined
+  /** Other lines that are not JSON records (an older version left torn lines in place). */
+  readonly unreadable: number
+}
+
+export const readPrevious = (content: string): Previous => {
+  const done = new Set<string>()
+  const clashes = new Set<number>()
+  let tornAt: number | undefined
+  let unreadable = 0
+  let offset = 0
+  for (const line of content.split("\n")) {
+    const start = offset
+    offset += line.length + 1
+    if (line.trim().length === 0) continue
+    let record: { id?: unknown; line?: unknown; error?: { _tag?: unknown } } | undefined
+    try {
+      record = JSON.parse(line) as typeof record
+    } catch {
+      // only the last line can be torn: every record is written whole with its newline
+      if (offset > content.length) tornAt = start
+      else unreadable++
+      continue
+    }
+    if (record?.error?._tag === "DuplicateId" && typeof record.line === "number") clashes.add(record.line)
+    else if (typeof record?.id === "string") done.add(record.id)
+  }
+  return { done, clashes, tornAt, unreadable }
 }
 
 const resultRecord = (id: string, line: number, result: Batch.Result) =>
@@ -234,31 +294,55 @@ const batch = Command.make(
       const previous = (yield* fs.exists(args.out).pipe(Effect.orElseSucceed(() => false)))
         ? yield* fs.readFileString(args.out).pipe(Effect.orElseSucceed(() => ""))
         : ""
-      const done = completedIds(previous)
-      // a run killed mid-line leaves no newline: start ours on a fresh line
-      if (previous.length > 0 && !previous.endsWith("\n")) yield* append(fs, args.out, "\n")
+      const { clashes, done, tornAt, unreadable } = readPrevious(previous)
+      if (unreadable > 0) yield* Console.error(`resuming: ${unreadable} line(s) of ${args.out} are not JSON records; they are ignored`)
+      if (tornAt !== undefined) {
+        // the record a killed run was writing: cut it off so the file is whole JSON lines again
+        const kept = Buffer.byteLength(previous.slice(0, tornAt))
+        yield* fs.truncate(args.out, kept).pipe(
+          Effect.mapError((error) => new CliError({ message: `cannot remove the torn last line of ${args.out}: ${error.message}` }))
+        )
+        yield* Console.error(
+          `resuming: removed a torn last line from ${args.out} (${Buffer.byteLength(previous) - kept} bytes of a record cut off when a run was killed); its input line runs again`
+        )
+      } else if (previous.length > 0 && !previous.endsWith("\n")) {
+        // a whole record without its newline: start ours on a fresh line
+        yield* append(fs, args.out, "\n")
+      }
 
-      const lines = source.split(/\r?\n/)
+      const parsedLines = source.split(/\r?\n/).flatMap((text, i) => parseInputLine(text, i + 1) ?? [])
+      // the first line to carry an id owns it, whether the id was written or automatic (line-N)
+      const owners = new Map<string, number>()
+      for (const parsed of parsedLines) if (!owners.has(parsed.id)) owners.set(parsed.id, parsed.line)
       const items: Array<{ readonly id: string; readonly line: number; readonly request: Message.ChatRequest }> = []
-      const seen = new Set<string>()
       let invalid = 0
       let skipped = 0
-      for (let i = 0; i < lines.length; i++) {
-        const parsed = parseInputLine(lines[i]!, i + 1)
-        if (parsed === undefined) continue
-        const duplicate = seen.has(parsed.id)
-        seen.add(parsed.id)
+      const reject = (parsed: InputLine, tag: string, reason: string) =>
+        Effect.gen(function* () {
+          invalid++
+          yield* Console.error(`${args.input}:${parsed.line}: ${reason}`)
+          yield* append(fs, args.out, JSON.stringify({ id: parsed.id, line: parsed.line, ok: false, error: { _tag: tag, message: reason } }) + "\n")
+        })
+      for (const parsed of parsedLines) {
+        const owner = owners.get(parsed.id)!
+        if (owner !== parsed.line) {
+          // its result line would be taken for the owner's on resume: report it under its line number
+          if (clashes.has(parsed.line)) skipped++
+          else {
+            yield* reject(
+              parsed,
+              "DuplicateId",
+              `id "${parsed.id}" is already the id of line ${owner} (a line without "id" gets line-N); give this line its own "id"`
+            )
+          }
+          continue
+        }
         if (done.has(parsed.id)) {
           skipped++
           continue
         }
-        if (parsed._tag === "Invalid" || duplicate) {
-          const reason = parsed._tag === "Invalid" ? parsed.reason : `duplicate id "${parsed.id}"`
-          invalid++
-          yield* Console.error(`${args.input}:${parsed.line}: ${reason}`)
-          if (!duplicate) {
-            yield* append(fs, args.out, JSON.stringify({ id: parsed.id, line: parsed.line, ok: false, error: { _tag: "InvalidInput", message: reason } }) + "\n")
-          }
+        if (parsed._tag === "Invalid") {
+          yield* reject(parsed, "InvalidInput", parsed.reason)
           continue
         }
         items.push(parsed)
