@@ -21,6 +21,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { type Node as JsonNode, type ParseError as JsonParseError, parseTree, printParseErrorCode } from "jsonc-parser"
+import { headerProblem } from "./internal/keyPool.js"
 import * as Adapters from "./internal/providerAdapters.js"
 import * as KeyPool from "./KeyPool.js"
 import type { LanguageModel } from "./LanguageModel.js"
@@ -46,10 +47,21 @@ export const BaseUrl = Schema.NonEmptyTrimmedString.pipe(
   Schema.filter((value) => isHttpUrl(value) || "must be an http(s) URL, like https://api.openai.com/v1")
 )
 
+/**
+ * A key that can go in an HTTP header; a pasted line break is refused here, by path, never by value.
+ * @since 0.1.0 @category schemas
+ */
+export const ApiKey = Schema.String.pipe(
+  Schema.filter((value) => {
+    const problem = headerProblem(value)
+    return problem === undefined || `a key that ${problem}, so it cannot go in an HTTP header`
+  })
+)
+
 /** @since 0.1.0 @category schemas */
 export const ModelEntry = Schema.Struct({
   model_name: Schema.NonEmptyTrimmedString,
-  api_keys: Schema.optional(Schema.Array(Schema.String).annotations({ title: "a list of key strings" })),
+  api_keys: Schema.optional(Schema.Array(ApiKey).annotations({ title: "a list of key strings" })),
   base_url: Schema.optional(BaseUrl),
   max_retries: Schema.optional(Schema.NonNegativeInt),
   /** Seconds before the first retry. */

@@ -287,6 +287,14 @@ describe("ProviderConfig", () => {
       }
     }))
 
+  it.effect("a key a header cannot carry is refused by its path, not its value", () =>
+    Effect.gen(function* () {
+      const error = failureOf(yield* Effect.exit(ProviderConfig.fromJson({ openai: [{ model_name: "gpt-4o", api_keys: ["sk-fine", "sk-pasted\n"] }] })))
+      expect(error.jsonPath).toBe("$.openai[0].api_keys[1]")
+      expect(error.message).toContain("line break")
+      expect(error.message).not.toContain("sk-pasted")
+    }))
+
   it.effect("no configuration error echoes a key", () =>
     Effect.gen(function* () {
       const canary = "sk-CANARY-7f3a9e1d2c4b"
@@ -304,7 +312,8 @@ describe("ProviderConfig", () => {
         { openai: [{ model_name: "gpt-4o", api_keys: [canary], base_url: canary }] },
         { openai: [{ model_name: "gpt-4o", api_keys: [canary], max_retries: canary }] },
         { openai: [{ model_name: "gpt-4o", api_keys: [canary] }, { model_name: "gpt-4o", api_keys: [canary] }] },
-        { openai: [canary] }
+        { openai: [canary] },
+        { openai: [{ model_name: "gpt-4o", api_keys: ["sk-fine", `${canary}\r\n`] }] } // a pasted line break
       ]
       for (const json of cases) {
         expectClean(failureOf(yield* Effect.exit(ProviderConfig.fromJson(json, "provider.json").pipe(withEnv({ OPENAI_API_KEY: canary })))))
