@@ -397,4 +397,38 @@ describe("KeyPool through a provider", () => {
       expect(status.reduce((n, s) => n + s.failures, 0)).toBe(1)
       expect(status.every((s) => s.state === "healthy")).toBe(true)
     }))
+
+  it.scopedLive("a 429 whose retry-after is 0, negative, unparseable or past never re-sends to the key that got it", () =>
+    Effect.gen(function* () {
+      for (const retryAfter of ["0", "-1", "1 2", "Thu, 01 Jan 1970 00:00:00 GMT"]) {
+        const fake = yield* Testing.FakeProvider.make({
+          respond: () => ({ _tag: "Status", status: 429, headers: { "retry-after": retryAfter }, body: JSON.stringify({ error: { message: "slow down", type: "rate_limit_exceeded" } }) })
+        })
+        // one key: one request, then the error (backoff is Retry's, not an immediate loop)
+        const one = stackWith(fake.baseUrl, KeyPool.layer({ providerId: "openai", keys: ["only"] }), RateLimiter.unlimited)
+        const error = yield* Effect.flip(LanguageModel.chat(Message.request("hi"))).pipe(Effect.provide(one), Effect.timeout("5 seconds"))
+        expect(error._tag, `retry-after: ${retryAfter}`).toBe("RateLimitError")
+        expect((yield* fake.requests).length, `retry-after: ${retryAfter}`).toBe(1)
+        expect((error as LlmError.RateLimitError).retryAfter, `retry-after: ${retryAfter}`).toBeUndefined()
+        // three keys: each key once at most, whatever the header says
+        yield* fake.clear
+        const three = stackWith(fake.baseUrl, KeyPool.layer({ providerId: "openai", keys: ["k1", "k2", "k3"] }), RateLimiter.unlimited)
+        yield* Effect.flip(LanguageModel.chat(Message.request("hi"))).pipe(Effect.provide(three), Effect.timeout("5 seconds"))
+        const sent = (yield* fake.requests).map(authOf)
+        expect(sent.length, `retry-after: ${retryAfter}`).toBe(3)
+        expect(new Set(sent).size, `retry-after: ${retryAfter}`).toBe(3)
+      }
+    }))
+
+  it.scopedLive("an immediate re-try never lands on a key this call already tried, even one back at once", () =>
+    Effect.gen(function* () {
+      // a tiny positive retry-after: the key is back before the re-try leases
+      const fake = yield* Testing.FakeProvider.make({ respond: () => ({ _tag: "RateLimit", retryAfterMs: 1 }) })
+      const stack = stackWith(fake.baseUrl, KeyPool.layer({ providerId: "openai", keys: ["k1", "k2"] }), RateLimiter.unlimited)
+      const error = yield* Effect.flip(LanguageModel.chat(Message.request("hi"))).pipe(Effect.provide(stack), Effect.timeout("5 seconds"))
+      expect(error._tag).toBe("RateLimitError")
+      const sent = (yield* fake.requests).map(authOf)
+      expect(sent.length).toBeLessThanOrEqual(2)
+      expect(new Set(sent).size).toBe(sent.length)
+    }))
 })

@@ -76,25 +76,52 @@ export const parseGoDuration = (input: string): number | undefined => {
   return consumed === text.length ? total : undefined
 }
 
+const months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+
 /**
- * `retry-after-ms`, else `retry-after` as seconds or an HTTP date. Malformed values are
- * ignored, never fatal.
+ * An HTTP date (RFC 9110: `Sun, 06 Nov 1994 08:49:37 GMT`, or the obsolete RFC 850 and
+ * asctime forms) as epoch millis; anything else is undefined (`Date.parse` alone takes "1 2").
+ */
+export const parseHttpDate = (input: string): number | undefined => {
+  const text = input.trim()
+  let m = /^[A-Za-z]{3}, (\d{2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT$/.exec(text)
+  let day: string, month: string, year: number, clock: [string, string, string]
+  if (m !== null) [day, month, year, clock] = [m[1]!, m[2]!, Number(m[3]), [m[4]!, m[5]!, m[6]!]]
+  else if ((m = /^[A-Za-z]+, (\d{2})-([A-Za-z]{3})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT$/.exec(text)) !== null) {
+    const yy = Number(m[3])
+    ;[day, month, year, clock] = [m[1]!, m[2]!, yy < 70 ? 2000 + yy : 1900 + yy, [m[4]!, m[5]!, m[6]!]]
+  } else if ((m = /^[A-Za-z]{3} ([A-Za-z]{3}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})$/.exec(text)) !== null) {
+    ;[day, month, year, clock] = [m[2]!.trim(), m[1]!, Number(m[6]), [m[3]!, m[4]!, m[5]!]]
+  } else return undefined
+  const monthIndex = months.indexOf(month.toLowerCase())
+  if (monthIndex < 0) return undefined
+  const at = Date.UTC(year, monthIndex, Number(day), Number(clock[0]), Number(clock[1]), Number(clock[2]))
+  return Number.isFinite(at) ? at : undefined
+}
+
+/**
+ * `retry-after-ms`, else `retry-after` as seconds or an HTTP date. A value that asks for no
+ * wait at all (0, negative, a date not in the future) or does not parse is absent: the caller
+ * falls back to its own backoff, never to an immediate re-send.
  */
 export const retryAfterOf = (
   headers: Readonly<Record<string, string | undefined>>,
   now: number
 ): Duration.Duration | undefined => {
   const ms = headers["retry-after-ms"]
-  if (ms !== undefined) {
+  if (ms !== undefined && /^\s*\d+(\.\d+)?\s*$/.test(ms)) {
     const n = Number(ms)
-    if (Number.isFinite(n) && n >= 0) return Duration.millis(n)
+    if (n > 0) return Duration.millis(n)
   }
   const value = headers["retry-after"]
   if (value !== undefined) {
     const trimmed = value.trim()
-    if (/^\d+(\.\d+)?$/.test(trimmed)) return Duration.millis(Number(trimmed) * 1000)
-    const date = Date.parse(trimmed)
-    if (Number.isFinite(date)) return Duration.millis(Math.max(0, date - now))
+    if (/^\d+(\.\d+)?$/.test(trimmed)) {
+      const seconds = Number(trimmed)
+      return seconds > 0 ? Duration.millis(seconds * 1000) : undefined
+    }
+    const date = parseHttpDate(trimmed)
+    if (date !== undefined && date > now) return Duration.millis(date - now)
   }
   return undefined
 }

@@ -179,10 +179,16 @@ const isKeySpecific = (error: Err.LlmError) =>
  * admission or a key is bounded by the call's budget when the caller set a `timeout` (the
  * defaults guard the network, where stalls happen; a wait here is bounded by the limits).
  */
-const admitAndLease = (endpoint: Endpoint, out: Outgoing, reattempt: boolean, budget: Budget) => {
+const admitAndLease = (endpoint: Endpoint, out: Outgoing, tried: Tried, budget: Budget) => {
   const admitted = Effect.zipRight(
-    Telemetry.timeAdmission(endpoint.limiter.admit({ requests: 1, tokens: out.estimatedTokens, reattempt })),
-    Effect.tap(endpoint.pool.acquire, () => Telemetry.countLease(endpoint.provider))
+    Telemetry.timeAdmission(endpoint.limiter.admit({ requests: 1, tokens: out.estimatedTokens, reattempt: tried.last !== undefined })),
+    Effect.flatMap(endpoint.pool.acquire, (lease) => {
+      // an immediate re-try goes to another key: one this call already tried ends it
+      if (tried.keys.has(lease.keyId) && tried.last !== undefined) return Effect.fail(tried.last)
+      tried.keys.add(lease.keyId)
+      tried.lastKey = lease.keyId
+      return Effect.as(Telemetry.countLease(endpoint.provider), lease)
+    })
   )
   if (!endpoint.timeoutGiven) return admitted
   return Effect.suspend(() => {
@@ -256,12 +262,12 @@ const sendWithin = <Reply, R>(
 const exchange = <Reply extends { readonly status: number; readonly headers: Readonly<Record<string, string>> }, R>(
   endpoint: Endpoint,
   out: Outgoing,
-  reattempt: boolean,
+  tried: Tried,
   budget: Budget,
   send: (request: TransportRequest) => Effect.Effect<Reply, TransportFailure, R>,
   bodyOf: (reply: Reply) => Effect.Effect<string>
 ) =>
-  Effect.flatMap(admitAndLease(endpoint, out, reattempt, budget), (lease) =>
+  Effect.flatMap(admitAndLease(endpoint, out, tried, budget), (lease) =>
     sendWithin(endpoint, send, requestFor(endpoint, out, lease), budget).pipe(
       Effect.mapError((cause) => transportError(endpoint, out.model, budget, cause)),
       // a connection that failed counts against the key; a deadline is the call's, not the key's
@@ -294,17 +300,17 @@ const readRest = (reply: StreamReply, budget: Budget): Effect.Effect<string> =>
   })
 
 /** Sends for the whole reply; a 2xx reply's body comes back. */
-const exchangeText = (endpoint: Endpoint, out: Outgoing, reattempt: boolean, budget: Budget) =>
-  exchange(endpoint, out, reattempt, budget, endpoint.transport.text, (reply) => Effect.succeed(reply.body))
+const exchangeText = (endpoint: Endpoint, out: Outgoing, tried: Tried, budget: Budget) =>
+  exchange(endpoint, out, tried, budget, endpoint.transport.text, (reply) => Effect.succeed(reply.body))
 
 /**
  * Sends and resolves at a 2xx reply's head; the body stays open in the current scope. A 2xx
  * reply that is JSON where a stream was asked for is read whole: gateways answer a stream
  * request with `200` and an error object.
  */
-const exchangeStream = (endpoint: Endpoint, out: Outgoing, reattempt: boolean, budget: Budget) =>
+const exchangeStream = (endpoint: Endpoint, out: Outgoing, tried: Tried, budget: Budget) =>
   Effect.flatMap(
-    exchange(endpoint, out, reattempt, budget, endpoint.transport.stream, (reply) => readRest(reply, budget)),
+    exchange(endpoint, out, tried, budget, endpoint.transport.stream, (reply) => readRest(reply, budget)),
     ([reply, lease]) => {
       if (!(reply.headers["content-type"] ?? "").includes("application/json")) return Effect.succeed([reply, lease] as const)
       return Effect.flatMap(Effect.zip(readRest(reply, budget), Clock.currentTimeMillis), ([body, now]) => {
@@ -344,19 +350,37 @@ const errorInBody = (
   return Effect.zipRight(endpoint.pool.report(lease.keyId, outcomeOf(safe)), Effect.fail(safe))
 }
 
+/** The keys one call has leased, and why the last attempt failed. */
+interface Tried {
+  readonly keys: Set<string>
+  lastKey: string | undefined
+  last: Err.LlmError | undefined
+}
+
+/** A safety bound on immediate re-tries, whatever the pool's size. */
+const MAX_KEYS_PER_CALL = 9
+
 /**
  * Runs `attempt` again at once, on another key, when it failed for a reason specific to
- * its key (429, 401, 403, quota) and another healthy key exists. Backoff is for `Retry`.
+ * its key (429, 401, 403, quota) and another healthy key exists. Each key serves a call at
+ * most once, so a call makes at most one immediate re-try per other key. Backoff is `Retry`'s.
  */
 const onAnotherKey = <A, R>(
   endpoint: Endpoint,
-  attempt: (reattempt: boolean) => Effect.Effect<A, Err.LlmError, R>
-): Effect.Effect<A, Err.LlmError, R> => {
-  const loop = (left: number): Effect.Effect<A, Err.LlmError, R> =>
-    Effect.catchIf(attempt(left < 8), (error) => left > 0 && isKeySpecific(error), (error) =>
-      Effect.flatMap(endpoint.pool.hasHealthyKey(), (another) => (another ? loop(left - 1) : Effect.fail(error))))
-  return Effect.suspend(() => loop(8))
-}
+  attempt: (tried: Tried) => Effect.Effect<A, Err.LlmError, R>
+): Effect.Effect<A, Err.LlmError, R> =>
+  Effect.suspend(() => {
+    const tried: Tried = { keys: new Set(), lastKey: undefined, last: undefined }
+    const loop: Effect.Effect<A, Err.LlmError, R> = Effect.catchIf(
+      Effect.suspend(() => attempt(tried)),
+      (error) => isKeySpecific(error) && tried.keys.size < MAX_KEYS_PER_CALL && error !== tried.last,
+      (error) => {
+        tried.last = error
+        return Effect.flatMap(endpoint.pool.hasHealthyKey(tried.lastKey), (another) => (another ? loop : Effect.fail(error)))
+      }
+    )
+    return loop
+  })
 
 /** A chat JSON exchange, traced and measured: `decode` turns a 2xx body into a response or a typed error. */
 export const sendJson = (
@@ -419,9 +443,9 @@ export const sendJsonAs = <A>(
     const budget = jsonBudget(endpoint, out.model, clock)
     return onAnotherKey(
       endpoint,
-      (reattempt) =>
+      (tried) =>
         Effect.scoped(
-          Effect.flatMap(exchangeText(endpoint, out, reattempt, budget), ([reply, lease]) => {
+          Effect.flatMap(exchangeText(endpoint, out, tried, budget), ([reply, lease]) => {
             const now = clock.unsafeCurrentTimeMillis()
             const early = errorInBody(endpoint, out, lease, reply.headers, reply.body, now, false)
             if (early !== undefined) return early
@@ -620,9 +644,9 @@ export const sendStream = (
       Effect.map(Scope.make(), (scope) => ({ recorder, scope, deadlines: streamDeadlines(endpoint, out.model, recorder.clock) }))),
     ({ deadlines, recorder, scope }): Events => {
       // each attempt gets its own scope so that a failed attempt's lease is freed at once
-      const attempt = (reattempt: boolean) =>
+      const attempt = (tried: Tried) =>
         Effect.flatMap(Scope.fork(scope, ExecutionStrategy.sequential), (inner) =>
-          exchangeStream(endpoint, out, reattempt, deadlines.step(false)).pipe(
+          exchangeStream(endpoint, out, tried, deadlines.step(false)).pipe(
             Scope.extend(inner),
             Effect.onError((cause) => Scope.close(inner, Exit.failCause(cause)))
           ))

@@ -60,8 +60,21 @@ describe("fromResponse", () => {
     expect(Duration.toMillis(retryAfterOf({ "retry-after": "0.5" }, 0)!)).toBe(500)
     const now = Date.parse("Sat, 21 Nov 2026 10:00:00 GMT")
     expect(Duration.toMillis(retryAfterOf({ "retry-after": "Sat, 21 Nov 2026 10:00:42 GMT" }, now)!)).toBe(42_000)
-    // a date in the past means "now", never a negative wait
-    expect(Duration.toMillis(retryAfterOf({ "retry-after": "Sat, 21 Nov 2026 09:00:00 GMT" }, now)!)).toBe(0)
+    // the obsolete forms HTTP still allows
+    expect(Duration.toMillis(retryAfterOf({ "retry-after": "Saturday, 21-Nov-26 10:00:42 GMT" }, now)!)).toBe(42_000)
+    expect(Duration.toMillis(retryAfterOf({ "retry-after": "Sat Nov 21 10:00:42 2026" }, now)!)).toBe(42_000)
+  })
+
+  it("treats a retry-after of 0, negative, unparseable or in the past as absent", () => {
+    const now = Date.parse("Sat, 21 Nov 2026 10:00:00 GMT")
+    for (const value of ["0", "0.0", "-1", "-0.5", "1 2", "1e3", "soon", "", "Sat, 21 Nov 2026 09:00:00 GMT", "Sat, 21 Nov 2026 10:00:00 GMT", "2026-11-21T10:00:42Z"]) {
+      expect(retryAfterOf({ "retry-after": value }, now), `retry-after: ${JSON.stringify(value)}`).toBeUndefined()
+    }
+    for (const value of ["0", "-5", "NaN", "Infinity", "1 2"]) {
+      expect(retryAfterOf({ "retry-after-ms": value }, now), `retry-after-ms: ${JSON.stringify(value)}`).toBeUndefined()
+    }
+    // an absent ms falls back to the seconds header
+    expect(Duration.toMillis(retryAfterOf({ "retry-after-ms": "0", "retry-after": "3" }, now)!)).toBe(3000)
   })
 
   it("ignores malformed retry headers", () => {
