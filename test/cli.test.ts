@@ -257,9 +257,9 @@ describe("batch input parsing", () => {
       return parsed?._tag === "Invalid" ? parsed.reason : `not invalid: ${JSON.stringify(parsed)}`
     }
     expect(reason('{"messages":[]}')).toContain("messages is empty")
-    expect(reason('{"prompt":"p","temperature":1e999}')).toContain("at temperature")
-    expect(reason('{"prompt":"p","maxTokens":0}')).toContain("at maxTokens")
+    expect(reason('{"prompt":"p","temperature":1e999}')).toContain("temperature must be a finite number")
+    expect(reason('{"prompt":"p","maxTokens":0}')).toContain("maxTokens must be at least 1")
     expect(reason('{"messages":[{"role":"user","content":1}]}')).toContain("at messages[0].content")
-    expect(reason('{"messages":[{"role":"tool","toolCallId":"t1","content":"x"}]}')).toContain('messages[0].toolCallId "t1" matches no earlier tool call')
+    expect(reason('{"messages":[{"role":"tool","toolCallId":"t1","content":"x"}]}')).toContain('messages[0].toolCallId "t1" matches no tool call of an earlier assistant message')
   })
 })

@@ -17,6 +17,7 @@ import type * as Message from "../Message.js"
 import { estimateTokens, type RateLimiter } from "../RateLimiter.js"
 import * as Http from "./http.js"
 import { watchable } from "./partial.js"
+import { validateRequest } from "./validate.js"
 
 /** The options every provider takes. */
 export interface CommonOptions {
@@ -73,6 +74,8 @@ export const languageModel = (spec: Spec): Service => {
   const streamHeaders = { accept: spec.streamAccept }
   const outgoing = (request: Message.ChatRequest, stream: boolean): Http.Outgoing | Err.LlmError => {
     const model = request.model ?? spec.options.model
+    const invalid = validateRequest(request, spec.provider, model)
+    if (invalid !== undefined) return invalid
     const wire = spec.body(request, model, stream)
     if (Err.isLlmError(wire)) return wire
     const body = JSON.stringify(wire)

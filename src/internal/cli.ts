@@ -22,6 +22,7 @@ import * as Batch from "../Batch.js"
 import * as KeyPool from "../KeyPool.js"
 import { LanguageModel } from "../LanguageModel.js"
 import * as Message from "../Message.js"
+import { invalidField } from "./validate.js"
 import * as OpenAiCompatible from "../OpenAiCompatible.js"
 import * as ProviderConfig from "../ProviderConfig.js"
 import * as RateLimiter from "../RateLimiter.js"
@@ -148,14 +149,6 @@ const chat = Command.make(
 const InputObject = Schema.Struct({
   ...Message.ChatRequest.fields,
   messages: Schema.optional(Message.ChatRequest.fields.messages),
-  // a request no provider takes is an invalid line here, not a call: JSON has no NaN, but
-  // 1e999 reads as Infinity; the ranges are the widest any provider documents
-  temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
-  topP: Schema.optional(Schema.Number.pipe(Schema.between(0, 1))),
-  maxTokens: Schema.optional(Schema.Int.pipe(Schema.positive())),
-  seed: Schema.optional(Schema.Int),
-  presencePenalty: Schema.optional(Schema.Number.pipe(Schema.between(-2, 2))),
-  frequencyPenalty: Schema.optional(Schema.Number.pipe(Schema.between(-2, 2))),
   id: Schema.optional(Schema.Union(Schema.String, Schema.Number.pipe(Schema.finite()))),
   prompt: Schema.optional(Schema.String)
 })
@@ -191,27 +184,15 @@ export const parseInputLine = (text: string, line: number): InputLine | undefine
   if (messages === undefined && prompt === undefined) {
     return { _tag: "Invalid", line, id: resolvedId, reason: `needs "messages" or "prompt"` }
   }
-  const all = [...(messages ?? []), ...(prompt === undefined ? [] : [Message.user(prompt)])]
-  if (all.length === 0) return { _tag: "Invalid", line, id: resolvedId, reason: `messages is empty: a request needs at least one message` }
-  const orphan = orphanToolResult(all)
-  if (orphan !== undefined) return { _tag: "Invalid", line, id: resolvedId, reason: orphan }
-  return { _tag: "Item", line, id: resolvedId, request: { ...options, messages: all } }
+  const request: Message.ChatRequest = { ...options, messages: [...(messages ?? []), ...(prompt === undefined ? [] : [Message.user(prompt)])] }
+  // a request no provider takes is an invalid line here, not a call (JSON has no NaN, but 1e999 reads as Infinity)
+  const invalid = invalidField(request)
+  if (invalid !== undefined) return { _tag: "Invalid", line, id: resolvedId, reason: `${invalid.path} ${invalid.problem}` }
+  return { _tag: "Item", line, id: resolvedId, request }
 }
 
 const fieldPath = (path: ReadonlyArray<PropertyKey>): string =>
   path.map((key, i) => (typeof key === "number" ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`)).join("")
-
-/** A tool result must answer a call made earlier in the conversation; providers reject it otherwise. */
-const orphanToolResult = (messages: ReadonlyArray<Message.Message>): string | undefined => {
-  const calls = new Set<string>()
-  for (const [index, message] of messages.entries()) {
-    if (message.role === "assistant") message.toolCalls?.forEach((call) => calls.add(call.id))
-    else if (message.role === "tool" && !calls.has(message.toolCallId)) {
-      return `messages[${index}].toolCallId ${JSON.stringify(message.toolCallId)} matches no earlier tool call`
-    }
-  }
-  return undefined
-}
 
 /** What an output file already holds, read to resume. */
 export interface Previous {

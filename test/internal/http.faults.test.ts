@@ -409,3 +409,40 @@ describe("no key in a stream's partial text", () => {
       expect(Exit.isFailure(config)).toBe(true)
     }))
 })
+
+describe("requests are validated before sending", () => {
+  const cases: ReadonlyArray<readonly [string, Message.ChatRequest, string]> = [
+    ["empty messages", { messages: [] }, "request.messages is empty"],
+    ["a NaN temperature", Message.request("hi", { temperature: NaN }), "request.temperature must be a finite number"],
+    ["an infinite topP", Message.request("hi", { topP: Infinity }), "request.topP must be a finite number"],
+    ["a temperature out of range", Message.request("hi", { temperature: 3 }), "request.temperature must be between 0 and 2"],
+    ["maxTokens 0", Message.request("hi", { maxTokens: 0 }), "request.maxTokens must be at least 1"],
+    ["maxTokens -5", Message.request("hi", { maxTokens: -5 }), "request.maxTokens must be at least 1"],
+    ["a fractional maxTokens", Message.request("hi", { maxTokens: 1.5 }), "request.maxTokens must be a whole number"],
+    [
+      "a tool result answering no earlier call",
+      Message.request([
+        Message.user("hi"),
+        Message.assistant("", { toolCalls: [{ id: "call_1", name: "f", arguments: "{}" }] }),
+        Message.tool("call_1", "ok"),
+        Message.tool("call_2", "stray")
+      ]),
+      "request.messages[3].toolCallId"
+    ]
+  ]
+  for (const [name, request, expected] of cases) {
+    it.scoped(`${name} is an InvalidRequestError naming the field, and nothing is sent`, () =>
+      Effect.gen(function* () {
+        const fake = yield* Testing.FakeProvider.make({})
+        const stack = over(OpenAiCompatible.layer({ model: "m", baseUrl: fake.baseUrl }))
+        const chat = yield* Effect.flip(LanguageModel.chat(request)).pipe(Effect.provide(stack))
+        const { error: streamed } = yield* drain(LanguageModel.stream(request)).pipe(Effect.provide(stack))
+        for (const error of [chat, streamed]) {
+          expect(error?._tag).toBe("InvalidRequestError")
+          expect(error?.message).toContain(expected)
+          expect(error?.retryable).toBe(false)
+        }
+        expect((yield* fake.requests).length).toBe(0)
+      }))
+  }
+})
