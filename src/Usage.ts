@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import type * as Message from "./Message.js"
+import { modelLabel } from "./internal/telemetry.js"
 
 /**
  * US dollars per million tokens. `cachedInputPerMillion` prices input tokens the provider
@@ -180,16 +181,18 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       return price === undefined ? undefined : costOf(price, usage)
     }
     // one tagged cost counter per provider and model: tagging on every call would rebuild
-    // the metric's key (and hash it) each time
+    // the metric's key (and hash it) each time; past MAX_MODEL_LABELS models, one for `other`
     const costCounters = new Map<string, Metric.Metric.Counter<number>>()
     const record = (provider: string, model: string, usage: Message.Usage) =>
       Effect.suspend(() => {
         const dollars = cost(provider, model, usage)
-        const key = `${provider}\u0000${model}`
-        const before = entries.get(key) ?? { provider, model, ...zero }
+        // the totals of models past MAX_MODEL_LABELS go under `other`, so caller input cannot grow them forever
+        const tracked = modelLabel(entries, provider, model)
+        const key = `${provider}\u0000${tracked}`
+        const before = entries.get(key) ?? { provider, model: tracked, ...zero }
         entries.set(key, {
           provider,
-          model,
+          model: tracked,
           ...add(before, {
             requests: 1,
             inputTokens: usage.inputTokens,
@@ -204,10 +207,12 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
         })
         // tokens are counted by Telemetry on every call, tracker or not; cost needs prices
         if (dollars === undefined) return Effect.void
-        let counter = costCounters.get(key)
+        const label = modelLabel(costCounters, provider, model)
+        const labelKey = `${provider}\u0000${label}`
+        let counter = costCounters.get(labelKey)
         if (counter === undefined) {
-          counter = costCounter.pipe(Metric.tagged("provider", provider), Metric.tagged("model", model))
-          costCounters.set(key, counter)
+          counter = costCounter.pipe(Metric.tagged("provider", provider), Metric.tagged("model", label))
+          costCounters.set(labelKey, counter)
         }
         return Metric.incrementBy(counter, dollars)
       })

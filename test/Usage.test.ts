@@ -86,4 +86,39 @@ describe("Usage", () => {
       expect((yield* Metric.value(counter)).count - before).toBeCloseTo(2.5, 9)
       expect(tracker.cost("p", "gpt-4o", { inputTokens: 1_000_000, outputTokens: 0, totalTokens: 0, estimated: false })).toBe(2.5)
     }))
+
+  it.scoped("caller-chosen model names cannot grow the tracker or the metric labels forever", () =>
+    Effect.gen(function* () {
+      const body = JSON.stringify({ id: "c", model: "m", choices: [{ message: { content: "hi" }, finish_reason: "stop" }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } })
+      const canned = Layer.succeed(Transport.Transport, {
+        text: () => Effect.succeed({ status: 200, headers: {}, body }),
+        stream: () => Effect.die("unused"),
+        timeouts: true
+      })
+      const stack = OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl: "http://127.0.0.1:1/v1", provider: "bounded" }).pipe(
+        Layer.provideMerge(Usage.layer({ prices: { "name-": { inputPerMillion: 1, outputPerMillion: 1 } } })),
+        Layer.provide(KeyPool.layer({ providerId: "bounded", keys: ["k1"] })),
+        Layer.provide(RateLimiter.unlimited),
+        Layer.provide(canned),
+        Layer.provide(Transport.layerUndici)
+      )
+      const snapshot = yield* Effect.gen(function* () {
+        yield* Effect.forEach(Array.from({ length: 400 }, (_, i) => i), (i) => LanguageModel.chat(Message.request("hi", { model: `name-${i}` })), { discard: true })
+        return yield* Usage.snapshot
+      }).pipe(Effect.provide(stack))
+      const models = snapshot.entries.filter((e) => e.provider === "bounded").map((e) => e.model)
+      expect(models.length).toBe(257)
+      expect(models).toContain("other")
+      expect(snapshot.total.requests).toBe(400)
+      expect(snapshot.entries.find((e) => e.model === "other")?.requests).toBe(400 - 256)
+      const labels = new Set<string>()
+      for (const pair of yield* Metric.snapshot) {
+        const tags = pair.metricKey.tags
+        if (pair.metricKey.name === "effect_llm_requests_total" && tags.some((t) => t.key === "provider" && t.value === "bounded")) {
+          for (const t of tags) if (t.key === "model") labels.add(t.value)
+        }
+      }
+      expect(labels.size).toBeLessThanOrEqual(257)
+      expect(labels.has("other")).toBe(true)
+    }))
 })

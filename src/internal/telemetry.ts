@@ -36,7 +36,20 @@ const labels = (pairs: ReadonlyArray<readonly [string, string]>): Labels => pair
 
 const cache = new Map<string, Instruments>()
 
-const instruments = (provider: string, model: string): Instruments => {
+/**
+ * How many distinct provider/model pairs get metric labels of their own. Each costs a few KB
+ * for as long as the process lives (in Effect's metric registry too), and `request.model` is
+ * caller input: past this many, further models are counted under the model label `other`.
+ * Spans always carry the real model.
+ */
+export const MAX_MODEL_LABELS = 256
+
+/** The model label for a pair: itself while labels last, then `other`. */
+export const modelLabel = (seen: ReadonlyMap<string, unknown>, provider: string, model: string): string =>
+  seen.size < MAX_MODEL_LABELS || seen.has(`${provider}\u0000${model}`) ? model : "other"
+
+const instruments = (provider: string, requested: string): Instruments => {
+  const model = modelLabel(cache, provider, requested)
   const key = `${provider}\u0000${model}`
   let found = cache.get(key)
   if (found === undefined) {
