@@ -93,94 +93,186 @@ const chaoticFake = (random: () => number, arrivals: Array<Arrival>, faults: Rec
     }
   })
 
-/** One admission being decided: the limiter's first clock read (its reservation) and the first wait it asked for. */
+type AnyFiber = Fiber.RuntimeFiber<unknown, unknown>
+
+/** One admission being decided: the limiter's first clock read (its reservation) and the first wait it gave. */
 interface Deciding {
   at: number | undefined
+  /** Which clock read that was, to order it against the pauses the limiter learned. */
+  read: number
   wait: number | undefined
 }
 
+/** A pause the limiter learned from a retry-after: from its clock read `read` on, until `until`. */
+interface Pause {
+  readonly read: number
+  readonly until: number
+}
+
+/** A reservation an interrupted waiter gave back, some time between `at` and `returnedBy`. */
+interface Refund {
+  readonly at: number
+  readonly wait: number
+  readonly returnedBy: number
+}
+
+interface Admission {
+  readonly at: number
+  readonly read: number
+  /** Limiter-clock millis at which the admission was covered: `at` plus the wait it was given. */
+  readonly covered: number
+}
+
 /**
- * The limiter's own record of when it admitted each request: the time it read from its clock
- * when it reserved, plus the wait it then gave. A slow event loop delays when a waiter
- * resumes, but not these: they are the limiter's decisions, so the bucket can be judged
- * exactly on a busy machine too. A limiter reads this clock at make time (its buckets) and
- * its waiters sleep on it; reads and sleeps are told apart by the fiber that admits.
+ * The limiter's own record of its decisions: for each admission, the time it read from its
+ * clock when it reserved and the wait it then gave; for each pause, when it learned it and
+ * until when. A slow event loop delays when a waiter resumes, but not these, so the bucket
+ * can be judged exactly on a busy machine too. The limiter reads this clock (it was made on
+ * it) and its waiters sleep on it; each read and sleep is told apart by the fiber making it.
  */
-const admissionClock = (deciding: Map<Fiber.RuntimeFiber<unknown, unknown>, Deciding>): Clock.Clock => {
-  const base = Clock.make()
-  const clock: Clock.Clock = {
-    [Clock.ClockTypeId]: Clock.ClockTypeId,
-    unsafeCurrentTimeMillis: () => {
-      const now = base.unsafeCurrentTimeMillis()
-      const fiber = Fiber.getCurrentFiber()
-      const admission = Option.isSome(fiber) ? deciding.get(fiber.value) : undefined
-      if (admission !== undefined && admission.at === undefined) admission.at = now
-      return now
-    },
-    currentTimeMillis: Effect.sync(() => clock.unsafeCurrentTimeMillis()),
-    unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos(),
-    currentTimeNanos: base.currentTimeNanos,
-    sleep: (duration) =>
-      Effect.withFiberRuntime((fiber) => {
-        const admission = deciding.get(fiber)
-        if (admission !== undefined && admission.wait === undefined) admission.wait = Duration.toMillis(duration)
-        return base.sleep(duration)
-      })
+class LimiterLog {
+  reads = 0
+  readonly deciding = new Map<AnyFiber, Deciding>()
+  /** Fibers in `observe`, with the pause the headers they observe ask for (0 for none). */
+  readonly learning = new Map<AnyFiber, { readonly pauseMs: number; seen: boolean }>()
+  readonly pauses: Array<Pause> = []
+  readonly admissions: Array<Admission> = []
+  /** Reservations given back: their waiter was interrupted (`returnedBy`: Date.now() just after). */
+  readonly refunds: Array<Refund> = []
+  waited = 0
+  /** Admissions granted without their reservation seen: the recording itself failed. */
+  unseen = 0
+
+  readonly clock: Clock.Clock
+  constructor() {
+    const base = Clock.make()
+    const clock: Clock.Clock = {
+      [Clock.ClockTypeId]: Clock.ClockTypeId,
+      unsafeCurrentTimeMillis: () => {
+        const now = base.unsafeCurrentTimeMillis()
+        const read = ++this.reads
+        const fiber = Fiber.getCurrentFiber()
+        if (Option.isNone(fiber)) return now
+        const admission = this.deciding.get(fiber.value)
+        if (admission !== undefined && admission.at === undefined) {
+          admission.at = now
+          admission.read = read
+        }
+        const learning = this.learning.get(fiber.value)
+        if (learning !== undefined && !learning.seen) {
+          learning.seen = true
+          if (learning.pauseMs > 0) this.pauses.push({ read, until: now + learning.pauseMs })
+        }
+        return now
+      },
+      currentTimeMillis: Effect.sync(() => clock.unsafeCurrentTimeMillis()),
+      unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos(),
+      currentTimeNanos: base.currentTimeNanos,
+      sleep: (duration) =>
+        Effect.withFiberRuntime((fiber) => {
+          const admission = this.deciding.get(fiber)
+          if (admission !== undefined && admission.wait === undefined) admission.wait = Duration.toMillis(duration)
+          return base.sleep(duration)
+        })
+    }
+    this.clock = clock
   }
-  return clock
+
+  /**
+   * The admissions whose time the bucket alone decided. One that a pause held is covered when
+   * the pause ends, whenever the bucket would have covered it; those are left out (they are
+   * judged, with the pause's allowance, among all admissions).
+   */
+  bucketDecided(): Array<number> {
+    const byRead = [...this.admissions].sort((a, b) => a.read - b.read)
+    const out: Array<number> = []
+    let pausedUntil = 0
+    let next = 0
+    for (const admission of byRead) {
+      while (next < this.pauses.length && this.pauses[next]!.read < admission.read) {
+        pausedUntil = Math.max(pausedUntil, this.pauses[next]!.until)
+        next++
+      }
+      if (!(pausedUntil > admission.at && admission.covered === pausedUntil)) out.push(admission.covered)
+    }
+    return out
+  }
 }
 
-interface Admissions {
-  /** Limiter-clock millis at which each granted admission was covered. */
-  readonly times: Array<number>
-  /** The earliest reservation among them: the bucket was at most full then. */
-  firstAt: number
-  waited: number
-  /** Admissions granted without a clock read seen: the recording itself failed. */
-  unseen: number
+/** The pause `observe` learns from these headers, as the limiter reads them (public `parseHeaders`). */
+const pauseOf = (headers: RateLimiter.HeaderInput): number => {
+  const limits = RateLimiter.parseHeaders(headers, Date.now())
+  const exhausted = (d: RateLimiter.ServerDimension) => (d.remaining === 0 ? d.resetMs ?? 0 : 0)
+  return Math.max(limits.retryAfterMs ?? 0, exhausted(limits.requests), exhausted(limits.tokens))
 }
 
-/** A limiter on `admissionClock`, recording each admission it grants (through the public interface). */
+/** A limiter made on a `LimiterLog`'s clock, recording each admission it grants and each pause it learns. */
 const recordingLimiter = (options: RateLimiter.Options) =>
   Effect.gen(function* () {
-    const deciding = new Map<Fiber.RuntimeFiber<unknown, unknown>, Deciding>()
-    const clock = admissionClock(deciding)
-    const limiter = yield* Effect.withClock(RateLimiter.make(options), clock)
-    const admissions: Admissions = { times: [], firstAt: Infinity, waited: 0, unseen: 0 }
+    const log = new LimiterLog()
+    const limiter = yield* Effect.withClock(RateLimiter.make(options), log.clock)
     const service: RateLimiter.Service = {
       ...limiter,
       admit: (cost) =>
         Effect.withFiberRuntime((fiber) => {
-          const admission: Deciding = { at: undefined, wait: undefined }
-          deciding.set(fiber, admission)
+          const admission: Deciding = { at: undefined, read: 0, wait: undefined }
+          log.deciding.set(fiber, admission)
           return limiter.admit(cost).pipe(
-            Effect.withClock(clock),
+            Effect.withClock(log.clock),
             Effect.onExit((exit) =>
               Effect.sync(() => {
-                deciding.delete(fiber)
-                if (Exit.isFailure(exit)) return
-                if (admission.at === undefined) return void admissions.unseen++
+                log.deciding.delete(fiber)
+                if (Exit.isFailure(exit)) {
+                  if (admission.at !== undefined) log.refunds.push({ at: admission.at, wait: admission.wait ?? 0, returnedBy: Date.now() })
+                  return
+                }
+                if (admission.at === undefined) return void log.unseen++
                 const wait = admission.wait ?? 0
-                if (wait > 0) admissions.waited++
-                admissions.times.push(admission.at + wait)
-                admissions.firstAt = Math.min(admissions.firstAt, admission.at)
+                if (wait > 0) log.waited++
+                log.admissions.push({ at: admission.at, read: admission.read, covered: admission.at + wait })
               })
             )
           )
+        }),
+      observe: (headers) =>
+        Effect.withFiberRuntime((fiber) => {
+          log.learning.set(fiber, { pauseMs: pauseOf(headers), seen: false })
+          return Effect.ensuring(limiter.observe(headers), Effect.sync(() => log.learning.delete(fiber)))
         })
     }
-    return { service, admissions }
+    return { service, log }
   })
 
-/** The most admissions in any window, less what the bucket could have granted in it. */
-const worstExcess = (times: ReadonlyArray<number>, refillPerSecond: number): number => {
+/**
+ * The most admissions in any window [u, v], less what the bucket could have granted in it:
+ * its refill, and each token an interrupted waiter gave back that could count there. A token
+ * given back (at some time in [at, returnedBy]) can be spent from then on; and while waiters
+ * that reserved before it are still waiting (at most `horizon` millis), it can also add to
+ * the level a window starts with. So it counts in windows with at <= v and u <= returnedBy +
+ * horizon. (The bucket counts a reservation's token from when it was made, and gives it back
+ * whole: after the level has meanwhile been capped, that is a token more than if the
+ * reservation had never been made.)
+ */
+const worstExcess = (
+  times: ReadonlyArray<number>,
+  refillPerSecond: number,
+  refunds: ReadonlyArray<Refund>,
+  horizon: number
+): number => {
   const sorted = [...times].sort((a, b) => a - b)
-  let minF = Infinity
+  const given = refunds.map((r) => r.at).sort((a, b) => a - b)
+  const spent = refunds.map((r) => r.returnedBy + horizon).sort((a, b) => a - b)
+  let givenBy = 0
+  let spentBefore = 0
+  let minStart = Infinity
   let worst = -Infinity
   sorted.forEach((t, k) => {
-    const f = k - (refillPerSecond * t) / 1000
-    minF = Math.min(minF, f)
-    worst = Math.max(worst, f - minF + 1)
+    while (givenBy < given.length && given[givenBy]! <= t) givenBy++
+    while (spentBefore < spent.length && spent[spentBefore]! < t) spentBefore++
+    const refill = (refillPerSecond * t) / 1000
+    // window [sorted[i], t]: (k - i + 1) - refill·(t - sorted[i]) - (givenBy - spentBefore at sorted[i])
+    minStart = Math.min(minStart, k - refill - spentBefore)
+    worst = Math.max(worst, k - refill - givenBy - minStart + 1)
   })
   return worst
 }
@@ -378,21 +470,32 @@ describe("chaos", () => {
       const retryAfter = retryAfterViolations([...arrivals.a, ...arrivals.b])
       const retries = retryAfterIgnored(chatAttempts)
       const afterFirstEvent = askedAfterFirstEvent(firstEvents, arrivals)
-      const admissions = { a: limiterA.admissions, b: limiterB.admissions }
-      const excess = { a: worstExcess(admissions.a.times, LIMIT.refillPerSecond), b: worstExcess(admissions.b.times, LIMIT.refillPerSecond) }
-      // A retry-after pauses the limiter; the reservations made meanwhile are all covered when
-      // it ends, each at most that pause (and a rounding millisecond) after the bucket would
-      // have covered it. So a window may hold what the bucket refills in that much more time.
-      const allowance = LIMIT.capacity + (LIMIT.refillPerSecond * (MAX_RETRY_AFTER_MS + 1)) / 1000
+      const limiters = { a: limiterA.log, b: limiterB.log }
+      const coveredAt = (log: LimiterLog) => log.admissions.map((a) => a.covered)
+      // the longest any reservation waited: how long a token given back can weigh on the level
+      const horizon = (log: LimiterLog) => 1 + Math.max(0, ...log.admissions.map((a) => a.covered - a.at), ...log.refunds.map((r) => r.wait))
+      const judge = (log: LimiterLog, times: ReadonlyArray<number>) => worstExcess(times, LIMIT.refillPerSecond, log.refunds, horizon(log))
+      // the admissions the bucket alone timed: no window may hold more than it grants
+      const bucketDecided = { a: limiters.a.bucketDecided(), b: limiters.b.bucketDecided() }
+      const excess = { a: judge(limiters.a, bucketDecided.a), b: judge(limiters.b, bucketDecided.b) }
+      // All of them: the reservations a retry-after pause held are all covered when it ends,
+      // each at most that pause after the bucket would have covered it. So a window may hold
+      // what the bucket refills in that much more time.
+      const allowance = LIMIT.capacity + (LIMIT.refillPerSecond * MAX_RETRY_AFTER_MS) / 1000
+      const excessAll = { a: judge(limiters.a, coveredAt(limiters.a)), b: judge(limiters.b, coveredAt(limiters.b)) }
       // At a server, every request was admitted before it arrived: so up to its last arrival,
-      // no more than the bucket could have admitted since its first reservation. Lag only
-      // delays arrivals, which loosens this bound, so it needs no allowance for load. (+2 ms: a
-      // timer may end a wait up to a millisecond early, and Date.now is whole millis.)
-      const serverBound = (xs: ReadonlyArray<Arrival>, admitted: Admissions) =>
-        xs.length === 0 ? 0 : LIMIT.capacity + (LIMIT.refillPerSecond * (Math.max(...xs.map((x) => x.wall)) + 2 - admitted.firstAt)) / 1000
+      // no more than the bucket could have admitted since its first reservation (with the
+      // tokens given back). Lag only delays arrivals, which loosens this bound, so it needs no
+      // allowance for load. (+2 ms: a timer may end a wait up to a millisecond early, and
+      // Date.now is whole millis.)
+      const serverBound = (xs: ReadonlyArray<Arrival>, log: LimiterLog) => {
+        if (xs.length === 0) return 0
+        const span = Math.max(...xs.map((x) => x.wall)) + 2 - Math.min(...log.admissions.map((a) => a.at))
+        return LIMIT.capacity + (LIMIT.refillPerSecond * span) / 1000 + log.refunds.length
+      }
       const server = {
-        a: { arrivals: arrivals.a.length, admitted: admissions.a.times.length, bound: serverBound(arrivals.a, admissions.a) },
-        b: { arrivals: arrivals.b.length, admitted: admissions.b.times.length, bound: serverBound(arrivals.b, admissions.b) }
+        a: { arrivals: arrivals.a.length, admitted: limiters.a.admissions.length, bound: serverBound(arrivals.a, limiters.a) },
+        b: { arrivals: arrivals.b.length, admitted: limiters.b.admissions.length, bound: serverBound(arrivals.b, limiters.b) }
       }
       console.log(JSON.stringify({
         seed: SEED,
@@ -405,9 +508,11 @@ describe("chaos", () => {
         retryAfterPairsChecked: retryAfter.checked,
         retriesAfterRetryAfterChecked: retries.checked,
         streamsWithAnEvent: firstEvents.size,
-        limiterWorstWindow: excess,
-        limiterAllowance: allowance,
-        admissionsThatWaited: admissions.a.waited + admissions.b.waited,
+        limiterWorstWindow: { bucketDecided: excess, all: excessAll, allowanceForAll: allowance },
+        admissions: {
+          a: { all: limiters.a.admissions.length, bucketDecided: bucketDecided.a.length, waited: limiters.a.waited, pauses: limiters.a.pauses.length, refunds: limiters.a.refunds.length, horizon: horizon(limiters.a) },
+          b: { all: limiters.b.admissions.length, bucketDecided: bucketDecided.b.length, waited: limiters.b.waited, pauses: limiters.b.pauses.length, refunds: limiters.b.refunds.length, horizon: horizon(limiters.b) }
+        },
         server: { a: { ...server.a, bound: Number(server.a.bound.toFixed(1)) }, b: { ...server.b, bound: Number(server.b.bound.toFixed(1)) } },
         eventLoopLagMs: { p99: Number((lag.percentile(99) / 1e6).toFixed(1)), max: Number((lag.max / 1e6).toFixed(1)) },
         keys: keys.map((k) => ({ key: k.keyId, inFlight: k.inFlight, successes: k.successes, failures: k.failures }))
@@ -437,12 +542,17 @@ describe("chaos", () => {
       // once a stream delivered an event, no model was asked again for its call
       expect(firstEvents.size).toBeGreaterThan(REQUESTS / 4)
       expect(afterFirstEvent.slice(0, 3), `${afterFirstEvent.length} requests were sent after their stream's first event`).toEqual([])
-      // the limiters never admitted more than a bucket of `capacity` refilled at `refillPerSecond`,
-      // judged by their own clock, so a busy machine cannot change the answer
-      expect({ unseen: admissions.a.unseen + admissions.b.unseen }).toEqual({ unseen: 0 })
-      expect(admissions.a.waited).toBeGreaterThan(0)
-      expect(excess.a).toBeLessThanOrEqual(allowance)
-      expect(excess.b).toBeLessThanOrEqual(allowance)
+      // the limiters never admitted more than a bucket of `capacity` refilled at `refillPerSecond`
+      // (with the tokens interrupted waiters gave back), judged by their own clock and waits,
+      // so a busy machine cannot change the answer: exactly for the admissions the bucket timed,
+      // and with the longest pause's refill for those a retry-after pause held
+      expect({ unseen: limiters.a.unseen + limiters.b.unseen }).toEqual({ unseen: 0 })
+      expect(limiters.a.waited).toBeGreaterThan(0)
+      expect(bucketDecided.a.length).toBeGreaterThan(limiters.a.admissions.length * 0.8)
+      expect(excess.a).toBeLessThanOrEqual(LIMIT.capacity + 1e-9)
+      expect(excess.b).toBeLessThanOrEqual(LIMIT.capacity + 1e-9)
+      expect(excessAll.a).toBeLessThanOrEqual(allowance)
+      expect(excessAll.b).toBeLessThanOrEqual(allowance)
       // and at the servers, nothing arrived that the limiters had not admitted
       for (const { arrivals: n, admitted, bound } of [server.a, server.b]) {
         expect(n).toBeLessThanOrEqual(admitted)
