@@ -472,8 +472,10 @@ describe("chaos", () => {
       const afterFirstEvent = askedAfterFirstEvent(firstEvents, arrivals)
       const limiters = { a: limiterA.log, b: limiterB.log }
       const coveredAt = (log: LimiterLog) => log.admissions.map((a) => a.covered)
-      // the longest any reservation waited: how long a token given back can weigh on the level
-      const horizon = (log: LimiterLog) => 1 + Math.max(0, ...log.admissions.map((a) => a.covered - a.at), ...log.refunds.map((r) => r.wait))
+      // the longest any reservation waited (a pause-held one, up to the longest retry-after):
+      // how long a token given back can weigh on the level
+      const horizon = (log: LimiterLog) =>
+        1 + Math.max(MAX_RETRY_AFTER_MS, ...log.admissions.map((a) => a.covered - a.at), ...log.refunds.map((r) => r.wait))
       const judge = (log: LimiterLog, times: ReadonlyArray<number>) => worstExcess(times, LIMIT.refillPerSecond, log.refunds, horizon(log))
       // the admissions the bucket alone timed: no window may hold more than it grants
       const bucketDecided = { a: limiters.a.bucketDecided(), b: limiters.b.bucketDecided() }
