@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Exit, Fiber, Layer, Stream, TestClock } from "effect"
-import { Fallback, Health, LanguageModel, LlmError, Message, Retry, Testing } from "../src/index.js"
+import { Fallback, Health, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport } from "../src/index.js"
 
 const request = Message.request("hi")
 const err = {
@@ -113,20 +113,66 @@ describe("Fallback", () => {
       expect(response.text).toBe("from b")
     }))
 
-  it.scoped("a stream cut after its first event ends with a partial StreamError: no fallback, no repeated prefix", () =>
+  it.scoped("a stream cut after its first event ends at once with a partial StreamError and the text received: no retry, no fallback", () =>
     Effect.gen(function* () {
-      const a = yield* mock("a", [{ events: [{ _tag: "TextDelta", text: "Hel" }], failWith: err.server("a") }])
+      const a = yield* mock("a", [{ events: [{ _tag: "TextDelta", text: "Hel" }, { _tag: "TextDelta", text: "lo" }], failWith: err.server("a") }])
       const b = yield* mock("b", [{ events: [{ _tag: "TextDelta", text: "Hello" }, finish("b")] }])
-      const model = yield* build(Fallback.layer([{ model: a.layer, attempts: 3 }, { model: b.layer }]))
+      const model = yield* build(Fallback.layer([{ model: a.layer, attempts: 3, schedule: Retry.schedule() }, { model: b.layer }]))
       const seen: Array<string> = []
-      const exit = yield* model.stream(request).pipe(
+      const fiber = yield* model.stream(request).pipe(
         Stream.runForEach((e) => Effect.sync(() => e._tag === "TextDelta" && seen.push(e.text))),
-        Effect.exit
+        Effect.exit,
+        Effect.fork
       )
-      expect(seen).toEqual(["Hel"])
-      expect(failureOf(exit)).toMatchObject({ _tag: "StreamError", partial: true, partialText: "Hel" })
-      expect([yield* a.calls, yield* b.calls]).toEqual([1, 0])
+      // a retry or a move would wait on the clock, or not at all: run it past every schedule
+      yield* TestClock.adjust("1 minute")
+      const done = fiber.unsafePoll()
+      if (done === null) yield* Fiber.interrupt(fiber)
+      expect([yield* a.calls, yield* b.calls], "after the first event Fallback called a model again ([a, b] calls)").toEqual([1, 0])
+      expect(seen, "the caller received text again after the cut").toEqual(["Hel", "lo"])
+      expect(done, "Fallback had not ended the stream a minute (of TestClock) after its cut").not.toBeNull()
+      const exit = Exit.isSuccess(done!) ? done.value : undefined
+      expect(failureOf(exit!), "the cut did not end as a partial StreamError with the text received").toMatchObject({
+        _tag: "StreamError",
+        partial: true,
+        partialText: "Hello",
+        retryable: false
+      })
     }))
+
+  it.live("over providers: a cut after the first event is Fallback's partial StreamError within a bound, with the text received", () =>
+    Effect.gen(function* () {
+      const fakeA = yield* Testing.FakeProvider.make({ reply: { text: "one two three four five six", chunks: 6 } })
+      const fakeB = yield* Testing.FakeProvider.make({ reply: { text: "from b" } })
+      yield* fakeA.inject({ _tag: "CutStream", afterChunks: 3 })
+      const provider = (fake: Testing.FakeProviderService, name: string) =>
+        OpenAiCompatible.layer({ model: name, provider: name, baseUrl: fake.baseUrl }).pipe(
+          Layer.provide(KeyPool.layer({ providerId: name, keys: [`sk-${name}`] })),
+          Layer.provide(RateLimiter.unlimited),
+          Layer.provide(Transport.layerUndici)
+        )
+      const model = yield* build(Fallback.layer([
+        { model: provider(fakeA, "a"), attempts: 3, schedule: Retry.schedule({ initialDelay: "1 millis", maxDelay: "5 millis" }) },
+        { model: provider(fakeB, "b") }
+      ]))
+      const seen: Array<string> = []
+      const outcome = yield* model.stream(request).pipe(
+        Stream.runForEach((e) => Effect.sync(() => e._tag === "TextDelta" && seen.push(e.text))),
+        Effect.exit,
+        Effect.timeoutTo({ duration: "5 seconds", onTimeout: () => "still running" as const, onSuccess: (exit) => exit })
+      )
+      expect(outcome, "Fallback had not ended the stream 5 s after its cut").not.toBe("still running")
+      expect([(yield* fakeA.requests).length, (yield* fakeB.requests).length], "after the first event Fallback sent the request again ([a, b] requests)").toEqual([1, 0])
+      const text = seen.join("")
+      expect(text.length).toBeGreaterThan(0)
+      expect("one two three four five six".startsWith(text)).toBe(true)
+      expect(failureOf(outcome as Exit.Exit<void, LlmError.LlmError>), "the cut did not end as a partial StreamError with the text received").toMatchObject({
+        _tag: "StreamError",
+        partial: true,
+        partialText: text,
+        retryable: false
+      })
+    }).pipe(Effect.scoped))
 
   it.scoped("every step failing a stream gives AllModelsFailedError", () =>
     Effect.gen(function* () {

@@ -11,19 +11,33 @@ const settle = Effect.repeatN(Effect.yieldNow(), 50)
 
 const byId = (status: ReadonlyArray<KeyPool.KeyStatus>) => new Map(status.map((s) => [s.keyId, s]))
 
+/**
+ * A lease that must be granted at once, held in the current scope. A pool that makes the
+ * caller wait fails the test here, saying so, instead of hanging it under TestClock.
+ */
+const leaseNow = (pool: KeyPool.Service, what: string) =>
+  Effect.gen(function* () {
+    const fiber = yield* Effect.fork(Scope.extend(pool.acquire, yield* Effect.scope))
+    yield* settle
+    const exit = fiber.unsafePoll()
+    if (exit === null) yield* Fiber.interrupt(fiber)
+    expect(exit, `${what}: the pool made the caller wait although a key was free`).not.toBeNull()
+    return yield* exit!
+  })
+
 describe("KeyPool", () => {
   it.scoped("leases the least-loaded key, then the least recently used", () =>
     Effect.gen(function* () {
       const pool = yield* KeyPool.make({ providerId: "p", keys: ["a", "b", "c"] })
-      const first = yield* pool.acquire
+      const first = yield* leaseNow(pool, "first lease")
       yield* TestClock.adjust(1)
-      const second = yield* pool.acquire
+      const second = yield* leaseNow(pool, "second lease")
       yield* TestClock.adjust(1)
-      const third = yield* pool.acquire
-      expect(new Set([first.keyId, second.keyId, third.keyId]).size).toBe(3)
+      const third = yield* leaseNow(pool, "third lease")
+      expect(new Set([first.keyId, second.keyId, third.keyId]).size, "a loaded key was leased while another was idle").toBe(3)
       // every key carries one: the next goes to the one used longest ago
       yield* TestClock.adjust(1)
-      const fourth = yield* pool.acquire
+      const fourth = yield* leaseNow(pool, "fourth lease")
       expect(fourth.keyId).toBe(first.keyId)
       expect(Redacted.value(fourth.key!)).toBe("a")
       const status = byId(yield* pool.status)
@@ -51,16 +65,17 @@ describe("KeyPool", () => {
       yield* pool.report(fp("a"), { _tag: "RateLimited", retryAfter: Duration.seconds(5) })
       expect(byId(yield* pool.status).get(fp("a"))!.state).toBe("coolingDown")
       for (let i = 0; i < 3; i++) {
-        const lease = yield* Effect.scoped(pool.acquire)
+        const lease = yield* Effect.scoped(leaseNow(pool, "a lease while a cools"))
         expect(lease.keyId).toBe(fp("b"))
       }
       yield* TestClock.adjust("5 seconds")
       // half-open: one call at a time on "a"
       const scope = yield* Scope.make()
-      const probe = yield* Scope.extend(pool.acquire, scope)
+      const probe = yield* Scope.extend(leaseNow(pool, "the half-open probe"), scope)
       expect(probe.keyId).toBe(fp("a"))
       expect(byId(yield* pool.status).get(fp("a"))!.state).toBe("halfOpen")
-      const other = yield* Effect.scoped(pool.acquire)
+      // a key carrying its probe ranks behind every other key, however loaded
+      const other = yield* Effect.scoped(leaseNow(pool, "a lease while a carries its probe"))
       expect(other.keyId).toBe(fp("b"))
       yield* pool.report(fp("a"), { _tag: "Success" })
       yield* Scope.close(scope, Exit.void)

@@ -426,6 +426,49 @@ describe("streams", () => {
       expect(finish?._tag === "Finish" && finish.finishReason).toBe("tool_calls")
     }))
 
+  it.scoped("a last chunk that carries both the final argument fragments and finish_reason loses neither", () =>
+    Effect.gen(function* () {
+      const fake = yield* fakeProvider()
+      const chunk = (choice: Record<string, unknown>) =>
+        `data: ${JSON.stringify({ id: "s", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, ...choice }] })}\n\n`
+      const calls = (fragments: Array<Record<string, unknown>>) => ({ delta: { tool_calls: fragments }, finish_reason: null })
+      // as some servers send it: the finish rides on the chunk with the last fragments, and
+      // usage follows in a chunk of its own
+      const body = [
+        chunk(calls([{ index: 0, id: "call_a", type: "function", function: { name: "lookup", arguments: "{\"q\":" } }])),
+        chunk(calls([{ index: 1, id: "call_b", type: "function", function: { name: "fetch", arguments: "{\"url\":" } }])),
+        chunk({
+          delta: { tool_calls: [{ index: 0, function: { arguments: "\"cats\"}" } }, { index: 1, function: { arguments: "\"x\"}" } }] },
+          finish_reason: "tool_calls"
+        }),
+        `data: ${JSON.stringify({ id: "s", object: "chat.completion.chunk", created: 1, model: "m", choices: [], usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 } })}\n\n`,
+        "data: [DONE]\n\n"
+      ]
+      const expected = [
+        { _tag: "ToolCall", index: 0, id: "call_a", name: "lookup", arguments: "{\"q\":\"cats\"}" },
+        { _tag: "ToolCall", index: 1, id: "call_b", name: "fetch", arguments: "{\"url\":\"x\"}" }
+      ]
+      // in one network read, and split at every frame: the order within the chunk is what matters
+      for (const pieces of [[body.join("")], body]) {
+        yield* fake.inject({ _tag: "Raw", body: pieces })
+        const events = yield* streamEvents(fake)
+        expect(events.filter((e) => e._tag === "ToolCall"), "a ToolCall was emitted before the last fragment of its arguments").toEqual(expected)
+        // the deltas themselves carry every fragment, and each ToolCall follows its last one
+        const argumentsOf = (index: number) =>
+          events.filter((e) => e._tag === "ToolCallDelta" && e.index === index).map((e) => (e as Message.ToolCallDelta).argumentsDelta).join("")
+        expect([argumentsOf(0), argumentsOf(1)]).toEqual(["{\"q\":\"cats\"}", "{\"url\":\"x\"}"])
+        const lastDelta = events.reduce((last, e, i) => (e._tag === "ToolCallDelta" ? i : last), -1)
+        expect(events.findIndex((e) => e._tag === "ToolCall")).toBeGreaterThan(lastDelta)
+        const response = yield* LanguageModel.collect(Stream.fromIterable(events))
+        expect(response.toolCalls).toEqual([
+          { id: "call_a", name: "lookup", arguments: "{\"q\":\"cats\"}" },
+          { id: "call_b", name: "fetch", arguments: "{\"url\":\"x\"}" }
+        ])
+        expect(response.finishReason).toBe("tool_calls")
+        expect(response.usage).toMatchObject({ inputTokens: 5, outputTokens: 7, estimated: false })
+      }
+    }))
+
   it.scoped("fragments without index: a new id starts the next call", () =>
     Effect.gen(function* () {
       const fake = yield* fakeProvider()

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import * as net from "node:net"
-import { Deferred, type Duration, Effect, Exit, Fiber, Layer, Logger, Ref, Scope, Stream, TestClock } from "effect"
+import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Logger, Ref, Scope, Stream, TestClock } from "effect"
 import { inject } from "vitest"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Testing, Transport } from "../src/index.js"
 
@@ -159,6 +159,64 @@ describe.each(stores)("ResponseCache over the %s store", (_name, storeLayer) => 
         }),
       { streams: "replay" }
     ))
+})
+
+/**
+ * Two stacks over one store: one memory store provided to both, or (as two processes would
+ * see it) two Redis connections with the same prefix.
+ */
+const sharedStores: Array<[string, Effect.Effect<readonly [ResponseCache.Store, ResponseCache.Store], never, Scope.Scope>]> = [
+  ["one memory store under two stacks", Effect.map(ResponseCache.ResponseCacheStore.pipe(
+    Effect.provide(ResponseCache.layerMemory({ maxEntries: 10, ttl: "1 hour" }))
+  ), (store) => [store, store] as const)]
+]
+if (redisUrl !== "") {
+  sharedStores.push(["one Redis store under two stacks", Effect.suspend(() => {
+    const layer = ResponseCache.layerRedis({ url: redisUrl, prefix: `test:${process.pid}:shared:${prefixCounter++}:`, ttl: "1 hour" })
+    const open = Effect.flatMap(Layer.build(layer), (context) => Effect.succeed(Context.get(context, ResponseCache.ResponseCacheStore)))
+    return Effect.all([open, open])
+  })])
+}
+
+describe.each(sharedStores)("ResponseCache over %s", (_name, shared) => {
+  /** A model of `provider`/`name` that names itself in each answer. */
+  const named = (name: string) =>
+    Effect.map(
+      Testing.makeMockModel({ provider: "openai", model: name, steps: (request, n) => `${name} answer ${n} to ${Message.contentText(request.messages[0]!)}` }),
+      (m) => ({ service: m.service, calls: Effect.map(m.requests, (r) => r.length) })
+    )
+
+  it.scoped("the same request to two models is two entries, for chat and for replayed streams", () =>
+    Effect.gen(function* () {
+      const [storeA, storeB] = yield* shared
+      const a = yield* named("gpt-4o")
+      const b = yield* named("gpt-4o-mini")
+      const cachedA = ResponseCache.make(a.service, storeA, { streams: "replay" })
+      const cachedB = ResponseCache.make(b.service, storeB, { streams: "replay" })
+      // the request names no model: each stack's own model must be part of the key
+      const request = Message.request("hello")
+      expect(request.model).toBeUndefined()
+
+      expect((yield* cachedA.chat(request)).text).toBe("gpt-4o answer 0 to hello")
+      expect((yield* cachedB.chat(request)).text, "gpt-4o-mini was served gpt-4o's cached answer").toBe("gpt-4o-mini answer 0 to hello")
+      expect([yield* a.calls, yield* b.calls]).toEqual([1, 1])
+      expect((yield* storeA.stats).size).toBe(2)
+      // each is then a hit for its own model only
+      expect((yield* cachedA.chat(request)).text).toBe("gpt-4o answer 0 to hello")
+      expect((yield* cachedB.chat(request)).text).toBe("gpt-4o-mini answer 0 to hello")
+      expect([yield* a.calls, yield* b.calls]).toEqual([1, 1])
+
+      // the same for a streamed request, whose answer is stored when it finishes
+      const streamed = Message.request("stream me")
+      expect((yield* LanguageModel.collect(cachedA.stream(streamed))).text).toBe("gpt-4o answer 1 to stream me")
+      expect((yield* LanguageModel.collect(cachedB.stream(streamed))).text, "gpt-4o-mini replayed gpt-4o's stored stream").toBe(
+        "gpt-4o-mini answer 1 to stream me"
+      )
+      expect([yield* a.calls, yield* b.calls]).toEqual([2, 2])
+      expect((yield* LanguageModel.collect(cachedB.stream(streamed))).text).toBe("gpt-4o-mini answer 1 to stream me")
+      expect([yield* a.calls, yield* b.calls]).toEqual([2, 2])
+      expect((yield* storeB.stats).size).toBe(4)
+    }))
 })
 
 describe("ResponseCache keys", () => {

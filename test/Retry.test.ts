@@ -47,12 +47,20 @@ describe("Retry.schedule", () => {
       expect(exit).toStrictEqual(Exit.fail(server(504)))
     }))
 
-  it.scoped("does not retry errors that are not retryable", () =>
+  it.scoped("does not retry errors that are not retryable, in chat or in a stream", () =>
     Effect.gen(function* () {
+      // a retry would wait on the clock: run it past every backoff, then look at what was sent
       const { model, calls } = yield* stack([invalid, "never"])
-      const exit = yield* Effect.exit(model.chat(request))
-      expect(exit).toStrictEqual(Exit.fail(invalid))
-      expect(yield* calls).toBe(1)
+      const chat = yield* Effect.fork(Effect.exit(model.chat(request)))
+      yield* TestClock.adjust("1 minute")
+      expect(yield* calls, "a non-retryable InvalidRequestError was sent again").toBe(1)
+      expect(chat.unsafePoll(), "the chat did not end with the InvalidRequestError").toStrictEqual(Exit.succeed(Exit.fail(invalid)))
+
+      const streamed = yield* stack([invalid, { events: [{ _tag: "TextDelta", text: "never" }] }])
+      const stream = yield* Effect.fork(Effect.exit(Stream.runDrain(streamed.model.stream(request))))
+      yield* TestClock.adjust("1 minute")
+      expect(yield* streamed.calls, "a stream that failed with a non-retryable InvalidRequestError was opened again").toBe(1)
+      expect(stream.unsafePoll(), "the stream did not end with the InvalidRequestError").toStrictEqual(Exit.succeed(Exit.fail(invalid)))
     }))
 
   it.scoped("waits for retryAfter when it is longer than the backoff", () =>
@@ -80,9 +88,10 @@ describe("Retry.schedule", () => {
     Effect.gen(function* () {
       const error = rateLimited("61 seconds")
       const { model, calls } = yield* stack([error, "never"])
-      const exit = yield* Effect.exit(model.chat(request))
-      expect(exit).toStrictEqual(Exit.fail(error))
-      expect(yield* calls).toBe(1)
+      const chat = yield* Effect.fork(Effect.exit(model.chat(request)))
+      yield* TestClock.adjust("2 minutes")
+      expect(yield* calls, "a retryAfter beyond maxRetryAfter was waited for and retried").toBe(1)
+      expect(chat.unsafePoll()).toStrictEqual(Exit.succeed(Exit.fail(error)))
     }))
 
   it.effect("caps each backoff at maxDelay and keeps jitter within [delay × (1 − jitter), delay]", () =>

@@ -1,17 +1,25 @@
 /**
  * The chaos suite: ≥ 10 000 requests, half of them streams, through a full stack
- * (2 models × 3 keys, rate limiters, retry, fallback) against two `FakeProvider`s that
- * draw a fault per request: 20% 429 with retry-after, 5% 5xx, 2% connection resets,
- * 1% streams cut mid-way, 1% malformed JSON. 10% of callers are interrupted at random.
+ * (a model with 2 keys falling back to one with 3, rate limiters, retry) against two
+ * `FakeProvider`s that draw a fault per request: 20% 429 with retry-after, 5% 5xx, 2%
+ * connection resets, 1% streams cut mid-way, 1% malformed JSON. 10% of callers are
+ * interrupted at random. The primary has 2 keys so that both are often cooling at once: a
+ * 429 then reaches the retry schedules instead of being re-tried on another key.
  *
  * It asserts what users need from a resilient client: every request ends in success or a
  * typed `LlmError` (no defects, no hangs); successful streams carry exactly the text the
  * server sent, and partial failures carry an exact prefix of it; every key lease is
- * returned; no retry reaches a key before its retry-after; no limiter is exceeded.
- * `CHAOS_REQUESTS` and `CHAOS_SEED` override the size and the seed.
+ * returned; no retry reaches a key before its retry-after, and no retry of a call comes
+ * before the `retryAfter` of the error it retries; once a stream has delivered an event, no
+ * model is asked again for that call; no limiter is exceeded.
+ *
+ * Every check holds on a busy machine as on an idle one: each compares times that are
+ * causally ordered (a retry follows the failure it retries; an arrival follows its
+ * admission), or the limiter's own decisions read from its own clock, never a time that
+ * event-loop lag can move. `CHAOS_REQUESTS` and `CHAOS_SEED` override the size and the seed.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Context, Effect, Exit, Fiber, Layer, Option } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { Fallback, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport } from "../../src/index.js"
 
@@ -20,6 +28,19 @@ const SEED = Number(process.env.CHAOS_SEED ?? 20261121)
 const CONCURRENCY = 48
 /** A small bucket, so that bursts of retries really queue at the limiter. */
 const LIMIT = { capacity: 4, refillPerSecond: 500 }
+/**
+ * The retry-after of a 429, in millis: mostly a few, sometimes tens, so that now and then
+ * every key of a provider is cooling and the error reaches the retry schedules.
+ */
+const retryAfterMs = (random: () => number) =>
+  random() < 0.15 ? 20 + Math.floor(random() * 21) : 2 + Math.floor(random() * 8)
+/** The longest of them. */
+const MAX_RETRY_AFTER_MS = 40
+/**
+ * How early a wait may end against `performance.now`: Effect's clock reads `Date.now`, whole
+ * millis, and a timer fires on the loop's whole-millisecond time; lag only makes waits longer.
+ */
+const TIMER_SLACK_MS = 2
 
 /** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
 const prng = (seed: number) => () => {
@@ -40,6 +61,8 @@ const expectedText = (_id: string) => ANSWER
 
 interface Arrival {
   readonly at: number
+  /** `Date.now()`, the clock the limiter reads. */
+  readonly wall: number
   readonly key: string
   readonly id: string
   /** The retry-after sent with a 429, in millis. */
@@ -58,44 +81,265 @@ const chaoticFake = (random: () => number, arrivals: Array<Arrival>, faults: Rec
       const stream = body.stream === true
       const r = random()
       let fault: Testing.Fault | undefined
-      if (r < 0.20) fault = { _tag: "RateLimit", retryAfterMs: 2 + Math.floor(random() * 8) }
+      if (r < 0.20) fault = { _tag: "RateLimit", retryAfterMs: retryAfterMs(random) }
       else if (r < 0.25) fault = { _tag: "Status", status: [500, 502, 503, 529][Math.floor(random() * 4)]! }
       else if (r < 0.27) fault = { _tag: "Reset" }
       else if (r < 0.28 && stream) fault = { _tag: "CutStream", afterChunks: 1 + Math.floor(random() * 6) }
       else if (r < 0.29) fault = { _tag: "MalformedJson", afterChunks: 1 + Math.floor(random() * 6) }
       const name = fault?._tag ?? "ok"
       faults[name] = (faults[name] ?? 0) + 1
-      arrivals.push({ at: performance.now(), key, id, retryAfterMs: fault?._tag === "RateLimit" ? fault.retryAfterMs : undefined })
+      arrivals.push({ at: performance.now(), wall: Date.now(), key, id, retryAfterMs: fault?._tag === "RateLimit" ? fault.retryAfterMs : undefined })
       return fault
     }
   })
 
-/** A limiter that records when each admission was granted, and how many had to wait (through the public interface). */
-const recording = (limiter: RateLimiter.Service, admits: Array<number>, waited: { count: number }): RateLimiter.Service => ({
-  ...limiter,
-  admit: (cost) =>
-    Effect.suspend(() => {
-      const asked = performance.now()
-      return Effect.tap(limiter.admit(cost), () =>
-        Effect.sync(() => {
-          const now = performance.now()
-          if (now - asked > 1) waited.count++
-          admits.push(now)
-        }))
-    })
-})
+type AnyFiber = Fiber.RuntimeFiber<unknown, unknown>
 
-/** The most admissions in any window, less what the bucket could have granted in it. */
-const worstExcess = (times: ReadonlyArray<number>, refillPerSecond: number): number => {
+/** One admission being decided: the limiter's first clock read (its reservation) and the first wait it gave. */
+interface Deciding {
+  at: number | undefined
+  /** Which clock read that was, to order it against the pauses the limiter learned. */
+  read: number
+  wait: number | undefined
+}
+
+/** A pause the limiter learned from a retry-after: from its clock read `read` on, until `until`. */
+interface Pause {
+  readonly read: number
+  readonly until: number
+}
+
+/** A reservation an interrupted waiter gave back, some time between `at` and `returnedBy`. */
+interface Refund {
+  readonly at: number
+  readonly wait: number
+  readonly returnedBy: number
+}
+
+interface Admission {
+  readonly at: number
+  readonly read: number
+  /** Limiter-clock millis at which the admission was covered: `at` plus the wait it was given. */
+  readonly covered: number
+}
+
+/**
+ * The limiter's own record of its decisions: for each admission, the time it read from its
+ * clock when it reserved and the wait it then gave; for each pause, when it learned it and
+ * until when. A slow event loop delays when a waiter resumes, but not these, so the bucket
+ * can be judged exactly on a busy machine too. The limiter reads this clock (it was made on
+ * it) and its waiters sleep on it; each read and sleep is told apart by the fiber making it.
+ */
+class LimiterLog {
+  reads = 0
+  readonly deciding = new Map<AnyFiber, Deciding>()
+  /** Fibers in `observe`, with the pause the headers they observe ask for (0 for none). */
+  readonly learning = new Map<AnyFiber, { readonly pauseMs: number; seen: boolean }>()
+  readonly pauses: Array<Pause> = []
+  readonly admissions: Array<Admission> = []
+  /** Reservations given back: their waiter was interrupted (`returnedBy`: Date.now() just after). */
+  readonly refunds: Array<Refund> = []
+  waited = 0
+  /** Admissions granted without their reservation seen: the recording itself failed. */
+  unseen = 0
+
+  readonly clock: Clock.Clock
+  constructor() {
+    const base = Clock.make()
+    const clock: Clock.Clock = {
+      [Clock.ClockTypeId]: Clock.ClockTypeId,
+      unsafeCurrentTimeMillis: () => {
+        const now = base.unsafeCurrentTimeMillis()
+        const read = ++this.reads
+        const fiber = Fiber.getCurrentFiber()
+        if (Option.isNone(fiber)) return now
+        const admission = this.deciding.get(fiber.value)
+        if (admission !== undefined && admission.at === undefined) {
+          admission.at = now
+          admission.read = read
+        }
+        const learning = this.learning.get(fiber.value)
+        if (learning !== undefined && !learning.seen) {
+          learning.seen = true
+          if (learning.pauseMs > 0) this.pauses.push({ read, until: now + learning.pauseMs })
+        }
+        return now
+      },
+      currentTimeMillis: Effect.sync(() => clock.unsafeCurrentTimeMillis()),
+      unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos(),
+      currentTimeNanos: base.currentTimeNanos,
+      sleep: (duration) =>
+        Effect.withFiberRuntime((fiber) => {
+          const admission = this.deciding.get(fiber)
+          if (admission !== undefined && admission.wait === undefined) admission.wait = Duration.toMillis(duration)
+          return base.sleep(duration)
+        })
+    }
+    this.clock = clock
+  }
+
+  /**
+   * The admissions whose time the bucket alone decided. One that a pause held is covered when
+   * the pause ends, whenever the bucket would have covered it; those are left out (they are
+   * judged, with the pause's allowance, among all admissions).
+   */
+  bucketDecided(): Array<number> {
+    const byRead = [...this.admissions].sort((a, b) => a.read - b.read)
+    const out: Array<number> = []
+    let pausedUntil = 0
+    let next = 0
+    for (const admission of byRead) {
+      while (next < this.pauses.length && this.pauses[next]!.read < admission.read) {
+        pausedUntil = Math.max(pausedUntil, this.pauses[next]!.until)
+        next++
+      }
+      if (!(pausedUntil > admission.at && admission.covered === pausedUntil)) out.push(admission.covered)
+    }
+    return out
+  }
+}
+
+/** The pause `observe` learns from these headers, as the limiter reads them (public `parseHeaders`). */
+const pauseOf = (headers: RateLimiter.HeaderInput): number => {
+  const limits = RateLimiter.parseHeaders(headers, Date.now())
+  const exhausted = (d: RateLimiter.ServerDimension) => (d.remaining === 0 ? d.resetMs ?? 0 : 0)
+  return Math.max(limits.retryAfterMs ?? 0, exhausted(limits.requests), exhausted(limits.tokens))
+}
+
+/** A limiter made on a `LimiterLog`'s clock, recording each admission it grants and each pause it learns. */
+const recordingLimiter = (options: RateLimiter.Options) =>
+  Effect.gen(function* () {
+    const log = new LimiterLog()
+    const limiter = yield* Effect.withClock(RateLimiter.make(options), log.clock)
+    const service: RateLimiter.Service = {
+      ...limiter,
+      admit: (cost) =>
+        Effect.withFiberRuntime((fiber) => {
+          const admission: Deciding = { at: undefined, read: 0, wait: undefined }
+          log.deciding.set(fiber, admission)
+          return limiter.admit(cost).pipe(
+            Effect.withClock(log.clock),
+            Effect.onExit((exit) =>
+              Effect.sync(() => {
+                log.deciding.delete(fiber)
+                if (Exit.isFailure(exit)) {
+                  if (admission.at !== undefined) log.refunds.push({ at: admission.at, wait: admission.wait ?? 0, returnedBy: Date.now() })
+                  return
+                }
+                if (admission.at === undefined) return void log.unseen++
+                const wait = admission.wait ?? 0
+                if (wait > 0) log.waited++
+                log.admissions.push({ at: admission.at, read: admission.read, covered: admission.at + wait })
+              })
+            )
+          )
+        }),
+      observe: (headers) =>
+        Effect.withFiberRuntime((fiber) => {
+          log.learning.set(fiber, { pauseMs: pauseOf(headers), seen: false })
+          return Effect.ensuring(limiter.observe(headers), Effect.sync(() => log.learning.delete(fiber)))
+        })
+    }
+    return { service, log }
+  })
+
+/**
+ * The most admissions in any window [u, v], less what the bucket could have granted in it:
+ * its refill, and each token an interrupted waiter gave back that could count there. A token
+ * given back (at some time in [at, returnedBy]) can be spent from then on; and while waiters
+ * that reserved before it are still waiting (at most `horizon` millis), it can also add to
+ * the level a window starts with. So it counts in windows with at <= v and u <= returnedBy +
+ * horizon. (The bucket counts a reservation's token from when it was made, and gives it back
+ * whole: after the level has meanwhile been capped, that is a token more than if the
+ * reservation had never been made.)
+ */
+const worstExcess = (
+  times: ReadonlyArray<number>,
+  refillPerSecond: number,
+  refunds: ReadonlyArray<Refund>,
+  horizon: number
+): number => {
   const sorted = [...times].sort((a, b) => a - b)
-  let minF = Infinity
+  const given = refunds.map((r) => r.at).sort((a, b) => a - b)
+  const spent = refunds.map((r) => r.returnedBy + horizon).sort((a, b) => a - b)
+  let givenBy = 0
+  let spentBefore = 0
+  let minStart = Infinity
   let worst = -Infinity
   sorted.forEach((t, k) => {
-    const f = k - (refillPerSecond * t) / 1000
-    minF = Math.min(minF, f)
-    worst = Math.max(worst, f - minF + 1)
+    while (givenBy < given.length && given[givenBy]! <= t) givenBy++
+    while (spentBefore < spent.length && spent[spentBefore]! < t) spentBefore++
+    const refill = (refillPerSecond * t) / 1000
+    // window [sorted[i], t]: (k - i + 1) - refill·(t - sorted[i]) - (givenBy - spentBefore at sorted[i])
+    minStart = Math.min(minStart, k - refill - spentBefore)
+    worst = Math.max(worst, k - refill - givenBy - minStart + 1)
   })
   return worst
+}
+
+interface ChatAttempt {
+  readonly start: number
+  failedAt?: number
+  retryAfterMs?: number | undefined
+}
+
+/**
+ * Records each chat attempt a model makes for a call: when it started, when it failed and
+ * with what `retryAfter`. Streams pass through untouched: wrapping them would move Retry and
+ * Fallback off the provider stream's own delivery tracking, which is the path under test.
+ */
+const recordingChats = (name: string, log: Map<string, Array<ChatAttempt>>) =>
+  Layer.effect(
+    LanguageModel.LanguageModel,
+    Effect.map(LanguageModel.LanguageModel, (inner): LanguageModel.Service => ({
+      ...inner,
+      chat: (request) =>
+        Effect.suspend(() => {
+          const call = `${name}|${String(request.messages[0]?.content ?? "?")}`
+          const attempt: ChatAttempt = { start: performance.now() }
+          const attempts = log.get(call)
+          if (attempts === undefined) log.set(call, [attempt])
+          else attempts.push(attempt)
+          return Effect.tapError(inner.chat(request), (error) =>
+            Effect.sync(() => {
+              attempt.failedAt = performance.now()
+              const hint = (error as { readonly retryAfter?: Duration.Duration }).retryAfter
+              attempt.retryAfterMs = hint === undefined ? undefined : Duration.toMillis(hint)
+            }))
+        })
+    }))
+  )
+
+/** Every retry of a call on one model against the `retryAfter` of the failure it follows. */
+const retryAfterIgnored = (log: ReadonlyMap<string, ReadonlyArray<ChatAttempt>>) => {
+  let checked = 0
+  const violations: Array<string> = []
+  for (const [call, attempts] of log) {
+    for (let i = 1; i < attempts.length; i++) {
+      const previous = attempts[i - 1]!
+      if (previous.failedAt === undefined || previous.retryAfterMs === undefined) continue
+      checked++
+      const waited = attempts[i]!.start - previous.failedAt
+      if (waited < previous.retryAfterMs - TIMER_SLACK_MS) {
+        violations.push(`${call}: retried ${waited.toFixed(2)} ms after an error with retryAfter ${previous.retryAfterMs} ms`)
+      }
+    }
+  }
+  return { checked, violations }
+}
+
+/** Requests for a stream's call that reached any server after the caller had its first event. */
+const askedAfterFirstEvent = (firstEvents: ReadonlyMap<string, number>, servers: Record<string, ReadonlyArray<Arrival>>) => {
+  const violations: Array<string> = []
+  for (const [server, arrivals] of Object.entries(servers)) {
+    for (const arrival of arrivals) {
+      const first = firstEvents.get(arrival.id)
+      if (first !== undefined && arrival.at > first) {
+        violations.push(`${arrival.id}: a request reached ${server} ${(arrival.at - first).toFixed(2)} ms after the caller's first event`)
+      }
+    }
+  }
+  return violations
 }
 
 /** Every 429 on (request, key) against the next arrival of that request on that key. */
@@ -126,22 +370,24 @@ describe("chaos", () => {
       const faults: Record<string, number> = {}
       const fakeA = yield* chaoticFake(random, arrivals.a, faults)
       const fakeB = yield* chaoticFake(random, arrivals.b, faults)
-      const poolA = yield* KeyPool.make({ providerId: "a", keys: ["ka-1", "ka-2", "ka-3"] })
+      const poolA = yield* KeyPool.make({ providerId: "a", keys: ["ka-1", "ka-2"] })
       const poolB = yield* KeyPool.make({ providerId: "b", keys: ["kb-1", "kb-2", "kb-3"] })
-      const admits = { a: [] as Array<number>, b: [] as Array<number> }
-      const waited = { count: 0 }
-      const limiterA = recording(yield* RateLimiter.make(LIMIT), admits.a, waited)
-      const limiterB = recording(yield* RateLimiter.make(LIMIT), admits.b, waited)
+      const limiterA = yield* recordingLimiter(LIMIT)
+      const limiterB = yield* recordingLimiter(LIMIT)
       const fast = Retry.schedule({ initialDelay: "2 millis", maxDelay: "20 millis", maxRetries: 3, maxRetryAfter: "1 second" })
+      // each model's chat attempts per call, under the schedule that retries them (Fallback's step for a, Retry for b)
+      const chatAttempts = new Map<string, Array<ChatAttempt>>()
 
-      const modelA = OpenAiCompatible.layer({ model: "model-a", provider: "a", baseUrl: fakeA.baseUrl, timeout: "10 seconds" }).pipe(
+      const modelA = recordingChats("a", chatAttempts).pipe(
+        Layer.provide(OpenAiCompatible.layer({ model: "model-a", provider: "a", baseUrl: fakeA.baseUrl, timeout: "10 seconds" })),
         Layer.provide(Layer.succeed(KeyPool.KeyPool, poolA)),
-        Layer.provide(Layer.succeed(RateLimiter.RateLimiter, limiterA))
+        Layer.provide(Layer.succeed(RateLimiter.RateLimiter, limiterA.service))
       )
       const modelB = Retry.layer(fast).pipe(
+        Layer.provide(recordingChats("b", chatAttempts)),
         Layer.provide(OpenAiCompatible.layer({ model: "model-b", provider: "b", baseUrl: fakeB.baseUrl, timeout: "10 seconds" })),
         Layer.provide(Layer.succeed(KeyPool.KeyPool, poolB)),
-        Layer.provide(Layer.succeed(RateLimiter.RateLimiter, limiterB))
+        Layer.provide(Layer.succeed(RateLimiter.RateLimiter, limiterB.service))
       )
       const stack = Fallback.layer([{ model: modelA, attempts: 2, schedule: fast }, { model: modelB }]).pipe(
         Layer.provide(Transport.layerUndici)
@@ -151,8 +397,10 @@ describe("chaos", () => {
       const tally = { ok: 0, typedError: 0, partial: 0, interrupted: 0, defect: 0, untyped: 0, hang: 0, wrongText: 0, wrongPartial: 0 }
       const errors: Record<string, number> = {}
       const problems: Array<string> = []
+      /** When each streaming caller received its first event. */
+      const firstEvents = new Map<string, number>()
       const started = performance.now()
-      // admissions are timestamped when their fiber resumes, which event-loop lag delays
+      // reported, not used by any check: it shows how busy the machine was
       const lag = monitorEventLoopDelay({ resolution: 10 })
       lag.enable()
 
@@ -162,7 +410,10 @@ describe("chaos", () => {
           const streaming = i % 2 === 0
           const interruptAfter = random() < 0.1 ? random() * 15 : undefined
           const call = streaming
-            ? LanguageModel.collect(model.stream(Message.request(id)))
+            ? LanguageModel.collect(model.stream(Message.request(id)).pipe(Stream.mapChunks((chunk) => {
+              if (chunk.length > 0 && !firstEvents.has(id)) firstEvents.set(id, performance.now())
+              return chunk
+            })))
             : model.chat(Message.request(id))
           const fiber = yield* Effect.fork(Effect.timeout(call, "30 seconds"))
           if (interruptAfter !== undefined) {
@@ -214,15 +465,40 @@ describe("chaos", () => {
       yield* Effect.forEach(Array.from({ length: REQUESTS }, (_, i) => i), caller, { concurrency: CONCURRENCY, discard: true })
       const seconds = (performance.now() - started) / 1000
       lag.disable()
-      // p99, not max: one long pause (GC, start-up) would make the allowance meaningless
-      const maxLagMs = lag.percentile(99) / 1e6
-      // a delay of L ms can bunch up to rate × L admissions that the bucket spread out
-      const allowance = LIMIT.capacity + 1 + (LIMIT.refillPerSecond * maxLagMs) / 1000
 
       const keys = [...(yield* poolA.status), ...(yield* poolB.status)]
       const retryAfter = retryAfterViolations([...arrivals.a, ...arrivals.b])
-      const excess = { a: worstExcess(admits.a, LIMIT.refillPerSecond), b: worstExcess(admits.b, LIMIT.refillPerSecond) }
-      const span = (xs: ReadonlyArray<Arrival>) => (xs.length < 2 ? 0 : xs[xs.length - 1]!.at - xs[0]!.at)
+      const retries = retryAfterIgnored(chatAttempts)
+      const afterFirstEvent = askedAfterFirstEvent(firstEvents, arrivals)
+      const limiters = { a: limiterA.log, b: limiterB.log }
+      const coveredAt = (log: LimiterLog) => log.admissions.map((a) => a.covered)
+      // the longest any reservation waited (a pause-held one, up to the longest retry-after):
+      // how long a token given back can weigh on the level
+      const horizon = (log: LimiterLog) =>
+        1 + Math.max(MAX_RETRY_AFTER_MS, ...log.admissions.map((a) => a.covered - a.at), ...log.refunds.map((r) => r.wait))
+      const judge = (log: LimiterLog, times: ReadonlyArray<number>) => worstExcess(times, LIMIT.refillPerSecond, log.refunds, horizon(log))
+      // the admissions the bucket alone timed: no window may hold more than it grants
+      const bucketDecided = { a: limiters.a.bucketDecided(), b: limiters.b.bucketDecided() }
+      const excess = { a: judge(limiters.a, bucketDecided.a), b: judge(limiters.b, bucketDecided.b) }
+      // All of them: the reservations a retry-after pause held are all covered when it ends,
+      // each at most that pause after the bucket would have covered it. So a window may hold
+      // what the bucket refills in that much more time.
+      const allowance = LIMIT.capacity + (LIMIT.refillPerSecond * MAX_RETRY_AFTER_MS) / 1000
+      const excessAll = { a: judge(limiters.a, coveredAt(limiters.a)), b: judge(limiters.b, coveredAt(limiters.b)) }
+      // At a server, every request was admitted before it arrived: so up to its last arrival,
+      // no more than the bucket could have admitted since its first reservation (with the
+      // tokens given back). Lag only delays arrivals, which loosens this bound, so it needs no
+      // allowance for load. (+2 ms: a timer may end a wait up to a millisecond early, and
+      // Date.now is whole millis.)
+      const serverBound = (xs: ReadonlyArray<Arrival>, log: LimiterLog) => {
+        if (xs.length === 0) return 0
+        const span = Math.max(...xs.map((x) => x.wall)) + 2 - Math.min(...log.admissions.map((a) => a.at))
+        return LIMIT.capacity + (LIMIT.refillPerSecond * span) / 1000 + log.refunds.length
+      }
+      const server = {
+        a: { arrivals: arrivals.a.length, admitted: limiters.a.admissions.length, bound: serverBound(arrivals.a, limiters.a) },
+        b: { arrivals: arrivals.b.length, admitted: limiters.b.admissions.length, bound: serverBound(arrivals.b, limiters.b) }
+      }
       console.log(JSON.stringify({
         seed: SEED,
         requests: REQUESTS,
@@ -232,10 +508,15 @@ describe("chaos", () => {
         outcomes: tally,
         errors,
         retryAfterPairsChecked: retryAfter.checked,
-        limiterWorstWindow: excess,
-        admissionsThatWaited: waited.count,
-        p99EventLoopLagMs: Number(maxLagMs.toFixed(1)),
-        limiterAllowance: Number(allowance.toFixed(1)),
+        retriesAfterRetryAfterChecked: retries.checked,
+        streamsWithAnEvent: firstEvents.size,
+        limiterWorstWindow: { bucketDecided: excess, all: excessAll, allowanceForAll: allowance },
+        admissions: {
+          a: { all: limiters.a.admissions.length, bucketDecided: bucketDecided.a.length, waited: limiters.a.waited, pauses: limiters.a.pauses.length, refunds: limiters.a.refunds.length, horizon: horizon(limiters.a) },
+          b: { all: limiters.b.admissions.length, bucketDecided: bucketDecided.b.length, waited: limiters.b.waited, pauses: limiters.b.pauses.length, refunds: limiters.b.refunds.length, horizon: horizon(limiters.b) }
+        },
+        server: { a: { ...server.a, bound: Number(server.a.bound.toFixed(1)) }, b: { ...server.b, bound: Number(server.b.bound.toFixed(1)) } },
+        eventLoopLagMs: { p99: Number((lag.percentile(99) / 1e6).toFixed(1)), max: Number((lag.max / 1e6).toFixed(1)) },
         keys: keys.map((k) => ({ key: k.keyId, inFlight: k.inFlight, successes: k.successes, failures: k.failures }))
       }))
       if (problems.length > 0) console.log(problems.slice(0, 20).join("\n"))
@@ -253,17 +534,31 @@ describe("chaos", () => {
       expect(tally.interrupted).toBeGreaterThan(0)
       expect(arrivals.b.length).toBeGreaterThan(0)
       // every lease came back
-      expect(keys.map((k) => k.inFlight)).toEqual([0, 0, 0, 0, 0, 0])
+      expect(keys.map((k) => k.inFlight)).toEqual([0, 0, 0, 0, 0])
       // no retry reached a key before its retry-after
       expect(retryAfter.checked).toBeGreaterThan(REQUESTS / 50)
       expect(retryAfter.violations).toEqual([])
+      // no schedule retried a call before the retryAfter of the error it retried
+      expect(retries.checked).toBeGreaterThan(REQUESTS / 200)
+      expect(retries.violations.slice(0, 3), `${retries.violations.length} of ${retries.checked} retries came before their retryAfter`).toEqual([])
+      // once a stream delivered an event, no model was asked again for its call
+      expect(firstEvents.size).toBeGreaterThan(REQUESTS / 4)
+      expect(afterFirstEvent.slice(0, 3), `${afterFirstEvent.length} requests were sent after their stream's first event`).toEqual([])
       // the limiters never admitted more than a bucket of `capacity` refilled at `refillPerSecond`
-      expect(waited.count).toBeGreaterThan(0)
-      expect(excess.a).toBeLessThanOrEqual(allowance)
-      expect(excess.b).toBeLessThanOrEqual(allowance)
-      // and, at the servers, the overall rate stayed within it too
-      for (const xs of [arrivals.a, arrivals.b]) {
-        expect(xs.length).toBeLessThanOrEqual(LIMIT.capacity + (LIMIT.refillPerSecond * span(xs)) / 1000 + 1)
+      // (with the tokens interrupted waiters gave back), judged by their own clock and waits,
+      // so a busy machine cannot change the answer: exactly for the admissions the bucket timed,
+      // and with the longest pause's refill for those a retry-after pause held
+      expect({ unseen: limiters.a.unseen + limiters.b.unseen }).toEqual({ unseen: 0 })
+      expect(limiters.a.waited).toBeGreaterThan(0)
+      expect(bucketDecided.a.length).toBeGreaterThan(limiters.a.admissions.length * 0.8)
+      expect(excess.a).toBeLessThanOrEqual(LIMIT.capacity + 1e-9)
+      expect(excess.b).toBeLessThanOrEqual(LIMIT.capacity + 1e-9)
+      expect(excessAll.a).toBeLessThanOrEqual(allowance)
+      expect(excessAll.b).toBeLessThanOrEqual(allowance)
+      // and at the servers, nothing arrived that the limiters had not admitted
+      for (const { arrivals: n, admitted, bound } of [server.a, server.b]) {
+        expect(n).toBeLessThanOrEqual(admitted)
+        expect(n).toBeLessThanOrEqual(bound)
       }
     }).pipe(Effect.scoped), 540_000)
 })
