@@ -152,6 +152,46 @@ describe("RateLimiter", () => {
       expect(log).toEqual([2500])
     }))
 
+  it.effect("a waiter interrupted after its turn came, while a pause held it, gives nothing back: capacity is never exceeded", () =>
+    Effect.gen(function* () {
+      const limiter = yield* RateLimiter.make({ capacity: 2, refillPerSecond: 1 })
+      yield* limiter.admit({})
+      yield* limiter.admit({})
+      yield* limiter.observe({ "retry-after": "10" })
+      const log: Array<number> = []
+      // A's turn comes at 1 s, but the pause holds it until 10 s
+      const a = yield* admitAt(limiter, {}, log)
+      yield* settle
+      yield* TestClock.adjust("4 seconds")
+      yield* admitAt(limiter, { reattempt: true }, log)
+      yield* settle
+      yield* Fiber.interrupt(a)
+      yield* admitAt(limiter, { reattempt: true }, log)
+      yield* admitAt(limiter, { reattempt: true }, log)
+      yield* settle
+      // in the 4 s window [0, 4]: capacity 2 + 4 refilled = 6 at most, and 2 were admitted at 0;
+      // at 4 s, the level allows 2 of the 3 re-attempts, and an interrupted A must not add a third
+      const at4 = log.filter((t) => t === 4000).length
+      expect(at4, `admitted at 4 s: ${JSON.stringify(log)}`).toBeLessThanOrEqual(2)
+    }))
+
+  it.effect("a waiter interrupted before its turn gives its reservation back", () =>
+    Effect.gen(function* () {
+      const limiter = yield* RateLimiter.make({ capacity: 1, refillPerSecond: 1 })
+      yield* limiter.admit({})
+      const log: Array<number> = []
+      const a = yield* admitAt(limiter, {}, log)
+      yield* settle
+      yield* TestClock.adjust(500)
+      yield* Fiber.interrupt(a)
+      yield* admitAt(limiter, {}, log)
+      yield* settle
+      yield* TestClock.adjust(500)
+      yield* settle
+      // A's slot at 1 s went back: the next caller takes it
+      expect(log).toEqual([1000])
+    }))
+
   it.effect("Anthropic headers: RFC 3339 resets, the tightest token limit binds", () =>
     Effect.gen(function* () {
       const limiter = yield* RateLimiter.make({ requestsPerMinute: 50, tokensPerMinute: 100_000 })

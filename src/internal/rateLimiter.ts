@@ -158,17 +158,17 @@ export const learnedOf = (limits: ServerLimits, ratio: number): Learned | undefi
  */
 export interface BucketStore {
   /**
-   * Reserves the cost and returns how many millis the caller must wait until it is
-   * covered; a level may go negative, which is capacity promised to earlier waiters and
-   * what makes admission FIFO without a queue. With `failFast`, a cost that would wait
-   * is not reserved and the result is `-(wait + 1)`.
+   * Reserves the cost and says how many millis the caller must wait until it is covered; a
+   * level may go negative, which is capacity promised to earlier waiters and what makes
+   * admission FIFO without a queue. With `failFast`, a cost that would wait is not reserved
+   * and `waitMs` is `-(wait + 1)`.
    */
   readonly reserve: (
     requests: number,
     tokens: number,
     failFast: boolean,
     ignorePause: boolean
-  ) => Effect.Effect<number, StoreUnavailableError>
+  ) => Effect.Effect<Reservation, StoreUnavailableError>
   readonly refund: (requests: number, tokens: number) => Effect.Effect<void>
   /** `level -= delta` on tokens, capped at capacity. */
   readonly adjustTokens: (delta: number) => Effect.Effect<void>
@@ -177,6 +177,12 @@ export interface BucketStore {
   readonly pausedFor: Effect.Effect<number, StoreUnavailableError>
   readonly status: Effect.Effect<Status, StoreUnavailableError>
   readonly reset: Effect.Effect<void, StoreUnavailableError>
+}
+
+/** A reservation: the whole wait, and the part of it until the buckets cover the cost (the rest is a pause). */
+export interface Reservation {
+  readonly waitMs: number
+  readonly turnMs: number
 }
 
 /** Mutable bucket state for one dimension. */
@@ -233,15 +239,15 @@ export const memoryStore = (limits: Limits): Effect.Effect<BucketStore> =>
               refill(tokens, at)
               wait = Math.max(wait, waitFor(tokens, t))
             }
-            if (!ignorePause && pausedUntil > at) wait = Math.max(wait, pausedUntil - at)
-            const waitMs = Math.ceil(wait)
-            if (failFast && waitMs > 0) return -waitMs - 1
+            const turnMs = Math.ceil(wait)
+            const waitMs = !ignorePause && pausedUntil > at ? Math.max(turnMs, Math.ceil(pausedUntil - at)) : turnMs
+            if (failFast && waitMs > 0) return { waitMs: -waitMs - 1, turnMs: 0 }
             // a waiter woken on the whole millisecond takes the refill of the fraction it
             // rounded up, so that rounding never lets the next one in early
-            const rounding = waitMs - wait
+            const rounding = turnMs - wait
             requests.level -= r + rounding * requests.refillPerMs
             if (tokens !== undefined) tokens.level -= t + rounding * tokens.refillPerMs
-            return waitMs
+            return { waitMs, turnMs }
           }),
         refund: (r, t) =>
           Effect.sync(() => {
@@ -305,13 +311,16 @@ export const makeWith = (store: BucketStore, options: Options, limits: Limits): 
   const afterPause = (): Effect.Effect<void, StoreUnavailableError> =>
     Effect.flatMap(store.pausedFor, (ms) => (ms <= 0 ? Effect.void : Effect.zipRight(Effect.sleep(ms), afterPause())))
 
-  const wait = (ms: number, r: number, t: number, ignorePause: boolean) =>
-    Effect.sleep(ms).pipe(
+  const wait = ({ turnMs, waitMs }: Reservation, r: number, t: number, ignorePause: boolean) =>
+    Effect.sleep(turnMs).pipe(
+      // a waiter interrupted before its turn gives its reservation back; once its turn has
+      // come (a pause may hold it longer), the bucket has refilled past it, and giving it
+      // back would admit one too many
+      Effect.onInterrupt(() => store.refund(r, t)),
+      Effect.zipRight(waitMs > turnMs ? Effect.sleep(waitMs - turnMs) : Effect.void),
       Effect.zipRight(ignorePause ? Effect.void : afterPause()),
-      // an interrupted waiter gives its reservation back, as does one whose store fails it
-      Effect.onError(() => store.refund(r, t)),
       Effect.zipRight(Metric.increment(waited)),
-      Effect.withSpan("RateLimiter.wait", { attributes: { waitMs: ms } })
+      Effect.withSpan("RateLimiter.wait", { attributes: { waitMs } })
     )
 
   // No span on an admission that does not wait: it runs once per request and costs about
@@ -321,7 +330,8 @@ export const makeWith = (store: BucketStore, options: Options, limits: Limits): 
     const t = hasTokens ? (cost.tokens ?? 0) : 0
     const ignorePause = cost.reattempt === true
     type Admission = Effect.Effect<void, RateLimitExceededError | StoreUnavailableError>
-    return Effect.flatMap(store.reserve(r, t, failFast, ignorePause), (ms): Admission => {
+    return Effect.flatMap(store.reserve(r, t, failFast, ignorePause), (reservation): Admission => {
+      const ms = reservation.waitMs
       if (ms === 0) return Metric.increment(admitted)
       if (ms < 0) {
         return Effect.zipRight(
@@ -336,7 +346,7 @@ export const makeWith = (store: BucketStore, options: Options, limits: Limits): 
           )
         )
       }
-      return Effect.zipRight(wait(ms, r, t, ignorePause), Metric.increment(admitted))
+      return Effect.zipRight(wait(reservation, r, t, ignorePause), Metric.increment(admitted))
     })
   }
 

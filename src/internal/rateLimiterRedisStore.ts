@@ -60,15 +60,17 @@ local t = tonumber(ARGV[6])
 local wait = 0
 if rl < r then wait = (r - rl) / rrate end
 if tcap0 > 0 and tl < t then wait = math.max(wait, (t - tl) / trate) end
-if ARGV[8] ~= "1" and pause > now then wait = math.max(wait, pause - now) end
-local waitms = math.ceil(wait)
-if ARGV[7] == "1" and waitms > 0 then return -waitms - 1 end
+-- the turn: when the buckets cover the cost; a pause may hold the caller longer
+local turnms = math.ceil(wait)
+local waitms = turnms
+if ARGV[8] ~= "1" and pause > now then waitms = math.max(turnms, math.ceil(pause - now)) end
+if ARGV[7] == "1" and waitms > 0 then return { -waitms - 1, 0 } end
 -- a waiter woken on the whole millisecond takes the refill of the fraction it rounded up
-local rounding = waitms - wait
+local rounding = turnms - wait
 rl = rl - r - rounding * rrate
 if tcap0 > 0 then tl = tl - t - rounding * trate end
 save()
-return waitms
+return { waitms, turnms }
 `)
 
 const refundLua = script(`${prelude}
@@ -142,7 +144,10 @@ export const make = (connection: Connection, name: string, limits: Limits): Buck
   const opt = (n: number | undefined) => (n === undefined ? "" : n)
   return {
     reserve: (r, t, failFast, ignorePause) =>
-      call("ratelimit reserve", reserveLua, [r, t, failFast ? "1" : "0", ignorePause ? "1" : "0"], Number),
+      call("ratelimit reserve", reserveLua, [r, t, failFast ? "1" : "0", ignorePause ? "1" : "0"], (u) => {
+        const [waitMs, turnMs] = u as [number, number]
+        return { waitMs: Number(waitMs), turnMs: Number(turnMs) }
+      }),
     refund: (r, t) => send("ratelimit refund", refundLua, [r, t]),
     adjustTokens: (delta) => send("ratelimit settle", adjustLua, [delta]),
     learn: (learned: Learned) =>
