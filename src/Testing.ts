@@ -165,6 +165,11 @@ export type Fault =
   | { readonly _tag: "CutStream"; readonly afterChunks: number; readonly mode?: "destroy" | "end" }
   /** The JSON body, or the stream's frame N, is not valid JSON. */
   | { readonly _tag: "MalformedJson"; readonly afterChunks?: number }
+  /**
+   * The stream's frame N is valid JSON with a `null` where an object belongs (`"choices":[null]`,
+   * a null content block, …), and the body ends there; without streaming, the body is such JSON.
+   */
+  | { readonly _tag: "NullFrame"; readonly afterChunks?: number }
   /** After N frames the stream sends `data: {"error": …}`. */
   | { readonly _tag: "StreamErrorEvent"; readonly afterChunks: number }
   /** The headers wait this long. */

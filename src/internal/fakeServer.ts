@@ -161,6 +161,7 @@ const handle = async (
         await sleep(action.delayMs)
         return replyChat(state.reply, request, res, path, undefined)
       case "MalformedJson":
+      case "NullFrame":
       case "CutStream":
       case "StreamErrorEvent":
         return replyChat(state.reply, request, res, path, action)

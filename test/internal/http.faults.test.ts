@@ -446,3 +446,28 @@ describe("requests are validated before sending", () => {
       }))
   }
 })
+
+describe("FakeProvider's NullFrame fault, through every provider", () => {
+  const providers: ReadonlyArray<readonly [string, (fake: Testing.FakeProviderService) => Model]> = [
+    ["OpenAiCompatible", (fake) => OpenAiCompatible.layer({ model: "m", baseUrl: fake.baseUrl })],
+    ["OpenAiResponses", (fake) => OpenAiResponses.layer({ model: "m", baseUrl: fake.baseUrl })],
+    ["Anthropic", (fake) => Anthropic.layer({ model: "m", baseUrl: fake.url })],
+    ["Gemini", (fake) => Gemini.layer({ model: "m", baseUrl: `${fake.url}/v1beta` })],
+    ["Ollama", (fake) => Ollama.layer({ model: "m", baseUrl: fake.url })]
+  ]
+  for (const [name, model] of providers) {
+    it.scoped(`${name}: a null frame mid-stream ends it with a partial StreamError, a null body is malformed`, () =>
+      Effect.gen(function* () {
+        const fake = yield* Testing.FakeProvider.make({ reply: { text: "one two three four five six", chunks: 6 } })
+        const stack = over(model(fake))
+        yield* fake.inject({ _tag: "NullFrame", afterChunks: 4 })
+        const { events, error } = yield* drain(LanguageModel.stream(Message.request("hi"))).pipe(Effect.provide(stack))
+        expect(events.at(-1)?._tag).not.toBe("Finish")
+        expect(error?._tag).toBe("StreamError")
+        expect(error?._tag === "StreamError" && error.partial).toBe(textOf(events).length > 0)
+        yield* fake.inject({ _tag: "NullFrame" })
+        const chat = yield* Effect.flip(LanguageModel.chat(Message.request("hi"))).pipe(Effect.provide(stack))
+        expect(chat._tag).toBe("MalformedResponseError")
+      }))
+  }
+})

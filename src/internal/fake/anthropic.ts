@@ -58,6 +58,11 @@ const replyMessages = async (
   const input = (args: string): unknown => (args.length === 0 ? {} : JSON.parse(args))
 
   if (body.stream !== true) {
+    if (fault?._tag === "NullFrame") {
+      res.writeHead(200, { "content-type": "application/json", ...headers })
+      res.end(JSON.stringify({ id, type: "message", role: "assistant", content: [null], stop_reason: "end_turn" }))
+      return
+    }
     if (fault?._tag === "MalformedJson") {
       res.writeHead(200, { "content-type": "application/json", ...headers })
       res.end(`{"id":"${id}","type":"message","content":[{"type":"text","text":"tru`)
@@ -144,6 +149,11 @@ const replyMessages = async (
       if (fault._tag === "CutStream") {
         if (fault.mode === "end") res.end()
         else res.destroy()
+        return
+      }
+      if (fault._tag === "NullFrame") {
+        res.write(`event: content_block_start\ndata: {"type":"content_block_start","index":9,"content_block":null}\n\n`)
+        res.end()
         return
       }
       if (fault._tag === "MalformedJson") {

@@ -75,6 +75,11 @@ const replyGemini = async (
   })
 
   if (!streaming) {
+    if (fault?._tag === "NullFrame") {
+      res.writeHead(200, { "content-type": "application/json", ...headers })
+      res.end(`{"candidates":[null]}`)
+      return
+    }
     if (fault?._tag === "MalformedJson") {
       res.writeHead(200, { "content-type": "application/json", ...headers })
       res.end(`{"candidates":[{"content":{"parts":[{"text":"tru`)
@@ -107,6 +112,11 @@ const replyGemini = async (
       if (fault._tag === "CutStream") {
         if (fault.mode === "end") res.end()
         else res.destroy()
+        return
+      }
+      if (fault._tag === "NullFrame") {
+        res.write(`data: {"candidates":[null]}\r\n\r\n`)
+        res.end()
         return
       }
       if (fault._tag === "MalformedJson") {

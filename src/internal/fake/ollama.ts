@@ -41,6 +41,11 @@ const replyOllama = async (
   const headers: Record<string, string> = { ...reply.headers }
 
   if (body.stream === false) {
+    if (fault?._tag === "NullFrame") {
+      res.writeHead(200, { "content-type": "application/json; charset=utf-8", ...headers })
+      res.end(JSON.stringify({ model, message: null, done: true }))
+      return
+    }
     if (fault?._tag === "MalformedJson") {
       res.writeHead(200, { "content-type": "application/json; charset=utf-8", ...headers })
       res.end(`{"model":"${model}","message":{"role":"assistant","content":"tru`)
@@ -73,6 +78,11 @@ const replyOllama = async (
       if (fault._tag === "CutStream") {
         if (fault.mode === "end") res.end()
         else res.destroy()
+        return
+      }
+      if (fault._tag === "NullFrame") {
+        res.write(line({ model, message: null, done: false }))
+        res.end()
         return
       }
       if (fault._tag === "MalformedJson") {

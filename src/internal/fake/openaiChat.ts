@@ -28,6 +28,11 @@ const replyChat = async (
   const headers: Record<string, string> = { ...reply.headers }
 
   if (body.stream !== true) {
+    if (fault?._tag === "NullFrame") {
+      res.writeHead(200, { "content-type": "application/json", ...headers })
+      res.end(JSON.stringify({ id, object: "chat.completion", created, model, choices: [null] }))
+      return
+    }
     if (fault?._tag === "MalformedJson") {
       res.writeHead(200, { "content-type": "application/json", ...headers })
       res.end(`{"id":"${id}","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"tru`)
@@ -82,6 +87,11 @@ const replyChat = async (
       if (fault._tag === "CutStream") {
         if (fault.mode === "end") res.end()
         else res.destroy()
+        return
+      }
+      if (fault._tag === "NullFrame") {
+        res.write(frame({ id, object: "chat.completion.chunk", created, model, choices: [null] }))
+        res.end()
         return
       }
       if (fault._tag === "MalformedJson") {

@@ -79,6 +79,11 @@ const replyResponses = async (
   const finalStatus = incomplete === undefined ? "completed" : "incomplete"
 
   if (body.stream !== true) {
+    if (fault?._tag === "NullFrame") {
+      res.writeHead(200, { "content-type": "application/json", ...headers })
+      res.end(JSON.stringify({ id, object: "response", status: "completed", output: [null] }))
+      return
+    }
     if (fault?._tag === "MalformedJson") {
       res.writeHead(200, { "content-type": "application/json", ...headers })
       res.end(`{"id":"${id}","object":"response","output":[{"type":"message","content":[{"type":"output_text","text":"tru`)
@@ -141,6 +146,11 @@ const replyResponses = async (
       if (fault._tag === "CutStream") {
         if (fault.mode === "end") res.end()
         else res.destroy()
+        return
+      }
+      if (fault._tag === "NullFrame") {
+        res.write(`event: response.output_item.added\ndata: {"type":"response.output_item.added","output_index":7,"item":null}\n\n`)
+        res.end()
         return
       }
       if (fault._tag === "MalformedJson") {

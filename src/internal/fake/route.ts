@@ -3,7 +3,7 @@ import type * as http from "node:http"
 import type { Fault, RecordedRequest, Reply } from "../../Testing.js"
 
 /** Faults that a route renders in its own wire format (the rest are generic HTTP faults). */
-export type StreamFault = Extract<Fault, { _tag: "MalformedJson" | "CutStream" | "StreamErrorEvent" }>
+export type StreamFault = Extract<Fault, { _tag: "MalformedJson" | "NullFrame" | "CutStream" | "StreamErrorEvent" }>
 
 export interface FakeRoute {
   readonly matches: (path: string, request: RecordedRequest) => boolean
