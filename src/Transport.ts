@@ -17,33 +17,35 @@ import { NodeHttpClient } from "@effect/platform-node"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as internal from "./internal/transport.js"
+import { makeHttpClient } from "./internal/transport/httpClient.js"
+import type * as internal from "./internal/transport/types.js"
+import { makeUndici } from "./internal/transport/undici.js"
 
 export type Request = internal.TransportRequest
 export type TextReply = internal.TextReply
 export type StreamReply = internal.StreamReply
 export type Service = internal.Service
-export { TransportFailure } from "./internal/transport.js"
+export { TransportFailure } from "./internal/transport/types.js"
 
 export class Transport extends Context.Tag("effect-llm/Transport")<Transport, Service>() {}
 
 /** A transport over an undici dispatcher (an `Agent`, a `Pool`, a `ProxyAgent`, …) you own. */
-export const fromDispatcher = internal.makeUndici
+export const fromDispatcher = makeUndici
 
 /** A transport over any `@effect/platform` HttpClient. */
-export const fromHttpClient = internal.makeHttpClient
+export const fromHttpClient = makeHttpClient
 
 /**
  * undici, driven directly, over one keep-alive `Agent` closed with the layer; with an
  * `HttpClient` over the same agent for anything else in the stack that wants one.
  */
 export const layerUndici: Layer.Layer<Transport | HttpClient.HttpClient> = Layer.merge(
-  Layer.effect(Transport, Effect.map(NodeHttpClient.Dispatcher, internal.makeUndici)),
+  Layer.effect(Transport, Effect.map(NodeHttpClient.Dispatcher, makeUndici)),
   NodeHttpClient.layerUndiciWithoutDispatcher
 ).pipe(Layer.provide(NodeHttpClient.dispatcherLayer))
 
 /** Sends through the provided `HttpClient`: the behaviour of a provider given no Transport. */
 export const layerHttpClient: Layer.Layer<Transport, never, HttpClient.HttpClient> = Layer.effect(
   Transport,
-  Effect.map(HttpClient.HttpClient, internal.makeHttpClient)
+  Effect.map(HttpClient.HttpClient, makeHttpClient)
 )

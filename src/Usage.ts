@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import type * as Message from "./Message.js"
-import { modelLabel } from "./internal/telemetry.js"
+import { modelLabel } from "./internal/request/telemetry.js"
 
 /**
  * US dollars per million tokens. `cachedInputPerMillion` prices input tokens the provider

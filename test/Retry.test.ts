@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Schedule, Stream, TestClock } from "effect"
-import { fromResponse } from "../src/internal/errors.js"
+import { fromResponse } from "../src/internal/request/errors.js"
 import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport } from "../src/index.js"
 
 const ids = { provider: "mock", model: "mock-model" }

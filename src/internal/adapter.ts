@@ -15,9 +15,9 @@ import { LanguageModel, type Service } from "../LanguageModel.js"
 import * as Err from "../LlmError.js"
 import type * as Message from "../Message.js"
 import { estimateTokens, type RateLimiter } from "../RateLimiter.js"
-import * as Http from "./http.js"
-import { watchable } from "./partial.js"
-import { validateRequest } from "./validate.js"
+import * as Http from "./request/index.js"
+import { watchable } from "./request/delivered.js"
+import { validateRequest } from "./request/validate.js"
 
 /** The options every provider takes. */
 export interface CommonOptions {

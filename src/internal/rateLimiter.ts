@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import { RateLimitExceededError, type StoreUnavailableError } from "../LlmError.js"
 import type { Cost, DimensionStatus, HeaderInput, Options, ServerLimits, Service, Status } from "../RateLimiter.js"
-import { parseGoDuration, retryAfterOf } from "./errors.js"
+import { parseGoDuration, retryAfterOf } from "./request/errors.js"
 
 // ---------------------------------------------------------------------------
 // Limits

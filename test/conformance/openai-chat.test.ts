@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Stream } from "effect"
-import { fromResponse } from "../../src/internal/errors.js"
+import { fromResponse } from "../../src/internal/request/errors.js"
 import { LanguageModel, Message } from "../../src/index.js"
 import { fixtureLines, hasFixtures, readFixture } from "../support/fixtures.js"
 import { fakeProvider, stack } from "../support/openaiStack.js"

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Redacted, TestClock } from "effect"
-import { fromResponse, parseGoDuration, redactSecret, retryAfterOf } from "../../src/internal/errors.js"
+import { fromResponse, parseGoDuration, redactSecret, retryAfterOf } from "../../src/internal/request/errors.js"
 import { LanguageModel, LlmError, Message, type Testing } from "../../src/index.js"
 import { fakeProvider, stack } from "../support/openaiStack.js"
 

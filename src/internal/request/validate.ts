@@ -4,8 +4,8 @@
  * (`JSON.stringify(NaN)` is `null`, which a provider reads as "not set") or a provider's 400.
  * The ranges are the widest any provider documents; a provider's narrower ones are its own.
  */
-import * as Err from "../LlmError.js"
-import type { ChatRequest } from "../Message.js"
+import * as Err from "../../LlmError.js"
+import type { ChatRequest } from "../../Message.js"
 
 /** Why a request cannot be sent: the path of the field, and what is wrong with it. */
 export interface Invalid {

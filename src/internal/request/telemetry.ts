@@ -15,9 +15,9 @@ import type * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
-import type { LlmError } from "../LlmError.js"
-import type { StreamEvent, Usage } from "../Message.js"
-import * as Telemetry from "../Telemetry.js"
+import type { LlmError } from "../../LlmError.js"
+import type { StreamEvent, Usage } from "../../Message.js"
+import * as Telemetry from "../../Telemetry.js"
 
 type Labels = ReadonlyArray<MetricLabel.MetricLabel>
 

@@ -7,7 +7,7 @@ import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
-import * as Err from "../LlmError.js"
+import * as Err from "../../LlmError.js"
 
 export interface ErrorInfo {
   readonly message: string | undefined

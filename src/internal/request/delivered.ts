@@ -6,8 +6,8 @@
  */
 import * as Duration from "effect/Duration"
 import * as Stream from "effect/Stream"
-import * as Err from "../LlmError.js"
-import type { StreamEvent } from "../Message.js"
+import * as Err from "../../LlmError.js"
+import type { StreamEvent } from "../../Message.js"
 import { withFields } from "./errors.js"
 
 /** What a stream's consumer has received so far. */
