@@ -19,7 +19,7 @@
 import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
 import { PerformanceObserver } from "node:perf_hooks"
 import { parseArgs } from "node:util"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport, Usage } from "../src/index.js"
+import { Fallback, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport, Usage } from "../src/index.js"
 import { CHUNKS, MODEL, REPLY_TEXT, SYSTEM_PROMPT, USER_PROMPT } from "./workload.js"
 
 const { values } = parseArgs({ options: { requests: { type: "string", default: "20000" } } })
@@ -82,6 +82,15 @@ const stacks: Record<string, Layer.Layer<LanguageModel.LanguageModel>> = {
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make("sk-a")] })),
     Layer.provide(RateLimiter.unlimited),
     Layer.provide(process.env.REAL ? Layer.empty : canned), Layer.provide(Transport.layerUndici)),
+  // the demo's shape: Retry inside a Fallback step; Fallback must not count the chunks Retry's provider reports
+  "fallback": Fallback.layer([
+    { model: Retry.layer(Retry.schedule()).pipe(Layer.provide(provider)) },
+    { model: provider }
+  ]).pipe(
+    Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make("sk-a"), Redacted.make("sk-b")] })),
+    Layer.provide(bucket),
+    Layer.provide(Usage.layer()),
+    Layer.provide(canned), Layer.provide(Transport.layerUndici)),
   "full": Retry.layer(Retry.schedule()).pipe(
     Layer.provideMerge(provider),
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make("sk-a"), Redacted.make("sk-b")] })),

@@ -11,8 +11,7 @@ import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { decodeJsonBody, fromStreamErrorEvent, tryJson, jsonObjectFrame } from "./internal/request/errors.js"
-import * as Adapter from "./internal/adapter.js"
-import * as Http from "./internal/request/index.js"
+import * as Provider from "./Provider.js"
 import * as KeyPool from "./KeyPool.js"
 import { LanguageModel } from "./LanguageModel.js"
 import * as Err from "./LlmError.js"
@@ -25,7 +24,7 @@ import type * as RateLimiter from "./RateLimiter.js"
 // ---------------------------------------------------------------------------
 
 /** @since 0.1.0 @category models */
-export interface Options extends Adapter.CommonOptions {
+export interface Options extends Provider.CommonOptions {
   readonly model: string
   /** Defaults to `https://api.anthropic.com`. */
   readonly baseUrl?: string | undefined
@@ -372,7 +371,7 @@ interface OpenBlock {
  * (stop reason, usage) → `message_stop`. `ping` is ignored and `error` ends the stream.
  * @since 0.1.0 @category wire
  */
-export class EventParser implements Http.StreamParser {
+export class EventParser implements Provider.StreamParser {
   emittedText = ""
   settledTokens: number | undefined = undefined
   private reasoning = ""
@@ -548,7 +547,7 @@ export class EventParser implements Http.StreamParser {
   }
 }
 
-const push = Adapter.pushDelta
+const push = Provider.pushDelta
 
 // ---------------------------------------------------------------------------
 // Layers
@@ -558,31 +557,23 @@ const push = Adapter.pushDelta
 export const make = (
   options: Options
 ): Effect.Effect<LanguageModel["Type"], never, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> =>
-  Effect.gen(function* () {
+  Effect.suspend(() => {
     const provider = options.provider ?? "anthropic"
     const baseUrl = (options.baseUrl ?? defaultBaseUrl).replace(/\/+$/, "")
     const url = `${baseUrl}/v1/messages`
-    const endpoint = yield* Http.resolveEndpoint({
+    const wireOptions = { provider, defaultMaxTokens: options.defaultMaxTokens, thinkingBudgets: options.thinkingBudgets }
+    return Provider.make({
       provider,
       auth: (key) => ({ "x-api-key": Redacted.value(key) }),
-      ...Adapter.endpointOptions(options),
-      headers: { "anthropic-version": options.version ?? defaultVersion, ...options.headers }
-    })
-    const wireOptions = { provider, defaultMaxTokens: options.defaultMaxTokens, thinkingBudgets: options.thinkingBudgets }
-    return Adapter.languageModel({
-      provider,
-      options,
-      endpoint,
       framing: "sse",
-      streamAccept: "text/event-stream",
       url: () => url,
       body: (request, model, stream) => toWireRequest(request, model, stream, wireOptions),
       decode: (request, model, body, status) => fromWireResponse(provider, model, request, body, status),
       parser: (request, model) => new EventParser(provider, model, request)
-    })
+    }, { ...options, provider, headers: { "anthropic-version": options.version ?? defaultVersion, ...options.headers } })
   })
 
-const providerLayers = Adapter.layers(make)
+const providerLayers = Provider.layers(make)
 
 /** @since 0.1.0 @category layers */
 export const layer = providerLayers.layer
@@ -598,4 +589,4 @@ export const layerConfig = providerLayers.layerConfig
  * @since 0.1.0 @category layers
  */
 export const layerFromEnv = (options: Omit<Options, "provider">) =>
-  Adapter.withEnvKeys(layer({ ...options, provider: "anthropic" }), "anthropic", "ANTHROPIC_API_KEY")
+  Provider.withEnvKeys(layer({ ...options, provider: "anthropic" }), "anthropic", "ANTHROPIC_API_KEY")

@@ -14,7 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { LanguageModel } from "./LanguageModel.js"
+import { decorate, type Decorator, LanguageModel, type Tracker, wrap } from "./LanguageModel.js"
 import { BudgetExceededError, type LlmError } from "./LlmError.js"
 import type { ChatRequest, StreamEvent, Usage as UsageData } from "./Message.js"
 import * as Tokenizer from "./Tokenizer.js"
@@ -97,12 +97,13 @@ interface Reservation {
 /** @since 0.1.0 @category models */
 export interface Controller {
   readonly status: Effect.Effect<Status>
-  readonly decorate: (model: LanguageModel["Type"]) => LanguageModel["Type"]
+  /** Wraps a model; every model it wraps draws on this budget. */
+  readonly decorator: Decorator
 }
 
 /**
- * A budget whose `status` you can read, and whose `decorate` wraps models. Every model it
- * decorates draws on the same budget.
+ * A budget whose `status` you can read, and whose `decorator` wraps models. Every model it
+ * wraps draws on the same budget.
  * @since 0.1.0 @category constructors
  */
 export const make = (options: Options): Effect.Effect<Controller> =>
@@ -199,7 +200,7 @@ export const make = (options: Options): Effect.Effect<Controller> =>
         )
       })
 
-    const decorate = (upstream: LanguageModel["Type"]): LanguageModel["Type"] => {
+    const decorator: Decorator = (upstream) => Effect.sync(() => {
       const chat = (request: ChatRequest) => {
         const model = request.model ?? upstream.model
         return Effect.uninterruptibleMask((restore) =>
@@ -211,7 +212,7 @@ export const make = (options: Options): Effect.Effect<Controller> =>
             ))
         ).pipe(Effect.withSpan("Budget.chat"))
       }
-      const stream = (request: ChatRequest): Stream.Stream<StreamEvent, LlmError> => {
+      const stream = (request: ChatRequest, tracker?: Tracker): Stream.Stream<StreamEvent, LlmError> => {
         const model = request.model ?? upstream.model
         return Stream.unwrapScoped(Effect.gen(function* () {
           let usage: UsageData | undefined
@@ -220,15 +221,15 @@ export const make = (options: Options): Effect.Effect<Controller> =>
             (reservation) => settle(upstream.provider, model, reservation, usage)
           )
           // Finish is a stream's last event: look at each chunk's tail, not at every event
-          return Stream.mapChunks(upstream.stream(request), (chunk) => {
+          return Stream.mapChunks(upstream.stream(request, tracker), (chunk) => {
             const last = Chunk.last(chunk)
             if (Option.isSome(last) && last.value._tag === "Finish") usage = last.value.usage
             return chunk
           })
         })).pipe(Stream.withSpan("Budget.stream"))
       }
-      return { ...upstream, chat, stream }
-    }
+      return wrap(upstream, { chat, stream })
+    })
 
     const status = Effect.map(Clock.currentTimeMillis, (now): Status => {
       roll(now)
@@ -246,7 +247,7 @@ export const make = (options: Options): Effect.Effect<Controller> =>
       }
     })
 
-    return { status, decorate }
+    return { status, decorator }
   })
 
 const format = (dimension: "tokens" | "cost", n: number) => (dimension === "tokens" ? `${n} tokens` : `$${n.toFixed(4)}`)
@@ -256,7 +257,4 @@ const format = (dimension: "tokens" | "cost", n: number) => (dimension === "toke
  * @since 0.1.0 @category layers
  */
 export const layer = (options: Options): Layer.Layer<LanguageModel, never, LanguageModel> =>
-  Layer.effect(
-    LanguageModel,
-    Effect.flatMap(make(options), (controller) => Effect.map(LanguageModel, controller.decorate))
-  )
+  decorate((inner) => Effect.flatMap(make(options), (controller) => controller.decorator(inner)))

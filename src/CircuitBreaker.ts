@@ -26,7 +26,7 @@ import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/circuitBreaker.js"
-import { LanguageModel, type Service as Model } from "./LanguageModel.js"
+import { decorate, type Decorator, LanguageModel, wrap } from "./LanguageModel.js"
 import { CircuitOpenError, type LlmError } from "./LlmError.js"
 import type { StreamEvent } from "./Message.js"
 
@@ -76,7 +76,7 @@ export interface Service {
   /** A stream through the breaker: admitted when it starts, settled when it ends. */
   readonly protectStream: <R>(stream: Stream.Stream<StreamEvent, LlmError, R>) => Stream.Stream<StreamEvent, LlmError, R>
   /** The model with `chat` and `stream` through the breaker. */
-  readonly wrap: (model: Model) => Model
+  readonly decorator: Decorator
   readonly status: Effect.Effect<Status>
 }
 
@@ -194,13 +194,11 @@ export const make = (
       endpoint,
       protect,
       protectStream,
-      wrap: (model) => ({
-        provider: model.provider,
-        model: model.model,
-        contextWindow: model.contextWindow,
-        chat: (request) => protect(model.chat(request)),
-        stream: (request) => protectStream(model.stream(request))
-      }),
+      decorator: (model) =>
+        Effect.succeed(wrap(model, {
+          chat: (request) => protect(model.chat(request)),
+          stream: (request, tracker) => protectStream(model.stream(request, tracker))
+        })),
       status: Effect.map(Clock.currentTimeMillis, (now) => ({ endpoint, ...machine.snapshot(now) }))
     }
     return service
@@ -241,16 +239,18 @@ export const register = (breaker: Service): Effect.Effect<void, never, Scope.Sco
     Option.isSome(registry) ? registry.value.register(breaker) : Effect.void)
 
 /**
- * A decorator: the model below, behind a breaker (registered in the `Registry` when present).
+ * The decorator: the model below, behind a breaker of its own (registered in the `Registry`
+ * when one is in context, for the scope of the layer).
+ * @since 0.1.0 @category decorators
+ */
+export const decorator = (options: Options = {}): Decorator<never, Scope.Scope> => (inner) =>
+  Effect.gen(function* () {
+    const breaker = yield* make({ ...options, provider: inner.provider, model: inner.model })
+    yield* register(breaker)
+    return yield* breaker.decorator(inner)
+  })
+
+/**
  * @since 0.1.0 @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<LanguageModel, never, LanguageModel> =>
-  Layer.scoped(
-    LanguageModel,
-    Effect.gen(function* () {
-      const inner = yield* LanguageModel
-      const breaker = yield* make({ ...options, provider: inner.provider, model: inner.model })
-      yield* register(breaker)
-      return breaker.wrap(inner)
-    })
-  )
+export const layer = (options: Options = {}): Layer.Layer<LanguageModel, never, LanguageModel> => decorate(decorator(options))

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Stream from "effect/Stream"
-import { LanguageModel } from "./LanguageModel.js"
+import { decorate, type Decorator, LanguageModel, wrap } from "./LanguageModel.js"
 import { ContextLengthError, type LlmError } from "./LlmError.js"
 import * as Message from "./Message.js"
 import * as Tokenizer from "./Tokenizer.js"
@@ -241,10 +241,12 @@ const upperBound = (messages: ReadonlyArray<Message.Message>): number => {
 }
 
 /**
- * Wraps a model so that every request is fitted to its window before it is sent.
- * @since 0.1.0 @category constructors
+ * The decorator: every request is fitted to the window of the model below before it is sent.
+ * @since 0.1.0 @category decorators
  */
-export const make = (upstream: LanguageModel["Type"], options: Options = {}): LanguageModel["Type"] => {
+export const decorator = (options: Options = {}): Decorator => (upstream) => Effect.sync(() => fitted(upstream, options))
+
+const fitted = (upstream: LanguageModel["Type"], options: Options): LanguageModel["Type"] => {
   const compact = options.compact === "summarize" ? summarizeWith(upstream) : options.compact
   const prepare = (request: Message.ChatRequest): Effect.Effect<Message.ChatRequest, ContextLengthError> => {
     const contextWindow = options.contextWindow ?? upstream.contextWindow ?? defaultContextWindow
@@ -276,16 +278,14 @@ export const make = (upstream: LanguageModel["Type"], options: Options = {}): La
       Effect.map((result) => (result.dropped.length === 0 ? request : { ...request, messages: result.messages }))
     )
   }
-  return {
-    ...upstream,
+  return wrap(upstream, {
     chat: (request) => Effect.flatMap(prepare(request), upstream.chat).pipe(Effect.withSpan("ContextWindow.chat")),
-    stream: (request) => Stream.unwrap(Effect.map(prepare(request), upstream.stream)).pipe(Stream.withSpan("ContextWindow.stream"))
-  }
+    stream: (request, tracker) =>
+      Stream.unwrap(Effect.map(prepare(request), (fitted) => upstream.stream(fitted, tracker))).pipe(Stream.withSpan("ContextWindow.stream"))
+  })
 }
 
 /**
- * The decorator.
  * @since 0.1.0 @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<LanguageModel, never, LanguageModel> =>
-  Layer.effect(LanguageModel, Effect.map(LanguageModel, (upstream) => make(upstream, options)))
+export const layer = (options: Options = {}): Layer.Layer<LanguageModel, never, LanguageModel> => decorate(decorator(options))

@@ -20,7 +20,8 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Gemini from "./Gemini.js"
 import { decodeJsonBody, malformed } from "./internal/request/errors.js"
-import * as Http from "./internal/request/index.js"
+import { type Outgoing, resolveEndpoint } from "./internal/request/endpoint.js"
+import { sendJsonAs } from "./internal/request/exchange.js"
 import type * as KeyPool from "./KeyPool.js"
 import * as Err from "./LlmError.js"
 import type { Usage } from "./Message.js"
@@ -205,7 +206,7 @@ export interface ProviderOptions {
 
 type Requirements = HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter
 
-const outgoing = (url: string, model: string, wire: Record<string, unknown>, texts: ReadonlyArray<string>): Http.Outgoing => {
+const outgoing = (url: string, model: string, wire: Record<string, unknown>, texts: ReadonlyArray<string>): Outgoing => {
   let tokens = 0
   for (const text of texts) tokens += estimateTokens(text)
   return { url, model, body: JSON.stringify(wire), estimatedTokens: tokens }
@@ -248,7 +249,7 @@ export const makeOpenAiCompatible = (options: ProviderOptions): Effect.Effect<Se
   Effect.gen(function* () {
     const provider = options.provider ?? "openai"
     const url = `${(options.baseUrl ?? "https://api.openai.com/v1").replace(/\/+$/, "")}/embeddings`
-    const endpoint = yield* Http.resolveEndpoint({
+    const endpoint = yield* resolveEndpoint({
       provider,
       auth: (key) => ({ authorization: `Bearer ${Redacted.value(key)}` }),
       headers: options.headers,
@@ -263,7 +264,7 @@ export const makeOpenAiCompatible = (options: ProviderOptions): Effect.Effect<Se
       embedBatch: (texts, { dimensions }) => {
         const wire: Record<string, unknown> = { model: options.model, input: texts, encoding_format: "float" }
         if (dimensions !== undefined) wire.dimensions = dimensions
-        return Http.sendJsonAs(
+        return sendJsonAs(
           endpoint,
           outgoing(url, options.model, wire, texts),
           (body, status) => fromOpenAiResponse(provider, options.model, body, status),
@@ -290,7 +291,7 @@ export const makeGemini = (
       maxBatchSize: options.maxBatchSize ?? 100,
       concurrency: options.concurrency,
       embedBatch: (texts, { dimensions }) =>
-        Http.sendJsonAs(
+        sendJsonAs(
           endpoint,
           outgoing(url, options.model, Gemini.toEmbeddingsRequest(options.model, texts, { dimensions, taskType: options.taskType }), texts),
           (body, status) => Gemini.fromEmbeddingsResponse(provider, options.model, body, status),
@@ -316,7 +317,7 @@ export const makeOllama = (
       maxBatchSize: options.maxBatchSize ?? 2048,
       concurrency: options.concurrency,
       embedBatch: (texts, { dimensions }) =>
-        Http.sendJsonAs(
+        sendJsonAs(
           endpoint,
           outgoing(url, options.model, Ollama.toEmbeddingsRequest(options.model, texts, { dimensions, keepAlive: options.keepAlive }), texts),
           (body, status) => Ollama.fromEmbeddingsResponse(provider, options.model, body, status),

@@ -29,8 +29,8 @@ import * as ScheduleInterval from "effect/ScheduleInterval"
 import * as Stream from "effect/Stream"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Health from "./Health.js"
-import { guardPartial, isPartial } from "./internal/request/delivered.js"
-import { LanguageModel, type Service as Model } from "./LanguageModel.js"
+import { guardPartial, isPartial, Reports, reportsOf } from "./internal/request/delivered.js"
+import { LanguageModel, type Service as Model, type Tracker } from "./LanguageModel.js"
 import * as Err from "./LlmError.js"
 import type { ChatRequest, StreamEvent } from "./Message.js"
 
@@ -143,7 +143,7 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
       if (step.breaker !== undefined) {
         const breaker = yield* CircuitBreaker.make({ endpoint: name, ...step.breaker, provider: raw.provider, model: raw.model })
         yield* CircuitBreaker.register(breaker)
-        model = breaker.wrap(raw)
+        model = yield* breaker.decorator(raw)
       }
       if (Option.isSome(health)) yield* health.value.register({ name, probe: step.probe ?? Health.probeChat(raw) })
       built.push({ index, name, model, health: Option.getOrUndefined(health) })
@@ -243,13 +243,13 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
         )
       }).pipe(Effect.withSpan("Fallback.chat", { attributes: { "fallback.steps": built.length } }))
 
-    const stream = (request: ChatRequest): Stream.Stream<StreamEvent, Err.LlmError> =>
+    const stream = (request: ChatRequest, tracker?: Tracker): Stream.Stream<StreamEvent, Err.LlmError> =>
       Stream.suspend(() => {
         const state = newState()
         const attempt = Stream.unwrap(
           Effect.map(CurrentStep, (step) =>
             // the model's own stream is guarded, so a provider's can say what it delivered
-            Stream.unwrap(Effect.as(skipIfDown(step), guardPartial(step.model.stream(requestFor(step, request)))))
+            Stream.unwrap(Effect.as(skipIfDown(step), guardPartial(step.model, requestFor(step, request), tracker)))
               .pipe(Stream.tapError(record(state, step))))
         )
         return attempt.pipe(
@@ -258,14 +258,16 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
         )
       }).pipe(Stream.withSpan("Fallback.stream", { attributes: { "fallback.steps": built.length } }))
 
-    return LanguageModel.of({
+    const service: Model = {
       provider: primary.provider,
       model: primary.model,
       // the stack serves the largest window it has: context-length errors fall back to it
       contextWindow: windows.length === 0 ? undefined : Math.max(...windows),
       chat,
       stream
-    })
+    }
+    // its stream passes a step's events through: it reports when every step's does
+    return Object.assign(service, { [Reports]: built.every((step) => reportsOf(step.model)) })
   })
 
 /** @since 0.1.0 @category utils */

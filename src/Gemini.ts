@@ -16,8 +16,9 @@ import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { decodeJsonBody, fromStreamErrorEvent, malformed, jsonObjectFrame } from "./internal/request/errors.js"
-import * as Adapter from "./internal/adapter.js"
-import * as Http from "./internal/request/index.js"
+import * as Provider from "./Provider.js"
+import { resolveEndpoint } from "./internal/request/endpoint.js"
+import { endpointOptions } from "./internal/request/model.js"
 import { argumentsObject, parseDataUrl, resultObject, toolNameFor } from "./internal/toolCalls.js"
 import type * as KeyPool from "./KeyPool.js"
 import { LanguageModel } from "./LanguageModel.js"
@@ -30,7 +31,7 @@ import type * as RateLimiter from "./RateLimiter.js"
 // ---------------------------------------------------------------------------
 
 /** @since 0.1.0 @category models */
-export interface Options extends Adapter.CommonOptions {
+export interface Options extends Provider.CommonOptions {
   /** e.g. `gemini-2.5-flash`; `models/…` and `tunedModels/…` names are used as given. */
   readonly model: string
   /** Defaults to `https://generativelanguage.googleapis.com/v1beta`. */
@@ -382,7 +383,7 @@ interface PendingCall {
  * that ends without a finish reason was cut.
  * @since 0.1.0 @category wire
  */
-export class ChunkParser implements Http.StreamParser {
+export class ChunkParser implements Provider.StreamParser {
   emittedText = ""
   settledTokens: number | undefined = undefined
   private reasoning = ""
@@ -547,7 +548,7 @@ const applyPartial = (call: PendingCall, partial: Record<string, unknown>): void
   call.continuing = typeof value === "string" && partial.willContinue === true ? path : undefined
 }
 
-const push = Adapter.pushDelta
+const push = Provider.pushDelta
 
 // ---------------------------------------------------------------------------
 // Wire format: embeddings (`batchEmbedContents`)
@@ -601,13 +602,12 @@ export const fromEmbeddingsResponse = (
 // Layers
 // ---------------------------------------------------------------------------
 
+/** Gemini's key header. @since 0.1.0 @category constructors */
+export const auth = (key: Redacted.Redacted<string>): Record<string, string> => ({ "x-goog-api-key": Redacted.value(key) })
+
 /** @since 0.1.0 @category constructors */
-export const endpointOf = (options: Omit<Adapter.CommonOptions, "model">) =>
-  Http.resolveEndpoint({
-    provider: options.provider ?? "gemini",
-    auth: (key) => ({ "x-goog-api-key": Redacted.value(key) }),
-    ...Adapter.endpointOptions(options)
-  })
+export const endpointOf = (options: Omit<Provider.CommonOptions, "model">) =>
+  resolveEndpoint({ provider: options.provider ?? "gemini", auth, ...endpointOptions(options) })
 
 /** @since 0.1.0 @category constructors */
 export const urlOf = (baseUrl: string | undefined, model: string, method: string): string =>
@@ -617,23 +617,20 @@ export const urlOf = (baseUrl: string | undefined, model: string, method: string
 export const make = (
   options: Options
 ): Effect.Effect<LanguageModel["Type"], never, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> =>
-  Effect.gen(function* () {
+  Effect.suspend(() => {
     const provider = options.provider ?? "gemini"
-    const endpoint = yield* endpointOf(options)
-    return Adapter.languageModel({
+    return Provider.make({
       provider,
-      options,
-      endpoint,
+      auth,
       framing: "sse",
-      streamAccept: "text/event-stream",
       url: (model, stream) => urlOf(options.baseUrl, model, stream ? "streamGenerateContent?alt=sse" : "generateContent"),
       body: (request, model) => toWireRequest(request, model, provider),
       decode: (request, model, body, status) => fromWireResponse(provider, model, request, body, status),
       parser: (request, model) => new ChunkParser(provider, model, request)
-    })
+    }, { ...options, provider })
   })
 
-const providerLayers = Adapter.layers(make)
+const providerLayers = Provider.layers(make)
 
 /** @since 0.1.0 @category layers */
 export const layer = providerLayers.layer

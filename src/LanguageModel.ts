@@ -8,7 +8,9 @@ import type * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { counted, Reports, reportsOf, type Tracker } from "./internal/request/delivered.js"
 import { type LlmError, StreamError } from "./LlmError.js"
 import type { ChatRequest, ChatResponse, StreamEvent, ToolCall } from "./Message.js"
 
@@ -21,17 +23,68 @@ export interface Service {
   /** The model's context window in tokens, when known. */
   readonly contextWindow?: number | undefined
   readonly chat: (request: ChatRequest) => Effect.Effect<ChatResponse, LlmError>
-  readonly stream: (request: ChatRequest) => Stream.Stream<StreamEvent, LlmError>
+  /**
+   * The reply as events. `tracker` is for decorators (`Retry`, `Fallback`): the stream reports
+   * to it what it delivered, so that a failure after output began is never retried. Models
+   * made with `make` or a provider's layer do; a decorator passes it to the model below.
+   */
+  readonly stream: (request: ChatRequest, tracker?: Tracker) => Stream.Stream<StreamEvent, LlmError>
 }
+
+/**
+ * What a stream has delivered, for the decorators that must know; see `Service.stream`.
+ * @since 0.1.0 @category models
+ */
+export type { Tracker }
 
 /** @since 0.1.0 @category tags */
 export class LanguageModel extends Context.Tag("effect-llm/LanguageModel")<LanguageModel, Service>() {}
 
-/** @since 0.1.0 @category constructors */
-export const make = (impl: Service): Service => impl
+/**
+ * A model from your own `chat` and `stream`. Its streams are counted on their way out (one
+ * stage), so that `Retry` and `Fallback` above it know what a failed stream delivered.
+ * @since 0.1.0 @category constructors
+ */
+export const make = (impl: Service): Service =>
+  reportsOf(impl)
+    ? impl
+    : { ...impl, stream: (request, tracker) => counted(impl.stream(request), tracker), [Reports]: true } as Service
 
 /** @since 0.1.0 @category layers */
-export const layer = (impl: Service): Layer.Layer<LanguageModel> => Layer.succeed(LanguageModel, impl)
+export const layer = (impl: Service): Layer.Layer<LanguageModel> => Layer.succeed(LanguageModel, make(impl))
+
+/**
+ * A decorator: the model above from the model below. `Retry`, `CircuitBreaker`,
+ * `ResponseCache`, `Budget` and `ContextWindow` each export one as `decorator(options)`, and
+ * `decorate` turns it into the layer that wraps whatever `LanguageModel` is provided below.
+ * @since 0.1.0 @category decorators
+ */
+export type Decorator<E = never, R = never> = (inner: Service) => Effect.Effect<Service, E, R>
+
+/**
+ * The layer of a decorator: `Layer<LanguageModel, E, LanguageModel | R>`. A decorator that
+ * needs a scope (a background fiber) gets the layer's.
+ * @since 0.1.0 @category decorators
+ */
+export const decorate = <E, R>(decorator: Decorator<E, R>): Layer.Layer<LanguageModel, E, LanguageModel | Exclude<R, Scope.Scope>> =>
+  Layer.scoped(LanguageModel, Effect.flatMap(LanguageModel, decorator))
+
+/**
+ * The model below with some of its calls replaced, keeping its provider, model and context
+ * window: what a decorator returns. A `stream` given here must pass the events of the model
+ * below through (it may add none of its own), and give the model below the tracker it got.
+ * @since 0.1.0 @category decorators
+ */
+export const wrap = (inner: Service, calls: Partial<Pick<Service, "chat" | "stream" | "contextWindow">>): Service =>
+  ({
+    provider: inner.provider,
+    model: inner.model,
+    contextWindow: inner.contextWindow,
+    chat: inner.chat,
+    stream: inner.stream,
+    ...calls,
+    [Reports]: reportsOf(inner)
+  }) as Service
 
 /** @since 0.1.0 @category accessors */
 export const chat = (request: ChatRequest): Effect.Effect<ChatResponse, LlmError, LanguageModel> =>

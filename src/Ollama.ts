@@ -13,8 +13,9 @@ import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { decodeJsonBody, fromStreamErrorEvent, jsonObjectFrame } from "./internal/request/errors.js"
-import * as Adapter from "./internal/adapter.js"
-import * as Http from "./internal/request/index.js"
+import * as Provider from "./Provider.js"
+import { resolveEndpoint } from "./internal/request/endpoint.js"
+import { endpointOptions } from "./internal/request/model.js"
 import { argumentsObject, parseDataUrl, toolNameFor } from "./internal/toolCalls.js"
 import type * as KeyPool from "./KeyPool.js"
 import { LanguageModel } from "./LanguageModel.js"
@@ -27,7 +28,7 @@ import type * as RateLimiter from "./RateLimiter.js"
 // ---------------------------------------------------------------------------
 
 /** @since 0.1.0 @category models */
-export interface Options extends Adapter.CommonOptions {
+export interface Options extends Provider.CommonOptions {
   readonly model: string
   /** Defaults to `http://localhost:11434`. */
   readonly baseUrl?: string | undefined
@@ -264,7 +265,7 @@ export const fromWireResponse = (
  * with a typed error; a stream without its `done` line was cut.
  * @since 0.1.0 @category wire
  */
-export class ChunkParser implements Http.StreamParser {
+export class ChunkParser implements Provider.StreamParser {
   emittedText = ""
   settledTokens: number | undefined = undefined
   private reasoning = ""
@@ -348,7 +349,7 @@ export class ChunkParser implements Http.StreamParser {
   }
 }
 
-const push = Adapter.pushDelta
+const push = Provider.pushDelta
 
 // ---------------------------------------------------------------------------
 // Wire format: embeddings (`/api/embed`)
@@ -396,13 +397,12 @@ export const fromEmbeddingsResponse = (
 // Layers
 // ---------------------------------------------------------------------------
 
+/** A key, for an Ollama behind a proxy that wants one. @since 0.1.0 @category constructors */
+export const auth = (key: Redacted.Redacted<string>): Record<string, string> => ({ authorization: `Bearer ${Redacted.value(key)}` })
+
 /** @since 0.1.0 @category constructors */
-export const endpointOf = (options: Omit<Adapter.CommonOptions, "model">) =>
-  Http.resolveEndpoint({
-    provider: options.provider ?? "ollama",
-    auth: (key) => ({ authorization: `Bearer ${Redacted.value(key)}` }),
-    ...Adapter.endpointOptions(options)
-  })
+export const endpointOf = (options: Omit<Provider.CommonOptions, "model">) =>
+  resolveEndpoint({ provider: options.provider ?? "ollama", auth, ...endpointOptions(options) })
 
 /** @since 0.1.0 @category constructors */
 export const urlOf = (baseUrl: string | undefined, path: "/api/chat" | "/api/embed"): string =>
@@ -412,24 +412,21 @@ export const urlOf = (baseUrl: string | undefined, path: "/api/chat" | "/api/emb
 export const make = (
   options: Options
 ): Effect.Effect<LanguageModel["Type"], never, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> =>
-  Effect.gen(function* () {
+  Effect.suspend(() => {
     const provider = options.provider ?? "ollama"
     const url = urlOf(options.baseUrl, "/api/chat")
-    const endpoint = yield* endpointOf(options)
-    return Adapter.languageModel({
+    return Provider.make({
       provider,
-      options,
-      endpoint,
+      auth,
       framing: "ndjson",
-      streamAccept: "application/x-ndjson",
       url: () => url,
       body: (request, model, stream) => toWireRequest(request, model, stream, { provider, keepAlive: options.keepAlive }),
       decode: (request, model, body, status) => fromWireResponse(provider, model, request, body, status),
       parser: (request, model) => new ChunkParser(provider, model, request)
-    })
+    }, { ...options, provider })
   })
 
-const providerLayers = Adapter.layers(make)
+const providerLayers = Provider.layers(make)
 
 /** @since 0.1.0 @category layers */
 export const layer = providerLayers.layer

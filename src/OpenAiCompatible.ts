@@ -15,8 +15,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { decodeJsonBody, fromStreamErrorEvent, malformed, tryJson } from "./internal/request/errors.js"
-import * as Adapter from "./internal/adapter.js"
-import * as Http from "./internal/request/index.js"
+import * as Provider from "./Provider.js"
 import * as KeyPool from "./KeyPool.js"
 import { LanguageModel } from "./LanguageModel.js"
 import * as Err from "./LlmError.js"
@@ -28,7 +27,7 @@ import type * as RateLimiter from "./RateLimiter.js"
 // ---------------------------------------------------------------------------
 
 /** @since 0.1.0 @category models */
-export interface Options extends Adapter.CommonOptions {
+export interface Options extends Provider.CommonOptions {
   /** Defaults to `https://api.openai.com/v1`. */
   readonly baseUrl?: string | undefined
   /** The provider id used in errors, spans and usage. Default `openai`. */
@@ -393,7 +392,7 @@ interface PendingCall {
  * parallel), remembers finish reason and usage, and emits `ToolCall` events once complete.
  * @since 0.1.0 @category wire
  */
-export class ChunkParser implements Http.StreamParser {
+export class ChunkParser implements Provider.StreamParser {
   emittedText = ""
   settledTokens: number | undefined = undefined
   private reasoning = ""
@@ -546,7 +545,7 @@ export class ChunkParser implements Http.StreamParser {
   }
 }
 
-const push = Adapter.pushDelta
+const push = Provider.pushDelta
 
 // ---------------------------------------------------------------------------
 // Layers
@@ -556,30 +555,23 @@ const push = Adapter.pushDelta
 export const make = (
   options: Options
 ): Effect.Effect<LanguageModel["Type"], never, HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter> =>
-  Effect.gen(function* () {
+  Effect.suspend(() => {
     const provider = options.provider ?? "openai"
     const baseUrl = (options.baseUrl ?? presets.openai.baseUrl).replace(/\/+$/, "")
     const url = `${baseUrl}/chat/completions`
     const maxTokensField = options.maxTokensField ?? (provider === "openai" ? "max_completion_tokens" : "max_tokens")
-    const endpoint = yield* Http.resolveEndpoint({
+    return Provider.make({
       provider,
       auth: (key) => ({ authorization: `Bearer ${Redacted.value(key)}` }),
-      ...Adapter.endpointOptions(options)
-    })
-    return Adapter.languageModel({
-      provider,
-      options,
-      endpoint,
       framing: "sse",
-      streamAccept: "text/event-stream",
       url: () => url,
       body: (request, model, stream) => toWireRequest(request, model, stream, maxTokensField),
       decode: (request, model, body, status) => fromWireResponse(provider, model, request, body, status),
       parser: (request, model) => new ChunkParser(provider, model, request)
-    })
+    }, { ...options, provider })
   })
 
-const providerLayers = Adapter.layers(make)
+const providerLayers = Provider.layers(make)
 
 /**
  * @since 0.1.0 @category layers

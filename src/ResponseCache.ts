@@ -16,7 +16,8 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/responseCache.js"
-import { Accumulator, LanguageModel, responseToEvents } from "./LanguageModel.js"
+import { Accumulator, decorate, type Decorator, LanguageModel, responseToEvents, type Tracker, wrap } from "./LanguageModel.js"
+import { counted } from "./internal/request/delivered.js"
 import type { LlmError } from "./LlmError.js"
 import type { ChatRequest, ChatResponse, StreamEvent } from "./Message.js"
 
@@ -161,14 +162,13 @@ const withoutCacheField = (request: ChatRequest): ChatRequest => {
 }
 
 /**
- * Wraps a model with a store.
- * @since 0.1.0 @category constructors
+ * The decorator: the model below, in front of the `ResponseCacheStore` in context.
+ * @since 0.1.0 @category decorators
  */
-export const make = (
-  upstream: LanguageModel["Type"],
-  store: Store,
-  options: Options = {}
-): LanguageModel["Type"] => {
+export const decorator = (options: Options = {}): Decorator<never, ResponseCacheStore> => (upstream) =>
+  Effect.map(ResponseCacheStore, (store) => cached(upstream, store, options))
+
+const cached = (upstream: LanguageModel["Type"], store: Store, options: Options): LanguageModel["Type"] => {
   const inflight = new Map<string, Deferred.Deferred<ChatResponse, LlmError>>()
 
   // One upstream call per key at a time; the others wait for its result. If the caller that
@@ -207,17 +207,18 @@ export const make = (
           : Effect.zipRight(Effect.zipRight(store.count(false), Effect.annotateCurrentSpan("cache.hit", false)), shared(key, clean)))
     }).pipe(Effect.withSpan("ResponseCache.chat"))
 
-  const stream = (request: ChatRequest): Stream.Stream<StreamEvent, LlmError> => {
-    if (options.streams !== "replay") return upstream.stream(withoutCacheField(request))
+  const stream = (request: ChatRequest, tracker?: Tracker): Stream.Stream<StreamEvent, LlmError> => {
+    if (options.streams !== "replay") return upstream.stream(withoutCacheField(request), tracker)
     return Stream.unwrap(Effect.suspend(() => {
       const mode = request.cache ?? "default"
       const clean = withoutCacheField(request)
-      if (mode === "bypass") return Effect.succeed(upstream.stream(clean))
+      if (mode === "bypass") return Effect.succeed(upstream.stream(clean, tracker))
       const key = internal.keyOf(upstream.provider, clean.model ?? upstream.model, clean)
       const lookup = mode === "refresh" ? Effect.succeed(undefined) : store.get(key)
       return Effect.flatMap(lookup, (cached) => {
-        if (cached !== undefined) return Effect.as(store.count(true), Stream.fromIterable(responseToEvents(cached)))
-        const fromUpstream = storing(key, upstream.stream(clean))
+        // a hit is this stream's own source: it reports what it delivers, as any source must
+        if (cached !== undefined) return Effect.as(store.count(true), counted(Stream.fromIterable(responseToEvents(cached)), tracker))
+        const fromUpstream = storing(key, upstream.stream(clean, tracker))
         return mode === "refresh" ? Effect.succeed(fromUpstream) : Effect.as(store.count(false), fromUpstream)
       })
     })).pipe(Stream.withSpan("ResponseCache.stream"))
@@ -238,7 +239,7 @@ export const make = (
       })
     })
 
-  return { ...upstream, chat, stream }
+  return wrap(upstream, { chat, stream })
 }
 
 /** Errors and filtered answers are not worth replaying. */
@@ -249,10 +250,7 @@ const storable = (response: ChatResponse) => response.finishReason !== "error" &
  * @since 0.1.0 @category layers
  */
 export const layerWith = (options: Options): Layer.Layer<LanguageModel, never, LanguageModel | ResponseCacheStore> =>
-  Layer.effect(
-    LanguageModel,
-    Effect.map(Effect.all([LanguageModel, ResponseCacheStore]), ([upstream, store]) => make(upstream, store, options))
-  )
+  decorate(decorator(options))
 
 /**
  * The decorator: `Layer<LanguageModel, never, LanguageModel | ResponseCacheStore>`.

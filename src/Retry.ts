@@ -20,10 +20,10 @@ import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
 import * as Stream from "effect/Stream"
-import { isPartial, retryAfterMillis, toPartial, tracked } from "./internal/request/delivered.js"
-import { LanguageModel } from "./LanguageModel.js"
+import { attempt, isPartial, retryAfterMillis, toPartial } from "./internal/request/delivered.js"
+import * as LanguageModel from "./LanguageModel.js"
 import type { LlmError } from "./LlmError.js"
-import type { StreamEvent } from "./Message.js"
+import type { ChatRequest, StreamEvent } from "./Message.js"
 
 /** @since 0.1.0 @category models */
 export interface ScheduleOptions {
@@ -123,14 +123,23 @@ export const schedule = (options?: ScheduleOptions): Schedule.Schedule<Duration.
  * non-retryable `StreamError` carrying the text delivered, so no prefix is ever repeated.
  * @since 0.1.0 @category combinators
  */
-export const retryStream = <A, R, R2>(
-  stream: Stream.Stream<StreamEvent, LlmError, R>,
+export const retryStream = <A, R2>(
+  stream: Stream.Stream<StreamEvent, LlmError>,
   policy: Schedule.Schedule<A, LlmError, R2>
-): Stream.Stream<StreamEvent, LlmError, R | R2> =>
-  // No Stream.retry (it plus a counting stage cost ~3× as much per stream): a catchAll that
-  // asks what the attempt delivered (`tracked`: the provider's own stream says, any other is
-  // counted) and re-runs it on a failure before the first event. The schedule's driver is
-  // made on the first failure only (most streams never fail).
+): Stream.Stream<StreamEvent, LlmError, R2> => retrying({ stream: () => stream }, undefined, policy, undefined)
+
+/**
+ * No Stream.retry (it plus a counting stage cost ~3× as much per stream): a catchAll that asks
+ * what the attempt delivered and re-runs it on a failure before the first event. A stream that
+ * `reports` (a provider's, or a decorator's over one) says what it delivered; any other is
+ * counted. The schedule's driver is made on the first failure only (most streams never fail).
+ */
+const retrying = <A, R2>(
+  model: Pick<LanguageModel.Service, "stream">,
+  request: ChatRequest | undefined,
+  policy: Schedule.Schedule<A, LlmError, R2>,
+  around: LanguageModel.Tracker | undefined
+): Stream.Stream<StreamEvent, LlmError, R2> =>
   Stream.fromChannel(Channel.suspend(() => {
     let driver: Schedule.ScheduleDriver<A, LlmError, R2> | undefined
     const next = (error: LlmError) =>
@@ -138,17 +147,17 @@ export const retryStream = <A, R, R2>(
         driver === undefined ? Effect.tap(Schedule.driver(policy), (made) => void (driver = made)) : Effect.succeed(driver),
         (made) => made.next(error)
       )
-    const attempt = (): Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, unknown, unknown, R | R2> => {
-      const run = tracked(stream)
+    const once = (): Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, unknown, unknown, R2> => {
+      const run = attempt(model, request as ChatRequest, around)
       return Channel.catchAll(Stream.toChannel(run.stream), (error) => {
         const sent = run.delivered()
         if (sent.events > 0) return Channel.fail(toPartial(error, sent.text))
         return isPartial(error)
           ? Channel.fail(error)
-          : Channel.unwrap(Effect.match(next(error), { onFailure: () => Channel.fail(error), onSuccess: attempt }))
+          : Channel.unwrap(Effect.match(next(error), { onFailure: () => Channel.fail(error), onSuccess: once }))
       })
     }
-    return attempt()
+    return once()
   }))
 
 /**
@@ -168,30 +177,30 @@ const retryChat = <A, E>(effect: Effect.Effect<A, E>, policy: Schedule.Schedule<
     }))
 
 /**
- * A decorator: the model below, with `chat` retried by `policy` and `stream` retried by
- * it before its first event.
+ * The decorator: the model below, with `chat` retried by `policy` and `stream` retried by it
+ * before its first event.
+ * @since 0.1.0 @category decorators
+ */
+export const decorator = <A = Duration.Duration, R = never>(
+  policy?: Schedule.Schedule<A, LlmError, R>
+): LanguageModel.Decorator<never, R> =>
+(inner) =>
+  Effect.map(Effect.context<R>(), (context) => {
+    // the schedule's requirements are provided once here, not on every call
+    const used = Schedule.provideContext((policy ?? schedule()) as Schedule.Schedule<unknown, LlmError, R>, context)
+    const chatPolicy = Schedule.whileInput(used, (error: LlmError) => !isPartial(error))
+    return LanguageModel.wrap(inner, {
+      chat: (request) =>
+        retryChat(inner.chat(request), chatPolicy).pipe(
+          Effect.withSpan("Retry.chat", { attributes: { "gen_ai.system": inner.provider }, captureStackTrace: false })
+        ),
+      stream: (request, tracker) => retrying(inner, request, used, tracker)
+    })
+  })
+
+/**
  * @since 0.1.0 @category layers
  */
 export const layer = <A = Duration.Duration, R = never>(
   policy?: Schedule.Schedule<A, LlmError, R>
-): Layer.Layer<LanguageModel, never, LanguageModel | R> =>
-  Layer.effect(
-    LanguageModel,
-    Effect.gen(function* () {
-      const inner = yield* LanguageModel
-      const context = yield* Effect.context<R>()
-      // the schedule's requirements are provided once here, not on every call
-      const used = Schedule.provideContext((policy ?? schedule()) as Schedule.Schedule<unknown, LlmError, R>, context)
-      const chatPolicy = Schedule.whileInput(used, (error: LlmError) => !isPartial(error))
-      return LanguageModel.of({
-        provider: inner.provider,
-        model: inner.model,
-        contextWindow: inner.contextWindow,
-        chat: (request) =>
-          retryChat(inner.chat(request), chatPolicy).pipe(
-            Effect.withSpan("Retry.chat", { attributes: { "gen_ai.system": inner.provider }, captureStackTrace: false })
-          ),
-        stream: (request) => retryStream(inner.stream(request), used)
-      })
-    })
-  )
+): Layer.Layer<LanguageModel.LanguageModel, never, LanguageModel.LanguageModel | R> => LanguageModel.decorate(decorator(policy))

@@ -11,7 +11,7 @@ import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as FakeServer from "./internal/fakeServer.js"
-import { collect, LanguageModel, responseToEvents } from "./LanguageModel.js"
+import { collect, LanguageModel, make, responseToEvents } from "./LanguageModel.js"
 import * as Err from "./LlmError.js"
 import type * as Message from "./Message.js"
 
@@ -95,7 +95,8 @@ export const makeMockModel = (script: MockScript): Effect.Effect<MockModel> =>
       }
       return Stream.fromIterable(responseToEvents(toResponse(request, step)))
     }
-    const service: LanguageModel["Type"] = {
+    // made with `make`, so that its streams report what they deliver, as any source's must
+    const service: LanguageModel["Type"] = make({
       provider,
       model: modelName,
       contextWindow: script.contextWindow,
@@ -106,7 +107,7 @@ export const makeMockModel = (script: MockScript): Effect.Effect<MockModel> =>
           return Effect.succeed(toResponse(request, step))
         }),
       stream: (request) => Stream.unwrap(Effect.map(nextStep(request), (step) => streamOf(request, step)))
-    }
+    })
     return { service, requests: Ref.get(requests) }
   })
 

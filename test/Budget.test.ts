@@ -18,7 +18,7 @@ const withBudget = <A, E>(
       if (logLevel.label === "WARN") warnings.push(Array.isArray(message) ? message.join(" ") : String(message))
     }))
     return yield* body({ requests: Effect.map(mock.requests, (r) => r.length), status: controller.status, warnings }).pipe(
-      Effect.provide(Layer.merge(Layer.succeed(LanguageModel.LanguageModel, controller.decorate(mock.service)), capture))
+      Effect.provide(Layer.merge(Layer.succeed(LanguageModel.LanguageModel, yield* controller.decorator(mock.service)), capture))
     )
   })
 
@@ -109,7 +109,7 @@ describe("Budget", () => {
       const mock = yield* Testing.makeMockModel({ steps: [{ text: "ok", usage: usage30 }], provider: "openai", model: "m" })
       const controller = yield* Budget.make({ period: "day", maxTokens: 100 })
       const slow: LanguageModel.Service = { ...mock.service, chat: (r) => Effect.zipRight(Deferred.await(gate), mock.service.chat(r)) }
-      const model = controller.decorate(slow)
+      const model = yield* controller.decorator(slow)
       const big = Message.request("hi", { maxTokens: 60 }) // 68 estimated
       const first = yield* Effect.fork(model.chat(big))
       yield* Effect.yieldNow()
@@ -120,7 +120,7 @@ describe("Budget", () => {
       yield* Fiber.join(first)
       expect(yield* controller.status).toMatchObject({ tokens: 30, reservedTokens: 0 })
       // a failed or interrupted request gives its reservation back
-      const failing = controller.decorate({ ...mock.service, chat: () => Effect.never })
+      const failing = yield* controller.decorator({ ...mock.service, chat: () => Effect.never })
       const stuck = yield* Effect.fork(failing.chat(big))
       yield* Effect.yieldNow()
       expect((yield* controller.status).reservedTokens).toBe(68)

@@ -78,7 +78,7 @@ describe("CircuitBreaker", () => {
         chat: (r) => Effect.zipRight(healthy ? Deferred.await(gate) : Effect.void, mock.service.chat(r))
       }
       const breaker = yield* CircuitBreaker.make({ ...ids, consecutiveFailures: 2, cooldown: "10 seconds" })
-      const model = breaker.wrap(slow)
+      const model = yield* breaker.decorator(slow)
       yield* run(model)
       yield* run(model)
       expect((yield* breaker.status).state).toBe("open")
@@ -137,7 +137,7 @@ describe("CircuitBreaker", () => {
           })
       }
       const breaker = yield* CircuitBreaker.make({ ...ids, consecutiveFailures: 2, cooldown: "1 second" })
-      const wrapped = breaker.wrap(model)
+      const wrapped = yield* breaker.decorator(model)
       for (let i = 0; i < 2; i++) yield* Effect.exit(Stream.runDrain(wrapped.stream(request)))
       expect((yield* breaker.status).state).toBe("open")
       yield* TestClock.adjust("1 second")

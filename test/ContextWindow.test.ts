@@ -196,7 +196,7 @@ describe("ContextWindow.layer", () => {
   it.effect("defaults to a 200 000-token window and passes what fits untouched", () =>
     Effect.gen(function* () {
       const mock = yield* Testing.makeMockModel({ steps: ["ok"], model })
-      const model2 = ContextWindow.make(mock.service)
+      const model2 = yield* ContextWindow.decorator()(mock.service)
       const big = Message.request([Message.user(words(150_000)), Message.user("end")])
       yield* model2.chat(big)
       expect((yield* mock.requests)[0]).toBe(big)
@@ -212,7 +212,7 @@ describe("ContextWindow.layer", () => {
         contextWindow: 60,
         model
       })
-      const decorated = ContextWindow.make(mock.service, { compact: "summarize" })
+      const decorated = yield* ContextWindow.decorator({ compact: "summarize" })(mock.service)
       const reply = yield* decorated.chat(Message.request([Message.system("s"), Message.user(words(60)), Message.assistant(words(60)), Message.user("now")]))
       expect(reply.text).toBe("answer")
       const sent = (yield* mock.requests)[1]!

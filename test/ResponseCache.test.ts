@@ -191,8 +191,8 @@ describe.each(sharedStores)("ResponseCache over %s", (_name, shared) => {
       const [storeA, storeB] = yield* shared
       const a = yield* named("gpt-4o")
       const b = yield* named("gpt-4o-mini")
-      const cachedA = ResponseCache.make(a.service, storeA, { streams: "replay" })
-      const cachedB = ResponseCache.make(b.service, storeB, { streams: "replay" })
+      const cachedA = yield* ResponseCache.decorator({ streams: "replay" })(a.service).pipe(Effect.provideService(ResponseCache.ResponseCacheStore, storeA))
+      const cachedB = yield* ResponseCache.decorator({ streams: "replay" })(b.service).pipe(Effect.provideService(ResponseCache.ResponseCacheStore, storeB))
       // the request names no model: each stack's own model must be part of the key
       const request = Message.request("hello")
       expect(request.model).toBeUndefined()

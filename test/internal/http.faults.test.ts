@@ -22,7 +22,7 @@ import {
   Testing,
   Transport
 } from "../../src/index.js"
-import * as Http from "../../src/internal/request/index.js"
+import * as Http from "../../src/internal/request/endpoint.js"
 
 type Model = Layer.Layer<LanguageModel.LanguageModel, never, KeyPool.KeyPool | RateLimiter.RateLimiter | import("@effect/platform/HttpClient").HttpClient>
 

@@ -1,13 +1,24 @@
 /**
- * What Retry and Fallback share about streams: once the caller has received an event, a
+ * The one owner of "what did this stream deliver". Once a caller has received an event, a
  * failure can no longer be hidden by running the request again (the caller would see a
- * duplicated prefix), so it becomes a partial, non-retryable `StreamError` that carries
- * the text delivered so far.
+ * duplicated prefix): it becomes a partial, non-retryable `StreamError` carrying the text
+ * delivered so far. Retry and Fallback must therefore know, at any depth of decorators, what
+ * the stream they ran has delivered.
+ *
+ * A decorator that needs to know gives the stream below it a `Tracker` (the optional second
+ * argument of `stream`). Decorators pass it on; the source of the events reports into it: a
+ * provider's own stream natively (it already counts what it wrote, so this costs nothing per
+ * chunk), any other model's stream through one counting stage (`LanguageModel.make` adds it,
+ * only when a tracker is given). A tracker passes every report on to the tracker it was made
+ * under, so Fallback learns what a stream under Retry under Fallback delivered without
+ * counting a chunk itself. (A tracker in the stream's Effect context would cost ~13 KB per
+ * read: a provided context is re-applied on every channel step.)
  */
+import type * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Stream from "effect/Stream"
 import * as Err from "../../LlmError.js"
-import type { StreamEvent } from "../../Message.js"
+import type { ChatRequest, StreamEvent } from "../../Message.js"
 import { withFields } from "./errors.js"
 
 /** What a stream's consumer has received so far. */
@@ -17,48 +28,79 @@ export interface Delivered {
   readonly text: string
 }
 
-/** Given to a stream's source, which calls it once with a way to read what it has delivered. */
-export type Watch = (delivered: () => Delivered) => void
-
-type EventStream = Stream.Stream<StreamEvent, Err.LlmError>
-
-// Streams whose source can say what it delivered, each mapped to a way to make it again with
-// a watch. Retry and Fallback then need no stage that counts every chunk (~2 KB of garbage
-// per chunk, and one channel executor per stream).
-const watchables = new WeakMap<EventStream, (watch: Watch) => EventStream>()
-
-/** A stream made by `make`, which can be made again with a watch (see `watchableSource`). */
-export const watchable = (make: (watch: Watch | undefined) => EventStream): EventStream => {
-  const stream = make(undefined)
-  watchables.set(stream, make)
-  return stream
-}
-
 const nothing: Delivered = { events: 0, text: "" }
 
 /**
- * `stream` ready to run, and what its consumer has received so far: asked of the stream's
- * source when it can say (a provider's own stream), else counted by a stage on every chunk.
+ * Collects what the sources that ran below one decorator's call delivered, and passes each
+ * report on to the tracker of the decorator around it.
  */
-export const tracked = <R>(stream: Stream.Stream<StreamEvent, Err.LlmError, R>): {
-  readonly stream: Stream.Stream<StreamEvent, Err.LlmError, R>
+export class Tracker {
+  private readonly sources: Array<() => Delivered> = []
+  constructor(private readonly parent?: Tracker | undefined) {}
+
+  /** A source reports once, with a way to read what it has delivered so far. */
+  watch(read: () => Delivered): void {
+    this.sources.push(read)
+    this.parent?.watch(read)
+  }
+
+  /** What every source that reported here delivered, in order. */
+  delivered(): Delivered {
+    const sources = this.sources
+    if (sources.length === 0) return nothing
+    if (sources.length === 1) return sources[0]!()
+    let events = 0
+    let text = ""
+    for (const read of sources) {
+      const d = read()
+      events += d.events
+      text += d.text
+    }
+    return { events, text }
+  }
+}
+
+/**
+ * A model's property: its streams report what they deliver to the tracker they are given (a
+ * provider's, one built with `LanguageModel.make`, and a decorator's over one of those).
+ */
+export const Reports: unique symbol = Symbol.for("effect-llm/Reports") as never
+
+export const reportsOf = (model: object): boolean => (model as { readonly [Reports]?: boolean })[Reports] === true
+
+type EventStream<E, R> = Stream.Stream<StreamEvent, E, R>
+
+/** `stream`, counted by one stage that reports to `tracker`; unchanged when nobody asks. */
+export const counted = <E, R>(stream: EventStream<E, R>, tracker: Tracker | undefined): EventStream<E, R> =>
+  tracker === undefined ? stream : Stream.suspend(() => {
+    let events = 0
+    let text = ""
+    tracker.watch(() => ({ events, text }))
+    return Stream.mapChunks(stream, (chunk: Chunk.Chunk<StreamEvent>) => {
+      for (const event of chunk) {
+        events++
+        if (event._tag === "TextDelta") text += event.text
+      }
+      return chunk
+    })
+  })
+
+/** The streaming half of a model, as a decorator calls the model below it. */
+interface Streams {
+  readonly stream: (request: ChatRequest, tracker?: Tracker) => EventStream<Err.LlmError, never>
+}
+
+/**
+ * One run of `model.stream(request)` with a tracker of its own (chained to `around`), and
+ * what it delivered: asked of a model that reports, counted for one that does not.
+ */
+export const attempt = (model: Streams, request: ChatRequest, around: Tracker | undefined): {
+  readonly stream: EventStream<Err.LlmError, never>
   readonly delivered: () => Delivered
 } => {
-  const source = watchables.get(stream as EventStream)
-  if (source !== undefined) {
-    let read: (() => Delivered) | undefined
-    return { stream: source((watch) => (read = watch)), delivered: () => read?.() ?? nothing }
-  }
-  let events = 0
-  let text = ""
-  const counted = Stream.mapChunks(stream, (chunk) => {
-    for (const event of chunk) {
-      events++
-      if (event._tag === "TextDelta") text += event.text
-    }
-    return chunk
-  })
-  return { stream: counted, delivered: () => ({ events, text }) }
+  const tracker = new Tracker(around)
+  const stream = reportsOf(model) ? model.stream(request, tracker) : counted(model.stream(request), tracker)
+  return { stream, delivered: () => tracker.delivered() }
 }
 
 /** A stream failure after output began: neither retried nor fallen back. */
@@ -85,14 +127,12 @@ export const toPartial = (error: Err.LlmError, text: string): Err.StreamError =>
     })
 
 /**
- * A failure after the stream's first event becomes a partial `StreamError` whose
- * `partialText` is exactly the text delivered.
+ * `model.stream(request)`, where a failure after the first event becomes a partial
+ * `StreamError` whose `partialText` is exactly the text delivered.
  */
-export const guardPartial = <R>(
-  stream: Stream.Stream<StreamEvent, Err.LlmError, R>
-): Stream.Stream<StreamEvent, Err.LlmError, R> =>
+export const guardPartial = (model: Streams, request: ChatRequest, around: Tracker | undefined): EventStream<Err.LlmError, never> =>
   Stream.suspend(() => {
-    const run = tracked(stream)
+    const run = attempt(model, request, around)
     return Stream.catchAll(run.stream, (error) => {
       const sent = run.delivered()
       return Stream.fail(sent.events === 0 ? error : toPartial(error, sent.text))

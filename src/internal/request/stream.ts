@@ -15,7 +15,7 @@ import * as Err from "../../LlmError.js"
 import type { StreamEvent } from "../../Message.js"
 import { malformed, redactSecret, withFields } from "./errors.js"
 import { outcomeOf } from "../keyPool.js"
-import type { Watch } from "./delivered.js"
+import type { Tracker } from "./delivered.js"
 import * as Telemetry from "./telemetry.js"
 import { type StreamReply, TransportFailure } from "../transport/types.js"
 import { type Endpoint, type Outgoing, networkError, tooLarge } from "./endpoint.js"
@@ -58,7 +58,7 @@ export const sendStream = (
   out: Outgoing,
   framing: Framing,
   makeParser: () => StreamParser,
-  watch?: Watch
+  tracker?: Tracker | undefined
 ): Stream.Stream<StreamEvent, Err.LlmError> =>
   Stream.fromChannel(Channel.acquireUseRelease(
     Effect.flatMap(Telemetry.startStream(endpoint.provider, out.model), (recorder) =>
@@ -74,7 +74,7 @@ export const sendStream = (
       const opened = Effect.withParentSpan(onAnotherKey(endpoint, attempt), recorder.span)
       return Channel.unwrap(
         Effect.flatMap(opened, ([reply, lease]) =>
-          frames(endpoint, out, scope, deadlines, recorder, reply, lease, framing, makeParser(), watch))
+          frames(endpoint, out, scope, deadlines, recorder, reply, lease, framing, makeParser(), tracker))
       )
     },
     ({ recorder, scope }, exit) => Effect.zipRight(Scope.close(scope, exit), Effect.sync(() => recorder.end(exit)))
@@ -99,15 +99,12 @@ const frames = (
   lease: KeyPool.Lease,
   framing: Framing,
   parser: StreamParser,
-  watch: Watch | undefined
+  tracker: Tracker | undefined
 ): Effect.Effect<Events> => {
   const decoder = new TextDecoder()
   let pending: Array<StreamEvent> = []
   let failure: Err.LlmError | undefined
   let emitted = 0
-  // every batch is written before the failure that follows it, so at a failure `emitted`
-  // and the parser's text are what the consumer received
-  watch?.(() => ({ events: emitted, text: parser.emittedText }))
   // the provider's stream ended properly (the parser saw its end, or a Finish went out); a
   // consumer that stops before that neither succeeded nor failed with this key
   let finished = false
@@ -232,6 +229,9 @@ const frames = (
     feed(text)
     return emit(false)
   }
+  // every batch is written before the failure that follows it, so at a failure `emitted` and
+  // the parser's text are what the consumer received: the source reports them, uncounted
+  tracker?.watch(() => ({ events: emitted, text: parser.emittedText }))
   return Effect.as(Scope.addFinalizer(scope, onClose), loop)
 }
 

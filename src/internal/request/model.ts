@@ -1,0 +1,71 @@
+/**
+ * A `LanguageModel` over a provider's `Spec`: each call is validated, mapped to its wire body
+ * and sent down the request path; nothing else differs between providers.
+ */
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import type { Service } from "../../LanguageModel.js"
+import * as Err from "../../LlmError.js"
+import type * as Message from "../../Message.js"
+import type { CommonOptions, Spec } from "../../Provider.js"
+import { estimateTokens } from "../../RateLimiter.js"
+import { Reports } from "./delivered.js"
+import { type Endpoint, type Outgoing, resolveEndpoint } from "./endpoint.js"
+import { sendJson } from "./exchange.js"
+import { sendStream } from "./stream.js"
+import { validateRequest } from "./validate.js"
+
+const acceptOf = { sse: "text/event-stream", ndjson: "application/x-ndjson" } as const
+
+/** The endpoint options of `CommonOptions`. */
+export const endpointOptions = (options: Omit<CommonOptions, "model">) => ({
+  headers: options.headers,
+  timeout: options.timeout,
+  firstTokenTimeout: options.firstTokenTimeout,
+  idleTimeout: options.idleTimeout,
+  maxResponseBytes: options.maxResponseBytes,
+  maxEventBytes: options.maxEventBytes
+})
+
+/** The model over `spec`, with `options`' deadlines, caps and headers resolved once. */
+export const make = (spec: Spec, options: CommonOptions) =>
+  Effect.map(
+    resolveEndpoint({ provider: options.provider ?? spec.provider, auth: spec.auth, ...endpointOptions(options) }),
+    (endpoint) => languageModel(spec, options, endpoint)
+  )
+
+export const languageModel = (spec: Spec, options: CommonOptions, endpoint: Endpoint): Service => {
+  const provider = endpoint.provider
+  const streamHeaders = { accept: spec.streamAccept ?? acceptOf[spec.framing] }
+  const outgoing = (request: Message.ChatRequest, stream: boolean): Outgoing | Err.LlmError => {
+    const model = request.model ?? options.model
+    const invalid = validateRequest(request, provider, model)
+    if (invalid !== undefined) return invalid
+    const wire = spec.body(request, model, stream)
+    if (Err.isLlmError(wire)) return wire
+    const body = JSON.stringify(wire)
+    const url = spec.url(model, stream)
+    return stream
+      ? { url, model, body, estimatedTokens: estimateTokens(body), headers: streamHeaders }
+      : { url, model, body, estimatedTokens: estimateTokens(body) }
+  }
+  const service: Service = {
+    provider,
+    model: options.model,
+    contextWindow: options.contextWindow,
+    chat: (request) =>
+      Effect.suspend(() => {
+        const out = outgoing(request, false)
+        if (Err.isLlmError(out)) return Effect.fail(out)
+        return sendJson(endpoint, out, (body, status) => spec.decode(request, out.model, body, status))
+      }),
+    stream: (request, tracker) =>
+      Stream.suspend(() => {
+        const out = outgoing(request, true)
+        if (Err.isLlmError(out)) return Stream.fail(out)
+        return sendStream(endpoint, out, spec.framing, () => spec.parser(request, out.model), tracker)
+      })
+  }
+  // a provider's stream reports what it delivered itself, at no cost per chunk
+  return Object.assign(service, { [Reports]: true })
+}
