@@ -2,26 +2,50 @@
  * The chaos suite: ≥ 10 000 requests, half of them streams, through a full stack
  * (a model with 2 keys falling back to one with 3, rate limiters, retry) against two
  * `FakeProvider`s that draw a fault per request: 20% 429 with retry-after, 5% 5xx, 2%
- * connection resets, 1% streams cut mid-way, 1% malformed JSON. 10% of callers are
- * interrupted at random. The primary has 2 keys so that both are often cooling at once: a
- * 429 then reaches the retry schedules instead of being re-tried on another key.
+ * connection resets, 1% streams cut mid-way, 1% malformed JSON, and 1% of streams a
+ * `NullFrame` (a valid JSON frame with `"choices":[null]` at a random frame, after which the
+ * body ends: a typed error, never the end of the answer). 10% of callers are interrupted at random. The primary has 2 keys so that both
+ * are often cooling at once: a 429 then reaches the retry schedules instead of being
+ * re-tried on another key.
+ *
+ * The secondary's key pool lives in a private redis-server (`KeyPool.layerRedis`), which
+ * goes down twice mid-run: killed once 40% of the requests have ended and restarted, empty,
+ * on the same port 3 s later; frozen (SIGSTOP) for 2.5 s once 65% have ended. (Its limiter
+ * stays in memory: the exact limiter checks below read the limiter's own clock and waits,
+ * and a Redis limiter decides by the Redis server's clock inside a script.) Without a
+ * redis-server binary, that pool stays in memory and the outages are skipped, saying so.
  *
  * It asserts what users need from a resilient client: every request ends in success or a
- * typed `LlmError` (no defects, no hangs); successful streams carry exactly the text the
- * server sent, and partial failures carry an exact prefix of it; every key lease is
- * returned; no retry reaches a key before its retry-after, and no retry of a call comes
- * before the `retryAfter` of the error it retries; once a stream has delivered an event, no
- * model is asked again for that call; no limiter is exceeded.
+ * typed `LlmError` (no defects, no hangs; the store's `StoreUnavailableError` is one);
+ * successful streams carry exactly the text the server sent, and end with `Finish`, and
+ * partial failures carry an exact prefix of it (a success that lost events is counted as a
+ * silent success, and there must be none); every key lease is returned, in memory and in
+ * Redis after the outages; no retry reaches a key before its retry-after, and no retry of a
+ * call comes before the `retryAfter` of the error it retries; once a stream has delivered an
+ * event, no model is asked again for that call; no limiter is exceeded; no key is leased
+ * without Redis's answer (no lease asked for after Redis was dead or stopped is granted
+ * before it was back, and no key reaches the secondary's server more often than it was
+ * leased); and calls succeed on the secondary again after each outage.
  *
  * Every check holds on a busy machine as on an idle one: each compares times that are
  * causally ordered (a retry follows the failure it retries; an arrival follows its
- * admission), or the limiter's own decisions read from its own clock, never a time that
- * event-loop lag can move. `CHAOS_REQUESTS` and `CHAOS_SEED` override the size and the seed.
+ * admission; a lease asked for after Redis was seen dead or stopped, and granted before it
+ * was restarted or thawed, had no answer from it), or the limiter's own decisions read from
+ * its own clock, or counts and Redis's own state, never a time that event-loop lag can move.
+ * (That each outage met requests, refused some and was followed by successes is checked too:
+ * a lease is asked for as each begins, and the outages come at shares of the run, not at
+ * times.) `CHAOS_REQUESTS` and `CHAOS_SEED` override the size and the seed.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Clock, Context, Duration, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
+import { inject } from "vitest"
 import { Fallback, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport } from "../../src/index.js"
+import { redisServer } from "../support/redisServer.js"
+
+/** Without a redis-server binary, the secondary's pool stays in memory and there is no outage. */
+const REDIS = inject("redisUrl") !== ""
+if (!REDIS) console.warn("[chaos] no redis-server: the secondary's pool stays in memory and the Redis outages are skipped")
 
 const REQUESTS = Number(process.env.CHAOS_REQUESTS ?? 10_000)
 const SEED = Number(process.env.CHAOS_SEED ?? 20261121)
@@ -41,6 +65,13 @@ const MAX_RETRY_AFTER_MS = 40
  * millis, and a timer fires on the loop's whole-millisecond time; lag only makes waits longer.
  */
 const TIMER_SLACK_MS = 2
+/** The fake's streamed reply, in frames: role, 6 of text, finish reason, usage, [DONE]. */
+const STREAM_FRAMES = 10
+/** The Redis outages: when (the share of requests ended) and how long. */
+const KILL_AT = 0.4
+const KILL_MS = 3000
+const FREEZE_AT = 0.65
+const FREEZE_MS = 2500
 
 /** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
 const prng = (seed: number) => () => {
@@ -86,6 +117,7 @@ const chaoticFake = (random: () => number, arrivals: Array<Arrival>, faults: Rec
       else if (r < 0.27) fault = { _tag: "Reset" }
       else if (r < 0.28 && stream) fault = { _tag: "CutStream", afterChunks: 1 + Math.floor(random() * 6) }
       else if (r < 0.29) fault = { _tag: "MalformedJson", afterChunks: 1 + Math.floor(random() * 6) }
+      else if (r < 0.30 && stream) fault = { _tag: "NullFrame", afterChunks: Math.floor(random() * STREAM_FRAMES) }
       const name = fault?._tag ?? "ok"
       faults[name] = (faults[name] ?? 0) + 1
       arrivals.push({ at: performance.now(), wall: Date.now(), key, id, retryAfterMs: fault?._tag === "RateLimit" ? fault.retryAfterMs : undefined })
@@ -281,6 +313,7 @@ interface ChatAttempt {
   readonly start: number
   failedAt?: number
   retryAfterMs?: number | undefined
+  succeededAt?: number
 }
 
 /**
@@ -300,12 +333,15 @@ const recordingChats = (name: string, log: Map<string, Array<ChatAttempt>>) =>
           const attempts = log.get(call)
           if (attempts === undefined) log.set(call, [attempt])
           else attempts.push(attempt)
-          return Effect.tapError(inner.chat(request), (error) =>
-            Effect.sync(() => {
-              attempt.failedAt = performance.now()
-              const hint = (error as { readonly retryAfter?: Duration.Duration }).retryAfter
-              attempt.retryAfterMs = hint === undefined ? undefined : Duration.toMillis(hint)
-            }))
+          return Effect.tapBoth(inner.chat(request), {
+            onFailure: (error) =>
+              Effect.sync(() => {
+                attempt.failedAt = performance.now()
+                const hint = (error as { readonly retryAfter?: Duration.Duration }).retryAfter
+                attempt.retryAfterMs = hint === undefined ? undefined : Duration.toMillis(hint)
+              }),
+            onSuccess: () => Effect.sync(() => void (attempt.succeededAt = performance.now()))
+          })
         })
     }))
   )
@@ -362,6 +398,67 @@ const retryAfterViolations = (arrivals: ReadonlyArray<Arrival>) => {
   return { checked, violations }
 }
 
+/** A lease the pool granted: when it was asked for and when it was granted (`performance.now`). */
+interface Grant {
+  readonly keyId: string
+  readonly asked: number
+  readonly granted: number
+}
+
+/** An `acquire` that failed with `StoreUnavailableError`. */
+interface Refusal {
+  readonly asked: number
+  readonly at: number
+}
+
+/** A pool that records each lease it grants and each `StoreUnavailableError` it fails with. */
+const recordingPool = (pool: KeyPool.Service, grants: Array<Grant>, refusals: Array<Refusal>): KeyPool.Service => ({
+  ...pool,
+  acquire: Effect.suspend(() => {
+    const asked = performance.now()
+    return Effect.tapBoth(pool.acquire, {
+      onSuccess: (lease) => Effect.sync(() => void grants.push({ keyId: lease.keyId, asked, granted: performance.now() })),
+      onFailure: (error) =>
+        Effect.sync(() => void (error._tag === "StoreUnavailableError" && refusals.push({ asked, at: performance.now() })))
+    })
+  }),
+  // the providers lease with `acquire`; a lease taken here would go unrecorded
+  withKey: () => Effect.dieMessage("chaos: the stack was expected to lease with acquire")
+})
+
+/**
+ * A span in which the redis-server could answer nothing: from when it was dead (its exit
+ * seen) or stopped (its state read as stopped), to just before it was started again or
+ * sent SIGCONT (`performance.now`).
+ */
+interface Outage {
+  readonly kind: "kill" | "freeze"
+  readonly from: number
+  readonly to: number
+  /** Requests ended when it went down. */
+  readonly ended: number
+  /** When it was back: the restarted server answered PING, or SIGCONT was sent. */
+  back: number
+}
+
+/**
+ * Leases granted without Redis's answer: asked for after the server was dead or stopped,
+ * and granted before it was started or thawed. Its answer cannot have come in between.
+ */
+const leasedWithoutRedis = (grants: ReadonlyArray<Grant>, outages: ReadonlyArray<Outage>) =>
+  grants.filter((g) => outages.some((o) => g.asked >= o.from && g.granted <= o.to))
+
+/** Per key: the requests the server saw with it, and the leases the pool granted on it. */
+const sentAndLeased = (arrivals: ReadonlyArray<Arrival>, grants: ReadonlyArray<Grant>, keys: ReadonlyArray<string>) =>
+  keys.map((key) => {
+    const keyId = KeyPool.fingerprint(key)
+    return {
+      key,
+      sent: arrivals.filter((a) => a.key === `Bearer ${key}`).length,
+      leased: grants.filter((g) => g.keyId === keyId).length
+    }
+  })
+
 describe("chaos", () => {
   it.live(`${REQUESTS} requests under injected faults end cleanly`, () =>
     Effect.gen(function* () {
@@ -371,7 +468,19 @@ describe("chaos", () => {
       const fakeA = yield* chaoticFake(random, arrivals.a, faults)
       const fakeB = yield* chaoticFake(random, arrivals.b, faults)
       const poolA = yield* KeyPool.make({ providerId: "a", keys: ["ka-1", "ka-2"] })
-      const poolB = yield* KeyPool.make({ providerId: "b", keys: ["kb-1", "kb-2", "kb-3"] })
+      const keysB = ["kb-1", "kb-2", "kb-3"]
+      // the secondary's pool in a redis-server of the test's own (its finalizer thaws and kills it);
+      // leases outlive the run, so a lease never given back is still counted at the end
+      const redis = REDIS ? yield* redisServer : undefined
+      const storedPoolB = redis === undefined
+        ? yield* KeyPool.make({ providerId: "b", keys: keysB })
+        : Context.get(
+          yield* Layer.build(KeyPool.layerRedis({ url: redis.url, prefix: "chaos:", providerId: "b", keys: keysB, leaseTtl: "10 minutes" })),
+          KeyPool.KeyPool
+        )
+      const grantsB: Array<Grant> = []
+      const refusalsB: Array<Refusal> = []
+      const poolB = recordingPool(storedPoolB, grantsB, refusalsB)
       const limiterA = yield* recordingLimiter(LIMIT)
       const limiterB = yield* recordingLimiter(LIMIT)
       const fast = Retry.schedule({ initialDelay: "2 millis", maxDelay: "20 millis", maxRetries: 3, maxRetryAfter: "1 second" })
@@ -394,7 +503,18 @@ describe("chaos", () => {
       )
       const model = Context.get(yield* Layer.build(stack), LanguageModel.LanguageModel)
 
-      const tally = { ok: 0, typedError: 0, partial: 0, interrupted: 0, defect: 0, untyped: 0, hang: 0, wrongText: 0, wrongPartial: 0 }
+      const tally = {
+        ok: 0,
+        typedError: 0,
+        partial: 0,
+        interrupted: 0,
+        defect: 0,
+        untyped: 0,
+        hang: 0,
+        wrongText: 0,
+        wrongPartial: 0,
+        silentSuccess: 0
+      }
       const errors: Record<string, number> = {}
       const problems: Array<string> = []
       /** When each streaming caller received its first event. */
@@ -404,14 +524,66 @@ describe("chaos", () => {
       const lag = monitorEventLoopDelay({ resolution: 10 })
       lag.enable()
 
+      /** Requests ended, for the outages' timing. */
+      let ended = 0
+      const outages: Array<Outage> = []
+      const whenEnded = (share: number) => Effect.repeat(Effect.sleep(10), { until: () => ended >= REQUESTS * share })
+      // One lease asked for at the start of each outage besides the stack's own, so that each
+      // outage surely meets a request (it goes through the recording pool, like the stack's).
+      // It too must end in a lease or a typed error.
+      const probe = Effect.fork(Effect.scoped(poolB.acquire))
+      const probed = (fiber: Fiber.RuntimeFiber<KeyPool.Lease, LlmError.LlmError>) =>
+        Effect.map(Fiber.await(fiber), (exit) => {
+          if (Exit.isFailure(exit) && !LlmError.isLlmError(Option.getOrUndefined(Cause.failureOption(exit.cause)))) {
+            problems.push(`a lease asked for during an outage: ${Cause.pretty(exit.cause)}`)
+          }
+        })
+      // killed, then restarted empty on the same port; later frozen, then thawed (also if interrupted)
+      const outage = redis === undefined ? Effect.void : Effect.gen(function* () {
+        yield* whenEnded(KILL_AT)
+        const endedAtKill = ended
+        yield* redis.kill
+        const killed = performance.now()
+        const probeKill = yield* probe
+        yield* Effect.sleep(KILL_MS)
+        const kill: Outage = { kind: "kill", from: killed, to: performance.now(), ended: endedAtKill, back: Infinity }
+        outages.push(kill)
+        yield* redis.start
+        kill.back = performance.now()
+        yield* probed(probeKill)
+        yield* whenEnded(FREEZE_AT)
+        const endedAtFreeze = ended
+        const [freeze, probeFreeze] = yield* Effect.acquireUseRelease(
+          Effect.zipRight(Effect.zipRight(redis.freeze, redis.stopped), Effect.sync(() => performance.now())),
+          (stopped) =>
+            Effect.gen(function* () {
+              const probing = yield* probe
+              yield* Effect.sleep(FREEZE_MS)
+              const frozen: Outage = { kind: "freeze", from: stopped, to: performance.now(), ended: endedAtFreeze, back: Infinity }
+              return [frozen, probing] as const
+            }),
+          () => redis.thaw
+        )
+        freeze.back = performance.now()
+        outages.push(freeze)
+        yield* probed(probeFreeze)
+      })
+      const outageFiber = yield* Effect.forkScoped(outage)
+
       const caller = (i: number) =>
         Effect.gen(function* () {
           const id = `req-${i}`
           const streaming = i % 2 === 0
           const interruptAfter = random() < 0.1 ? random() * 15 : undefined
+          // what the caller received, event by event: a success must carry the whole answer and end with Finish
+          const seen = { text: "", last: "" }
           const call = streaming
             ? LanguageModel.collect(model.stream(Message.request(id)).pipe(Stream.mapChunks((chunk) => {
               if (chunk.length > 0 && !firstEvents.has(id)) firstEvents.set(id, performance.now())
+              for (const event of chunk) {
+                if (event._tag === "TextDelta") seen.text += event.text
+                seen.last = event._tag
+              }
               return chunk
             })))
             : model.chat(Message.request(id))
@@ -421,11 +593,18 @@ describe("chaos", () => {
             yield* Fiber.interrupt(fiber)
           }
           const exit = yield* Fiber.await(fiber)
+          ended++
           if (Exit.isSuccess(exit)) {
             tally.ok++
             if (exit.value.text !== expectedText(id)) {
               tally.wrongText++
               problems.push(`${id}: got ${JSON.stringify(exit.value.text)}`)
+            }
+            const whole = exit.value.text === expectedText(id) &&
+              (!streaming || (seen.text === expectedText(id) && seen.last === "Finish"))
+            if (!whole) {
+              tally.silentSuccess++
+              problems.push(`${id}: a success without the whole answer: received ${JSON.stringify(seen.text)}, last event ${seen.last}`)
             }
             return
           }
@@ -465,8 +644,26 @@ describe("chaos", () => {
       yield* Effect.forEach(Array.from({ length: REQUESTS }, (_, i) => i), caller, { concurrency: CONCURRENCY, discard: true })
       const seconds = (performance.now() - started) / 1000
       lag.disable()
+      yield* Fiber.join(outageFiber)
 
-      const keys = [...(yield* poolA.status), ...(yield* poolB.status)]
+      // read from Redis after the outages, on the connection every release went through
+      const keys = [...(yield* poolA.status), ...(yield* storedPoolB.status)]
+      const leasedB = sentAndLeased(arrivals.b, grantsB, keysB)
+      const withoutRedis = leasedWithoutRedis(grantsB, outages)
+      // during each outage, the pool said so; after it, the secondary served calls again
+      const successesB = [...chatAttempts].filter(([call]) => call.startsWith("b|")).flatMap(([, attempts]) => attempts)
+      const outageReport = outages.map((o, i) => {
+        const until = outages[i + 1]?.from ?? Infinity
+        return {
+          kind: o.kind,
+          atEnded: o.ended,
+          ms: Math.round(o.to - o.from),
+          backAfterMs: Math.round(o.back - o.from),
+          refusedInside: refusalsB.filter((r) => r.asked <= o.to && r.at >= o.from).length,
+          leasedInside: grantsB.filter((g) => g.asked >= o.from && g.granted <= o.to).length,
+          successesAfter: successesB.filter((a) => a.start >= o.back && a.succeededAt !== undefined && a.succeededAt <= until).length
+        }
+      })
       const retryAfter = retryAfterViolations([...arrivals.a, ...arrivals.b])
       const retries = retryAfterIgnored(chatAttempts)
       const afterFirstEvent = askedAfterFirstEvent(firstEvents, arrivals)
@@ -517,12 +714,15 @@ describe("chaos", () => {
         },
         server: { a: { ...server.a, bound: Number(server.a.bound.toFixed(1)) }, b: { ...server.b, bound: Number(server.b.bound.toFixed(1)) } },
         eventLoopLagMs: { p99: Number((lag.percentile(99) / 1e6).toFixed(1)), max: Number((lag.max / 1e6).toFixed(1)) },
+        redis: redis === undefined ? "none" : { outages: outageReport, refused: refusalsB.length, leased: leasedB },
         keys: keys.map((k) => ({ key: k.keyId, inFlight: k.inFlight, successes: k.successes, failures: k.failures }))
       }))
       if (problems.length > 0) console.log(problems.slice(0, 20).join("\n"))
 
       expect(tally.ok + tally.typedError + tally.interrupted).toBe(REQUESTS)
       expect({ defect: tally.defect, untyped: tally.untyped, hang: tally.hang }).toEqual({ defect: 0, untyped: 0, hang: 0 })
+      // no success without the whole answer ending with Finish (a NullFrame must never be taken for the end)
+      expect({ silentSuccess: tally.silentSuccess }).toEqual({ silentSuccess: 0 })
       expect({ wrongText: tally.wrongText, wrongPartial: tally.wrongPartial }).toEqual({ wrongText: 0, wrongPartial: 0 })
       expect(problems).toEqual([])
       // the mix really happened, and the stack really served through it
@@ -530,6 +730,7 @@ describe("chaos", () => {
       expect(faults.Reset).toBeGreaterThan(0)
       expect(faults.CutStream).toBeGreaterThan(0)
       expect(faults.MalformedJson).toBeGreaterThan(0)
+      expect(faults.NullFrame).toBeGreaterThan(0)
       expect(tally.ok).toBeGreaterThan(REQUESTS * 0.8)
       expect(tally.interrupted).toBeGreaterThan(0)
       expect(arrivals.b.length).toBeGreaterThan(0)
@@ -559,6 +760,22 @@ describe("chaos", () => {
       for (const { arrivals: n, admitted, bound } of [server.a, server.b]) {
         expect(n).toBeLessThanOrEqual(admitted)
         expect(n).toBeLessThanOrEqual(bound)
+      }
+      // every request at the secondary came with a key the pool had leased for it: no key more often than it was leased
+      expect(leasedB.reduce((n, k) => n + k.sent, 0)).toBe(arrivals.b.length)
+      for (const { key, leased, sent } of leasedB) expect(sent, `${key}: sent ${sent} times, leased ${leased}`).toBeLessThanOrEqual(leased)
+      if (redis !== undefined) {
+        // no lease asked for while Redis was dead or stopped was granted before it was back
+        expect(withoutRedis.slice(0, 3), `${withoutRedis.length} leases were granted without Redis`).toEqual([])
+        // both outages came while requests were running, and the pool refused leases during each
+        // (leases asked for before it ends, refused after it began)
+        expect(outageReport.map((o) => o.kind)).toEqual(["kill", "freeze"])
+        for (const o of outageReport) {
+          expect(o.atEnded).toBeLessThan(REQUESTS)
+          expect(o.refusedInside, `${o.kind}: no lease refused during the outage`).toBeGreaterThan(0)
+        }
+        // and the secondary served calls again after each outage
+        for (const o of outageReport) expect(o.successesAfter, `${o.kind}: no success on the secondary after it`).toBeGreaterThan(0)
       }
     }).pipe(Effect.scoped), 540_000)
 })

@@ -4,7 +4,7 @@
  * kills it, so a failing test never leaves a stopped server behind.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -46,13 +46,29 @@ const binary = (): string | undefined => {
   return undefined
 }
 
+/** The process state letter from /proc (`T`: stopped), or undefined without /proc. */
+const stateOf = (pid: number): string | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2).charAt(0)
+  } catch {
+    return undefined
+  }
+}
+
 export interface RedisServer {
   readonly url: string
   /** SIGKILL, and waits until the port refuses connections. */
   readonly kill: Effect.Effect<void>
   /** Starts a fresh server (empty: no persistence) on the same port. */
   readonly start: Effect.Effect<void>
+  /** SIGSTOP. The signal is delivered asynchronously: see `stopped`. */
   readonly freeze: Effect.Effect<void>
+  /**
+   * After `freeze`: waits until the process is stopped (where /proc exists), so that from
+   * then on it surely answers nothing until `thaw`.
+   */
+  readonly stopped: Effect.Effect<void>
   readonly thaw: Effect.Effect<void>
 }
 
@@ -83,8 +99,19 @@ export const redisServer: Effect.Effect<RedisServer, never, Scope.Scope> = Effec
     await exited
   })
   const signal = (name: NodeJS.Signals) => Effect.sync(() => void child?.kill(name))
+  // a signal is delivered asynchronously: the server may still be running a command when kill returns
+  const stopped = Effect.promise(async () => {
+    const current = child
+    if (current?.pid === undefined || current.exitCode !== null) return
+    for (let i = 0; i < 400; i++) {
+      const state = stateOf(current.pid)
+      if (state === undefined || state === "T" || state === "t") return
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    throw new Error(`redis-server ${current.pid} did not stop`)
+  })
 
   yield* Effect.addFinalizer(() => Effect.zipRight(kill, Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
   yield* start
-  return { url: `redis://127.0.0.1:${port}/0`, kill, start, freeze: signal("SIGSTOP"), thaw: signal("SIGCONT") }
+  return { url: `redis://127.0.0.1:${port}/0`, kill, start, freeze: signal("SIGSTOP"), stopped, thaw: signal("SIGCONT") }
 })
