@@ -27,7 +27,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/circuitBreaker.js"
 import { decorate, type Decorator, LanguageModel, wrap } from "./LanguageModel.js"
-import { CircuitOpenError, type LlmError } from "./LlmError.js"
+import { CircuitOpenError, classify, type LlmError } from "./LlmError.js"
 import type { StreamEvent } from "./Message.js"
 
 /** @since 0.1.0 @category models */
@@ -84,27 +84,7 @@ export interface Service {
  * The default classification.
  * @since 0.1.0 @category utils
  */
-export const defaultClassify = (error: LlmError): Outcome => {
-  switch (error._tag) {
-    case "ServerError":
-    case "TimeoutError":
-    case "NetworkError":
-    case "MalformedResponseError":
-    case "ResponseTooLargeError":
-    case "StreamError":
-      return "failure"
-    case "RateLimitError":
-    case "NoKeyAvailableError":
-    case "RateLimitExceededError":
-    case "BudgetExceededError":
-    case "CircuitOpenError":
-    case "AllModelsFailedError":
-    case "StoreUnavailableError":
-      return "ignore"
-    default:
-      return "success"
-  }
-}
+export const defaultClassify = (error: LlmError): Outcome => classify(error).breaker
 
 const transitions = Metric.counter("effect_llm_circuit_transitions_total", {
   description: "Circuit breaker state changes, tagged by endpoint and new state"

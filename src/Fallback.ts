@@ -66,16 +66,15 @@ export interface Options {
  * @since 0.1.0 @category utils
  */
 export const defaultWhen = (error: Err.LlmError): boolean => {
-  switch (error._tag) {
-    case "InvalidRequestError":
-      return error.retryable
-    case "ContentFilterError":
-    case "BudgetExceededError":
-      return false
-    case "StreamError":
-      return !error.partial
-    default:
+  switch (Err.classify(error).fallback) {
+    case "always":
       return true
+    case "never":
+      return false
+    case "ifRetryable":
+      return error.retryable
+    case "ifNotPartial":
+      return !isPartial(error)
   }
 }
 

@@ -114,10 +114,11 @@ export interface Options {
 }
 
 /**
- * The outcome an error implies for the key that produced it.
+ * The outcome an error implies for the key that produced it (`LlmError.classification`'s
+ * `key` column); undefined for an error that says nothing about the key.
  * @since 0.1.0 @category utils
  */
-export const outcomeOf: (error: LlmError) => Outcome = internal.outcomeOf
+export const outcomeOf: (error: LlmError) => Outcome | undefined = internal.outcomeOf
 
 /**
  * Builds an in-memory pool. An invalid `maxConcurrentPerKey`, or a key that cannot go in an

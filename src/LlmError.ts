@@ -208,6 +208,32 @@ export class AllModelsFailedError extends Schema.TaggedError<AllModelsFailedErro
   retryable: retryableDefault(false)
 }) {}
 
+/**
+ * Every error class. A new one goes here, into the `LlmError` union and into `classification`
+ * below: until all three agree, nothing compiles.
+ */
+const classes = [
+  AuthenticationError,
+  PermissionError,
+  QuotaExceededError,
+  RateLimitError,
+  InvalidRequestError,
+  ContextLengthError,
+  ContentFilterError,
+  ServerError,
+  TimeoutError,
+  NetworkError,
+  StreamError,
+  MalformedResponseError,
+  ResponseTooLargeError,
+  NoKeyAvailableError,
+  RateLimitExceededError,
+  BudgetExceededError,
+  CircuitOpenError,
+  AllModelsFailedError,
+  StoreUnavailableError
+] as const
+
 /** @since 0.1.0 @category errors */
 export type LlmError =
   | AuthenticationError
@@ -230,54 +256,74 @@ export type LlmError =
   | AllModelsFailedError
   | StoreUnavailableError
 
-/** @since 0.1.0 @category errors */
-export const LlmError = Schema.Union(
-  AuthenticationError,
-  PermissionError,
-  QuotaExceededError,
-  RateLimitError,
-  InvalidRequestError,
-  ContextLengthError,
-  ContentFilterError,
-  ServerError,
-  TimeoutError,
-  NetworkError,
-  StreamError,
-  MalformedResponseError,
-  ResponseTooLargeError,
-  NoKeyAvailableError,
-  RateLimitExceededError,
-  BudgetExceededError,
-  CircuitOpenError,
-  AllModelsFailedError,
-  StoreUnavailableError
-)
+// the union above (written out: `AllModelsFailedError` refers to it) and `classes` list the same kinds
+type ClassTag = (typeof classes)[number]["_tag"]
+const sameKinds: [ClassTag] extends [LlmError["_tag"]] ? ([LlmError["_tag"]] extends [ClassTag] ? true : never) : never = true
+void sameKinds
 
-const tags: ReadonlySet<string> = new Set([
-  "AuthenticationError",
-  "PermissionError",
-  "QuotaExceededError",
-  "RateLimitError",
-  "InvalidRequestError",
-  "ContextLengthError",
-  "ContentFilterError",
-  "ServerError",
-  "TimeoutError",
-  "NetworkError",
-  "StreamError",
-  "MalformedResponseError",
-  "ResponseTooLargeError",
-  "NoKeyAvailableError",
-  "RateLimitExceededError",
-  "BudgetExceededError",
-  "CircuitOpenError",
-  "AllModelsFailedError",
-  "StoreUnavailableError"
-])
+/** @since 0.1.0 @category errors */
+export const LlmError = Schema.Union(...classes)
+
+/** @since 0.1.0 @category errors */
+export type Tag = LlmError["_tag"]
+
+const tags: ReadonlySet<string> = new Set(classes.map((c) => c._tag))
 
 /** @since 0.1.0 @category guards */
 export const isLlmError = (u: unknown): u is LlmError =>
   typeof u === "object" && u !== null && "_tag" in u && tags.has((u as { _tag: string })._tag)
+
+/**
+ * How the library treats an error of a kind, beyond its `retryable` flag.
+ * @since 0.1.0 @category classification
+ */
+export interface Classification {
+  /**
+   * What it says about the key that got it, for `KeyPool.report`: cool it down, disable it,
+   * disable it until the quota resets, count a failure, or nothing (not about a key).
+   */
+  readonly key: "rateLimited" | "rejected" | "quotaExceeded" | "failure" | "none"
+  /** Whether another key might serve at once (an immediate re-try on another key). */
+  readonly anotherKey: boolean
+  /** What a `CircuitBreaker` counts it as by default. */
+  readonly breaker: "failure" | "success" | "ignore"
+  /** Whether `Fallback` moves on to the next model by default. */
+  readonly fallback: "always" | "never" | "ifRetryable" | "ifNotPartial"
+}
+
+/**
+ * The classification of every error kind, in one place; each consumer reads its column.
+ * @since 0.1.0 @category classification
+ */
+export const classification: { readonly [K in Tag]: Classification } = {
+  AuthenticationError: { key: "rejected", anotherKey: true, breaker: "success", fallback: "always" },
+  PermissionError: { key: "rejected", anotherKey: true, breaker: "success", fallback: "always" },
+  QuotaExceededError: { key: "quotaExceeded", anotherKey: true, breaker: "success", fallback: "always" },
+  RateLimitError: { key: "rateLimited", anotherKey: true, breaker: "ignore", fallback: "always" },
+  // a caller's own mistake: another model would refuse it too, unless the server said it may pass
+  InvalidRequestError: { key: "failure", anotherKey: false, breaker: "success", fallback: "ifRetryable" },
+  ContextLengthError: { key: "failure", anotherKey: false, breaker: "success", fallback: "always" },
+  ContentFilterError: { key: "failure", anotherKey: false, breaker: "success", fallback: "never" },
+  ServerError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always" },
+  TimeoutError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always" },
+  NetworkError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always" },
+  // after output began, neither re-tried nor fallen back: the caller would see a repeated prefix
+  StreamError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "ifNotPartial" },
+  MalformedResponseError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always" },
+  ResponseTooLargeError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always" },
+  NoKeyAvailableError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always" },
+  RateLimitExceededError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always" },
+  BudgetExceededError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "never" },
+  CircuitOpenError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always" },
+  AllModelsFailedError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always" },
+  StoreUnavailableError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always" }
+}
+
+/**
+ * The classification of an error.
+ * @since 0.1.0 @category classification
+ */
+export const classify = (error: LlmError): Classification => classification[error._tag]
 
 /** @since 0.1.0 @category guards */
 export const isRetryable = (error: LlmError): boolean => error.retryable

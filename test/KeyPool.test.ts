@@ -96,8 +96,8 @@ describe("KeyPool", () => {
   it.effect("401 and 403 disable a key with the reason; when none is left the error has no retryAfter", () =>
     Effect.gen(function* () {
       const pool = yield* KeyPool.make({ providerId: "p", keys: ["a", "b"] })
-      yield* pool.report(fp("a"), KeyPool.outcomeOf(new LlmError.AuthenticationError({ provider: "p", model: "m", message: "bad key" })))
-      yield* pool.report(fp("b"), KeyPool.outcomeOf(new LlmError.PermissionError({ provider: "p", model: "m", message: "no access" })))
+      yield* pool.report(fp("a"), KeyPool.outcomeOf(new LlmError.AuthenticationError({ provider: "p", model: "m", message: "bad key" }))!)
+      yield* pool.report(fp("b"), KeyPool.outcomeOf(new LlmError.PermissionError({ provider: "p", model: "m", message: "no access" }))!)
       const status = byId(yield* pool.status)
       expect(status.get(fp("a"))).toMatchObject({ state: "disabled", disabledReason: "bad key", failures: 1 })
       expect(status.get(fp("b"))).toMatchObject({ state: "disabled", disabledReason: "no access" })

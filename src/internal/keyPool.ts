@@ -8,7 +8,7 @@ import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
 import type { KeyState, KeyStatus, Lease, Options, Outcome, Service } from "../KeyPool.js"
-import { NoKeyAvailableError, type StoreUnavailableError } from "../LlmError.js"
+import { classify, isLlmError, NoKeyAvailableError, type StoreUnavailableError } from "../LlmError.js"
 import { type HeapEntry, KeyHeap, rank } from "./keyHeap.js"
 
 export const fingerprint = (key: string): string =>
@@ -402,7 +402,7 @@ export const makeWith = (
         f(lease).pipe(
           Effect.tapBoth({
             onSuccess: () => report(lease.keyId, { _tag: "Success" }),
-            onFailure: (error) => report(lease.keyId, outcomeOf(error))
+            onFailure: (error) => reportError(report, lease.keyId, error)
           })
         ))
     ).pipe(Effect.withSpan("KeyPool.withKey", { attributes: { provider: providerId }, captureStackTrace: false }))
@@ -424,18 +424,33 @@ export const make = (options: Options): Effect.Effect<Service> =>
     return Effect.map(memoryStore([...keys.keys()], timings), (store) => makeWith(options, keys, timings, store))
   })
 
-/** Accepts unknown so that `withKey` can classify whatever its callback failed with. */
-export const outcomeOf = (error: unknown): Outcome => {
-  if (typeof error === "object" && error !== null && "_tag" in error) {
-    switch ((error as { _tag: string })._tag) {
-      case "RateLimitError":
-        return { _tag: "RateLimited", retryAfter: (error as { retryAfter?: Duration.Duration }).retryAfter }
-      case "AuthenticationError":
-      case "PermissionError":
-        return { _tag: "Rejected", reason: String((error as { message?: string }).message ?? "rejected") }
-      case "QuotaExceededError":
-        return { _tag: "QuotaExceeded", reason: String((error as { message?: string }).message ?? "quota exceeded") }
-    }
+/**
+ * What an error says about the key that got it, from its classification (`LlmError.classify`).
+ * Accepts unknown so that `withKey` can classify whatever its callback failed with: anything
+ * that is not an `LlmError` counts as a failure of the call on that key.
+ */
+export const outcomeOf = (error: unknown): Outcome | undefined => {
+  if (!isLlmError(error)) return { _tag: "Failure" }
+  switch (classify(error).key) {
+    case "rateLimited":
+      return { _tag: "RateLimited", retryAfter: (error as { retryAfter?: Duration.Duration }).retryAfter }
+    case "rejected":
+      return { _tag: "Rejected", reason: error.message }
+    case "quotaExceeded":
+      return { _tag: "QuotaExceeded", reason: error.message }
+    case "failure":
+      return { _tag: "Failure" }
+    case "none":
+      return undefined
   }
-  return { _tag: "Failure" }
+}
+
+/** Reports what `error` says about the key, if it says anything. */
+export const reportError = (
+  report: (keyId: string, outcome: Outcome) => Effect.Effect<void>,
+  keyId: string,
+  error: unknown
+): Effect.Effect<void> => {
+  const outcome = outcomeOf(error)
+  return outcome === undefined ? Effect.void : report(keyId, outcome)
 }

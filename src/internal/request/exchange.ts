@@ -11,7 +11,7 @@ import * as KeyPool from "../../KeyPool.js"
 import * as Err from "../../LlmError.js"
 import type { ChatResponse } from "../../Message.js"
 import { embeddedError, fromResponse, redactSecret, startsLikeErrorBody } from "./errors.js"
-import { outcomeOf } from "../keyPool.js"
+import { reportError } from "../keyPool.js"
 import * as Telemetry from "./telemetry.js"
 import { type StreamReply, TransportFailure, type TransportRequest } from "../transport/types.js"
 import { type Endpoint, type Outgoing, networkError } from "./endpoint.js"
@@ -26,9 +26,7 @@ const withoutRetryAfter = (headers: Readonly<Record<string, string | undefined>>
   return rest
 }
 
-const isKeySpecific = (error: Err.LlmError) =>
-  error._tag === "RateLimitError" || error._tag === "AuthenticationError" ||
-  error._tag === "PermissionError" || error._tag === "QuotaExceededError"
+const isKeySpecific = (error: Err.LlmError) => Err.classify(error).anotherKey
 
 /**
  * Admits the request with the limiter, then leases a key in the current scope. A wait for
@@ -81,7 +79,7 @@ const checkHead = (
       fromResponse({ provider: endpoint.provider, model: out.model, status, headers, body: text, now }),
       lease.key
     )
-    yield* endpoint.pool.report(lease.keyId, outcomeOf(error))
+    yield* reportError(endpoint.pool.report, lease.keyId, error)
     return yield* Effect.fail(error)
   })
 }
@@ -203,7 +201,7 @@ const errorInBody = (
   const error = embeddedError({ provider: endpoint.provider, model: out.model, headers, body, now })
   if (error === undefined) return undefined
   const safe = redactSecret(error, lease.key)
-  return Effect.zipRight(endpoint.pool.report(lease.keyId, outcomeOf(safe)), Effect.fail(safe))
+  return Effect.zipRight(reportError(endpoint.pool.report, lease.keyId, safe), Effect.fail(safe))
 }
 
 /** The keys one call has leased, and why the last attempt failed. */

@@ -14,7 +14,7 @@ import * as KeyPool from "../../KeyPool.js"
 import * as Err from "../../LlmError.js"
 import type { StreamEvent } from "../../Message.js"
 import { malformed, redactSecret, withFields } from "./errors.js"
-import { outcomeOf } from "../keyPool.js"
+import { reportError } from "../keyPool.js"
 import type { Tracker } from "./delivered.js"
 import * as Telemetry from "./telemetry.js"
 import { type StreamReply, TransportFailure } from "../transport/types.js"
@@ -160,7 +160,7 @@ const frames = (
   })
   const failed = (error: Err.LlmError) => {
     reportedFailure = true
-    return Effect.zipRight(endpoint.pool.report(lease.keyId, outcomeOf(error)), Effect.fail(error))
+    return Effect.zipRight(reportError(endpoint.pool.report, lease.keyId, error), Effect.fail(error))
   }
 
   // Writes what the parser produced; on a parser failure, writes the events before it, then
