@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, TestClock } from "effect"
+import { Duration, Effect, Exit, Scope, TestClock } from "effect"
 import { Health, Testing, Transport } from "../src/index.js"
 
 describe("Health", () => {
@@ -44,11 +44,28 @@ describe("Health", () => {
   it.scoped("stops probing an endpoint when its registration scope closes, and the fiber with the layer", () =>
     Effect.gen(function* () {
       let probes = 0
-      const health = yield* Health.make({ interval: "1 second" })
-      yield* Effect.scoped(health.register({ name: "tmp", probe: Effect.sync(() => probes++) }))
+      let kept = 0
+      const layerScope = yield* Scope.make()
+      const health = yield* Health.make({ interval: "1 second" }).pipe(Scope.extend(layerScope))
+      yield* health.register({ name: "kept", probe: Effect.sync(() => kept++) }).pipe(Scope.extend(layerScope))
+      const registration = yield* Scope.make()
+      yield* health.register({ name: "tmp", probe: Effect.sync(() => probes++) }).pipe(Scope.extend(registration))
+      // registered, it is probed at once and then on every interval
+      yield* TestClock.adjust("3 seconds")
+      expect(probes).toBeGreaterThanOrEqual(3)
+      yield* Scope.close(registration, Exit.void)
+      const atClose = probes
       yield* TestClock.adjust("5 seconds")
-      expect(yield* health.status).toEqual([])
-      expect(probes).toBeLessThanOrEqual(1)
+      expect(probes).toBe(atClose)
+      expect((yield* health.status).map((s) => s.name)).toEqual(["kept"])
+      // the other endpoint is still probed, until the layer's scope closes
+      const keptBefore = kept
+      yield* TestClock.adjust("2 seconds")
+      expect(kept).toBeGreaterThan(keptBefore)
+      yield* Scope.close(layerScope, Exit.void)
+      const keptAtClose = kept
+      yield* TestClock.adjust("5 seconds")
+      expect(kept).toBe(keptAtClose)
     }))
 
   it.live("probeHttp: any answer below 500 is reachable, 5xx and refused connections are not", () =>

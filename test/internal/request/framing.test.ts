@@ -1,5 +1,6 @@
 /**
- * Stream framing (src/internal/http.ts) with the Chat Completions state machine on top:
+ * Stream framing (src/internal/request/framing.ts, driven by stream.ts) with the Chat
+ * Completions state machine on top:
  * hand-framed SSE bodies served by FakeProvider's `Raw` fault, split at awkward points,
  * and every two-way split of a body through an in-memory client.
  */
@@ -7,8 +8,8 @@ import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Layer, Stream } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, type Testing } from "../../src/index.js"
-import { fakeProvider, stack } from "../support/openaiStack.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, type Testing } from "../../../src/index.js"
+import { fakeProvider, stack } from "../../support/openaiStack.js"
 
 const TEXT = "Héllo, wörld 🌍 — 世界!"
 const encoder = new TextEncoder()

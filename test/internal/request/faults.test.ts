@@ -21,8 +21,8 @@ import {
   Retry,
   Testing,
   Transport
-} from "../../src/index.js"
-import * as Http from "../../src/internal/request/endpoint.js"
+} from "../../../src/index.js"
+import * as Http from "../../../src/internal/request/endpoint.js"
 
 type Model = Layer.Layer<LanguageModel.LanguageModel, never, KeyPool.KeyPool | RateLimiter.RateLimiter | import("@effect/platform/HttpClient").HttpClient>
 
