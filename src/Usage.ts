@@ -225,7 +225,7 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
   })
 
 /**
- * A tracker. Every provider built on `internal/http` records into it when it is in context,
+ * A tracker. Every provider (a `Provider.Spec` on the shared request path) records into it when it is in context,
  * so provide it below the provider layers (or to the whole stack).
  * @since 0.1.0 @category layers
  */

@@ -8,7 +8,7 @@
  * The streams run through the whole provider path (limiter, key lease, framing, parsing,
  * deadlines) over an in-memory transport: the events before the damaged one arrive in one
  * read and the rest in another, so the first batch is delivered before the damage is met.
- * `test/internal/http.malformed.test.ts` covers the same faults over real sockets.
+ * `test/internal/request/faults.test.ts` covers the same faults over real sockets.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, type Context, Effect, Exit, Layer, Stream } from "effect"

@@ -1,5 +1,5 @@
 /**
- * The stream path of src/internal/http.ts (`sendStream`): the lease lives exactly as long as
+ * The stream path of src/internal/request/stream.ts (`sendStream`): the lease lives exactly as long as
  * the stream, outcomes are reported against the key, and failures keep their meaning.
  * These pin the behaviour the benchmark-driven rewrite of `sendStream`/`frames` must keep.
  */
