@@ -19,7 +19,7 @@
 import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
 import { PerformanceObserver } from "node:perf_hooks"
 import { parseArgs } from "node:util"
-import { Fallback, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport, Usage } from "../src/index.js"
+import { ContextWindow, Fallback, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport, Usage } from "../src/index.js"
 import { CHUNKS, MODEL, REPLY_TEXT, SYSTEM_PROMPT, USER_PROMPT } from "./workload.js"
 
 const { values } = parseArgs({ options: { requests: { type: "string", default: "20000" } } })
@@ -91,6 +91,8 @@ const stacks: Record<string, Layer.Layer<LanguageModel.LanguageModel>> = {
     Layer.provide(bucket),
     Layer.provide(Usage.layer()),
     Layer.provide(canned), Layer.provide(Transport.layerUndici)),
+  // a decorator whose stream passes events through (one span per stream)
+  "+window": ContextWindow.layer().pipe(Layer.provide(over(1, RateLimiter.unlimited, false))),
   "full": Retry.layer(Retry.schedule()).pipe(
     Layer.provideMerge(provider),
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: [Redacted.make("sk-a"), Redacted.make("sk-b")] })),

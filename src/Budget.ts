@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -15,6 +16,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { decorate, type Decorator, LanguageModel, type Tracker, wrap } from "./LanguageModel.js"
+import * as Streams from "./internal/streams.js"
 import { BudgetExceededError, type LlmError } from "./LlmError.js"
 import type { ChatRequest, StreamEvent, Usage as UsageData } from "./Message.js"
 import * as Tokenizer from "./Tokenizer.js"
@@ -214,19 +216,22 @@ export const make = (options: Options): Effect.Effect<Controller> =>
       }
       const stream = (request: ChatRequest, tracker?: Tracker): Stream.Stream<StreamEvent, LlmError> => {
         const model = request.model ?? upstream.model
-        return Stream.unwrapScoped(Effect.gen(function* () {
+        const budgeted = Stream.suspend(() => {
           let usage: UsageData | undefined
-          yield* Effect.acquireRelease(
+          // one channel stage: reserved when it starts, settled however it ends
+          return Stream.fromChannel(Channel.acquireUseRelease(
             reserve(upstream.provider, model, request),
+            () =>
+              // Finish is a stream's last event: look at each chunk's tail, not at every event
+              Stream.toChannel(Stream.mapChunks(upstream.stream(request, tracker), (chunk) => {
+                const last = Chunk.last(chunk)
+                if (Option.isSome(last) && last.value._tag === "Finish") usage = last.value.usage
+                return chunk
+              })),
             (reservation) => settle(upstream.provider, model, reservation, usage)
-          )
-          // Finish is a stream's last event: look at each chunk's tail, not at every event
-          return Stream.mapChunks(upstream.stream(request, tracker), (chunk) => {
-            const last = Chunk.last(chunk)
-            if (Option.isSome(last) && last.value._tag === "Finish") usage = last.value.usage
-            return chunk
-          })
-        })).pipe(Stream.withSpan("Budget.stream"))
+          ))
+        })
+        return Streams.withSpan(budgeted, "Budget.stream")
       }
       return wrap(upstream, { chat, stream })
     })

@@ -19,10 +19,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Cause from "effect/Cause"
+import * as Channel from "effect/Channel"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
-import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/circuitBreaker.js"
@@ -155,20 +155,18 @@ export const make = (
       Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(admit, (probe) => Effect.onExit(restore(effect), (exit) => settle(probe, outcomeOfExit(exit)))))
 
+    // one channel stage: admitted when it starts, settled with how it ended (a consumer that
+    // stops early interrupts it, which counts as "ignore")
     const protectStream = <R>(stream: Stream.Stream<StreamEvent, LlmError, R>): Stream.Stream<StreamEvent, LlmError, R> =>
-      Stream.unwrapScoped(
-        Effect.gen(function* () {
-          // the outcome is known when the stream ends; interruption leaves it "ignore"
-          const outcome = yield* Ref.make<Outcome>("ignore")
-          yield* Effect.acquireRelease(admit, (probe) => Effect.flatMap(Ref.get(outcome), (o) => settle(probe, o)))
-          // `Stream.onDone` would also fire when the consumer stops early; this runs only
-          // when the stream itself completes
-          return stream.pipe(
-            Stream.tapError((error) => Ref.set(outcome, classify(error))),
-            Stream.concat(Stream.drain(Stream.fromEffect(Ref.set(outcome, "success"))))
-          )
-        })
-      )
+      Stream.fromChannel(Channel.suspend(() => {
+        // a consumer that stops early ends the stream without its end: that is no success
+        let ended = false
+        return Channel.acquireUseRelease(
+          admit,
+          () => Channel.map(Stream.toChannel(stream), (done) => ((ended = true), done)),
+          (probe, exit) => settle(probe, Exit.isSuccess(exit) && !ended ? "ignore" : outcomeOfExit(exit))
+        )
+      }))
 
     const service: Service = {
       endpoint,

@@ -8,8 +8,8 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import * as Stream from "effect/Stream"
 import { decorate, type Decorator, LanguageModel, wrap } from "./LanguageModel.js"
+import * as Streams from "./internal/streams.js"
 import { ContextLengthError, type LlmError } from "./LlmError.js"
 import * as Message from "./Message.js"
 import * as Tokenizer from "./Tokenizer.js"
@@ -281,7 +281,7 @@ const fitted = (upstream: LanguageModel["Type"], options: Options): LanguageMode
   return wrap(upstream, {
     chat: (request) => Effect.flatMap(prepare(request), upstream.chat).pipe(Effect.withSpan("ContextWindow.chat")),
     stream: (request, tracker) =>
-      Stream.unwrap(Effect.map(prepare(request), (fitted) => upstream.stream(fitted, tracker))).pipe(Stream.withSpan("ContextWindow.stream"))
+      Streams.withSpan(Streams.unwrap(Effect.map(prepare(request), (fitted) => upstream.stream(fitted, tracker))), "ContextWindow.stream")
   })
 }
 

@@ -17,6 +17,8 @@
  * @since 0.1.0
  */
 import type { NonEmptyReadonlyArray } from "effect/Array"
+import * as Channel from "effect/Channel"
+import type * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as ExecutionPlan from "effect/ExecutionPlan"
@@ -30,6 +32,7 @@ import * as Stream from "effect/Stream"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Health from "./Health.js"
 import { guardPartial, isPartial, Reports, reportsOf } from "./internal/request/delivered.js"
+import * as Streams from "./internal/streams.js"
 import { LanguageModel, type Service as Model, type Tracker } from "./LanguageModel.js"
 import * as Err from "./LlmError.js"
 import type { ChatRequest, StreamEvent } from "./Message.js"
@@ -86,8 +89,6 @@ interface Built {
   readonly health: Health.Service | undefined
 }
 
-class CurrentStep extends Context.Tag("effect-llm/Fallback/CurrentStep")<CurrentStep, Built>() {}
-
 /** What one call remembers across its steps. */
 interface CallState {
   readonly attempts: Array<Err.Attempt>
@@ -95,6 +96,8 @@ interface CallState {
   lastStep: number
   /** The largest context window that failed with `ContextLengthError`. */
   largestTooSmall: number
+  /** The step being tried: the plan's schedules move it (a context per step would cost per read). */
+  current: number
 }
 
 const fallbacks = Metric.counter("effect_llm_fallbacks_total", { description: "Moves from one Fallback step to the next" })
@@ -192,6 +195,7 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
           if (state.lastStep < j) {
             const enter = !isPartial(error) && when(error) &&
               (error._tag !== "ContextLengthError" || (built[j]!.model.contextWindow ?? 0) > state.largestTooSmall)
+            if (enter) state.current = j
             return enter
               ? Effect.as(Metric.increment(fallbacks), [s, undefined, ScheduleDecision.continueWith(ScheduleInterval.after(now))] as const)
               : Effect.succeed([s, undefined, ScheduleDecision.done] as const)
@@ -209,9 +213,9 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
     const planFor = (state: CallState) =>
       ExecutionPlan.make(
         ...(built.map((step) => ({
-          provide: Context.make(CurrentStep, step),
+          provide: Context.empty(),
           schedule: scheduleFor(step.index, state)
-        })) as unknown as NonEmptyReadonlyArray<{ provide: Context.Context<CurrentStep>; schedule: Schedule.Schedule<unknown, Err.LlmError> }>)
+        })) as unknown as NonEmptyReadonlyArray<{ provide: Context.Context<never>; schedule: Schedule.Schedule<unknown, Err.LlmError> }>)
       )
 
     /** The error a call ends with once the plan gave up. */
@@ -226,36 +230,60 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
       })
     }
 
-    const newState = (): CallState => ({ attempts: [], lastStep: -1, largestTooSmall: -1 })
+    const newState = (): CallState => ({ attempts: [], lastStep: -1, largestTooSmall: -1, current: 0 })
 
     const chat = (request: ChatRequest) =>
       Effect.suspend(() => {
         const state = newState()
-        const attempt = Effect.flatMap(CurrentStep, (step) =>
-          skipIfDown(step).pipe(
+        const attempt = Effect.suspend(() => {
+          const step = built[state.current]!
+          return skipIfDown(step).pipe(
             Effect.zipRight(step.model.chat(requestFor(step, request))),
             Effect.tapError(record(state, step))
-          ))
+          )
+        })
         return attempt.pipe(
           Effect.withExecutionPlan(planFor(state)),
           Effect.mapError((error) => finalError(state, error as Err.LlmError))
         )
       }).pipe(Effect.withSpan("Fallback.chat", { attributes: { "fallback.steps": built.length } }))
 
+    /**
+     * A stream walks the same steps with the same schedules as `chat`'s plan, in one channel:
+     * `Stream.withExecutionPlan` would run every step through `Stream.retry`, which resets its
+     * schedule and re-provides a context on every chunk (~25 KB per read of a provider's body).
+     * A step's schedule is stepped with the previous step's error to enter it (or skip it),
+     * then with its own errors to retry it; its driver is made on its first decision only.
+     */
     const stream = (request: ChatRequest, tracker?: Tracker): Stream.Stream<StreamEvent, Err.LlmError> =>
-      Stream.suspend(() => {
+      Stream.fromChannel(Channel.suspend(() => {
         const state = newState()
-        const attempt = Stream.unwrap(
-          Effect.map(CurrentStep, (step) =>
-            // the model's own stream is guarded, so a provider's can say what it delivered
-            Stream.unwrap(Effect.as(skipIfDown(step), guardPartial(step.model, requestFor(step, request), tracker)))
-              .pipe(Stream.tapError(record(state, step))))
-        )
-        return attempt.pipe(
-          Stream.withExecutionPlan(planFor(state), { preventFallbackOnPartialStream: true }),
-          Stream.mapError((error) => finalError(state, error as Err.LlmError))
-        )
-      }).pipe(Stream.withSpan("Fallback.stream", { attributes: { "fallback.steps": built.length } }))
+        const drivers: Array<Schedule.ScheduleDriver<unknown, Err.LlmError> | undefined> = []
+        const next = (j: number, error: Err.LlmError) =>
+          Effect.flatMap(
+            drivers[j] === undefined
+              ? Effect.tap(Schedule.driver(scheduleFor(j, state)), (made) => void (drivers[j] = made))
+              : Effect.succeed(drivers[j]!),
+            (driver) => driver.next(error)
+          )
+        type Events = Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, Err.LlmError, unknown, unknown, unknown>
+        const run = (j: number): Events => {
+          const step = built[j]!
+          // the model's own stream is guarded, so a provider's can say what it delivered
+          const source = Streams.unwrap(Effect.as(skipIfDown(step), guardPartial(step.model, requestFor(step, request), tracker)))
+          return Channel.catchAll(Stream.toChannel(source), (error) =>
+            Channel.unwrap(Effect.zipRight(record(state, step)(error), decide(j, error, j))))
+        }
+        // after step `from` failed with `error`: step `j` again (a retry), or the next step that takes it
+        const decide = (j: number, error: Err.LlmError, from: number): Effect.Effect<Events> =>
+          j >= built.length
+            ? Effect.succeed(Channel.fail(finalError(state, error)))
+            : Effect.matchEffect(next(j, error), {
+              onSuccess: () => Effect.succeed(run(j)),
+              onFailure: () => decide(j + 1, error, from)
+            })
+        return run(0)
+      })).pipe((stream) => Streams.withSpan(stream, "Fallback.stream", { attributes: { "fallback.steps": built.length } }))
 
     const service: Model = {
       provider: primary.provider,

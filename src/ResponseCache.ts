@@ -18,6 +18,7 @@ import * as Stream from "effect/Stream"
 import * as internal from "./internal/responseCache.js"
 import { Accumulator, decorate, type Decorator, LanguageModel, responseToEvents, type Tracker, wrap } from "./LanguageModel.js"
 import { counted } from "./internal/request/delivered.js"
+import * as Streams from "./internal/streams.js"
 import type { LlmError } from "./LlmError.js"
 import type { ChatRequest, ChatResponse, StreamEvent } from "./Message.js"
 
@@ -209,7 +210,7 @@ const cached = (upstream: LanguageModel["Type"], store: Store, options: Options)
 
   const stream = (request: ChatRequest, tracker?: Tracker): Stream.Stream<StreamEvent, LlmError> => {
     if (options.streams !== "replay") return upstream.stream(withoutCacheField(request), tracker)
-    return Stream.unwrap(Effect.suspend(() => {
+    return Streams.withSpan(Streams.unwrap(Effect.suspend(() => {
       const mode = request.cache ?? "default"
       const clean = withoutCacheField(request)
       if (mode === "bypass") return Effect.succeed(upstream.stream(clean, tracker))
@@ -221,7 +222,7 @@ const cached = (upstream: LanguageModel["Type"], store: Store, options: Options)
         const fromUpstream = storing(key, upstream.stream(clean, tracker))
         return mode === "refresh" ? Effect.succeed(fromUpstream) : Effect.as(store.count(false), fromUpstream)
       })
-    })).pipe(Stream.withSpan("ResponseCache.stream"))
+    })), "ResponseCache.stream")
   }
 
   // Folds the events as they pass, and stores the answer once its Finish has gone by.
