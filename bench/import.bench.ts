@@ -11,10 +11,15 @@
  *   once the fake server has left it (the same as `effect-llm` when it already has);
  * - `effect-llm/Redis`, `effect-llm/Testing`: what the subpaths add, for information.
  * For each: the median wall time of the process, the median time of the `import()` inside
- * it, and the median max RSS; then the ratios to the baseline (goal: at most 1.1), and
- * which packages from node_modules each one loads.
+ * it, the median CPU time (user + system) of the process, and the median max RSS; then the
+ * ratios to the baseline (goal: at most 1.1 in wall time and RSS), and which packages from
+ * node_modules each one loads. On a busy machine the CPU time is the steadier measure.
  *
- *   npm run bench:import -- --rounds 15 [--no-build]
+ *   npm run bench:import -- --rounds 15 [--no-build] [--compare bench/.build/dist-old]
+ *
+ * `--compare DIR` also measures another build's `index.js` (say, `dist/` of an earlier commit
+ * copied into the repository so that it resolves the same node_modules), for a before and
+ * after in one run.
  */
 import { spawn, spawnSync } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
@@ -26,7 +31,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const { values } = parseArgs({
   options: {
     rounds: { type: "string", default: "15" },
-    "no-build": { type: "boolean", default: false }
+    "no-build": { type: "boolean", default: false },
+    compare: { type: "string" }
   },
   strict: true
 })
@@ -63,12 +69,16 @@ const cases: ReadonlyArray<Case> = ([
   { name: "effect-llm", specifiers: ["effect-llm"], compared: true },
   { name: "effect-llm without Testing", specifiers: [pathToFileURL(withoutTesting).href], compared: true },
   { name: "effect-llm/Redis", specifiers: ["effect-llm/Redis"], compared: false },
-  { name: "effect-llm/Testing", specifiers: ["effect-llm/Testing"], compared: false }
+  { name: "effect-llm/Testing", specifiers: ["effect-llm/Testing"], compared: false },
+  ...(values.compare === undefined
+    ? []
+    : [{ name: `compare: ${values.compare}`, specifiers: [pathToFileURL(join(root, values.compare, "index.js")).href], compared: false }])
 ] satisfies ReadonlyArray<Case>).filter((c) => !c.specifiers[0]!.startsWith("effect-llm/") || exported.includes("." + c.specifiers[0]!.slice(10)))
 
 interface Sample {
   readonly wallMs: number
   readonly importMs: number
+  readonly cpuMs: number
   readonly rssMb: number
 }
 
@@ -76,7 +86,8 @@ interface Sample {
 const script = (specifiers: ReadonlyArray<string>) =>
   `const t0 = performance.now();` +
   `Promise.all(${JSON.stringify(specifiers)}.map((s) => import(s))).then(() => {` +
-  `process.stdout.write(JSON.stringify({ importMs: performance.now() - t0, rssKb: process.resourceUsage().maxRSS }))` +
+  `const u = process.resourceUsage();` +
+  `process.stdout.write(JSON.stringify({ importMs: performance.now() - t0, cpuUs: u.userCPUTime + u.systemCPUTime, rssKb: u.maxRSS }))` +
   `})`
 
 const once = (c: Case, extra: ReadonlyArray<string> = []) =>
@@ -98,8 +109,8 @@ const once = (c: Case, extra: ReadonlyArray<string> = []) =>
 
 const sample = async (c: Case): Promise<Sample> => {
   const { stdout, wallMs } = await once(c)
-  const { importMs, rssKb } = JSON.parse(stdout) as { importMs: number; rssKb: number }
-  return { wallMs, importMs, rssMb: rssKb / 1024 }
+  const { importMs, cpuUs, rssKb } = JSON.parse(stdout) as { importMs: number; cpuUs: number; rssKb: number }
+  return { wallMs, importMs, cpuMs: cpuUs / 1000, rssMb: rssKb / 1024 }
 }
 
 // Which packages a case loads: a resolve hook that prints each node_modules package it meets.
@@ -136,12 +147,20 @@ for (let round = 0; round < rounds; round++) {
 
 const medians = new Map(cases.map((c) => {
   const s = samples.get(c.name)!
-  return [c.name, { wallMs: median(s.map((x) => x.wallMs)), importMs: median(s.map((x) => x.importMs)), rssMb: median(s.map((x) => x.rssMb)) }]
+  return [c.name, {
+    wallMs: median(s.map((x) => x.wallMs)),
+    importMs: median(s.map((x) => x.importMs)),
+    cpuMs: median(s.map((x) => x.cpuMs)),
+    rssMb: median(s.map((x) => x.rssMb))
+  }]
 }))
 const base = medians.get(cases[0]!.name)!
 
 console.log(`cold import, node ${process.version}, median of ${rounds} fresh processes each (interleaved)`)
-console.log(`${"".padEnd(36)} ${"wall ms".padStart(9)} ${"import ms".padStart(10)} ${"max RSS MB".padStart(11)} ${"wall ×".padStart(7)} ${"RSS ×".padStart(7)}`)
+console.log(
+  `${"".padEnd(36)} ${"wall ms".padStart(8)} ${"import ms".padStart(10)} ${"CPU ms".padStart(7)} ${"max RSS MB".padStart(11)}` +
+    ` ${"wall ×".padStart(7)} ${"CPU ×".padStart(6)} ${"RSS ×".padStart(6)}`
+)
 let ok = true
 for (const c of cases) {
   const m = medians.get(c.name)!
@@ -149,7 +168,8 @@ for (const c of cases) {
   const rss = m.rssMb / base.rssMb
   if (c.compared) ok &&= wall <= 1.1 && rss <= 1.1
   console.log(
-    `${c.name.padEnd(36)} ${m.wallMs.toFixed(0).padStart(9)} ${m.importMs.toFixed(0).padStart(10)} ${m.rssMb.toFixed(1).padStart(11)} ${wall.toFixed(2).padStart(7)} ${rss.toFixed(2).padStart(7)}`
+    `${c.name.padEnd(36)} ${m.wallMs.toFixed(0).padStart(8)} ${m.importMs.toFixed(0).padStart(10)} ${m.cpuMs.toFixed(0).padStart(7)}` +
+      ` ${m.rssMb.toFixed(1).padStart(11)} ${wall.toFixed(2).padStart(7)} ${(m.cpuMs / base.cpuMs).toFixed(2).padStart(6)} ${rss.toFixed(2).padStart(6)}`
   )
 }
 console.log(`goal: effect-llm at most 1.1× the baseline in wall time and max RSS: ${ok ? "ok" : "FAIL"}`)

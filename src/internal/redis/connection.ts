@@ -1,6 +1,7 @@
 /**
- * The Redis plumbing the Redis-backed stores share: one scoped ioredis connection per
- * layer, and Lua scripts run by SHA with a fallback to EVAL after a server restart.
+ * The Redis plumbing the key pool and limiter stores share: one scoped ioredis connection
+ * per store layer, used by every pool or limiter built over it, and Lua scripts run by SHA
+ * with a fallback to EVAL after a server restart.
  *
  * Outages: the connection reconnects forever (`retryStrategy`), commands never queue while
  * it is down, and every command is bounded by `commandTimeout` on the Effect side, so a
