@@ -2,8 +2,12 @@
  * A pool of API keys for one provider. Each call leases the least-loaded healthy key;
  * outcomes are reported back so that rate-limited keys cool down and rejected keys are
  * disabled. Keys are `Redacted` everywhere and identified by a fingerprint in `status`.
- * `layer` keeps the pool in memory (a min-heap by load, then least recent use);
- * `layerRedis` shares leases, cooldowns and disables across processes.
+ *
+ * Where the pool's state lives is a separate service, `KeyPoolStore`: in memory
+ * (`layerStoreMemory`, a min-heap by load, then least recent use; what a pool uses when no
+ * store is provided) or in Redis (`Redis.layerKeyPoolStore` from `effect-llm/Redis`, which
+ * shares leases, cooldowns and disables across processes). Leasing, waiting, reporting and
+ * errors are written once, over any store.
  *
  * @since 0.1.0
  */
@@ -14,11 +18,11 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as internal from "./internal/keyPool.js"
-import * as redisStore from "./internal/keyPoolRedisStore.js"
-import * as Redis from "./internal/redis.js"
+import * as RedisOptions from "./internal/redis/options.js"
 import type { LlmError, NoKeyAvailableError, StoreUnavailableError } from "./LlmError.js"
 
 /**
@@ -113,6 +117,99 @@ export interface Options {
   readonly maxConcurrentPerKey?: number
 }
 
+// ---------------------------------------------------------------------------
+// The store
+// ---------------------------------------------------------------------------
+
+/**
+ * The result of one attempt to lease a key.
+ * @since 0.1.0 @category stores
+ */
+export type Take =
+  | { readonly _tag: "Leased"; readonly keyId: string; readonly leaseId: string }
+  /** Healthy keys exist but all are at `maxConcurrentPerKey` (or carry a half-open probe). */
+  | { readonly _tag: "Busy" }
+  /** No key is healthy; `retryAfterMs` is when the earliest comes back, if one will. */
+  | { readonly _tag: "Unavailable"; readonly retryAfterMs: number | undefined }
+
+/**
+ * A pool's timings, in millis, as its options give them.
+ * @since 0.1.0 @category stores
+ */
+export interface Timings {
+  /** Cooldown after a 429 without retry-after. */
+  readonly defaultCooldown: number
+  /** How long a key that ran out of quota stays disabled. */
+  readonly quotaReset: number
+  readonly maxConcurrentPerKey: number | undefined
+}
+
+/**
+ * What a store is built for: one pool's keys, by fingerprint (the keys themselves never
+ * reach a store), in configuration order, and its timings.
+ * @since 0.1.0 @category stores
+ */
+export interface StoreSpec {
+  readonly providerId: string
+  readonly keyIds: ReadonlyArray<string>
+  readonly timings: Timings
+}
+
+/**
+ * One pool's state. Each operation is atomic in its store; leasing, waiting in FIFO order,
+ * reporting, metrics and errors are the service's, written once over any store. A shared
+ * store that cannot answer fails `take` and `status` with `StoreUnavailableError`;
+ * `release` and `report` are bookkeeping that never fails nor holds the caller for long,
+ * and `hasHealthyKey` is then false.
+ * @since 0.1.0 @category stores
+ */
+export interface Store {
+  readonly take: Effect.Effect<Take, StoreUnavailableError>
+  readonly release: (keyId: string, leaseId: string) => Effect.Effect<void>
+  readonly report: (keyId: string, outcome: Outcome) => Effect.Effect<void>
+  readonly status: Effect.Effect<ReadonlyArray<KeyStatus>, StoreUnavailableError>
+  readonly hasHealthyKey: (exceptKeyId?: string) => Effect.Effect<boolean>
+  /** How often a waiter looks again without being woken (other processes free keys too). */
+  readonly pollMillis: number
+}
+
+/**
+ * The `KeyPoolStore` service: it builds the store of each pool. A factory rather than a
+ * store, because a pool's state is shaped by its keys and timings, which are the pool's
+ * options: one store layer (one Redis connection) then serves every pool of a stack, as
+ * `@effect/experimental`'s `BackingPersistence` serves every persisted store.
+ * @since 0.1.0 @category stores
+ */
+export interface StoreFactory {
+  readonly make: (spec: StoreSpec) => Effect.Effect<Store>
+}
+
+/**
+ * Where pools keep their state. `make` and `layer` use the `KeyPoolStore` in context, and a
+ * memory store of their own when there is none.
+ * @since 0.1.0 @category tags
+ */
+export class KeyPoolStore extends Context.Tag("effect-llm/KeyPoolStore")<KeyPoolStore, StoreFactory>() {}
+
+/**
+ * The in-memory store of one pool: healthy keys in a min-heap by (in-flight load, last
+ * use), guarded by a `Ref`, and resting keys beside it until their time comes. Its clock
+ * is the one of the fiber that builds it.
+ * @since 0.1.0 @category stores
+ */
+export const makeStoreMemory: (spec: StoreSpec) => Effect.Effect<Store> = internal.memoryStore
+
+/**
+ * Every pool in memory, each its own. What a pool does when no store is provided; provide
+ * it to say so, or to override a store provided further out.
+ * @since 0.1.0 @category layers
+ */
+export const layerStoreMemory: Layer.Layer<KeyPoolStore> = Layer.succeed(KeyPoolStore, { make: makeStoreMemory })
+
+// ---------------------------------------------------------------------------
+// The service
+// ---------------------------------------------------------------------------
+
 /**
  * The outcome an error implies for the key that produced it (`LlmError.classification`'s
  * `key` column); undefined for an error that says nothing about the key.
@@ -121,14 +218,27 @@ export interface Options {
 export const outcomeOf: (error: LlmError) => Outcome | undefined = internal.outcomeOf
 
 /**
- * Builds an in-memory pool. An invalid `maxConcurrentPerKey`, or a key that cannot go in an
- * HTTP header (a line break, a control or non-ASCII character), is a defect that names the
- * option or the key's position, never the key.
+ * Builds a pool over the `KeyPoolStore` in context, or in memory when there is none. An
+ * invalid `maxConcurrentPerKey`, or a key that cannot go in an HTTP header (a line break, a
+ * control or non-ASCII character), is a defect that names the option or the key's position,
+ * never the key.
  * @since 0.1.0 @category constructors
  */
-export const make = (options: Options): Effect.Effect<Service> => internal.make(options)
+export const make = (options: Options): Effect.Effect<Service> =>
+  Effect.suspend(() => {
+    const keys = internal.keysOf(options.keys, options.providerId)
+    const spec: StoreSpec = { providerId: options.providerId, keyIds: [...keys.keys()], timings: internal.timingsOf(options) }
+    return Effect.serviceOption(KeyPoolStore).pipe(
+      Effect.flatMap(Option.match({ onNone: () => makeStoreMemory(spec), onSome: (stores) => stores.make(spec) })),
+      Effect.map((store) => internal.makeWith(options, keys, spec.timings, store))
+    )
+  })
 
-/** @since 0.1.0 @category layers */
+/**
+ * A pool over the `KeyPoolStore` provided to this layer, or in memory when none is:
+ * `KeyPool.layer(options).pipe(Layer.provide(Redis.layerKeyPoolStore({ url })))`.
+ * @since 0.1.0 @category layers
+ */
 export const layer = (options: Options): Layer.Layer<KeyPool> => Layer.effect(KeyPool, make(options))
 
 /**
@@ -163,20 +273,24 @@ export const layerConfig = (
 export const layerKeyless = (providerId: string): Layer.Layer<KeyPool> => layer({ providerId, keys: [] })
 
 /**
- * `layerRedis` could not reach Redis when it was built, or its url is malformed. Once
- * built, a Redis failure is a `StoreUnavailableError` instead.
+ * `layerRedis` (or `Redis.layerKeyPoolStore`) could not reach Redis when it was built, or
+ * its url is malformed. Once built, a Redis failure is a `StoreUnavailableError` instead.
  * @since 0.1.0 @category errors
  */
-export const RedisError = Redis.RedisError
+export const RedisError = RedisOptions.RedisError
 /** @since 0.1.0 @category errors */
-export type RedisError = Redis.RedisError
+export type RedisError = RedisOptions.RedisError
 
 /**
- * One pool for many processes: leases, loads, cooldowns and disables live in Redis, so
- * that every process leases the least-loaded key across all of them and a 429 seen by
- * one cools the key for all. Keys themselves never leave the process: Redis sees only
- * fingerprints. Each lease carries a TTL (`leaseTtl`, default 1 minute) that the
- * holder renews while it runs, so a crashed process cannot hold load for longer.
+ * One pool for many processes: `layer(options)` over `Redis.layerKeyPoolStore(options)`
+ * (see `effect-llm/Redis`), kept here for convenience. ioredis is loaded when the layer is
+ * built, not when this module is imported.
+ *
+ * Leases, loads, cooldowns and disables live in Redis, so that every process leases the
+ * least-loaded key across all of them and a 429 seen by one cools the key for all. Keys
+ * themselves never leave the process: Redis sees only fingerprints. Each lease carries a
+ * TTL (`leaseTtl`, default 1 minute) that the holder renews while it runs, so a crashed
+ * process cannot hold load for longer.
  *
  * Redis outages. The layer fails with `RedisError` only when Redis is unreachable as it is
  * built. After that the connection reconnects forever (100 ms doubling to 2 s), and every
@@ -193,19 +307,16 @@ export type RedisError = Redis.RedisError
  * @since 0.1.0 @category layers
  */
 export const layerRedis = (
-  options: Options & Redis.RedisOptions & {
+  options: Options & RedisOptions.RedisOptions & {
     readonly leaseTtl?: Duration.DurationInput
   }
 ): Layer.Layer<KeyPool, RedisError> =>
-  Layer.scoped(
-    KeyPool,
-    Effect.gen(function* () {
-      const keys = internal.keysOf(options.keys, options.providerId)
-      const timings = internal.timingsOf(options)
-      const connection = yield* Redis.connect(options, { store: "KeyPool", provider: options.providerId })
-      const store = yield* redisStore.make(connection, options.providerId, [...keys.keys()], timings, options.leaseTtl)
-      return internal.makeWith(options, keys, timings, store)
-    })
+  Layer.unwrapEffect(
+    Effect.map(
+      // dynamic: `import("effect-llm")` must not load ioredis
+      Effect.promise(() => import("./Redis.js")),
+      (Redis) => Layer.provide(layer(options), Redis.layerKeyPoolStore(options))
+    )
   )
 
 /** @since 0.1.0 @category accessors */

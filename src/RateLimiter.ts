@@ -2,8 +2,12 @@
  * Client-side rate limits: a token bucket on requests and, optionally, on tokens.
  * `admit` reserves capacity and waits, in FIFO order, until the reservation is covered.
  * `observe` adapts the buckets to what the provider's headers say remains, and pauses
- * admission on a `retry-after`. `layer` keeps the buckets in memory; `layerRedis` keeps
- * them in Redis, so that many processes share one budget.
+ * admission on a `retry-after`.
+ *
+ * Where the buckets live is a separate service, `RateLimiterStore`: in memory
+ * (`layerStoreMemory`; what a limiter uses when no store is provided) or in Redis
+ * (`Redis.layerRateLimiterStore` from `effect-llm/Redis`, so that many processes share one
+ * budget). Waiting, FIFO order, headers, errors and spans are written once, over any store.
  *
  * @since 0.1.0
  */
@@ -12,9 +16,9 @@ import type { ConfigError } from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Redis from "./internal/redis.js"
+import * as Option from "effect/Option"
 import * as internal from "./internal/rateLimiter.js"
-import * as redisStore from "./internal/rateLimiterRedisStore.js"
+import * as Redis from "./internal/redis/options.js"
 import type { RateLimitExceededError, StoreUnavailableError } from "./LlmError.js"
 
 /** @since 0.1.0 @category models */
@@ -111,16 +115,162 @@ export type Options =
     readonly onExceeded?: "wait" | "fail"
     /** Provider and model named in `RateLimitExceededError`. */
     readonly provider?: string
+    /**
+     * Which budget in a shared store (Redis): limiters with the same name share it.
+     * Default the `provider` option, else `default`.
+     */
+    readonly name?: string
   }
 
+// ---------------------------------------------------------------------------
+// The store
+// ---------------------------------------------------------------------------
+
 /**
- * Builds an in-memory limiter. Invalid numbers (a capacity of 0, a `bufferRatio` above
- * 1) are a defect whose message names the option.
+ * One dimension's configured limits, after `bufferRatio`.
+ * @since 0.1.0 @category stores
+ */
+export interface Dimension {
+  readonly capacity: number
+  readonly refillPerMs: number
+}
+
+/**
+ * A limiter's configured limits, after `bufferRatio`.
+ * @since 0.1.0 @category stores
+ */
+export interface Limits {
+  readonly requests: Dimension
+  readonly tokens: Dimension | undefined
+  /** `bufferRatio`, applied to what the server says remains as well. */
+  readonly ratio: number
+}
+
+/**
+ * What `observe` asks the store to do: lower levels and capacities, and maybe pause.
+ * @since 0.1.0 @category stores
+ */
+export interface Learned {
+  readonly requestsRemaining: number | undefined
+  readonly requestsLimit: number | undefined
+  readonly tokensRemaining: number | undefined
+  readonly tokensLimit: number | undefined
+  readonly pauseMs: number | undefined
+}
+
+/**
+ * A reservation: the whole wait, and the part of it until the buckets cover the cost (the
+ * rest is a pause).
+ * @since 0.1.0 @category stores
+ */
+export interface Reservation {
+  readonly waitMs: number
+  readonly turnMs: number
+}
+
+/**
+ * What a store is built for: one limiter's budget.
+ * @since 0.1.0 @category stores
+ */
+export interface StoreSpec {
+  /** Which budget: the `name` option, else `provider`, else `default`. */
+  readonly name: string
+  /** Named in the store's errors. */
+  readonly provider: string
+  readonly limits: Limits
+}
+
+/**
+ * One limiter's buckets. The token-bucket arithmetic runs inside the store, atomically: in
+ * memory, or in a Redis script so that many processes share one budget. Everything around
+ * it (waiting, FIFO order, interruption, headers, errors, spans) is the service's, written
+ * once. A shared store that cannot answer fails what admission needs (`reserve`,
+ * `pausedFor`) and what reads it (`status`, `reset`); `refund`, `adjustTokens` and `learn`
+ * are bookkeeping that never fails nor holds the caller for long.
+ * @since 0.1.0 @category stores
+ */
+export interface Store {
+  /**
+   * Reserves the cost and says how many millis the caller must wait until it is covered; a
+   * level may go negative, which is capacity promised to earlier waiters and what makes
+   * admission FIFO without a queue. With `failFast`, a cost that would wait is not reserved
+   * and `waitMs` is `-(wait + 1)`. With `ignorePause`, a pause does not add to the wait.
+   */
+  readonly reserve: (
+    requests: number,
+    tokens: number,
+    failFast: boolean,
+    ignorePause: boolean
+  ) => Effect.Effect<Reservation, StoreUnavailableError>
+  readonly refund: (requests: number, tokens: number) => Effect.Effect<void>
+  /** `level -= delta` on tokens, capped at capacity. */
+  readonly adjustTokens: (delta: number) => Effect.Effect<void>
+  readonly learn: (learned: Learned) => Effect.Effect<void>
+  /** Millis left in a pause, 0 when there is none. */
+  readonly pausedFor: Effect.Effect<number, StoreUnavailableError>
+  readonly status: Effect.Effect<Status, StoreUnavailableError>
+  readonly reset: Effect.Effect<void, StoreUnavailableError>
+}
+
+/**
+ * The `RateLimiterStore` service: it builds the buckets of each limiter. A factory rather
+ * than a store, because the buckets are shaped by the limiter's options; one store layer
+ * (one Redis connection) then serves every limiter of a stack.
+ * @since 0.1.0 @category stores
+ */
+export interface StoreFactory {
+  readonly make: (spec: StoreSpec) => Effect.Effect<Store>
+}
+
+/**
+ * Where limiters keep their buckets. `make` and `layer` use the `RateLimiterStore` in
+ * context, and a memory store of their own when there is none.
+ * @since 0.1.0 @category tags
+ */
+export class RateLimiterStore extends Context.Tag("effect-llm/RateLimiterStore")<RateLimiterStore, StoreFactory>() {}
+
+/**
+ * The in-memory buckets of one limiter, on the clock of the fiber that builds them.
+ * @since 0.1.0 @category stores
+ */
+export const makeStoreMemory: (spec: StoreSpec) => Effect.Effect<Store> = internal.memoryStore
+
+/**
+ * Every limiter in memory, each its own. What a limiter does when no store is provided;
+ * provide it to say so, or to override a store provided further out.
+ * @since 0.1.0 @category layers
+ */
+export const layerStoreMemory: Layer.Layer<RateLimiterStore> = Layer.succeed(RateLimiterStore, { make: makeStoreMemory })
+
+// ---------------------------------------------------------------------------
+// The service
+// ---------------------------------------------------------------------------
+
+/**
+ * Builds a limiter over the `RateLimiterStore` in context, or in memory when there is none.
+ * Invalid numbers (a capacity of 0, a `bufferRatio` above 1) are a defect whose message
+ * names the option.
  * @since 0.1.0 @category constructors
  */
-export const make = (options: Options): Effect.Effect<Service> => internal.make(options)
+export const make = (options: Options): Effect.Effect<Service> =>
+  Effect.suspend(() => {
+    const limits = internal.limitsOf(options)
+    const spec: StoreSpec = {
+      name: options.name ?? options.provider ?? "default",
+      provider: options.provider ?? "rate-limiter",
+      limits
+    }
+    return Effect.serviceOption(RateLimiterStore).pipe(
+      Effect.flatMap(Option.match({ onNone: () => makeStoreMemory(spec), onSome: (stores) => stores.make(spec) })),
+      Effect.map((store) => internal.makeWith(store, options, limits))
+    )
+  })
 
-/** @since 0.1.0 @category layers */
+/**
+ * A limiter over the `RateLimiterStore` provided to this layer, or in memory when none is:
+ * `RateLimiter.layer(options).pipe(Layer.provide(Redis.layerRateLimiterStore({ url })))`.
+ * @since 0.1.0 @category layers
+ */
 export const layer = (options: Options): Layer.Layer<RateLimiter> => Layer.effect(RateLimiter, make(options))
 
 /**
@@ -149,8 +299,8 @@ export const layerConfig = (options: Config.Config<Options>): Layer.Layer<RateLi
   )
 
 /**
- * `layerRedis` could not reach Redis when it was built, or its url is malformed. Once
- * built, a Redis failure is a `StoreUnavailableError` instead.
+ * `layerRedis` (or `Redis.layerRateLimiterStore`) could not reach Redis when it was built,
+ * or its url is malformed. Once built, a Redis failure is a `StoreUnavailableError` instead.
  * @since 0.1.0 @category errors
  */
 export const RedisError = Redis.RedisError
@@ -166,10 +316,14 @@ export type RedisError = Redis.RedisError
 export type RedisOptions = Redis.RedisOptions
 
 /**
- * One budget for many processes, on many hosts: the buckets live in Redis and each
- * reservation is one Lua script, timed by the Redis server's clock. Processes that use
- * the same `url`, `prefix` and `name` share the budget. The bucket arithmetic, FIFO
- * reservations, `observe`, `settle`, pauses and `onExceeded` behave as in `layer`.
+ * One budget for many processes, on many hosts: `layer(options)` over
+ * `Redis.layerRateLimiterStore(options)` (see `effect-llm/Redis`), kept here for
+ * convenience. ioredis is loaded when the layer is built, not when this module is imported.
+ *
+ * The buckets live in Redis and each reservation is one Lua script, timed by the Redis
+ * server's clock. Processes that use the same `url`, `prefix` and `name` share the budget.
+ * The bucket arithmetic, FIFO reservations, `observe`, `settle`, pauses and `onExceeded`
+ * behave as in memory.
  *
  * Redis outages. The layer fails with `RedisError` only when Redis is unreachable as it is
  * built. After that the connection reconnects forever (100 ms doubling to 2 s), and every
@@ -186,20 +340,13 @@ export type RedisOptions = Redis.RedisOptions
  * - One warning is logged when an outage starts, one info line when Redis answers again.
  * @since 0.1.0 @category layers
  */
-export const layerRedis = (
-  options: Options & RedisOptions & {
-    /** Which budget, under the prefix. Default the `provider` option, else `default`. */
-    readonly name?: string
-  }
-): Layer.Layer<RateLimiter, RedisError> =>
-  Layer.scoped(
-    RateLimiter,
-    Effect.gen(function* () {
-      const limits = internal.limitsOf(options)
-      const connection = yield* Redis.connect(options, { store: "RateLimiter", provider: options.provider ?? "rate-limiter" })
-      const store = redisStore.make(connection, options.name ?? options.provider ?? "default", limits)
-      return internal.makeWith(store, options, limits)
-    })
+export const layerRedis = (options: Options & RedisOptions): Layer.Layer<RateLimiter, RedisError> =>
+  Layer.unwrapEffect(
+    Effect.map(
+      // dynamic: `import("effect-llm")` must not load ioredis
+      Effect.promise(() => import("./Redis.js")),
+      (Redis) => Layer.provide(layer(options), Redis.layerRateLimiterStore(options))
+    )
   )
 
 /**

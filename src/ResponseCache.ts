@@ -1,7 +1,8 @@
 /**
  * A response cache in front of a `LanguageModel`. The decorator (`layer`) is written once;
- * the storage is a separate service with an in-process LRU (`layerMemory`) and a Redis
- * (`layerRedis`) implementation. Concurrent identical requests share one upstream call.
+ * the storage is a separate service, `ResponseCacheStore`, with an in-process LRU
+ * (`layerMemory`) and a Redis (`Redis.layerResponseCacheStore` from `effect-llm/Redis`)
+ * implementation. Concurrent identical requests share one upstream call.
  *
  * @since 0.1.0
  */
@@ -50,7 +51,12 @@ export interface Store extends Backend {
   readonly stats: Effect.Effect<Stats>
 }
 
-/** @since 0.1.0 @category tags */
+/**
+ * Where cached answers live, shared by every model the decorator wraps. Unlike the key
+ * pool's and the limiter's, this store is not built per user: its options (size, TTL) are
+ * the cache's own, so the Tag holds the store itself.
+ * @since 0.1.0 @category tags
+ */
 export class ResponseCacheStore extends Context.Tag("effect-llm/ResponseCacheStore")<ResponseCacheStore, Store>() {}
 
 /** @since 0.1.0 @category metrics */
@@ -121,16 +127,25 @@ export interface RedisOptions {
 }
 
 /**
- * A store shared by every process on one Redis (ioredis). When Redis is down, frozen or
- * slow, reads are misses and writes are skipped: it never fails a request, and never holds
- * one longer than `commandTimeout` (default 500 ms) per lookup. Unlike the key pool and the
- * limiter, even an unreachable Redis at build time does not fail the layer. The connection
- * reconnects forever (100 ms doubling to 2 s); one warning is logged when an outage starts,
- * one info line when Redis answers again.
+ * A store shared by every process on one Redis: `Redis.layerResponseCacheStore(options)`
+ * (see `effect-llm/Redis`), kept here for convenience. ioredis is loaded when the layer is
+ * built, not when this module is imported.
+ *
+ * When Redis is down, frozen or slow, reads are misses and writes are skipped: it never
+ * fails a request, and never holds one longer than `commandTimeout` (default 500 ms) per
+ * lookup. Unlike the key pool and the limiter, even an unreachable Redis at build time does
+ * not fail the layer. The connection reconnects forever (100 ms doubling to 2 s); one
+ * warning is logged when an outage starts, one info line when Redis answers again.
  * @since 0.1.0 @category layers
  */
 export const layerRedis = (options: RedisOptions): Layer.Layer<ResponseCacheStore> =>
-  Layer.scoped(ResponseCacheStore, Effect.flatMap(internal.redisBackend(options), makeStore))
+  Layer.unwrapEffect(
+    Effect.map(
+      // dynamic: `import("effect-llm")` must not load ioredis
+      Effect.promise(() => import("./Redis.js")),
+      (Redis) => Redis.layerResponseCacheStore(options)
+    )
+  )
 
 /**
  * A store from your own backend.

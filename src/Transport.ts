@@ -13,7 +13,8 @@
  * @since 0.1.0
  */
 import * as HttpClient from "@effect/platform/HttpClient"
-import { NodeHttpClient } from "@effect/platform-node"
+// the subpath: the package index also loads cluster, rpc, sql, msgpackr and ws
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"

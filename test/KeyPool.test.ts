@@ -210,6 +210,92 @@ describe("KeyPool", () => {
 // Properties
 // ---------------------------------------------------------------------------
 
+describe("KeyPoolStore", () => {
+  /** A memory store per pool that logs what the service asks of it. */
+  const recording = (specs: Array<KeyPool.StoreSpec>, calls: Array<string>) =>
+    Layer.succeed(KeyPool.KeyPoolStore, {
+      make: (spec) =>
+        Effect.map(KeyPool.makeStoreMemory(spec), (store): KeyPool.Store => {
+          specs.push(spec)
+          const log = (call: string) => Effect.sync(() => void calls.push(`${spec.providerId} ${call}`))
+          return {
+            ...store,
+            take: Effect.tap(store.take, (take) => log(`take ${take._tag}`)),
+            release: (keyId, leaseId) => Effect.zipRight(log("release"), store.release(keyId, leaseId)),
+            report: (keyId, outcome) => Effect.zipRight(log(`report ${outcome._tag}`), store.report(keyId, outcome))
+          }
+        })
+    })
+
+  it.scoped("a pool is built over the store in context: it gets the pool's fingerprints and timings, and every take, report and release", () =>
+    Effect.gen(function* () {
+      const specs: Array<KeyPool.StoreSpec> = []
+      const calls: Array<string> = []
+      const pool = yield* KeyPool.KeyPool.pipe(
+        Effect.provide(
+          KeyPool.layer({ providerId: "p", keys: ["a", "b", "a"], defaultCooldown: "3 seconds", maxConcurrentPerKey: 2 }).pipe(
+            Layer.provide(recording(specs, calls))
+          )
+        )
+      )
+      expect(specs).toEqual([
+        { providerId: "p", keyIds: [fp("a"), fp("b")], timings: { defaultCooldown: 3000, quotaReset: 3_600_000, maxConcurrentPerKey: 2 } }
+      ])
+      expect(yield* pool.withKey(() => Effect.succeed("ok"))).toBe("ok")
+      yield* Effect.flip(pool.withKey(() => Effect.fail(new LlmError.RateLimitError({ provider: "p", model: "m", message: "429" }))))
+      expect(calls).toEqual(["p take Leased", "p report Success", "p release", "p take Leased", "p report RateLimited", "p release"])
+      expect((yield* pool.status).map((s) => s.state).sort()).toEqual(["coolingDown", "healthy"])
+    }))
+
+  it.scoped("one store layer serves every pool built over it; layerStoreMemory keeps each pool its own", () =>
+    Effect.gen(function* () {
+      const specs: Array<KeyPool.StoreSpec> = []
+      const calls: Array<string> = []
+      yield* Effect.gen(function* () {
+        const a = yield* KeyPool.make({ providerId: "openai", keys: ["k1"] })
+        const b = yield* KeyPool.make({ providerId: "anthropic", keys: ["k2"] })
+        yield* Effect.scoped(a.acquire)
+        yield* Effect.scoped(b.acquire)
+      }).pipe(Effect.provide(recording(specs, calls)))
+      expect(specs.map((s) => s.providerId)).toEqual(["openai", "anthropic"])
+      expect(calls).toEqual(["openai take Leased", "openai release", "anthropic take Leased", "anthropic release"])
+
+      const [a, b] = yield* Effect.all([
+        KeyPool.make({ providerId: "p", keys: ["k1"] }),
+        KeyPool.make({ providerId: "p", keys: ["k1"] })
+      ]).pipe(Effect.provide(KeyPool.layerStoreMemory))
+      yield* leaseNow(a, "a fresh pool")
+      expect((yield* a.status)[0]!.inFlight).toBe(1)
+      expect((yield* b.status)[0]!.inFlight).toBe(0)
+    }))
+
+  it.effect("a store decides what a lease gets: no key (NoKeyAvailableError, with its wait) or no answer (StoreUnavailableError)", () =>
+    Effect.gen(function* () {
+      const store = (take: KeyPool.Store["take"]): KeyPool.StoreFactory => ({
+        make: () =>
+          Effect.succeed({
+            take,
+            release: () => Effect.void,
+            report: () => Effect.void,
+            status: Effect.succeed([]),
+            hasHealthyKey: () => Effect.succeed(false),
+            pollMillis: 1000
+          })
+      })
+      const options = { providerId: "p", keys: ["k1", "k2"] }
+      const cooling = yield* KeyPool.make(options).pipe(
+        Effect.provideService(KeyPool.KeyPoolStore, store(Effect.succeed({ _tag: "Unavailable", retryAfterMs: 1500 })))
+      )
+      const none = yield* Effect.flip(Effect.scoped(cooling.acquire))
+      expect(none._tag).toBe("NoKeyAvailableError")
+      expect(Duration.toMillis((none as LlmError.NoKeyAvailableError).retryAfter!)).toBe(1500)
+      const unavailable = new LlmError.StoreUnavailableError({ provider: "p", model: "*", message: "down", store: "KeyPool", operation: "keypool take" })
+      const down = yield* KeyPool.make(options).pipe(Effect.provideService(KeyPool.KeyPoolStore, store(Effect.fail(unavailable))))
+      const error = yield* Effect.flip(down.withKey(() => Effect.void))
+      expect([error._tag, error.message]).toEqual(["StoreUnavailableError", "down"])
+    }))
+})
+
 describe("KeyPool properties", () => {
   it("the heap keeps its invariant through pushes, updates and removals", () => {
     fc.assert(

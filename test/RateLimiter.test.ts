@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Clock, Config, ConfigProvider, Duration, Effect, Exit, Fiber, TestClock, TestContext } from "effect"
+import { Cause, Clock, Config, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, TestClock, TestContext } from "effect"
 import * as fc from "fast-check"
 import { RateLimiter } from "../src/index.js"
 
@@ -280,6 +280,79 @@ describe("RateLimiter", () => {
     Effect.gen(function* () {
       const exit = yield* Effect.exit(RateLimiter.make({ capacity: 1, refillPerSecond: 1, bufferRatio: 1.5 }))
       expect(Exit.isFailure(exit) && Cause.pretty(exit.cause)).toContain("bufferRatio")
+    }))
+})
+
+describe("RateLimiterStore", () => {
+  it.effect("a limiter is built over the store in context: it gets the budget's name and limits, and every reservation and lesson", () =>
+    Effect.gen(function* () {
+      const specs: Array<RateLimiter.StoreSpec> = []
+      const calls: Array<string> = []
+      const recording = Layer.succeed(RateLimiter.RateLimiterStore, {
+        make: (spec) =>
+          Effect.map(RateLimiter.makeStoreMemory(spec), (store): RateLimiter.Store => {
+            specs.push(spec)
+            return {
+              ...store,
+              reserve: (r, t, failFast, ignorePause) =>
+                Effect.zipRight(Effect.sync(() => calls.push(`reserve ${r} ${t} ${failFast} ${ignorePause}`)), store.reserve(r, t, failFast, ignorePause)),
+              learn: (learned) => Effect.zipRight(Effect.sync(() => calls.push(`learn ${learned.requestsRemaining}`)), store.learn(learned))
+            }
+          })
+      })
+      const [limiter, named] = yield* Effect.all([
+        RateLimiter.make({ capacity: 2, refillPerSecond: 1, provider: "openai" }),
+        RateLimiter.make({ requestsPerMinute: 60, tokensPerMinute: 600, bufferRatio: 0.5, name: "shared" })
+      ]).pipe(Effect.provide(recording))
+      expect(specs).toEqual([
+        { name: "openai", provider: "openai", limits: { requests: { capacity: 2, refillPerMs: 0.001 }, tokens: undefined, ratio: 1 } },
+        {
+          name: "shared",
+          provider: "rate-limiter",
+          limits: { requests: { capacity: 30, refillPerMs: 0.0005 }, tokens: { capacity: 300, refillPerMs: 0.005 }, ratio: 0.5 }
+        }
+      ])
+      yield* limiter.admit({ requests: 1, tokens: 50 })
+      yield* named.admit({ requests: 1, tokens: 50, reattempt: true })
+      yield* limiter.observe({ "x-ratelimit-remaining-requests": "0" })
+      expect(calls).toEqual(["reserve 1 0 false false", "reserve 1 50 false true", "learn 0"])
+      expect(available(yield* limiter.status)).toBe(0)
+    }))
+
+  it.effect("the waiting is the service's over any store: a store's reservation says how long, and a failFast one refuses", () =>
+    Effect.gen(function* () {
+      const store = (waitMs: number): Layer.Layer<RateLimiter.RateLimiterStore> =>
+        Layer.succeed(RateLimiter.RateLimiterStore, {
+          make: () =>
+            Effect.succeed({
+              reserve: (_r, _t, failFast) => Effect.succeed(failFast ? { waitMs: -waitMs - 1, turnMs: 0 } : { waitMs, turnMs: waitMs }),
+              refund: () => Effect.void,
+              adjustTokens: () => Effect.void,
+              learn: () => Effect.void,
+              pausedFor: Effect.succeed(0),
+              status: Effect.succeed({ requests: undefined, tokens: undefined }),
+              reset: Effect.void
+            })
+        })
+      const limiter = yield* RateLimiter.make({ capacity: 1, refillPerSecond: 1 }).pipe(Effect.provide(store(250)))
+      const log: Array<number> = []
+      yield* admitAt(limiter, { requests: 1 }, log)
+      yield* settle
+      yield* TestClock.adjust(249)
+      expect(log).toEqual([])
+      yield* TestClock.adjust(1)
+      yield* settle
+      expect(log).toEqual([250])
+      const strict = yield* RateLimiter.make({ capacity: 1, refillPerSecond: 1, onExceeded: "fail" }).pipe(Effect.provide(store(250)))
+      const refused = yield* Effect.flip(strict.admit({ requests: 1 }))
+      expect(refused._tag).toBe("RateLimitExceededError")
+      // layerStoreMemory keeps each limiter its own
+      const [a, b] = yield* Effect.all([
+        RateLimiter.make({ capacity: 1, refillPerSecond: 1, name: "same" }),
+        RateLimiter.make({ capacity: 1, refillPerSecond: 1, name: "same" })
+      ]).pipe(Effect.provide(RateLimiter.layerStoreMemory))
+      yield* a.admit({ requests: 1 })
+      expect([available(yield* a.status), available(yield* b.status)]).toEqual([0, 1])
     }))
 })
 

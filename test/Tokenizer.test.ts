@@ -5,6 +5,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { functionCallingTestCases } from "gpt-tokenizer/fixtures/functionCallingTestCases"
 import { Message, Tokenizer } from "../src/index.js"
+import { loadedPackages, src } from "./support/loadedPackages.js"
 
 // gpt-tokenizer's own reference vectors: text samples with their token ids per encoding
 // (data/TestPlans.txt) and chat requests with the token counts OpenAI's API reported.
@@ -107,4 +108,24 @@ describe("Tokenizer", () => {
       )
       expect(withImage.tokens - text.tokens).toBe(85)
     }))
+})
+
+describe("Tokenizer loading", () => {
+  it("the BPE tables load on the first exact count, not when the package is imported nor for an estimate", async () => {
+    const stages = await loadedPackages(`
+mark("import")
+const { Tokenizer } = await import(${JSON.stringify(src("index.ts"))})
+const { Effect } = await import("effect")
+mark("estimate")
+await Effect.runPromise(Tokenizer.count("hello", "claude-sonnet-4"))
+mark("exact")
+const counted = await Effect.runPromise(Tokenizer.count("hello", "gpt-4o"))
+if (!counted.exact) throw new Error("expected an exact count")
+`)
+    const gpt = (stage: string) => (stages.get(stage) ?? []).filter((p) => p.startsWith("gpt-tokenizer"))
+    expect(gpt("import")).toEqual([])
+    expect(gpt("estimate")).toEqual([])
+    expect(gpt("exact").some((p) => p.includes("bpeRanks/o200k_base"))).toBe(true)
+    expect(gpt("exact").some((p) => p.includes("cl100k_base") && p.includes("bpeRanks"))).toBe(false)
+  }, 60_000)
 })

@@ -7,7 +7,7 @@ import * as Metric from "effect/Metric"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
-import type { KeyState, KeyStatus, Lease, Options, Outcome, Service } from "../KeyPool.js"
+import type { KeyState, KeyStatus, Lease, Options, Outcome, Service, Store, StoreSpec, Take, Timings } from "../KeyPool.js"
 import { classify, isLlmError, NoKeyAvailableError, type StoreUnavailableError } from "../LlmError.js"
 import { type HeapEntry, KeyHeap, rank } from "./keyHeap.js"
 
@@ -49,13 +49,6 @@ export class InvalidKeyError extends Error {
   }
 }
 
-/** How the pool's timings read from its options, in millis. */
-export interface Timings {
-  readonly defaultCooldown: number
-  readonly quotaReset: number
-  readonly maxConcurrentPerKey: number | undefined
-}
-
 export const timingsOf = (options: Options): Timings => {
   const max = options.maxConcurrentPerKey
   if (max !== undefined && (!Number.isInteger(max) || max < 1)) {
@@ -71,31 +64,6 @@ export const timingsOf = (options: Options): Timings => {
 // ---------------------------------------------------------------------------
 // Stores
 // ---------------------------------------------------------------------------
-
-/** The result of one attempt to lease a key. */
-export type Take =
-  | { readonly _tag: "Leased"; readonly keyId: string; readonly leaseId: string }
-  /** Healthy keys exist but all are at `maxConcurrentPerKey` (or carry a half-open probe). */
-  | { readonly _tag: "Busy" }
-  /** No key is healthy; `retryAfterMs` is when the earliest comes back, if one will. */
-  | { readonly _tag: "Unavailable"; readonly retryAfterMs: number | undefined }
-
-/**
- * Where key state lives: in this process, or in Redis for a pool shared by many. Each
- * operation is atomic in its store; leasing, waiting, reporting and errors are the
- * service's, written once below. A shared store that cannot answer fails `take` and
- * `status`; `release` and `report` are bookkeeping that never fails nor holds the caller
- * for long, and `hasHealthyKey` is then false.
- */
-export interface KeyPoolStore {
-  readonly take: Effect.Effect<Take, StoreUnavailableError>
-  readonly release: (keyId: string, leaseId: string) => Effect.Effect<void>
-  readonly report: (keyId: string, outcome: Outcome) => Effect.Effect<void>
-  readonly status: Effect.Effect<ReadonlyArray<KeyStatus>, StoreUnavailableError>
-  readonly hasHealthyKey: (exceptKeyId?: string) => Effect.Effect<boolean>
-  /** How often a waiter looks again without being woken (other processes free keys too). */
-  readonly pollMillis: number
-}
 
 /**
  * Where a key stands, by precedence: disabled, cooling down, half-open, healthy. A
@@ -135,9 +103,9 @@ interface MemoryState {
 
 /**
  * The in-memory store: healthy keys in a min-heap guarded by a `Ref`, resting keys beside
- * it until their time comes.
+ * it until their time comes. Its clock is the one of the fiber that builds it.
  */
-export const memoryStore = (ids: ReadonlyArray<string>, timings: Timings): Effect.Effect<KeyPoolStore> =>
+export const memoryStore = ({ keyIds: ids, timings }: StoreSpec): Effect.Effect<Store> =>
   Effect.clockWith((clock) =>
     Effect.gen(function* () {
       const entries = new Map<string, Entry>()
@@ -285,7 +253,7 @@ export const memoryStore = (ids: ReadonlyArray<string>, timings: Timings): Effec
           })
         })
 
-      return { take, release, report, status, hasHealthyKey, pollMillis: 1000 } satisfies KeyPoolStore
+      return { take, release, report, status, hasHealthyKey, pollMillis: 1000 } satisfies Store
     })
   )
 
@@ -302,7 +270,7 @@ export const makeWith = (
   options: Options,
   keys: ReadonlyMap<string, Redacted.Redacted<string>>,
   timings: Timings,
-  store: KeyPoolStore
+  store: Store
 ): Service => {
   const providerId = options.providerId
   const waitForKeys = timings.maxConcurrentPerKey !== undefined
@@ -416,13 +384,6 @@ export const makeWith = (
     hasHealthyKey: (exceptKeyId) => (keys.size === 0 ? Effect.succeed(false) : store.hasHealthyKey(exceptKeyId))
   }
 }
-
-export const make = (options: Options): Effect.Effect<Service> =>
-  Effect.suspend(() => {
-    const keys = keysOf(options.keys, options.providerId)
-    const timings = timingsOf(options)
-    return Effect.map(memoryStore([...keys.keys()], timings), (store) => makeWith(options, keys, timings, store))
-  })
 
 /**
  * What an error says about the key that got it, from its classification (`LlmError.classify`).

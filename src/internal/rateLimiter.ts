@@ -2,25 +2,25 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import { RateLimitExceededError, type StoreUnavailableError } from "../LlmError.js"
-import type { Cost, DimensionStatus, HeaderInput, Options, ServerLimits, Service, Status } from "../RateLimiter.js"
+import type {
+  Cost,
+  Dimension,
+  DimensionStatus,
+  HeaderInput,
+  Learned,
+  Limits,
+  Options,
+  Reservation,
+  ServerLimits,
+  Service,
+  Store,
+  StoreSpec
+} from "../RateLimiter.js"
 import { parseGoDuration, retryAfterOf } from "./request/errors.js"
 
 // ---------------------------------------------------------------------------
 // Limits
 // ---------------------------------------------------------------------------
-
-/** One dimension's configured limits, after `bufferRatio`. */
-export interface Dimension {
-  readonly capacity: number
-  readonly refillPerMs: number
-}
-
-export interface Limits {
-  readonly requests: Dimension
-  readonly tokens: Dimension | undefined
-  /** `bufferRatio`, applied to what the server says remains as well. */
-  readonly ratio: number
-}
 
 const positive = (name: string, value: number | undefined): number => {
   if (value === undefined || !Number.isFinite(value) || value <= 0) {
@@ -117,15 +117,6 @@ export const parseHeaders = (headers: HeaderInput, now: number): ServerLimits =>
   }
 }
 
-/** What `observe` asks the store to do: lower levels and capacities, and maybe pause. */
-export interface Learned {
-  readonly requestsRemaining: number | undefined
-  readonly requestsLimit: number | undefined
-  readonly tokensRemaining: number | undefined
-  readonly tokensLimit: number | undefined
-  readonly pauseMs: number | undefined
-}
-
 export const learnedOf = (limits: ServerLimits, ratio: number): Learned | undefined => {
   const scale = (n: number | undefined) => (n === undefined ? undefined : n * ratio)
   // the server will not admit before its reset when nothing remains, whatever our refill says
@@ -147,43 +138,6 @@ export const learnedOf = (limits: ServerLimits, ratio: number): Learned | undefi
 // ---------------------------------------------------------------------------
 // Stores
 // ---------------------------------------------------------------------------
-
-/**
- * Where buckets live. The token-bucket arithmetic runs inside the store, atomically: in
- * memory, or in a Redis script so that many processes share one budget. Everything
- * around it (waiting, FIFO order, interruption, headers, errors, spans) is the service,
- * written once below. A shared store that cannot answer fails what admission needs
- * (`reserve`, `pausedFor`) and what reads it (`status`, `reset`); `refund`, `adjustTokens`
- * and `learn` are bookkeeping that never fails nor holds the caller for long.
- */
-export interface BucketStore {
-  /**
-   * Reserves the cost and says how many millis the caller must wait until it is covered; a
-   * level may go negative, which is capacity promised to earlier waiters and what makes
-   * admission FIFO without a queue. With `failFast`, a cost that would wait is not reserved
-   * and `waitMs` is `-(wait + 1)`.
-   */
-  readonly reserve: (
-    requests: number,
-    tokens: number,
-    failFast: boolean,
-    ignorePause: boolean
-  ) => Effect.Effect<Reservation, StoreUnavailableError>
-  readonly refund: (requests: number, tokens: number) => Effect.Effect<void>
-  /** `level -= delta` on tokens, capped at capacity. */
-  readonly adjustTokens: (delta: number) => Effect.Effect<void>
-  readonly learn: (learned: Learned) => Effect.Effect<void>
-  /** Millis left in a pause, 0 when there is none. */
-  readonly pausedFor: Effect.Effect<number, StoreUnavailableError>
-  readonly status: Effect.Effect<Status, StoreUnavailableError>
-  readonly reset: Effect.Effect<void, StoreUnavailableError>
-}
-
-/** A reservation: the whole wait, and the part of it until the buckets cover the cost (the rest is a pause). */
-export interface Reservation {
-  readonly waitMs: number
-  readonly turnMs: number
-}
 
 /** Mutable bucket state for one dimension. */
 interface Bucket {
@@ -218,9 +172,10 @@ const dimensionStatus = (bucket: Bucket | undefined): DimensionStatus | undefine
 
 /**
  * The in-memory store. JavaScript runs one fiber step at a time, so each operation below
- * (a synchronous read-modify-write) is atomic without a lock.
+ * (a synchronous read-modify-write) is atomic without a lock. Its clock is the one of the
+ * fiber that builds it.
  */
-export const memoryStore = (limits: Limits): Effect.Effect<BucketStore> =>
+export const memoryStore = ({ limits }: StoreSpec): Effect.Effect<Store> =>
   Effect.clockWith((clock) =>
     Effect.sync(() => {
       const start = clock.unsafeCurrentTimeMillis()
@@ -229,7 +184,7 @@ export const memoryStore = (limits: Limits): Effect.Effect<BucketStore> =>
       const tokens = limits.tokens === undefined ? undefined : mk(limits.tokens)
       let pausedUntil = 0
       const now = () => clock.unsafeCurrentTimeMillis()
-      const store: BucketStore = {
+      const store: Store = {
         reserve: (r, t, failFast, ignorePause) =>
           Effect.sync(() => {
             const at = now()
@@ -302,7 +257,7 @@ const waited = Metric.counter("effect_llm_rate_limiter_waited", { description: "
 const refused = Metric.counter("effect_llm_rate_limiter_refused", { description: "admissions refused (onExceeded: fail)" })
 const paused = Metric.counter("effect_llm_rate_limiter_paused", { description: "pauses learned from retry-after or exhausted limits" })
 
-export const makeWith = (store: BucketStore, options: Options, limits: Limits): Service => {
+export const makeWith = (store: Store, options: Options, limits: Limits): Service => {
   const failFast = options.onExceeded === "fail"
   const provider = options.provider ?? "rate-limiter"
   const hasTokens = limits.tokens !== undefined
@@ -371,9 +326,3 @@ export const makeWith = (store: BucketStore, options: Options, limits: Limits): 
     reset: Effect.withSpan(store.reset, "RateLimiter.reset")
   }
 }
-
-export const make = (options: Options): Effect.Effect<Service> =>
-  Effect.suspend(() => {
-    const limits = limitsOf(options)
-    return Effect.map(memoryStore(limits), (store) => makeWith(store, options, limits))
-  })

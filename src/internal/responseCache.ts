@@ -1,18 +1,14 @@
 /**
- * ResponseCache internals: the canonical request key and the two stores (an in-process LRU
- * and Redis). Stores never fail: a broken backend reads as a miss and logs a warning.
+ * ResponseCache internals: the canonical request key and the in-process LRU store (the Redis
+ * one is `internal/redis/responseCacheStore.ts`). Stores never fail: a broken backend reads
+ * as a miss.
  */
 import { createHash } from "node:crypto"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
-import { Redis } from "ioredis"
 import { LRUCache } from "lru-cache"
 import * as Message from "../Message.js"
-import { clientOptions, commandTimeoutOf } from "./redis.js"
 
 // ---------------------------------------------------------------------------
 // The key
@@ -138,142 +134,5 @@ export const memoryBackend = (options: { readonly maxEntries: number; readonly t
         purge(now)
         return lru.size
       })
-    }
-  })
-
-const StoredEntry = Schema.parseJson(Schema.Struct({ response: Message.ChatResponse, expiresAt: Schema.Number }))
-const decodeStored = Schema.decodeUnknownEither(StoredEntry)
-
-// Touch on read (LRU order), drop the index member when the entry expired.
-const getScript = `
-local v = redis.call('GET', KEYS[1])
-if v then redis.call('ZADD', KEYS[2], ARGV[1], KEYS[1]) else redis.call('ZREM', KEYS[2], KEYS[1]) end
-return v`
-
-// Store, index by last access, forget index members that must have expired, evict the least
-// recently used entries beyond maxEntries. Returns how many were evicted.
-const setScript = `
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
-local cutoff = '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[2]))
-local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff)
-for _, k in ipairs(stale) do redis.call('DEL', k) end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff)
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
-if over > 0 then
-  local old = redis.call('ZRANGE', KEYS[2], 0, over - 1)
-  for _, k in ipairs(old) do redis.call('DEL', k) end
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
-  return over
-end
-return 0`
-
-const sizeScript = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-return redis.call('ZCARD', KEYS[1])`
-
-interface CacheCommands {
-  cacheGet(entry: string, index: string, now: number): Promise<string | null>
-  cacheSet(entry: string, index: string, value: string, ttlMs: number, now: number, maxEntries: number): Promise<number>
-  cacheSize(index: string, oldest: number): Promise<number>
-}
-
-export interface RedisOptions {
-  readonly url: string
-  readonly prefix?: string | undefined
-  readonly ttl: Duration.DurationInput
-  readonly maxEntries?: number | undefined
-  /** Longest wait for one Redis command before it counts as a miss. Default 500 ms. */
-  readonly commandTimeout?: Duration.DurationInput | undefined
-}
-
-/**
- * Entries are `prefix + key` strings with a Redis TTL, indexed by last access in a sorted set
- * at `prefix + "lru"` so that `maxEntries` evicts the least recently used. Keys are derived in
- * the scripts, so this store is for a single Redis, not a cluster.
- */
-export const redisBackend = (options: RedisOptions): Effect.Effect<Backend, never, Scope.Scope> =>
-  Effect.gen(function* () {
-    const prefix = options.prefix ?? "effect-llm:cache:"
-    const index = `${prefix}lru`
-    const ttl = Duration.toMillis(Duration.decode(options.ttl))
-    const maxEntries = options.maxEntries ?? Number.MAX_SAFE_INTEGER
-    const commandTimeout = commandTimeoutOf(options.commandTimeout, "500 millis")
-    const redis = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        // fail at once while disconnected, so a down Redis is a fast miss, not a queue; and
-        // reconnect forever, as the key pool and the limiter do
-        const client = new Redis(options.url, clientOptions(commandTimeout))
-        // errors surface through the commands; without a listener ioredis prints them itself
-        client.on("error", () => {})
-        client.defineCommand("cacheGet", { numberOfKeys: 2, lua: getScript })
-        client.defineCommand("cacheSet", { numberOfKeys: 2, lua: setScript })
-        client.defineCommand("cacheSize", { numberOfKeys: 1, lua: sizeScript })
-        return client
-      }),
-      (client) => Effect.sync(() => client.disconnect())
-    )
-    const commands = redis as unknown as Redis & CacheCommands
-
-    let healthy = true
-    const degraded = (operation: string) => (cause: unknown) =>
-      Effect.suspend(() => {
-        if (!healthy) return Effect.void
-        healthy = false
-        return Effect.logWarning(
-          `ResponseCache: Redis ${operation} failed; serving misses until it answers again`,
-          cause instanceof Error ? cause.message : String(cause)
-        )
-      })
-    const recovered = Effect.suspend(() => {
-      if (healthy) return Effect.void
-      healthy = true
-      return Effect.logInfo("ResponseCache: Redis answers again")
-    })
-    // Bounded here as well as by ioredis (a script run is EVALSHA then EVAL). `clear` is
-    // many commands, each bounded by ioredis alone.
-    const attempt = <A>(operation: string, run: () => Promise<A>, fallback: A, bound = commandTimeout): Effect.Effect<A> =>
-      Effect.tryPromise(run).pipe(
-        (effect) =>
-          Number.isFinite(bound)
-            ? Effect.timeoutFail(effect, { duration: bound, onTimeout: () => new Error(`no answer within ${bound}ms`) })
-            : effect,
-        Effect.interruptible,
-        Effect.tap(() => recovered),
-        Effect.catchAll((cause) => Effect.as(degraded(operation)(cause), fallback))
-      )
-
-    yield* attempt("connect", () => redis.connect(), undefined, clientOptions(commandTimeout).connectTimeout + commandTimeout)
-
-    return {
-      get: (key) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.map(attempt("GET", () => commands.cacheGet(prefix + key, index, now), null), (raw) => {
-            if (raw === null) return undefined
-            const decoded = decodeStored(raw)
-            // an entry this version cannot read is a miss, and `set` will overwrite it
-            if (Either.isLeft(decoded) || decoded.right.expiresAt <= now) return undefined
-            return decoded.right.response
-          })),
-      set: (key, response) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.asVoid(
-            attempt(
-              "SET",
-              () => commands.cacheSet(prefix + key, index, JSON.stringify({ response, expiresAt: now + ttl }), ttl, now, maxEntries),
-              0
-            )
-          )),
-      clear: attempt("clear", () =>
-        new Promise<void>((resolve, reject) => {
-          const scan = redis.scanStream({ match: `${prefix}*`, count: 500 })
-          const pending: Array<Promise<unknown>> = []
-          scan.on("data", (keys: Array<string>) => {
-            if (keys.length > 0) pending.push(redis.unlink(...keys))
-          })
-          scan.on("error", reject)
-          scan.on("end", () => Promise.all(pending).then(() => resolve(), reject))
-        }), undefined, Number.POSITIVE_INFINITY),
-      size: Effect.flatMap(Clock.currentTimeMillis, (now) => attempt("size", () => commands.cacheSize(index, now - ttl), 0))
     }
   })

@@ -1,6 +1,7 @@
 /**
- * The Redis plumbing the Redis-backed stores share: one scoped ioredis connection per
- * layer, and Lua scripts run by SHA with a fallback to EVAL after a server restart.
+ * The Redis plumbing the key pool and limiter stores share: one scoped ioredis connection
+ * per store layer, used by every pool or limiter built over it, and Lua scripts run by SHA
+ * with a fallback to EVAL after a server restart.
  *
  * Outages: the connection reconnects forever (`retryStrategy`), commands never queue while
  * it is down, and every command is bounded by `commandTimeout` on the Effect side, so a
@@ -15,46 +16,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as HashSet from "effect/HashSet"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
-import { StoreUnavailableError } from "../LlmError.js"
-
-/**
- * Redis could not be reached when the layer was built (or the url is malformed): the
- * layer fails with it. Later failures are `StoreUnavailableError`s. The URL is reported
- * without its password.
- */
-export class RedisError extends Schema.TaggedError<RedisError>()("RedisError", {
-  message: Schema.String,
-  url: Schema.String,
-  operation: Schema.String
-}) {}
-
-/** `{ url, prefix?, commandTimeout? }`: what every Redis-backed layer takes. */
-export interface RedisOptions {
-  /** Like `redis://127.0.0.1:6379/0`. */
-  readonly url: string
-  /** Prepended to every key this layer writes. Default `effect-llm:`. */
-  readonly prefix?: string
-  /**
-   * The longest wait for one Redis command. A command that needs its answer (leasing a
-   * key, admitting a request, reading status) then fails with `StoreUnavailableError`;
-   * bookkeeping is given up. Default 1 second.
-   */
-  readonly commandTimeout?: Duration.DurationInput
-}
-
-/** The URL with any password masked, for errors. */
-export const safeUrl = (url: string): string => {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== "") parsed.password = "***"
-    return parsed.toString()
-  } catch {
-    return "<invalid url>"
-  }
-}
+import { StoreUnavailableError } from "../../LlmError.js"
+import { RedisError, type RedisOptions, safeUrl } from "./options.js"
 
 const describe = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "unknown error"
@@ -90,17 +55,18 @@ export const clientOptions = (commandTimeout: number) => ({
   retryStrategy
 })
 
-/** The store a connection serves, named in its errors and log lines. */
-export interface Owner {
-  /** `KeyPool`, `RateLimiter`, … */
-  readonly store: string
-  readonly provider: string
-}
-
+/**
+ * One connection, shared by every pool or limiter built over the same store layer.
+ */
 export interface Connection {
   readonly redis: Redis
   readonly url: string
   readonly prefix: string
+  /** The commands of one user of the connection (a provider's pool, a limiter), named in its errors. */
+  readonly commands: (provider: string) => Commands
+}
+
+export interface Commands {
   /**
    * Runs `f` and waits for its answer, at most `commandTimeout`, even inside an
    * uninterruptible region. A rejection or a timeout is a `StoreUnavailableError`.
@@ -116,8 +82,11 @@ export interface Connection {
   readonly send: (operation: string, f: (redis: Redis) => Promise<unknown>) => Effect.Effect<void>
 }
 
-/** A connection that is open (it answered PING) and is closed when the scope closes. */
-export const connect = (options: RedisOptions, owner: Owner): Effect.Effect<Connection, RedisError, Scope.Scope> =>
+/**
+ * A connection that is open (it answered PING) and is closed when the scope closes. `store`
+ * (`KeyPool`, `RateLimiter`) names it in log lines and errors.
+ */
+export const connect = (options: RedisOptions, store: string): Effect.Effect<Connection, RedisError, Scope.Scope> =>
   Effect.gen(function* () {
     const url = safeUrl(options.url)
     if (!/^rediss?:\/\//.test(options.url) || url === "<invalid url>") {
@@ -163,37 +132,40 @@ export const connect = (options: RedisOptions, owner: Owner): Effect.Effect<Conn
         if (down) return Effect.void
         down = true
         return Effect.logWarning(
-          `${owner.store}: Redis at ${url} is unavailable (${operation}: ${detail}); calls that need it fail with ` +
+          `${store}: Redis at ${url} is unavailable (${operation}: ${detail}); calls that need it fail with ` +
             `StoreUnavailableError and bookkeeping is skipped until it answers again`
         )
       })
     const answered = Effect.suspend(() => {
       if (!down) return Effect.void
       down = false
-      return Effect.logInfo(`${owner.store}: Redis at ${url} answers again`)
+      return Effect.logInfo(`${store}: Redis at ${url} answers again`)
     })
-    const unavailable = (operation: string, detail: string) =>
+    const unavailable = (provider: string, operation: string, detail: string) =>
       new StoreUnavailableError({
-        provider: owner.provider,
+        provider,
         model: "*",
-        store: owner.store,
+        store: store,
         operation,
         message: `Redis ${operation} failed: ${detail}`
       })
     const noAnswer = `no answer within ${Duration.format(Duration.millis(timeout))}`
 
-    const attempt = <A>(operation: string, reply: () => Promise<A>): Effect.Effect<A, StoreUnavailableError> =>
+    const attempt = <A>(provider: string, operation: string, reply: () => Promise<A>): Effect.Effect<A, StoreUnavailableError> =>
       Effect.tryPromise({ try: reply, catch: describe }).pipe(
         Effect.timeoutFail({ duration: timeout, onTimeout: () => noAnswer }),
         // a lease is taken in an uninterruptible region; the deadlines must still cut its wait
         Effect.interruptible,
         Effect.tapBoth({ onFailure: (detail) => failed(operation, detail), onSuccess: () => answered }),
-        Effect.mapError((detail) => unavailable(operation, detail))
+        Effect.mapError((detail) => unavailable(provider, operation, detail))
       )
 
-    const run = <A>(operation: string, f: (redis: Redis) => Promise<A>) => attempt(operation, () => f(redis))
+    const commands = (provider: string): Commands => ({
+      run: (operation, f) => attempt(provider, operation, () => f(redis)),
+      send: (operation, f) => send(provider, operation, f)
+    })
 
-    const send = (operation: string, f: (redis: Redis) => Promise<unknown>): Effect.Effect<void> =>
+    const send = (provider: string, operation: string, f: (redis: Redis) => Promise<unknown>): Effect.Effect<void> =>
       Effect.suspend(() => {
         let reply: Promise<unknown>
         try {
@@ -203,7 +175,7 @@ export const connect = (options: RedisOptions, owner: Owner): Effect.Effect<Conn
         }
         // handled here: the fiber below attaches its own handler only when it starts
         reply.catch(() => {})
-        return Effect.flatMap(Effect.forkDaemon(Effect.ignore(attempt(operation, () => reply))), (answer) =>
+        return Effect.flatMap(Effect.forkDaemon(Effect.ignore(attempt(provider, operation, () => reply))), (answer) =>
           Effect.descriptorWith((self) =>
             down || HashSet.size(self.interruptors) > 0
               ? Effect.void
@@ -211,7 +183,7 @@ export const connect = (options: RedisOptions, owner: Owner): Effect.Effect<Conn
           ))
       })
 
-    return { redis, url, prefix: options.prefix ?? "effect-llm:", run, send }
+    return { redis, url, prefix: options.prefix ?? "effect-llm:", commands }
   })
 
 /** Every script defined with `script`; each connection loads them when it is ready. */

@@ -1,5 +1,6 @@
 /**
- * The rate limiter's buckets in Redis, for one budget across processes and hosts.
+ * The rate limiter's buckets in Redis (`Redis.layerRateLimiterStore`), for one budget
+ * across processes and hosts: one connection for every limiter built over the layer.
  *
  * Why not `@effect/experimental`'s Redis `RateLimiterStore`: its token bucket keeps one
  * integer dimension, refills in whole tokens, takes `now` from each caller's clock (hosts
@@ -15,11 +16,12 @@
  * they fail. A reservation whose answer was lost is not refunded: it may have been taken,
  * and an outage must err toward admitting less, never more.
  */
-import type * as Effect from "effect/Effect"
-import type { StoreUnavailableError } from "../LlmError.js"
-import type { Status } from "../RateLimiter.js"
-import { type Connection, luaNow, script } from "./redis.js"
-import type { BucketStore, Learned, Limits } from "./rateLimiter.js"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type { StoreUnavailableError } from "../../LlmError.js"
+import { type Learned, RateLimiterStore, type Status, type Store, type StoreSpec } from "../../RateLimiter.js"
+import { type Commands, connect, luaNow, script } from "./connection.js"
+import type { RedisError, RedisOptions } from "./options.js"
 
 // ARGV[1..4]: configured request capacity and refill per ms, token capacity (0: no token
 // dimension) and refill per ms. Levels, learned capacities and the pause live in one hash.
@@ -124,8 +126,18 @@ save()
 return 0
 `)
 
-export const make = (connection: Connection, name: string, limits: Limits): BucketStore => {
-  const keys = [`${connection.prefix}ratelimit:${name}`]
+/** One connection; each limiter's buckets are one hash under the prefix, named by its budget. */
+export const layer = (options: RedisOptions): Layer.Layer<RateLimiterStore, RedisError> =>
+  Layer.scoped(
+    RateLimiterStore,
+    Effect.map(connect(options, "RateLimiter"), (connection) => ({
+      make: (spec: StoreSpec) =>
+        Effect.sync(() => budgetStore(connection.commands(spec.provider), `${connection.prefix}ratelimit:${spec.name}`, spec))
+    }))
+  )
+
+const budgetStore = (connection: Commands, key: string, { limits }: StoreSpec): Store => {
+  const keys = [key]
   const config = [
     limits.requests.capacity,
     limits.requests.refillPerMs,

@@ -1,0 +1,128 @@
+/**
+ * `effect-llm/Redis`: its store layers under the services' own `layer`s, against the real
+ * redis-server that test/setup/redis.ts starts; and the main entry, which must not load
+ * ioredis until a Redis layer is built.
+ */
+import { randomUUID } from "node:crypto"
+import { describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { inject } from "vitest"
+import { KeyPool, LanguageModel, Message, RateLimiter, ResponseCache } from "../../src/index.js"
+import * as Redis from "../../src/Redis.js"
+import { loadedPackages, src } from "../support/loadedPackages.js"
+
+const redisUrl = inject("redisUrl")
+if (redisUrl === "") console.warn("[redis] no redis-server: the effect-llm/Redis store tests are skipped")
+
+const fp = KeyPool.fingerprint
+
+describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
+  it.scopedLive("one KeyPoolStore serves pools of several providers; a second store on the prefix (another process) sees the same pools", () =>
+    Effect.gen(function* () {
+      const prefix = `t-${randomUUID()}:`
+      const [here, there] = yield* Effect.all([
+        Layer.build(Redis.layerKeyPoolStore({ url: redisUrl, prefix })),
+        Layer.build(Redis.layerKeyPoolStore({ url: redisUrl, prefix }))
+      ])
+      const poolOver = (store: Context.Context<KeyPool.KeyPoolStore>, providerId: string, keys: Array<string>) =>
+        KeyPool.make({ providerId, keys }).pipe(Effect.provide(store))
+      const openai = yield* poolOver(here, "openai", ["k1", "k2"])
+      const anthropic = yield* poolOver(here, "anthropic", ["k1"])
+      const openaiThere = yield* poolOver(there, "openai", ["k1", "k2"])
+      const scope = yield* Scope.make()
+      const first = yield* Scope.extend(openai.acquire, scope)
+      // the other process leases the other key: it sees this one's lease
+      expect((yield* Scope.extend(openaiThere.acquire, scope)).keyId).not.toBe(first.keyId)
+      expect((yield* openaiThere.status).map((s) => s.inFlight)).toEqual([1, 1])
+      // another provider's pool on the same store is its own
+      expect((yield* anthropic.status)).toMatchObject([{ keyId: fp("k1"), inFlight: 0 }])
+      yield* Scope.close(scope, Exit.void)
+      expect((yield* openai.status).every((s) => s.inFlight === 0)).toBe(true)
+      // KeyPool.layerRedis is the same pool as KeyPool.layer over the store
+      const viaLayerRedis = yield* Effect.map(
+        Layer.build(KeyPool.layerRedis({ url: redisUrl, prefix, providerId: "openai", keys: ["k1", "k2"] })),
+        Context.get(KeyPool.KeyPool)
+      )
+      yield* viaLayerRedis.report(fp("k2"), { _tag: "Rejected", reason: "invalid_api_key" })
+      expect((yield* openai.status).find((s) => s.keyId === fp("k2"))!.state).toBe("disabled")
+    }))
+
+  it.scopedLive("one RateLimiterStore serves limiters of several budgets, each shared by name", () =>
+    Effect.gen(function* () {
+      const prefix = `t-${randomUUID()}:`
+      const store = yield* Layer.build(Redis.layerRateLimiterStore({ url: redisUrl, prefix }))
+      const limiter = (name: string) =>
+        RateLimiter.make({ capacity: 2, refillPerSecond: 0.01, onExceeded: "fail", name }).pipe(Effect.provide(store))
+      const [a, aAgain, b] = yield* Effect.all([limiter("a"), limiter("a"), limiter("b")])
+      yield* a.admit({ requests: 2 })
+      expect((yield* Effect.flip(aAgain.admit({ requests: 1 })))._tag).toBe("RateLimitExceededError")
+      yield* b.admit({ requests: 2 })
+      const viaLayerRedis = yield* Effect.map(
+        Layer.build(RateLimiter.layerRedis({ url: redisUrl, prefix, capacity: 2, refillPerSecond: 0.01, name: "b" })),
+        Context.get(RateLimiter.RateLimiter)
+      )
+      expect((yield* viaLayerRedis.status).requests!.available).toBeLessThan(0.1)
+    }))
+
+  it.scopedLive("Redis.layerResponseCacheStore and ResponseCache.layerRedis on one prefix are one cache", () =>
+    Effect.gen(function* () {
+      const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, ttl: "1 hour" as const }
+      let calls = 0
+      const model = LanguageModel.make({
+        provider: "p",
+        model: "m",
+        chat: () =>
+          Effect.sync(() => {
+            calls++
+            return {
+              id: "r",
+              model: "m",
+              provider: "p",
+              text: `answer ${calls}`,
+              toolCalls: [],
+              finishReason: "stop" as const,
+              usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2, estimated: false }
+            }
+          }),
+        stream: () => {
+          throw new Error("not used")
+        }
+      })
+      const cachedOver = (store: Layer.Layer<ResponseCache.ResponseCacheStore>) =>
+        Effect.flatMap(Layer.build(store), (context) =>
+          ResponseCache.decorator()(model).pipe(Effect.provide(context)))
+      const one = yield* cachedOver(Redis.layerResponseCacheStore(options))
+      const two = yield* cachedOver(ResponseCache.layerRedis(options))
+      expect((yield* one.chat(Message.request("hi"))).text).toBe("answer 1")
+      expect((yield* two.chat(Message.request("hi"))).text).toBe("answer 1")
+      expect(calls).toBe(1)
+    }))
+})
+
+describe("the main entry and ioredis", () => {
+  it("import('effect-llm') loads neither ioredis, nor the CLI's packages, nor @effect/platform-node's index; building a Redis layer loads ioredis", async () => {
+    const stages = await loadedPackages(`
+mark("import")
+const { KeyPool, RateLimiter, ResponseCache } = await import(${JSON.stringify(src("index.ts"))})
+const { Effect, Layer } = await import("effect")
+mark("layer values")
+const layers = [
+  KeyPool.layerRedis({ url: "redis://127.0.0.1:1/0", providerId: "p", keys: ["k"] }),
+  RateLimiter.layerRedis({ url: "redis://127.0.0.1:1/0", capacity: 1, refillPerSecond: 1 }),
+  ResponseCache.layerRedis({ url: "redis://127.0.0.1:1/0", ttl: "1 hour", commandTimeout: "50 millis" })
+]
+mark("build")
+// nothing listens on port 1: the layers fail (or, the cache, serve misses), after loading ioredis
+const exit = await Effect.runPromise(Effect.exit(Effect.scoped(Layer.build(layers[0]))))
+if (exit._tag !== "Failure") throw new Error("expected a RedisError")
+`)
+    const atImport = [...(stages.get("import") ?? []), ...(stages.get("layer values") ?? [])]
+    expect(atImport).toContain("effect")
+    for (const heavy of ["ioredis", "gpt-tokenizer", "@effect/cli", "cli-progress", "@effect/cluster", "@effect/rpc", "@effect/sql"]) {
+      expect(atImport, `${heavy} loaded by import("effect-llm")`).not.toContain(heavy)
+    }
+    expect(atImport).toContain("@effect/platform-node/dist/esm/NodeHttpClient.js")
+    expect(atImport).not.toContain("@effect/platform-node/dist/esm/index.js")
+    expect(stages.get("build")).toContain("ioredis")
+  }, 60_000)
+})
