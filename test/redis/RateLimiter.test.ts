@@ -71,7 +71,7 @@ describe.skipIf(redisUrl === "")("RateLimiter.layerRedis", () => {
 
   it.scopedLive("observe lowers the shared bucket and a retry-after pauses every process", () =>
     Effect.gen(function* () {
-      const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, capacity: 100, refillPerSecond: 100, tokenCapacity: 10_000, tokenRefillPerSecond: 100 }
+      const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, capacity: 100, refillPerSecond: 1, tokenCapacity: 10_000, tokenRefillPerSecond: 100 }
       const a = yield* limiterIn(options)
       const b = yield* limiterIn(options)
       yield* a.observe({ "x-ratelimit-remaining-requests": "7", "x-ratelimit-limit-tokens": "5000", "x-ratelimit-remaining-tokens": "4000" })
