@@ -13,19 +13,17 @@ import type { ConfigError } from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import * as Redacted from "effect/Redacted"
-import * as Schema from "effect/Schema"
-import * as Gemini from "./Gemini.js"
-import { decodeJsonBody, malformed } from "./internal/request/errors.js"
-import { type Outgoing, resolveEndpoint } from "./internal/request/endpoint.js"
+import * as GeminiWire from "./internal/providers/gemini/embeddings.js"
+import * as OllamaWire from "./internal/providers/ollama/embeddings.js"
+import * as OpenAiWire from "./internal/providers/openaiChat/embeddings.js"
+import type { EmbeddingsSpec } from "./internal/providers/wire.js"
+import { resolveEndpoint } from "./internal/request/endpoint.js"
 import { sendJsonAs } from "./internal/request/exchange.js"
 import type * as KeyPool from "./KeyPool.js"
 import * as Err from "./LlmError.js"
 import type { Usage } from "./Message.js"
-import * as Ollama from "./Ollama.js"
 import type * as RateLimiter from "./RateLimiter.js"
 import { estimateTokens } from "./RateLimiter.js"
 
@@ -206,73 +204,37 @@ export interface ProviderOptions {
 
 type Requirements = HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter
 
-const outgoing = (url: string, model: string, wire: Record<string, unknown>, texts: ReadonlyArray<string>): Outgoing => {
-  let tokens = 0
-  for (const text of texts) tokens += estimateTokens(text)
-  return { url, model, body: JSON.stringify(wire), estimatedTokens: tokens }
-}
-
-/** @since 0.1.0 @category wire */
-export const WireOpenAiResponse = Schema.Struct({
-  data: Schema.Array(Schema.Struct({ index: Schema.optional(Schema.Number), embedding: Schema.Array(Schema.Number) })),
-  model: Schema.optional(Schema.String),
-  usage: Schema.optional(Schema.Struct({ prompt_tokens: Schema.Number, total_tokens: Schema.optional(Schema.Number) }))
-})
-
-const decodeOpenAi = Schema.decodeUnknownEither(WireOpenAiResponse)
-
-/**
- * Decodes an OpenAI `/embeddings` body, ordering vectors by their `index`.
- * @since 0.1.0 @category wire
- */
-export const fromOpenAiResponse = (provider: string, model: string, body: string, status = 200): BatchResult | Err.LlmError => {
-  const decoded = decodeJsonBody(decodeOpenAi, provider, model, body, status)
-  if (Either.isLeft(decoded)) return decoded.left
-  const data = decoded.right.data
-  const vectors: Array<ReadonlyArray<number>> = new Array(data.length)
-  for (let i = 0; i < data.length; i++) {
-    const item = data[i]!
-    const at = item.index ?? i
-    if (at < 0 || at >= data.length || vectors[at] !== undefined) {
-      return malformed(provider, model, body, `embedding index ${at} is out of range or repeated`, status)
-    }
-    vectors[at] = item.embedding
-  }
-  return { vectors, inputTokens: decoded.right.usage?.prompt_tokens }
-}
+/** The service over an embeddings wire API: one endpoint, each batch sent through the pool and limiter. */
+const fromWire = (wire: EmbeddingsSpec, options: ProviderOptions): Effect.Effect<Service, never, Requirements> =>
+  Effect.map(
+    resolveEndpoint({
+      provider: wire.provider,
+      auth: wire.auth,
+      headers: options.headers,
+      timeout: options.timeout,
+      maxResponseBytes: options.maxResponseBytes ?? 256 * 1024 * 1024
+    }),
+    (endpoint) =>
+      make({
+        provider: wire.provider,
+        model: options.model,
+        maxBatchSize: options.maxBatchSize ?? wire.maxBatchSize,
+        concurrency: options.concurrency,
+        embedBatch: (texts, { dimensions }) => {
+          let tokens = 0
+          for (const text of texts) tokens += estimateTokens(text)
+          const outgoing = { url: wire.url, model: options.model, body: JSON.stringify(wire.body(texts, dimensions)), estimatedTokens: tokens }
+          return sendJsonAs(endpoint, outgoing, wire.decode, (result) => result.inputTokens ?? 0)
+        }
+      })
+  )
 
 /**
  * OpenAI-compatible `/embeddings` (OpenAI, OpenRouter, Together, vLLM, Ollama's `/v1`, …).
  * @since 0.1.0 @category constructors
  */
 export const makeOpenAiCompatible = (options: ProviderOptions): Effect.Effect<Service, never, Requirements> =>
-  Effect.gen(function* () {
-    const provider = options.provider ?? "openai"
-    const url = `${(options.baseUrl ?? "https://api.openai.com/v1").replace(/\/+$/, "")}/embeddings`
-    const endpoint = yield* resolveEndpoint({
-      provider,
-      auth: (key) => ({ authorization: `Bearer ${Redacted.value(key)}` }),
-      headers: options.headers,
-      timeout: options.timeout,
-      maxResponseBytes: options.maxResponseBytes ?? 256 * 1024 * 1024
-    })
-    return make({
-      provider,
-      model: options.model,
-      maxBatchSize: options.maxBatchSize ?? 2048,
-      concurrency: options.concurrency,
-      embedBatch: (texts, { dimensions }) => {
-        const wire: Record<string, unknown> = { model: options.model, input: texts, encoding_format: "float" }
-        if (dimensions !== undefined) wire.dimensions = dimensions
-        return sendJsonAs(
-          endpoint,
-          outgoing(url, options.model, wire, texts),
-          (body, status) => fromOpenAiResponse(provider, options.model, body, status),
-          (result) => result.inputTokens ?? 0
-        )
-      }
-    })
-  })
+  fromWire(OpenAiWire.embeddings(options), options)
 
 /**
  * Gemini `batchEmbedContents`; `taskType` (e.g. `RETRIEVAL_DOCUMENT`) is sent with each text.
@@ -280,25 +242,7 @@ export const makeOpenAiCompatible = (options: ProviderOptions): Effect.Effect<Se
  */
 export const makeGemini = (
   options: ProviderOptions & { readonly taskType?: string | undefined }
-): Effect.Effect<Service, never, Requirements> =>
-  Effect.gen(function* () {
-    const provider = options.provider ?? "gemini"
-    const url = Gemini.urlOf(options.baseUrl, options.model, "batchEmbedContents")
-    const endpoint = yield* Gemini.endpointOf({ ...options, provider })
-    return make({
-      provider,
-      model: options.model,
-      maxBatchSize: options.maxBatchSize ?? 100,
-      concurrency: options.concurrency,
-      embedBatch: (texts, { dimensions }) =>
-        sendJsonAs(
-          endpoint,
-          outgoing(url, options.model, Gemini.toEmbeddingsRequest(options.model, texts, { dimensions, taskType: options.taskType }), texts),
-          (body, status) => Gemini.fromEmbeddingsResponse(provider, options.model, body, status),
-          (result) => result.inputTokens ?? 0
-        )
-    })
-  })
+): Effect.Effect<Service, never, Requirements> => fromWire(GeminiWire.embeddings(options), options)
 
 /**
  * Ollama `/api/embed`.
@@ -306,25 +250,7 @@ export const makeGemini = (
  */
 export const makeOllama = (
   options: ProviderOptions & { readonly keepAlive?: string | undefined }
-): Effect.Effect<Service, never, Requirements> =>
-  Effect.gen(function* () {
-    const provider = options.provider ?? "ollama"
-    const url = Ollama.urlOf(options.baseUrl, "/api/embed")
-    const endpoint = yield* Ollama.endpointOf({ ...options, provider })
-    return make({
-      provider,
-      model: options.model,
-      maxBatchSize: options.maxBatchSize ?? 2048,
-      concurrency: options.concurrency,
-      embedBatch: (texts, { dimensions }) =>
-        sendJsonAs(
-          endpoint,
-          outgoing(url, options.model, Ollama.toEmbeddingsRequest(options.model, texts, { dimensions, keepAlive: options.keepAlive }), texts),
-          (body, status) => Ollama.fromEmbeddingsResponse(provider, options.model, body, status),
-          (result) => result.inputTokens ?? 0
-        )
-    })
-  })
+): Effect.Effect<Service, never, Requirements> => fromWire(OllamaWire.embeddings(options), options)
 
 /** @since 0.1.0 @category layers */
 export const layerOpenAiCompatible = (options: ProviderOptions): Layer.Layer<Embeddings, never, Requirements> =>
