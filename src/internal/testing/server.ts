@@ -4,14 +4,13 @@
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import type { Fault, FakeProviderOptions, RecordedRequest, Reply, Responder } from "../Testing.js"
-import { embeddings } from "./fake/embeddings.js"
-import { gemini } from "./fake/gemini.js"
-import { ollama } from "./fake/ollama.js"
-import { anthropic } from "./fake/anthropic.js"
-import { openAiChat } from "./fake/openaiChat.js"
-import { openAiResponses } from "./fake/openaiResponses.js"
-import type { FakeRoute, StreamFault } from "./fake/route.js"
+import type { Fault, FakeProviderOptions, RecordedRequest, Reply, Responder } from "../../Testing.js"
+import { routes as anthropic } from "../providers/anthropic/fake.js"
+import { routes as gemini } from "../providers/gemini/fake.js"
+import { routes as ollama } from "../providers/ollama/fake.js"
+import { routes as openAiChat } from "../providers/openaiChat/fake.js"
+import { routes as openAiResponses } from "../providers/openaiResponses/fake.js"
+import { errorBody, type FakeRoute, sleep, type StreamFault } from "./route.js"
 
 export interface FakeServer {
   readonly url: string
@@ -22,12 +21,8 @@ export interface FakeServer {
   close(): Promise<void>
 }
 
-import { errorBody, sleep } from "./fake/route.js"
-
-export { splitText } from "./fake/route.js"
-
 /** Each wire format the fake speaks; the first whose `matches` accepts the path answers. */
-const routes: ReadonlyArray<FakeRoute> = [openAiChat, openAiResponses, anthropic, gemini, ollama, embeddings]
+const routes: ReadonlyArray<FakeRoute> = [...openAiChat, ...openAiResponses, ...anthropic, ...gemini, ...ollama]
 
 /**
  * A process-wide observer of every request any fake receives. Test suites set it (see
