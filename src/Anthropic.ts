@@ -8,6 +8,7 @@
 import type * as Effect from "effect/Effect"
 import { defaultMaxTokens as maxTokens } from "./internal/providers/anthropic/request.js"
 import * as internal from "./internal/providers/anthropic/spec.js"
+import * as registry from "./internal/providers/registry.js"
 import type { LanguageModel } from "./LanguageModel.js"
 import type * as Message from "./Message.js"
 import * as Provider from "./Provider.js"
@@ -58,4 +59,4 @@ export const layerConfig = providerLayers.layerConfig
  * @since 0.1.0 @category layers
  */
 export const layerFromEnv = (options: Omit<Options, "provider">) =>
-  Provider.withEnvKeys(layer({ ...options, provider: "anthropic" }), "anthropic", "ANTHROPIC_API_KEY")
+  Provider.withEnvKeys(layer({ ...options, provider: "anthropic" }), "anthropic", registry.providers.anthropic.envVar)

@@ -9,6 +9,7 @@
  */
 import type * as Effect from "effect/Effect"
 import * as internal from "./internal/providers/gemini/spec.js"
+import * as registry from "./internal/providers/registry.js"
 import type { LanguageModel } from "./LanguageModel.js"
 import * as Provider from "./Provider.js"
 
@@ -29,7 +30,7 @@ export const defaultBaseUrl: string = internal.defaultBaseUrl
  * The env var that conventionally holds Gemini keys (one, or a comma-separated list).
  * @since 0.1.0 @category constants
  */
-export const envVar = "GEMINI_API_KEY"
+export const envVar: string = registry.providers.gemini.envVar
 
 /** @since 0.1.0 @category constructors */
 export const make = (options: Options): Effect.Effect<LanguageModel["Type"], never, Provider.Requirements> =>

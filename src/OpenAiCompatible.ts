@@ -13,6 +13,7 @@ import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as internal from "./internal/providers/openaiChat/spec.js"
+import * as registry from "./internal/providers/registry.js"
 import * as KeyPool from "./KeyPool.js"
 import type { LanguageModel } from "./LanguageModel.js"
 import * as Provider from "./Provider.js"
@@ -46,33 +47,15 @@ export interface Preset {
   readonly keyOptional?: boolean
 }
 
-/** @since 0.1.0 @category presets */
-export const presets = {
-  openai: { provider: "openai", baseUrl: "https://api.openai.com/v1", envVar: "OPENAI_API_KEY", maxTokensField: "max_completion_tokens" },
-  openrouter: { provider: "openrouter", baseUrl: "https://openrouter.ai/api/v1", envVar: "OPENROUTER_API_KEY", maxTokensField: "max_tokens" },
-  deepseek: { provider: "deepseek", baseUrl: "https://api.deepseek.com/v1", envVar: "DEEPSEEK_API_KEY", maxTokensField: "max_tokens" },
-  groq: { provider: "groq", baseUrl: "https://api.groq.com/openai/v1", envVar: "GROQ_API_KEY", maxTokensField: "max_tokens" },
-  together: { provider: "together", baseUrl: "https://api.together.xyz/v1", envVar: "TOGETHER_API_KEY", maxTokensField: "max_tokens" },
-  vllm: { provider: "vllm", baseUrl: "http://localhost:8000/v1", envVar: "VLLM_API_KEY", maxTokensField: "max_tokens", keyOptional: true },
-  ollama: {
-    provider: "ollama",
-    baseUrl: "http://localhost:11434/v1",
-    envVar: "OLLAMA_API_KEY",
-    maxTokensField: "max_tokens",
-    keyOptional: true
-  },
-  zhipu: { provider: "zhipu", baseUrl: "https://open.bigmodel.cn/api/paas/v4", envVar: "ZHIPU_API_KEY", maxTokensField: "max_tokens" },
-  dashscope: {
-    provider: "dashscope",
-    baseUrl: "https://dashscope.aliyuncs.com/compatible-mode/v1",
-    envVar: "DASHSCOPE_API_KEY",
-    maxTokensField: "max_tokens"
-  },
-  ark: { provider: "ark", baseUrl: "https://ark.cn-beijing.volces.com/api/v3", envVar: "ARK_API_KEY", maxTokensField: "max_tokens" }
-} as const satisfies Record<string, Preset>
+/**
+ * Every provider that speaks Chat Completions, with its documented base URL and key env var
+ * (from the one provider table, which `ProviderConfig` reads too).
+ * @since 0.1.0 @category presets
+ */
+export const presets: { readonly [K in PresetName]: Preset & { readonly provider: K } } = registry.chatPresets()
 
 /** @since 0.1.0 @category presets */
-export type PresetName = keyof typeof presets
+export type PresetName = registry.ChatProvider
 
 // ---------------------------------------------------------------------------
 // Layers

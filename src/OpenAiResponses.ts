@@ -7,6 +7,7 @@
  */
 import type * as Effect from "effect/Effect"
 import * as internal from "./internal/providers/openaiResponses/spec.js"
+import * as registry from "./internal/providers/registry.js"
 import type { LanguageModel } from "./LanguageModel.js"
 import * as Provider from "./Provider.js"
 
@@ -46,4 +47,4 @@ export const layerConfig = providerLayers.layerConfig
  * @since 0.1.0 @category layers
  */
 export const layerFromEnv = (options: Omit<Options, "provider">) =>
-  Provider.withEnvKeys(layer({ ...options, provider: "openai" }), "openai", "OPENAI_API_KEY")
+  Provider.withEnvKeys(layer({ ...options, provider: "openai" }), "openai", registry.providers.openai.envVar)

@@ -5,11 +5,7 @@
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Fault, FakeProviderOptions, RecordedRequest, Reply, Responder } from "../../Testing.js"
-import { routes as anthropic } from "../providers/anthropic/fake.js"
-import { routes as gemini } from "../providers/gemini/fake.js"
-import { routes as ollama } from "../providers/ollama/fake.js"
-import { routes as openAiChat } from "../providers/openaiChat/fake.js"
-import { routes as openAiResponses } from "../providers/openaiResponses/fake.js"
+import { fakeRoutes } from "../providers/registry.js"
 import { errorBody, type FakeRoute, sleep, type StreamFault } from "./route.js"
 
 export interface FakeServer {
@@ -21,8 +17,9 @@ export interface FakeServer {
   close(): Promise<void>
 }
 
-/** Each wire format the fake speaks; the first whose `matches` accepts the path answers. */
-const routes: ReadonlyArray<FakeRoute> = [...openAiChat, ...openAiResponses, ...anthropic, ...gemini, ...ollama]
+/** Each wire format the fake speaks, from the provider table; the first whose `matches` accepts the path answers. */
+let routes: ReadonlyArray<FakeRoute> = []
+let loaded: Promise<void> | undefined
 
 /**
  * A process-wide observer of every request any fake receives. Test suites set it (see
@@ -36,7 +33,8 @@ const observe = (request: RecordedRequest): void => {
   if (typeof observer === "function") (observer as (request: RecordedRequest) => void)(request)
 }
 
-export const start = (options: FakeProviderOptions): Promise<FakeServer> => {
+export const start = async (options: FakeProviderOptions): Promise<FakeServer> => {
+  await (loaded ??= fakeRoutes().then((all) => void (routes = all)))
   const requests: Array<RecordedRequest> = []
   const faults: Array<Fault> = [...(options.faults ?? [])]
   const state: FakeServer = {
