@@ -4,7 +4,8 @@
  */
 import { Effect } from "effect"
 import { request as undiciRequest } from "undici"
-import { ContextWindow, Message, RateLimiter, ResponseCache, Testing, Tokenizer } from "../src/index.js"
+import { ContextWindow, Message, RateLimiter, ResponseCache, Tokenizer } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 import { toWireRequest } from "../src/internal/providers/openaiChat/request.js"
 
 const time = async (label: string, n: number, f: () => unknown | Promise<unknown>) => {

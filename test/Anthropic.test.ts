@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Config, ConfigProvider, Duration, Effect, Exit, Layer, Stream } from "effect"
-import { Anthropic, KeyPool, LanguageModel, Message, RateLimiter, Testing, Transport } from "../src/index.js"
+import { Anthropic, KeyPool, LanguageModel, Message, RateLimiter, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const SECRET = "sk-ant-test-secret-0123456789"
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Either, Layer, Stream } from "effect"
-import { Gemini, KeyPool, LanguageModel, Message, RateLimiter, Testing, Transport } from "../src/index.js"
+import { Gemini, KeyPool, LanguageModel, Message, RateLimiter, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const KEY = "gm-secret-key-0001"
 const KEY2 = "gm-secret-key-0002"

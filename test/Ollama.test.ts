@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { KeyPool, LanguageModel, Message, Ollama, RateLimiter, Testing, Transport } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, Ollama, RateLimiter, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const stackFor = (fake: Testing.FakeProviderService, pool = KeyPool.layerKeyless("ollama")) =>
   Ollama.layer({ model: "llama3.2", baseUrl: fake.url, keepAlive: "10m" }).pipe(

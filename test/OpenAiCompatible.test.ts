@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Deferred, Effect, Fiber, Layer, Stream, TestClock } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing, Transport } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 import { expectedWire, full } from "./support/chatRequests.js"
 import { fakeProvider, stack } from "./support/openaiStack.js"
 

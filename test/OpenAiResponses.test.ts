@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Config, ConfigProvider, Duration, Effect, Exit, Layer, Stream } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiResponses, RateLimiter, Testing, Transport } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiResponses, RateLimiter, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 import { fromWireResponse } from "../src/internal/providers/openaiResponses/response.js"
 import { assertValid } from "./support/openapi.js"
 

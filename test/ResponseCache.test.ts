@@ -3,7 +3,8 @@ import { spawn } from "node:child_process"
 import * as net from "node:net"
 import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Logger, Ref, Scope, Stream, TestClock } from "effect"
 import { inject } from "vitest"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Testing, Transport } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 import { toWireRequest } from "../src/internal/providers/openaiChat/request.js"
 
 const redisUrl = inject("redisUrl")

@@ -6,7 +6,7 @@ import { Effect, Exit, Scope } from "effect"
 import { describe, expect, it } from "vitest"
 import { parseInputLine, readPrevious } from "../src/cli/batch.js"
 import { splitModel } from "../src/cli/model.js"
-import { Testing } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const root = resolve(__dirname, "..")
 const bin = join(root, "src", "cli", "bin.ts")
