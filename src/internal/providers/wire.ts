@@ -8,7 +8,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Err from "../../LlmError.js"
 import * as Message from "../../Message.js"
-import type { StreamParser } from "../../Provider.js"
+import type { Spec, StreamParser } from "../../Provider.js"
 import { decodeJsonBody, fromStreamErrorEvent, jsonObjectFrame } from "../request/errors.js"
 
 // ---------------------------------------------------------------------------
@@ -25,11 +25,90 @@ export const jsonDecoder = <A, I>(schema: Schema.Schema<A, I>) => {
     Either.getOrElse(decodeJsonBody(decode, provider, model, body, status), (error): A | Err.MalformedResponseError => error)
 }
 
+/** What a reply's reader knows besides the decoded body. */
+export interface ReplyContext {
+  readonly provider: string
+  readonly model: string
+  readonly request: Message.ChatRequest
+  readonly body: string
+  readonly status: number
+}
+
+/**
+ * An API's reply decoder: the body decoded with its tolerant schema, then read into a
+ * `ChatResponse`, or into the error the reply means.
+ */
+export const replyDecoder = <A, I>(
+  schema: Schema.Schema<A, I>,
+  read: (wire: A, reply: ReplyContext) => Message.ChatResponse | Err.LlmError
+) => {
+  const decode = jsonDecoder(schema)
+  return (provider: string, model: string, request: Message.ChatRequest, body: string, status = 200): Message.ChatResponse | Err.LlmError => {
+    const wire = decode(provider, model, body, status)
+    return wire instanceof Err.MalformedResponseError ? wire : read(wire, { provider, model, request, body, status })
+  }
+}
+
 /** A base URL without its trailing slashes, so that paths can be appended. */
 export const trimUrl = (baseUrl: string): string => baseUrl.replace(/\/+$/, "")
 
+/** `path` under the given base URL, or under the API's default. */
+export const urlAt = (baseUrl: string | undefined, defaultBaseUrl: string, path: string): string =>
+  `${trimUrl(baseUrl ?? defaultBaseUrl)}${path}`
+
+/** What every API's spec options hold: the provider id, and where it is served. */
+export interface WireOptions {
+  readonly provider?: string | undefined
+  readonly baseUrl?: string | undefined
+}
+
+/** An API's spec for one provider id: its decode and stream parser bound to that id. */
+export const specOf = (
+  provider: string,
+  api: Omit<Spec, "provider" | "decode" | "parser"> & {
+    readonly decode: (
+      provider: string,
+      model: string,
+      request: Message.ChatRequest,
+      body: string,
+      status: number
+    ) => Message.ChatResponse | Err.LlmError
+    readonly Parser: new(provider: string, model: string, request: Message.ChatRequest) => StreamParser
+  }
+): Spec => ({
+  provider,
+  auth: api.auth,
+  headers: api.headers,
+  framing: api.framing,
+  streamAccept: api.streamAccept,
+  url: api.url,
+  body: api.body,
+  decode: (request, model, body, status) => api.decode(provider, model, request, body, status),
+  parser: (request, model) => new api.Parser(provider, model, request)
+})
+
 /** The key as a bearer token: OpenAI's scheme, and most compatible servers'. */
 export const bearer = (key: Redacted.Redacted<string>): Record<string, string> => ({ authorization: `Bearer ${Redacted.value(key)}` })
+
+// ---------------------------------------------------------------------------
+// Requests
+// ---------------------------------------------------------------------------
+
+/** The request's plain options, each of which a wire body carries under a name of its own. */
+export type PlainOption = "temperature" | "topP" | "maxTokens" | "stop" | "seed" | "presencePenalty" | "frequencyPenalty" | "user" | "reasoningEffort"
+
+/** Copies the plain options the request sets into `into`, each under the API's name for it. */
+export const copyOptions = (
+  request: Message.ChatRequest,
+  into: Record<string, unknown>,
+  names: { readonly [K in PlainOption]?: string }
+): Record<string, unknown> => {
+  for (const key of Object.keys(names) as Array<PlainOption>) {
+    const value = request[key]
+    if (value !== undefined) into[names[key]!] = value
+  }
+  return into
+}
 
 // ---------------------------------------------------------------------------
 // Usage and finish reasons
@@ -67,6 +146,27 @@ export const estimateFor = (
   reasoning: string | undefined,
   calls: ReadonlyArray<{ readonly name: string; readonly arguments: string }>
 ): Message.Usage => estimatedUsage(requestChars(request), outputChars(text, reasoning, calls))
+
+/** A decoded reply as a `ChatResponse`: reasoning only when there was some, usage as reported or else estimated. */
+export const chatResponse = (
+  request: Message.ChatRequest,
+  reply: {
+    readonly id: string
+    readonly model: string
+    readonly provider: string
+    readonly text: string
+    readonly reasoning?: string | undefined
+    readonly toolCalls: ReadonlyArray<Message.ToolCall>
+    readonly finishReason: Message.FinishReason
+    readonly usage: Message.Usage | undefined
+  }
+): Message.ChatResponse => {
+  const { finishReason, id, model, provider, text, toolCalls } = reply
+  const reasoning = reply.reasoning !== undefined && reply.reasoning.length > 0 ? reply.reasoning : undefined
+  const usage = reply.usage ?? estimateFor(request, text, reasoning, toolCalls)
+  const response: Message.ChatResponse = { id, model, provider, text, toolCalls, finishReason, usage }
+  return reasoning === undefined ? response : { ...response, reasoning }
+}
 
 /** A reply that ended normally: with tool calls, it ended to have them run. */
 export const stopOrToolCalls = (hasToolCalls: boolean): Message.FinishReason => (hasToolCalls ? "tool_calls" : "stop")

@@ -2,6 +2,7 @@
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { tryJson } from "../../request/errors.js"
+import { copyOptions } from "../wire.js"
 
 /** `max_tokens` when a request sets none: Anthropic requires it. */
 export const defaultMaxTokens = 4096
@@ -147,9 +148,7 @@ export const toWireRequest = (
       ? { type: "tool", name: choice.name }
       : { type: choice === "required" ? "any" : choice }
   }
-  if (request.temperature !== undefined) body.temperature = request.temperature
-  if (request.topP !== undefined) body.top_p = request.topP
-  if (request.stop !== undefined) body.stop_sequences = request.stop
+  copyOptions(request, body, { temperature: "temperature", topP: "top_p", stop: "stop_sequences" })
   if (request.user !== undefined) body.metadata = { user_id: request.user }
   if (stream) body.stream = true
   if (request.extra !== undefined) Object.assign(body, request.extra)

@@ -1,9 +1,8 @@
 /** Messages replies, decoded tolerantly: only what we use, unknown fields ignored. */
 import * as Schema from "effect/Schema"
-import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { tryJson } from "../../request/errors.js"
-import { estimateFor, jsonDecoder, optionalNullable, stopOrToolCalls } from "../wire.js"
+import { chatResponse, optionalNullable, replyDecoder, stopOrToolCalls } from "../wire.js"
 
 export const WireUsage = Schema.Struct({
   input_tokens: optionalNullable(Schema.Number),
@@ -30,8 +29,6 @@ export const WireResponse = Schema.Struct({
   stop_reason: optionalNullable(Schema.String),
   usage: optionalNullable(WireUsage)
 })
-
-const decodeWireResponse = jsonDecoder(WireResponse)
 
 /** Maps Anthropic's `stop_reason` to the unified set; unknown values become `"other"`. */
 export const finishReasonOf = (reason: string | null | undefined, hasToolCalls: boolean): Message.FinishReason => {
@@ -84,15 +81,7 @@ export const argumentsOf = (input: unknown): string => (input === undefined || i
  * Decodes a non-streaming Messages body into a `ChatResponse`. Server-side tool blocks
  * (`server_tool_use`, web search results) are the provider's own business and are left out.
  */
-export const fromWireResponse = (
-  provider: string,
-  model: string,
-  request: Message.ChatRequest,
-  body: string,
-  status = 200
-): Message.ChatResponse | Err.LlmError => {
-  const wire = decodeWireResponse(provider, model, body, status)
-  if (wire instanceof Err.MalformedResponseError) return wire
+export const fromWireResponse = replyDecoder(WireResponse, (wire, { model, provider, request }) => {
   let text = ""
   let reasoning = ""
   const toolCalls: Array<Message.ToolCall> = []
@@ -103,15 +92,14 @@ export const fromWireResponse = (
       toolCalls.push({ id: block.id, name: block.name, arguments: argumentsOf(block.input) })
     }
   }
-  const reasoningOut = reasoning.length > 0 ? reasoning : undefined
-  const response: Message.ChatResponse = {
+  return chatResponse(request, {
     id: wire.id ?? "",
     model: wire.model ?? model,
     provider,
     text,
+    reasoning,
     toolCalls,
     finishReason: finishReasonOf(wire.stop_reason, toolCalls.length > 0),
-    usage: wire.usage ? usageOf(wire.usage) : estimateFor(request, text, reasoningOut, toolCalls)
-  }
-  return reasoningOut === undefined ? response : { ...response, reasoning: reasoningOut }
-}
+    usage: wire.usage ? usageOf(wire.usage) : undefined
+  })
+})

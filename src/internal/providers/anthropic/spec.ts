@@ -1,7 +1,7 @@
 /** Anthropic Messages as a `Provider.Spec`. */
 import * as Redacted from "effect/Redacted"
 import type { Spec } from "../../../Provider.js"
-import { trimUrl } from "../wire.js"
+import { specOf, urlAt, type WireOptions } from "../wire.js"
 import { type ThinkingBudgets, toWireRequest } from "./request.js"
 import { fromWireResponse } from "./response.js"
 import { EventParser } from "./stream.js"
@@ -11,10 +11,7 @@ export const defaultBaseUrl = "https://api.anthropic.com"
 /** The `anthropic-version` header every request carries. */
 export const defaultVersion = "2023-06-01"
 
-/** The options the wire reads; a provider module's options are a superset. */
-export interface Options {
-  readonly provider?: string | undefined
-  readonly baseUrl?: string | undefined
+export interface Options extends WireOptions {
   readonly version?: string | undefined
   readonly defaultMaxTokens?: number | undefined
   readonly thinkingBudgets?: ThinkingBudgets | undefined
@@ -22,16 +19,15 @@ export interface Options {
 
 export const spec = (options: Options): Spec => {
   const provider = options.provider ?? "anthropic"
-  const url = `${trimUrl(options.baseUrl ?? defaultBaseUrl)}/v1/messages`
+  const url = urlAt(options.baseUrl, defaultBaseUrl, "/v1/messages")
   const wireOptions = { provider, defaultMaxTokens: options.defaultMaxTokens, thinkingBudgets: options.thinkingBudgets }
-  return {
-    provider,
+  return specOf(provider, {
     auth: (key) => ({ "x-api-key": Redacted.value(key) }),
     headers: { "anthropic-version": options.version ?? defaultVersion },
     framing: "sse",
     url: () => url,
     body: (request, model, stream) => toWireRequest(request, model, stream, wireOptions),
-    decode: (request, model, body, status) => fromWireResponse(provider, model, request, body, status),
-    parser: (request, model) => new EventParser(provider, model, request)
-  }
+    decode: fromWireResponse,
+    Parser: EventParser
+  })
 }

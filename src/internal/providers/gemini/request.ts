@@ -5,7 +5,7 @@
  */
 import type * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { argumentsObject, BadInput, mapRequest, parseDataUrl, resultObject, toolNameFor } from "../wire.js"
+import { argumentsObject, BadInput, copyOptions, mapRequest, parseDataUrl, resultObject, toolNameFor } from "../wire.js"
 
 export type WirePart =
   | { readonly text: string }
@@ -114,14 +114,15 @@ export const toWireRequest = (
           : { mode: "ANY", allowedFunctionNames: [choice.name] }
       }
     }
-    const generation: Record<string, unknown> = {}
-    if (request.temperature !== undefined) generation.temperature = request.temperature
-    if (request.topP !== undefined) generation.topP = request.topP
-    if (request.maxTokens !== undefined) generation.maxOutputTokens = request.maxTokens
-    if (request.stop !== undefined) generation.stopSequences = request.stop
-    if (request.seed !== undefined) generation.seed = request.seed
-    if (request.presencePenalty !== undefined) generation.presencePenalty = request.presencePenalty
-    if (request.frequencyPenalty !== undefined) generation.frequencyPenalty = request.frequencyPenalty
+    const generation = copyOptions(request, {}, {
+      temperature: "temperature",
+      topP: "topP",
+      maxTokens: "maxOutputTokens",
+      stop: "stopSequences",
+      seed: "seed",
+      presencePenalty: "presencePenalty",
+      frequencyPenalty: "frequencyPenalty"
+    })
     if (request.reasoningEffort !== undefined) generation.thinkingConfig = thinkingConfig(model, request.reasoningEffort)
     if (request.responseFormat !== undefined && request.responseFormat.type !== "text") {
       generation.responseMimeType = "application/json"

@@ -3,7 +3,7 @@ import * as Schema from "effect/Schema"
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { malformed } from "../../request/errors.js"
-import { callId, estimateFor, jsonDecoder, stopOrToolCalls } from "../wire.js"
+import { callId, chatResponse, replyDecoder, stopOrToolCalls } from "../wire.js"
 
 export const WireUsage = Schema.Struct({
   promptTokenCount: Schema.optional(Schema.Number),
@@ -34,8 +34,6 @@ export const WireResponse = Schema.Struct({
   modelVersion: Schema.optional(Schema.String),
   responseId: Schema.optional(Schema.String)
 })
-
-const decodeWireResponse = jsonDecoder(WireResponse)
 
 const filtered = new Set(["SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT"])
 
@@ -70,15 +68,7 @@ export const toolCallId = (responseId: string, index: number, wireId?: string): 
   callId(wireId, `${responseId.length > 0 ? responseId : "gemini"}-call-${index}`)
 
 /** Decodes a `generateContent` body into a `ChatResponse`. */
-export const fromWireResponse = (
-  provider: string,
-  model: string,
-  request: Message.ChatRequest,
-  body: string,
-  status = 200
-): Message.ChatResponse | Err.LlmError => {
-  const wire = decodeWireResponse(provider, model, body, status)
-  if (wire instanceof Err.MalformedResponseError) return wire
+export const fromWireResponse = replyDecoder(WireResponse, (wire, { body, model, provider, request, status }) => {
   const candidate = wire.candidates?.[0]
   const block = wire.promptFeedback?.blockReason
   if (candidate === undefined) {
@@ -112,16 +102,6 @@ export const fromWireResponse = (
       status
     })
   }
-  const response: Message.ChatResponse = {
-    id,
-    model: wire.modelVersion ?? model,
-    provider,
-    text,
-    toolCalls,
-    finishReason,
-    usage: wire.usageMetadata?.promptTokenCount !== undefined
-      ? usageOf(wire.usageMetadata)
-      : estimateFor(request, text, reasoning, toolCalls)
-  }
-  return reasoning.length === 0 ? response : { ...response, reasoning }
-}
+  const usage = wire.usageMetadata?.promptTokenCount !== undefined ? usageOf(wire.usageMetadata) : undefined
+  return chatResponse(request, { id, model: wire.modelVersion ?? model, provider, text, reasoning, toolCalls, finishReason, usage })
+})

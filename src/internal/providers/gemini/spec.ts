@@ -1,7 +1,7 @@
 /** Gemini `generateContent` and `streamGenerateContent?alt=sse` as a `Provider.Spec`. */
 import * as Redacted from "effect/Redacted"
 import type { Spec } from "../../../Provider.js"
-import { trimUrl } from "../wire.js"
+import { specOf, urlAt, type WireOptions } from "../wire.js"
 import { toWireRequest } from "./request.js"
 import { fromWireResponse } from "./response.js"
 import { ChunkParser } from "./stream.js"
@@ -16,23 +16,16 @@ export const modelPath = (model: string) =>
   model.startsWith("models/") || model.startsWith("tunedModels/") ? model : `models/${model}`
 
 export const urlOf = (baseUrl: string | undefined, model: string, method: string): string =>
-  `${trimUrl(baseUrl ?? defaultBaseUrl)}/${modelPath(model)}:${method}`
+  urlAt(baseUrl, defaultBaseUrl, `/${modelPath(model)}:${method}`)
 
-/** The options the wire reads; a provider module's options are a superset. */
-export interface Options {
-  readonly provider?: string | undefined
-  readonly baseUrl?: string | undefined
-}
-
-export const spec = (options: Options): Spec => {
+export const spec = (options: WireOptions): Spec => {
   const provider = options.provider ?? "gemini"
-  return {
-    provider,
+  return specOf(provider, {
     auth,
     framing: "sse",
     url: (model, stream) => urlOf(options.baseUrl, model, stream ? "streamGenerateContent?alt=sse" : "generateContent"),
     body: (request, model) => toWireRequest(request, model, provider),
-    decode: (request, model, body, status) => fromWireResponse(provider, model, request, body, status),
-    parser: (request, model) => new ChunkParser(provider, model, request)
-  }
+    decode: fromWireResponse,
+    Parser: ChunkParser
+  })
 }

@@ -1,7 +1,7 @@
 /** `/api/chat` requests: a unified request as the body. */
 import type * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { argumentsObject, BadInput, mapRequest, parseDataUrl, toolNameFor } from "../wire.js"
+import { argumentsObject, BadInput, copyOptions, mapRequest, parseDataUrl, toolNameFor } from "../wire.js"
 
 export interface WireMessage {
   readonly role: "system" | "user" | "assistant" | "tool"
@@ -77,14 +77,15 @@ export const toWireRequest = (
     if (request.responseFormat !== undefined && request.responseFormat.type !== "text") {
       body.format = request.responseFormat.type === "json_schema" ? request.responseFormat.schema : "json"
     }
-    const modelOptions: Record<string, unknown> = {}
-    if (request.temperature !== undefined) modelOptions.temperature = request.temperature
-    if (request.topP !== undefined) modelOptions.top_p = request.topP
-    if (request.maxTokens !== undefined) modelOptions.num_predict = request.maxTokens
-    if (request.stop !== undefined) modelOptions.stop = request.stop
-    if (request.seed !== undefined) modelOptions.seed = request.seed
-    if (request.presencePenalty !== undefined) modelOptions.presence_penalty = request.presencePenalty
-    if (request.frequencyPenalty !== undefined) modelOptions.frequency_penalty = request.frequencyPenalty
+    const modelOptions = copyOptions(request, {}, {
+      temperature: "temperature",
+      topP: "top_p",
+      maxTokens: "num_predict",
+      stop: "stop",
+      seed: "seed",
+      presencePenalty: "presence_penalty",
+      frequencyPenalty: "frequency_penalty"
+    })
     if (Object.keys(modelOptions).length > 0) body.options = modelOptions
     if (options?.keepAlive !== undefined) body.keep_alive = options.keepAlive
     if (request.extra !== undefined) Object.assign(body, request.extra)

@@ -1,8 +1,7 @@
 /** `/api/chat` replies, decoded tolerantly: only what we use, unknown fields ignored. */
 import * as Schema from "effect/Schema"
-import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { callId, estimateFor, jsonDecoder, stopOrToolCalls } from "../wire.js"
+import { callId, chatResponse, replyDecoder, stopOrToolCalls } from "../wire.js"
 
 const WireToolCall = Schema.Struct({
   id: Schema.optional(Schema.String),
@@ -21,8 +20,6 @@ export const WireResponse = Schema.Struct({
   prompt_eval_count: Schema.optional(Schema.Number),
   eval_count: Schema.optional(Schema.Number)
 })
-
-const decodeWireResponse = jsonDecoder(WireResponse)
 
 /** Maps Ollama's `done_reason` to the unified set; unknown values become `"other"`. */
 export const finishReasonOf = (reason: string | undefined, hasToolCalls: boolean): Message.FinishReason => {
@@ -51,30 +48,20 @@ export const reportedUsage = (prompt: number | undefined, evalCount: number | un
 }
 
 /** Decodes a non-streaming `/api/chat` body into a `ChatResponse`. */
-export const fromWireResponse = (
-  provider: string,
-  model: string,
-  request: Message.ChatRequest,
-  body: string,
-  status = 200
-): Message.ChatResponse | Err.LlmError => {
-  const wire = decodeWireResponse(provider, model, body, status)
-  if (wire instanceof Err.MalformedResponseError) return wire
+export const fromWireResponse = replyDecoder(WireResponse, (wire, { model, provider, request }) => {
   const toolCalls: Array<Message.ToolCall> = (wire.message.tool_calls ?? []).map((call, i) => ({
     id: toolCallId(i, call.id),
     name: call.function.name,
     arguments: argumentsText(call.function.arguments)
   }))
-  const text = wire.message.content ?? ""
-  const reasoning = wire.message.thinking !== undefined && wire.message.thinking.length > 0 ? wire.message.thinking : undefined
-  const response: Message.ChatResponse = {
+  return chatResponse(request, {
     id: wire.created_at ?? "",
     model: wire.model ?? model,
     provider,
-    text,
+    text: wire.message.content ?? "",
+    reasoning: wire.message.thinking,
     toolCalls,
     finishReason: finishReasonOf(wire.done_reason, toolCalls.length > 0),
-    usage: reportedUsage(wire.prompt_eval_count, wire.eval_count) ?? estimateFor(request, text, reasoning, toolCalls)
-  }
-  return reasoning === undefined ? response : { ...response, reasoning }
-}
+    usage: reportedUsage(wire.prompt_eval_count, wire.eval_count)
+  })
+})

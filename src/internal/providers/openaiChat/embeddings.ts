@@ -2,7 +2,7 @@
 import * as Schema from "effect/Schema"
 import * as Err from "../../../LlmError.js"
 import { malformed } from "../../request/errors.js"
-import { bearer, type EmbeddingsBatch, type EmbeddingsSpec, jsonDecoder, trimUrl } from "../wire.js"
+import { bearer, type EmbeddingsBatch, type EmbeddingsSpec, jsonDecoder, urlAt } from "../wire.js"
 import { defaultBaseUrl } from "./spec.js"
 
 export const WireEmbeddingsResponse = Schema.Struct({
@@ -35,7 +35,7 @@ export const embeddings = (options: { readonly model: string; readonly provider?
   return {
     provider,
     auth: bearer,
-    url: `${trimUrl(options.baseUrl ?? defaultBaseUrl)}/embeddings`,
+    url: urlAt(options.baseUrl, defaultBaseUrl, "/embeddings"),
     maxBatchSize: 2048,
     body: (texts, dimensions) => {
       const wire: Record<string, unknown> = { model: options.model, input: texts, encoding_format: "float" }

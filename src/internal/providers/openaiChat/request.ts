@@ -1,5 +1,6 @@
 /** Chat Completions requests: a unified request as the `/chat/completions` body. */
 import type * as Message from "../../../Message.js"
+import { copyOptions } from "../wire.js"
 
 /** Which field carries `maxTokens`: OpenAI wants `max_completion_tokens`, most compatible servers `max_tokens`. */
 export type MaxTokensField = "max_tokens" | "max_completion_tokens"
@@ -92,15 +93,17 @@ export const toWireRequest = (
       body.response_format = { type: format.type }
     }
   }
-  if (request.temperature !== undefined) body.temperature = request.temperature
-  if (request.topP !== undefined) body.top_p = request.topP
-  if (request.maxTokens !== undefined) body[maxTokensField] = request.maxTokens
-  if (request.stop !== undefined) body.stop = request.stop
-  if (request.seed !== undefined) body.seed = request.seed
-  if (request.presencePenalty !== undefined) body.presence_penalty = request.presencePenalty
-  if (request.frequencyPenalty !== undefined) body.frequency_penalty = request.frequencyPenalty
-  if (request.user !== undefined) body.user = request.user
-  if (request.reasoningEffort !== undefined) body.reasoning_effort = request.reasoningEffort
+  copyOptions(request, body, {
+    temperature: "temperature",
+    topP: "top_p",
+    maxTokens: maxTokensField,
+    stop: "stop",
+    seed: "seed",
+    presencePenalty: "presence_penalty",
+    frequencyPenalty: "frequency_penalty",
+    user: "user",
+    reasoningEffort: "reasoning_effort"
+  })
   if (stream) {
     body.stream = true
     body.stream_options = { include_usage: true }

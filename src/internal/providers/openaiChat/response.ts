@@ -2,7 +2,7 @@
 import * as Schema from "effect/Schema"
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { callId, estimateFor, jsonDecoder, optionalNullable, stopOrToolCalls } from "../wire.js"
+import { callId, chatResponse, optionalNullable, replyDecoder, stopOrToolCalls } from "../wire.js"
 
 export const WireUsage = Schema.Struct({
   // optional: a usage object without counts means "no usage", not a broken response
@@ -41,8 +41,6 @@ export const WireResponse = Schema.Struct({
   ),
   usage: optionalNullable(WireUsage)
 })
-
-const decodeWireResponse = jsonDecoder(WireResponse)
 
 /** Maps a provider's finish reason to the unified set; unknown values become `"other"`. */
 export const finishReasonOf = (reason: string | null | undefined, hasToolCalls: boolean): Message.FinishReason => {
@@ -111,15 +109,7 @@ const toolCallOf = (call: typeof WireToolCall.Type, index: number): Message.Tool
 }
 
 /** Decodes a non-streaming Chat Completions body into a `ChatResponse`. */
-export const fromWireResponse = (
-  provider: string,
-  model: string,
-  request: Message.ChatRequest,
-  body: string,
-  status = 200
-): Message.ChatResponse | Err.LlmError => {
-  const wire = decodeWireResponse(provider, model, body, status)
-  if (wire instanceof Err.MalformedResponseError) return wire
+export const fromWireResponse = replyDecoder(WireResponse, (wire, { model, provider, request, status }) => {
   const choice = wire.choices[0]
   const message = choice.message
   const text = contentTextOf(message.content)
@@ -131,16 +121,14 @@ export const fromWireResponse = (
     const mapped = toolCallOf(call, toolCalls.length)
     if (mapped !== undefined) toolCalls.push(mapped)
   }
-  const reasoningText = message.reasoning_content ?? message.reasoning ?? undefined
-  const reasoning = reasoningText === undefined || reasoningText.length === 0 ? undefined : reasoningText
-  const response: Message.ChatResponse = {
+  return chatResponse(request, {
     id: wire.id ?? "",
     model: wire.model ?? model,
     provider,
     text,
+    reasoning: message.reasoning_content ?? message.reasoning ?? undefined,
     toolCalls,
     finishReason: finishReasonOf(choice.finish_reason, toolCalls.length > 0),
-    usage: (wire.usage ? usageOf(wire.usage) : undefined) ?? estimateFor(request, text, reasoning, toolCalls)
-  }
-  return reasoning === undefined ? response : { ...response, reasoning }
-}
+    usage: wire.usage ? usageOf(wire.usage) : undefined
+  })
+})

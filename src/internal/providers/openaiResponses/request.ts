@@ -1,5 +1,6 @@
 /** Responses requests: a unified request as the `/responses` body. */
 import type * as Message from "../../../Message.js"
+import { copyOptions } from "../wire.js"
 
 /** What `reasoning.summary` asks for. */
 export type ReasoningSummary = "auto" | "concise" | "detailed"
@@ -89,10 +90,7 @@ export const toWireRequest = (
       body.text = { format: { type: format.type } }
     }
   }
-  if (request.temperature !== undefined) body.temperature = request.temperature
-  if (request.topP !== undefined) body.top_p = request.topP
-  if (request.maxTokens !== undefined) body.max_output_tokens = request.maxTokens
-  if (request.user !== undefined) body.safety_identifier = request.user
+  copyOptions(request, body, { temperature: "temperature", topP: "top_p", maxTokens: "max_output_tokens", user: "safety_identifier" })
   if (request.reasoningEffort !== undefined) {
     body.reasoning = options.reasoningSummary === undefined
       ? { effort: request.reasoningEffort }

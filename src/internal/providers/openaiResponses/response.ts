@@ -3,7 +3,7 @@ import * as Schema from "effect/Schema"
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { fromResponse } from "../../request/errors.js"
-import { estimateFor, jsonDecoder, optionalNullable, stopOrToolCalls } from "../wire.js"
+import { chatResponse, optionalNullable, replyDecoder, stopOrToolCalls } from "../wire.js"
 
 export const WireUsage = Schema.Struct({
   input_tokens: Schema.Number,
@@ -41,8 +41,6 @@ export const WireResponse = Schema.Struct({
   error: optionalNullable(Schema.Struct({ code: optionalNullable(Schema.String), message: optionalNullable(Schema.String) })),
   usage: optionalNullable(WireUsage)
 })
-
-const decodeWireResponse = jsonDecoder(WireResponse)
 
 /** The unified finish reason from a response's `status` and `incomplete_details.reason`. */
 export const finishReasonOf = (
@@ -104,15 +102,7 @@ const failedError = (provider: string, model: string, error: unknown): Err.LlmEr
  * item's `output_text` joined, as the OpenAI SDK's `output_text` joins it; function and
  * custom tool calls become tool calls (a custom tool's free-form `input` is its arguments).
  */
-export const fromWireResponse = (
-  provider: string,
-  model: string,
-  request: Message.ChatRequest,
-  body: string,
-  status = 200
-): Message.ChatResponse | Err.LlmError => {
-  const wire = decodeWireResponse(provider, model, body, status)
-  if (wire instanceof Err.MalformedResponseError) return wire
+export const fromWireResponse = replyDecoder(WireResponse, (wire, { model, provider, request, status }) => {
   if (wire.status === "failed") return failedError(provider, wire.model ?? model, wire.error)
   let text = ""
   const reasoningParts: Array<string> = []
@@ -145,14 +135,14 @@ export const fromWireResponse = (
   if (finishReason === "content_filter" && text.length === 0) {
     return new Err.ContentFilterError({ provider, model, message: `${provider}: the reply was withheld by a content filter`, status })
   }
-  const response: Message.ChatResponse = {
+  return chatResponse(request, {
     id: wire.id ?? "",
     model: wire.model ?? model,
     provider,
     text,
+    reasoning,
     toolCalls,
     finishReason,
-    usage: wire.usage ? usageOf(wire.usage) : estimateFor(request, text, reasoning, toolCalls)
-  }
-  return reasoning === undefined ? response : { ...response, reasoning }
-}
+    usage: wire.usage ? usageOf(wire.usage) : undefined
+  })
+})
