@@ -49,12 +49,13 @@ export const replyDecoder = <A, I>(
   }
 }
 
-/** A base URL without its trailing slashes, so that paths can be appended. */
-export const trimUrl = (baseUrl: string): string => baseUrl.replace(/\/+$/, "")
+// ---------------------------------------------------------------------------
+// Specs
+// ---------------------------------------------------------------------------
 
-/** `path` under the given base URL, or under the API's default. */
+/** `path` under the given base URL (a trailing slash tolerated), or under the API's default. */
 export const urlAt = (baseUrl: string | undefined, defaultBaseUrl: string, path: string): string =>
-  `${trimUrl(baseUrl ?? defaultBaseUrl)}${path}`
+  `${(baseUrl ?? defaultBaseUrl).replace(/\/+$/, "")}${path}`
 
 /** What every API's spec options hold: the provider id, and where it is served. */
 export interface WireOptions {
@@ -115,14 +116,14 @@ export const copyOptions = (
 // ---------------------------------------------------------------------------
 
 /** The characters of a request's text, for a usage estimate. */
-export const requestChars = (request: Message.ChatRequest): number => {
+const requestChars = (request: Message.ChatRequest): number => {
   let n = 0
   for (const message of request.messages) n += Message.contentText(message).length
   return n
 }
 
 /** The characters of a reply's text, reasoning and tool calls, for a usage estimate. */
-export const outputChars = (
+const outputChars = (
   text: string,
   reasoning: string | undefined,
   calls: ReadonlyArray<{ readonly name: string; readonly arguments: string }>
@@ -133,7 +134,7 @@ export const outputChars = (
 }
 
 /** Usage counted by the library when the provider reported none (≈4 characters a token). */
-export const estimatedUsage = (requestText: number, outputText: number): Message.Usage => {
+const estimatedUsage = (requestText: number, outputText: number): Message.Usage => {
   const inputTokens = Math.ceil(requestText / 4)
   const outputTokens = Math.ceil(outputText / 4)
   return { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens, estimated: true }
