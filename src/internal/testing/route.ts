@@ -81,7 +81,9 @@ export const writeJson = async (
 
 /**
  * A stream reply: `frames` with the reply's pacing; a fault replaces frame `afterChunks` and
- * ends the body there (`CutStream` ends or destroys it without a frame).
+ * ends the body there (`CutStream` ends or destroys it without a frame). With `flush`, each
+ * frame before a fault reaches the socket first; without it, a cut right after synchronous
+ * writes may drop them with the headers, and look like a reset.
  */
 export const writeStream = async (
   res: http.ServerResponse,
@@ -89,7 +91,8 @@ export const writeStream = async (
   fault: StreamFault | undefined,
   headers: Record<string, string>,
   frames: ReadonlyArray<string>,
-  faultFrames: FaultBodies
+  faultFrames: FaultBodies,
+  flush = false
 ): Promise<void> => {
   if (reply.delayMs) await sleep(reply.delayMs)
   res.writeHead(200, headers)
@@ -105,9 +108,7 @@ export const writeStream = async (
       }
       return
     }
-    // Before a fault, each frame must reach the socket: otherwise a cut right after
-    // synchronous writes drops them with the headers, and looks like a reset.
-    if (fault !== undefined) await new Promise<void>((resolve) => res.write(frames[i], () => resolve()))
+    if (flush && fault !== undefined) await new Promise<void>((resolve) => res.write(frames[i], () => resolve()))
     else res.write(frames[i])
     if (reply.chunkDelayMs) await sleep(reply.chunkDelayMs)
   }

@@ -18,7 +18,7 @@ const chat: FakeRoute = {
   reply: (reply, request, res, fault) => {
     const { body, frames, headers, json, broken, faultFrames } = replyOf(reply, request)
     return body.stream === true
-      ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, frames(), faultFrames)
+      ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, frames(), faultFrames, true)
       : writeJson(res, reply, fault, { "content-type": "application/json", ...headers }, json, broken)
   }
 }
