@@ -4,7 +4,9 @@
  */
 import { Effect } from "effect"
 import { request as undiciRequest } from "undici"
-import { ContextWindow, Message, OpenAiCompatible, RateLimiter, ResponseCache, Testing, Tokenizer } from "../src/index.js"
+import { ContextWindow, Message, RateLimiter, ResponseCache, Tokenizer } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
+import { toWireRequest } from "../src/internal/providers/openaiChat/request.js"
 
 const time = async (label: string, n: number, f: () => unknown | Promise<unknown>) => {
   for (let i = 0; i < Math.min(200, n); i++) await f()
@@ -25,7 +27,7 @@ const main = Effect.gen(function* () {
     Message.user("Thanks. One more: summarise all of the above in two sentences.")
   ]
   const request = Message.request(conversation, { temperature: 0.2, maxTokens: 256 })
-  const body = JSON.stringify(OpenAiCompatible.toWireRequest(request, "gpt-4o-mini", false))
+  const body = JSON.stringify(toWireRequest(request, "gpt-4o-mini", false))
   const tokenizer = yield* Tokenizer.make
   yield* tokenizer.count(conversation, "gpt-4o-mini") // load the BPE outside the timing
   const run = <A>(e: Effect.Effect<A, unknown>) => Effect.runPromise(e)

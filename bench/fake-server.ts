@@ -4,7 +4,7 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
-import { Testing } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 import { CHUNKS, REPLY_TEXT } from "./workload.js"
 
 // `--chunk-delay-ms N` spaces the stream's chunks, so that many streams are open at once

@@ -19,7 +19,8 @@
 import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
 import { PerformanceObserver } from "node:perf_hooks"
 import { parseArgs } from "node:util"
-import { ContextWindow, Fallback, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport, Usage } from "../src/index.js"
+import { ContextWindow, Fallback, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Transport, Usage } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 import { CHUNKS, MODEL, REPLY_TEXT, SYSTEM_PROMPT, USER_PROMPT } from "./workload.js"
 
 const { values } = parseArgs({ options: { requests: { type: "string", default: "20000" } } })

@@ -10,7 +10,8 @@
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, Console, Duration, Effect, Layer, Option, Redacted, Schedule, ScheduleDecision, Stream } from "effect"
-import { Fallback, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport, Usage } from "../src/index.js"
+import { Fallback, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Transport, Usage } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const prompt = "In three sentences: why do LLM clients need key pools and rate limits?"
 

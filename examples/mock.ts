@@ -1,6 +1,7 @@
 /** The README's testing quickstart: code that needs a LanguageModel, run on a scripted mock. */
 import { Console, Effect } from "effect"
-import { LanguageModel, LlmError, Message, Testing } from "../src/index.js"
+import { LanguageModel, LlmError, Message } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 // The code under test: a title for a text, or a default one while the model is rate limited.
 const titleFor = (text: string) =>

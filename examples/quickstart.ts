@@ -1,7 +1,8 @@
 /** The README's quickstart: a model stack composed from layers, and a program that uses it. */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, ConfigProvider, Console, Effect, Layer } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing, Transport } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 // 1. The program needs a LanguageModel; it does not know which one.
 const program = Effect.gen(function* () {

@@ -7,27 +7,20 @@
  *
  * @since 0.1.0
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Config from "effect/Config"
 import type { ConfigError } from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as Metric from "effect/Metric"
-import * as Redacted from "effect/Redacted"
-import * as Schema from "effect/Schema"
-import * as Gemini from "./Gemini.js"
-import { decodeJsonBody, malformed } from "./internal/request/errors.js"
-import { type Outgoing, resolveEndpoint } from "./internal/request/endpoint.js"
-import { sendJsonAs } from "./internal/request/exchange.js"
-import type * as KeyPool from "./KeyPool.js"
-import * as Err from "./LlmError.js"
+import type * as Metric from "effect/Metric"
+import * as internal from "./internal/embeddings.js"
+import * as GeminiWire from "./internal/providers/gemini/embeddings.js"
+import * as OllamaWire from "./internal/providers/ollama/embeddings.js"
+import * as OpenAiWire from "./internal/providers/openaiChat/embeddings.js"
+import type * as Err from "./LlmError.js"
 import type { Usage } from "./Message.js"
-import * as Ollama from "./Ollama.js"
-import type * as RateLimiter from "./RateLimiter.js"
-import { estimateTokens } from "./RateLimiter.js"
+import type { Requirements } from "./Provider.js"
 
 // ---------------------------------------------------------------------------
 // The service
@@ -91,10 +84,7 @@ export interface MakeOptions {
 }
 
 /** @since 0.1.0 @category metrics */
-export const inputsCounter = Metric.counter("effect_llm_embeddings_inputs_total", {
-  description: "texts embedded",
-  incremental: true
-})
+export const inputsCounter: Metric.Metric.Counter<number> = internal.inputsCounter
 
 /**
  * The service from a per-batch call: checks the input, splits it under `maxBatchSize`,
@@ -102,83 +92,10 @@ export const inputsCounter = Metric.counter("effect_llm_embeddings_inputs_total"
  * and usage in input order.
  * @since 0.1.0 @category constructors
  */
-export const make = (options: MakeOptions): Service => {
-  const { provider, model } = options
-  const maxBatchSize = Math.max(1, Math.floor(options.maxBatchSize ?? 2048))
-  const concurrency = Math.max(1, options.concurrency ?? 4)
-
-  const embedOne = (texts: ReadonlyArray<string>, embedOptions: EmbedOptions) =>
-    Effect.flatMap(options.embedBatch(texts, embedOptions), (result) =>
-      result.vectors.length === texts.length
-        ? Effect.succeed(result)
-        : Effect.fail(
-          new Err.MalformedResponseError({
-            provider,
-            model,
-            message: `${provider} returned ${result.vectors.length} embeddings for ${texts.length} inputs`,
-            excerpt: ""
-          })
-        ))
-
-  const embed = (texts: ReadonlyArray<string>, embedOptions: EmbedOptions = {}): Effect.Effect<EmbedResult, Err.LlmError> =>
-    Effect.suspend(() => {
-      const bad = validate(provider, model, texts, embedOptions)
-      if (bad !== undefined) return Effect.fail(bad)
-      if (texts.length === 0) {
-        return Effect.succeed<EmbedResult>({
-          embeddings: [],
-          model,
-          provider,
-          usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0, estimated: false }
-        })
-      }
-      const batches: Array<ReadonlyArray<string>> = []
-      for (let i = 0; i < texts.length; i += maxBatchSize) batches.push(texts.slice(i, i + maxBatchSize))
-      return Effect.forEach(batches, (batch) => embedOne(batch, embedOptions), { concurrency }).pipe(
-        Effect.map((results): EmbedResult => {
-          const embeddings: Array<ReadonlyArray<number>> = []
-          let tokens = 0
-          let estimated = false
-          results.forEach((result, b) => {
-            for (const vector of result.vectors) embeddings.push(vector)
-            if (result.inputTokens === undefined) {
-              estimated = true
-              for (const text of batches[b]!) tokens += estimateTokens(text)
-            } else tokens += result.inputTokens
-          })
-          return { embeddings, model, provider, usage: { inputTokens: tokens, outputTokens: 0, totalTokens: tokens, estimated } }
-        }),
-        Effect.tap(() => Metric.incrementBy(inputsCounter, texts.length)),
-        Effect.withSpan("Embeddings.embed", {
-          attributes: { "gen_ai.system": provider, "gen_ai.request.model": model, "effect_llm.inputs": texts.length }
-        })
-      )
-    })
-
-  return { provider, model, maxBatchSize, embed }
-}
-
-/** Rejects, before any call, what every provider would reject, naming the offending input. */
-const validate = (
-  provider: string,
-  model: string,
-  texts: ReadonlyArray<string>,
-  options: EmbedOptions
-): Err.InvalidRequestError | undefined => {
-  const fail = (message: string) => new Err.InvalidRequestError({ provider, model, message: `${provider} embeddings: ${message}` })
-  if (options.dimensions !== undefined && (!Number.isInteger(options.dimensions) || options.dimensions <= 0)) {
-    return fail(`dimensions must be a positive integer, got ${options.dimensions}`)
-  }
-  for (let i = 0; i < texts.length; i++) {
-    const text = texts[i]
-    if (typeof text !== "string") return fail(`texts[${i}] is not a string`)
-    if (text.length === 0) return fail(`texts[${i}] is empty`)
-  }
-  return undefined
-}
+export const make: (options: MakeOptions) => Service = internal.make
 
 // ---------------------------------------------------------------------------
-// Implementations
+// The wire APIs
 // ---------------------------------------------------------------------------
 
 /**
@@ -204,75 +121,12 @@ export interface ProviderOptions {
   readonly concurrency?: number | undefined
 }
 
-type Requirements = HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter.RateLimiter
-
-const outgoing = (url: string, model: string, wire: Record<string, unknown>, texts: ReadonlyArray<string>): Outgoing => {
-  let tokens = 0
-  for (const text of texts) tokens += estimateTokens(text)
-  return { url, model, body: JSON.stringify(wire), estimatedTokens: tokens }
-}
-
-/** @since 0.1.0 @category wire */
-export const WireOpenAiResponse = Schema.Struct({
-  data: Schema.Array(Schema.Struct({ index: Schema.optional(Schema.Number), embedding: Schema.Array(Schema.Number) })),
-  model: Schema.optional(Schema.String),
-  usage: Schema.optional(Schema.Struct({ prompt_tokens: Schema.Number, total_tokens: Schema.optional(Schema.Number) }))
-})
-
-const decodeOpenAi = Schema.decodeUnknownEither(WireOpenAiResponse)
-
-/**
- * Decodes an OpenAI `/embeddings` body, ordering vectors by their `index`.
- * @since 0.1.0 @category wire
- */
-export const fromOpenAiResponse = (provider: string, model: string, body: string, status = 200): BatchResult | Err.LlmError => {
-  const decoded = decodeJsonBody(decodeOpenAi, provider, model, body, status)
-  if (Either.isLeft(decoded)) return decoded.left
-  const data = decoded.right.data
-  const vectors: Array<ReadonlyArray<number>> = new Array(data.length)
-  for (let i = 0; i < data.length; i++) {
-    const item = data[i]!
-    const at = item.index ?? i
-    if (at < 0 || at >= data.length || vectors[at] !== undefined) {
-      return malformed(provider, model, body, `embedding index ${at} is out of range or repeated`, status)
-    }
-    vectors[at] = item.embedding
-  }
-  return { vectors, inputTokens: decoded.right.usage?.prompt_tokens }
-}
-
 /**
  * OpenAI-compatible `/embeddings` (OpenAI, OpenRouter, Together, vLLM, Ollama's `/v1`, …).
  * @since 0.1.0 @category constructors
  */
 export const makeOpenAiCompatible = (options: ProviderOptions): Effect.Effect<Service, never, Requirements> =>
-  Effect.gen(function* () {
-    const provider = options.provider ?? "openai"
-    const url = `${(options.baseUrl ?? "https://api.openai.com/v1").replace(/\/+$/, "")}/embeddings`
-    const endpoint = yield* resolveEndpoint({
-      provider,
-      auth: (key) => ({ authorization: `Bearer ${Redacted.value(key)}` }),
-      headers: options.headers,
-      timeout: options.timeout,
-      maxResponseBytes: options.maxResponseBytes ?? 256 * 1024 * 1024
-    })
-    return make({
-      provider,
-      model: options.model,
-      maxBatchSize: options.maxBatchSize ?? 2048,
-      concurrency: options.concurrency,
-      embedBatch: (texts, { dimensions }) => {
-        const wire: Record<string, unknown> = { model: options.model, input: texts, encoding_format: "float" }
-        if (dimensions !== undefined) wire.dimensions = dimensions
-        return sendJsonAs(
-          endpoint,
-          outgoing(url, options.model, wire, texts),
-          (body, status) => fromOpenAiResponse(provider, options.model, body, status),
-          (result) => result.inputTokens ?? 0
-        )
-      }
-    })
-  })
+  internal.fromWire(OpenAiWire.embeddings(options), options)
 
 /**
  * Gemini `batchEmbedContents`; `taskType` (e.g. `RETRIEVAL_DOCUMENT`) is sent with each text.
@@ -280,25 +134,7 @@ export const makeOpenAiCompatible = (options: ProviderOptions): Effect.Effect<Se
  */
 export const makeGemini = (
   options: ProviderOptions & { readonly taskType?: string | undefined }
-): Effect.Effect<Service, never, Requirements> =>
-  Effect.gen(function* () {
-    const provider = options.provider ?? "gemini"
-    const url = Gemini.urlOf(options.baseUrl, options.model, "batchEmbedContents")
-    const endpoint = yield* Gemini.endpointOf({ ...options, provider })
-    return make({
-      provider,
-      model: options.model,
-      maxBatchSize: options.maxBatchSize ?? 100,
-      concurrency: options.concurrency,
-      embedBatch: (texts, { dimensions }) =>
-        sendJsonAs(
-          endpoint,
-          outgoing(url, options.model, Gemini.toEmbeddingsRequest(options.model, texts, { dimensions, taskType: options.taskType }), texts),
-          (body, status) => Gemini.fromEmbeddingsResponse(provider, options.model, body, status),
-          (result) => result.inputTokens ?? 0
-        )
-    })
-  })
+): Effect.Effect<Service, never, Requirements> => internal.fromWire(GeminiWire.embeddings(options), options)
 
 /**
  * Ollama `/api/embed`.
@@ -306,52 +142,33 @@ export const makeGemini = (
  */
 export const makeOllama = (
   options: ProviderOptions & { readonly keepAlive?: string | undefined }
-): Effect.Effect<Service, never, Requirements> =>
-  Effect.gen(function* () {
-    const provider = options.provider ?? "ollama"
-    const url = Ollama.urlOf(options.baseUrl, "/api/embed")
-    const endpoint = yield* Ollama.endpointOf({ ...options, provider })
-    return make({
-      provider,
-      model: options.model,
-      maxBatchSize: options.maxBatchSize ?? 2048,
-      concurrency: options.concurrency,
-      embedBatch: (texts, { dimensions }) =>
-        sendJsonAs(
-          endpoint,
-          outgoing(url, options.model, Ollama.toEmbeddingsRequest(options.model, texts, { dimensions, keepAlive: options.keepAlive }), texts),
-          (body, status) => Ollama.fromEmbeddingsResponse(provider, options.model, body, status),
-          (result) => result.inputTokens ?? 0
-        )
-    })
-  })
+): Effect.Effect<Service, never, Requirements> => internal.fromWire(OllamaWire.embeddings(options), options)
+
+/** A maker's `layer` (options given) and `layerConfig` (options read from config). */
+const layers = <Options>(make: (options: Options) => Effect.Effect<Service, never, Requirements>) => ({
+  layer: (options: Options): Layer.Layer<Embeddings, never, Requirements> => Layer.effect(Embeddings, make(options)),
+  layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<Embeddings, ConfigError, Requirements> =>
+    Layer.effect(Embeddings, Effect.flatMap(Config.unwrap(options), make))
+})
+
+const openAiCompatible = layers(makeOpenAiCompatible)
+const gemini = layers(makeGemini)
+const ollama = layers(makeOllama)
 
 /** @since 0.1.0 @category layers */
-export const layerOpenAiCompatible = (options: ProviderOptions): Layer.Layer<Embeddings, never, Requirements> =>
-  Layer.effect(Embeddings, makeOpenAiCompatible(options))
+export const layerOpenAiCompatible = openAiCompatible.layer
 
 /** @since 0.1.0 @category layers */
-export const layerOpenAiCompatibleConfig = (
-  options: Config.Config.Wrap<ProviderOptions>
-): Layer.Layer<Embeddings, ConfigError, Requirements> =>
-  Layer.effect(Embeddings, Effect.flatMap(Config.unwrap(options), makeOpenAiCompatible))
+export const layerOpenAiCompatibleConfig = openAiCompatible.layerConfig
 
 /** @since 0.1.0 @category layers */
-export const layerGemini = (
-  options: ProviderOptions & { readonly taskType?: string | undefined }
-): Layer.Layer<Embeddings, never, Requirements> => Layer.effect(Embeddings, makeGemini(options))
+export const layerGemini = gemini.layer
 
 /** @since 0.1.0 @category layers */
-export const layerGeminiConfig = (
-  options: Config.Config.Wrap<ProviderOptions & { readonly taskType?: string | undefined }>
-): Layer.Layer<Embeddings, ConfigError, Requirements> => Layer.effect(Embeddings, Effect.flatMap(Config.unwrap(options), makeGemini))
+export const layerGeminiConfig = gemini.layerConfig
 
 /** @since 0.1.0 @category layers */
-export const layerOllama = (
-  options: ProviderOptions & { readonly keepAlive?: string | undefined }
-): Layer.Layer<Embeddings, never, Requirements> => Layer.effect(Embeddings, makeOllama(options))
+export const layerOllama = ollama.layer
 
 /** @since 0.1.0 @category layers */
-export const layerOllamaConfig = (
-  options: Config.Config.Wrap<ProviderOptions & { readonly keepAlive?: string | undefined }>
-): Layer.Layer<Embeddings, ConfigError, Requirements> => Layer.effect(Embeddings, Effect.flatMap(Config.unwrap(options), makeOllama))
+export const layerOllamaConfig = ollama.layerConfig

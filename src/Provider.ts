@@ -25,6 +25,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
+import * as wire from "./internal/providers/wire.js"
 import * as internal from "./internal/request/model.js"
 import * as KeyPool from "./KeyPool.js"
 import { LanguageModel, type Service } from "./LanguageModel.js"
@@ -88,6 +89,8 @@ export interface Spec {
   readonly auth: (key: Redacted.Redacted<string>) => Record<string, string>
   /** How a stream's body is cut into frames. */
   readonly framing: "sse" | "ndjson"
+  /** Headers every request carries, such as an API version; the options' `headers` override them. */
+  readonly headers?: Record<string, string> | undefined
   /** The stream request's `accept` header; by default the framing's media type. */
   readonly streamAccept?: string | undefined
   readonly url: (model: string, stream: boolean) => string
@@ -143,8 +146,4 @@ export const withEnvKeys = (
  * (the same text in fewer elements).
  * @since 0.1.0 @category utils
  */
-export const pushDelta = (out: Array<Message.StreamEvent>, tag: "TextDelta" | "ReasoningDelta", text: string): void => {
-  const last = out[out.length - 1]
-  if (last !== undefined && last._tag === tag) out[out.length - 1] = { _tag: tag, text: last.text + text }
-  else out.push({ _tag: tag, text })
-}
+export const pushDelta: (out: Array<Message.StreamEvent>, tag: "TextDelta" | "ReasoningDelta", text: string) => void = wire.pushDelta

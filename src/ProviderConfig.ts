@@ -22,17 +22,22 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { type Node as JsonNode, type ParseError as JsonParseError, parseTree, printParseErrorCode } from "jsonc-parser"
 import { headerProblem } from "./internal/keyPool.js"
-import * as Adapters from "./internal/providerAdapters.js"
+import * as registry from "./internal/providers/registry.js"
 import * as KeyPool from "./KeyPool.js"
 import type { LanguageModel } from "./LanguageModel.js"
+import * as Provider from "./Provider.js"
 import * as RateLimiter from "./RateLimiter.js"
+import * as Retry from "./Retry.js"
 
 // ---------------------------------------------------------------------------
 // The file format
 // ---------------------------------------------------------------------------
 
-/** @since 0.1.0 @category schemas */
-export const Api = Schema.Literal("chat", "responses", "anthropic", "gemini", "ollama")
+/**
+ * The wire APIs: `chat` (Chat Completions), `responses`, `anthropic`, `gemini`, `ollama`.
+ * @since 0.1.0 @category schemas
+ */
+export const Api = Schema.Literal(...registry.apiNames)
 /** @since 0.1.0 @category schemas */
 export type Api = typeof Api.Type
 
@@ -269,11 +274,11 @@ export const envKeys = (provider: string): Effect.Effect<ReadonlyArray<Redacted.
 }
 
 const resolveEntry = (provider: string, entry: ModelEntry, index: number, path: string | undefined) => {
-  const api = entry.api ?? Adapters.inferApi(provider, entry.base_url)
+  const api = entry.api ?? registry.inferApi(provider, entry.base_url)
   if (api === undefined) {
     return Either.left(
       fail(
-        `unknown provider "${provider}": set "api" to one of chat, responses, anthropic, gemini, ollama (or a known provider name or base_url)`,
+        `unknown provider "${provider}": set "api" to one of ${registry.apiNames.join(", ")} (or a known provider name or base_url)`,
         jsonPathOf([provider, index]),
         path
       )
@@ -283,7 +288,7 @@ const resolveEntry = (provider: string, entry: ModelEntry, index: number, path: 
     provider,
     model: entry.model_name,
     api,
-    baseUrl: entry.base_url ?? Adapters.defaultBaseUrl(provider, api),
+    baseUrl: entry.base_url ?? registry.defaultBaseUrl(provider, api),
     maxRetries: entry.max_retries ?? 3,
     retryDelaySeconds: entry.retry_delay ?? 0.5,
     rateLimit: entry.rate_limit_capacity === undefined && entry.rate_limit_refill_rate === undefined
@@ -349,7 +354,7 @@ export const fromJson = (json: unknown, path?: string): Effect.Effect<Registry, 
         const model = resolved.right
         const own = entry.api_keys ?? []
         const keys = own.length > 0 ? own.map((key) => Redacted.make(key)) : (env ??= yield* envKeys(provider))
-        if (keys.length === 0 && Adapters.needsKey(model.api, model.baseUrl)) {
+        if (keys.length === 0 && registry.needsKey(model.api, model.baseUrl)) {
           return yield* Effect.fail(
             fail(
               `no API key for "${provider}" model ${JSON.stringify(model.model)}: add "api_keys" to this entry or set ${envPrefix(provider)}_API_KEY (or ${envPrefix(provider)}_API_KEYS=k1,k2)`,
@@ -372,6 +377,18 @@ export const fromJson = (json: unknown, path?: string): Effect.Effect<Registry, 
   })
 
 const modelKey = (provider: string, model: string) => `${provider}\u0000${model}`
+
+/** The model over its API's spec, with the entry's retries: `max_retries` and `retry_delay` feed `Retry.schedule`. */
+const stackOf = (model: ResolvedModel): Layer.Layer<LanguageModel, never, Provider.Requirements> => {
+  const adapter = Provider.layer(registry.specOf(model.provider, model.api, model.baseUrl), {
+    model: model.model,
+    baseUrl: model.baseUrl,
+    contextWindow: model.contextWindow
+  })
+  if (model.maxRetries === 0) return adapter
+  const schedule = Retry.schedule({ maxRetries: model.maxRetries, initialDelay: `${model.retryDelaySeconds * 1000} millis` })
+  return Retry.layer(schedule).pipe(Layer.provide(adapter))
+}
 
 const makeRegistry = (
   providers: ReadonlyArray<string>,
@@ -408,7 +425,7 @@ const makeRegistry = (
           )
         }
         const limiter = limiters.get(modelKey(provider, model))
-        return Adapters.stack(resolved.value).pipe(
+        return stackOf(resolved.value).pipe(
           Layer.provide(Layer.succeed(KeyPool.KeyPool, pool)),
           Layer.provide(limiter === undefined ? unlimited : Layer.succeed(RateLimiter.RateLimiter, limiter))
         )
@@ -540,15 +557,7 @@ export const load = (path: string): Effect.Effect<Registry, ProviderConfigError,
  * anthropic; `gemini-*` → gemini; `vendor/model` → openrouter; `deepseek-*` → deepseek.
  * @since 0.1.0 @category detection
  */
-export const detectProvider = (model: string): Option.Option<string> => {
-  const name = model.trim().toLowerCase()
-  if (name.includes("/")) return Option.some("openrouter")
-  if (/^(gpt-|chatgpt-|o\d|text-embedding-|davinci|babbage|codex-)/.test(name)) return Option.some("openai")
-  if (name.startsWith("claude-")) return Option.some("anthropic")
-  if (name.startsWith("gemini-") || name.startsWith("gemma-") || name.startsWith("text-embedding-00")) return Option.some("gemini")
-  if (name.startsWith("deepseek-")) return Option.some("deepseek")
-  return Option.none()
-}
+export const detectProvider = (model: string): Option.Option<string> => Option.fromNullable(registry.detect(model))
 
 /**
  * A ready stack for a model name alone, with keys from the provider's env vars:

@@ -10,7 +10,8 @@ import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import * as FakeServer from "./internal/fakeServer.js"
+import * as FakeServer from "./internal/testing/server.js"
+import { splitText as split } from "./internal/testing/route.js"
 import { collect, LanguageModel, make, responseToEvents } from "./LanguageModel.js"
 import * as Err from "./LlmError.js"
 import type * as Message from "./Message.js"
@@ -265,4 +266,4 @@ export class FakeProvider extends Context.Tag("effect-llm/Testing/FakeProvider")
  * Splits text into `n` near-equal pieces, as the fake streams it.
  * @since 0.1.0 @category fake provider
  */
-export const splitText = FakeServer.splitText
+export const splitText: (text: string, n: number) => Array<string> = split

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Schedule, Stream } from "effect"
-import { Batch, LanguageModel, LlmError, Message, Testing } from "../src/index.js"
+import { Batch, LanguageModel, LlmError, Message } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 /** A model that answers with the prompt after a per-prompt delay, tracking concurrency. */
 const echoModel = (delayOf: (prompt: string) => number, failures: Map<string, number> = new Map()) => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, Stream, TestClock } from "effect"
-import { Budget, ContextWindow, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Testing, Transport, Usage } from "../src/index.js"
+import { Budget, ContextWindow, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Transport, Usage } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const usage30 = { inputTokens: 20, outputTokens: 10, totalTokens: 30, estimated: false }
 

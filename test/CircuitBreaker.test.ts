@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Fiber, Layer, Stream, TestClock } from "effect"
-import { CircuitBreaker, LanguageModel, LlmError, Message, Testing } from "../src/index.js"
+import { CircuitBreaker, LanguageModel, LlmError, Message } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const ids = { provider: "mock", model: "mock-model" }
 const down = new LlmError.ServerError({ ...ids, message: "503", status: 503 })

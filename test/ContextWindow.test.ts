@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer, Stream } from "effect"
 import * as fc from "fast-check"
-import { ContextWindow, LanguageModel, LlmError, Message, Testing, Tokenizer } from "../src/index.js"
+import { ContextWindow, LanguageModel, LlmError, Message, Tokenizer } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 // An estimate-counted model: a message of n characters is ceil(n/4) + 4 tokens, plus 3 per request.
 const model = "claude-test"

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer } from "effect"
-import { Embeddings, KeyPool, RateLimiter, Testing, Transport } from "../src/index.js"
-import { fakeVector } from "../src/internal/fake/embeddings.js"
+import { Embeddings, KeyPool, RateLimiter, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
+import { fakeVector } from "../src/internal/testing/embeddings.js"
 import { assertValid } from "./support/openapi.js"
 
 const base = (keys: ReadonlyArray<string>, limiter: Layer.Layer<RateLimiter.RateLimiter> = RateLimiter.unlimited) =>

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Either, Layer, Stream } from "effect"
-import { Gemini, KeyPool, LanguageModel, Message, RateLimiter, Testing, Transport } from "../src/index.js"
+import { Gemini, KeyPool, LanguageModel, Message, RateLimiter, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const KEY = "gm-secret-key-0001"
 const KEY2 = "gm-secret-key-0002"
@@ -194,46 +195,4 @@ describe("Gemini", () => {
       expect(results[3].partial ?? true).toBe(true)
     }))
 
-  it("assembles Vertex partialArgs at nested paths, numbers, and strings in pieces", () => {
-    const parser = new Gemini.ChunkParser("gemini", "m", Message.request("x"))
-    const out: Array<Message.StreamEvent> = []
-    const feed = (chunk: unknown) => expect(parser.onData(JSON.stringify(chunk), undefined, out)).toBeUndefined()
-    const call = (functionCall: unknown, finishReason?: string) => ({
-      candidates: [{ content: { parts: [{ functionCall }] }, ...(finishReason ? { finishReason } : {}) }],
-      responseId: "r1"
-    })
-    feed(call({ name: "book", willContinue: true }))
-    feed(call({ partialArgs: [{ jsonPath: "$.trip.city", stringValue: "New ", willContinue: true }], willContinue: true }))
-    feed(call({ partialArgs: [{ jsonPath: "$.trip.city", stringValue: "York" }, { jsonPath: "$.seats", numberValue: 2 }], willContinue: true }))
-    feed(call({ partialArgs: [{ jsonPath: "$.tags[1]", stringValue: "b" }, { jsonPath: "$.tags[0]", stringValue: "a" }, { jsonPath: "$.vip", boolValue: true }], willContinue: true }))
-    feed(call({}))
-    feed(call({ name: "pay", args: { amount: 5 } }, "STOP"))
-    expect(parser.onEnd(out)).toBeUndefined()
-    const calls = out.filter((e): e is Message.ToolCallComplete => e._tag === "ToolCall")
-    expect(calls.map((c) => [c.id, c.name, JSON.parse(c.arguments)])).toEqual([
-      ["r1-call-0", "book", { trip: { city: "New York" }, seats: 2, tags: ["a", "b"], vip: true }],
-      ["r1-call-1", "pay", { amount: 5 }]
-    ])
-    // the deltas of each call concatenate to its arguments
-    for (const c of calls) {
-      const text = out.filter((e): e is Message.ToolCallDelta => e._tag === "ToolCallDelta" && e.index === c.index).map((e) => e.argumentsDelta).join("")
-      expect(text).toBe(c.arguments)
-    }
-    const finish = out[out.length - 1] as Message.Finish
-    expect(finish.finishReason).toBe("tool_calls")
-    expect(finish.usage.estimated).toBe(true)
-  })
-
-  it("decodes unknown fields and new enum values without failing", () => {
-    const body = JSON.stringify({
-      candidates: [{ content: { parts: [{ text: "hi", brandNewField: 1 }], role: "model" }, finishReason: "SOME_NEW_REASON", extra: {} }],
-      usageMetadata: { promptTokenCount: 3, candidatesTokenCount: 1, totalTokenCount: 4, newCount: 9 },
-      responseId: "x",
-      surprise: true
-    })
-    const response = Gemini.fromWireResponse("gemini", "m", Message.request("x"), body)
-    expect(response).toMatchObject({ text: "hi", finishReason: "other", usage: { inputTokens: 3, outputTokens: 1, totalTokens: 4 } })
-    const blocked = Gemini.fromWireResponse("gemini", "m", Message.request("x"), JSON.stringify({ promptFeedback: { blockReason: "SAFETY" } }))
-    expect((blocked as { _tag: string })._tag).toBe("ContentFilterError")
-  })
 })

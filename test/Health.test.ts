@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Scope, TestClock } from "effect"
-import { Health, Testing, Transport } from "../src/index.js"
+import { Health, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 describe("Health", () => {
   it.scoped("probes on its interval and reports connected, slow, disconnected, then recovers on its own", () =>

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Config, ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Redacted, Scope, TestClock } from "effect"
 import * as fc from "fast-check"
-import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Testing, Transport } from "../src/index.js"
+import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 import { type HeapEntry, KeyHeap } from "../src/internal/keyHeap.js"
 
 const fp = KeyPool.fingerprint

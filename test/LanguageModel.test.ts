@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Stream } from "effect"
 import * as fc from "fast-check"
-import { LanguageModel, LlmError, Message, Testing } from "../src/index.js"
+import { LanguageModel, LlmError, Message } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 import { fakeProvider, stack } from "./support/openaiStack.js"
 
 const reply = fc.record({

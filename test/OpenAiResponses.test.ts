@@ -1,6 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Config, ConfigProvider, Duration, Effect, Exit, Layer, Stream } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiResponses, RateLimiter, Testing, Transport } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiResponses, RateLimiter, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
+import { fromWireResponse } from "../src/internal/providers/openaiResponses/response.js"
 import { assertValid } from "./support/openapi.js"
 
 const SECRET = "sk-test-responses-secret-0123456789"
@@ -226,47 +228,11 @@ describe("OpenAiResponses", () => {
       const body = events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`).join("")
       yield* fake.inject({ _tag: "Raw", body: [body.slice(0, 100), body.slice(100)] })
       const streamed = yield* LanguageModel.collect(LanguageModel.stream(Message.request("hi"))).pipe(Effect.provide(stackFor(fake)))
-      const chat = OpenAiResponses.fromWireResponse("openai", "gpt-x", Message.request("hi"), JSON.stringify(final))
+      const chat = fromWireResponse("openai", "gpt-x", Message.request("hi"), JSON.stringify(final))
       expect(streamed.reasoning).toBe("First.\n\nSecond.")
       expect(streamed.text).toBe("Hello world")
       expect(streamed).toEqual(chat)
     }))
-
-  it("decodes tolerantly: unknown items, fields and statuses", () => {
-    const body = JSON.stringify({
-      id: "resp_1",
-      model: "gpt-x",
-      status: "completed",
-      brand_new: { x: 1 },
-      output: [
-        { type: "web_search_call", id: "ws_1", status: "completed", action: { query: "x" } },
-        { type: "reasoning", id: "rs", summary: [{ type: "summary_text", text: "A" }, { type: "summary_text", text: "B" }] },
-        { type: "message", role: "assistant", content: [{ type: "output_text", text: "Hel", annotations: [{ type: "new" }] }, { type: "output_text", text: "lo" }] },
-        { type: "custom_tool_call", call_id: "c1", name: "sql", input: "SELECT 1" }
-      ],
-      usage: { input_tokens: 5, output_tokens: 7, total_tokens: 12, output_tokens_details: { reasoning_tokens: 4 } }
-    })
-    expect(OpenAiResponses.fromWireResponse("openai", "m", Message.request("q"), body)).toEqual({
-      id: "resp_1",
-      model: "gpt-x",
-      provider: "openai",
-      text: "Hello",
-      reasoning: "A\n\nB",
-      toolCalls: [{ id: "c1", name: "sql", arguments: "SELECT 1" }],
-      finishReason: "tool_calls",
-      usage: { inputTokens: 5, outputTokens: 7, totalTokens: 12, reasoningTokens: 4, estimated: false }
-    })
-    const failed = OpenAiResponses.fromWireResponse(
-      "openai",
-      "m",
-      Message.request("q"),
-      JSON.stringify({ status: "failed", output: [], error: { code: "insufficient_quota", message: "pay up" } })
-    )
-    expect(failed).toMatchObject({ _tag: "QuotaExceededError" })
-    const bad = OpenAiResponses.fromWireResponse("openai", "m", Message.request("q"), JSON.stringify({ id: "x", output: {} }))
-    expect(bad).toMatchObject({ _tag: "MalformedResponseError" })
-    expect((bad as { message: string }).message).toContain("output")
-  })
 
   it.scoped("layerConfig reads its options from config", () =>
     Effect.gen(function* () {

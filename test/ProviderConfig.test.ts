@@ -4,7 +4,8 @@ import { ConfigProvider, Effect, Exit, Layer, Option } from "effect"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { LanguageModel, Message, ProviderConfig, Testing, Transport } from "../src/index.js"
+import { LanguageModel, Message, ProviderConfig, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const writeTemp = (content: string) => {
   const dir = mkdtempSync(join(tmpdir(), "provider-json-"))

@@ -3,7 +3,9 @@ import { spawn } from "node:child_process"
 import * as net from "node:net"
 import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Logger, Ref, Scope, Stream, TestClock } from "effect"
 import { inject } from "vitest"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Testing, Transport } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
+import { toWireRequest } from "../src/internal/providers/openaiChat/request.js"
 
 const redisUrl = inject("redisUrl")
 if (redisUrl === "") console.warn("[redis] no redis-server: the Redis ResponseCache tests are skipped")
@@ -252,7 +254,7 @@ describe("ResponseCache keys", () => {
 
 describe("ResponseCache in a provider stack", () => {
   it("a provider ignores the cache field even without the cache layer", () => {
-    const body = OpenAiCompatible.toWireRequest(Message.request("hi", { cache: "refresh" }), "gpt-4o-mini", true)
+    const body = toWireRequest(Message.request("hi", { cache: "refresh" }), "gpt-4o-mini", true)
     expect(body).not.toHaveProperty("cache")
     expect(JSON.stringify(body)).not.toContain("refresh")
   })

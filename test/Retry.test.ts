@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Schedule, Stream, TestClock } from "effect"
 import { fromResponse } from "../src/internal/request/errors.js"
-import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport } from "../src/index.js"
+import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const ids = { provider: "mock", model: "mock-model" }
 const server = (status = 500) => new LlmError.ServerError({ ...ids, message: `fake ${status}`, status })

@@ -11,9 +11,9 @@ import {
   OpenAiCompatible,
   RateLimiter,
   Telemetry,
-  Testing,
   Transport
 } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 // every case runs over both transports: the undici one writes no HTTP span of its own, the
 // HttpClient one does, and neither may show a key

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Scope, Stream } from "effect"
-import { LanguageModel, LlmError, Message, Testing } from "../src/index.js"
+import { LanguageModel, LlmError, Message } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const post = (url: string, body: unknown) =>
   Effect.promise(() =>

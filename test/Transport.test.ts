@@ -7,7 +7,8 @@ import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Stream } from "effect"
 import { Agent } from "undici"
-import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Testing, Transport } from "../src/index.js"
+import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Transport } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const TEXT = "alpha beta gamma delta epsilon zeta eta theta"
 

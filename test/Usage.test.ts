@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Metric, Stream } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing, Transport, Usage } from "../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Transport, Usage } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const stackOn = (baseUrl: string, tracker: Layer.Layer<Usage.UsageTracker>) =>
   OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl }).pipe(

@@ -4,11 +4,12 @@ import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { Effect, Exit, Scope } from "effect"
 import { describe, expect, it } from "vitest"
-import { parseInputLine, readPrevious } from "../src/internal/cli.js"
-import { Testing } from "../src/index.js"
+import { parseInputLine, readPrevious } from "../src/cli/batch.js"
+import { splitModel } from "../src/cli/model.js"
+import * as Testing from "../src/Testing.js"
 
 const root = resolve(__dirname, "..")
-const bin = join(root, "src", "bin.ts")
+const bin = join(root, "src", "cli", "bin.ts")
 
 interface Run {
   readonly code: number | null
@@ -104,6 +105,14 @@ describe("effect-llm CLI (subprocess)", () => {
     expect(run.code).toBe(0)
     expect(run.stdout.trim()).toBe("echo: hello there")
     expect(run.stderr).toContain("[fake:fake-model] stop")
+  }, 60_000)
+
+  it("chat names the known providers, and where their keys come from, when a model's is unknown", async () => {
+    const run = await start(["chat", "hi", "--model", "my-local-model"]).done
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain(`cannot tell the provider of model "my-local-model": write --model provider:my-local-model`)
+    expect(run.stderr).toContain("anthropic (ANTHROPIC_API_KEY)")
+    expect(run.stdout).toBe("")
   }, 60_000)
 
   it("chat exits non-zero, with a message, when its stream fails", async () => {
@@ -261,5 +270,14 @@ describe("batch input parsing", () => {
     expect(reason('{"prompt":"p","maxTokens":0}')).toContain("maxTokens must be at least 1")
     expect(reason('{"messages":[{"role":"user","content":1}]}')).toContain("at messages[0].content")
     expect(reason('{"messages":[{"role":"tool","toolCallId":"t1","content":"x"}]}')).toContain('messages[0].toolCallId "t1" matches no tool call of an earlier assistant message')
+  })
+})
+
+describe("model names", () => {
+  it("reads provider:model only when the prefix is a known provider", () => {
+    expect(splitModel("anthropic:claude-sonnet-4-5")).toEqual({ provider: "anthropic", model: "claude-sonnet-4-5" })
+    expect(splitModel("Claude:claude-x")).toEqual({ provider: "anthropic", model: "claude-x" })
+    expect(splitModel("llama3:8b")).toEqual({ model: "llama3:8b" })
+    expect(splitModel("gpt-4o")).toEqual({ model: "gpt-4o" })
   })
 })

@@ -9,7 +9,8 @@ import { execFile } from "node:child_process"
 import { readdirSync, readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { LanguageModel, LlmError, Message, Testing } from "../src/index.js"
+import { LanguageModel, LlmError, Message } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 

@@ -40,7 +40,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Clock, Context, Duration, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { inject } from "vitest"
-import { Fallback, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Testing, Transport } from "../../src/index.js"
+import { Fallback, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Transport } from "../../src/index.js"
+import * as Testing from "../../src/Testing.js"
 import { redisServer } from "../support/redisServer.js"
 
 /** Without a redis-server binary, the secondary's pool stays in memory and there is no outage. */

@@ -8,7 +8,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Layer, Stream } from "effect"
 import { readdirSync } from "node:fs"
 import { join } from "node:path"
-import { Anthropic, KeyPool, LanguageModel, Message, RateLimiter, Testing, Transport } from "../../src/index.js"
+import { Anthropic, KeyPool, LanguageModel, Message, RateLimiter, Transport } from "../../src/index.js"
+import * as Testing from "../../src/Testing.js"
 import { fixtureLines, fixturesDir, hasFixtures, readFixture } from "../support/fixtures.js"
 
 const files = hasFixtures ? readdirSync(join(fixturesDir, "anthropic")).sort() : []

@@ -1,7 +1,8 @@
 /** Embeddings conformance: the recorded OpenAI `/embeddings` body, served through FakeProvider. */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { Embeddings, KeyPool, RateLimiter, Testing, Transport } from "../../src/index.js"
+import { Embeddings, KeyPool, RateLimiter, Transport } from "../../src/index.js"
+import * as Testing from "../../src/Testing.js"
 import { hasFixtures, readFixture } from "../support/fixtures.js"
 
 if (!hasFixtures) console.warn("[conformance/embeddings] skipped: the recorded fixtures are absent")

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer } from "effect"
-import { Gemini, KeyPool, LanguageModel, Message, RateLimiter, Testing, Transport } from "../../src/index.js"
+import { Gemini, KeyPool, LanguageModel, Message, RateLimiter, Transport } from "../../src/index.js"
+import * as Testing from "../../src/Testing.js"
 import { fixtureLines, hasFixtures, readFixture } from "../support/fixtures.js"
 
 if (!hasFixtures) console.warn("[conformance/gemini] skipped: the recorded fixtures are absent")

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { KeyPool, LanguageModel, Message, Ollama, RateLimiter, Testing, Transport } from "../../src/index.js"
+import { KeyPool, LanguageModel, Message, Ollama, RateLimiter, Transport } from "../../src/index.js"
+import * as Testing from "../../src/Testing.js"
 import { fixtureLines, hasFixtures, readFixture } from "../support/fixtures.js"
 
 if (!hasFixtures) console.warn("[conformance/ollama] skipped: the recorded fixtures are absent")

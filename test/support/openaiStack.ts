@@ -6,7 +6,8 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import { KeyPool, OpenAiCompatible, RateLimiter, Testing, Transport, type LanguageModel } from "../../src/index.js"
+import { KeyPool, OpenAiCompatible, RateLimiter, Transport, type LanguageModel } from "../../src/index.js"
+import * as Testing from "../../src/Testing.js"
 import { assertValid } from "./openapi.js"
 
 export interface StackOptions {

@@ -30,7 +30,12 @@ export const endpointOptions = (options: Omit<CommonOptions, "model">) => ({
 /** The model over `spec`, with `options`' deadlines, caps and headers resolved once. */
 export const make = (spec: Spec, options: CommonOptions) =>
   Effect.map(
-    resolveEndpoint({ provider: options.provider ?? spec.provider, auth: spec.auth, ...endpointOptions(options) }),
+    resolveEndpoint({
+      provider: options.provider ?? spec.provider,
+      auth: spec.auth,
+      ...endpointOptions(options),
+      headers: spec.headers === undefined ? options.headers : { ...spec.headers, ...options.headers }
+    }),
     (endpoint) => languageModel(spec, options, endpoint)
   )
 

@@ -5,7 +5,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Redacted, TestClock } from "effect"
 import { fromResponse, parseGoDuration, redactSecret, retryAfterOf } from "../../../src/internal/request/errors.js"
-import { LanguageModel, LlmError, Message, type Testing } from "../../../src/index.js"
+import { LanguageModel, LlmError, Message } from "../../../src/index.js"
+import type * as Testing from "../../../src/Testing.js"
 import { fakeProvider, stack } from "../../support/openaiStack.js"
 
 const openAiError = (message: string, type: string, code: string | null) => JSON.stringify({ error: { message, type, param: null, code } })

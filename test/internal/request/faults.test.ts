@@ -19,9 +19,9 @@ import {
   OpenAiResponses,
   RateLimiter,
   Retry,
-  Testing,
   Transport
 } from "../../../src/index.js"
+import * as Testing from "../../../src/Testing.js"
 import * as Http from "../../../src/internal/request/endpoint.js"
 
 type Model = Layer.Layer<LanguageModel.LanguageModel, never, KeyPool.KeyPool | RateLimiter.RateLimiter | import("@effect/platform/HttpClient").HttpClient>

@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Stream } from "effect"
-import { Anthropic, Gemini, KeyPool, LanguageModel, Message, Ollama, OpenAiCompatible, OpenAiResponses, RateLimiter, Testing, Transport } from "../../../src/index.js"
+import { Anthropic, Gemini, KeyPool, LanguageModel, Message, Ollama, OpenAiCompatible, OpenAiResponses, RateLimiter, Transport } from "../../../src/index.js"
+import * as Testing from "../../../src/Testing.js"
 
 describe("every provider's model shares the stream deadlines", () => {
   it.scopedLive("firstTokenTimeout works for every provider", () =>

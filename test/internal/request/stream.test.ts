@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger, LogLevel, Option, Redacted, Stream } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Testing, Transport } from "../../../src/index.js"
+import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Transport } from "../../../src/index.js"
+import * as Testing from "../../../src/Testing.js"
 
 const TEXT = "one two three four five six seven eight"
 

@@ -4,14 +4,9 @@
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import type { Fault, FakeProviderOptions, RecordedRequest, Reply, Responder } from "../Testing.js"
-import { embeddings } from "./fake/embeddings.js"
-import { gemini } from "./fake/gemini.js"
-import { ollama } from "./fake/ollama.js"
-import { anthropic } from "./fake/anthropic.js"
-import { openAiChat } from "./fake/openaiChat.js"
-import { openAiResponses } from "./fake/openaiResponses.js"
-import type { FakeRoute, StreamFault } from "./fake/route.js"
+import type { Fault, FakeProviderOptions, RecordedRequest, Reply, Responder } from "../../Testing.js"
+import { fakeRoutes } from "../providers/registry.js"
+import { errorBody, type FakeRoute, sleep, type StreamFault } from "./route.js"
 
 export interface FakeServer {
   readonly url: string
@@ -22,12 +17,9 @@ export interface FakeServer {
   close(): Promise<void>
 }
 
-import { errorBody, sleep } from "./fake/route.js"
-
-export { splitText } from "./fake/route.js"
-
-/** Each wire format the fake speaks; the first whose `matches` accepts the path answers. */
-const routes: ReadonlyArray<FakeRoute> = [openAiChat, openAiResponses, anthropic, gemini, ollama, embeddings]
+/** Each wire format the fake speaks, from the provider table; the first whose `matches` accepts the path answers. */
+let routes: ReadonlyArray<FakeRoute> = []
+let loaded: Promise<void> | undefined
 
 /**
  * A process-wide observer of every request any fake receives. Test suites set it (see
@@ -41,7 +33,8 @@ const observe = (request: RecordedRequest): void => {
   if (typeof observer === "function") (observer as (request: RecordedRequest) => void)(request)
 }
 
-export const start = (options: FakeProviderOptions): Promise<FakeServer> => {
+export const start = async (options: FakeProviderOptions): Promise<FakeServer> => {
+  await (loaded ??= fakeRoutes().then((all) => void (routes = all)))
   const requests: Array<RecordedRequest> = []
   const faults: Array<Fault> = [...(options.faults ?? [])]
   const state: FakeServer = {

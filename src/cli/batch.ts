@@ -1,150 +1,24 @@
 /**
- * The `effect-llm` command line: `chat` streams one reply, `batch` runs a JSONL file of
- * prompts with a progress bar, appends results as it goes, and resumes where it stopped.
+ * `effect-llm batch`: runs a JSONL file of prompts with a progress bar, appends results as it
+ * goes, and resumes where it stopped.
  */
 import { Args, Command, Options } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
-import type * as HttpClient from "@effect/platform/HttpClient"
-import * as Transport from "../Transport.js"
 import cliProgress from "cli-progress"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Batch from "../Batch.js"
-import * as KeyPool from "../KeyPool.js"
-import { LanguageModel } from "../LanguageModel.js"
+import { invalidField } from "../internal/request/validate.js"
 import * as Message from "../Message.js"
-import { invalidField } from "./request/validate.js"
-import * as OpenAiCompatible from "../OpenAiCompatible.js"
-import * as ProviderConfig from "../ProviderConfig.js"
-import * as RateLimiter from "../RateLimiter.js"
-import * as Testing from "../Testing.js"
 import * as Usage from "../Usage.js"
-
-/** A failure the CLI reports as a message and exit code 1, never a stack trace. */
-export class CliError extends Schema.TaggedError<CliError>()("CliError", { message: Schema.String }) {}
-
-// ---------------------------------------------------------------------------
-// Choosing the model
-// ---------------------------------------------------------------------------
-
-interface ModelChoice {
-  readonly model: Option.Option<string>
-  readonly config: Option.Option<string>
-  readonly fake: boolean
-}
-
-/** The fake answers by echoing the last user message, so runs are checkable. */
-const fakeEcho: Testing.Responder = (request) => {
-  const body = request.body as { messages?: Array<{ role?: string; content?: unknown }> } | undefined
-  const last = [...(body?.messages ?? [])].reverse().find((m) => m.role === "user")
-  const text = typeof last?.content === "string" ? last.content : JSON.stringify(last?.content ?? "")
-  return { text: `echo: ${text}`, chunks: 8, delayMs: Number(process.env.EFFECT_LLM_FAKE_DELAY_MS ?? 0) }
-}
-
-const modelLayer = (
-  choice: ModelChoice
-): Effect.Effect<Layer.Layer<LanguageModel, CliError, HttpClient.HttpClient>, CliError, FileSystem.FileSystem | Scope.Scope> =>
-  Effect.gen(function* () {
-    if (choice.fake) {
-      const fake = yield* Testing.FakeProvider.make({ respond: fakeEcho, record: false })
-      return OpenAiCompatible.layer({ model: Option.getOrElse(choice.model, () => "fake-model"), baseUrl: fake.baseUrl, provider: "fake" }).pipe(
-        Layer.provide(KeyPool.layer({ providerId: "fake", keys: ["fake-key-1", "fake-key-2"] })),
-        Layer.provide(RateLimiter.layer({ capacity: 100, refillPerSecond: 100 }))
-      )
-    }
-    const toCliError = (error: ProviderConfig.ProviderConfigError) => new CliError({ message: error.message })
-    if (Option.isSome(choice.config)) {
-      const registry = yield* ProviderConfig.load(choice.config.value).pipe(Effect.mapError(toCliError))
-      const wanted = Option.getOrUndefined(choice.model)
-      const matches = registry.entries.filter((e) =>
-        wanted === undefined || e.model === wanted || `${e.provider}/${e.model}` === wanted || `${e.provider}:${e.model}` === wanted
-      )
-      if (matches.length !== 1) {
-        const known = registry.entries.map((e) => `${e.provider}:${e.model}`).join(", ")
-        return yield* Effect.fail(
-          new CliError({
-            message: matches.length === 0
-              ? `no model ${wanted === undefined ? "" : `"${wanted}" `}in ${choice.config.value} (configured: ${known || "none"})`
-              : `--model is ambiguous or missing; choose one of: ${matches.map((e) => `${e.provider}:${e.model}`).join(", ")}`
-          })
-        )
-      }
-      const entry = matches[0]!
-      return registry.models.layer(entry.provider, entry.model).pipe(Layer.mapError(toCliError))
-    }
-    return ProviderConfig.forModel(Option.getOrElse(choice.model, () => "gpt-4o-mini")).pipe(
-      Layer.mapError((error) => new CliError({ message: error.message }))
-    )
-  })
-
-const withModel = <A, E, R>(
-  choice: ModelChoice,
-  program: Effect.Effect<A, E, R | LanguageModel>
-) =>
-  Effect.scoped(
-    Effect.flatMap(modelLayer(choice), (layer) =>
-      Effect.provide(program, layer.pipe(Layer.provide(Transport.layerUndici))))
-  )
-
-// ---------------------------------------------------------------------------
-// Options
-// ---------------------------------------------------------------------------
-
-const model = Options.text("model").pipe(Options.withAlias("m"), Options.optional, Options.withDescription("model name, or provider:model with --config"))
-const config = Options.text("config").pipe(Options.optional, Options.withDescription("a provider.json file"))
-const fake = Options.boolean("fake").pipe(Options.withDescription("use the built-in fake provider (no key, no network)"))
-
-// ---------------------------------------------------------------------------
-// chat
-// ---------------------------------------------------------------------------
-
-const chat = Command.make(
-  "chat",
-  { prompt: Args.text({ name: "prompt" }), model, config, fake },
-  (args) =>
-    withModel(
-      args,
-      Effect.gen(function* () {
-        const stream = Stream.unwrap(Effect.map(LanguageModel, (m) => m.stream(Message.request(args.prompt))))
-        let finish: Message.Finish | undefined
-        let wrote = false
-        yield* Stream.runForEach(stream, (event) =>
-          Effect.sync(() => {
-            if (event._tag === "TextDelta") {
-              wrote = true
-              process.stdout.write(event.text)
-            } else if (event._tag === "ToolCall") {
-              wrote = true
-              process.stdout.write(`\n[tool call ${event.name}(${event.arguments})]`)
-            } else if (event._tag === "Finish") finish = event
-          })).pipe(
-            // stdout keeps only the reply; the failure goes to stderr as one line, and exit code 1
-            Effect.tapError(() => Effect.sync(() => wrote && process.stdout.write("\n"))),
-            Effect.mapError((error) => new CliError({ message: `the reply failed (${error._tag}): ${error.message}` }))
-          )
-        process.stdout.write("\n")
-        if (finish !== undefined) {
-          const u = finish.usage
-          yield* Console.error(
-            `[${finish.provider}:${finish.model}] ${finish.finishReason}; tokens in ${u.inputTokens}, out ${u.outputTokens}${u.estimated ? " (estimated)" : ""}`
-          )
-        }
-      })
-    )
-).pipe(Command.withDescription("stream one reply to the terminal"))
-
-// ---------------------------------------------------------------------------
-// batch
-// ---------------------------------------------------------------------------
+import { CliError, config, fake, model, withModel } from "./model.js"
 
 const InputObject = Schema.Struct({
   ...Message.ChatRequest.fields,
@@ -254,7 +128,7 @@ const resultRecord = (id: string, line: number, result: Batch.Result) =>
     }
   })
 
-const batch = Command.make(
+export const batch = Command.make(
   "batch",
   {
     input: Args.text({ name: "prompts.jsonl" }),
@@ -392,10 +266,3 @@ const append = (fs: FileSystem.FileSystem, path: string, text: string) =>
   fs.writeFileString(path, text, { flag: "a" }).pipe(
     Effect.mapError((error) => new CliError({ message: `cannot write ${path}: ${error.message}` }))
   )
-
-export const command = Command.make("effect-llm").pipe(
-  Command.withDescription("call LLM providers from the terminal"),
-  Command.withSubcommands([chat, batch])
-)
-
-export const run = Command.run(command, { name: "effect-llm", version: "0.1.0" })

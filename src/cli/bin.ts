@@ -6,7 +6,7 @@
  */
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import * as Effect from "effect/Effect"
-import { run } from "./internal/cli.js"
+import { run } from "./main.js"
 
 run(process.argv).pipe(
   // typed failures are the user's to fix: a message and exit code 1, no stack trace

@@ -1,23 +1,24 @@
 /** The fake's OpenAI Responses wire format (`/responses`): JSON, and SSE with `event:` lines. */
-import type * as http from "node:http"
-import type { RecordedRequest, Reply } from "../../Testing.js"
-import { approxTokens, type FakeRoute, sleep, splitText, type StreamFault } from "./route.js"
+import type { RecordedRequest, Reply } from "../../../Testing.js"
+import { approxTokens, bodyOf, defaultText, type FakeRoute, splitText, writeJson, writeStream } from "../../testing/route.js"
 
 /** OpenAI Responses, JSON and SSE. Errors use OpenAI's body shape, the default. */
-export const openAiResponses: FakeRoute = {
+const responses: FakeRoute = {
   matches: (path) => path.endsWith("/responses"),
-  reply: (reply, request, res, fault) => replyResponses(reply, request, res, fault)
+  reply: (reply, request, res, fault) => {
+    const { body, broken, faultFrames, frames, headers, json } = replyOf(reply, request)
+    return body.stream === true
+      ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, frames, faultFrames)
+      : writeJson(res, reply, fault, { "content-type": "application/json", ...headers }, json, broken)
+  }
 }
 
-const replyResponses = async (
-  reply: Reply,
-  request: RecordedRequest,
-  res: http.ServerResponse,
-  fault: StreamFault | undefined
-): Promise<void> => {
-  const body = (typeof request.body === "object" && request.body !== null ? request.body : {}) as Record<string, unknown>
+export const routes: ReadonlyArray<FakeRoute> = [responses]
+
+const replyOf = (reply: Reply, request: RecordedRequest) => {
+  const body = bodyOf(request)
   const model = reply.model ?? (typeof body.model === "string" ? body.model : "fake-model")
-  const text = reply.text ?? "Hello from the fake provider."
+  const text = reply.text ?? defaultText
   const toolCalls = (reply.toolCalls ?? []).map((call, i) => ({
     id: `fc_fake_${i}`,
     call_id: call.id ?? `call_${i}`,
@@ -78,24 +79,13 @@ const replyResponses = async (
   })
   const finalStatus = incomplete === undefined ? "completed" : "incomplete"
 
-  if (body.stream !== true) {
-    if (fault?._tag === "NullFrame") {
-      res.writeHead(200, { "content-type": "application/json", ...headers })
-      res.end(JSON.stringify({ id, object: "response", status: "completed", output: [null] }))
-      return
-    }
-    if (fault?._tag === "MalformedJson") {
-      res.writeHead(200, { "content-type": "application/json", ...headers })
-      res.end(`{"id":"${id}","object":"response","output":[{"type":"message","content":[{"type":"output_text","text":"tru`)
-      return
-    }
-    if (reply.delayMs) await sleep(reply.delayMs)
-    res.writeHead(200, { "content-type": "application/json", ...headers })
-    res.end(JSON.stringify(response(finalStatus, output, true)))
-    return
+  const json = () => response(finalStatus, output, true)
+  const broken = {
+    NullFrame: JSON.stringify({ id, object: "response", status: "completed", output: [null] }),
+    MalformedJson: `{"id":"${id}","object":"response","output":[{"type":"message","content":[{"type":"output_text","text":"tru`
   }
 
-  // Streaming: build every frame first, then write them with the configured pacing.
+  // The stream: every frame built first, then written with the reply's pacing.
   const frames: Array<string> = []
   let sequence = 0
   const frame = (payload: Record<string, unknown> & { readonly type: string }) =>
@@ -138,38 +128,14 @@ const replyResponses = async (
   }
   frame({ type: incomplete === undefined ? "response.completed" : "response.incomplete", response: response(finalStatus, output, true) })
 
-  if (reply.delayMs) await sleep(reply.delayMs)
-  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers })
-  const cutAt = fault === undefined ? -1 : (fault.afterChunks ?? 0)
-  for (let i = 0; i < frames.length; i++) {
-    if (fault !== undefined && i === cutAt) {
-      if (fault._tag === "CutStream") {
-        if (fault.mode === "end") res.end()
-        else res.destroy()
-        return
-      }
-      if (fault._tag === "NullFrame") {
-        res.write(`event: response.output_item.added\ndata: {"type":"response.output_item.added","output_index":7,"item":null}\n\n`)
-        res.end()
-        return
-      }
-      if (fault._tag === "MalformedJson") {
-        res.write(`event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"tru\n\n`)
-        res.end()
-        return
-      }
-      if (fault._tag === "StreamErrorEvent") {
-        // what the API sends when a response fails mid-way: an `error` event, then `response.failed`
-        const error = { code: "server_error", message: "The server had an error while processing your request." }
-        res.write(`event: error\ndata: ${JSON.stringify({ type: "error", ...error, param: null, sequence_number: sequence++ })}\n\n`)
-        const failed = { ...response("failed", [], false), error }
-        res.write(`event: response.failed\ndata: ${JSON.stringify({ type: "response.failed", response: failed, sequence_number: sequence++ })}\n\n`)
-        res.end()
-        return
-      }
-    }
-    res.write(frames[i])
-    if (reply.chunkDelayMs) await sleep(reply.chunkDelayMs)
+  // what the API sends when a response fails mid-way: an `error` event, then `response.failed`
+  const error = { code: "server_error", message: "The server had an error while processing your request." }
+  const failed = { ...response("failed", [], false), error }
+  const faultFrames = {
+    NullFrame: `event: response.output_item.added\ndata: {"type":"response.output_item.added","output_index":7,"item":null}\n\n`,
+    MalformedJson: `event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"tru\n\n`,
+    StreamErrorEvent: `event: error\ndata: ${JSON.stringify({ type: "error", ...error, param: null, sequence_number: sequence++ })}\n\n` +
+      `event: response.failed\ndata: ${JSON.stringify({ type: "response.failed", response: failed, sequence_number: sequence++ })}\n\n`
   }
-  res.end()
+  return { body, broken, faultFrames, frames, headers, json }
 }

@@ -1,0 +1,142 @@
+/** The fake's Anthropic Messages wire format: JSON, and SSE with `event:` lines. */
+import type { RecordedRequest, Reply } from "../../../Testing.js"
+import { approxTokens, bodyOf, defaultText, type FakeRoute, splitText, writeJson, writeStream } from "../../testing/route.js"
+
+/** Anthropic Messages, JSON and SSE. */
+const messages: FakeRoute = {
+  matches: (path) => path.endsWith("/v1/messages"),
+  reply: (reply, request, res, fault) => {
+    const { body, broken, faultFrames, frames, headers, json } = replyOf(reply, request)
+    return body.stream === true
+      ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, frames(), faultFrames)
+      : writeJson(res, reply, fault, { "content-type": "application/json", ...headers }, json, broken)
+  },
+  errorBody: (status, message, options) =>
+    options.insufficientQuota === true
+      ? anthropicErrorBody("Your credit balance is too low to access the Anthropic API.", errorType(status, "insufficient_quota"))
+      : anthropicErrorBody(message, errorType(status, ""))
+}
+
+const errorType = (status: number, openAiType: string): string => {
+  if (openAiType === "insufficient_quota") return "billing_error"
+  switch (status) {
+    case 401: return "authentication_error"
+    case 402: return "billing_error"
+    case 403: return "permission_error"
+    case 404: return "not_found_error"
+    case 413: return "request_too_large"
+    case 429: return "rate_limit_error"
+    case 529: return "overloaded_error"
+    default: return status >= 500 ? "api_error" : "invalid_request_error"
+  }
+}
+
+export const routes: ReadonlyArray<FakeRoute> = [messages]
+
+const anthropicErrorBody = (message: string, type: string) => JSON.stringify({ type: "error", error: { type, message } })
+
+const stopReasonOf = (finishReason: string | undefined, hasTools: boolean): string => {
+  switch (finishReason) {
+    case undefined: return hasTools ? "tool_use" : "end_turn"
+    case "stop": return "end_turn"
+    case "length": return "max_tokens"
+    case "tool_calls": return "tool_use"
+    default: return finishReason
+  }
+}
+
+const replyOf = (reply: Reply, request: RecordedRequest) => {
+  const body = bodyOf(request)
+  const model = reply.model ?? (typeof body.model === "string" ? body.model : "fake-model")
+  const text = reply.text ?? defaultText
+  const toolCalls = (reply.toolCalls ?? []).map((call, i) => ({ id: call.id ?? `toolu_fake_${i}`, name: call.name, arguments: call.arguments }))
+  const inputTokens = approxTokens(JSON.stringify(body.messages ?? "") + JSON.stringify(body.system ?? ""))
+  const outputTokens = approxTokens(text + (reply.reasoning ?? "") + toolCalls.map((c) => c.name + c.arguments).join(""))
+  const stopReason = stopReasonOf(reply.finishReason, toolCalls.length > 0)
+  const id = `msg_fake_${request.index}`
+  const headers: Record<string, string> = { "request-id": `req_fake_${request.index}`, ...reply.headers }
+  const usage = reply.usage === false ? undefined : { input_tokens: inputTokens, output_tokens: outputTokens }
+  const input = (args: string): unknown => (args.length === 0 ? {} : JSON.parse(args))
+
+  const json = () => {
+    const content: Array<unknown> = []
+    if (reply.reasoning !== undefined) content.push({ type: "thinking", thinking: reply.reasoning, signature: "fake-signature" })
+    if (text.length > 0 || toolCalls.length === 0) content.push({ type: "text", text })
+    for (const call of toolCalls) content.push({ type: "tool_use", id: call.id, name: call.name, input: input(call.arguments) })
+    return {
+      id,
+      type: "message",
+      role: "assistant",
+      model,
+      content,
+      stop_reason: stopReason,
+      stop_sequence: null,
+      ...(usage === undefined ? {} : { usage })
+    }
+  }
+  const broken = {
+    NullFrame: JSON.stringify({ id, type: "message", role: "assistant", content: [null], stop_reason: "end_turn" }),
+    MalformedJson: `{"id":"${id}","type":"message","content":[{"type":"text","text":"tru`
+  }
+
+  // The stream: every frame built first, then written with the reply's pacing.
+  const frame = (payload: Record<string, unknown> & { readonly type: string }) => `event: ${payload.type}\ndata: ${JSON.stringify(payload)}\n\n`
+  const frames = () => {
+    const frames: Array<string> = []
+    const chunks = Math.max(1, reply.chunks ?? 8)
+    frames.push(frame({
+      type: "message_start",
+      message: {
+        id,
+        type: "message",
+        role: "assistant",
+        model,
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: usage === undefined ? undefined : { input_tokens: inputTokens, output_tokens: 1 }
+      }
+    }))
+    let index = 0
+    if (reply.reasoning !== undefined) {
+      frames.push(frame({ type: "content_block_start", index, content_block: { type: "thinking", thinking: "", signature: "" } }))
+      for (const piece of splitText(reply.reasoning, chunks)) {
+        frames.push(frame({ type: "content_block_delta", index, delta: { type: "thinking_delta", thinking: piece } }))
+      }
+      frames.push(frame({ type: "content_block_delta", index, delta: { type: "signature_delta", signature: "fake-signature" } }))
+      frames.push(frame({ type: "content_block_stop", index }))
+      index++
+    }
+    if (text.length > 0 || toolCalls.length === 0) {
+      frames.push(frame({ type: "content_block_start", index, content_block: { type: "text", text: "" } }))
+      frames.push(frame({ type: "ping" }))
+      for (const piece of splitText(text, chunks)) {
+        frames.push(frame({ type: "content_block_delta", index, delta: { type: "text_delta", text: piece } }))
+      }
+      frames.push(frame({ type: "content_block_stop", index }))
+      index++
+    }
+    for (const call of toolCalls) {
+      frames.push(frame({ type: "content_block_start", index, content_block: { type: "tool_use", id: call.id, name: call.name, input: {} } }))
+      frames.push(frame({ type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json: "" } }))
+      for (const piece of splitText(call.arguments, Math.max(1, Math.min(4, chunks)))) {
+        frames.push(frame({ type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json: piece } }))
+      }
+      frames.push(frame({ type: "content_block_stop", index }))
+      index++
+    }
+    frames.push(frame({
+      type: "message_delta",
+      delta: { stop_reason: stopReason, stop_sequence: null },
+      ...(usage === undefined ? {} : { usage: { output_tokens: outputTokens } })
+    }))
+    frames.push(frame({ type: "message_stop" }))
+    return frames
+  }
+  const faultFrames = {
+    NullFrame: `event: content_block_start\ndata: {"type":"content_block_start","index":9,"content_block":null}\n\n`,
+    MalformedJson: `event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"tru\n\n`,
+    StreamErrorEvent: `event: error\ndata: ${anthropicErrorBody("Overloaded", "overloaded_error")}\n\n`
+  }
+  return { body, broken, faultFrames, frames, headers, json }
+}

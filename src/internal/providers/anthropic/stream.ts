@@ -1,0 +1,153 @@
+/** The Messages stream parser: a light, tolerant parse of each event, no Schema per event. */
+import * as Err from "../../../LlmError.js"
+import type * as Message from "../../../Message.js"
+import { Parser } from "../wire.js"
+import { argumentsOf, canonical, finishReasonOf, usageOf, type WireUsage } from "./response.js"
+
+interface OpenBlock {
+  readonly kind: "text" | "thinking" | "tool" | "other"
+  /** For tool blocks: the call's position among the message's tool calls. */
+  readonly toolIndex: number
+  readonly id: string
+  readonly name: string
+  arguments: string
+  /** The `input` of `content_block_start`, used when no `input_json_delta` follows. */
+  readonly initialInput: unknown
+  emitted: boolean
+}
+
+/**
+ * The stream state machine over Messages events: `message_start` → content blocks
+ * (`text_delta`, `thinking_delta`, `input_json_delta`, `signature_delta`) → `message_delta`
+ * (stop reason, usage) → `message_stop`. `ping` is ignored and `error` ends the stream.
+ */
+export class EventParser extends Parser {
+  private stopReason: string | null | undefined = undefined
+  private usage: { -readonly [K in keyof WireUsage]: WireUsage[K] } | undefined = undefined
+  private readonly blocks = new Map<number, OpenBlock>()
+  private readonly calls: Array<Message.ToolCall> = []
+  private toolCount = 0
+
+  onData(data: string, event: string | undefined, out: Array<Message.StreamEvent>): Err.LlmError | undefined {
+    if (this.finished) return undefined
+    const payload = this.frame(data)
+    if (payload instanceof Err.MalformedResponseError) return payload
+    const type = typeof payload.type === "string" ? payload.type : event
+    switch (type) {
+      case "message_start": {
+        const message = payload.message as { id?: unknown; model?: unknown; usage?: unknown } | undefined
+        if (typeof message?.id === "string") this.id = message.id
+        if (typeof message?.model === "string") this.model = message.model
+        this.mergeUsage(message?.usage)
+        return undefined
+      }
+      case "content_block_start":
+        return this.startBlock(payload, out)
+      case "content_block_delta":
+        return this.delta(payload, out)
+      case "content_block_stop": {
+        const block = typeof payload.index === "number" ? this.blocks.get(payload.index) : undefined
+        if (block !== undefined) this.closeBlock(block, out)
+        return undefined
+      }
+      case "message_delta": {
+        const delta = payload.delta as { stop_reason?: unknown } | undefined
+        if (typeof delta?.stop_reason === "string") this.stopReason = delta.stop_reason
+        this.mergeUsage(payload.usage)
+        return undefined
+      }
+      case "message_stop":
+        return this.finish(out)
+      case "error":
+        return this.errorEvent(payload)
+      default:
+        // ping, and event types newer than this parser
+        return undefined
+    }
+  }
+
+  onEnd(out: Array<Message.StreamEvent>): Err.LlmError | undefined {
+    if (this.finished) return undefined
+    // message_delta carries everything message_stop would confirm: a stop reason is an end
+    return this.stopReason === undefined ? this.cut("message_stop", this.started(this.toolCount)) : this.finish(out)
+  }
+
+  private mergeUsage(raw: unknown): void {
+    if (typeof raw !== "object" || raw === null) return
+    const usage = raw as Record<string, unknown>
+    const next = this.usage ?? {}
+    // message_delta's counts are cumulative and may repeat or revise message_start's
+    if (typeof usage.input_tokens === "number") next.input_tokens = usage.input_tokens
+    if (typeof usage.output_tokens === "number") next.output_tokens = usage.output_tokens
+    if (typeof usage.cache_read_input_tokens === "number") next.cache_read_input_tokens = usage.cache_read_input_tokens
+    if (typeof usage.cache_creation_input_tokens === "number") next.cache_creation_input_tokens = usage.cache_creation_input_tokens
+    this.usage = next
+  }
+
+  private startBlock(payload: Record<string, unknown>, out: Array<Message.StreamEvent>): undefined {
+    if (typeof payload.index !== "number") return undefined
+    const raw = (payload.content_block ?? {}) as { type?: unknown; text?: unknown; thinking?: unknown; id?: unknown; name?: unknown; input?: unknown }
+    if (raw.type === "tool_use" && typeof raw.id === "string" && typeof raw.name === "string") {
+      const block: OpenBlock = {
+        kind: "tool",
+        toolIndex: this.toolCount++,
+        id: raw.id,
+        name: raw.name,
+        arguments: "",
+        initialInput: raw.input,
+        emitted: false
+      }
+      this.blocks.set(payload.index, block)
+      out.push({ _tag: "ToolCallDelta", index: block.toolIndex, id: block.id, name: block.name, argumentsDelta: "" })
+      return undefined
+    }
+    const kind = raw.type === "text" ? "text" : raw.type === "thinking" ? "thinking" : "other"
+    this.blocks.set(payload.index, { kind, toolIndex: -1, id: "", name: "", arguments: "", initialInput: undefined, emitted: false })
+    if (kind === "text" && typeof raw.text === "string" && raw.text.length > 0) this.text(raw.text, out)
+    if (kind === "thinking" && typeof raw.thinking === "string" && raw.thinking.length > 0) this.think(raw.thinking, out)
+    return undefined
+  }
+
+  private delta(payload: Record<string, unknown>, out: Array<Message.StreamEvent>): undefined {
+    const delta = payload.delta as { type?: unknown; text?: unknown; thinking?: unknown; partial_json?: unknown } | undefined
+    if (delta === undefined) return undefined
+    switch (delta.type) {
+      case "text_delta":
+        if (typeof delta.text === "string" && delta.text.length > 0) this.text(delta.text, out)
+        break
+      case "thinking_delta":
+        if (typeof delta.thinking === "string" && delta.thinking.length > 0) this.think(delta.thinking, out)
+        break
+      case "input_json_delta": {
+        const block = typeof payload.index === "number" ? this.blocks.get(payload.index) : undefined
+        // server_tool_use blocks stream input too; they are not the caller's calls
+        if (block?.kind !== "tool" || typeof delta.partial_json !== "string" || delta.partial_json.length === 0) break
+        block.arguments += delta.partial_json
+        out.push({ _tag: "ToolCallDelta", index: block.toolIndex, argumentsDelta: delta.partial_json })
+        break
+      }
+      default:
+        // signature_delta, citations_delta: nothing the unified response carries
+        break
+    }
+    return undefined
+  }
+
+  private closeBlock(block: OpenBlock, out: Array<Message.StreamEvent>): void {
+    if (block.kind !== "tool" || block.emitted) return
+    block.emitted = true
+    const args = block.arguments.length > 0 ? canonical(block.arguments) : argumentsOf(block.initialInput)
+    const call: Message.ToolCall = { id: block.id, name: block.name, arguments: args }
+    this.calls.push(call)
+    out.push({ _tag: "ToolCall", index: block.toolIndex, ...call })
+  }
+
+  private finish(out: Array<Message.StreamEvent>): undefined {
+    if (this.finished) return undefined
+    this.finished = true
+    for (const block of this.blocks.values()) this.closeBlock(block, out)
+    const reported = this.usage !== undefined && (this.usage.input_tokens != null || this.usage.output_tokens != null)
+    this.finishWith(out, finishReasonOf(this.stopReason, this.calls.length > 0), reported ? usageOf(this.usage!) : undefined, this.calls)
+    return undefined
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The fake's Gemini wire format: `:generateContent` (JSON), `:streamGenerateContent?alt=sse`
+ * and `:batchEmbedContents`.
+ */
+import type { RecordedRequest, Reply } from "../../../Testing.js"
+import { embeddingsRoute } from "../../testing/embeddings.js"
+import {
+  approxTokens,
+  bodyOf,
+  defaultText,
+  type ErrorBodyOptions,
+  type FakeRoute,
+  parseArgs,
+  splitText,
+  writeJson,
+  writeStream
+} from "../../testing/route.js"
+
+const statusNames: Record<number, string> = {
+  400: "INVALID_ARGUMENT",
+  401: "UNAUTHENTICATED",
+  403: "PERMISSION_DENIED",
+  404: "NOT_FOUND",
+  429: "RESOURCE_EXHAUSTED",
+  500: "INTERNAL",
+  503: "UNAVAILABLE",
+  504: "DEADLINE_EXCEEDED"
+}
+
+/** Google's error shape; a 429 carries `RetryInfo` when a delay is known. */
+export const geminiErrorBody = (status: number, message: string, options: ErrorBodyOptions): string => {
+  const details: Array<Record<string, unknown>> = []
+  if (options.retryAfterMs !== undefined) {
+    details.push({ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: `${options.retryAfterMs / 1000}s` })
+  }
+  return JSON.stringify({
+    error: { code: status, message, status: statusNames[status] ?? (status >= 500 ? "INTERNAL" : "FAILED_PRECONDITION"), details }
+  })
+}
+
+/** Gemini, JSON and SSE; events are separated by CRLF CRLF, as Google sends them. */
+const generate: FakeRoute = {
+  matches: (path) => path.endsWith(":generateContent") || path.endsWith(":streamGenerateContent"),
+  reply: (reply, request, res, fault) => {
+    const { broken, faultFrames, frames, headers, json, streaming } = replyOf(reply, request)
+    return streaming
+      ? writeStream(res, reply, fault, { "content-type": "text/event-stream", ...headers }, frames(), faultFrames)
+      : writeJson(res, reply, fault, { "content-type": "application/json; charset=UTF-8", ...headers }, json, broken)
+  },
+  errorBody: geminiErrorBody
+}
+
+/** `:batchEmbedContents`. */
+const embeddings = embeddingsRoute({
+  matches: (path) => path.endsWith(":batchEmbedContents"),
+  inputs: (body) => {
+    const requests = Array.isArray(body.requests) ? (body.requests as Array<Record<string, unknown>>) : []
+    const texts = requests.map((r) => {
+      const parts = (r.content as { parts?: Array<{ text?: string }> } | undefined)?.parts ?? []
+      return parts.map((p) => p.text ?? "").join("")
+    })
+    const first = requests[0]?.outputDimensionality
+    return { texts, dimensions: typeof first === "number" ? first : undefined }
+  },
+  payload: ({ vectors }) => ({ embeddings: vectors.map((values) => ({ values })) }),
+  errorBody: geminiErrorBody
+})
+
+export const routes: ReadonlyArray<FakeRoute> = [generate, embeddings]
+
+const modelOf = (path: string) => /\/models\/([^:/]+):/.exec(path)?.[1] ?? "fake-gemini"
+
+const replyOf = (reply: Reply, request: RecordedRequest) => {
+  const path = request.path.split("?")[0]!
+  const streaming = path.endsWith(":streamGenerateContent")
+  const body = bodyOf(request)
+  const model = reply.model ?? modelOf(path)
+  const text = reply.text ?? defaultText
+  const reasoning = reply.reasoning ?? ""
+  const calls = (reply.toolCalls ?? []).map((call) => ({ name: call.name, args: parseArgs(call.arguments) }))
+  const promptTokens = approxTokens(JSON.stringify(body.contents ?? "") + JSON.stringify(body.systemInstruction ?? ""))
+  const candidateTokens = approxTokens(text + calls.map((c) => c.name + JSON.stringify(c.args)).join(""))
+  const thoughtTokens = approxTokens(reasoning)
+  const usageMetadata = {
+    promptTokenCount: promptTokens,
+    candidatesTokenCount: candidateTokens,
+    totalTokenCount: promptTokens + candidateTokens + thoughtTokens,
+    ...(thoughtTokens > 0 ? { thoughtsTokenCount: thoughtTokens } : {})
+  }
+  const finishReason = reply.finishReason ?? "STOP"
+  const responseId = `fake-gemini-${request.index}`
+  const headers: Record<string, string> = { ...reply.headers }
+  const envelope = (parts: Array<Record<string, unknown>>, finish?: string) => ({
+    candidates: [{ content: { parts, role: "model" }, ...(finish === undefined ? {} : { finishReason: finish }), index: 0 }],
+    ...(reply.usage === false ? {} : { usageMetadata }),
+    modelVersion: model,
+    responseId
+  })
+
+  const json = () => {
+    const parts: Array<Record<string, unknown>> = []
+    if (reasoning.length > 0) parts.push({ text: reasoning, thought: true })
+    if (text.length > 0) parts.push({ text })
+    for (const call of calls) parts.push({ functionCall: { name: call.name, args: call.args } })
+    return envelope(parts, finishReason)
+  }
+  const broken = { NullFrame: `{"candidates":[null]}`, MalformedJson: `{"candidates":[{"content":{"parts":[{"text":"tru` }
+
+  const frame = (payload: unknown) => `data: ${JSON.stringify(payload)}\r\n\r\n`
+  const frames = () => {
+    const chunks = Math.max(1, reply.chunks ?? 8)
+    const out: Array<string> = []
+    for (const piece of splitText(reasoning, chunks)) out.push(frame(envelope([{ text: piece, thought: true }])))
+    for (const piece of splitText(text, chunks)) out.push(frame(envelope([{ text: piece }])))
+    // parallel calls arrive together in one chunk, whole, as the Gemini API sends them
+    if (calls.length > 0) out.push(frame(envelope(calls.map((c) => ({ functionCall: { name: c.name, args: c.args } })))))
+    out.push(frame(envelope([{ text: "" }], finishReason)))
+    return out
+  }
+  const faultFrames = {
+    NullFrame: `data: {"candidates":[null]}\r\n\r\n`,
+    MalformedJson: `data: {"candidates":[{"content":{"parts":[{"text":"tru\r\n\r\n`,
+    StreamErrorEvent: frame(JSON.parse(geminiErrorBody(503, "The model is overloaded. Please try again later.", {})))
+  }
+  return { broken, faultFrames, frames, headers, json, streaming }
+}

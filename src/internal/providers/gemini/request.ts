@@ -1,0 +1,134 @@
+/**
+ * `generateContent` requests: a unified request as the body. Gemini has no tool-call ids:
+ * tool results are paired by function name, taken from `ToolMessage.name` or from the
+ * assistant's earlier call with the same id.
+ */
+import type * as Err from "../../../LlmError.js"
+import type * as Message from "../../../Message.js"
+import { argumentsObject, BadInput, copyOptions, mapRequest, parseDataUrl, resultObject, toolNameFor } from "../wire.js"
+
+export type WirePart =
+  | { readonly text: string }
+  | { readonly inlineData: { readonly mimeType: string; readonly data: string } }
+  | { readonly fileData: { readonly mimeType?: string; readonly fileUri: string } }
+  | { readonly functionCall: { readonly name: string; readonly args: Record<string, unknown> } }
+  | { readonly functionResponse: { readonly name: string; readonly response: Record<string, unknown> } }
+
+export interface WireContent {
+  readonly role: "user" | "model"
+  readonly parts: Array<WirePart>
+}
+
+const thinkingBudgets = { minimal: 128, low: 1024, medium: 8192, high: 24576 } as const
+
+/** Gemini 3 takes a thinking level; earlier models take a token budget. */
+const thinkingConfig = (model: string, effort: Message.ReasoningEffort): Record<string, unknown> => {
+  if (effort === "none") return { thinkingBudget: 0 }
+  if (/gemini-3/.test(model)) return { includeThoughts: true, thinkingLevel: effort === "minimal" || effort === "low" ? "low" : "high" }
+  return { includeThoughts: true, thinkingBudget: thinkingBudgets[effort] }
+}
+
+const toContents = (messages: ReadonlyArray<Message.Message>): { contents: Array<WireContent>; system: Array<string> } => {
+  const contents: Array<WireContent> = []
+  const system: Array<string> = []
+  const push = (role: WireContent["role"], part: WirePart, merge: boolean) => {
+    const last = contents[contents.length - 1]
+    if (merge && last !== undefined && last.role === role) last.parts.push(part)
+    else contents.push({ role, parts: [part] })
+  }
+  messages.forEach((message, i) => {
+    switch (message.role) {
+      case "system":
+        system.push(message.content)
+        return
+      case "user": {
+        if (typeof message.content === "string") return push("user", { text: message.content }, false)
+        const parts: Array<WirePart> = message.content.map((part, j): WirePart => {
+          if (part.type === "text") return { text: part.text }
+          const data = parseDataUrl(part.url)
+          if (data !== undefined) return { inlineData: { mimeType: part.mediaType ?? data.mediaType, data: data.data } }
+          if (!/^(https?|gs):\/\//.test(part.url)) {
+            throw new BadInput(`messages[${i}].content[${j}].url`, "an image must be a data: URL or an http(s)/gs URL")
+          }
+          return { fileData: part.mediaType === undefined ? { fileUri: part.url } : { mimeType: part.mediaType, fileUri: part.url } }
+        })
+        contents.push({ role: "user", parts })
+        return
+      }
+      case "assistant": {
+        const parts: Array<WirePart> = []
+        if (message.content.length > 0) parts.push({ text: message.content })
+        message.toolCalls?.forEach((call, j) => {
+          const args = argumentsObject(call.arguments)
+          if (args === undefined) throw new BadInput(`messages[${i}].toolCalls[${j}].arguments`, "arguments are not a JSON object")
+          parts.push({ functionCall: { name: call.name, args } })
+        })
+        if (parts.length > 0) contents.push({ role: "model", parts })
+        return
+      }
+      case "tool": {
+        const name = toolNameFor(messages, i)
+        if (name === undefined) {
+          throw new BadInput(
+            `messages[${i}]`,
+            `no function name for tool call id "${message.toolCallId}": set ToolMessage.name or keep the assistant turn that made the call`
+          )
+        }
+        // parallel results go back in one turn, as Gemini pairs them with that turn's calls
+        const previous = messages[i - 1]
+        push("user", { functionResponse: { name, response: resultObject(message.content) } }, previous?.role === "tool")
+        return
+      }
+    }
+  })
+  return { contents, system }
+}
+
+/**
+ * The `generateContent` request body for a unified request, or an `InvalidRequestError`
+ * that names the field Gemini cannot take.
+ */
+export const toWireRequest = (
+  request: Message.ChatRequest,
+  model: string,
+  provider = "gemini"
+): Record<string, unknown> | Err.InvalidRequestError =>
+  mapRequest(provider, model, () => {
+    const { contents, system } = toContents(request.messages)
+    const body: Record<string, unknown> = { contents }
+    if (system.length > 0) body.systemInstruction = { parts: system.map((text) => ({ text })) }
+    if (request.tools !== undefined && request.tools.length > 0) {
+      body.tools = [{
+        functionDeclarations: request.tools.map((tool) => {
+          const fn: Record<string, unknown> = { name: tool.name, parametersJsonSchema: tool.parameters }
+          if (tool.description !== undefined) fn.description = tool.description
+          return fn
+        })
+      }]
+    }
+    if (request.toolChoice !== undefined) {
+      const choice = request.toolChoice
+      body.toolConfig = {
+        functionCallingConfig: typeof choice === "string"
+          ? { mode: choice === "auto" ? "AUTO" : choice === "none" ? "NONE" : "ANY" }
+          : { mode: "ANY", allowedFunctionNames: [choice.name] }
+      }
+    }
+    const generation = copyOptions(request, {}, {
+      temperature: "temperature",
+      topP: "topP",
+      maxTokens: "maxOutputTokens",
+      stop: "stopSequences",
+      seed: "seed",
+      presencePenalty: "presencePenalty",
+      frequencyPenalty: "frequencyPenalty"
+    })
+    if (request.reasoningEffort !== undefined) generation.thinkingConfig = thinkingConfig(model, request.reasoningEffort)
+    if (request.responseFormat !== undefined && request.responseFormat.type !== "text") {
+      generation.responseMimeType = "application/json"
+      if (request.responseFormat.type === "json_schema") generation.responseJsonSchema = request.responseFormat.schema
+    }
+    if (Object.keys(generation).length > 0) body.generationConfig = generation
+    if (request.extra !== undefined) Object.assign(body, request.extra)
+    return body
+  })

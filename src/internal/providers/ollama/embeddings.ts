@@ -1,0 +1,48 @@
+/** Ollama `/api/embed`. */
+import * as Schema from "effect/Schema"
+import * as Err from "../../../LlmError.js"
+import { type EmbeddingsBatch, type EmbeddingsSpec, jsonDecoder } from "../wire.js"
+import { auth, urlOf } from "./spec.js"
+
+/** The `/api/embed` request body. */
+export const toEmbeddingsRequest = (
+  model: string,
+  texts: ReadonlyArray<string>,
+  options?: { readonly dimensions?: number | undefined; readonly keepAlive?: string | undefined }
+): Record<string, unknown> => {
+  const body: Record<string, unknown> = { model, input: texts }
+  if (options?.dimensions !== undefined) body.dimensions = options.dimensions
+  if (options?.keepAlive !== undefined) body.keep_alive = options.keepAlive
+  return body
+}
+
+export const WireEmbeddingsResponse = Schema.Struct({
+  embeddings: Schema.Array(Schema.Array(Schema.Number)),
+  prompt_eval_count: Schema.optional(Schema.Number)
+})
+
+const decodeEmbeddings = jsonDecoder(WireEmbeddingsResponse)
+
+/** Decodes an `/api/embed` body: vectors in input order and the prompt tokens. */
+export const fromEmbeddingsResponse = (provider: string, model: string, body: string, status = 200): EmbeddingsBatch | Err.LlmError => {
+  const wire = decodeEmbeddings(provider, model, body, status)
+  if (wire instanceof Err.MalformedResponseError) return wire
+  return { vectors: wire.embeddings, inputTokens: wire.prompt_eval_count }
+}
+
+export const embeddings = (options: {
+  readonly model: string
+  readonly provider?: string | undefined
+  readonly baseUrl?: string | undefined
+  readonly keepAlive?: string | undefined
+}): EmbeddingsSpec => {
+  const provider = options.provider ?? "ollama"
+  return {
+    provider,
+    auth,
+    url: urlOf(options.baseUrl, "/api/embed"),
+    maxBatchSize: 2048,
+    body: (texts, dimensions) => toEmbeddingsRequest(options.model, texts, { dimensions, keepAlive: options.keepAlive }),
+    decode: (body, status) => fromEmbeddingsResponse(provider, options.model, body, status)
+  }
+}

@@ -1,0 +1,93 @@
+/** `/api/chat` requests: a unified request as the body. */
+import type * as Err from "../../../LlmError.js"
+import type * as Message from "../../../Message.js"
+import { argumentsObject, BadInput, copyOptions, mapRequest, parseDataUrl, toolNameFor } from "../wire.js"
+
+export interface WireMessage {
+  readonly role: "system" | "user" | "assistant" | "tool"
+  readonly content: string
+  readonly images?: ReadonlyArray<string>
+  readonly thinking?: string
+  readonly tool_calls?: ReadonlyArray<{ readonly function: { readonly name: string; readonly arguments: Record<string, unknown> } }>
+  readonly tool_name?: string
+}
+
+const toWireMessages = (messages: ReadonlyArray<Message.Message>): Array<WireMessage> =>
+  messages.map((message, i): WireMessage => {
+    switch (message.role) {
+      case "system":
+        return { role: "system", content: message.content }
+      case "user": {
+        if (typeof message.content === "string") return { role: "user", content: message.content }
+        let content = ""
+        const images: Array<string> = []
+        message.content.forEach((part, j) => {
+          if (part.type === "text") {
+            content += part.text
+            return
+          }
+          const data = parseDataUrl(part.url)
+          // Ollama takes base64 images only; it does not fetch URLs
+          if (data === undefined) throw new BadInput(`messages[${i}].content[${j}].url`, "Ollama takes images as data: URLs only")
+          images.push(data.data)
+        })
+        return images.length === 0 ? { role: "user", content } : { role: "user", content, images }
+      }
+      case "assistant": {
+        const calls = message.toolCalls?.map((call, j) => {
+          const args = argumentsObject(call.arguments)
+          if (args === undefined) throw new BadInput(`messages[${i}].toolCalls[${j}].arguments`, "arguments are not a JSON object")
+          return { function: { name: call.name, arguments: args } }
+        })
+        return calls === undefined || calls.length === 0
+          ? { role: "assistant", content: message.content }
+          : { role: "assistant", content: message.content, tool_calls: calls }
+      }
+      case "tool": {
+        const name = toolNameFor(messages, i)
+        return name === undefined ? { role: "tool", content: message.content } : { role: "tool", content: message.content, tool_name: name }
+      }
+    }
+  })
+
+/**
+ * The `/api/chat` request body for a unified request, or an `InvalidRequestError` that
+ * names the field Ollama cannot take.
+ */
+export const toWireRequest = (
+  request: Message.ChatRequest,
+  model: string,
+  stream: boolean,
+  options?: { readonly provider?: string | undefined; readonly keepAlive?: string | undefined }
+): Record<string, unknown> | Err.InvalidRequestError =>
+  mapRequest(options?.provider ?? "ollama", model, () => {
+    const body: Record<string, unknown> = { model, messages: toWireMessages(request.messages), stream }
+    if (request.tools !== undefined && request.tools.length > 0) {
+      body.tools = request.tools.map((tool) => {
+        const fn: Record<string, unknown> = { name: tool.name, parameters: tool.parameters }
+        if (tool.description !== undefined) fn.description = tool.description
+        return { type: "function", function: fn }
+      })
+    }
+    if (request.reasoningEffort !== undefined) {
+      body.think = request.reasoningEffort === "none"
+        ? false
+        : request.reasoningEffort === "minimal" ? "low" : request.reasoningEffort
+    }
+    if (request.responseFormat !== undefined && request.responseFormat.type !== "text") {
+      body.format = request.responseFormat.type === "json_schema" ? request.responseFormat.schema : "json"
+    }
+    const modelOptions = copyOptions(request, {}, {
+      temperature: "temperature",
+      topP: "top_p",
+      maxTokens: "num_predict",
+      stop: "stop",
+      seed: "seed",
+      presencePenalty: "presence_penalty",
+      frequencyPenalty: "frequency_penalty"
+    })
+    if (Object.keys(modelOptions).length > 0) body.options = modelOptions
+    if (options?.keepAlive !== undefined) body.keep_alive = options.keepAlive
+    if (request.extra !== undefined) Object.assign(body, request.extra)
+    return body
+  })

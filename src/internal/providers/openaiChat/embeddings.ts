@@ -1,0 +1,47 @@
+/** OpenAI-compatible `/embeddings` (OpenAI, OpenRouter, Together, vLLM, Ollama's `/v1`, …). */
+import * as Schema from "effect/Schema"
+import * as Err from "../../../LlmError.js"
+import { malformed } from "../../request/errors.js"
+import { bearer, type EmbeddingsBatch, type EmbeddingsSpec, jsonDecoder, urlAt } from "../wire.js"
+import { defaultBaseUrl } from "./spec.js"
+
+export const WireEmbeddingsResponse = Schema.Struct({
+  data: Schema.Array(Schema.Struct({ index: Schema.optional(Schema.Number), embedding: Schema.Array(Schema.Number) })),
+  model: Schema.optional(Schema.String),
+  usage: Schema.optional(Schema.Struct({ prompt_tokens: Schema.Number, total_tokens: Schema.optional(Schema.Number) }))
+})
+
+const decodeEmbeddings = jsonDecoder(WireEmbeddingsResponse)
+
+/** Decodes an `/embeddings` body, ordering vectors by their `index`. */
+export const fromEmbeddingsResponse = (provider: string, model: string, body: string, status = 200): EmbeddingsBatch | Err.LlmError => {
+  const wire = decodeEmbeddings(provider, model, body, status)
+  if (wire instanceof Err.MalformedResponseError) return wire
+  const data = wire.data
+  const vectors: Array<ReadonlyArray<number>> = new Array(data.length)
+  for (let i = 0; i < data.length; i++) {
+    const item = data[i]!
+    const at = item.index ?? i
+    if (at < 0 || at >= data.length || vectors[at] !== undefined) {
+      return malformed(provider, model, body, `embedding index ${at} is out of range or repeated`, status)
+    }
+    vectors[at] = item.embedding
+  }
+  return { vectors, inputTokens: wire.usage?.prompt_tokens }
+}
+
+export const embeddings = (options: { readonly model: string; readonly provider?: string | undefined; readonly baseUrl?: string | undefined }): EmbeddingsSpec => {
+  const provider = options.provider ?? "openai"
+  return {
+    provider,
+    auth: bearer,
+    url: urlAt(options.baseUrl, defaultBaseUrl, "/embeddings"),
+    maxBatchSize: 2048,
+    body: (texts, dimensions) => {
+      const wire: Record<string, unknown> = { model: options.model, input: texts, encoding_format: "float" }
+      if (dimensions !== undefined) wire.dimensions = dimensions
+      return wire
+    },
+    decode: (body, status) => fromEmbeddingsResponse(provider, options.model, body, status)
+  }
+}

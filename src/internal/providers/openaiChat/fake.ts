@@ -1,0 +1,112 @@
+/** The fake's OpenAI Chat Completions wire format (JSON and SSE), and its OpenAI-compatible `/embeddings`. */
+import type { RecordedRequest, Reply } from "../../../Testing.js"
+import { embeddingsRoute } from "../../testing/embeddings.js"
+import {
+  approxTokens,
+  bodyOf,
+  defaultText,
+  errorBody,
+  type FakeRoute,
+  splitText,
+  writeJson,
+  writeStream
+} from "../../testing/route.js"
+
+/** OpenAI Chat Completions, JSON and SSE. Errors use OpenAI's body shape, the default. */
+const chat: FakeRoute = {
+  matches: (path) => path.endsWith("/chat/completions"),
+  reply: (reply, request, res, fault) => {
+    const { body, frames, headers, json, broken, faultFrames } = replyOf(reply, request)
+    return body.stream === true
+      ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, frames(), faultFrames, true)
+      : writeJson(res, reply, fault, { "content-type": "application/json", ...headers }, json, broken)
+  }
+}
+
+const replyOf = (reply: Reply, request: RecordedRequest) => {
+  const body = bodyOf(request)
+  const model = reply.model ?? (typeof body.model === "string" ? body.model : "fake-model")
+  const text = reply.text ?? defaultText
+  const toolCalls = (reply.toolCalls ?? []).map((call, i) => ({ id: call.id ?? `call_${i}`, name: call.name, arguments: call.arguments }))
+  const promptTokens = approxTokens(JSON.stringify(body.messages ?? ""))
+  const completionTokens = approxTokens(text + (reply.reasoning ?? "") + toolCalls.map((c) => c.name + c.arguments).join(""))
+  const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens }
+  const finishReason = reply.finishReason ?? (toolCalls.length > 0 ? "tool_calls" : "stop")
+  const id = `chatcmpl-fake-${request.index}`
+  const created = 1_700_000_000
+  const headers: Record<string, string> = { ...reply.headers }
+
+  const json = () => {
+    const message: Record<string, unknown> = { role: "assistant", content: text.length > 0 || toolCalls.length === 0 ? text : null }
+    if (reply.reasoning !== undefined) message.reasoning_content = reply.reasoning
+    if (toolCalls.length > 0) {
+      message.tool_calls = toolCalls.map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.arguments } }))
+    }
+    return {
+      id,
+      object: "chat.completion",
+      created,
+      model,
+      choices: [{ index: 0, message, logprobs: null, finish_reason: finishReason }],
+      ...(reply.usage === false ? {} : { usage })
+    }
+  }
+  const broken = {
+    NullFrame: JSON.stringify({ id, object: "chat.completion", created, model, choices: [null] }),
+    MalformedJson: `{"id":"${id}","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"tru`
+  }
+
+  const frame = (payload: unknown) => `data: ${JSON.stringify(payload)}\n\n`
+  const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
+    frame({ id, object: "chat.completion.chunk", created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })
+  const frames = () => {
+    const out: Array<string> = []
+    const chunks = Math.max(1, reply.chunks ?? 8)
+    out.push(chunk({ role: "assistant", content: "" }))
+    for (const piece of splitText(reply.reasoning ?? "", chunks)) out.push(chunk({ reasoning_content: piece }))
+    for (const piece of splitText(text, chunks)) out.push(chunk({ content: piece }))
+    toolCalls.forEach((call, index) => {
+      const args = splitText(call.arguments, Math.max(1, Math.min(4, chunks)))
+      out.push(chunk({ tool_calls: [{ index, id: call.id, type: "function", function: { name: call.name, arguments: "" } }] }))
+      for (const piece of args) out.push(chunk({ tool_calls: [{ index, function: { arguments: piece } }] }))
+    })
+    out.push(chunk({}, finishReason))
+    const streamOptions = body.stream_options as { include_usage?: boolean } | undefined
+    if (reply.usage !== false && streamOptions?.include_usage === true) {
+      out.push(frame({ id, object: "chat.completion.chunk", created, model, choices: [], usage }))
+    }
+    out.push("data: [DONE]\n\n")
+    return out
+  }
+  const faultFrames = {
+    NullFrame: frame({ id, object: "chat.completion.chunk", created, model, choices: [null] }),
+    MalformedJson: `data: {"id":"${id}","choices":[{"delta":{"content":"tru\n\n`,
+    StreamErrorEvent: frame({ error: { message: "The server had an error while processing your request.", type: "server_error", code: null } })
+  }
+  return { body, frames, headers, json, broken, faultFrames }
+}
+
+/** A format's error body for the embeddings route's own failures. */
+const embeddingsError = (status: number, message: string) =>
+  errorBody(message, status >= 500 ? "server_error" : "invalid_request_error", null)
+
+/** OpenAI-compatible `/embeddings`. */
+const embeddings = embeddingsRoute({
+  matches: (path) => path.endsWith("/embeddings"),
+  inputs: (body) => ({
+    texts: typeof body.input === "string" ? [body.input] : Array.isArray(body.input) ? (body.input as Array<string>) : [],
+    dimensions: typeof body.dimensions === "number" ? body.dimensions : undefined
+  }),
+  payload: ({ model, reply, tokens, vectors }) => ({
+    object: "list",
+    data: vectors.map((embedding, index) => ({ object: "embedding", index, embedding })),
+    model,
+    ...(reply.usage === false ? {} : { usage: { prompt_tokens: tokens, total_tokens: tokens } })
+  }),
+  errorBody: (status, message, options) =>
+    options.insufficientQuota
+      ? errorBody("You exceeded your current quota.", "insufficient_quota", "insufficient_quota")
+      : embeddingsError(status, message)
+})
+
+export const routes: ReadonlyArray<FakeRoute> = [chat, embeddings]

@@ -1,0 +1,26 @@
+/** Chat Completions as a `Provider.Spec`. */
+import type { Spec } from "../../../Provider.js"
+import { bearer, specOf, urlAt, type WireOptions } from "../wire.js"
+import { type MaxTokensField, toWireRequest } from "./request.js"
+import { fromWireResponse } from "./response.js"
+import { ChunkParser } from "./stream.js"
+
+export const defaultBaseUrl = "https://api.openai.com/v1"
+
+export interface Options extends WireOptions {
+  readonly maxTokensField?: MaxTokensField | undefined
+}
+
+export const spec = (options: Options): Spec => {
+  const provider = options.provider ?? "openai"
+  const url = urlAt(options.baseUrl, defaultBaseUrl, "/chat/completions")
+  const maxTokensField = options.maxTokensField ?? (provider === "openai" ? "max_completion_tokens" : "max_tokens")
+  return specOf(provider, {
+    auth: bearer,
+    framing: "sse",
+    url: () => url,
+    body: (request, model, stream) => toWireRequest(request, model, stream, maxTokensField),
+    decode: fromWireResponse,
+    Parser: ChunkParser
+  })
+}

@@ -1,0 +1,133 @@
+/** The Chat Completions stream parser: a light, tolerant parse of each chunk, no Schema per chunk. */
+import type * as Err from "../../../LlmError.js"
+import type * as Message from "../../../Message.js"
+import { malformed, tryJson } from "../../request/errors.js"
+import { Parser } from "../wire.js"
+import { fallbackCallId, finishReasonOf, usageOf, type WireUsage } from "./response.js"
+
+interface PendingCall {
+  id: string
+  name: string
+  arguments: string
+}
+
+/**
+ * The stream state machine: assembles text, reasoning and tool calls (per `index`, in
+ * parallel), remembers finish reason and usage, and emits `ToolCall` events once complete.
+ */
+export class ChunkParser extends Parser {
+  private finishReason: string | null | undefined = undefined
+  private usage: Message.Usage | undefined = undefined
+  private readonly calls: Array<PendingCall | undefined> = []
+  private callsEmitted = false
+  private done = false
+
+  onData(data: string, event: string | undefined, out: Array<Message.StreamEvent>): Err.LlmError | undefined {
+    if (this.done) return undefined
+    if (data === "[DONE]") {
+      this.done = true
+      return this.finish(out)
+    }
+    const json = tryJson(data)
+    if (event === "error") {
+      // the payload of an error event may be plain text
+      return this.errorEvent(typeof json === "object" && json !== null ? json : { message: data })
+    }
+    if (typeof json !== "object" || json === null) {
+      // keep-alive frames with empty data carry nothing
+      if (data.trim().length === 0) return undefined
+      return malformed(this.provider, this.model, data, "a stream event is not a JSON object")
+    }
+    const chunk = json as Record<string, unknown>
+    if (chunk.error !== undefined && chunk.error !== null) return this.errorEvent(chunk)
+    if (typeof chunk.id === "string" && this.id === "") this.id = chunk.id
+    if (typeof chunk.model === "string") this.model = chunk.model
+    if (typeof chunk.usage === "object" && chunk.usage !== null) {
+      this.usage = usageOf(chunk.usage as typeof WireUsage.Type) ?? this.usage
+    }
+    const choices = chunk.choices
+    if (!Array.isArray(choices) || choices.length === 0) return undefined
+    const choice = choices[0] as { delta?: Record<string, unknown>; finish_reason?: string | null }
+    const delta = choice.delta
+    if (typeof delta === "object" && delta !== null) {
+      const reasoning = delta.reasoning_content ?? delta.reasoning
+      if (typeof reasoning === "string" && reasoning.length > 0) this.think(reasoning, out)
+      const content = delta.content
+      if (typeof content === "string" && content.length > 0) this.text(content, out)
+      const toolCalls = delta.tool_calls
+      if (Array.isArray(toolCalls)) {
+        for (const raw of toolCalls as Array<{ index?: number; id?: string; function?: { name?: string; arguments?: string } }>) {
+          this.callDelta(raw, out)
+        }
+      }
+    }
+    if (typeof choice.finish_reason === "string") {
+      this.finishReason = choice.finish_reason
+      this.emitCalls(out)
+    }
+    return undefined
+  }
+
+  onEnd(out: Array<Message.StreamEvent>): Err.LlmError | undefined {
+    if (this.finished) return undefined
+    // neither a finish reason nor [DONE]: the stream was cut, not finished
+    if (this.finishReason === undefined && !this.done) return this.cut("it finished", this.emittedText.length > 0 || this.calls.length > 0)
+    return this.finish(out)
+  }
+
+  private callDelta(
+    raw: { index?: number; id?: string; function?: { name?: string; arguments?: string } },
+    out: Array<Message.StreamEvent>
+  ): void {
+    const id = typeof raw.id === "string" && raw.id.length > 0 ? raw.id : undefined
+    const index = typeof raw.index === "number" ? raw.index : this.indexWithoutIndex(id)
+    let call = this.calls[index]
+    if (call === undefined) {
+      call = { id: "", name: "", arguments: "" }
+      this.calls[index] = call
+    }
+    const name = typeof raw.function?.name === "string" && raw.function.name.length > 0 ? raw.function.name : undefined
+    const args = typeof raw.function?.arguments === "string" ? raw.function.arguments : ""
+    if (id !== undefined) call.id = id
+    if (name !== undefined) call.name += name
+    call.arguments += args
+    const deltaEvent: { -readonly [K in keyof Message.ToolCallDelta]: Message.ToolCallDelta[K] } = {
+      _tag: "ToolCallDelta",
+      index,
+      argumentsDelta: args
+    }
+    if (id !== undefined) deltaEvent.id = id
+    if (name !== undefined) deltaEvent.name = name
+    out.push(deltaEvent)
+  }
+
+  /**
+   * Servers that omit `index` (some compatible ones) send one call at a time: a fragment
+   * continues the last call, unless it brings a new id, which starts the next one.
+   */
+  private indexWithoutIndex(id: string | undefined): number {
+    const last = this.calls.length - 1
+    if (last < 0) return 0
+    const current = this.calls[last]
+    return id !== undefined && current !== undefined && current.id !== "" && current.id !== id ? last + 1 : last
+  }
+
+  private emitCalls(out: Array<Message.StreamEvent>): void {
+    if (this.callsEmitted) return
+    this.callsEmitted = true
+    this.calls.forEach((call, index) => {
+      if (call === undefined) return
+      if (call.id === "") call.id = fallbackCallId(index)
+      out.push({ _tag: "ToolCall", index, id: call.id, name: call.name, arguments: call.arguments })
+    })
+  }
+
+  private finish(out: Array<Message.StreamEvent>): undefined {
+    if (this.finished) return undefined
+    this.finished = true
+    this.emitCalls(out)
+    const calls = this.calls.filter((c): c is PendingCall => c !== undefined)
+    this.finishWith(out, finishReasonOf(this.finishReason, calls.length > 0), this.usage, calls)
+    return undefined
+  }
+}

@@ -1,0 +1,102 @@
+/** Responses requests: a unified request as the `/responses` body. */
+import type * as Message from "../../../Message.js"
+import { copyOptions } from "../wire.js"
+
+/** What `reasoning.summary` asks for. */
+export type ReasoningSummary = "auto" | "concise" | "detailed"
+
+export type WireInputItem =
+  | {
+    readonly role: "user" | "assistant"
+    readonly content:
+      | string
+      | ReadonlyArray<
+        | { readonly type: "input_text"; readonly text: string }
+        | { readonly type: "input_image"; readonly image_url: string; readonly detail: "auto" | "low" | "high" }
+      >
+  }
+  | { readonly type: "function_call"; readonly call_id: string; readonly name: string; readonly arguments: string }
+  | { readonly type: "function_call_output"; readonly call_id: string; readonly output: string }
+
+const toInputItems = (message: Message.Message): Array<WireInputItem> => {
+  switch (message.role) {
+    case "system":
+      return []
+    case "user":
+      return [{
+        role: "user",
+        content: typeof message.content === "string"
+          ? message.content
+          : message.content.map((part) =>
+            part.type === "text"
+              ? { type: "input_text" as const, text: part.text }
+              : { type: "input_image" as const, image_url: part.url, detail: part.detail ?? "auto" }
+          )
+      }]
+    case "assistant": {
+      const items: Array<WireInputItem> = []
+      if (message.content.length > 0) items.push({ role: "assistant", content: message.content })
+      for (const call of message.toolCalls ?? []) {
+        items.push({ type: "function_call", call_id: call.id, name: call.name, arguments: call.arguments })
+      }
+      return items
+    }
+    case "tool":
+      return [{ type: "function_call_output", call_id: message.toolCallId, output: message.content }]
+  }
+}
+
+/**
+ * The Responses request body for a unified request: system prompts become `instructions`,
+ * tool calls and results become `function_call` and `function_call_output` items, and
+ * `reasoningEffort` becomes `reasoning: { effort }`. Chat Completions parameters that the
+ * Responses API lacks (`stop`, `seed`, penalties) are left out; `extra` can still set anything.
+ */
+export const toWireRequest = (
+  request: Message.ChatRequest,
+  model: string,
+  stream: boolean,
+  options: { readonly reasoningSummary?: ReasoningSummary | undefined } = {}
+): Record<string, unknown> => {
+  const instructions: Array<string> = []
+  const input: Array<WireInputItem> = []
+  for (const message of request.messages) {
+    if (message.role === "system") instructions.push(message.content)
+    else input.push(...toInputItems(message))
+  }
+  const body: Record<string, unknown> = { model, input }
+  if (instructions.length > 0) body.instructions = instructions.join("\n\n")
+  if (request.tools !== undefined && request.tools.length > 0) {
+    body.tools = request.tools.map((tool) => {
+      // Responses makes functions strict unless told otherwise; most schemas are not written for that
+      const wire: Record<string, unknown> = { type: "function", name: tool.name, parameters: tool.parameters, strict: tool.strict ?? false }
+      if (tool.description !== undefined) wire.description = tool.description
+      return wire
+    })
+  }
+  if (request.toolChoice !== undefined) {
+    body.tool_choice = typeof request.toolChoice === "string"
+      ? request.toolChoice
+      : { type: "function", name: request.toolChoice.name }
+  }
+  if (request.responseFormat !== undefined) {
+    const format = request.responseFormat
+    if (format.type === "json_schema") {
+      const wire: Record<string, unknown> = { type: "json_schema", name: format.name, schema: format.schema }
+      if (format.description !== undefined) wire.description = format.description
+      if (format.strict !== undefined) wire.strict = format.strict
+      body.text = { format: wire }
+    } else {
+      body.text = { format: { type: format.type } }
+    }
+  }
+  copyOptions(request, body, { temperature: "temperature", topP: "top_p", maxTokens: "max_output_tokens", user: "safety_identifier" })
+  if (request.reasoningEffort !== undefined) {
+    body.reasoning = options.reasoningSummary === undefined
+      ? { effort: request.reasoningEffort }
+      : { effort: request.reasoningEffort, summary: options.reasoningSummary }
+  }
+  if (stream) body.stream = true
+  if (request.extra !== undefined) Object.assign(body, request.extra)
+  return body
+}

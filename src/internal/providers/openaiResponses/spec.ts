@@ -1,0 +1,25 @@
+/** OpenAI Responses as a `Provider.Spec`. */
+import type { Spec } from "../../../Provider.js"
+import { bearer, specOf, urlAt, type WireOptions } from "../wire.js"
+import { type ReasoningSummary, toWireRequest } from "./request.js"
+import { fromWireResponse } from "./response.js"
+import { EventParser } from "./stream.js"
+
+export const defaultBaseUrl = "https://api.openai.com/v1"
+
+export interface Options extends WireOptions {
+  readonly reasoningSummary?: ReasoningSummary | undefined
+}
+
+export const spec = (options: Options): Spec => {
+  const url = urlAt(options.baseUrl, defaultBaseUrl, "/responses")
+  const wireOptions = { reasoningSummary: options.reasoningSummary }
+  return specOf(options.provider ?? "openai", {
+    auth: bearer,
+    framing: "sse",
+    url: () => url,
+    body: (request, model, stream) => toWireRequest(request, model, stream, wireOptions),
+    decode: fromWireResponse,
+    Parser: EventParser
+  })
+}

@@ -1,0 +1,182 @@
+/** The Responses stream parser: a light, tolerant parse of each event, no Schema per event. */
+import * as Err from "../../../LlmError.js"
+import type * as Message from "../../../Message.js"
+import { errorInfo } from "../../request/errors.js"
+import { Parser } from "../wire.js"
+import { finishReasonOf, isUsage, messageText, reasoningSeparator, usageOf } from "./response.js"
+
+interface PendingCall {
+  readonly index: number
+  readonly id: string
+  readonly name: string
+  arguments: string
+  emitted: boolean
+}
+
+type Payload = Record<string, unknown>
+
+const str = (u: unknown): string | undefined => (typeof u === "string" ? u : undefined)
+
+/**
+ * The stream state machine over Responses events. Text, reasoning summaries and function
+ * arguments stream as deltas keyed by `output_index`; each `*.done` / `output_item.done`
+ * carries the final value, and any part of it the deltas missed is emitted then, so the
+ * assembled stream always equals the final response. `response.completed` (or
+ * `.incomplete`) ends the stream with usage; `response.failed` and `error` fail it.
+ */
+export class EventParser extends Parser {
+  private reasoningKey: string | undefined = undefined
+  /** Text streamed so far per message item (`output_index`). */
+  private readonly itemText = new Map<number, string>()
+  private readonly calls = new Map<number, PendingCall>()
+  private callCount = 0
+
+  onData(data: string, event: string | undefined, out: Array<Message.StreamEvent>): Err.LlmError | undefined {
+    if (this.finished) return undefined
+    if (data === "[DONE]") return undefined
+    const payload = this.frame(data)
+    if (payload instanceof Err.MalformedResponseError) return payload
+    const outputIndex = typeof payload.output_index === "number" ? payload.output_index : 0
+    switch (str(payload.type) ?? event) {
+      case "response.created":
+      case "response.in_progress":
+        this.meta(payload.response)
+        return undefined
+      case "response.output_text.delta":
+      case "response.refusal.delta": {
+        const delta = str(payload.delta)
+        if (delta !== undefined && delta.length > 0) {
+          this.itemText.set(outputIndex, (this.itemText.get(outputIndex) ?? "") + delta)
+          this.text(delta, out)
+        }
+        return undefined
+      }
+      case "response.reasoning_summary_text.delta":
+      case "response.reasoning_text.delta": {
+        const delta = str(payload.delta)
+        if (delta === undefined || delta.length === 0) return undefined
+        const section = `${outputIndex}:${typeof payload.summary_index === "number" ? payload.summary_index : payload.content_index ?? 0}`
+        const text = this.reasoningKey !== undefined && this.reasoningKey !== section ? reasoningSeparator + delta : delta
+        this.reasoningKey = section
+        this.think(text, out)
+        return undefined
+      }
+      case "response.output_item.added":
+        this.startItem(outputIndex, payload.item, out)
+        return undefined
+      case "response.function_call_arguments.delta":
+      case "response.custom_tool_call_input.delta": {
+        const call = this.calls.get(outputIndex)
+        const delta = str(payload.delta)
+        if (call === undefined || delta === undefined || delta.length === 0) return undefined
+        call.arguments += delta
+        out.push({ _tag: "ToolCallDelta", index: call.index, argumentsDelta: delta })
+        return undefined
+      }
+      case "response.function_call_arguments.done": {
+        const call = this.calls.get(outputIndex)
+        if (call !== undefined) this.reconcileArguments(call, str(payload.arguments), out)
+        return undefined
+      }
+      case "response.output_item.done":
+        this.finishItem(outputIndex, payload.item, out)
+        return undefined
+      case "response.completed":
+      case "response.incomplete":
+        return this.finish(payload.response, out)
+      case "response.failed": {
+        const response = (payload.response ?? {}) as Payload
+        return this.streamError({ error: response.error ?? { message: "the response failed" } })
+      }
+      case "error":
+        // the API nests the error ({error:{…}}) or flattens it ({code, message}) depending on the path
+        return this.streamError(typeof payload.error === "object" && payload.error !== null ? payload : { error: payload })
+      default:
+        // content_part, *.done echoes, annotations, hosted tools, and event types newer than this parser
+        return undefined
+    }
+  }
+
+  onEnd(_out: Array<Message.StreamEvent>): Err.LlmError | undefined {
+    return this.finished ? undefined : this.cut("response.completed", this.started(this.callCount))
+  }
+
+  private meta(raw: unknown): void {
+    if (typeof raw !== "object" || raw === null) return
+    const response = raw as Payload
+    if (typeof response.id === "string" && this.id === "") this.id = response.id
+    if (typeof response.model === "string") this.model = response.model
+  }
+
+  private streamError(payload: Payload): Err.LlmError {
+    const info = errorInfo(payload)
+    // errorInfo reads `type` first; the Responses error's meaning is in its `code`
+    const kind = info.code ?? info.type
+    return this.errorEvent({ error: { message: info.message, type: kind } })
+  }
+
+  private startItem(outputIndex: number, raw: unknown, out: Array<Message.StreamEvent>): void {
+    if (typeof raw !== "object" || raw === null) return
+    const item = raw as Payload
+    if (item.type !== "function_call" && item.type !== "custom_tool_call") return
+    const id = str(item.call_id) ?? str(item.id) ?? ""
+    const name = str(item.name) ?? ""
+    const initial = str(item.type === "function_call" ? item.arguments : item.input) ?? ""
+    const call: PendingCall = { index: this.callCount++, id, name, arguments: initial, emitted: false }
+    this.calls.set(outputIndex, call)
+    out.push({ _tag: "ToolCallDelta", index: call.index, id, name, argumentsDelta: initial })
+  }
+
+  private reconcileArguments(call: PendingCall, final: string | undefined, out: Array<Message.StreamEvent>): void {
+    if (final === undefined || final.length <= call.arguments.length || !final.startsWith(call.arguments)) return
+    const rest = final.slice(call.arguments.length)
+    call.arguments = final
+    out.push({ _tag: "ToolCallDelta", index: call.index, argumentsDelta: rest })
+  }
+
+  private finishItem(outputIndex: number, raw: unknown, out: Array<Message.StreamEvent>): void {
+    if (typeof raw !== "object" || raw === null) return
+    const item = raw as Payload
+    if (item.type === "message" && Array.isArray(item.content)) {
+      const final = messageText(item.content as Array<{ type: string; text?: string; refusal?: string }>)
+      const streamed = this.itemText.get(outputIndex) ?? ""
+      if (final.length > streamed.length && final.startsWith(streamed)) {
+        this.itemText.set(outputIndex, final)
+        this.text(final.slice(streamed.length), out)
+      }
+      return
+    }
+    const call = this.calls.get(outputIndex)
+    if (call === undefined) return
+    this.reconcileArguments(call, str(item.type === "custom_tool_call" ? item.input : item.arguments), out)
+    this.emitCall(call, out)
+  }
+
+  private emitCall(call: PendingCall, out: Array<Message.StreamEvent>): void {
+    if (call.emitted) return
+    call.emitted = true
+    out.push({ _tag: "ToolCall", index: call.index, id: call.id, name: call.name, arguments: call.arguments })
+  }
+
+  private finish(raw: unknown, out: Array<Message.StreamEvent>): Err.LlmError | undefined {
+    this.finished = true
+    this.meta(raw)
+    const response = (typeof raw === "object" && raw !== null ? raw : {}) as Payload
+    const calls: Array<Message.ToolCall> = []
+    for (const call of this.calls.values()) {
+      this.emitCall(call, out)
+      calls.push(call)
+    }
+    const incomplete = response.incomplete_details as { reason?: unknown } | null | undefined
+    const finishReason = finishReasonOf(str(response.status), str(incomplete?.reason), calls.length > 0)
+    if (finishReason === "content_filter" && this.emittedText.length === 0) {
+      return new Err.ContentFilterError({
+        provider: this.provider,
+        model: this.model,
+        message: `${this.provider}: the reply was withheld by a content filter`
+      })
+    }
+    this.finishWith(out, finishReason, isUsage(response.usage) ? usageOf(response.usage) : undefined, calls)
+    return undefined
+  }
+}

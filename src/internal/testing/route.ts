@@ -1,0 +1,116 @@
+/** What every wire format of the fake shares: the route shape, and how a reply or a fault is written. */
+import type * as http from "node:http"
+import type { Fault, RecordedRequest, Reply } from "../../Testing.js"
+
+/** Faults that a route renders in its own wire format (the rest are generic HTTP faults). */
+export type StreamFault = Extract<Fault, { _tag: "MalformedJson" | "NullFrame" | "CutStream" | "StreamErrorEvent" }>
+
+export interface FakeRoute {
+  readonly matches: (path: string, request: RecordedRequest) => boolean
+  readonly reply: (reply: Reply, request: RecordedRequest, res: http.ServerResponse, fault: StreamFault | undefined) => Promise<void>
+  /** This format's error body for generic faults; the OpenAI shape when absent. */
+  readonly errorBody?: (status: number, message: string, options: ErrorBodyOptions) => string
+}
+
+export interface ErrorBodyOptions {
+  /** The request path, for routes that serve several formats. */
+  readonly path?: string | undefined
+  readonly retryAfterMs?: number | undefined
+  readonly insufficientQuota?: boolean | undefined
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+export const approxTokens = (text: string) => Math.ceil(text.length / 4)
+
+/** The text the fake answers with when the reply names none. */
+export const defaultText = "Hello from the fake provider."
+
+/** The request's JSON body as an object (empty when it had none). */
+export const bodyOf = (request: RecordedRequest): Record<string, unknown> =>
+  (typeof request.body === "object" && request.body !== null ? request.body : {}) as Record<string, unknown>
+
+/** Tool arguments as the object wire formats carry; `{}` when they are not JSON. */
+export const parseArgs = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return {}
+  }
+}
+
+/** Splits `text` into `n` pieces of near-equal length (fewer when the text is shorter). */
+export const splitText = (text: string, n: number): Array<string> => {
+  if (text.length === 0) return []
+  const count = Math.max(1, Math.min(n, text.length))
+  const size = Math.ceil(text.length / count)
+  const out: Array<string> = []
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size))
+  return out
+}
+
+/** The OpenAI-style error body; routes of other formats write their own. */
+export const errorBody = (message: string, type: string, code: string | null) =>
+  JSON.stringify({ error: { message, type, param: null, code } })
+
+/** How a format writes each fault that lands inside a body: one frame, or a whole body. */
+export type FaultBodies = Record<"NullFrame" | "MalformedJson" | "StreamErrorEvent", string>
+
+/**
+ * A JSON reply: the body, or (under a `NullFrame` or `MalformedJson` fault) the broken body
+ * the format would send, at once.
+ */
+export const writeJson = async (
+  res: http.ServerResponse,
+  reply: Reply,
+  fault: StreamFault | undefined,
+  headers: Record<string, string>,
+  body: () => unknown,
+  broken: Pick<FaultBodies, "NullFrame" | "MalformedJson">
+): Promise<void> => {
+  if (fault?._tag === "NullFrame" || fault?._tag === "MalformedJson") {
+    res.writeHead(200, headers)
+    res.end(broken[fault._tag])
+    return
+  }
+  const text = JSON.stringify(body())
+  if (reply.delayMs) await sleep(reply.delayMs)
+  res.writeHead(200, headers)
+  res.end(text)
+}
+
+/**
+ * A stream reply: `frames` with the reply's pacing; a fault replaces frame `afterChunks` and
+ * ends the body there (`CutStream` ends or destroys it without a frame). With `flush`, each
+ * frame before a fault reaches the socket first; without it, a cut right after synchronous
+ * writes may drop them with the headers, and look like a reset.
+ */
+export const writeStream = async (
+  res: http.ServerResponse,
+  reply: Reply,
+  fault: StreamFault | undefined,
+  headers: Record<string, string>,
+  frames: ReadonlyArray<string>,
+  faultFrames: FaultBodies,
+  flush = false
+): Promise<void> => {
+  if (reply.delayMs) await sleep(reply.delayMs)
+  res.writeHead(200, headers)
+  const cutAt = fault === undefined ? -1 : (fault.afterChunks ?? 0)
+  for (let i = 0; i < frames.length; i++) {
+    if (fault !== undefined && i === cutAt) {
+      if (fault._tag === "CutStream") {
+        if (fault.mode === "end") res.end()
+        else res.destroy()
+      } else {
+        res.write(faultFrames[fault._tag])
+        res.end()
+      }
+      return
+    }
+    if (flush && fault !== undefined) await new Promise<void>((resolve) => res.write(frames[i], () => resolve()))
+    else res.write(frames[i])
+    if (reply.chunkDelayMs) await sleep(reply.chunkDelayMs)
+  }
+  res.end()
+}
