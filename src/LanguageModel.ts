@@ -12,7 +12,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { counted, Reports, reportsOf, type Tracker } from "./internal/request/delivered.js"
 import { type LlmError, StreamError } from "./LlmError.js"
-import type { ChatRequest, ChatResponse, StreamEvent, ToolCall } from "./Message.js"
+import type { ChatRequest, ChatResponse, Finish, StreamEvent, ToolCall } from "./Message.js"
 
 /** @since 0.1.0 @category models */
 export interface Service {
@@ -157,7 +157,7 @@ export class Accumulator {
         })
       )
     }
-    const response: ChatResponse = {
+    const response: { -readonly [K in keyof ChatResponse]: ChatResponse[K] } = {
       id: finish.id,
       model: finish.model,
       provider: finish.provider,
@@ -166,7 +166,9 @@ export class Accumulator {
       finishReason: finish.finishReason,
       usage: finish.usage
     }
-    return Effect.succeed(this.reasoning === undefined ? response : { ...response, reasoning: this.reasoning })
+    if (this.reasoning !== undefined) response.reasoning = this.reasoning
+    if (finish.reasoningState !== undefined) response.reasoningState = finish.reasoningState
+    return Effect.succeed(response)
   }
 }
 
@@ -185,13 +187,14 @@ export const responseToEvents = (response: ChatResponse): Array<StreamEvent> => 
     events.push({ _tag: "ToolCallDelta", index, id: call.id, name: call.name, argumentsDelta: call.arguments })
     events.push({ _tag: "ToolCall", index, id: call.id, name: call.name, arguments: call.arguments })
   })
-  events.push({
+  const finish: Finish = {
     _tag: "Finish",
     finishReason: response.finishReason,
     usage: response.usage,
     id: response.id,
     model: response.model,
     provider: response.provider
-  })
+  }
+  events.push(response.reasoningState === undefined ? finish : { ...finish, reasoningState: response.reasoningState })
   return events
 }

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import type * as JSONSchema from "effect/JSONSchema"
 import * as Schema from "effect/Schema"
 
 // ---------------------------------------------------------------------------
@@ -53,13 +54,26 @@ export const ToolCall = Schema.Struct({
 export type ToolCall = typeof ToolCall.Type
 
 /**
+ * A JSON Schema document: any plain object, including what `JSONSchema.make` returns
+ * (its interfaces have no index signature, so a record type alone would need a cast).
+ * @since 0.1.0 @category tools
+ */
+export type JsonSchema = { readonly [key: string]: unknown } | JSONSchema.JsonSchema7Root
+
+/** @since 0.1.0 @category tools */
+export const JsonSchema: Schema.Schema<JsonSchema> = Schema.declare(
+  (u: unknown): u is JsonSchema => typeof u === "object" && u !== null && !Array.isArray(u),
+  { identifier: "JsonSchema", description: "a JSON Schema object" }
+)
+
+/**
  * A function the model may call. `parameters` is a JSON Schema object.
  * @since 0.1.0 @category tools
  */
 export const ToolDefinition = Schema.Struct({
   name: Schema.String,
   description: Schema.optional(Schema.String),
-  parameters: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  parameters: JsonSchema,
   strict: Schema.optional(Schema.Boolean)
 })
 /** @since 0.1.0 @category tools */
@@ -93,12 +107,29 @@ export const UserMessage = Schema.Struct({
 /** @since 0.1.0 @category messages */
 export type UserMessage = typeof UserMessage.Type
 
+/**
+ * State a reasoning model needs back on its next turn: Anthropic thinking blocks with their
+ * signatures (and redacted thinking), Gemini thought signatures, Responses reasoning items.
+ * Opaque to the application: `api` names the wire API that produced `item` (its
+ * `Provider.Spec` id, e.g. `"anthropic"`), and a provider sends back only its own items, so
+ * a transcript stays valid across a fallback chain of different APIs.
+ * @since 0.1.0 @category messages
+ */
+export const ReasoningState = Schema.Struct({
+  api: Schema.String,
+  item: Schema.Unknown
+})
+/** @since 0.1.0 @category messages */
+export type ReasoningState = typeof ReasoningState.Type
+
 /** @since 0.1.0 @category messages */
 export const AssistantMessage = Schema.Struct({
   role: Schema.Literal("assistant"),
   content: Schema.String,
   toolCalls: Schema.optional(Schema.Array(ToolCall)),
-  reasoning: Schema.optional(Schema.String)
+  reasoning: Schema.optional(Schema.String),
+  /** Provider reasoning state to send back on the next turn; see `ReasoningState`. */
+  reasoningState: Schema.optional(Schema.Array(ReasoningState))
 })
 /** @since 0.1.0 @category messages */
 export type AssistantMessage = typeof AssistantMessage.Type
@@ -135,7 +166,7 @@ export const ResponseFormat = Schema.Union(
   Schema.Struct({
     type: Schema.Literal("json_schema"),
     name: Schema.String,
-    schema: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+    schema: JsonSchema,
     description: Schema.optional(Schema.String),
     strict: Schema.optional(Schema.Boolean)
   })
@@ -207,6 +238,8 @@ export const ChatResponse = Schema.Struct({
   provider: Schema.String,
   text: Schema.String,
   reasoning: Schema.optional(Schema.String),
+  /** Provider reasoning state for the next turn; `Message.fromResponse` carries it over. */
+  reasoningState: Schema.optional(Schema.Array(ReasoningState)),
   toolCalls: Schema.Array(ToolCall),
   finishReason: FinishReason,
   usage: Usage
@@ -264,7 +297,9 @@ export const Finish = Schema.TaggedStruct("Finish", {
   usage: Usage,
   id: Schema.String,
   model: Schema.String,
-  provider: Schema.String
+  provider: Schema.String,
+  /** Provider reasoning state gathered over the stream (see `ReasoningState`). */
+  reasoningState: Schema.optional(Schema.Array(ReasoningState))
 })
 /** @since 0.1.0 @category streaming */
 export type Finish = typeof Finish.Type
@@ -287,8 +322,25 @@ export const user = (content: string | ReadonlyArray<UserContentPart>): UserMess
 /** @since 0.1.0 @category constructors */
 export const assistant = (
   content: string,
-  options?: { readonly toolCalls?: ReadonlyArray<ToolCall>; readonly reasoning?: string }
+  options?: {
+    readonly toolCalls?: ReadonlyArray<ToolCall>
+    readonly reasoning?: string
+    readonly reasoningState?: ReadonlyArray<ReasoningState>
+  }
 ): AssistantMessage => ({ role: "assistant", content, ...options })
+
+/**
+ * The assistant message that continues a conversation after `response`: its text, tool
+ * calls, reasoning and reasoning state, so the next turn sends back what the API needs.
+ * @since 0.1.0 @category constructors
+ */
+export const fromResponse = (response: ChatResponse): AssistantMessage => {
+  const message: { -readonly [K in keyof AssistantMessage]: AssistantMessage[K] } = { role: "assistant", content: response.text }
+  if (response.toolCalls.length > 0) message.toolCalls = response.toolCalls
+  if (response.reasoning !== undefined) message.reasoning = response.reasoning
+  if (response.reasoningState !== undefined && response.reasoningState.length > 0) message.reasoningState = response.reasoningState
+  return message
+}
 
 /** @since 0.1.0 @category constructors */
 export const tool = (toolCallId: string, content: string, name?: string): ToolMessage =>
