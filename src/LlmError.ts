@@ -165,7 +165,7 @@ export class RateLimitExceededError extends Schema.TaggedError<RateLimitExceeded
 export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>()("BudgetExceededError", {
   ...common,
   /** Which limit the request would cross. */
-  dimension: Schema.optional(Schema.Literal("tokens", "cost")),
+  dimension: Schema.optional(Schema.Literal("tokens", "cost", "credit")),
   limit: Schema.optional(Schema.Number),
   /** Spent (and reserved by requests in flight) in the current period. */
   spent: Schema.optional(Schema.Number),
