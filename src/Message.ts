@@ -102,7 +102,12 @@ export type SystemMessage = typeof SystemMessage.Type
 /** @since 0.1.0 @category messages */
 export const UserMessage = Schema.Struct({
   role: Schema.Literal("user"),
-  content: Schema.Union(Schema.String, Schema.Array(UserContentPart))
+  content: Schema.Union(Schema.String, Schema.Array(UserContentPart)),
+  /**
+   * How much this message matters when `ContextWindow` must drop some (higher is kept
+   * longer; default 0). Never sent to a provider.
+   */
+  importance: Schema.optional(Schema.Number)
 })
 /** @since 0.1.0 @category messages */
 export type UserMessage = typeof UserMessage.Type
@@ -129,7 +134,12 @@ export const AssistantMessage = Schema.Struct({
   toolCalls: Schema.optional(Schema.Array(ToolCall)),
   reasoning: Schema.optional(Schema.String),
   /** Provider reasoning state to send back on the next turn; see `ReasoningState`. */
-  reasoningState: Schema.optional(Schema.Array(ReasoningState))
+  reasoningState: Schema.optional(Schema.Array(ReasoningState)),
+  /**
+   * How much this message matters when `ContextWindow` must drop some (higher is kept
+   * longer; default 0). Never sent to a provider.
+   */
+  importance: Schema.optional(Schema.Number)
 })
 /** @since 0.1.0 @category messages */
 export type AssistantMessage = typeof AssistantMessage.Type
@@ -140,7 +150,12 @@ export const ToolMessage = Schema.Struct({
   toolCallId: Schema.String,
   content: Schema.String,
   /** The tool's name; some providers (Gemini) need it to pair results with calls. */
-  name: Schema.optional(Schema.String)
+  name: Schema.optional(Schema.String),
+  /**
+   * How much this message matters when `ContextWindow` must drop some (higher is kept
+   * longer; default 0). Never sent to a provider.
+   */
+  importance: Schema.optional(Schema.Number)
 })
 /** @since 0.1.0 @category messages */
 export type ToolMessage = typeof ToolMessage.Type
