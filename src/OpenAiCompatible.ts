@@ -11,7 +11,6 @@ import * as Config from "effect/Config"
 import type { ConfigError } from "effect/ConfigError"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
 import * as internal from "./internal/providers/openaiChat/spec.js"
 import * as registry from "./internal/providers/registry.js"
 import * as KeyPool from "./KeyPool.js"
@@ -88,10 +87,7 @@ export const layerPreset = (
   options: Omit<Options, "provider">
 ): Layer.Layer<LanguageModel, ConfigError, HttpClient.HttpClient | RateLimiter.RateLimiter> => {
   const preset: Preset = presets[name]
-  const keys = preset.keyOptional === true
-    ? Config.redacted(preset.envVar).pipe(Config.withDefault(Redacted.make("")))
-    : Config.redacted(preset.envVar)
   return layer({ baseUrl: preset.baseUrl, maxTokensField: preset.maxTokensField, ...options, provider: preset.provider }).pipe(
-    Layer.provide(KeyPool.layerConfig({ providerId: preset.provider, keys }))
+    Layer.provide(KeyPool.layerConfig({ providerId: preset.provider, keys: Config.redacted(preset.envVar), optional: preset.keyOptional === true }))
   )
 }
