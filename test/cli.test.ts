@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -348,7 +348,28 @@ describe("effect-llm CLI speaks in one line per problem (subprocess)", () => {
   }, 60_000)
 })
 
+// `script` (util-linux) gives the CLI a terminal, so that NO_COLOR is what turns colour off
+const hasScript = spawnSync("script", ["--version"]).status === 0
+
 describe("colour", () => {
+  it.skipIf(!hasScript)("on a terminal, --help is styled unless NO_COLOR is set (subprocess under script)", async () => {
+    const onTty = (env: Record<string, string>) =>
+      new Promise<string>((resolveRun) => {
+        const childEnv: Record<string, string | undefined> = { ...process.env, ...env }
+        if (env.NO_COLOR === undefined) delete childEnv.NO_COLOR
+        const command = [process.execPath, "--import", "tsx", bin, "--help"].map((a) => `'${a}'`).join(" ")
+        const child = spawn("script", ["-qec", command, "/dev/null"], { cwd: root, env: childEnv })
+        let out = ""
+        child.stdout!.on("data", (d) => (out += d))
+        child.on("close", () => resolveRun(out))
+      })
+    const [styled, plain] = await Promise.all([onTty({}), onTty({ NO_COLOR: "1" })])
+    expect(styled).toContain("OPENAI_API_KEY")
+    expect(plain).toContain("OPENAI_API_KEY")
+    expect(styled).toContain("\u001b[")
+    expect(plain).not.toContain("\u001b[")
+  }, 60_000)
+
   it("only on a terminal, and never with NO_COLOR set", () => {
     expect(colorEnabled(true, {})).toBe(true)
     expect(colorEnabled(false, {})).toBe(false)
