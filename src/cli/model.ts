@@ -173,7 +173,7 @@ export const explain = (error: LlmError.LlmError, target: Target): string => {
   const where = target.baseUrl === undefined ? target.provider : `${target.provider} at ${target.baseUrl}`
   const keys = target.keys === undefined
     ? "check its keys"
-    : `check ${target.keys.fingerprints.length === 0 ? "" : `key ${target.keys.fingerprints.join(", ")} from `}${target.keys.source}`
+    : `check ${target.keys.fingerprints.length === 0 ? "" : `${target.keys.fingerprints.join(", ")} (key fingerprint) from `}${target.keys.source}`
   switch (error._tag) {
     case "NetworkError": {
       const host = hostOf(target.baseUrl)
@@ -182,7 +182,7 @@ export const explain = (error: LlmError.LlmError, target: Target): string => {
     }
     case "AuthenticationError":
     case "PermissionError":
-      return `${where} rejected the key (${error.status ?? ""} ${error._tag}: ${error.message}): ${keys}`
+      return `${where} rejected the key (${error.message}): ${keys}`
     case "QuotaExceededError":
       return `${where}: the key is out of quota (${error.message}): ${keys}`
     case "NoKeyAvailableError":
