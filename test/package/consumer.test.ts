@@ -86,7 +86,7 @@ describe("the packed package, installed into an empty project", () => {
     writeFileSync(join(project, "main.cjs"), commonJs)
     writeFileSync(join(project, "tsconfig.nodenext.json"), tsconfig({ module: "NodeNext", moduleResolution: "NodeNext", outDir: "out" }))
     writeFileSync(join(project, "tsconfig.bundler.json"), tsconfig({ module: "ESNext", moduleResolution: "Bundler", noEmit: true }))
-  }, 240_000)
+  }, 300_000)
 
   afterAll(() => rmSync(work, { recursive: true, force: true }))
 
