@@ -12,7 +12,6 @@ import type { ConfigError } from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type * as Budget from "./Budget.js"
 import * as openrouterKey from "./internal/providers/openaiChat/openrouterKey.js"
@@ -100,11 +99,8 @@ export const layerPreset = (
   options: Omit<Options, "provider">
 ): Layer.Layer<LanguageModel, ConfigError, HttpClient.HttpClient | RateLimiter.RateLimiter> => {
   const preset: Preset = presets[name]
-  const keys = preset.keyOptional === true
-    ? Config.redacted(preset.envVar).pipe(Config.withDefault(Redacted.make("")))
-    : Config.redacted(preset.envVar)
   return layer({ baseUrl: preset.baseUrl, maxTokensField: preset.maxTokensField, ...options, provider: preset.provider }).pipe(
-    Layer.provide(KeyPool.layerConfig({ providerId: preset.provider, keys }))
+    Layer.provide(KeyPool.layerConfig({ providerId: preset.provider, keys: Config.redacted(preset.envVar), optional: preset.keyOptional === true }))
   )
 }
 
