@@ -98,13 +98,16 @@ describe("Gemini", () => {
         { role: "user", parts: [{ text: "What is this?" }, { inlineData: { mimeType: "image/png", data: "iVBORw0KGgo=" } }] },
         {
           role: "model",
-          parts: [{ functionCall: { name: "weather", args: { city: "Paris" } } }, { functionCall: { name: "time", args: { tz: "JST" } } }]
+          parts: [
+            { functionCall: { id: "a", name: "weather", args: { city: "Paris" } } },
+            { functionCall: { id: "b", name: "time", args: { tz: "JST" } } }
+          ]
         },
         {
           role: "user",
           parts: [
-            { functionResponse: { name: "weather", response: { temp: 21 } } },
-            { functionResponse: { name: "time", response: { result: "09:00" } } }
+            { functionResponse: { id: "a", name: "weather", response: { temp: 21 } } },
+            { functionResponse: { id: "b", name: "time", response: { result: "09:00" } } }
           ]
         },
         { role: "user", parts: [{ text: "Thanks" }] }

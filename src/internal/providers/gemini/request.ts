@@ -1,7 +1,8 @@
 /**
- * `generateContent` requests: a unified request as the body. Gemini has no tool-call ids:
- * tool results are paired by function name, taken from `ToolMessage.name` or from the
- * assistant's earlier call with the same id.
+ * `generateContent` requests: a unified request as the body. Tool results are paired by
+ * function name, taken from `ToolMessage.name` or from the assistant's earlier call with the
+ * same id; the call id goes along too (Gemini 3 makes ids and pairs parallel calls by them,
+ * and accepts ids of the client's making, as ours are when the model sent none).
  */
 import type * as Message from "../../../Message.js"
 import type * as Err from "../../../LlmError.js"
@@ -12,8 +13,11 @@ export type WirePart =
   | { readonly text: string; readonly thoughtSignature?: string }
   | { readonly inlineData: { readonly mimeType: string; readonly data: string } }
   | { readonly fileData: { readonly mimeType?: string; readonly fileUri: string } }
-  | { readonly functionCall: { readonly name: string; readonly args: Record<string, unknown> }; readonly thoughtSignature?: string }
-  | { readonly functionResponse: { readonly name: string; readonly response: Record<string, unknown> } }
+  | {
+    readonly functionCall: { readonly id: string; readonly name: string; readonly args: Record<string, unknown> }
+    readonly thoughtSignature?: string
+  }
+  | { readonly functionResponse: { readonly id: string; readonly name: string; readonly response: Record<string, unknown> } }
 
 export interface WireContent {
   readonly role: "user" | "model"
@@ -68,7 +72,8 @@ const toContents = (messages: ReadonlyArray<Message.Message>): { contents: Array
           const args = argumentsObject(call.arguments)
           if (args === undefined) throw new BadInput(`messages[${i}].toolCalls[${j}].arguments`, "arguments are not a JSON object")
           const signature = signatures.find((s) => s.toolCallId === call.id)?.thoughtSignature
-          parts.push(signature === undefined ? { functionCall: { name: call.name, args } } : { functionCall: { name: call.name, args }, thoughtSignature: signature })
+          const functionCall = { id: call.id, name: call.name, args }
+          parts.push(signature === undefined ? { functionCall } : { functionCall, thoughtSignature: signature })
         })
         if (parts.length > 0) contents.push({ role: "model", parts })
         return
@@ -83,7 +88,7 @@ const toContents = (messages: ReadonlyArray<Message.Message>): { contents: Array
         }
         // parallel results go back in one turn, as Gemini pairs them with that turn's calls
         const previous = messages[i - 1]
-        push("user", { functionResponse: { name, response: resultObject(message.content) } }, previous?.role === "tool")
+        push("user", { functionResponse: { id: message.toolCallId, name, response: resultObject(message.content) } }, previous?.role === "tool")
         return
       }
     }
