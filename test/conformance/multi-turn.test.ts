@@ -19,7 +19,7 @@ import * as chatResponse from "../../src/internal/providers/openaiChat/response.
 import * as responsesRequest from "../../src/internal/providers/openaiResponses/request.js"
 import * as responsesResponse from "../../src/internal/providers/openaiResponses/response.js"
 import { EventParser as ResponsesParser } from "../../src/internal/providers/openaiResponses/stream.js"
-import { LanguageModel, Message } from "../../src/index.js"
+import { LanguageModel, LlmError, Message } from "../../src/index.js"
 import type { StreamParser } from "../../src/Provider.js"
 import { hasFixtures, readFixture } from "../support/fixtures.js"
 
@@ -34,11 +34,9 @@ const cassette = (dir: string, file: string): Array<Interaction> =>
 
 const replyBody = (interaction: Interaction): string => JSON.stringify(interaction.response.parsed_body)
 
-const ok = <A>(value: A | { readonly _tag: string; readonly message?: string }): A => {
-  if (typeof value === "object" && value !== null && "_tag" in value && typeof value._tag === "string" && value._tag.endsWith("Error")) {
-    throw new Error(`${value._tag}: ${value.message}`)
-  }
-  return value as A
+const ok = <A>(value: A): Exclude<A, LlmError.LlmError> => {
+  if (LlmError.isLlmError(value)) throw new Error(`${value._tag}: ${value.message}`)
+  return value as Exclude<A, LlmError.LlmError>
 }
 
 /** A recorded SSE body through a parser, collected as `stream` + `collect` would. */
