@@ -183,6 +183,14 @@ export class EventParser extends Parser {
         message: `${this.provider}: the reply was withheld by a content filter`
       })
     }
+    // reasoning items whose output_item.done never came: the final response's (.done's win, as sent back by the SDKs)
+    if (Array.isArray(response.output)) {
+      response.output.forEach((item: unknown, index: number) => {
+        if (this.reasoningItems.has(index) || (item as Payload | null)?.type !== "reasoning") return
+        const state = reasoningStateOf(item)
+        if (state !== undefined) this.reasoningItems.set(index, state)
+      })
+    }
     const reasoningState = [...this.reasoningItems.entries()].sort(([a], [b]) => a - b).map(([, state]) => state)
     this.finishWith(out, finishReason, isUsage(response.usage) ? usageOf(response.usage) : undefined, calls, reasoningState)
     return undefined
