@@ -4,15 +4,18 @@
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import type { Fault, FakeProviderOptions, RecordedRequest, Reply, Responder } from "../../Testing.js"
+import type { Fault, FakeProviderOptions, FakeTurn, RecordedRequest, Reply, Responder } from "../../Testing.js"
 import { fakeRoutes } from "../providers/registry.js"
-import { errorBody, type FakeRoute, sleep, type StreamFault } from "./route.js"
+import { bodyOf, errorBody, type FakeRoute, sleep, type StreamFault } from "./route.js"
 
 export interface FakeServer {
   readonly url: string
   readonly requests: Array<RecordedRequest>
   readonly faults: Array<Fault>
   reply: Reply
+  replies: ReadonlyArray<Reply>
+  /** Chat requests answered so far (faults aside): the next one's turn. */
+  turns: number
   respond: Responder | undefined
   close(): Promise<void>
 }
@@ -42,6 +45,8 @@ export const start = async (options: FakeProviderOptions): Promise<FakeServer> =
     requests,
     faults,
     reply: options.reply ?? {},
+    replies: options.replies ?? [],
+    turns: 0,
     respond: options.respond,
     close: () => Promise.resolve()
   }
@@ -95,10 +100,15 @@ export const start = async (options: FakeProviderOptions): Promise<FakeServer> =
   })
 }
 
-const nextFault = (state: FakeServer, request: RecordedRequest): Fault | Reply => {
+const nextFault = (state: FakeServer, request: RecordedRequest, path: string): Fault | Reply => {
   if (state.faults.length > 0) return state.faults.shift()!
-  if (state.respond !== undefined) return state.respond(request) ?? state.reply
-  return state.reply
+  const read = routes.find((r) => r.matches(path, request))?.read
+  // chat routes read their requests; embeddings requests take no turn
+  const turn = read === undefined ? state.turns : state.turns++
+  const scripted = state.replies.length > 0 ? state.replies[Math.min(turn, state.replies.length - 1)]! : state.reply
+  if (state.respond === undefined) return scripted
+  const view: FakeTurn = { turn, toolResults: [], lastUserText: undefined, tools: [], reasoningState: [], ...read?.(bodyOf(request)) }
+  return state.respond(request, view) ?? scripted
 }
 
 const isFault = (x: Fault | Reply): x is Fault => "_tag" in x && typeof (x as { _tag: unknown })._tag === "string"
@@ -110,7 +120,7 @@ const handle = async (
   res: http.ServerResponse
 ): Promise<void> => {
   const path = request.path.split("?")[0]!
-  const action = nextFault(state, request)
+  const action = nextFault(state, request, path)
   if (isFault(action)) {
     switch (action._tag) {
       case "Reset":
