@@ -52,8 +52,10 @@ describe("Gemini", () => {
         expect(response.usage.estimated).toBe(false)
         expect(response.usage.reasoningTokens).toBeGreaterThan(0)
         expect(response.usage.totalTokens).toBe(response.usage.inputTokens + response.usage.outputTokens)
+        // the first call's thought signature, tied to that call
+        expect(response.reasoningState).toEqual([{ api: "gemini", item: { thoughtSignature: "fake-signature", toolCallId: response.toolCalls[0]!.id } }])
       }
-      expect({ ...streamed, id: "", toolCalls: [] }).toEqual({ ...chat, id: "", toolCalls: [] })
+      expect({ ...streamed, id: "", toolCalls: [], reasoningState: [] }).toEqual({ ...chat, id: "", toolCalls: [], reasoningState: [] })
       expect(events.filter((e) => e._tag === "ToolCall").map((e) => e.index)).toEqual([0, 1])
       expect(events[events.length - 1]!._tag).toBe("Finish")
 
