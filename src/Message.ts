@@ -242,7 +242,12 @@ export const ChatResponse = Schema.Struct({
   reasoningState: Schema.optional(Schema.Array(ReasoningState)),
   toolCalls: Schema.Array(ToolCall),
   finishReason: FinishReason,
-  usage: Usage
+  usage: Usage,
+  /**
+   * True when `ResponseCache`'s degraded mode answered with a stored reply past its TTL
+   * because the model failed.
+   */
+  stale: Schema.optional(Schema.Boolean)
 })
 /** @since 0.1.0 @category responses */
 export type ChatResponse = typeof ChatResponse.Type
@@ -299,7 +304,9 @@ export const Finish = Schema.TaggedStruct("Finish", {
   model: Schema.String,
   provider: Schema.String,
   /** Provider reasoning state gathered over the stream (see `ReasoningState`). */
-  reasoningState: Schema.optional(Schema.Array(ReasoningState))
+  reasoningState: Schema.optional(Schema.Array(ReasoningState)),
+  /** A stale stored reply replayed by `ResponseCache`'s degraded mode (see `ChatResponse.stale`). */
+  stale: Schema.optional(Schema.Boolean)
 })
 /** @since 0.1.0 @category streaming */
 export type Finish = typeof Finish.Type

@@ -9,6 +9,7 @@
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Config from "effect/Config"
 import type { ConfigError } from "effect/ConfigError"
+import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -34,6 +35,14 @@ export interface Options extends Provider.CommonOptions {
    * models reject `max_tokens`); most compatible servers only know `max_tokens`.
    */
   readonly maxTokensField?: "max_tokens" | "max_completion_tokens" | undefined
+  /**
+   * How a key is sent. `bearer` (default): as is. `zhipu`: an `id.secret` key is signed into
+   * a short-lived JWT per request (cached per key until a minute before it expires), so the
+   * secret never travels; a key without a dot still goes as a Bearer token.
+   */
+  readonly auth?: "bearer" | "zhipu" | undefined
+  /** How long a signed Zhipu token lives. Default 30 minutes. */
+  readonly zhipuTokenTtl?: Duration.DurationInput | undefined
 }
 
 /** @since 0.1.0 @category presets */

@@ -261,6 +261,11 @@ export interface FakeProviderOptions {
   readonly port?: number
   /** Keep recorded requests (default true); benchmarks turn it off. */
   readonly record?: boolean
+  /**
+   * Zhipu `id.secret` keys: when set, every request must carry a Bearer JWT signed with one
+   * of them, unexpired (what `OpenAiCompatible`'s `auth: "zhipu"` sends); others get a 401.
+   */
+  readonly zhipuKeys?: ReadonlyArray<string>
 }
 
 /** @since 0.1.0 @category fake provider */

@@ -5,11 +5,13 @@
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Fault, FakeProviderOptions, FakeTurn, RecordedRequest, Reply, Responder } from "../../Testing.js"
+import { verify as verifyZhipuToken } from "../providers/openaiChat/zhipu.js"
 import { fakeRoutes } from "../providers/registry.js"
 import { bodyOf, errorBody, type FakeRoute, sleep, type StreamFault } from "./route.js"
 
 export interface FakeServer {
   readonly url: string
+  readonly zhipuKeys: ReadonlyArray<string> | undefined
   readonly requests: Array<RecordedRequest>
   readonly faults: Array<Fault>
   reply: Reply
@@ -48,6 +50,7 @@ export const start = async (options: FakeProviderOptions): Promise<FakeServer> =
     replies: options.replies ?? [],
     turns: 0,
     respond: options.respond,
+    zhipuKeys: options.zhipuKeys,
     close: () => Promise.resolve()
   }
   const record = options.record ?? true
@@ -120,6 +123,14 @@ const handle = async (
   res: http.ServerResponse
 ): Promise<void> => {
   const path = request.path.split("?")[0]!
+  if (state.zhipuKeys !== undefined) {
+    const problem = verifyZhipuToken(req.headers.authorization, state.zhipuKeys, Date.now())
+    if (problem !== undefined) {
+      res.writeHead(401, { "content-type": "application/json" })
+      res.end(errorBody(`zhipu token refused: ${problem}`, "authentication_error", "invalid_api_key"))
+      return
+    }
+  }
   const action = nextFault(state, request, path)
   if (isFault(action)) {
     switch (action._tag) {
