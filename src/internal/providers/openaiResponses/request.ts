@@ -104,6 +104,9 @@ export const toWireRequest = (
     // reasoning items then carry their encrypted content, so a transcript does not depend on
     // the server's stored copy (store: false, zero data retention, expiry)
     if (request.reasoningEffort !== "none") body.include = ["reasoning.encrypted_content"]
+  } else if (request.extra?.store === false) {
+    // not stored, a reasoning item sent back by id alone is not found: its content must travel
+    body.include = ["reasoning.encrypted_content"]
   }
   if (stream) body.stream = true
   if (request.extra !== undefined) Object.assign(body, request.extra)

@@ -25,6 +25,8 @@ describe("Responses requests: tools, text.format and reasoning items", () => {
     expect(toWireRequest(Message.request("hi", { reasoningEffort: "low" }), "m", false).include).toEqual(["reasoning.encrypted_content"])
     expect(toWireRequest(Message.request("hi", { reasoningEffort: "none" }), "m", false).include).toBeUndefined()
     expect(toWireRequest(Message.request("hi"), "m", false).include).toBeUndefined()
+    // store: false without an effort: the model may still reason, and nothing is kept server-side
+    expect(toWireRequest(Message.request("hi", { extra: { store: false } }), "m", false).include).toEqual(["reasoning.encrypted_content"])
   })
 
   it("reasoning items go back before the turn's text and calls; other APIs' state is ignored", () => {
