@@ -115,9 +115,10 @@ export type UserMessage = typeof UserMessage.Type
 /**
  * State a reasoning model needs back on its next turn: Anthropic thinking blocks with their
  * signatures (and redacted thinking), Gemini thought signatures, Responses reasoning items.
- * Opaque to the application: `api` names the wire API that produced `item` (its
- * `Provider.Spec` id, e.g. `"anthropic"`), and a provider sends back only its own items, so
- * a transcript stays valid across a fallback chain of different APIs.
+ * Opaque to the application: `api` names the wire API that produced `item` (`"anthropic"`,
+ * `"gemini"` or `"openai-responses"`, whatever the provider id, so a compatible proxy works
+ * too), and a provider sends back only its own API's items, so a transcript stays valid
+ * across a fallback chain of different APIs.
  * @since 0.1.0 @category messages
  */
 export const ReasoningState = Schema.Struct({

@@ -134,6 +134,13 @@ export interface Reply {
   readonly text?: string
   readonly reasoning?: string
   readonly toolCalls?: ReadonlyArray<{ readonly id?: string; readonly name: string; readonly arguments: string }>
+  /**
+   * The reasoning state's opaque value: Anthropic's thinking `signature`, Gemini's
+   * `thoughtSignature` (on the first function call, else on the text), the Responses reasoning
+   * item's `encrypted_content` (when the request asks for it). Gemini sends one whenever
+   * `reasoning` or this is set; the others with `reasoning`. Default `"fake-signature"`.
+   */
+  readonly signature?: string
   /** How many content chunks a streamed text is split into. Default 8. */
   readonly chunks?: number
   /** Pause between streamed chunks. */
@@ -201,14 +208,52 @@ export interface RecordedRequest {
 }
 
 /**
- * Chooses the answer per request; return undefined for the default reply.
+ * A tool result a request sends, read back from its wire format.
  * @since 0.1.0 @category fake provider
  */
-export type Responder = (request: RecordedRequest) => Reply | Fault | undefined
+export interface FakeToolResult {
+  /** The call id (Gemini: the call id when sent, else the function name; Ollama: the tool name). */
+  readonly toolCallId: string
+  readonly name?: string | undefined
+  /** The result as text (Gemini: the JSON of its `response` object). */
+  readonly content: string
+}
+
+/**
+ * What a chat request says, read back from its wire format, for a `Responder` scripting an
+ * agent's next turn.
+ * @since 0.1.0 @category fake provider
+ */
+export interface FakeTurn {
+  /** 0 for the first chat request the fake answers (faults aside), then 1, 2, … */
+  readonly turn: number
+  /** The tool results after the last assistant turn, in order. */
+  readonly toolResults: ReadonlyArray<FakeToolResult>
+  /** The text of the last user message. */
+  readonly lastUserText: string | undefined
+  /** The names of the tools offered, the output tool of a structured reply included. */
+  readonly tools: ReadonlyArray<string>
+  /**
+   * Reasoning state the request sends back, raw: Anthropic thinking blocks, Gemini
+   * `thoughtSignature`s, Responses reasoning items; empty for the other formats.
+   */
+  readonly reasoningState: ReadonlyArray<unknown>
+}
+
+/**
+ * Chooses the answer per request; return undefined for `replies` or the default reply.
+ * @since 0.1.0 @category fake provider
+ */
+export type Responder = (request: RecordedRequest, turn: FakeTurn) => Reply | Fault | undefined
 
 /** @since 0.1.0 @category fake provider */
 export interface FakeProviderOptions {
   readonly reply?: Reply
+  /**
+   * Replies by turn: the first chat request gets the first, and so on; the last repeats.
+   * Faults and `respond` come first; `reply` answers when this is empty.
+   */
+  readonly replies?: ReadonlyArray<Reply>
   /** Faults applied, in order, to the first requests. */
   readonly faults?: ReadonlyArray<Fault>
   readonly respond?: Responder
@@ -249,6 +294,8 @@ export interface FakeProviderService {
   /** Queues faults for the next requests, in order. */
   readonly inject: (...faults: ReadonlyArray<Fault>) => Effect.Effect<void>
   readonly setReply: (reply: Reply) => Effect.Effect<void>
+  /** Replies by turn, counted from the next request. */
+  readonly setReplies: (replies: ReadonlyArray<Reply>) => Effect.Effect<void>
   readonly setResponder: (respond: Responder | undefined) => Effect.Effect<void>
   readonly setOpenRouterKey: (key: OpenRouterKey) => Effect.Effect<void>
   /** Forgets recorded requests and queued faults. */
@@ -264,6 +311,11 @@ const makeFakeProvider = (options: FakeProviderOptions = {}): Effect.Effect<Fake
       requests: Effect.sync(() => [...server.requests]),
       inject: (...faults) => Effect.sync(() => void server.faults.push(...faults)),
       setReply: (reply) => Effect.sync(() => void (server.reply = reply)),
+      setReplies: (replies) =>
+        Effect.sync(() => {
+          server.replies = replies
+          server.turns = 0
+        }),
       setResponder: (respond) => Effect.sync(() => void (server.respond = respond)),
       setOpenRouterKey: (key) => Effect.sync(() => void (server.openRouterKey = key)),
       clear: Effect.sync(() => {

@@ -52,8 +52,10 @@ describe("Gemini", () => {
         expect(response.usage.estimated).toBe(false)
         expect(response.usage.reasoningTokens).toBeGreaterThan(0)
         expect(response.usage.totalTokens).toBe(response.usage.inputTokens + response.usage.outputTokens)
+        // the first call's thought signature, tied to that call
+        expect(response.reasoningState).toEqual([{ api: "gemini", item: { thoughtSignature: "fake-signature", toolCallId: response.toolCalls[0]!.id } }])
       }
-      expect({ ...streamed, id: "", toolCalls: [] }).toEqual({ ...chat, id: "", toolCalls: [] })
+      expect({ ...streamed, id: "", toolCalls: [], reasoningState: [] }).toEqual({ ...chat, id: "", toolCalls: [], reasoningState: [] })
       expect(events.filter((e) => e._tag === "ToolCall").map((e) => e.index)).toEqual([0, 1])
       expect(events[events.length - 1]!._tag).toBe("Finish")
 
@@ -98,13 +100,16 @@ describe("Gemini", () => {
         { role: "user", parts: [{ text: "What is this?" }, { inlineData: { mimeType: "image/png", data: "iVBORw0KGgo=" } }] },
         {
           role: "model",
-          parts: [{ functionCall: { name: "weather", args: { city: "Paris" } } }, { functionCall: { name: "time", args: { tz: "JST" } } }]
+          parts: [
+            { functionCall: { id: "a", name: "weather", args: { city: "Paris" } } },
+            { functionCall: { id: "b", name: "time", args: { tz: "JST" } } }
+          ]
         },
         {
           role: "user",
           parts: [
-            { functionResponse: { name: "weather", response: { temp: 21 } } },
-            { functionResponse: { name: "time", response: { result: "09:00" } } }
+            { functionResponse: { id: "a", name: "weather", response: { temp: 21 } } },
+            { functionResponse: { id: "b", name: "time", response: { result: "09:00" } } }
           ]
         },
         { role: "user", parts: [{ text: "Thanks" }] }

@@ -160,13 +160,36 @@ export const chatResponse = (
     readonly toolCalls: ReadonlyArray<Message.ToolCall>
     readonly finishReason: Message.FinishReason
     readonly usage: Message.Usage | undefined
+    readonly reasoningState?: ReadonlyArray<Message.ReasoningState> | undefined
   }
 ): Message.ChatResponse => {
   const { finishReason, id, model, provider, text, toolCalls } = reply
   const reasoning = reply.reasoning !== undefined && reply.reasoning.length > 0 ? reply.reasoning : undefined
   const usage = reply.usage ?? estimateFor(request, text, reasoning, toolCalls)
-  const response: Message.ChatResponse = { id, model, provider, text, toolCalls, finishReason, usage }
-  return reasoning === undefined ? response : { ...response, reasoning }
+  const response: { -readonly [K in keyof Message.ChatResponse]: Message.ChatResponse[K] } = { id, model, provider, text, toolCalls, finishReason, usage }
+  if (reasoning !== undefined) response.reasoning = reasoning
+  if (reply.reasoningState !== undefined && reply.reasoningState.length > 0) response.reasoningState = reply.reasoningState
+  return response
+}
+
+// ---------------------------------------------------------------------------
+// Reasoning state
+// ---------------------------------------------------------------------------
+
+/**
+ * The wire-API ids that tag reasoning state: the API, not the provider id, so that a
+ * compatible proxy under another name sends back what its API produced.
+ */
+export type ReasoningApi = "anthropic" | "gemini" | "openai-responses"
+
+/** A reasoning item of `api`, as responses carry it. */
+export const reasoningItem = (api: ReasoningApi, item: unknown): Message.ReasoningState => ({ api, item })
+
+/** The items of `api` in an assistant message's reasoning state, in order; other APIs' are ignored. */
+export const reasoningItemsOf = (message: Message.AssistantMessage, api: ReasoningApi): Array<unknown> => {
+  const out: Array<unknown> = []
+  for (const state of message.reasoningState ?? []) if (state.api === api) out.push(state.item)
+  return out
 }
 
 /** A reply that ended normally: with tool calls, it ended to have them run. */
@@ -331,12 +354,14 @@ export abstract class Parser implements StreamParser {
     out: Array<Message.StreamEvent>,
     finishReason: Message.FinishReason,
     usage: Message.Usage | undefined,
-    calls: ReadonlyArray<{ readonly name: string; readonly arguments: string }>
+    calls: ReadonlyArray<{ readonly name: string; readonly arguments: string }>,
+    reasoningState?: ReadonlyArray<Message.ReasoningState>
   ): void {
     const reasoning = this.reasoning.length > 0 ? this.reasoning : undefined
     const settled = usage ?? estimateFor(this.request, this.emittedText, reasoning, calls)
     this.settledTokens = settled.totalTokens
-    out.push({ _tag: "Finish", finishReason, usage: settled, id: this.id, model: this.model, provider: this.provider })
+    const finish: Message.Finish = { _tag: "Finish", finishReason, usage: settled, id: this.id, model: this.model, provider: this.provider }
+    out.push(reasoningState !== undefined && reasoningState.length > 0 ? { ...finish, reasoningState } : finish)
   }
 }
 

@@ -1,6 +1,6 @@
 /** What every wire format of the fake shares: the route shape, and how a reply or a fault is written. */
 import type * as http from "node:http"
-import type { Fault, RecordedRequest, Reply } from "../../Testing.js"
+import type { Fault, FakeTurn, RecordedRequest, Reply } from "../../Testing.js"
 
 /** Faults that a route renders in its own wire format (the rest are generic HTTP faults). */
 export type StreamFault = Extract<Fault, { _tag: "MalformedJson" | "NullFrame" | "CutStream" | "StreamErrorEvent" }>
@@ -8,6 +8,8 @@ export type StreamFault = Extract<Fault, { _tag: "MalformedJson" | "NullFrame" |
 export interface FakeRoute {
   readonly matches: (path: string, request: RecordedRequest) => boolean
   readonly reply: (reply: Reply, request: RecordedRequest, res: http.ServerResponse, fault: StreamFault | undefined) => Promise<void>
+  /** What a chat request of this format says, for responders (the turn number aside). */
+  readonly read?: (body: Record<string, unknown>) => Partial<Omit<FakeTurn, "turn">>
   /** This format's error body for generic faults; the OpenAI shape when absent. */
   readonly errorBody?: (status: number, message: string, options: ErrorBodyOptions) => string
 }
@@ -114,3 +116,20 @@ export const writeStream = async (
   }
   res.end()
 }
+
+// ---------------------------------------------------------------------------
+// Reading requests back
+// ---------------------------------------------------------------------------
+
+/** A wire array field, or empty. */
+export const arrayOf = (value: unknown): Array<Record<string, unknown>> =>
+  Array.isArray(value) ? (value.filter((x) => typeof x === "object" && x !== null) as Array<Record<string, unknown>>) : []
+
+/** A string, or the text of content parts (`text`, `input_text`, `output_text`). */
+export const textOf = (content: unknown): string =>
+  typeof content === "string"
+    ? content
+    : arrayOf(content).map((part) => (typeof part.text === "string" ? part.text : "")).join("")
+
+/** The reasoning state's default opaque value. */
+export const defaultSignature = "fake-signature"

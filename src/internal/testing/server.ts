@@ -4,10 +4,10 @@
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import type { Fault, FakeProviderOptions, OpenRouterKey, RecordedRequest, Reply, Responder } from "../../Testing.js"
+import type { Fault, FakeProviderOptions, FakeTurn, OpenRouterKey, RecordedRequest, Reply, Responder } from "../../Testing.js"
 import { verify as verifyZhipuToken } from "../providers/openaiChat/zhipu.js"
 import { fakeRoutes } from "../providers/registry.js"
-import { errorBody, type FakeRoute, sleep, type StreamFault } from "./route.js"
+import { bodyOf, errorBody, type FakeRoute, sleep, type StreamFault } from "./route.js"
 
 export interface FakeServer {
   readonly url: string
@@ -15,6 +15,9 @@ export interface FakeServer {
   readonly requests: Array<RecordedRequest>
   readonly faults: Array<Fault>
   reply: Reply
+  replies: ReadonlyArray<Reply>
+  /** Chat requests answered so far (faults aside): the next one's turn. */
+  turns: number
   respond: Responder | undefined
   openRouterKey: OpenRouterKey
   close(): Promise<void>
@@ -45,6 +48,8 @@ export const start = async (options: FakeProviderOptions): Promise<FakeServer> =
     requests,
     faults,
     reply: options.reply ?? {},
+    replies: options.replies ?? [],
+    turns: 0,
     respond: options.respond,
     zhipuKeys: options.zhipuKeys,
     openRouterKey: options.openRouterKey ?? defaultOpenRouterKey,
@@ -109,10 +114,15 @@ const defaultOpenRouterKey: OpenRouterKey = {
   rate_limit: { requests: 200, interval: "10s" }
 }
 
-const nextFault = (state: FakeServer, request: RecordedRequest): Fault | Reply => {
+const nextFault = (state: FakeServer, request: RecordedRequest, path: string): Fault | Reply => {
   if (state.faults.length > 0) return state.faults.shift()!
-  if (state.respond !== undefined) return state.respond(request) ?? state.reply
-  return state.reply
+  const read = routes.find((r) => r.matches(path, request))?.read
+  // chat routes read their requests; embeddings requests take no turn
+  const turn = read === undefined ? state.turns : state.turns++
+  const scripted = state.replies.length > 0 ? state.replies[Math.min(turn, state.replies.length - 1)]! : state.reply
+  if (state.respond === undefined) return scripted
+  const view: FakeTurn = { turn, toolResults: [], lastUserText: undefined, tools: [], reasoningState: [], ...read?.(bodyOf(request)) }
+  return state.respond(request, view) ?? scripted
 }
 
 const isFault = (x: Fault | Reply): x is Fault => "_tag" in x && typeof (x as { _tag: unknown })._tag === "string"
@@ -138,7 +148,7 @@ const handle = async (
     res.end(JSON.stringify({ data: state.openRouterKey }))
     return
   }
-  const action = nextFault(state, request)
+  const action = nextFault(state, request, path)
   if (isFault(action)) {
     switch (action._tag) {
       case "Reset":

@@ -1,6 +1,18 @@
 /** The fake's Anthropic Messages wire format: JSON, and SSE with `event:` lines. */
-import type { RecordedRequest, Reply } from "../../../Testing.js"
-import { approxTokens, bodyOf, defaultText, type FakeRoute, splitText, writeJson, writeStream } from "../../testing/route.js"
+import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
+import {
+  approxTokens,
+  arrayOf,
+  bodyOf,
+  defaultSignature,
+  defaultText,
+  type FakeRoute,
+  parseArgs,
+  splitText,
+  textOf,
+  writeJson,
+  writeStream
+} from "../../testing/route.js"
 
 /** Anthropic Messages, JSON and SSE. */
 const messages: FakeRoute = {
@@ -14,7 +26,32 @@ const messages: FakeRoute = {
   errorBody: (status, message, options) =>
     options.insufficientQuota === true
       ? anthropicErrorBody("Your credit balance is too low to access the Anthropic API.", errorType(status, "insufficient_quota"))
-      : anthropicErrorBody(message, errorType(status, ""))
+      : anthropicErrorBody(message, errorType(status, "")),
+  read: (body) => {
+    const names = new Map<string, string>()
+    const toolResults: Array<FakeToolResult> = []
+    const reasoningState: Array<unknown> = []
+    let lastUserText: string | undefined
+    for (const message of arrayOf(body.messages)) {
+      const blocks = typeof message.content === "string" ? [{ type: "text", text: message.content }] : arrayOf(message.content)
+      if (message.role === "assistant") {
+        toolResults.length = 0
+        for (const block of blocks) {
+          if (block.type === "thinking" || block.type === "redacted_thinking") reasoningState.push(block)
+          if (block.type === "tool_use" && typeof block.id === "string" && typeof block.name === "string") names.set(block.id, block.name)
+        }
+        continue
+      }
+      const text = blocks.filter((b) => b.type === "text")
+      if (text.length > 0) lastUserText = textOf(text)
+      for (const block of blocks) {
+        if (block.type !== "tool_result") continue
+        const id = String(block.tool_use_id ?? "")
+        toolResults.push({ toolCallId: id, name: names.get(id), content: textOf(block.content) })
+      }
+    }
+    return { toolResults, lastUserText, tools: arrayOf(body.tools).map((tool) => String(tool.name ?? "")), reasoningState }
+  }
 }
 
 const errorType = (status: number, openAiType: string): string => {
@@ -48,19 +85,28 @@ const stopReasonOf = (finishReason: string | undefined, hasTools: boolean): stri
 const replyOf = (reply: Reply, request: RecordedRequest) => {
   const body = bodyOf(request)
   const model = reply.model ?? (typeof body.model === "string" ? body.model : "fake-model")
-  const text = reply.text ?? defaultText
-  const toolCalls = (reply.toolCalls ?? []).map((call, i) => ({ id: call.id ?? `toolu_fake_${i}`, name: call.name, arguments: call.arguments }))
+  // a forced tool (structured output): the reply's text is that tool's input, unless calls are scripted
+  const forced = body.tool_choice as { type?: unknown; name?: unknown } | undefined
+  const outputTool = forced?.type === "tool" && typeof forced.name === "string" && reply.toolCalls === undefined ? forced.name : undefined
+  const scripted = outputTool === undefined ? reply.toolCalls ?? [] : [{ name: outputTool, arguments: reply.text ?? "{}" }]
+  const text = outputTool === undefined ? reply.text ?? defaultText : ""
+  const toolCalls = scripted.map((call, i) => ({ id: call.id ?? `toolu_fake_${i}`, name: call.name, arguments: call.arguments }))
+  const signature = reply.signature ?? defaultSignature
   const inputTokens = approxTokens(JSON.stringify(body.messages ?? "") + JSON.stringify(body.system ?? ""))
   const outputTokens = approxTokens(text + (reply.reasoning ?? "") + toolCalls.map((c) => c.name + c.arguments).join(""))
   const stopReason = stopReasonOf(reply.finishReason, toolCalls.length > 0)
   const id = `msg_fake_${request.index}`
   const headers: Record<string, string> = { "request-id": `req_fake_${request.index}`, ...reply.headers }
   const usage = reply.usage === false ? undefined : { input_tokens: inputTokens, output_tokens: outputTokens }
-  const input = (args: string): unknown => (args.length === 0 ? {} : JSON.parse(args))
+  // an input that is not a JSON object (a scripted bad reply) goes as {} in JSON, as it is in a stream
+  const input = (args: string): unknown => {
+    const parsed = parseArgs(args)
+    return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? parsed : {}
+  }
 
   const json = () => {
     const content: Array<unknown> = []
-    if (reply.reasoning !== undefined) content.push({ type: "thinking", thinking: reply.reasoning, signature: "fake-signature" })
+    if (reply.reasoning !== undefined) content.push({ type: "thinking", thinking: reply.reasoning, signature })
     if (text.length > 0 || toolCalls.length === 0) content.push({ type: "text", text })
     for (const call of toolCalls) content.push({ type: "tool_use", id: call.id, name: call.name, input: input(call.arguments) })
     return {
@@ -103,7 +149,7 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
       for (const piece of splitText(reply.reasoning, chunks)) {
         frames.push(frame({ type: "content_block_delta", index, delta: { type: "thinking_delta", thinking: piece } }))
       }
-      frames.push(frame({ type: "content_block_delta", index, delta: { type: "signature_delta", signature: "fake-signature" } }))
+      frames.push(frame({ type: "content_block_delta", index, delta: { type: "signature_delta", signature } }))
       frames.push(frame({ type: "content_block_stop", index }))
       index++
     }

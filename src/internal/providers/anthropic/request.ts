@@ -2,7 +2,8 @@
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { tryJson } from "../../request/errors.js"
-import { copyOptions } from "../wire.js"
+import { isObjectSchema, rootObject } from "../jsonSchema.js"
+import { copyOptions, reasoningItemsOf } from "../wire.js"
 
 /** `max_tokens` when a request sets none: Anthropic requires it. */
 export const defaultMaxTokens = 4096
@@ -27,6 +28,8 @@ export type WireContentBlock =
   }
   | { readonly type: "tool_use"; readonly id: string; readonly name: string; readonly input: unknown }
   | { readonly type: "tool_result"; readonly tool_use_id: string; readonly content: string }
+  /** A thinking or redacted_thinking block sent back as the API returned it. */
+  | { readonly type: "thinking" | "redacted_thinking" }
 
 export interface WireMessage {
   readonly role: "user" | "assistant"
@@ -59,6 +62,22 @@ const toolInput = (
   }
   return parsed
 }
+
+/** The output tool's description when the format has none. */
+export const outputToolDescription = "Respond with the final answer as this tool's input."
+
+/**
+ * The name of the tool that carries a json_schema reply, when the request asks for one:
+ * Anthropic's structured output is a forced tool call, except with extended thinking, which
+ * takes the native `output_config.format` (its reply is plain text).
+ */
+export const outputToolOf = (request: Message.ChatRequest): string | undefined =>
+  request.responseFormat?.type === "json_schema" && (request.reasoningEffort === undefined || request.reasoningEffort === "none")
+    ? request.responseFormat.name
+    : undefined
+
+const isThinkingBlock = (item: unknown): item is WireContentBlock =>
+  typeof item === "object" && item !== null && ((item as { type?: unknown }).type === "thinking" || (item as { type?: unknown }).type === "redacted_thinking")
 
 /**
  * The Messages request body for a unified request: system prompts are lifted into `system`,
@@ -100,7 +119,8 @@ export const toWireRequest = (
         )
         break
       case "assistant": {
-        const blocks: Array<WireContentBlock> = []
+        // thinking blocks go back first, unchanged, with their signatures: the API checks them
+        const blocks: Array<WireContentBlock> = reasoningItemsOf(message, "anthropic").filter(isThinkingBlock)
         if (message.content.length > 0) blocks.push({ type: "text", text: message.content })
         const calls = message.toolCalls ?? []
         for (let j = 0; j < calls.length; j++) {
@@ -135,19 +155,46 @@ export const toWireRequest = (
     body.max_tokens = maxTokens
     body.thinking = { type: "enabled", budget_tokens: budget }
   }
-  if (request.tools !== undefined && request.tools.length > 0) {
-    body.tools = request.tools.map((tool) =>
-      tool.description === undefined
-        ? { name: tool.name, input_schema: tool.parameters }
-        : { name: tool.name, description: tool.description, input_schema: tool.parameters }
-    )
-  }
+  const invalid = (message: string) => new Err.InvalidRequestError({ provider, model, message: `${provider}: ${message}` })
+  const thinking = body.thinking !== undefined
+  const tools: Array<Record<string, unknown>> = (request.tools ?? []).map((tool) =>
+    tool.description === undefined
+      ? { name: tool.name, input_schema: rootObject(tool.parameters) }
+      : { name: tool.name, description: tool.description, input_schema: rootObject(tool.parameters) }
+  )
   if (request.toolChoice !== undefined) {
     const choice = request.toolChoice
+    if (thinking && (typeof choice === "object" || choice === "required")) {
+      return invalid("request.toolChoice: Anthropic allows only \"auto\" or \"none\" with extended thinking (reasoningEffort)")
+    }
     body.tool_choice = typeof choice === "object"
       ? { type: "tool", name: choice.name }
       : { type: choice === "required" ? "any" : choice }
   }
+  const format = request.responseFormat
+  if (format?.type === "json_object") {
+    return invalid("request.responseFormat: Anthropic has no JSON mode without a schema; use a json_schema format")
+  }
+  if (format?.type === "json_schema") {
+    const schema = rootObject(format.schema)
+    if (thinking) {
+      // a forced tool is refused with extended thinking: the native output format instead
+      body.output_config = { format: { type: "json_schema", schema } }
+    } else {
+      if (!isObjectSchema(schema)) {
+        return invalid("request.responseFormat.schema: Anthropic's output tool takes an object schema at the root")
+      }
+      if (request.toolChoice !== undefined) {
+        return invalid("request.toolChoice: a json_schema responseFormat forces Anthropic's tool choice to its output tool")
+      }
+      if (tools.some((tool) => tool.name === format.name)) {
+        return invalid(`request.responseFormat.name: "${format.name}" is also the name of a tool`)
+      }
+      tools.push({ name: format.name, description: format.description ?? outputToolDescription, input_schema: schema })
+      body.tool_choice = { type: "tool", name: format.name }
+    }
+  }
+  if (tools.length > 0) body.tools = tools
   copyOptions(request, body, { temperature: "temperature", topP: "top_p", stop: "stop_sequences" })
   if (request.user !== undefined) body.metadata = { user_id: request.user }
   if (stream) body.stream = true

@@ -2,7 +2,8 @@
 import * as Schema from "effect/Schema"
 import type * as Message from "../../../Message.js"
 import { tryJson } from "../../request/errors.js"
-import { chatResponse, optionalNullable, replyDecoder, stopOrToolCalls } from "../wire.js"
+import { chatResponse, optionalNullable, reasoningItem, replyDecoder, stopOrToolCalls } from "../wire.js"
+import { outputToolOf } from "./request.js"
 
 export const WireUsage = Schema.Struct({
   input_tokens: optionalNullable(Schema.Number),
@@ -17,6 +18,8 @@ const WireBlock = Schema.Struct({
   type: Schema.String,
   text: Schema.optional(Schema.String),
   thinking: Schema.optional(Schema.String),
+  signature: Schema.optional(Schema.String),
+  data: Schema.optional(Schema.String),
   id: Schema.optional(Schema.String),
   name: Schema.optional(Schema.String),
   input: Schema.optional(Schema.Unknown)
@@ -77,19 +80,37 @@ export const canonical = (args: string): string => {
 /** An input object as argument text; an empty input is `{}`, as the stream assembles it. */
 export const argumentsOf = (input: unknown): string => (input === undefined || input === null ? "{}" : JSON.stringify(input))
 
+/** A thinking block as the next turn must send it back: its text and signature, unchanged. */
+export const thinkingState = (thinking: string, signature: string | undefined): Message.ReasoningState =>
+  reasoningItem("anthropic", signature === undefined ? { type: "thinking", thinking } : { type: "thinking", thinking, signature })
+
+/** A redacted thinking block, whose encrypted `data` goes back as it came. */
+export const redactedState = (data: string): Message.ReasoningState => reasoningItem("anthropic", { type: "redacted_thinking", data })
+
 /**
  * Decodes a non-streaming Messages body into a `ChatResponse`. Server-side tool blocks
  * (`server_tool_use`, web search results) are the provider's own business and are left out.
+ * The output tool of a json_schema request is the reply's text, not a call; thinking and
+ * redacted thinking blocks are its reasoning state.
  */
 export const fromWireResponse = replyDecoder(WireResponse, (wire, { model, provider, request }) => {
   let text = ""
   let reasoning = ""
+  let answered = false
   const toolCalls: Array<Message.ToolCall> = []
+  const reasoningState: Array<Message.ReasoningState> = []
+  const outputTool = outputToolOf(request)
   for (const block of wire.content) {
     if (block.type === "text" && block.text !== undefined) text += block.text
-    else if (block.type === "thinking" && block.thinking !== undefined) reasoning += block.thinking
+    else if (block.type === "thinking" && block.thinking !== undefined) {
+      reasoning += block.thinking
+      reasoningState.push(thinkingState(block.thinking, block.signature))
+    } else if (block.type === "redacted_thinking" && block.data !== undefined) reasoningState.push(redactedState(block.data))
     else if (block.type === "tool_use" && block.id !== undefined && block.name !== undefined) {
-      toolCalls.push({ id: block.id, name: block.name, arguments: argumentsOf(block.input) })
+      if (block.name === outputTool && !answered) {
+        answered = true
+        text += argumentsOf(block.input)
+      } else toolCalls.push({ id: block.id, name: block.name, arguments: argumentsOf(block.input) })
     }
   }
   return chatResponse(request, {
@@ -99,7 +120,12 @@ export const fromWireResponse = replyDecoder(WireResponse, (wire, { model, provi
     text,
     reasoning,
     toolCalls,
-    finishReason: finishReasonOf(wire.stop_reason, toolCalls.length > 0),
-    usage: wire.usage ? usageOf(wire.usage) : undefined
+    finishReason: answered && toolCalls.length === 0 ? outputFinish(wire.stop_reason) : finishReasonOf(wire.stop_reason, toolCalls.length > 0),
+    usage: wire.usage ? usageOf(wire.usage) : undefined,
+    reasoningState
   })
 })
+
+/** A reply through the output tool stopped to have the "tool" run: for the caller, it is done. */
+export const outputFinish = (reason: string | null | undefined): Message.FinishReason =>
+  reason === "tool_use" ? "stop" : finishReasonOf(reason, false)

@@ -2,10 +2,12 @@
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { Parser } from "../wire.js"
-import { argumentsOf, canonical, finishReasonOf, usageOf, type WireUsage } from "./response.js"
+import { outputToolOf } from "./request.js"
+import { argumentsOf, canonical, finishReasonOf, outputFinish, redactedState, thinkingState, usageOf, type WireUsage } from "./response.js"
 
 interface OpenBlock {
-  readonly kind: "text" | "thinking" | "tool" | "other"
+  /** `output`: the output tool of a json_schema request, whose input streams as text. */
+  readonly kind: "text" | "thinking" | "tool" | "output" | "other"
   /** For tool blocks: the call's position among the message's tool calls. */
   readonly toolIndex: number
   readonly id: string
@@ -14,6 +16,9 @@ interface OpenBlock {
   /** The `input` of `content_block_start`, used when no `input_json_delta` follows. */
   readonly initialInput: unknown
   emitted: boolean
+  /** For thinking blocks: the text and the signature, sent back on the next turn. */
+  thinking: string
+  signature: string | undefined
 }
 
 /**
@@ -26,7 +31,10 @@ export class EventParser extends Parser {
   private usage: { -readonly [K in keyof WireUsage]: WireUsage[K] } | undefined = undefined
   private readonly blocks = new Map<number, OpenBlock>()
   private readonly calls: Array<Message.ToolCall> = []
+  private readonly reasoningState: Array<Message.ReasoningState> = []
   private toolCount = 0
+  private readonly outputTool = outputToolOf(this.request)
+  private answered = false
 
   onData(data: string, event: string | undefined, out: Array<Message.StreamEvent>): Err.LlmError | undefined {
     if (this.finished) return undefined
@@ -86,7 +94,26 @@ export class EventParser extends Parser {
 
   private startBlock(payload: Record<string, unknown>, out: Array<Message.StreamEvent>): undefined {
     if (typeof payload.index !== "number") return undefined
-    const raw = (payload.content_block ?? {}) as { type?: unknown; text?: unknown; thinking?: unknown; id?: unknown; name?: unknown; input?: unknown }
+    const raw = (payload.content_block ?? {}) as {
+      type?: unknown
+      text?: unknown
+      thinking?: unknown
+      signature?: unknown
+      data?: unknown
+      id?: unknown
+      name?: unknown
+      input?: unknown
+    }
+    if (raw.type === "tool_use" && raw.name === this.outputTool && !this.answered) {
+      this.answered = true
+      this.blocks.set(payload.index, { ...emptyBlock("output"), initialInput: raw.input })
+      return undefined
+    }
+    if (raw.type === "redacted_thinking") {
+      if (typeof raw.data === "string") this.reasoningState.push(redactedState(raw.data))
+      this.blocks.set(payload.index, emptyBlock("other"))
+      return undefined
+    }
     if (raw.type === "tool_use" && typeof raw.id === "string" && typeof raw.name === "string") {
       const block: OpenBlock = {
         kind: "tool",
@@ -95,31 +122,53 @@ export class EventParser extends Parser {
         name: raw.name,
         arguments: "",
         initialInput: raw.input,
-        emitted: false
+        emitted: false,
+        thinking: "",
+        signature: undefined
       }
       this.blocks.set(payload.index, block)
       out.push({ _tag: "ToolCallDelta", index: block.toolIndex, id: block.id, name: block.name, argumentsDelta: "" })
       return undefined
     }
-    const kind = raw.type === "text" ? "text" : raw.type === "thinking" ? "thinking" : "other"
-    this.blocks.set(payload.index, { kind, toolIndex: -1, id: "", name: "", arguments: "", initialInput: undefined, emitted: false })
-    if (kind === "text" && typeof raw.text === "string" && raw.text.length > 0) this.text(raw.text, out)
-    if (kind === "thinking" && typeof raw.thinking === "string" && raw.thinking.length > 0) this.think(raw.thinking, out)
+    const block = emptyBlock(raw.type === "text" ? "text" : raw.type === "thinking" ? "thinking" : "other")
+    this.blocks.set(payload.index, block)
+    if (block.kind === "text" && typeof raw.text === "string" && raw.text.length > 0) this.text(raw.text, out)
+    if (block.kind === "thinking") {
+      if (typeof raw.thinking === "string" && raw.thinking.length > 0) {
+        block.thinking = raw.thinking
+        this.think(raw.thinking, out)
+      }
+      if (typeof raw.signature === "string" && raw.signature.length > 0) block.signature = raw.signature
+    }
     return undefined
   }
 
   private delta(payload: Record<string, unknown>, out: Array<Message.StreamEvent>): undefined {
-    const delta = payload.delta as { type?: unknown; text?: unknown; thinking?: unknown; partial_json?: unknown } | undefined
+    const delta = payload.delta as { type?: unknown; text?: unknown; thinking?: unknown; signature?: unknown; partial_json?: unknown } | undefined
     if (delta === undefined) return undefined
+    const block = typeof payload.index === "number" ? this.blocks.get(payload.index) : undefined
     switch (delta.type) {
       case "text_delta":
         if (typeof delta.text === "string" && delta.text.length > 0) this.text(delta.text, out)
         break
       case "thinking_delta":
-        if (typeof delta.thinking === "string" && delta.thinking.length > 0) this.think(delta.thinking, out)
+        if (typeof delta.thinking === "string" && delta.thinking.length > 0) {
+          if (block?.kind === "thinking") block.thinking += delta.thinking
+          this.think(delta.thinking, out)
+        }
+        break
+      case "signature_delta":
+        if (block?.kind === "thinking" && typeof delta.signature === "string") block.signature = (block.signature ?? "") + delta.signature
         break
       case "input_json_delta": {
-        const block = typeof payload.index === "number" ? this.blocks.get(payload.index) : undefined
+        if (block?.kind === "output") {
+          // the output tool's input is the reply's JSON text
+          if (typeof delta.partial_json === "string" && delta.partial_json.length > 0) {
+            block.arguments += delta.partial_json
+            this.text(delta.partial_json, out)
+          }
+          break
+        }
         // server_tool_use blocks stream input too; they are not the caller's calls
         if (block?.kind !== "tool" || typeof delta.partial_json !== "string" || delta.partial_json.length === 0) break
         block.arguments += delta.partial_json
@@ -127,14 +176,26 @@ export class EventParser extends Parser {
         break
       }
       default:
-        // signature_delta, citations_delta: nothing the unified response carries
+        // citations_delta: nothing the unified response carries
         break
     }
     return undefined
   }
 
   private closeBlock(block: OpenBlock, out: Array<Message.StreamEvent>): void {
-    if (block.kind !== "tool" || block.emitted) return
+    if (block.emitted) return
+    if (block.kind === "thinking") {
+      block.emitted = true
+      this.reasoningState.push(thinkingState(block.thinking, block.signature))
+      return
+    }
+    if (block.kind === "output") {
+      block.emitted = true
+      // an input given whole at the start, with no deltas
+      if (block.arguments.length === 0) this.text(argumentsOf(block.initialInput), out)
+      return
+    }
+    if (block.kind !== "tool") return
     block.emitted = true
     const args = block.arguments.length > 0 ? canonical(block.arguments) : argumentsOf(block.initialInput)
     const call: Message.ToolCall = { id: block.id, name: block.name, arguments: args }
@@ -147,7 +208,22 @@ export class EventParser extends Parser {
     this.finished = true
     for (const block of this.blocks.values()) this.closeBlock(block, out)
     const reported = this.usage !== undefined && (this.usage.input_tokens != null || this.usage.output_tokens != null)
-    this.finishWith(out, finishReasonOf(this.stopReason, this.calls.length > 0), reported ? usageOf(this.usage!) : undefined, this.calls)
+    const finishReason = this.answered && this.calls.length === 0
+      ? outputFinish(this.stopReason)
+      : finishReasonOf(this.stopReason, this.calls.length > 0)
+    this.finishWith(out, finishReason, reported ? usageOf(this.usage!) : undefined, this.calls, this.reasoningState)
     return undefined
   }
 }
+
+const emptyBlock = (kind: OpenBlock["kind"]): OpenBlock => ({
+  kind,
+  toolIndex: -1,
+  id: "",
+  name: "",
+  arguments: "",
+  initialInput: undefined,
+  emitted: false,
+  thinking: "",
+  signature: undefined
+})

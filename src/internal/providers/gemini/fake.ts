@@ -2,16 +2,19 @@
  * The fake's Gemini wire format: `:generateContent` (JSON), `:streamGenerateContent?alt=sse`
  * and `:batchEmbedContents`.
  */
-import type { RecordedRequest, Reply } from "../../../Testing.js"
+import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
 import { embeddingsRoute } from "../../testing/embeddings.js"
 import {
   approxTokens,
+  arrayOf,
   bodyOf,
+  defaultSignature,
   defaultText,
   type ErrorBodyOptions,
   type FakeRoute,
   parseArgs,
   splitText,
+  textOf,
   writeJson,
   writeStream
 } from "../../testing/route.js"
@@ -47,7 +50,30 @@ const generate: FakeRoute = {
       ? writeStream(res, reply, fault, { "content-type": "text/event-stream", ...headers }, frames(), faultFrames)
       : writeJson(res, reply, fault, { "content-type": "application/json; charset=UTF-8", ...headers }, json, broken)
   },
-  errorBody: geminiErrorBody
+  errorBody: geminiErrorBody,
+  read: (body) => {
+    const toolResults: Array<FakeToolResult> = []
+    const reasoningState: Array<unknown> = []
+    let lastUserText: string | undefined
+    for (const content of arrayOf(body.contents)) {
+      const parts = arrayOf(content.parts)
+      if (content.role === "model") {
+        toolResults.length = 0
+        for (const part of parts) if (typeof part.thoughtSignature === "string") reasoningState.push(part.thoughtSignature)
+        continue
+      }
+      const text = parts.filter((p) => typeof p.text === "string")
+      if (text.length > 0) lastUserText = textOf(text)
+      for (const part of parts) {
+        const result = part.functionResponse as { id?: unknown; name?: unknown; response?: unknown } | undefined
+        if (result === undefined) continue
+        const name = typeof result.name === "string" ? result.name : undefined
+        toolResults.push({ toolCallId: typeof result.id === "string" ? result.id : name ?? "", name, content: JSON.stringify(result.response ?? {}) })
+      }
+    }
+    const tools = arrayOf(body.tools).flatMap((tool) => arrayOf(tool.functionDeclarations).map((fn) => String(fn.name ?? "")))
+    return { toolResults, lastUserText, tools, reasoningState }
+  }
 }
 
 /** `:batchEmbedContents`. */
@@ -97,11 +123,16 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
     responseId
   })
 
+  // a thought signature on the first function call, else on the last text part, as Gemini 3 sends them
+  const signature = reply.reasoning !== undefined || reply.signature !== undefined ? reply.signature ?? defaultSignature : undefined
+  const signed = (part: Record<string, unknown>) => (signature === undefined ? part : { ...part, thoughtSignature: signature })
+  const callParts = () => calls.map((c, i) => (i === 0 ? signed : (p: Record<string, unknown>) => p)({ functionCall: { name: c.name, args: c.args } }))
+
   const json = () => {
     const parts: Array<Record<string, unknown>> = []
     if (reasoning.length > 0) parts.push({ text: reasoning, thought: true })
-    if (text.length > 0) parts.push({ text })
-    for (const call of calls) parts.push({ functionCall: { name: call.name, args: call.args } })
+    if (text.length > 0) parts.push(calls.length === 0 ? signed({ text }) : { text })
+    parts.push(...callParts())
     return envelope(parts, finishReason)
   }
   const broken = { NullFrame: `{"candidates":[null]}`, MalformedJson: `{"candidates":[{"content":{"parts":[{"text":"tru` }
@@ -113,8 +144,8 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
     for (const piece of splitText(reasoning, chunks)) out.push(frame(envelope([{ text: piece, thought: true }])))
     for (const piece of splitText(text, chunks)) out.push(frame(envelope([{ text: piece }])))
     // parallel calls arrive together in one chunk, whole, as the Gemini API sends them
-    if (calls.length > 0) out.push(frame(envelope(calls.map((c) => ({ functionCall: { name: c.name, args: c.args } })))))
-    out.push(frame(envelope([{ text: "" }], finishReason)))
+    if (calls.length > 0) out.push(frame(envelope(callParts())))
+    out.push(frame(envelope([calls.length === 0 ? signed({ text: "" }) : { text: "" }], finishReason)))
     return out
   }
   const faultFrames = {

@@ -1,18 +1,23 @@
 /**
- * `generateContent` requests: a unified request as the body. Gemini has no tool-call ids:
- * tool results are paired by function name, taken from `ToolMessage.name` or from the
- * assistant's earlier call with the same id.
+ * `generateContent` requests: a unified request as the body. Tool results are paired by
+ * function name, taken from `ToolMessage.name` or from the assistant's earlier call with the
+ * same id; the call id goes along too (Gemini 3 makes ids and pairs parallel calls by them,
+ * and accepts ids of the client's making, as ours are when the model sent none).
  */
-import type * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { argumentsObject, BadInput, copyOptions, mapRequest, parseDataUrl, resultObject, toolNameFor } from "../wire.js"
+import type * as Err from "../../../LlmError.js"
+import { toGemini } from "../jsonSchema.js"
+import { argumentsObject, BadInput, copyOptions, mapRequest, parseDataUrl, reasoningItemsOf, resultObject, toolNameFor } from "../wire.js"
 
 export type WirePart =
-  | { readonly text: string }
+  | { readonly text: string; readonly thoughtSignature?: string }
   | { readonly inlineData: { readonly mimeType: string; readonly data: string } }
   | { readonly fileData: { readonly mimeType?: string; readonly fileUri: string } }
-  | { readonly functionCall: { readonly name: string; readonly args: Record<string, unknown> } }
-  | { readonly functionResponse: { readonly name: string; readonly response: Record<string, unknown> } }
+  | {
+    readonly functionCall: { readonly id: string; readonly name: string; readonly args: Record<string, unknown> }
+    readonly thoughtSignature?: string
+  }
+  | { readonly functionResponse: { readonly id: string; readonly name: string; readonly response: Record<string, unknown> } }
 
 export interface WireContent {
   readonly role: "user" | "model"
@@ -56,12 +61,19 @@ const toContents = (messages: ReadonlyArray<Message.Message>): { contents: Array
         return
       }
       case "assistant": {
+        // thought signatures go back on the part they came with: a call's by its id, else the text
+        const signatures = reasoningItemsOf(message, "gemini").filter(isSignature)
+        const textSignature = signatures.find((s) => s.toolCallId === undefined)?.thoughtSignature
         const parts: Array<WirePart> = []
-        if (message.content.length > 0) parts.push({ text: message.content })
+        if (message.content.length > 0) {
+          parts.push(textSignature === undefined ? { text: message.content } : { text: message.content, thoughtSignature: textSignature })
+        }
         message.toolCalls?.forEach((call, j) => {
           const args = argumentsObject(call.arguments)
           if (args === undefined) throw new BadInput(`messages[${i}].toolCalls[${j}].arguments`, "arguments are not a JSON object")
-          parts.push({ functionCall: { name: call.name, args } })
+          const signature = signatures.find((s) => s.toolCallId === call.id)?.thoughtSignature
+          const functionCall = { id: call.id, name: call.name, args }
+          parts.push(signature === undefined ? { functionCall } : { functionCall, thoughtSignature: signature })
         })
         if (parts.length > 0) contents.push({ role: "model", parts })
         return
@@ -76,13 +88,16 @@ const toContents = (messages: ReadonlyArray<Message.Message>): { contents: Array
         }
         // parallel results go back in one turn, as Gemini pairs them with that turn's calls
         const previous = messages[i - 1]
-        push("user", { functionResponse: { name, response: resultObject(message.content) } }, previous?.role === "tool")
+        push("user", { functionResponse: { id: message.toolCallId, name, response: resultObject(message.content) } }, previous?.role === "tool")
         return
       }
     }
   })
   return { contents, system }
 }
+
+const isSignature = (item: unknown): item is { readonly thoughtSignature: string; readonly toolCallId?: string } =>
+  typeof item === "object" && item !== null && typeof (item as { thoughtSignature?: unknown }).thoughtSignature === "string"
 
 /**
  * The `generateContent` request body for a unified request, or an `InvalidRequestError`
@@ -100,7 +115,7 @@ export const toWireRequest = (
     if (request.tools !== undefined && request.tools.length > 0) {
       body.tools = [{
         functionDeclarations: request.tools.map((tool) => {
-          const fn: Record<string, unknown> = { name: tool.name, parametersJsonSchema: tool.parameters }
+          const fn: Record<string, unknown> = { name: tool.name, parametersJsonSchema: toGemini(tool.parameters) }
           if (tool.description !== undefined) fn.description = tool.description
           return fn
         })
@@ -126,7 +141,7 @@ export const toWireRequest = (
     if (request.reasoningEffort !== undefined) generation.thinkingConfig = thinkingConfig(model, request.reasoningEffort)
     if (request.responseFormat !== undefined && request.responseFormat.type !== "text") {
       generation.responseMimeType = "application/json"
-      if (request.responseFormat.type === "json_schema") generation.responseJsonSchema = request.responseFormat.schema
+      if (request.responseFormat.type === "json_schema") generation.responseJsonSchema = toGemini(request.responseFormat.schema)
     }
     if (Object.keys(generation).length > 0) body.generationConfig = generation
     if (request.extra !== undefined) Object.assign(body, request.extra)

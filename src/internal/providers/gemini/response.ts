@@ -3,7 +3,7 @@ import * as Schema from "effect/Schema"
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { malformed } from "../../request/errors.js"
-import { callId, chatResponse, replyDecoder, stopOrToolCalls } from "../wire.js"
+import { callId, chatResponse, reasoningItem, replyDecoder, stopOrToolCalls } from "../wire.js"
 
 export const WireUsage = Schema.Struct({
   promptTokenCount: Schema.optional(Schema.Number),
@@ -17,6 +17,7 @@ export const WireUsage = Schema.Struct({
 const WireResponsePart = Schema.Struct({
   text: Schema.optional(Schema.String),
   thought: Schema.optional(Schema.Boolean),
+  thoughtSignature: Schema.optional(Schema.String),
   functionCall: Schema.optional(Schema.Struct({
     id: Schema.optional(Schema.String),
     name: Schema.String,
@@ -67,6 +68,25 @@ export const usageOf = (usage: typeof WireUsage.Type): Message.Usage => {
 export const toolCallId = (responseId: string, index: number, wireId?: string): string =>
   callId(wireId, `${responseId.length > 0 ? responseId : "gemini"}-call-${index}`)
 
+/**
+ * A thought signature and the part it belongs to: the function call with this id, or else the
+ * reply's text. The next turn re-attaches it to the same part.
+ */
+export interface ThoughtSignature {
+  readonly thoughtSignature: string
+  readonly toolCallId?: string
+}
+
+/** The reasoning state of a reply's signatures: one per function call that had one, then the text's (the last). */
+export const signatureState = (
+  calls: ReadonlyArray<ThoughtSignature>,
+  text: string | undefined
+): Array<Message.ReasoningState> => {
+  const out = calls.map((item) => reasoningItem("gemini", item))
+  if (text !== undefined) out.push(reasoningItem("gemini", { thoughtSignature: text } satisfies ThoughtSignature))
+  return out
+}
+
 /** Decodes a `generateContent` body into a `ChatResponse`. */
 export const fromWireResponse = replyDecoder(WireResponse, (wire, { body, model, provider, request, status }) => {
   const candidate = wire.candidates?.[0]
@@ -81,14 +101,17 @@ export const fromWireResponse = replyDecoder(WireResponse, (wire, { body, model,
   let text = ""
   let reasoning = ""
   const toolCalls: Array<Message.ToolCall> = []
+  const callSignatures: Array<ThoughtSignature> = []
+  let textSignature: string | undefined = undefined
   for (const part of candidate.content?.parts ?? []) {
     if (part.functionCall !== undefined) {
-      toolCalls.push({
-        id: toolCallId(id, toolCalls.length, part.functionCall.id),
-        name: part.functionCall.name,
-        arguments: JSON.stringify(part.functionCall.args ?? {})
-      })
-    } else if (part.text !== undefined) {
+      const callId = toolCallId(id, toolCalls.length, part.functionCall.id)
+      toolCalls.push({ id: callId, name: part.functionCall.name, arguments: JSON.stringify(part.functionCall.args ?? {}) })
+      if (part.thoughtSignature !== undefined) callSignatures.push({ thoughtSignature: part.thoughtSignature, toolCallId: callId })
+      continue
+    }
+    if (part.thoughtSignature !== undefined) textSignature = part.thoughtSignature
+    if (part.text !== undefined) {
       if (part.thought === true) reasoning += part.text
       else text += part.text
     }
@@ -103,5 +126,15 @@ export const fromWireResponse = replyDecoder(WireResponse, (wire, { body, model,
     })
   }
   const usage = wire.usageMetadata?.promptTokenCount !== undefined ? usageOf(wire.usageMetadata) : undefined
-  return chatResponse(request, { id, model: wire.modelVersion ?? model, provider, text, reasoning, toolCalls, finishReason, usage })
+  return chatResponse(request, {
+    id,
+    model: wire.modelVersion ?? model,
+    provider,
+    text,
+    reasoning,
+    toolCalls,
+    finishReason,
+    usage,
+    reasoningState: signatureState(callSignatures, textSignature)
+  })
 })

@@ -2,7 +2,7 @@
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { Parser } from "../wire.js"
-import { finishReasonOf, toolCallId, usageOf, type WireUsage } from "./response.js"
+import { finishReasonOf, signatureState, type ThoughtSignature, toolCallId, usageOf, type WireUsage } from "./response.js"
 
 type PathKey = string | number
 
@@ -41,6 +41,8 @@ export class ChunkParser extends Parser {
   private usage: Message.Usage | undefined = undefined
   private readonly calls: Array<PendingCall> = []
   private open: PendingCall | undefined = undefined
+  private readonly callSignatures: Array<ThoughtSignature> = []
+  private textSignature: string | undefined = undefined
 
   onData(data: string, _event: string | undefined, out: Array<Message.StreamEvent>): Err.LlmError | undefined {
     if (this.finished) return undefined
@@ -62,9 +64,16 @@ export class ChunkParser extends Parser {
     if (Array.isArray(parts)) {
       for (const part of parts as Array<Record<string, unknown>>) {
         const call = part.functionCall
+        const signature = typeof part.thoughtSignature === "string" && part.thoughtSignature.length > 0 ? part.thoughtSignature : undefined
         if (typeof call === "object" && call !== null) {
+          const before = this.calls.length
           this.onFunctionCall(call as Record<string, unknown>, out)
-        } else if (typeof part.text === "string" && part.text.length > 0) {
+          const owner = this.calls.length > before ? this.calls[this.calls.length - 1] : this.open
+          if (signature !== undefined && owner !== undefined) this.callSignatures.push({ thoughtSignature: signature, toolCallId: owner.id })
+          continue
+        }
+        if (signature !== undefined) this.textSignature = signature
+        if (typeof part.text === "string" && part.text.length > 0) {
           if (part.thought === true) this.think(part.text, out)
           else this.text(part.text, out)
         }
@@ -83,7 +92,7 @@ export class ChunkParser extends Parser {
     this.finished = true
     this.closeOpen(out)
     const calls = this.calls.map((call) => ({ name: call.name, arguments: JSON.stringify(call.args) }))
-    this.finishWith(out, finishReasonOf(this.finishReason, this.calls.length > 0), this.usage, calls)
+    this.finishWith(out, finishReasonOf(this.finishReason, this.calls.length > 0), this.usage, calls, signatureState(this.callSignatures, this.textSignature))
     return undefined
   }
 

@@ -1,7 +1,18 @@
 /** The fake's Ollama wire format: native `/api/chat`, JSON or NDJSON (Ollama streams by default), and `/api/embed`. */
-import type { RecordedRequest, Reply } from "../../../Testing.js"
+import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
 import { embeddingsRoute } from "../../testing/embeddings.js"
-import { approxTokens, bodyOf, defaultText, type FakeRoute, parseArgs, splitText, writeJson, writeStream } from "../../testing/route.js"
+import {
+  approxTokens,
+  arrayOf,
+  bodyOf,
+  defaultText,
+  type FakeRoute,
+  parseArgs,
+  splitText,
+  textOf,
+  writeJson,
+  writeStream
+} from "../../testing/route.js"
 
 /** Ollama's error shape: a bare message. */
 export const ollamaErrorBody = (_status: number, message: string) => JSON.stringify({ error: message })
@@ -14,7 +25,20 @@ const chat: FakeRoute = {
       ? writeJson(res, reply, fault, { "content-type": "application/json; charset=utf-8", ...headers }, json, broken)
       : writeStream(res, reply, fault, { "content-type": "application/x-ndjson", ...headers }, frames(), faultFrames)
   },
-  errorBody: ollamaErrorBody
+  errorBody: ollamaErrorBody,
+  read: (body) => {
+    const toolResults: Array<FakeToolResult> = []
+    let lastUserText: string | undefined
+    for (const message of arrayOf(body.messages)) {
+      if (message.role === "assistant") toolResults.length = 0
+      else if (message.role === "tool") {
+        const name = typeof message.tool_name === "string" ? message.tool_name : undefined
+        toolResults.push({ toolCallId: name ?? "", name, content: textOf(message.content) })
+      } else if (message.role === "user") lastUserText = textOf(message.content)
+    }
+    const tools = arrayOf(body.tools).map((tool) => String((tool.function as { name?: unknown } | undefined)?.name ?? ""))
+    return { toolResults, lastUserText, tools }
+  }
 }
 
 /** `/api/embed`. */

@@ -1,6 +1,7 @@
 /** `/api/chat` requests: a unified request as the body. */
 import type * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
+import { rootObject } from "../jsonSchema.js"
 import { argumentsObject, BadInput, copyOptions, mapRequest, parseDataUrl, toolNameFor } from "../wire.js"
 
 export interface WireMessage {
@@ -62,9 +63,14 @@ export const toWireRequest = (
 ): Record<string, unknown> | Err.InvalidRequestError =>
   mapRequest(options?.provider ?? "ollama", model, () => {
     const body: Record<string, unknown> = { model, messages: toWireMessages(request.messages), stream }
-    if (request.tools !== undefined && request.tools.length > 0) {
+    // Ollama has no tool choice: "auto" is its only behaviour, and "none" is no tools offered
+    const choice = request.toolChoice
+    if (choice !== undefined && choice !== "auto" && choice !== "none") {
+      throw new BadInput("request.toolChoice", `Ollama cannot force a tool call (${typeof choice === "string" ? `"${choice}"` : `{ name: "${choice.name}" }`}); use "auto" or "none"`)
+    }
+    if (request.tools !== undefined && request.tools.length > 0 && choice !== "none") {
       body.tools = request.tools.map((tool) => {
-        const fn: Record<string, unknown> = { name: tool.name, parameters: tool.parameters }
+        const fn: Record<string, unknown> = { name: tool.name, parameters: rootObject(tool.parameters) }
         if (tool.description !== undefined) fn.description = tool.description
         return { type: "function", function: fn }
       })
@@ -75,7 +81,7 @@ export const toWireRequest = (
         : request.reasoningEffort === "minimal" ? "low" : request.reasoningEffort
     }
     if (request.responseFormat !== undefined && request.responseFormat.type !== "text") {
-      body.format = request.responseFormat.type === "json_schema" ? request.responseFormat.schema : "json"
+      body.format = request.responseFormat.type === "json_schema" ? rootObject(request.responseFormat.schema) : "json"
     }
     const modelOptions = copyOptions(request, {}, {
       temperature: "temperature",

@@ -1,13 +1,15 @@
 /** The fake's OpenAI Chat Completions wire format (JSON and SSE), and its OpenAI-compatible `/embeddings`. */
-import type { RecordedRequest, Reply } from "../../../Testing.js"
+import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
 import { embeddingsRoute } from "../../testing/embeddings.js"
 import {
   approxTokens,
+  arrayOf,
   bodyOf,
   defaultText,
   errorBody,
   type FakeRoute,
   splitText,
+  textOf,
   writeJson,
   writeStream
 } from "../../testing/route.js"
@@ -20,6 +22,26 @@ const chat: FakeRoute = {
     return body.stream === true
       ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, frames(), faultFrames, true)
       : writeJson(res, reply, fault, { "content-type": "application/json", ...headers }, json, broken)
+  },
+  read: (body) => {
+    const messages = arrayOf(body.messages)
+    const names = new Map<string, string>()
+    const toolResults: Array<FakeToolResult> = []
+    let lastUserText: string | undefined
+    for (const message of messages) {
+      if (message.role === "assistant") {
+        toolResults.length = 0
+        for (const call of arrayOf(message.tool_calls)) {
+          const fn = call.function as { name?: unknown } | undefined
+          if (typeof call.id === "string" && typeof fn?.name === "string") names.set(call.id, fn.name)
+        }
+      } else if (message.role === "tool") {
+        const id = String(message.tool_call_id ?? "")
+        toolResults.push({ toolCallId: id, name: names.get(id), content: textOf(message.content) })
+      } else if (message.role === "user") lastUserText = textOf(message.content)
+    }
+    const tools = arrayOf(body.tools).map((tool) => String((tool.function as { name?: unknown } | undefined)?.name ?? ""))
+    return { toolResults, lastUserText, tools }
   }
 }
 

@@ -1,5 +1,6 @@
 /** Chat Completions requests: a unified request as the `/chat/completions` body. */
 import type * as Message from "../../../Message.js"
+import { schemaFields } from "../jsonSchema.js"
 import { copyOptions } from "../wire.js"
 
 /** Which field carries `maxTokens`: OpenAI wants `max_completion_tokens`, most compatible servers `max_tokens`. */
@@ -71,9 +72,8 @@ export const toWireRequest = (
   const body: Record<string, unknown> = { model, messages: request.messages.map(toWireMessage) }
   if (request.tools !== undefined && request.tools.length > 0) {
     body.tools = request.tools.map((tool) => {
-      const fn: Record<string, unknown> = { name: tool.name, parameters: tool.parameters }
+      const fn: Record<string, unknown> = { name: tool.name, ...schemaFields("parameters", tool.parameters, tool.strict) }
       if (tool.description !== undefined) fn.description = tool.description
-      if (tool.strict !== undefined) fn.strict = tool.strict
       return { type: "function", function: fn }
     })
   }
@@ -85,9 +85,8 @@ export const toWireRequest = (
   if (request.responseFormat !== undefined) {
     const format = request.responseFormat
     if (format.type === "json_schema") {
-      const jsonSchema: Record<string, unknown> = { name: format.name, schema: format.schema }
+      const jsonSchema: Record<string, unknown> = { name: format.name, ...schemaFields("schema", format.schema, format.strict) }
       if (format.description !== undefined) jsonSchema.description = format.description
-      if (format.strict !== undefined) jsonSchema.strict = format.strict
       body.response_format = { type: "json_schema", json_schema: jsonSchema }
     } else {
       body.response_format = { type: format.type }

@@ -1,6 +1,17 @@
 /** The fake's OpenAI Responses wire format (`/responses`): JSON, and SSE with `event:` lines. */
-import type { RecordedRequest, Reply } from "../../../Testing.js"
-import { approxTokens, bodyOf, defaultText, type FakeRoute, splitText, writeJson, writeStream } from "../../testing/route.js"
+import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
+import {
+  approxTokens,
+  arrayOf,
+  bodyOf,
+  defaultSignature,
+  defaultText,
+  type FakeRoute,
+  splitText,
+  textOf,
+  writeJson,
+  writeStream
+} from "../../testing/route.js"
 
 /** OpenAI Responses, JSON and SSE. Errors use OpenAI's body shape, the default. */
 const responses: FakeRoute = {
@@ -10,6 +21,23 @@ const responses: FakeRoute = {
     return body.stream === true
       ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, frames, faultFrames)
       : writeJson(res, reply, fault, { "content-type": "application/json", ...headers }, json, broken)
+  },
+  read: (body) => {
+    const names = new Map<string, string>()
+    const toolResults: Array<FakeToolResult> = []
+    const reasoningState: Array<unknown> = []
+    let lastUserText: string | undefined
+    for (const item of typeof body.input === "string" ? [{ role: "user", content: body.input }] : arrayOf(body.input)) {
+      if (item.type === "function_call" || item.type === "reasoning" || item.role === "assistant") {
+        toolResults.length = 0
+        if (item.type === "reasoning") reasoningState.push(item)
+        if (typeof item.call_id === "string" && typeof item.name === "string") names.set(item.call_id, item.name)
+      } else if (item.type === "function_call_output") {
+        const id = String(item.call_id ?? "")
+        toolResults.push({ toolCallId: id, name: names.get(id), content: typeof item.output === "string" ? item.output : JSON.stringify(item.output) })
+      } else if (item.role === "user") lastUserText = textOf(item.content)
+    }
+    return { toolResults, lastUserText, tools: arrayOf(body.tools).map((tool) => String(tool.name ?? "")), reasoningState }
   }
 }
 
@@ -46,9 +74,16 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
     ? "content_filter"
     : undefined
 
+  // with the encrypted content the request asks for, as the API sends it
+  const encrypted = Array.isArray(body.include) && body.include.includes("reasoning.encrypted_content")
   const reasoningItem = reply.reasoning === undefined
     ? undefined
-    : { id: "rs_fake_0", type: "reasoning", summary: [{ type: "summary_text", text: reply.reasoning }] }
+    : {
+      id: "rs_fake_0",
+      type: "reasoning",
+      summary: [{ type: "summary_text", text: reply.reasoning }],
+      ...(encrypted ? { encrypted_content: reply.signature ?? defaultSignature } : {})
+    }
   const messageItem = text.length === 0 && toolCalls.length > 0
     ? undefined
     : {

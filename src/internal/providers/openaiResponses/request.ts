@@ -1,6 +1,7 @@
 /** Responses requests: a unified request as the `/responses` body. */
 import type * as Message from "../../../Message.js"
-import { copyOptions } from "../wire.js"
+import { schemaFields } from "../jsonSchema.js"
+import { copyOptions, reasoningItemsOf } from "../wire.js"
 
 /** What `reasoning.summary` asks for. */
 export type ReasoningSummary = "auto" | "concise" | "detailed"
@@ -17,6 +18,8 @@ export type WireInputItem =
   }
   | { readonly type: "function_call"; readonly call_id: string; readonly name: string; readonly arguments: string }
   | { readonly type: "function_call_output"; readonly call_id: string; readonly output: string }
+  /** A reasoning item sent back as the API returned it (id, summary, encrypted content). */
+  | { readonly type: "reasoning" }
 
 const toInputItems = (message: Message.Message): Array<WireInputItem> => {
   switch (message.role) {
@@ -34,7 +37,8 @@ const toInputItems = (message: Message.Message): Array<WireInputItem> => {
           )
       }]
     case "assistant": {
-      const items: Array<WireInputItem> = []
+      // reasoning items first, as they came before the turn's message and calls
+      const items: Array<WireInputItem> = reasoningItemsOf(message, "openai-responses").filter(isReasoningItem)
       if (message.content.length > 0) items.push({ role: "assistant", content: message.content })
       for (const call of message.toolCalls ?? []) {
         items.push({ type: "function_call", call_id: call.id, name: call.name, arguments: call.arguments })
@@ -45,6 +49,9 @@ const toInputItems = (message: Message.Message): Array<WireInputItem> => {
       return [{ type: "function_call_output", call_id: message.toolCallId, output: message.content }]
   }
 }
+
+const isReasoningItem = (item: unknown): item is { readonly type: "reasoning" } =>
+  typeof item === "object" && item !== null && (item as { type?: unknown }).type === "reasoning"
 
 /**
  * The Responses request body for a unified request: system prompts become `instructions`,
@@ -69,7 +76,7 @@ export const toWireRequest = (
   if (request.tools !== undefined && request.tools.length > 0) {
     body.tools = request.tools.map((tool) => {
       // Responses makes functions strict unless told otherwise; most schemas are not written for that
-      const wire: Record<string, unknown> = { type: "function", name: tool.name, parameters: tool.parameters, strict: tool.strict ?? false }
+      const wire: Record<string, unknown> = { type: "function", name: tool.name, ...schemaFields("parameters", tool.parameters, tool.strict ?? false) }
       if (tool.description !== undefined) wire.description = tool.description
       return wire
     })
@@ -82,9 +89,8 @@ export const toWireRequest = (
   if (request.responseFormat !== undefined) {
     const format = request.responseFormat
     if (format.type === "json_schema") {
-      const wire: Record<string, unknown> = { type: "json_schema", name: format.name, schema: format.schema }
+      const wire: Record<string, unknown> = { type: "json_schema", name: format.name, ...schemaFields("schema", format.schema, format.strict) }
       if (format.description !== undefined) wire.description = format.description
-      if (format.strict !== undefined) wire.strict = format.strict
       body.text = { format: wire }
     } else {
       body.text = { format: { type: format.type } }
@@ -95,6 +101,12 @@ export const toWireRequest = (
     body.reasoning = options.reasoningSummary === undefined
       ? { effort: request.reasoningEffort }
       : { effort: request.reasoningEffort, summary: options.reasoningSummary }
+    // reasoning items then carry their encrypted content, so a transcript does not depend on
+    // the server's stored copy (store: false, zero data retention, expiry)
+    if (request.reasoningEffort !== "none") body.include = ["reasoning.encrypted_content"]
+  } else if (request.extra?.store === false) {
+    // not stored, a reasoning item sent back by id alone is not found: its content must travel
+    body.include = ["reasoning.encrypted_content"]
   }
   if (stream) body.stream = true
   if (request.extra !== undefined) Object.assign(body, request.extra)

@@ -3,7 +3,7 @@ import * as Schema from "effect/Schema"
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { fromResponse } from "../../request/errors.js"
-import { chatResponse, optionalNullable, replyDecoder, stopOrToolCalls } from "../wire.js"
+import { chatResponse, optionalNullable, reasoningItem, replyDecoder, stopOrToolCalls } from "../wire.js"
 
 export const WireUsage = Schema.Struct({
   input_tokens: Schema.Number,
@@ -24,6 +24,8 @@ const WirePart = Schema.Struct({
 /** An output item; every item kind shares this loose shape, new kinds are skipped. */
 const WireItem = Schema.Struct({
   type: Schema.String,
+  id: Schema.optional(Schema.String),
+  encrypted_content: optionalNullable(Schema.String),
   content: optionalNullable(Schema.Array(WirePart)),
   summary: optionalNullable(Schema.Array(WirePart)),
   call_id: Schema.optional(Schema.String),
@@ -90,6 +92,19 @@ export const messageText = (parts: ReadonlyArray<{ readonly type: string; readon
   return text
 }
 
+/**
+ * A reasoning output item as the next turn's input takes it: its id, summary and (when the
+ * request asked for it) encrypted content. Tolerant: anything without an id is not state.
+ */
+export const reasoningStateOf = (raw: unknown): Message.ReasoningState | undefined => {
+  if (typeof raw !== "object" || raw === null) return undefined
+  const item = raw as { id?: unknown; summary?: unknown; encrypted_content?: unknown }
+  if (typeof item.id !== "string") return undefined
+  const out: Record<string, unknown> = { type: "reasoning", id: item.id, summary: Array.isArray(item.summary) ? item.summary : [] }
+  if (typeof item.encrypted_content === "string") out.encrypted_content = item.encrypted_content
+  return reasoningItem("openai-responses", out)
+}
+
 /** Reasoning sections (summary parts, or raw reasoning text) are separated by a blank line. */
 export const reasoningSeparator = "\n\n"
 
@@ -107,12 +122,15 @@ export const fromWireResponse = replyDecoder(WireResponse, (wire, { model, provi
   let text = ""
   const reasoningParts: Array<string> = []
   const toolCalls: Array<Message.ToolCall> = []
+  const reasoningState: Array<Message.ReasoningState> = []
   for (const item of wire.output) {
     switch (item.type) {
       case "message":
         text += messageText(item.content ?? [])
         break
       case "reasoning": {
+        const state = reasoningStateOf(item)
+        if (state !== undefined) reasoningState.push(state)
         const summary = (item.summary ?? []).filter((p) => p.text !== undefined && p.text.length > 0)
         const parts = summary.length > 0 ? summary : (item.content ?? []).filter((p) => p.type === "reasoning_text")
         for (const part of parts) if (part.text !== undefined && part.text.length > 0) reasoningParts.push(part.text)
@@ -143,6 +161,7 @@ export const fromWireResponse = replyDecoder(WireResponse, (wire, { model, provi
     reasoning,
     toolCalls,
     finishReason,
-    usage: wire.usage ? usageOf(wire.usage) : undefined
+    usage: wire.usage ? usageOf(wire.usage) : undefined,
+    reasoningState
   })
 })

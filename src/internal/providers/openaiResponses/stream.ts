@@ -3,7 +3,7 @@ import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { errorInfo } from "../../request/errors.js"
 import { Parser } from "../wire.js"
-import { finishReasonOf, isUsage, messageText, reasoningSeparator, usageOf } from "./response.js"
+import { finishReasonOf, isUsage, messageText, reasoningSeparator, reasoningStateOf, usageOf } from "./response.js"
 
 interface PendingCall {
   readonly index: number
@@ -30,6 +30,8 @@ export class EventParser extends Parser {
   private readonly itemText = new Map<number, string>()
   private readonly calls = new Map<number, PendingCall>()
   private callCount = 0
+  /** Reasoning items by output index, as `output_item.done` gives them (with the final encrypted content). */
+  private readonly reasoningItems = new Map<number, Message.ReasoningState>()
 
   onData(data: string, event: string | undefined, out: Array<Message.StreamEvent>): Err.LlmError | undefined {
     if (this.finished) return undefined
@@ -137,6 +139,11 @@ export class EventParser extends Parser {
   private finishItem(outputIndex: number, raw: unknown, out: Array<Message.StreamEvent>): void {
     if (typeof raw !== "object" || raw === null) return
     const item = raw as Payload
+    if (item.type === "reasoning") {
+      const state = reasoningStateOf(item)
+      if (state !== undefined) this.reasoningItems.set(outputIndex, state)
+      return
+    }
     if (item.type === "message" && Array.isArray(item.content)) {
       const final = messageText(item.content as Array<{ type: string; text?: string; refusal?: string }>)
       const streamed = this.itemText.get(outputIndex) ?? ""
@@ -176,7 +183,16 @@ export class EventParser extends Parser {
         message: `${this.provider}: the reply was withheld by a content filter`
       })
     }
-    this.finishWith(out, finishReason, isUsage(response.usage) ? usageOf(response.usage) : undefined, calls)
+    // reasoning items whose output_item.done never came: the final response's (.done's win, as sent back by the SDKs)
+    if (Array.isArray(response.output)) {
+      response.output.forEach((item: unknown, index: number) => {
+        if (this.reasoningItems.has(index) || (item as Payload | null)?.type !== "reasoning") return
+        const state = reasoningStateOf(item)
+        if (state !== undefined) this.reasoningItems.set(index, state)
+      })
+    }
+    const reasoningState = [...this.reasoningItems.entries()].sort(([a], [b]) => a - b).map(([, state]) => state)
+    this.finishWith(out, finishReason, isUsage(response.usage) ? usageOf(response.usage) : undefined, calls, reasoningState)
     return undefined
   }
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
+import { JSONSchema, Schema } from "effect"
 import { toWireRequest } from "../../../../src/internal/providers/openaiChat/request.js"
 import { Message } from "../../../../src/index.js"
 import { expectedWire, full, weatherTool } from "../../../support/chatRequests.js"
@@ -59,6 +60,53 @@ describe("toWireRequest", () => {
     const messages = body.messages as Array<Record<string, unknown>>
     expect(messages[0]).toEqual({ role: "user", content: [{ type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } }] })
     expect(messages[1]!.content).toBe("Let me look.")
+    assertValid("CreateChatCompletionRequest", body)
+  })
+})
+
+describe("toWireRequest: tools and structured output from JSONSchema.make", () => {
+  const Params = Schema.Struct({ city: Schema.String, unit: Schema.optional(Schema.Literal("c", "f")) }).annotations({ identifier: "Params" })
+
+  it("a strict tool from JSONSchema.make (root $ref, $schema) goes in strict mode, valid for the OpenAPI document", () => {
+    const body = toWireRequest(
+      Message.request("hi", { tools: [{ name: "weather", description: "d", parameters: JSONSchema.make(Params), strict: true }] }),
+      "m",
+      false
+    )
+    const fn = (body.tools as Array<any>)[0].function
+    expect(fn.strict).toBe(true)
+    expect(fn.parameters.$schema).toBeUndefined()
+    expect(fn.parameters.type).toBe("object")
+    expect(fn.parameters.required).toEqual(["city", "unit"])
+    // optional: required now, and nullable
+    expect(fn.parameters.properties.unit).toEqual({ anyOf: [{ type: "string", enum: ["c", "f"] }, { type: "null" }] })
+    expect(fn.parameters.additionalProperties).toBe(false)
+    assertValid("CreateChatCompletionRequest", body)
+  })
+
+  it("a strict tool whose schema cannot be strict goes non-strict, never failing; strict absent keeps the schema", () => {
+    const record = JSONSchema.make(Schema.Struct({ tags: Schema.Record({ key: Schema.String, value: Schema.String }) }))
+    const body = toWireRequest(Message.request("hi", { tools: [{ name: "t", parameters: record, strict: true }] }), "m", false)
+    const fn = (body.tools as Array<any>)[0].function
+    expect(fn.strict).toBe(false)
+    expect(fn.parameters.properties.tags.additionalProperties).toEqual({ type: "string" })
+    assertValid("CreateChatCompletionRequest", body)
+    const plain = toWireRequest(Message.request("hi", { tools: [{ name: "t", parameters: { type: "object", properties: {} } }] }), "m", false)
+    expect((plain.tools as Array<any>)[0].function).toEqual({ name: "t", parameters: { type: "object", properties: {} } })
+  })
+
+  it("response_format json_schema: strict when the schema allows, with the name and description", () => {
+    const body = toWireRequest(
+      Message.request("hi", { responseFormat: { type: "json_schema", name: "params", description: "d", schema: JSONSchema.make(Params), strict: true } }),
+      "m",
+      false
+    )
+    const format = body.response_format as any
+    expect(format.type).toBe("json_schema")
+    expect(format.json_schema.name).toBe("params")
+    expect(format.json_schema.description).toBe("d")
+    expect(format.json_schema.strict).toBe(true)
+    expect(format.json_schema.schema.required).toEqual(["city", "unit"])
     assertValid("CreateChatCompletionRequest", body)
   })
 })

@@ -25,7 +25,12 @@ describe("Responses replies", () => {
       reasoning: "A\n\nB",
       toolCalls: [{ id: "c1", name: "sql", arguments: "SELECT 1" }],
       finishReason: "tool_calls",
-      usage: { inputTokens: 5, outputTokens: 7, totalTokens: 12, reasoningTokens: 4, estimated: false }
+      usage: { inputTokens: 5, outputTokens: 7, totalTokens: 12, reasoningTokens: 4, estimated: false },
+      // the reasoning item, to send back on the next turn
+      reasoningState: [{
+        api: "openai-responses",
+        item: { type: "reasoning", id: "rs", summary: [{ type: "summary_text", text: "A" }, { type: "summary_text", text: "B" }] }
+      }]
     })
     const failed = fromWireResponse(
       "openai",
