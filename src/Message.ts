@@ -140,7 +140,9 @@ export const ToolMessage = Schema.Struct({
   toolCallId: Schema.String,
   content: Schema.String,
   /** The tool's name; some providers (Gemini) need it to pair results with calls. */
-  name: Schema.optional(Schema.String)
+  name: Schema.optional(Schema.String),
+  /** The content reports a failure (Anthropic's `is_error`); other APIs read it from the text. */
+  isError: Schema.optional(Schema.Boolean)
 })
 /** @since 0.1.0 @category messages */
 export type ToolMessage = typeof ToolMessage.Type
@@ -343,8 +345,12 @@ export const fromResponse = (response: ChatResponse): AssistantMessage => {
 }
 
 /** @since 0.1.0 @category constructors */
-export const tool = (toolCallId: string, content: string, name?: string): ToolMessage =>
-  name === undefined ? { role: "tool", toolCallId, content } : { role: "tool", toolCallId, content, name }
+export const tool = (toolCallId: string, content: string, name?: string, options?: { readonly isError?: boolean }): ToolMessage => {
+  const message: { -readonly [K in keyof ToolMessage]: ToolMessage[K] } = { role: "tool", toolCallId, content }
+  if (name !== undefined) message.name = name
+  if (options?.isError === true) message.isError = true
+  return message
+}
 
 /** @since 0.1.0 @category constructors */
 export const text = (value: string): TextPart => ({ type: "text", text: value })
