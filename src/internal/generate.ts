@@ -186,7 +186,7 @@ class Loop {
   }
 
   get next(): Message.ChatRequest {
-    return stepRequest(this.request, this.toolkit, this.messages)
+    return stepRequest(this.request, this.toolkit, [...this.messages])
   }
 
   /** Runs the reply's tool calls; the step, and whether the loop goes on. */
@@ -277,7 +277,7 @@ export const streamText = <T extends Tool.Any = never>(
           })
         )
         const after = Streams.unwrap(
-          Effect.map(Effect.flatMap(acc.result(), (response) => loop.afterReply(response)), ({ done, step }) => {
+          Effect.map(Effect.flatMap(Effect.suspend(() => acc.result()), (response) => loop.afterReply(response)), ({ done, step }) => {
             const events: Array<TextStreamEvent> = step.toolResults.map((result) => ({ _tag: "ToolResult", step: index, result }))
             events.push({ _tag: "StepFinish", step })
             if (done) {
@@ -378,7 +378,7 @@ export const streamObject = <A, I>(
             return [{ _tag: "Partial", attempt, value }]
           })
         )
-        const end = Streams.unwrap(Effect.flatMap(acc.result(), (response) => {
+        const end = Streams.unwrap(Effect.flatMap(Effect.suspend(() => acc.result()), (response) => {
           const decoded = Decode.decodeJson(options.schema, response.text)
           if (Either.isRight(decoded)) {
             return Effect.succeed(Stream.make<[ObjectStreamEvent<A>]>({ _tag: "Object", value: decoded.right, response, attempts: attempt }))
