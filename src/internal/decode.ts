@@ -58,6 +58,13 @@ const stripObject = (literals: ReadonlyArray<AST.TypeLiteral>, value: Record<str
   return out
 }
 
+/** A union's members, nested unions flattened (`optional(Union(A, B))` is `Union(Union(A, B), undefined)`). */
+const membersOf = (union: AST.Union): Array<AST.AST> =>
+  union.types.flatMap((member) => {
+    const resolved = resolve(member)
+    return resolved._tag === "Union" ? membersOf(resolved) : [resolved]
+  })
+
 const strip = (ast: AST.AST, value: unknown): unknown => {
   if (value === null || typeof value !== "object") return value
   const node = resolve(ast)
@@ -73,7 +80,7 @@ const strip = (ast: AST.AST, value: unknown): unknown => {
       })
     }
     case "Union": {
-      const members = node.types.map(resolve)
+      const members = membersOf(node)
       if (isRecord(value)) {
         const literals = members.filter((m): m is AST.TypeLiteral => m._tag === "TypeLiteral")
         return literals.length === 0 ? value : stripObject(literals, value)
