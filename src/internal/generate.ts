@@ -80,6 +80,8 @@ export interface GenerateObjectResult<A> {
   readonly response: Message.ChatResponse
   /** Model calls made, repairs included. */
   readonly attempts: number
+  /** Usage summed over the attempts. */
+  readonly usage: Message.Usage
 }
 
 export type ObjectStreamEvent<A> =
@@ -332,12 +334,14 @@ export const generateObject = <A, I>(
     const responseFormat = responseFormatOf(options)
     const repairs = Math.max(0, options.repairAttempts ?? 1)
     let messages: ReadonlyArray<Message.Message> = options.request.messages
+    let usage = emptyUsage
     for (let attempt = 1;; attempt++) {
       const response = yield* model.chat({ ...options.request, messages, responseFormat }).pipe(
         Effect.withSpan("LanguageModel.step", { attributes: { "step.index": attempt }, captureStackTrace: false })
       )
+      usage = addUsage(usage, response.usage)
       const decoded = Decode.decodeJson(options.schema, response.text)
-      if (Either.isRight(decoded)) return { value: decoded.right, response, attempts: attempt }
+      if (Either.isRight(decoded)) return { value: decoded.right, response, attempts: attempt, usage }
       if (attempt > repairs) return yield* outputError(response, decoded.left, attempt)
       messages = [...messages, Message.fromResponse(response), Message.user(repairPrompt(decoded.left))]
     }
