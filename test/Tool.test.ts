@@ -55,13 +55,13 @@ describe("Tool.decodeParameters", () => {
   it("a null on a required key is still an error", () => {
     const decoded = decode("{\"query\":null}")
     expect(Either.isLeft(decoded)).toBe(true)
-    expect(Either.isLeft(decoded) && decoded.left).toContain("at \"query\": Expected string, actual null")
+    expect(Either.isLeft(decoded) && decoded.left).toContain("at query: Expected string, actual null")
   })
 
   it("names the problem: not JSON, or each issue with its path", () => {
     expect(decode("{\"query\":")).toMatchObject({ _tag: "Left", left: expect.stringContaining("the arguments of search are invalid: not valid JSON") })
     const both = decode("{\"limit\":\"ten\"}")
-    expect(both).toMatchObject({ _tag: "Left", left: expect.stringContaining("at \"query\": is missing") })
-    expect(both).toMatchObject({ _tag: "Left", left: expect.stringContaining("at \"limit\"") })
+    expect(both).toMatchObject({ _tag: "Left", left: expect.stringContaining("at query: is missing") })
+    expect(both).toMatchObject({ _tag: "Left", left: expect.stringContaining("at limit:") })
   })
 })

@@ -116,7 +116,7 @@ describe("generateText", () => {
         const [decode, parse] = result.steps[0]!.toolResults
         expect(decode!.isError).toBe(true)
         expect(decode!.content).toContain("the arguments of add are invalid")
-        expect(decode!.content).toContain("\\\"a\\\"")
+        expect(decode!.content).toContain("at a: Expected number")
         expect(decode!.content).toContain("Expected number")
         expect(parse!.content).toContain("not valid JSON")
         const sent = (yield* requests)[1]!.messages
@@ -295,8 +295,8 @@ describe("generateObject", () => {
         expect(second.messages[1]).toEqual({ role: "assistant", content: "{\"name\":\"Ada\",\"age\":-1,\"address\":{}}" })
         const repair = Message.contentText(second.messages[2]!)
         expect(repair).toContain("does not match the required JSON schema")
-        expect(repair).toContain("at \"age\"")
-        expect(repair).toContain("at \"address\".\"city\": is missing")
+        expect(repair).toContain("at age:")
+        expect(repair).toContain("at address.city: is missing")
         expect(second.responseFormat?.type).toBe("json_schema")
       })))
 

@@ -101,10 +101,19 @@ const strip = (ast: AST.AST, value: unknown): unknown => {
 export const nullsAsAbsent = (schema: Schema.Schema.AnyNoContext, value: unknown): unknown =>
   strip(AST.encodedAST(schema.ast), value)
 
+/** A path as a model reads it: `stops[0].hours`, `["odd key"]`. */
+const pathText = (path: ReadonlyArray<PropertyKey>): string =>
+  path.map((key, i) => {
+    if (typeof key === "number") return `[${key}]`
+    const name = String(key)
+    if (/^[A-Za-z_$][\w$]*$/.test(name)) return i === 0 ? name : `.${name}`
+    return `[${JSON.stringify(name)}]`
+  }).join("")
+
 /** The issues of a parse error, one line each, with the path where there is one. */
 export const issuesOf = (error: ParseResult.ParseError): Array<string> =>
   ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) =>
-    issue.path.length === 0 ? issue.message : `at ${issue.path.map((p) => JSON.stringify(p)).join(".")}: ${issue.message}`
+    issue.path.length === 0 ? issue.message : `at ${pathText(issue.path)}: ${issue.message}`
   )
 
 /** Text without a Markdown code fence around it (```json … ```), as some models add. */
