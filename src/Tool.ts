@@ -115,8 +115,14 @@ export type HandlersFor<T> = T extends Tool<infer N, infer _P, infer _S, infer _
  * The Tag of a tool's handler.
  * @since 0.1.0 @category handlers
  */
-export const handlerTag = <const Name extends string>(name: Name): Context.Tag<Handler<Name>, HandlerService> =>
-  Context.GenericTag<Handler<Name>, HandlerService>(`effect-llm/Tool/${name}`)
+export const handlerTag = <const Name extends string>(name: Name): Context.Tag<Handler<Name>, HandlerService> => {
+  let tag = handlerTags.get(name)
+  // a Tag captures a stack trace when made: once per name, not once per call
+  if (tag === undefined) handlerTags.set(name, tag = Context.GenericTag<Handler<string>, HandlerService>(`effect-llm/Tool/${name}`))
+  return tag as unknown as Context.Tag<Handler<Name>, HandlerService>
+}
+
+const handlerTags = new Map<string, Context.Tag<Handler<string>, HandlerService>>()
 
 // ---------------------------------------------------------------------------
 // Decoding

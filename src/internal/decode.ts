@@ -98,8 +98,15 @@ const strip = (ast: AST.AST, value: unknown): unknown => {
  * removed, at any depth. Strict JSON Schema (OpenAI's) makes every property required and the
  * optional ones nullable, so a model says "absent" with `null`.
  */
-export const nullsAsAbsent = (schema: Schema.Schema.AnyNoContext, value: unknown): unknown =>
-  strip(AST.encodedAST(schema.ast), value)
+export const nullsAsAbsent = (schema: Schema.Schema.AnyNoContext, value: unknown): unknown => {
+  if (value === null || typeof value !== "object") return value
+  let encoded = encodedOf.get(schema.ast)
+  if (encoded === undefined) encodedOf.set(schema.ast, encoded = AST.encodedAST(schema.ast))
+  return strip(encoded, value)
+}
+
+// the encoded side of a Schema is a new AST each time it is computed
+const encodedOf = new WeakMap<AST.AST, AST.AST>()
 
 /** A path as a model reads it: `stops[0].hours`, `["odd key"]`. */
 const pathText = (path: ReadonlyArray<PropertyKey>): string =>

@@ -201,6 +201,9 @@ class Loop {
     // with no toolkit the calls are the caller's to run: the loop ends with them pending
     const results = toolkit === undefined || calls.length === 0
       ? Effect.succeed([] as Array<ToolResult>)
+      : calls.length === 1
+      // one call needs no fiber of its own: forking one costs more than the rest of a step
+      ? Effect.map(runCall(toolkit, this.context, calls[0]!), (result) => [result])
       : Effect.forEach(calls, (call) => runCall(toolkit, this.context, call), { concurrency: this.concurrency })
     return Effect.map(results, (toolResults) => {
       for (const result of toolResults) this.messages.push(resultMessage(result))
