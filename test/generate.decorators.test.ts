@@ -48,6 +48,17 @@ describe("through decorators", () => {
       expect(yield* mock.requests).toHaveLength(4)
     }))
 
+  it.effect("Retry: streamText retries a step's stream that fails before its first event", () =>
+    Effect.gen(function*() {
+      const mock = yield* mocked([serverError, toolRound[0], serverError, toolRound[1]])
+      const events = yield* Stream.runCollect(LanguageModel.streamText({ request: Message.request("1+2"), toolkit: Kit })).pipe(
+        Effect.provide(Layer.merge(Retry.layer(Schedule.recurs(1)).pipe(Layer.provide(mock.layer)), handlers))
+      )
+      const last = Chunk.toArray(events).at(-1)
+      expect(last?._tag === "Finish" && last.result.text).toBe("3")
+      expect(yield* mock.requests).toHaveLength(4)
+    }))
+
   it.scoped("Fallback across providers: a tool loop and an object continue on OpenAI Chat Completions when the first provider fails", () =>
     Effect.gen(function*() {
       // the first provider answers the first step, then fails; the transcript moves to the fake

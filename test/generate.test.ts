@@ -229,6 +229,28 @@ describe("generateText", () => {
 })
 
 describe("streamText", () => {
+  it.effect("interrupted while a tool runs: the handler is interrupted, no fiber left running", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      let handlerInterrupted = false
+      const Slow = Tool.make("slow", { parameters: Schema.Struct({}) })
+      const kit = Toolkit.make(Slow)
+      const layer = kit.toLayer({
+        slow: () => Deferred.succeed(started, undefined).pipe(Effect.zipRight(Effect.never), Effect.onInterrupt(() => Effect.sync(() => void (handlerInterrupted = true))))
+      })
+      const mock = yield* Testing.makeMockModel({ steps: [{ text: "wait", toolCalls: [{ name: "slow", params: {} }] }] })
+      const supervisor = yield* Supervisor.track
+      const fiber = yield* Stream.runDrain(LanguageModel.streamText({ request: Message.request("x"), toolkit: kit })).pipe(
+        Effect.provide(Layer.merge(LanguageModel.layer(mock.service), layer)),
+        Effect.supervised(supervisor),
+        Effect.fork
+      )
+      yield* Deferred.await(started)
+      yield* Fiber.interrupt(fiber)
+      expect(handlerInterrupted).toBe(true)
+      expect((yield* supervisor.value).filter((f) => f.unsafePoll() === null)).toEqual([])
+    }))
+
   it.effect("emits each step's deltas and calls, then the tool results, a step end, and a final finish with summed usage", () =>
     withMock([
       { text: "Let me add.", reasoning: "hmm", toolCalls: [{ id: "c1", name: "add", params: { a: 2, b: 2 } }, { id: "c2", name: "echo", params: { text: "x" } }], usage: usage(5, 5) },
