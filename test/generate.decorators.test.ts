@@ -24,7 +24,7 @@ import { fakeProvider, stack } from "./support/openaiStack.js"
 
 const Add = Tool.make("add", { parameters: Schema.Struct({ a: Schema.Number, b: Schema.Number }), success: Schema.Number })
 const Kit = Toolkit.make(Add)
-const handlers = Kit.toLayer({ add: ({ a, b }) => Effect.succeed(a + b) })
+const handlers = Kit.toLayer({ add: ({ a, b }) => Effect.withSpan(Effect.succeed(a + b), "handler add") })
 const City = Schema.Struct({ name: Schema.String, country: Schema.Struct({ code: Schema.String }) })
 
 const serverError = new LlmError.ServerError({ provider: "mock", model: "mock-model", message: "503", status: 503 })
@@ -210,6 +210,8 @@ describe("through decorators", () => {
       expect(toolSpans.length).toBe(2)
       expect(toolSpans[0]!.parent).toBe("LanguageModel.step")
       expect(toolSpans[0]!.attributes.get("gen_ai.tool.call.id")).toBe("c1")
+      // a handler's own spans nest under its call
+      expect(named("handler add").map((s) => s.parent)).toEqual(["Tool.call add", "Tool.call add"])
       expect(named("LanguageModel.step").filter((s) => s.parent === "LanguageModel.generateText")).toHaveLength(2)
       expect(named("LanguageModel.step").filter((s) => s.parent === "LanguageModel.generateObject")).toHaveLength(1)
     }))
