@@ -77,7 +77,8 @@ export const make = <const Tools extends ReadonlyArray<Tool.Any>>(...tools: Tool
           for (const tool of tools) {
             const handler = (handlers as unknown as Record<string, (params: unknown) => Effect.Effect<unknown, unknown, RequirementsOf<H>>>)[tool.name]!
             services = Context.add(services, Tool.handlerTag(tool.name), {
-              // the layer's context under the caller's, so the handler's spans nest under its `Tool.call`
+              // the layer's context under the caller's (which wins on a clash, as in @effect/ai), so the
+              // handler's spans nest under its `Tool.call`
               handle: (params) => Effect.mapInputContext(handler(params), (input: Context.Context<never>) => Context.merge(context, input))
             }) as Context.Context<Tool.HandlersFor<Tools[number]>>
           }
