@@ -14,6 +14,7 @@ import { Allow, parse as parsePartial } from "partial-json"
 import { Accumulator, LanguageModel } from "../LanguageModel.js"
 import { type LlmError, StructuredOutputError } from "../LlmError.js"
 import * as Message from "../Message.js"
+import * as Telemetry from "../Telemetry.js"
 import * as Tool from "../Tool.js"
 import type * as Toolkit from "../Toolkit.js"
 import * as Decode from "./decode.js"
@@ -156,7 +157,7 @@ const runCall = (toolkit: Toolkit.Any, context: Context.Context<never>, call: Me
     })
   }).pipe(
     Effect.withSpan(`Tool.call ${call.name}`, {
-      attributes: { "gen_ai.tool.name": call.name, "gen_ai.tool.call.id": call.id },
+      attributes: { [Telemetry.attributes.toolName]: call.name, [Telemetry.attributes.toolCallId]: call.id },
       captureStackTrace: false
     })
   )
