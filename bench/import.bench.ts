@@ -6,8 +6,8 @@
  * - `baseline`: `effect` plus `@effect/platform-node/NodeHttpClient`, what any Effect app
  *   that calls HTTP loads anyway;
  * - `effect-llm`: resolved by name through the package's own `exports` (a package may
- *   import itself by name from inside its folder), so it loads `dist/index.js`;
- * - `effect-llm without Testing`: `dist/index.js` minus its `Testing` line, i.e. the index
+ *   import itself by name from inside its folder), so it loads `dist/esm/index.js`;
+ * - `effect-llm without Testing`: `dist/esm/index.js` minus its `Testing` line, i.e. the index
  *   once the fake server has left it (the same as `effect-llm` when it already has);
  * - `effect-llm/Redis`, `effect-llm/Testing`: what the subpaths add, for information.
  * For each: the median wall time of the process, the median time of the `import()` inside
@@ -17,7 +17,7 @@
  *
  *   npm run bench:import -- --rounds 15 [--no-build] [--compare bench/.build/dist-old]
  *
- * `--compare DIR` also measures another build's `index.js` (say, `dist/` of an earlier commit
+ * `--compare DIR` also measures another build's `index.js` (say, `dist/esm/` of an earlier commit
  * copied into the repository so that it resolves the same node_modules), for a before and
  * after in one run.
  */
@@ -46,11 +46,11 @@ if (!values["no-build"]) {
 // the index without Testing, as a file beside the build that imports dist/ by absolute URL
 const work = join(root, "bench", ".build", "import")
 mkdirSync(work, { recursive: true })
-const dist = pathToFileURL(join(root, "dist") + "/").href
+const dist = pathToFileURL(join(root, "dist", "esm") + "/").href
 const withoutTesting = join(work, "index-without-testing.mjs")
 writeFileSync(
   withoutTesting,
-  readFileSync(join(root, "dist", "index.js"), "utf8")
+  readFileSync(join(root, "dist", "esm", "index.js"), "utf8")
     .split("\n")
     .filter((line) => !/\bas Testing\b/.test(line) && !line.startsWith("//# sourceMappingURL"))
     .map((line) => line.replace(/from "\.\/([^"]+)"/, (_, file: string) => `from "${dist}${file}"`))

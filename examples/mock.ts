@@ -1,4 +1,4 @@
-/** The README's testing quickstart: code that needs a LanguageModel, run on a scripted mock. */
+/** Code that needs a LanguageModel, run on a scripted mock. */
 import { Console, Effect } from "effect"
 import { LanguageModel, LlmError, Message } from "../src/index.js"
 import * as Testing from "../src/Testing.js"

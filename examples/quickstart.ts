@@ -1,4 +1,4 @@
-/** The README's quickstart: a model stack composed from layers, and a program that uses it. */
+/** A model stack composed from layers, and a program that uses it; without OPENAI_API_KEY it runs against the fake provider. */
 import { NodeRuntime } from "@effect/platform-node"
 import { Config, ConfigProvider, Console, Effect, Layer } from "effect"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Transport } from "../src/index.js"

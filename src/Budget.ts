@@ -55,6 +55,8 @@ export interface Status {
   readonly maxTokens: number | undefined
   readonly maxCost: number | undefined
   readonly warned: boolean
+  /** The provider's remaining credit, when one was set (`setCredit`), and the cost spent since. */
+  readonly credit?: { readonly remaining: number; readonly spentSince: number; readonly source: string } | undefined
 }
 
 /** @since 0.1.0 @category metrics */
@@ -101,6 +103,13 @@ export interface Controller {
   readonly status: Effect.Effect<Status>
   /** Wraps a model; every model it wraps draws on this budget. */
   readonly decorator: Decorator
+  /**
+   * The credit a provider reports as remaining (OpenRouter's key endpoint), in the price
+   * table's currency: a request whose estimated cost would exceed it, less what was spent
+   * since and what is in flight, fails with `BudgetExceededError` (`dimension: "credit"`)
+   * before it is sent. `undefined` forgets it.
+   */
+  readonly setCredit: (credit: { readonly remaining: number; readonly source: string } | undefined) => Effect.Effect<void>
 }
 
 /**
@@ -116,6 +125,7 @@ export const make = (options: Options): Effect.Effect<Controller> =>
     const [start, end] = periodBounds(options.period, yield* Clock.currentTimeMillis)
     const state = { periodStart: start, periodEnd: end, tokens: 0, cost: 0, reservedTokens: 0, reservedCost: 0, warned: false }
     const unpriced = new Set<string>()
+    let credit: { remaining: number; spentSince: number; source: string } | undefined
 
     // every state change below is one synchronous step, so fibers cannot interleave inside it
     const roll = (now: number) => {
@@ -142,21 +152,24 @@ export const make = (options: Options): Effect.Effect<Controller> =>
         const outputTokens = request.maxTokens ?? options.assumedOutputTokens ?? 0
         const cost = costOf(provider, model, { inputTokens, outputTokens })
         roll(now)
-        const over = (dimension: "tokens" | "cost", limit: number, spent: number, requested: number) =>
+        const over = (dimension: "tokens" | "cost" | "credit", limit: number, spent: number, requested: number) =>
           Effect.zipRight(
             Metric.increment(rejections),
             Effect.fail(
               new BudgetExceededError({
                 provider,
                 model,
-                message: `${options.period}ly ${dimension} budget of ${format(dimension, limit)} would be exceeded: ` +
-                  `${format(dimension, spent)} spent or in flight, this request needs about ${format(dimension, requested)}; ` +
-                  `it resets at ${new Date(state.periodEnd).toISOString()}`,
+                message: dimension === "credit"
+                  ? `the credit ${credit?.source ?? "the provider"} reports (${format("cost", limit)}) would be exceeded: ` +
+                    `${format("cost", spent)} spent since or in flight, this request needs about ${format("cost", requested)}`
+                  : `${options.period}ly ${dimension} budget of ${format(dimension, limit)} would be exceeded: ` +
+                    `${format(dimension, spent)} spent or in flight, this request needs about ${format(dimension, requested)}; ` +
+                    `it resets at ${new Date(state.periodEnd).toISOString()}`,
                 dimension,
                 limit,
                 spent,
                 requested,
-                retryAfter: Duration.millis(state.periodEnd - now)
+                retryAfter: dimension === "credit" ? undefined : Duration.millis(state.periodEnd - now)
               })
             )
           )
@@ -168,6 +181,9 @@ export const make = (options: Options): Effect.Effect<Controller> =>
         const spentCost = state.cost + state.reservedCost
         if (options.maxCost !== undefined && cost !== undefined && spentCost + cost > options.maxCost) {
           return over("cost", options.maxCost, spentCost, cost)
+        }
+        if (credit !== undefined && cost !== undefined && credit.spentSince + state.reservedCost + cost > credit.remaining) {
+          return over("credit", credit.remaining, credit.spentSince + state.reservedCost, cost)
         }
         state.reservedTokens += tokens
         state.reservedCost += cost ?? 0
@@ -183,8 +199,10 @@ export const make = (options: Options): Effect.Effect<Controller> =>
           state.reservedCost -= reservation.cost
         }
         if (usage === undefined) return Effect.void
+        const spent = costOf(provider, model, usage) ?? 0
         state.tokens += usage.totalTokens
-        state.cost += costOf(provider, model, usage) ?? 0
+        state.cost += spent
+        if (credit !== undefined) credit.spentSince += spent
         const fraction = Math.max(
           options.maxTokens === undefined ? 0 : state.tokens / options.maxTokens,
           options.maxCost === undefined ? 0 : state.cost / options.maxCost
@@ -248,11 +266,17 @@ export const make = (options: Options): Effect.Effect<Controller> =>
         reservedCost: state.reservedCost,
         maxTokens: options.maxTokens,
         maxCost: options.maxCost,
-        warned: state.warned
+        warned: state.warned,
+        credit: credit === undefined ? undefined : { ...credit }
       }
     })
 
-    return { status, decorator }
+    const setCredit = (next: { readonly remaining: number; readonly source: string } | undefined) =>
+      Effect.sync(() => {
+        credit = next === undefined || !Number.isFinite(next.remaining) ? undefined : { remaining: next.remaining, spentSince: 0, source: next.source }
+      })
+
+    return { status, decorator, setCredit }
   })
 
 const format = (dimension: "tokens" | "cost", n: number) => (dimension === "tokens" ? `${n} tokens` : `$${n.toFixed(4)}`)

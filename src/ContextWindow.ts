@@ -32,6 +32,35 @@ export interface FitOptions {
   /** Tool definitions sent with the request; they take room too. */
   readonly tools?: ReadonlyArray<Message.ToolDefinition> | undefined
   readonly compact?: Compactor | undefined
+  /**
+   * With `compact`, the share of the window (after `reserve`) past which the oldest turns are
+   * summarised even though they still fit, so that a long conversation is compacted before
+   * it is cut. Default 0.9.
+   */
+  readonly compactAt?: number | undefined
+  /**
+   * How many of the newest turns are kept before any message's `importance` counts: a
+   * conversation keeps what is recent, then what is important, then what is oldest.
+   * Default 4.
+   */
+  readonly recent?: number | undefined
+}
+
+/**
+ * How full the window is after fitting.
+ * @since 0.1.0 @category models
+ */
+export interface Status {
+  /** The prompt's tokens, tools and overhead included. */
+  readonly tokens: number
+  /** The tokens the window leaves for the prompt: `contextWindow − reserve`. */
+  readonly window: number
+  /** `tokens / window`, in percent. */
+  readonly percent: number
+  /** Messages dropped (whether or not summarised). */
+  readonly dropped: number
+  /** Messages replaced by a summary. */
+  readonly compacted: number
 }
 
 /** @since 0.1.0 @category models */
@@ -44,6 +73,7 @@ export interface FitResult {
   readonly exact: boolean
   /** True when a summary of the dropped messages was added. */
   readonly summarized: boolean
+  readonly status: Status
 }
 
 /** @since 0.1.0 @category defaults */
@@ -79,12 +109,46 @@ const unitsOf = (messages: ReadonlyArray<Message.Message>, from: number): Array<
 const summaryMessage = (summary: string): Message.SystemMessage =>
   Message.system(`Summary of the earlier part of this conversation:\n${summary}`)
 
+/** A unit's importance: the highest of its messages' (default 0). */
+const importanceOf = (messages: ReadonlyArray<Message.Message>, [start, end]: readonly [number, number]): number => {
+  let most = -Infinity
+  for (let i = start; i < end; i++) {
+    const message = messages[i]!
+    const importance = message.role === "system" ? 0 : message.importance ?? 0
+    if (importance > most) most = importance
+  }
+  return most
+}
+
+/**
+ * The order in which units are kept: the newest first (it must fit), then the rest of the
+ * `recent` newest, then the older ones; within each band the more important first, and among
+ * equals the newer. A kept set is always a prefix of this order, so that nothing is kept
+ * while something before it in the order is dropped.
+ */
+const keepOrder = (messages: ReadonlyArray<Message.Message>, units: ReadonlyArray<readonly [number, number]>, recent: number) => {
+  const n = units.length
+  if (n === 0) return []
+  const byImportance = (indices: Array<number>) => {
+    const weight = new Map(indices.map((u) => [u, importanceOf(messages, units[u]!)]))
+    return indices.sort((a, b) => weight.get(b)! - weight.get(a)! || b - a)
+  }
+  const bandStart = Math.max(0, n - Math.max(1, recent))
+  const recentBand: Array<number> = []
+  for (let u = n - 2; u >= bandStart; u--) recentBand.push(u)
+  const olderBand: Array<number> = []
+  for (let u = bandStart - 1; u >= 0; u--) olderBand.push(u)
+  return [n - 1, ...byImportance(recentBand), ...byImportance(olderBand)]
+}
+
 /**
  * Fits `messages` into `contextWindow − reserve` tokens. The leading system messages are
- * always kept; then whole units (a message, or an assistant tool call with its results) from
- * the newest back, as many as fit. With `compact`, the dropped units are summarised into one
- * system message after the system prompt, when the summary fits. Fails with
- * `ContextLengthError` when the system prompt (with tools) or the newest unit cannot fit.
+ * always kept; then whole units (a message, or an assistant tool call with its results): the
+ * newest, then the rest of the `recent` newest, then older ones, the more `importance` first
+ * within each band, as many as fit in that order. With `compact`, the dropped units are
+ * summarised into one system message after the system prompt, when the summary fits; and
+ * when the prompt passes `compactAt` of the window, it is compacted down to that share. Fails
+ * with `ContextLengthError` when the system prompt (with tools) or the newest unit cannot fit.
  * @since 0.1.0 @category fitting
  */
 export const fit = (
@@ -117,14 +181,7 @@ export const fit = (
       for (let i = s; i < e; i++) n += perMessage[i]!
       return n
     })
-    // the oldest unit kept; everything before it (after the system prompt) is dropped
-    let first = units.length
-    let used = fixed
-    while (first > 0 && used + unitTokens[first - 1]! <= budget) {
-      first--
-      used += unitTokens[first]!
-    }
-    if (units.length > 0 && first === units.length) {
+    if (units.length > 0 && fixed + unitTokens[units.length - 1]! > budget) {
       const [s, e] = units[units.length - 1]!
       return yield* failure(
         `the newest ${e - s > 1 ? "tool call and its results take" : "message takes"} ${unitTokens[units.length - 1]} tokens; ` +
@@ -133,36 +190,91 @@ export const fit = (
       )
     }
 
+    const order = keepOrder(messages, units, options.recent ?? 4)
+    // how many units of `order` fit under `target`, as a prefix
+    const fitting = (target: number) => {
+      let used = fixed
+      let kept = 0
+      while (kept < order.length && used + unitTokens[order[kept]!]! <= target) used += unitTokens[order[kept++]!]!
+      return kept
+    }
     const head = messages.slice(0, system)
-    const startOf = (unit: number) => (unit === units.length ? messages.length : units[unit]![0])
+    const keptMessages = (count: number) => {
+      const kept = order.slice(0, count).sort((a, b) => a - b)
+      const out: Array<Message.Message> = []
+      for (const u of kept) for (let i = units[u]![0]; i < units[u]![1]; i++) out.push(messages[i]!)
+      return out
+    }
+    const droppedMessages = (count: number) => {
+      const kept = new Set(order.slice(0, count))
+      const out: Array<Message.Message> = []
+      for (let u = 0; u < units.length; u++) {
+        if (!kept.has(u)) for (let i = units[u]![0]; i < units[u]![1]; i++) out.push(messages[i]!)
+      }
+      return out
+    }
+
+    let count = fitting(budget)
     // the per-message sum can differ from the whole-request count by a token or two (tool
-    // padding); check the whole and give up more of the oldest if needed
-    let total = yield* tokenizer.count([...head, ...messages.slice(startOf(first))], model, countOptions)
-    while (total.tokens > budget && first < units.length - 1) {
-      first++
-      total = yield* tokenizer.count([...head, ...messages.slice(startOf(first))], model, countOptions)
+    // padding); check the whole and give up the last kept unit if needed
+    let total = yield* tokenizer.count([...head, ...keptMessages(count)], model, countOptions)
+    while (total.tokens > budget && count > 1) {
+      count--
+      total = yield* tokenizer.count([...head, ...keptMessages(count)], model, countOptions)
     }
     if (total.tokens > budget) {
       return yield* failure(`the newest message does not fit: ${total.tokens} tokens, over the ${budget} the window leaves`)
     }
-    const kept = messages.slice(startOf(first))
-    const dropped = messages.slice(system, startOf(first))
+    const statusOf = (tokens: number, dropped: number, compacted: number): Status => ({
+      tokens,
+      window: budget,
+      percent: budget <= 0 ? 100 : (tokens / budget) * 100,
+      dropped,
+      compacted
+    })
 
-    if (dropped.length > 0 && options.compact !== undefined) {
-      const summary = yield* options.compact(dropped).pipe(
-        Effect.map((text) => [summaryMessage(text)]),
-        Effect.catchAll((error) =>
-          Effect.as(Effect.logWarning(`ContextWindow: summarising dropped turns failed, dropping them instead: ${error.message}`), [])
+    if (options.compact !== undefined) {
+      // compact before the window is full: down to `compactAt` of it, when that leaves the newest
+      const threshold = Math.floor(budget * (options.compactAt ?? 0.9))
+      if (total.tokens > threshold) {
+        const under = fitting(threshold)
+        if (under >= 1 && under < count) count = under
+      }
+      const dropped = droppedMessages(count)
+      if (dropped.length > 0) {
+        const summary = yield* options.compact(dropped).pipe(
+          Effect.map((text) => [summaryMessage(text)]),
+          Effect.catchAll((error) =>
+            Effect.as(Effect.logWarning(`ContextWindow: summarising dropped turns failed, dropping them instead: ${error.message}`), [])
+          )
         )
-      )
-      if (summary.length > 0) {
-        const withSummary = yield* tokenizer.count([...head, ...summary, ...kept], model, countOptions)
-        if (withSummary.tokens <= budget) {
-          return { messages: [...head, ...summary, ...kept], dropped, tokens: withSummary.tokens, exact, summarized: true }
+        const kept = keptMessages(count)
+        if (summary.length > 0) {
+          const withSummary = yield* tokenizer.count([...head, ...summary, ...kept], model, countOptions)
+          if (withSummary.tokens <= budget) {
+            return {
+              messages: [...head, ...summary, ...kept],
+              dropped,
+              tokens: withSummary.tokens,
+              exact,
+              summarized: true,
+              status: statusOf(withSummary.tokens, dropped.length, dropped.length)
+            }
+          }
         }
+        const plain = yield* tokenizer.count([...head, ...kept], model, countOptions)
+        return { messages: [...head, ...kept], dropped, tokens: plain.tokens, exact, summarized: false, status: statusOf(plain.tokens, dropped.length, 0) }
       }
     }
-    return { messages: [...head, ...kept], dropped, tokens: total.tokens, exact, summarized: false }
+    const dropped = droppedMessages(count)
+    return {
+      messages: dropped.length === 0 ? messages : [...head, ...keptMessages(count)],
+      dropped,
+      tokens: total.tokens,
+      exact,
+      summarized: false,
+      status: statusOf(total.tokens, dropped.length, 0)
+    }
   }).pipe(Effect.withSpan("ContextWindow.fit"))
 
 /**
@@ -207,6 +319,7 @@ export interface Report {
   readonly dropped: ReadonlyArray<Message.Message>
   readonly tokens: number
   readonly summarized: boolean
+  readonly status: Status
 }
 
 /** @since 0.1.0 @category models */
@@ -219,6 +332,10 @@ export interface Options {
   readonly compact?: Compactor | "summarize" | undefined
   /** Called whenever messages were dropped; the decorator also logs and counts it. */
   readonly onFit?: ((report: Report) => Effect.Effect<void>) | undefined
+  /** See `FitOptions.compactAt`. Default 0.9. */
+  readonly compactAt?: number | undefined
+  /** See `FitOptions.recent`. Default 4. */
+  readonly recent?: number | undefined
 }
 
 /**
@@ -253,9 +370,20 @@ const fitted = (upstream: LanguageModel["Type"], options: Options): LanguageMode
     const reserve = Math.max(options.reserve ?? 0, request.maxTokens ?? 0)
     const noTools = request.tools === undefined || request.tools.length === 0
     // the common case, a request far below the window, costs one pass over the text
-    if (noTools && upperBound(request.messages) <= contextWindow - reserve) return Effect.succeed(request)
+    // (with a compactor, below the share of the window where compaction starts)
+    const room = (contextWindow - reserve) * (compact === undefined ? 1 : options.compactAt ?? 0.9)
+    if (noTools && upperBound(request.messages) <= room) return Effect.succeed(request)
     const model = request.model ?? upstream.model
-    return fit(request.messages, { contextWindow, reserve, model, provider: upstream.provider, tools: request.tools, compact }).pipe(
+    return fit(request.messages, {
+      contextWindow,
+      reserve,
+      model,
+      provider: upstream.provider,
+      tools: request.tools,
+      compact,
+      compactAt: options.compactAt,
+      recent: options.recent
+    }).pipe(
       Effect.tap((result) => {
         if (result.dropped.length === 0) return Effect.void
         const report: Report = {
@@ -263,7 +391,8 @@ const fitted = (upstream: LanguageModel["Type"], options: Options): LanguageMode
           model,
           dropped: result.dropped,
           tokens: result.tokens,
-          summarized: result.summarized
+          summarized: result.summarized,
+          status: result.status
         }
         return Effect.all([
           Metric.incrementBy(droppedMessages, result.dropped.length),

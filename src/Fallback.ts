@@ -31,7 +31,7 @@ import * as ScheduleInterval from "effect/ScheduleInterval"
 import * as Stream from "effect/Stream"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Health from "./Health.js"
-import { guardPartial, isPartial, Reports, reportsOf } from "./internal/request/delivered.js"
+import { guardPartial, isPartial, reporting, reportsOf } from "./internal/request/delivered.js"
 import * as Streams from "./internal/streams.js"
 import { LanguageModel, type Service as Model, type Tracker } from "./LanguageModel.js"
 import * as Err from "./LlmError.js"
@@ -285,16 +285,15 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
         return run(0)
       })).pipe((stream) => Streams.withSpan(stream, "Fallback.stream", { attributes: { "fallback.steps": built.length } }))
 
-    const service: Model = {
+    return {
       provider: primary.provider,
       model: primary.model,
       // the stack serves the largest window it has: context-length errors fall back to it
       contextWindow: windows.length === 0 ? undefined : Math.max(...windows),
       chat,
-      stream
-    }
-    // its stream passes a step's events through: it reports when every step's does
-    return Object.assign(service, { [Reports]: built.every((step) => reportsOf(step.model)) })
+      // its stream passes a step's events through: it reports when every step's does
+      stream: reporting(stream, built.every((step) => reportsOf(step.model)))
+    } satisfies Model
   })
 
 /** @since 0.1.0 @category utils */

@@ -13,6 +13,7 @@
  */
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Either from "effect/Either"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
@@ -115,6 +116,13 @@ export interface Options {
    * failing with `NoKeyAvailableError`; they still fail when every key is disabled.
    */
   readonly maxConcurrentPerKey?: number
+  /**
+   * The provider takes no credentials (a local Ollama or vLLM): with no keys, requests go out
+   * without an `Authorization` header. Without it, a pool given no keys fails each lease with
+   * a non-retryable `NoKeyAvailableError`, so that no request is ever sent without a key by
+   * mistake (an empty env var, say).
+   */
+  readonly keyless?: boolean
 }
 
 // ---------------------------------------------------------------------------
@@ -242,35 +250,80 @@ export const make = (options: Options): Effect.Effect<Service> =>
 export const layer = (options: Options): Layer.Layer<KeyPool> => Layer.effect(KeyPool, make(options))
 
 /**
- * Keys from config: a comma-separated list, e.g. `OPENAI_API_KEYS=k1,k2`.
+ * Keys from config: one key, or a comma-separated list, e.g. `OPENAI_API_KEY=k1,k2`.
+ *
+ * A variable that is missing, or set but empty (`""`, `" , "`), fails as the layer is built
+ * with a `ConfigError` that names it ("OPENAI_API_KEY is set but empty"), unless `optional`
+ * is true: then the pool is keyless (for providers that take no key, such as a local Ollama).
  * @since 0.1.0 @category layers
  */
 export const layerConfig = (
-  options: Omit<Options, "keys"> & { readonly keys: Config.Config<Redacted.Redacted<string>> }
-): Layer.Layer<KeyPool, ConfigError.ConfigError> =>
-  Layer.effect(
-    KeyPool,
-    Effect.flatMap(
-      Config.mapOrFail(options.keys, (redacted) => {
-        const keys = Redacted.value(redacted).split(",").map((key) => key.trim()).filter((key) => key.length > 0)
-        // named by position, never by value: a config error is printed whole
-        for (const [index, key] of keys.entries()) {
-          const problem = internal.headerProblem(key)
-          if (problem !== undefined) {
-            return Either.left(ConfigError.InvalidData([], `key ${index + 1} of ${keys.length} ${problem}, so it cannot go in an HTTP header`))
-          }
-        }
-        return Either.right(keys.map((key) => Redacted.make(key)))
-      }),
-      (keys) => make({ ...options, keys })
+  options: Omit<Options, "keys" | "keyless"> & {
+    readonly keys: Config.Config<Redacted.Redacted<string>>
+    /** The provider needs no key: missing or empty means a keyless pool. Default false. */
+    readonly optional?: boolean
+  }
+): Layer.Layer<KeyPool, ConfigError.ConfigError> => {
+  const { optional, keys: keysConfig, ...rest } = options
+  const parsed = Config.mapOrFail(keysConfig, (redacted) => {
+    const keys = Redacted.value(redacted).split(",").map((key) => key.trim()).filter((key) => key.length > 0)
+    if (keys.length === 0) return Either.left(ConfigError.InvalidData([], emptyKeys))
+    // named by position, never by value: a config error is printed whole
+    for (const [index, key] of keys.entries()) {
+      const problem = internal.headerProblem(key)
+      if (problem !== undefined) {
+        return Either.left(ConfigError.InvalidData([], `key ${index + 1} of ${keys.length} ${problem}, so it cannot go in an HTTP header`))
+      }
+    }
+    return Either.right(keys.map((key) => Redacted.make(key)))
+  })
+  const read: Effect.Effect<ReadonlyArray<Redacted.Redacted<string>>, ConfigError.ConfigError> = optional === true
+    ? Effect.catchIf(
+      Effect.map(Config.option(parsed), Option.getOrElse((): ReadonlyArray<Redacted.Redacted<string>> => [])),
+      (error) => isEmptyKeys(error),
+      () => Effect.succeed([])
     )
-  )
+    : Effect.catchAll(parsed, (error) =>
+      // the variable's name: the path of the config, as a provider with nothing in it reports it
+      Effect.flatMap(Effect.either(Effect.withConfigProvider(keysConfig, ConfigProvider.fromMap(new Map()))), (probe) =>
+        Effect.fail(explainKeys(error, Either.isLeft(probe) && probe.left._op === "MissingData" ? probe.left.path : [])))
+    )
+  return Layer.effect(KeyPool, Effect.flatMap(read, (keys) => make({ ...rest, keys, keyless: optional === true })))
+}
+
+const emptyKeys = "effect-llm/KeyPool/empty"
+const isEmptyKeys = (error: ConfigError.ConfigError): boolean =>
+  error._op === "InvalidData" ? error.message === emptyKeys : error._op === "And" || error._op === "Or" ? isEmptyKeys(error.left) && isEmptyKeys(error.right) : false
+
+// the variable by its config path (an env var's name), and what to do about it
+const explainKeys = (error: ConfigError.ConfigError, path: ReadonlyArray<string>): ConfigError.ConfigError => {
+  switch (error._op) {
+    case "And":
+      return ConfigError.And(explainKeys(error.left, path), explainKeys(error.right, path))
+    case "Or":
+      return ConfigError.Or(explainKeys(error.left, path), explainKeys(error.right, path))
+    case "MissingData":
+      return ConfigError.MissingData(error.path, `set ${variableOf(error.path)} to an API key, or a comma-separated list of keys`)
+    case "InvalidData": {
+      const at = error.path.length > 0 ? error.path : [...path]
+      return ConfigError.InvalidData(
+        at,
+        error.message === emptyKeys
+          ? `${variableOf(at)} is set but empty: set it to an API key, or a comma-separated list of keys`
+          : `${variableOf(at)}: ${error.message}`
+      )
+    }
+    default:
+      return error
+  }
+}
+const variableOf = (path: ReadonlyArray<string>): string => (path.length === 0 ? "the key variable" : path.join("_"))
 
 /**
  * A pool with no keys, for providers that need none (a local Ollama).
  * @since 0.1.0 @category layers
  */
-export const layerKeyless = (providerId: string): Layer.Layer<KeyPool> => layer({ providerId, keys: [] })
+export const layerKeyless = (providerId: string): Layer.Layer<KeyPool> => layer({ providerId, keys: [], keyless: true })
 
 /**
  * `layerRedis` (or `Redis.layerKeyPoolStore`) could not reach Redis when it was built, or

@@ -11,7 +11,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Generate from "./internal/generate.js"
-import { counted, Reports, reportsOf, type Tracker } from "./internal/request/delivered.js"
+import { counted, reporting, reportsOf, type Tracker } from "./internal/request/delivered.js"
 import { type LlmError, StreamError } from "./LlmError.js"
 import type { ChatRequest, ChatResponse, Finish, StreamEvent, ToolCall } from "./Message.js"
 import type * as Tool from "./Tool.js"
@@ -50,7 +50,7 @@ export class LanguageModel extends Context.Tag("effect-llm/LanguageModel")<Langu
 export const make = (impl: Service): Service =>
   reportsOf(impl)
     ? impl
-    : { ...impl, stream: (request, tracker) => counted(impl.stream(request), tracker), [Reports]: true } as Service
+    : { ...impl, stream: reporting((request: ChatRequest, tracker?: Tracker) => counted(impl.stream(request), tracker)) }
 
 /** @since 0.1.0 @category layers */
 export const layer = (impl: Service): Layer.Layer<LanguageModel> => Layer.succeed(LanguageModel, make(impl))
@@ -77,16 +77,14 @@ export const decorate = <E, R>(decorator: Decorator<E, R>): Layer.Layer<Language
  * below through (it may add none of its own), and give the model below the tracker it got.
  * @since 0.1.0 @category decorators
  */
-export const wrap = (inner: Service, calls: Partial<Pick<Service, "chat" | "stream" | "contextWindow">>): Service =>
-  ({
-    provider: inner.provider,
-    model: inner.model,
-    contextWindow: inner.contextWindow,
-    chat: inner.chat,
-    stream: inner.stream,
-    ...calls,
-    [Reports]: reportsOf(inner)
-  }) as Service
+export const wrap = (inner: Service, calls: Partial<Pick<Service, "chat" | "stream" | "contextWindow">>): Service => ({
+  provider: inner.provider,
+  model: inner.model,
+  contextWindow: inner.contextWindow,
+  chat: inner.chat,
+  ...calls,
+  stream: calls.stream === undefined ? inner.stream : reporting(calls.stream, reportsOf(inner))
+})
 
 /** @since 0.1.0 @category accessors */
 export const chat = (request: ChatRequest): Effect.Effect<ChatResponse, LlmError, LanguageModel> =>
@@ -170,6 +168,7 @@ export class Accumulator {
     }
     if (this.reasoning !== undefined) response.reasoning = this.reasoning
     if (finish.reasoningState !== undefined) response.reasoningState = finish.reasoningState
+    if (finish.stale === true) response.stale = true
     return Effect.succeed(response)
   }
 }
@@ -189,7 +188,7 @@ export const responseToEvents = (response: ChatResponse): Array<StreamEvent> => 
     events.push({ _tag: "ToolCallDelta", index, id: call.id, name: call.name, argumentsDelta: call.arguments })
     events.push({ _tag: "ToolCall", index, id: call.id, name: call.name, arguments: call.arguments })
   })
-  const finish: Finish = {
+  const finish: { -readonly [K in keyof Finish]: Finish[K] } = {
     _tag: "Finish",
     finishReason: response.finishReason,
     usage: response.usage,
@@ -197,7 +196,9 @@ export const responseToEvents = (response: ChatResponse): Array<StreamEvent> => 
     model: response.model,
     provider: response.provider
   }
-  events.push(response.reasoningState === undefined ? finish : { ...finish, reasoningState: response.reasoningState })
+  if (response.reasoningState !== undefined) finish.reasoningState = response.reasoningState
+  if (response.stale === true) finish.stale = true
+  events.push(finish)
   return events
 }
 

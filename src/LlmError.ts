@@ -165,7 +165,7 @@ export class RateLimitExceededError extends Schema.TaggedError<RateLimitExceeded
 export class BudgetExceededError extends Schema.TaggedError<BudgetExceededError>()("BudgetExceededError", {
   ...common,
   /** Which limit the request would cross. */
-  dimension: Schema.optional(Schema.Literal("tokens", "cost")),
+  dimension: Schema.optional(Schema.Literal("tokens", "cost", "credit")),
   limit: Schema.optional(Schema.Number),
   /** Spent (and reserved by requests in flight) in the current period. */
   spent: Schema.optional(Schema.Number),
@@ -305,6 +305,12 @@ export interface Classification {
   readonly breaker: "failure" | "success" | "ignore"
   /** Whether `Fallback` moves on to the next model by default. */
   readonly fallback: "always" | "never" | "ifRetryable" | "ifNotPartial"
+  /**
+   * Whether the model was unavailable rather than refusing this request, so that
+   * `ResponseCache`'s degraded mode may answer with a stale stored reply. Never for the
+   * caller's own errors (an invalid request, a filtered one, a budget) nor after output began.
+   */
+  readonly stale: "always" | "never" | "ifNotPartial"
 }
 
 /**
@@ -312,29 +318,29 @@ export interface Classification {
  * @since 0.1.0 @category classification
  */
 export const classification: { readonly [K in Tag]: Classification } = {
-  AuthenticationError: { key: "rejected", anotherKey: true, breaker: "success", fallback: "always" },
-  PermissionError: { key: "rejected", anotherKey: true, breaker: "success", fallback: "always" },
-  QuotaExceededError: { key: "quotaExceeded", anotherKey: true, breaker: "success", fallback: "always" },
-  RateLimitError: { key: "rateLimited", anotherKey: true, breaker: "ignore", fallback: "always" },
+  AuthenticationError: { key: "rejected", anotherKey: true, breaker: "success", fallback: "always", stale: "always" },
+  PermissionError: { key: "rejected", anotherKey: true, breaker: "success", fallback: "always", stale: "always" },
+  QuotaExceededError: { key: "quotaExceeded", anotherKey: true, breaker: "success", fallback: "always", stale: "always" },
+  RateLimitError: { key: "rateLimited", anotherKey: true, breaker: "ignore", fallback: "always", stale: "always" },
   // a caller's own mistake: another model would refuse it too, unless the server said it may pass
-  InvalidRequestError: { key: "failure", anotherKey: false, breaker: "success", fallback: "ifRetryable" },
-  ContextLengthError: { key: "failure", anotherKey: false, breaker: "success", fallback: "always" },
-  ContentFilterError: { key: "failure", anotherKey: false, breaker: "success", fallback: "never" },
-  ServerError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always" },
-  TimeoutError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always" },
-  NetworkError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always" },
+  InvalidRequestError: { key: "failure", anotherKey: false, breaker: "success", fallback: "ifRetryable", stale: "never" },
+  ContextLengthError: { key: "failure", anotherKey: false, breaker: "success", fallback: "always", stale: "never" },
+  ContentFilterError: { key: "failure", anotherKey: false, breaker: "success", fallback: "never", stale: "never" },
+  ServerError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always", stale: "always" },
+  TimeoutError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always", stale: "always" },
+  NetworkError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always", stale: "always" },
   // after output began, neither re-tried nor fallen back: the caller would see a repeated prefix
-  StreamError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "ifNotPartial" },
-  MalformedResponseError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always" },
-  ResponseTooLargeError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always" },
-  NoKeyAvailableError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always" },
-  RateLimitExceededError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always" },
-  BudgetExceededError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "never" },
-  CircuitOpenError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always" },
-  AllModelsFailedError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always" },
-  StoreUnavailableError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always" },
+  StreamError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "ifNotPartial", stale: "ifNotPartial" },
+  MalformedResponseError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always", stale: "always" },
+  ResponseTooLargeError: { key: "failure", anotherKey: false, breaker: "failure", fallback: "always", stale: "always" },
+  NoKeyAvailableError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always", stale: "always" },
+  RateLimitExceededError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always", stale: "always" },
+  BudgetExceededError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "never", stale: "never" },
+  CircuitOpenError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always", stale: "always" },
+  AllModelsFailedError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always", stale: "always" },
+  StoreUnavailableError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always", stale: "always" },
   // the provider answered (the key and the breaker see a success); another model may follow the schema
-  StructuredOutputError: { key: "none", anotherKey: false, breaker: "success", fallback: "always" }
+  StructuredOutputError: { key: "none", anotherKey: false, breaker: "success", fallback: "always", stale: "never" }
 }
 
 /**

@@ -102,7 +102,12 @@ export type SystemMessage = typeof SystemMessage.Type
 /** @since 0.1.0 @category messages */
 export const UserMessage = Schema.Struct({
   role: Schema.Literal("user"),
-  content: Schema.Union(Schema.String, Schema.Array(UserContentPart))
+  content: Schema.Union(Schema.String, Schema.Array(UserContentPart)),
+  /**
+   * How much this message matters when `ContextWindow` must drop some (higher is kept
+   * longer; default 0). Never sent to a provider.
+   */
+  importance: Schema.optional(Schema.Number)
 })
 /** @since 0.1.0 @category messages */
 export type UserMessage = typeof UserMessage.Type
@@ -129,7 +134,12 @@ export const AssistantMessage = Schema.Struct({
   toolCalls: Schema.optional(Schema.Array(ToolCall)),
   reasoning: Schema.optional(Schema.String),
   /** Provider reasoning state to send back on the next turn; see `ReasoningState`. */
-  reasoningState: Schema.optional(Schema.Array(ReasoningState))
+  reasoningState: Schema.optional(Schema.Array(ReasoningState)),
+  /**
+   * How much this message matters when `ContextWindow` must drop some (higher is kept
+   * longer; default 0). Never sent to a provider.
+   */
+  importance: Schema.optional(Schema.Number)
 })
 /** @since 0.1.0 @category messages */
 export type AssistantMessage = typeof AssistantMessage.Type
@@ -142,7 +152,12 @@ export const ToolMessage = Schema.Struct({
   /** The tool's name; some providers (Gemini) need it to pair results with calls. */
   name: Schema.optional(Schema.String),
   /** The content reports a failure (Anthropic's `is_error`); other APIs read it from the text. */
-  isError: Schema.optional(Schema.Boolean)
+  isError: Schema.optional(Schema.Boolean),
+  /**
+   * How much this message matters when `ContextWindow` must drop some (higher is kept
+   * longer; default 0). Never sent to a provider.
+   */
+  importance: Schema.optional(Schema.Number)
 })
 /** @since 0.1.0 @category messages */
 export type ToolMessage = typeof ToolMessage.Type
@@ -244,7 +259,12 @@ export const ChatResponse = Schema.Struct({
   reasoningState: Schema.optional(Schema.Array(ReasoningState)),
   toolCalls: Schema.Array(ToolCall),
   finishReason: FinishReason,
-  usage: Usage
+  usage: Usage,
+  /**
+   * True when `ResponseCache`'s degraded mode answered with a stored reply past its TTL
+   * because the model failed.
+   */
+  stale: Schema.optional(Schema.Boolean)
 })
 /** @since 0.1.0 @category responses */
 export type ChatResponse = typeof ChatResponse.Type
@@ -301,7 +321,9 @@ export const Finish = Schema.TaggedStruct("Finish", {
   model: Schema.String,
   provider: Schema.String,
   /** Provider reasoning state gathered over the stream (see `ReasoningState`). */
-  reasoningState: Schema.optional(Schema.Array(ReasoningState))
+  reasoningState: Schema.optional(Schema.Array(ReasoningState)),
+  /** A stale stored reply replayed by `ResponseCache`'s degraded mode (see `ChatResponse.stale`). */
+  stale: Schema.optional(Schema.Boolean)
 })
 /** @since 0.1.0 @category streaming */
 export type Finish = typeof Finish.Type

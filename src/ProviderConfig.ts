@@ -364,7 +364,8 @@ export const fromJson = (json: unknown, path?: string): Effect.Effect<Registry, 
           )
         }
         const setId = keySetId(keys)
-        const pool = poolsByKeySet.get(setId) ?? (yield* KeyPool.make({ providerId: provider, keys }))
+        // no keys here means a provider that takes none (needsKey above)
+        const pool = poolsByKeySet.get(setId) ?? (yield* KeyPool.make({ providerId: provider, keys, keyless: keys.length === 0 }))
         poolsByKeySet.set(setId, pool)
         pools.set(modelKey(provider, model.model), pool)
         entries.push(model)

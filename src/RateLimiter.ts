@@ -46,6 +46,8 @@ export interface Status {
   readonly tokens: DimensionStatus | undefined
   /** Epoch millis until which admission is paused (after a `retry-after`), if it is. */
   readonly pausedUntil?: number | undefined
+  /** What the provider last reported about the key's limits and credit (`learnLimits`). */
+  readonly reported?: ReportedLimits | undefined
 }
 
 /**
@@ -94,9 +96,34 @@ export interface Service {
    * with nothing left. Malformed headers are ignored. Never fails.
    */
   readonly observe: (headers: HeaderInput) => Effect.Effect<void>
+  /**
+   * Learns from limits a provider reports about its key (OpenRouter's key endpoint): the
+   * request bucket's capacity and refill are lowered to the reported rate (scaled by
+   * `bufferRatio`), never raised; the report shows in `status().reported`. Never fails.
+   */
+  readonly learnLimits: (reported: ReportedLimits) => Effect.Effect<void>
   readonly status: Effect.Effect<Status, StoreUnavailableError>
   /** Refills every bucket and clears any pause. */
   readonly reset: Effect.Effect<void, StoreUnavailableError>
+}
+
+/**
+ * Limits and credit a provider reports for a key, as last read (`learnLimits`).
+ * @since 0.1.0 @category models
+ */
+export interface ReportedLimits {
+  /** Where they were read, e.g. `openrouter GET /key`. */
+  readonly source: string
+  /** Epoch millis of the reading. */
+  readonly at: number
+  /** `limit` requests per `intervalMs`. */
+  readonly requests?: { readonly limit: number; readonly intervalMs: number } | undefined
+  /** Credit in the provider's currency (USD for OpenRouter); `limit` undefined: no limit. */
+  readonly credit?: {
+    readonly limit: number | undefined
+    readonly remaining: number | undefined
+    readonly used: number | undefined
+  } | undefined
 }
 
 /** @since 0.1.0 @category tags */
@@ -156,6 +183,8 @@ export interface Learned {
   readonly tokensRemaining: number | undefined
   readonly tokensLimit: number | undefined
   readonly pauseMs: number | undefined
+  /** A request refill rate reported by the provider; lowers the bucket's refill when lower. */
+  readonly requestsRefillPerMs?: number | undefined
 }
 
 /**
@@ -357,6 +386,7 @@ export const unlimited: Layer.Layer<RateLimiter> = Layer.succeed(RateLimiter, {
   admit: () => Effect.void,
   settle: () => Effect.void,
   observe: () => Effect.void,
+  learnLimits: () => Effect.void,
   status: Effect.succeed({ requests: undefined, tokens: undefined }),
   reset: Effect.void
 })

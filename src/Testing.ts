@@ -239,6 +239,27 @@ export interface FakeProviderOptions {
   readonly port?: number
   /** Keep recorded requests (default true); benchmarks turn it off. */
   readonly record?: boolean
+  /**
+   * Zhipu `id.secret` keys: when set, every request must carry a Bearer JWT signed with one
+   * of them, unexpired (what `OpenAiCompatible`'s `auth: "zhipu"` sends); others get a 401.
+   */
+  readonly zhipuKeys?: ReadonlyArray<string>
+  /** What `GET /v1/key` answers, as OpenRouter's key endpoint does (its `data`). */
+  readonly openRouterKey?: OpenRouterKey
+}
+
+/**
+ * OpenRouter's key endpoint's `data`: credit limit (null: none), usage and remaining credit
+ * in USD, and the request rate.
+ * @since 0.1.0 @category fake provider
+ */
+export interface OpenRouterKey {
+  readonly label?: string
+  readonly limit: number | null
+  readonly usage: number
+  readonly limit_remaining: number | null
+  readonly is_free_tier?: boolean
+  readonly rate_limit?: { readonly requests: number; readonly interval: string }
 }
 
 /** @since 0.1.0 @category fake provider */
@@ -252,6 +273,7 @@ export interface FakeProviderService {
   readonly inject: (...faults: ReadonlyArray<Fault>) => Effect.Effect<void>
   readonly setReply: (reply: Reply) => Effect.Effect<void>
   readonly setResponder: (respond: Responder | undefined) => Effect.Effect<void>
+  readonly setOpenRouterKey: (key: OpenRouterKey) => Effect.Effect<void>
   /** Forgets recorded requests and queued faults. */
   readonly clear: Effect.Effect<void>
 }
@@ -266,6 +288,7 @@ const makeFakeProvider = (options: FakeProviderOptions = {}): Effect.Effect<Fake
       inject: (...faults) => Effect.sync(() => void server.faults.push(...faults)),
       setReply: (reply) => Effect.sync(() => void (server.reply = reply)),
       setResponder: (respond) => Effect.sync(() => void (server.respond = respond)),
+      setOpenRouterKey: (key) => Effect.sync(() => void (server.openRouterKey = key)),
       clear: Effect.sync(() => {
         server.requests.length = 0
         server.faults.length = 0

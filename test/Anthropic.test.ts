@@ -274,6 +274,7 @@ describe("Anthropic", () => {
         admit: () => Effect.void,
         settle: () => Effect.void,
         observe: (headers) => Effect.sync(() => void observed.push({ ...headers })),
+        learnLimits: () => Effect.void,
         status: Effect.succeed({ requests: undefined, tokens: undefined }),
         reset: Effect.void
       })

@@ -3,6 +3,11 @@ import { Effect, Either, Layer, Stream } from "effect"
 import * as fc from "fast-check"
 import { ContextWindow, LanguageModel, LlmError, Message, Tokenizer } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
+import * as anthropic from "../src/internal/providers/anthropic/spec.js"
+import * as gemini from "../src/internal/providers/gemini/spec.js"
+import * as ollama from "../src/internal/providers/ollama/spec.js"
+import * as openaiChat from "../src/internal/providers/openaiChat/spec.js"
+import * as openaiResponses from "../src/internal/providers/openaiResponses/spec.js"
 
 // An estimate-counted model: a message of n characters is ceil(n/4) + 4 tokens, plus 3 per request.
 const model = "claude-test"
@@ -162,6 +167,121 @@ describe("ContextWindow.fit", () => {
         const callIds = new Set(rest.flatMap((m) => (m.role === "assistant" ? (m.toolCalls ?? []).map((c) => c.id) : [])))
         const resultIds = new Set(rest.flatMap((m) => (m.role === "tool" ? [m.toolCallId] : [])))
         expect(resultIds).toEqual(callIds)
+      }),
+      { numRuns: 300 }
+    )
+  })
+})
+
+describe("ContextWindow.fit with importance", () => {
+  it.effect("keeps recent turns, then important ones, then the oldest; reports a status", () =>
+    Effect.gen(function* () {
+      const system = Message.system("s")
+      const old = [
+        { ...Message.user(words(20)), importance: 5 },
+        Message.assistant(words(20)),
+        Message.user(words(20)),
+        Message.assistant(words(20))
+      ]
+      const newest = Message.user(words(6))
+      // room for the newest, one more recent turn, and one 24-token turn of the older band
+      const budget = 3 + 5 + 10 + 24 + 24
+      const result = yield* ContextWindow.fit([system, ...old, newest], { contextWindow: budget, reserve: 0, model, recent: 2 })
+      expect(result.messages).toEqual([system, old[0], old[3], newest])
+      expect(result.dropped).toEqual([old[1], old[2]])
+      expect(result.status).toEqual({ tokens: result.tokens, window: budget, percent: (result.tokens / budget) * 100, dropped: 2, compacted: 0 })
+    }))
+
+  it("importance never reaches the wire: no provider's body carries it", () => {
+    const request = Message.request([
+      Message.system("s"),
+      { ...Message.user("question"), importance: 7 },
+      { ...Message.assistant("", { toolCalls: [call("t1")] }), importance: 3 },
+      { ...Message.tool("t1", "result", "lookup"), importance: 2 },
+      { ...Message.assistant("answer"), importance: 1 },
+      Message.user("next")
+    ])
+    const specs = [
+      anthropic.spec({}),
+      gemini.spec({}),
+      ollama.spec({}),
+      openaiChat.spec({}),
+      openaiResponses.spec({})
+    ]
+    for (const spec of specs) {
+      for (const stream of [false, true]) {
+        const body = JSON.stringify(spec.body(request, "m", stream))
+        expect(body, spec.provider).toContain("question")
+        expect(body, spec.provider).not.toContain("importance")
+      }
+    }
+  })
+
+  it.effect("with a compactor, a prompt past compactAt of the window is summarised down to it before the window is full", () =>
+    Effect.gen(function* () {
+      const system = Message.system("s")
+      const turns = [Message.user(words(20)), Message.assistant(words(20)), Message.user(words(20)), Message.user(words(6))]
+      const all = [system, ...turns]
+      const tokens = (yield* Tokenizer.count(all, model)).tokens
+      const compact: ContextWindow.Compactor = (dropped) => Effect.succeed(`${dropped.length} earlier`)
+      const fitsWhole = yield* ContextWindow.fit(all, { contextWindow: tokens, reserve: 0, model, compact, compactAt: 1 })
+      expect(fitsWhole.dropped).toEqual([])
+      const compacted = yield* ContextWindow.fit(all, { contextWindow: tokens, reserve: 0, model, compact, compactAt: 0.6 })
+      expect(compacted.summarized).toBe(true)
+      expect(compacted.dropped.length).toBeGreaterThan(0)
+      expect(compacted.status.compacted).toBe(compacted.dropped.length)
+      expect(compacted.messages[1]).toMatchObject({ role: "system", content: expect.stringContaining("earlier") })
+      // without a compactor, a prompt that fits is left alone
+      const untouched = yield* ContextWindow.fit(all, { contextWindow: tokens, reserve: 0, model, compactAt: 0.6 })
+      expect(untouched.dropped).toEqual([])
+    }))
+
+  it("property: within budget, system prompt kept, pairs whole, and never a more important turn dropped for a less important one of its age band", async () => {
+    type Unit = ReadonlyArray<Message.Message>
+    let ids = 0
+    const withImportance = <M extends Message.Message>(m: M, importance: number): M => (importance === 0 ? m : { ...m, importance })
+    const unit: fc.Arbitrary<Unit> = fc.tuple(fc.nat(3), fc.oneof(
+      fc.nat(160).map((n) => [Message.user("u".repeat(n))] as Array<Message.Message>),
+      fc.nat(160).map((n) => [Message.assistant("a".repeat(n))] as Array<Message.Message>),
+      fc.array(fc.nat(100), { minLength: 1, maxLength: 3 }).map((sizes) => {
+        const calls = sizes.map(() => call(`c${ids++}`))
+        return [Message.assistant("", { toolCalls: calls }), ...calls.map((c, i) => Message.tool(c.id, "r".repeat(sizes[i]!)))] as Array<Message.Message>
+      })
+    )).map(([importance, messages]) => messages.map((m, i) => (i === 0 ? withImportance(m, importance) : m)))
+    const conversation = fc.record({
+      system: fc.option(fc.nat(200), { nil: undefined }),
+      units: fc.array(unit, { minLength: 1, maxLength: 12 }),
+      contextWindow: fc.integer({ min: 20, max: 600 }),
+      recent: fc.integer({ min: 1, max: 6 })
+    })
+    await fc.assert(
+      fc.asyncProperty(conversation, async ({ system, units, contextWindow, recent }) => {
+        const head = system === undefined ? [] : [Message.system("s".repeat(system))]
+        const messages = [...head, ...units.flat()]
+        const outcome = await Effect.runPromise(Effect.either(ContextWindow.fit(messages, { contextWindow, reserve: 0, model, recent })))
+        if (Either.isLeft(outcome)) return
+        const result = outcome.right
+        expect((await Effect.runPromise(Tokenizer.count(result.messages, model))).tokens).toBeLessThanOrEqual(contextWindow)
+        expect(result.messages.slice(0, head.length)).toEqual(head)
+        const kept = new Set(result.messages)
+        // a unit is kept or dropped whole, and the newest is always kept
+        const keptUnits = units.map((u) => {
+          const inside = u.filter((m) => kept.has(m)).length
+          expect(inside === 0 || inside === u.length).toBe(true)
+          return inside > 0
+        })
+        expect(keptUnits[units.length - 1]).toBe(true)
+        const importance = (u: Unit) => Math.max(...u.map((m) => (m.role === "system" ? 0 : m.importance ?? 0)))
+        const bandStart = Math.max(0, units.length - recent)
+        const bands = [units.map((_, i) => i).slice(bandStart, units.length - 1), units.map((_, i) => i).slice(0, bandStart)]
+        for (const band of bands) {
+          const keptLeast = Math.min(...band.filter((i) => keptUnits[i]).map((i) => importance(units[i]!)))
+          const droppedMost = Math.max(...band.filter((i) => !keptUnits[i]).map((i) => importance(units[i]!)))
+          expect(droppedMost).toBeLessThanOrEqual(keptLeast)
+        }
+        // recent before important: nothing older is kept while a recent turn is dropped
+        if (bands[0]!.some((i) => !keptUnits[i])) expect(bands[1]!.some((i) => keptUnits[i])).toBe(false)
+        expect(result.status.dropped).toBe(result.dropped.length)
       }),
       { numRuns: 300 }
     )

@@ -198,6 +198,46 @@ describe("KeyPool", () => {
       expect(status.map((s) => s.keyId)).toEqual([fp("k1"), fp("k2")])
     }))
 
+  it.effect("layerConfig: an empty or blank key list fails as the layer is built, naming the variable", () =>
+    Effect.gen(function* () {
+      for (const value of ["", " , ", ","]) {
+        const error = yield* Effect.flip(Layer.build(KeyPool.layerConfig({ providerId: "openai", keys: Config.redacted("OPENAI_API_KEY") }))).pipe(
+          Effect.scoped,
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["OPENAI_API_KEY", value]])))
+        )
+        expect(String(error)).toContain("OPENAI_API_KEY is set but empty")
+      }
+    }))
+
+  it.effect("layerConfig: a missing variable says which one to set, not that something was redacted", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(Layer.build(KeyPool.layerConfig({ providerId: "openai", keys: Config.redacted("OPENAI_API_KEY") }))).pipe(
+        Effect.scoped,
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+      )
+      expect(String(error)).toContain("set OPENAI_API_KEY")
+      expect(String(error)).not.toContain("<redacted>")
+    }))
+
+  it.effect("layerConfig with optional: true (keyless by design) builds a keyless pool from a missing or empty variable", () =>
+    Effect.gen(function* () {
+      for (const env of [new Map<string, string>(), new Map([["OLLAMA_API_KEY", " "]])]) {
+        const lease = yield* Effect.scoped(KeyPool.acquire).pipe(
+          Effect.provide(KeyPool.layerConfig({ providerId: "ollama", keys: Config.redacted("OLLAMA_API_KEY"), optional: true })),
+          Effect.withConfigProvider(ConfigProvider.fromMap(env))
+        )
+        expect(lease.key).toBeUndefined()
+      }
+    }))
+
+  it.effect("a pool given no keys, and not keyless, fails a lease with a typed error instead of sending no credentials", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(Effect.scoped(KeyPool.acquire)).pipe(Effect.provide(KeyPool.layer({ providerId: "openai", keys: [] })))
+      expect(error._tag).toBe("NoKeyAvailableError")
+      expect(error.message).toContain("no keys")
+      expect(error.retryable).toBe(false)
+    }))
+
   it.effect("a keyless pool leases no key", () =>
     Effect.gen(function* () {
       const lease = yield* Effect.scoped(KeyPool.acquire).pipe(Effect.provide(KeyPool.layerKeyless("ollama")))
@@ -411,6 +451,23 @@ const stackWith = (baseUrl: string, pool: Layer.Layer<KeyPool.KeyPool>, limiter:
 const authOf = (request: Testing.RecordedRequest) => String(request.headers["authorization"])
 
 describe("KeyPool through a provider", () => {
+  it.scopedLive("an empty key list never reaches the provider: no request goes out without credentials", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "ok" } })
+      const stack = stackWith(fake.baseUrl, KeyPool.layer({ providerId: "openai", keys: [] }), RateLimiter.unlimited)
+      const error = yield* Effect.flip(LanguageModel.chat(Message.request("hi"))).pipe(Effect.provide(stack))
+      expect(error._tag).toBe("NoKeyAvailableError")
+      expect(yield* fake.requests).toHaveLength(0)
+    }))
+
+  it.scopedLive("layerPreset of a provider that needs a key fails at build on an empty env var", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        Layer.build(OpenAiCompatible.layerPreset("openai", { model: "gpt-4o-mini" }).pipe(Layer.provide(Layer.mergeAll(RateLimiter.unlimited, Transport.layerUndici))))
+      ).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["OPENAI_API_KEY", ""]]))))
+      expect(String(error)).toContain("OPENAI_API_KEY is set but empty")
+    }))
+
   it.scopedLive("a 429 on one key is re-tried at once on another, past the limiter's pause", () =>
     Effect.gen(function* () {
       const fake = yield* Testing.FakeProvider.make({ reply: { text: "ok" } })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer, Stream } from "effect"
 import * as fc from "fast-check"
-import { LanguageModel, LlmError, Message } from "../src/index.js"
+import { LanguageModel, LlmError, Message, Retry } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 import { fakeProvider, stack } from "./support/openaiStack.js"
 
@@ -76,5 +76,23 @@ describe("accessors", () => {
       expect(chat.text).toBe("via accessor")
       const streamed = yield* Effect.provide(LanguageModel.collect(LanguageModel.stream(Message.request("x"))), layer)
       expect(streamed.text).toBe("via accessor")
+    }))
+})
+
+describe("what a stream delivered", () => {
+  it.live("a model spread from another with its own stream is counted, so Retry never repeats what it delivered", () =>
+    Effect.gen(function* () {
+      const mock = yield* Testing.makeMockModel({ steps: ["hello"] })
+      let calls = 0
+      const broken = new LlmError.ServerError({ provider: "mock", model: "mock", status: 503, message: "cut" })
+      // a user's own wrapper: the mock's stream, cut after its first event
+      const mine: LanguageModel.Service = {
+        ...mock.service,
+        stream: (request) => Stream.concat(Stream.take(mock.service.stream(request), 1), Stream.suspend(() => (calls++, Stream.fail(broken))))
+      }
+      const retried = yield* Retry.decorator(Retry.schedule({ maxRetries: 3, initialDelay: "1 milli" }))(LanguageModel.make(mine))
+      const error = yield* Effect.flip(LanguageModel.collect(retried.stream(Message.request("hi"))))
+      expect(calls).toBe(1)
+      expect(error).toMatchObject({ _tag: "StreamError", partial: true })
     }))
 })

@@ -187,6 +187,23 @@ describe("a provider of one's own (public exports only)", () => {
       expect([(yield* down.requests).length, (yield* up.requests).length]).toEqual([2, 2])
     }))
 
+  it.scoped("a decode or a request mapping that throws is a typed error, never a defect", () =>
+    Effect.gen(function* () {
+      // Say's decode runs JSON.parse, which throws on a body that is not JSON
+      const fake = yield* Testing.FakeProvider.make({ respond: () => ({ _tag: "Raw", contentType: "text/html", body: "<html>gateway</html>" }) })
+      const decodeThrew = failureOf(yield* Effect.exit(provided(sayAt(fake, "say-1", "say-key-1"))(LanguageModel.chat(Message.request("hi")))))
+      expect(decodeThrew).toMatchObject({ _tag: "MalformedResponseError", provider: "say", status: 200, excerpt: "<html>gateway</html>" })
+      expect(decodeThrew.message).toContain("could not be decoded")
+
+      const refuses: Provider.Spec = { ...Say(fake.url), body: () => { throw new Error("images are not spoken") } }
+      const layer = Provider.layer(refuses, { model: "say-1" }).pipe(Layer.provide(KeyPool.layer({ providerId: "say", keys: ["k"] })))
+      const chatThrew = failureOf(yield* Effect.exit(provided(layer)(LanguageModel.chat(Message.request("hi")))))
+      expect(chatThrew).toMatchObject({ _tag: "InvalidRequestError", message: "say could not map the request: images are not spoken" })
+      const streamThrew = yield* Effect.flip(provided(layer)(LanguageModel.collect(LanguageModel.stream(Message.request("hi")))))
+      expect(streamThrew._tag).toBe("InvalidRequestError")
+      expect((yield* fake.requests).length).toBe(1)
+    }))
+
   it.scoped("a failure after its first event is a partial StreamError: no retry, no fallback", () =>
     Effect.gen(function* () {
       // the first word reaches the caller before the error line does

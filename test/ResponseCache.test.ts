@@ -3,7 +3,7 @@ import { spawn } from "node:child_process"
 import * as net from "node:net"
 import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Logger, Ref, Scope, Stream, TestClock } from "effect"
 import { inject } from "vitest"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Transport } from "../src/index.js"
+import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, ResponseCache, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 import { toWireRequest } from "../src/internal/providers/openaiChat/request.js"
 
@@ -30,7 +30,8 @@ const countingModel = Effect.gen(function* () {
 })
 
 let prefixCounter = 0
-const stores: Array<[string, (options: { maxEntries: number; ttl: Duration.DurationInput }) => Layer.Layer<ResponseCache.ResponseCacheStore>]> = [
+type StoreOptions = { maxEntries: number; ttl: Duration.DurationInput; staleFor?: Duration.DurationInput }
+const stores: Array<[string, (options: StoreOptions) => Layer.Layer<ResponseCache.ResponseCacheStore>]> = [
   ["memory", (o) => ResponseCache.layerMemory(o)]
 ]
 if (redisUrl !== "") {
@@ -42,7 +43,7 @@ if (redisUrl !== "") {
 
 describe.each(stores)("ResponseCache over the %s store", (_name, storeLayer) => {
   const withCache = <A, E>(
-    options: { maxEntries: number; ttl: Duration.DurationInput },
+    options: StoreOptions,
     body: (m: Effect.Effect.Success<typeof countingModel>) => Effect.Effect<A, E, LanguageModel.LanguageModel | ResponseCache.ResponseCacheStore>,
     cacheOptions: ResponseCache.Options = {}
   ) =>
@@ -62,11 +63,11 @@ describe.each(stores)("ResponseCache over the %s store", (_name, storeLayer) => 
         const second = yield* LanguageModel.chat(Message.request("hello"))
         expect(second).toEqual(first)
         expect(yield* m.calls).toBe(1)
-        expect(yield* ResponseCache.stats).toEqual({ hits: 1, misses: 1, hitRate: 0.5, size: 1 })
+        expect(yield* ResponseCache.stats).toEqual({ hits: 1, misses: 1, hitRate: 0.5, size: 1, staleServed: 0 })
         yield* LanguageModel.chat(Message.request("something else"))
         expect(yield* m.calls).toBe(2)
         yield* ResponseCache.clear
-        expect(yield* ResponseCache.stats).toEqual({ hits: 0, misses: 0, hitRate: 0, size: 0 })
+        expect(yield* ResponseCache.stats).toEqual({ hits: 0, misses: 0, hitRate: 0, size: 0, staleServed: 0 })
         yield* LanguageModel.chat(Message.request("hello"))
         expect(yield* m.calls).toBe(3)
       })))
@@ -161,6 +162,109 @@ describe.each(stores)("ResponseCache over the %s store", (_name, storeLayer) => 
         }),
       { streams: "replay" }
     ))
+  describe("degraded mode (serveStale)", () => {
+    /** A model that answers until `failWith` is set, then fails with it (streams after `eventsFirst` events). */
+    const flaky = Effect.gen(function* () {
+      const failure = yield* Ref.make<{ error: LlmError.LlmError; eventsFirst: number } | undefined>(undefined)
+      const calls = yield* Ref.make(0)
+      const mock = yield* Testing.makeMockModel({ provider: "openai", model: "gpt-4o", steps: (request) => `answer to ${Message.contentText(request.messages[0]!)}` })
+      const service: LanguageModel.Service = {
+        ...mock.service,
+        chat: (request) =>
+          Effect.zipRight(
+            Ref.update(calls, (n) => n + 1),
+            Effect.flatMap(Ref.get(failure), (f) => f === undefined ? mock.service.chat(request) : Effect.fail(f.error))
+          ),
+        stream: (request) =>
+          Stream.unwrap(Effect.zipRight(
+            Ref.update(calls, (n) => n + 1),
+            Effect.map(Ref.get(failure), (f) =>
+              f === undefined
+                ? mock.service.stream(request)
+                : Stream.concat(Stream.take(mock.service.stream(request), f.eventsFirst), Stream.fail(f.error)))
+          ))
+      }
+      return { service, calls: Ref.get(calls), failWith: (error: LlmError.LlmError, eventsFirst = 0) => Ref.set(failure, { error, eventsFirst }) }
+    })
+    const server = new LlmError.ServerError({ provider: "openai", model: "gpt-4o", status: 503, message: "overloaded" })
+    const run = <A, E>(
+      body: (m: Effect.Effect.Success<typeof flaky>) => Effect.Effect<A, E, LanguageModel.LanguageModel | ResponseCache.ResponseCacheStore>,
+      options: ResponseCache.Options = { serveStale: true },
+      store: StoreOptions = { maxEntries: 10, ttl: "1 minute", staleFor: "1 hour" }
+    ) =>
+      Effect.gen(function* () {
+        const m = yield* flaky
+        const layer = ResponseCache.layerWith(options).pipe(
+          Layer.provideMerge(storeLayer(store)),
+          Layer.provide(Layer.succeed(LanguageModel.LanguageModel, m.service))
+        )
+        return yield* body(m).pipe(Effect.provide(layer))
+      })
+
+    it.scoped("a model failure is answered with the stored reply past its TTL, marked stale, counted, and logged once per outage", () => {
+      const logs: Array<string> = []
+      const logger = Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => void logs.push(String(message))))
+      return run((m) =>
+        Effect.gen(function* () {
+          const fresh = yield* LanguageModel.chat(Message.request("hello"))
+          expect(fresh.stale).toBeUndefined()
+          yield* TestClock.adjust("2 minutes")
+          yield* m.failWith(server)
+          const first = yield* LanguageModel.chat(Message.request("hello"))
+          expect(first).toEqual({ ...fresh, stale: true })
+          const second = yield* LanguageModel.chat(Message.request("hello", { cache: "refresh" }))
+          expect(second.stale).toBe(true)
+          expect((yield* ResponseCache.stats).staleServed).toBe(2)
+          expect(logs.filter((l) => l.includes("serving stale replies"))).toHaveLength(1)
+          // a request never answered before still fails with the model's error
+          expect((yield* Effect.flip(LanguageModel.chat(Message.request("never asked"))))._tag).toBe(server._tag)
+        }).pipe(Effect.provide(logger)))
+    })
+
+    it.scoped("never for the caller's own errors, never past staleFor, never with cache: bypass, never when off", () =>
+      Effect.gen(function* () {
+        const callers = [
+          new LlmError.InvalidRequestError({ provider: "openai", model: "gpt-4o", message: "bad" }),
+          new LlmError.ContentFilterError({ provider: "openai", model: "gpt-4o", message: "filtered" }),
+          new LlmError.BudgetExceededError({ provider: "openai", model: "gpt-4o", message: "budget", limit: 1, spent: 1 })
+        ]
+        yield* run((m) =>
+          Effect.gen(function* () {
+            yield* LanguageModel.chat(Message.request("hello"))
+            yield* TestClock.adjust("2 minutes")
+            for (const error of callers) {
+              yield* m.failWith(error)
+              expect((yield* Effect.flip(LanguageModel.chat(Message.request("hello"))))._tag).toBe(error._tag)
+            }
+            yield* m.failWith(server)
+            expect((yield* Effect.flip(LanguageModel.chat(Message.request("hello", { cache: "bypass" }))))._tag).toBe(server._tag)
+            yield* TestClock.adjust("1 hour")
+            expect((yield* Effect.flip(LanguageModel.chat(Message.request("hello"))))._tag).toBe(server._tag)
+            expect((yield* ResponseCache.stats).staleServed).toBe(0)
+          }))
+        yield* run((m) =>
+          Effect.gen(function* () {
+            yield* LanguageModel.chat(Message.request("hello"))
+            yield* TestClock.adjust("2 minutes")
+            yield* m.failWith(server)
+            expect((yield* Effect.flip(LanguageModel.chat(Message.request("hello"))))._tag).toBe(server._tag)
+          }), {})
+      }))
+
+    it.scoped("a stream that fails before its first event replays the stale reply; one that fails after events does not", () =>
+      run((m) =>
+        Effect.gen(function* () {
+          const fresh = yield* LanguageModel.chat(Message.request("hello"))
+          yield* TestClock.adjust("2 minutes")
+          yield* m.failWith(server)
+          const replayed = yield* LanguageModel.collect(LanguageModel.stream(Message.request("hello")))
+          expect(replayed).toEqual({ ...fresh, stale: true })
+          yield* m.failWith(server, 1)
+          const error = yield* Effect.flip(LanguageModel.collect(LanguageModel.stream(Message.request("hello"))))
+          expect(error._tag).toBe("ServerError")
+          expect((yield* ResponseCache.stats).staleServed).toBe(1)
+        })))
+  })
 })
 
 /**
@@ -302,7 +406,7 @@ describe("ResponseCache over an unreachable Redis", () => {
         const b = yield* LanguageModel.chat(Message.request("hello"))
         expect(a.text).toBe("answer 0 to hello")
         expect(b.text).toBe("answer 1 to hello")
-        expect(yield* ResponseCache.stats).toEqual({ hits: 0, misses: 2, hitRate: 0, size: 0 })
+        expect(yield* ResponseCache.stats).toEqual({ hits: 0, misses: 2, hitRate: 0, size: 0, staleServed: 0 })
       }).pipe(Effect.provide(layer), Effect.provide(capture))
       const warnings = logs.filter((l) => l.startsWith("WARN") && l.includes("Redis"))
       expect(warnings).toHaveLength(1)

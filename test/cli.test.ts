@@ -1,11 +1,13 @@
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import { Effect, Exit, Scope } from "effect"
 import { describe, expect, it } from "vitest"
 import { parseInputLine, readPrevious } from "../src/cli/batch.js"
+import { colorEnabled } from "../src/cli/console.js"
 import { splitModel } from "../src/cli/model.js"
+import { fingerprint } from "../src/KeyPool.js"
 import * as Testing from "../src/Testing.js"
 
 const root = resolve(__dirname, "..")
@@ -18,8 +20,10 @@ interface Run {
 }
 
 const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Run> } => {
-  const childEnv: Record<string, string | undefined> = { ...process.env, ...env }
+  const childEnv: Record<string, string | undefined> = { ...process.env }
   delete childEnv.OPENAI_API_KEY
+  delete childEnv.OPENAI_API_KEYS
+  Object.assign(childEnv, env)
   const child = spawn(process.execPath, ["--import", "tsx", bin, ...args], { cwd: root, env: childEnv })
   let stdout = ""
   let stderr = ""
@@ -109,8 +113,10 @@ describe("effect-llm CLI (subprocess)", () => {
 
   it("chat names the known providers, and where their keys come from, when a model's is unknown", async () => {
     const run = await start(["chat", "hi", "--model", "my-local-model"]).done
-    expect(run.code).toBe(1)
-    expect(run.stderr).toContain(`cannot tell the provider of model "my-local-model": write --model provider:my-local-model`)
+    // a command line that cannot run: a usage error
+    expect(run.code).toBe(2)
+    expect(run.stderr).toContain(`cannot tell the provider of model "my-local-model": pass --provider`)
+    expect(run.stderr).toContain("write --model provider:my-local-model")
     expect(run.stderr).toContain("anthropic (ANTHROPIC_API_KEY)")
     expect(run.stdout).toBe("")
   }, 60_000)
@@ -229,6 +235,147 @@ describe("effect-llm CLI (subprocess)", () => {
     expect(run.stderr).toContain("missing.jsonl")
     expect(run.stderr).not.toContain("    at ")
   }, 60_000)
+})
+
+describe("effect-llm CLI speaks in one line per problem (subprocess)", () => {
+  const oneLine = (run: Run) => run.stderr.split("\n").filter((l) => l.trim().length > 0)
+
+  it("a usage error is one line pointing to --help, exit code 2, no parser internals", async () => {
+    const dir = tempDir()
+    const input = join(dir, "p.jsonl")
+    writeFileSync(input, '"hi"\n')
+    const out = join(dir, "o.jsonl")
+    const cases: ReadonlyArray<ReadonlyArray<string>> = [
+      ["batch", input], // no --out
+      ["frob"], // no such subcommand
+      ["batch", input, "--out", out, "-c", "abc"],
+      ["batch", input, "--out", out, "--fake", "-c", "0"],
+      ["batch", input, "--out", out, "--fake", "-c", "-3"],
+      ["batch", input, "--out", out, "--fake", "--retries", "-1"]
+    ]
+    const runs = await Promise.all(cases.map((args) => start(args).done))
+    for (const [i, run] of runs.entries()) {
+      const lines = oneLine(run)
+      expect({ args: cases[i], code: run.code, lines: lines.length }).toEqual({ args: cases[i], code: 2, lines: 1 })
+      expect(lines[0]).toMatch(/^effect-llm: .*--help/)
+      expect(run.stderr).not.toContain('{"_tag"')
+      expect(run.stderr).not.toContain("    at ")
+      expect(run.stderr).not.toContain("RangeError")
+    }
+    expect(oneLine(runs[3]!)[0]).toContain("--concurrency")
+    expect(oneLine(runs[5]!)[0]).toContain("--retries")
+    // nothing ran: no result file, no half-drawn bar
+    expect(existsSync(out)).toBe(false)
+  }, 90_000)
+
+  it("a model of no known provider points to --provider, and --provider ollama serves llama3", async () => {
+    const unknown = await start(["chat", "hi", "-m", "llama3"]).done
+    expect(unknown.code).toBe(2)
+    expect(oneLine(unknown)).toHaveLength(1)
+    expect(unknown.stderr).toContain("--provider")
+    const scope = Effect.runSync(Scope.make())
+    try {
+      const fake = await Effect.runPromise(Scope.extend(Testing.FakeProvider.make({ reply: { text: "hello from llama" } }), scope))
+      // Ollama's own root (the fake's base URL is its /v1, which Ollama serves as Chat Completions)
+      const run = await start(["chat", "hi", "-m", "llama3", "--provider", "ollama", "--base-url", fake.baseUrl.replace(/\/v1\/?$/, "")]).done
+      expect({ code: run.code, out: run.stdout.trim() }).toEqual({ code: 0, out: "hello from llama" })
+      const requests = await Effect.runPromise(fake.requests)
+      expect(requests.map((r) => r.path)).toEqual(["/api/chat"])
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }, 60_000)
+
+  it("a refused connection names the host and base_url, in one line without a stack", async () => {
+    const run = await start(["chat", "hi", "-m", "llama3", "--provider", "ollama", "--base-url", "http://127.0.0.1:1"]).done
+    expect(run.code).toBe(1)
+    expect(oneLine(run)).toHaveLength(1)
+    expect(run.stderr).toContain("127.0.0.1:1")
+    expect(run.stderr).toContain("base_url")
+    expect(run.stderr).not.toContain("    at ")
+  }, 60_000)
+
+  it("a 401 names the key's fingerprint and the env var, never the key", async () => {
+    const scope = Effect.runSync(Scope.make())
+    try {
+      const fake = await Effect.runPromise(Scope.extend(Testing.FakeProvider.make({ reply: { text: "never" } }), scope))
+      const unauthorized: Testing.Fault = { _tag: "Status", status: 401, body: JSON.stringify({ error: { message: "Incorrect API key provided" } }) }
+      await Effect.runPromise(fake.inject(unauthorized, unauthorized, unauthorized, unauthorized))
+      const key = "sk-cli-test-0123456789"
+      const run = await start(["chat", "hi", "-m", "gpt-4o-mini", "--base-url", fake.baseUrl], { OPENAI_API_KEY: key }).done
+      expect(run.code).toBe(1)
+      expect(oneLine(run)).toHaveLength(1)
+      expect(run.stderr).toContain(fingerprint(key))
+      expect(run.stderr).toContain("OPENAI_API_KEY")
+      expect(run.stderr + run.stdout).not.toContain(key)
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }, 60_000)
+
+  it("with no key and no --fake, the error names the env var and suggests --fake, not a config file's path", async () => {
+    const [missing, empty] = await Promise.all([start(["chat", "hi"]).done, start(["chat", "hi"], { OPENAI_API_KEY: " , " }).done])
+    for (const run of [missing, empty]) {
+      expect(run.code).toBe(1)
+      expect(oneLine(run)).toHaveLength(1)
+      expect(run.stderr).toContain("OPENAI_API_KEY")
+      expect(run.stderr).toContain("--fake")
+      expect(run.stderr).not.toContain("$.openai")
+    }
+    expect(empty.stderr).toContain("OPENAI_API_KEY is set but empty")
+  }, 60_000)
+
+  it("--help shows defaults and env vars, and no ANSI codes when piped; --version is package.json's", async () => {
+    const [help, version] = await Promise.all([start(["batch", "--help"]).done, start(["--version"]).done])
+    expect(help.code).toBe(0)
+    expect(help.stdout).toMatch(/default: 8/)
+    expect(help.stdout).toMatch(/default: 2/)
+    expect(help.stdout).toContain("OPENAI_API_KEY")
+    expect(help.stdout + help.stderr).not.toContain("\u001b[")
+    const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }
+    expect(version.stdout.trim()).toBe(pkg.version)
+  }, 60_000)
+
+  it("the progress bar counts invalid input lines as errors, and draws no ANSI codes when piped", async () => {
+    const dir = tempDir()
+    const input = join(dir, "prompts.jsonl")
+    writeFileSync(input, ['"one"', "{oops", '{"id":"x"}', '"two"'].join("\n") + "\n")
+    const run = await start(["batch", input, "--out", join(dir, "o.jsonl"), "--fake"]).done
+    expect(run.code).toBe(0)
+    expect(run.stderr).toMatch(/errors 2/)
+    expect(run.stderr).not.toMatch(/errors [01]\b/)
+    expect(run.stderr).not.toContain("\u001b[")
+  }, 60_000)
+})
+
+// `script` (util-linux) gives the CLI a terminal, so that NO_COLOR is what turns colour off
+const hasScript = spawnSync("script", ["--version"]).status === 0
+
+describe("colour", () => {
+  it.skipIf(!hasScript)("on a terminal, --help is styled unless NO_COLOR is set (subprocess under script)", async () => {
+    const onTty = (env: Record<string, string>) =>
+      new Promise<string>((resolveRun) => {
+        const childEnv: Record<string, string | undefined> = { ...process.env, ...env }
+        if (env.NO_COLOR === undefined) delete childEnv.NO_COLOR
+        const command = [process.execPath, "--import", "tsx", bin, "--help"].map((a) => `'${a}'`).join(" ")
+        const child = spawn("script", ["-qec", command, "/dev/null"], { cwd: root, env: childEnv })
+        let out = ""
+        child.stdout!.on("data", (d) => (out += d))
+        child.on("close", () => resolveRun(out))
+      })
+    const [styled, plain] = await Promise.all([onTty({}), onTty({ NO_COLOR: "1" })])
+    expect(styled).toContain("OPENAI_API_KEY")
+    expect(plain).toContain("OPENAI_API_KEY")
+    expect(styled).toContain("\u001b[")
+    expect(plain).not.toContain("\u001b[")
+  }, 60_000)
+
+  it("only on a terminal, and never with NO_COLOR set", () => {
+    expect(colorEnabled(true, {})).toBe(true)
+    expect(colorEnabled(false, {})).toBe(false)
+    expect(colorEnabled(true, { NO_COLOR: "1" })).toBe(false)
+    expect(colorEnabled(undefined, {})).toBe(false)
+  })
 })
 
 describe("batch input parsing", () => {

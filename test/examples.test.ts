@@ -1,12 +1,12 @@
 /**
  * Every examples/*.ts runs as written, in its own process, against the built-in fake
- * provider (no key in the environment), and prints what it promises. The README's code
- * blocks are checked against the files they show, so the README cannot drift from them.
+ * provider (no key in the environment), and prints what it promises. The README's own blocks
+ * are typechecked and run by test/readme.test.ts.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFile } from "node:child_process"
-import { readdirSync, readFileSync } from "node:fs"
+import { readdirSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { LanguageModel, LlmError, Message } from "../src/index.js"
@@ -152,27 +152,7 @@ describe("examples", () => {
   }
 })
 
-describe("README", () => {
-  const readme = readFileSync(join(root, "README.md"), "utf8")
-  // `<!-- file: PATH -->` before a code block: the block is that whole file.
-  // `<!-- excerpt: PATH -->`: the block appears verbatim in that file.
-  const blocks = [...readme.matchAll(/<!-- (file|excerpt): (\S+) -->\s*```\w*\n([\s\S]*?)```/g)]
-
-  it("shows every quickstart example in full", () => {
-    const shown = blocks.filter((b) => b[1] === "file").map((b) => b[2])
-    expect(shown).toEqual(expect.arrayContaining(["examples/quickstart.ts", "examples/mock.ts"]))
-  })
-
-  for (const [, kind, path, code] of blocks) {
-    it(`its block of ${path} matches the file`, () => {
-      const source = readFileSync(join(root, path!), "utf8")
-      if (kind === "file") expect(code).toBe(source)
-      else expect(source).toContain(code!.trimEnd())
-    })
-  }
-})
-
-// The README's "in a test" snippet, run for real.
+// A mock model in a vitest test, as the README describes it.
 describe("testing with a mock model", () => {
   const titleFor = (text: string) =>
     LanguageModel.chat(Message.request([Message.system("Reply with a title of at most five words."), Message.user(text)])).pipe(

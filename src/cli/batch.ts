@@ -18,7 +18,7 @@ import * as Batch from "../Batch.js"
 import { invalidField } from "../internal/request/validate.js"
 import * as Message from "../Message.js"
 import * as Usage from "../Usage.js"
-import { CliError, config, fake, model, withModel } from "./model.js"
+import { baseUrl, CliError, config, environmentHelp, fake, model, provider, withModel } from "./model.js"
 
 const InputObject = Schema.Struct({
   ...Message.ChatRequest.fields,
@@ -133,9 +133,20 @@ export const batch = Command.make(
   {
     input: Args.text({ name: "prompts.jsonl" }),
     out: Options.text("out").pipe(Options.withAlias("o"), Options.withDescription("results file (JSONL); appended to, and read to resume")),
-    concurrency: Options.integer("concurrency").pipe(Options.withAlias("c"), Options.withDefault(8)),
-    retries: Options.integer("retries").pipe(Options.withDefault(2), Options.withDescription("retries per item of retryable failures")),
+    concurrency: Options.integer("concurrency").pipe(
+      Options.withAlias("c"),
+      Options.filterMap((n) => (n >= 1 ? Option.some(n) : Option.none()), "--concurrency must be at least 1"),
+      Options.withDefault(8),
+      Options.withDescription("requests in flight at once, at least 1 (default: 8)")
+    ),
+    retries: Options.integer("retries").pipe(
+      Options.filterMap((n) => (n >= 0 ? Option.some(n) : Option.none()), "--retries must be 0 or more"),
+      Options.withDefault(2),
+      Options.withDescription("retries per item of retryable failures, 0 or more (default: 2)")
+    ),
     model,
+    provider,
+    baseUrl,
     config,
     fake
   },
@@ -210,11 +221,13 @@ export const batch = Command.make(
           stream: process.stderr,
           noTTYOutput: true,
           notTTYSchedule: 2000,
+          // cli-progress writes cursor codes only to a terminal, and the format has no colour
           hideCursor: true
         },
         cliProgress.Presets.shades_classic
       )
-      bar.start(items.length, 0, { speed: "0.0", tokens: 0, errors: 0 })
+      // invalid lines are errors of the run, though they are not items
+      bar.start(items.length, 0, { speed: "0.0", tokens: 0, errors: invalid })
       let summary = Batch.emptySummary
       // prices the run from the default price table (the CLI has no config for prices yet)
       const tracker = yield* Usage.make()
@@ -234,7 +247,7 @@ export const batch = Command.make(
               bar.increment(1, {
                 speed: (summary.total / seconds).toFixed(1),
                 tokens: summary.inputTokens + summary.outputTokens,
-                errors: summary.failed
+                errors: summary.failed + invalid
               })
             })
           )
@@ -260,7 +273,7 @@ export const batch = Command.make(
       const width = Math.max(...rows.map(([k]) => k.length))
       yield* Console.log(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n"))
     })
-).pipe(Command.withDescription("run a JSONL file of prompts; resumable"))
+).pipe(Command.withDescription(`run a JSONL file of prompts; resumable. ${environmentHelp}`))
 
 const append = (fs: FileSystem.FileSystem, path: string, text: string) =>
   fs.writeFileString(path, text, { flag: "a" }).pipe(

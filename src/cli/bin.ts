@@ -1,20 +1,44 @@
 #!/usr/bin/env node
 /**
- * The `effect-llm` executable.
+ * The `effect-llm` executable. Every problem is one line on stderr: exit code 2 when the
+ * command line cannot run (see `--help`), 1 when the run failed.
  *
  * @since 0.1.0
  */
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as ValidationError from "@effect/cli/ValidationError"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import { oneLine, withCliConsole } from "./console.js"
 import { run } from "./main.js"
 
-run(process.argv).pipe(
-  // typed failures are the user's to fix: a message and exit code 1, no stack trace
-  Effect.catchTag("CliError", (error) =>
+const report = (message: string, code: 1 | 2) => {
+  process.stderr.write(`effect-llm: ${message}\n`)
+  process.exitCode = code
+}
+
+// the subcommand the user meant, for the pointer to its --help
+const subcommand = process.argv.slice(2).find((arg) => arg === "chat" || arg === "batch")
+const help = `run 'effect-llm${subcommand === undefined ? "" : ` ${subcommand}`} --help'`
+
+let running = false
+withCliConsole(run(process.argv, () => (running = true)), () => !running).pipe(
+  Effect.catchAll((error) =>
     Effect.sync(() => {
-      process.stderr.write(`effect-llm: ${error.message}\n`)
-      process.exitCode = 1
+      if (ValidationError.isValidationError(error)) {
+        const text = oneLine(HelpDoc.toAnsiText(error.error))
+        return report(`${text.length === 0 ? "invalid command line" : text.replace(/[.:]$/, "")}; ${help}`, 2)
+      }
+      if (error._tag === "CliError") return report(error.message, error.usage ? 2 : 1)
+      return report(oneLine(String((error as { message?: unknown }).message ?? error)), 1)
+    })),
+  // a defect is a bug of ours: one line, and the whole cause only when asked for
+  Effect.catchAllDefect((defect) =>
+    Effect.sync(() => {
+      if (process.env.EFFECT_LLM_DEBUG) process.stderr.write(Cause.pretty(Cause.die(defect)) + "\n")
+      report(`internal error: ${oneLine(defect instanceof Error ? defect.message : String(defect))} (set EFFECT_LLM_DEBUG=1 for the trace)`, 1)
     })),
   Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({ disableErrorReporting: false })
+  NodeRuntime.runMain({ disableErrorReporting: true })
 )

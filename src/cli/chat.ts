@@ -5,11 +5,11 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { LanguageModel } from "../LanguageModel.js"
 import * as Message from "../Message.js"
-import { CliError, config, fake, model, withModel } from "./model.js"
+import { baseUrl, config, environmentHelp, fake, model, provider, withModel } from "./model.js"
 
 export const chat = Command.make(
   "chat",
-  { prompt: Args.text({ name: "prompt" }), model, config, fake },
+  { prompt: Args.text({ name: "prompt" }), model, provider, baseUrl, config, fake },
   (args) =>
     withModel(
       args,
@@ -27,9 +27,8 @@ export const chat = Command.make(
               process.stdout.write(`\n[tool call ${event.name}(${event.arguments})]`)
             } else if (event._tag === "Finish") finish = event
           })).pipe(
-            // stdout keeps only the reply; the failure goes to stderr as one line, and exit code 1
-            Effect.tapError(() => Effect.sync(() => wrote && process.stdout.write("\n"))),
-            Effect.mapError((error) => new CliError({ message: `the reply failed (${error._tag}): ${error.message}` }))
+            // stdout keeps only the reply; the failure goes to stderr as one line (withModel's), and exit code 1
+            Effect.tapError(() => Effect.sync(() => wrote && process.stdout.write("\n")))
           )
         process.stdout.write("\n")
         if (finish !== undefined) {
@@ -40,4 +39,4 @@ export const chat = Command.make(
         }
       })
     )
-).pipe(Command.withDescription("stream one reply to the terminal"))
+).pipe(Command.withDescription(`stream one reply to the terminal. ${environmentHelp}`))

@@ -10,27 +10,63 @@ import type * as Scope from "effect/Scope"
 import * as registry from "../internal/providers/registry.js"
 import * as KeyPool from "../KeyPool.js"
 import type { LanguageModel } from "../LanguageModel.js"
+import * as LlmError from "../LlmError.js"
 import * as OpenAiCompatible from "../OpenAiCompatible.js"
 import * as ProviderConfig from "../ProviderConfig.js"
 import * as RateLimiter from "../RateLimiter.js"
 import * as Testing from "../Testing.js"
 import * as Transport from "../Transport.js"
 
-/** A failure the CLI reports as a message and exit code 1, never a stack trace. */
-export class CliError extends Schema.TaggedError<CliError>()("CliError", { message: Schema.String }) {}
+/**
+ * A failure the CLI reports as one line, never a stack trace: exit code 1 for a failed run,
+ * 2 for a command line that cannot run (`usage`).
+ */
+export class CliError extends Schema.TaggedError<CliError>()("CliError", {
+  message: Schema.String,
+  usage: Schema.optionalWith(Schema.Boolean, { default: () => false })
+}) {}
+
+const providerNames = Object.keys(registry.providers) as ReadonlyArray<registry.ProviderName>
+const envVars = Object.values(registry.providers).map((row) => row.envVar)
+
+/** The environment the commands read, for `--help`. */
+export const environmentHelp =
+  `Keys come from the provider's env var (${envVars.join(", ")}), one key or a comma-separated list; ` +
+  `or from --config. Without a key, try --fake. NO_COLOR turns colour off.`
 
 export const model = Options.text("model").pipe(
   Options.withAlias("m"),
   Options.optional,
-  Options.withDescription("model name, or provider:model (a known provider, or one of the --config file)")
+  Options.withDescription("model name, or provider:model (a known provider, or one of the --config file) (default: gpt-4o-mini)")
 )
-export const config = Options.text("config").pipe(Options.optional, Options.withDescription("a provider.json file"))
-export const fake = Options.boolean("fake").pipe(Options.withDescription("use the built-in fake provider (no key, no network)"))
+export const provider = Options.choice("provider", providerNames).pipe(
+  Options.optional,
+  Options.withDescription("the provider of --model, when its name does not tell (default: detected from the model name)")
+)
+export const baseUrl = Options.text("base-url").pipe(
+  Options.optional,
+  Options.withDescription("where the provider is served (default: the provider's own, e.g. http://localhost:11434 for ollama)")
+)
+export const config = Options.text("config").pipe(
+  Options.optional,
+  Options.withDescription("a provider.json file (default: none; keys from the provider's env var)")
+)
+export const fake = Options.boolean("fake").pipe(Options.withDescription("use the built-in fake provider: no key, no network (default: off)"))
 
 export interface ModelChoice {
   readonly model: Option.Option<string>
+  readonly provider: Option.Option<registry.ProviderName>
+  readonly baseUrl: Option.Option<string>
   readonly config: Option.Option<string>
   readonly fake: boolean
+}
+
+/** What a run talks to, for messages that say what to check. */
+export interface Target {
+  readonly provider: string
+  readonly baseUrl: string | undefined
+  /** Where its keys come from, and their fingerprints (never the keys). */
+  readonly keys: { readonly source: string; readonly fingerprints: ReadonlyArray<string> } | undefined
 }
 
 /**
@@ -52,17 +88,19 @@ const fakeEcho: Testing.Responder = (request) => {
   return { text: `echo: ${text}`, chunks: 8, delayMs: Number(process.env.EFFECT_LLM_FAKE_DELAY_MS ?? 0) }
 }
 
-const fromConfig = (path: string, wanted: string | undefined) =>
+const fromConfig = (path: string, wanted: string | undefined, provider: string | undefined) =>
   Effect.gen(function* () {
     const toCliError = (error: ProviderConfig.ProviderConfigError) => new CliError({ message: error.message })
     const config = yield* ProviderConfig.load(path).pipe(Effect.mapError(toCliError))
     const matches = config.entries.filter((e) =>
-      wanted === undefined || e.model === wanted || `${e.provider}/${e.model}` === wanted || `${e.provider}:${e.model}` === wanted
+      (provider === undefined || registry.lookup(e.provider)?.name === provider || e.provider === provider) &&
+      (wanted === undefined || e.model === wanted || `${e.provider}/${e.model}` === wanted || `${e.provider}:${e.model}` === wanted)
     )
     if (matches.length !== 1) {
       const known = config.entries.map((e) => `${e.provider}:${e.model}`).join(", ")
       return yield* Effect.fail(
         new CliError({
+          usage: true,
           message: matches.length === 0
             ? `no model ${wanted === undefined ? "" : `"${wanted}" `}in ${path} (configured: ${known || "none"})`
             : `--model is ambiguous or missing; choose one of: ${matches.map((e) => `${e.provider}:${e.model}`).join(", ")}`
@@ -70,42 +108,134 @@ const fromConfig = (path: string, wanted: string | undefined) =>
       )
     }
     const entry = matches[0]!
-    return config.models.layer(entry.provider, entry.model).pipe(Layer.mapError(toCliError))
+    const target: Target = {
+      provider: entry.provider,
+      baseUrl: entry.baseUrl ?? registry.defaultBaseUrl(entry.provider, entry.api),
+      keys: { source: `the api_keys of ${path} (or ${envNameOf(entry.provider)})`, fingerprints: [] }
+    }
+    return [config.models.layer(entry.provider, entry.model).pipe(Layer.mapError(toCliError)), target] as const
   })
 
-/** A model by name alone, keys from the provider's env vars; the provider from `provider:` or the name. */
-const fromEnv = (name: string) => {
-  const { model, provider } = splitModel(name)
-  if (provider === undefined && registry.detect(model) === undefined) {
-    const known = Object.entries(registry.providers).map(([name, row]) => `${name} (${row.envVar})`).join(", ")
-    return Effect.fail(
-      new CliError({ message: `cannot tell the provider of model "${model}": write --model provider:${model}, the provider one of ${known}` })
-    )
+const envNameOf = (provider: string): string =>
+  registry.lookup(provider)?.row.envVar ?? `${provider.toUpperCase().replace(/[^A-Z0-9]+/g, "_")}_API_KEY`
+
+/** The keys in `<PROVIDER>_API_KEYS`, else `<PROVIDER>_API_KEY`, as `ProviderConfig.envKeys` reads them. */
+const envKeysOf = (envVar: string): { readonly name: string; readonly value: string } | undefined => {
+  for (const name of [`${envVar}S`, envVar]) {
+    const value = process.env[name]
+    if (value !== undefined) return { name, value }
   }
-  return Effect.succeed(
-    ProviderConfig.forModel(model, provider === undefined ? {} : { provider }).pipe(
+  return undefined
+}
+
+/** A model by name alone, keys from the provider's env vars; the provider from `--provider`, `provider:` or the name. */
+const fromEnv = (name: string, choice: ModelChoice) =>
+  Effect.gen(function* () {
+    const split = splitModel(name)
+    const model = split.model
+    const provider = Option.getOrUndefined(choice.provider) ?? split.provider ?? registry.detect(model)
+    if (provider === undefined) {
+      return yield* Effect.fail(
+        new CliError({
+          usage: true,
+          message: `cannot tell the provider of model "${model}": pass --provider (one of ${providerNames.join(", ")}) or write --model provider:${model}; ` +
+            `keys come from ${Object.entries(registry.providers).map(([name, row]) => `${name} (${row.envVar})`).join(", ")}`
+        })
+      )
+    }
+    const row = registry.lookup(provider)!.row
+    const url = Option.getOrUndefined(choice.baseUrl) ?? registry.baseUrlOf(row)
+    const found = envKeysOf(row.envVar)
+    const keys = (found?.value ?? "").split(",").map((k) => k.trim()).filter((k) => k.length > 0)
+    if (keys.length === 0 && row.keyOptional !== true && registry.needsKey(row.api, url)) {
+      return yield* Effect.fail(
+        new CliError({
+          message: (found === undefined
+            ? `no API key for ${provider}: set ${row.envVar} (one key, or a comma-separated list)`
+            : `${found.name} is set but empty: set it to a ${provider} API key (or a comma-separated list)`) +
+            `, pass --config provider.json, or try --fake (the built-in fake provider: no key, no network)`
+        })
+      )
+    }
+    const target: Target = {
+      provider,
+      baseUrl: url,
+      keys: keys.length === 0 ? undefined : { source: found!.name, fingerprints: keys.map(KeyPool.fingerprint) }
+    }
+    const layer = ProviderConfig.forModel(model, { provider, ...(Option.isSome(choice.baseUrl) ? { baseUrl: choice.baseUrl.value } : {}) }).pipe(
       Layer.mapError((error) => new CliError({ message: error.message }))
     )
-  )
+    return [layer, target] as const
+  })
+
+/** One line that says what failed and what to check. */
+export const explain = (error: LlmError.LlmError, target: Target): string => {
+  const where = target.baseUrl === undefined ? target.provider : `${target.provider} at ${target.baseUrl}`
+  const keys = target.keys === undefined
+    ? "check its keys"
+    : `check ${target.keys.fingerprints.length === 0 ? "" : `${target.keys.fingerprints.join(", ")} (key fingerprint) from `}${target.keys.source}`
+  switch (error._tag) {
+    case "NetworkError": {
+      const host = hostOf(target.baseUrl)
+      return `cannot reach ${host ?? target.provider} (${error.message}): check the base_url ${target.baseUrl ?? "(the provider's default)"}, ` +
+        `and that the server is up and reachable`
+    }
+    case "AuthenticationError":
+    case "PermissionError":
+      return `${where} rejected the key (${error.message}): ${keys}`
+    case "QuotaExceededError":
+      return `${where}: the key is out of quota (${error.message}): ${keys}`
+    case "NoKeyAvailableError":
+      return `no key of ${target.provider} can serve (${error.message}): ${keys}`
+    case "TimeoutError":
+      return `${where} did not answer in time (${error.message}): check the base_url and the server's load`
+    default:
+      return `${where}: ${error._tag}: ${error.message}`
+  }
+}
+
+const hostOf = (url: string | undefined): string | undefined => {
+  if (url === undefined) return undefined
+  try {
+    return new URL(url).host
+  } catch {
+    return undefined
+  }
 }
 
 const modelLayer = (
   choice: ModelChoice
-): Effect.Effect<Layer.Layer<LanguageModel, CliError, HttpClient.HttpClient>, CliError, FileSystem.FileSystem | Scope.Scope> =>
+): Effect.Effect<
+  readonly [Layer.Layer<LanguageModel, CliError, HttpClient.HttpClient>, Target],
+  CliError,
+  FileSystem.FileSystem | Scope.Scope
+> =>
   Effect.gen(function* () {
     if (choice.fake) {
       const fake = yield* Testing.FakeProvider.make({ respond: fakeEcho, record: false })
-      return OpenAiCompatible.layer({ model: Option.getOrElse(choice.model, () => "fake-model"), baseUrl: fake.baseUrl, provider: "fake" }).pipe(
+      const layer = OpenAiCompatible.layer({ model: Option.getOrElse(choice.model, () => "fake-model"), baseUrl: fake.baseUrl, provider: "fake" }).pipe(
         Layer.provide(KeyPool.layer({ providerId: "fake", keys: ["fake-key-1", "fake-key-2"] })),
         Layer.provide(RateLimiter.layer({ capacity: 100, refillPerSecond: 100 }))
       )
+      return [layer, { provider: "fake", baseUrl: fake.baseUrl, keys: undefined }] as const
     }
-    if (Option.isSome(choice.config)) return yield* fromConfig(choice.config.value, Option.getOrUndefined(choice.model))
-    return yield* fromEnv(Option.getOrElse(choice.model, () => "gpt-4o-mini"))
+    if (Option.isSome(choice.config)) {
+      return yield* fromConfig(choice.config.value, Option.getOrUndefined(choice.model), Option.getOrUndefined(choice.provider))
+    }
+    return yield* fromEnv(Option.getOrElse(choice.model, () => "gpt-4o-mini"), choice)
   })
 
-/** Runs `program` with the chosen model over undici. */
+/**
+ * Runs `program` with the chosen model over undici. A provider's failure becomes one line
+ * that says what failed and what to check.
+ */
 export const withModel = <A, E, R>(choice: ModelChoice, program: Effect.Effect<A, E, R | LanguageModel>) =>
   Effect.scoped(
-    Effect.flatMap(modelLayer(choice), (layer) => Effect.provide(program, layer.pipe(Layer.provide(Transport.layerUndici))))
+    Effect.flatMap(modelLayer(choice), ([layer, target]) =>
+      Effect.provide(program, layer.pipe(Layer.provide(Transport.layerUndici))).pipe(
+        Effect.catchIf(
+          (error): error is Extract<E, LlmError.LlmError> => LlmError.isLlmError(error),
+          (error) => Effect.fail(new CliError({ message: explain(error, target) }))
+        )
+      ))
   )

@@ -351,7 +351,16 @@ export const makeWith = (
   // useSpan, not withSpan: the lease starts no spans of its own, so its span need not become
   // the parent, and not providing it saves ~16 KB of garbage per call
   const acquire: Service["acquire"] = keys.size === 0
-    ? Effect.succeed(keyless)
+    ? options.keyless === true
+      ? Effect.succeed(keyless)
+      : Effect.fail(
+        new NoKeyAvailableError({
+          provider: providerId,
+          model: "*",
+          message: `the ${providerId} key pool has no keys: give it keys (an empty env var gives none), or use KeyPool.layerKeyless for a provider that takes no key`,
+          retryable: false
+        })
+      )
     : Effect.useSpan("KeyPool.acquire", { attributes: { provider: providerId }, captureStackTrace: false }, () => leasing)
 
   const report = (keyId: string, outcome: Outcome): Effect.Effect<void> => {

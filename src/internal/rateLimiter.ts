@@ -10,6 +10,7 @@ import type {
   Learned,
   Limits,
   Options,
+  ReportedLimits,
   Reservation,
   ServerLimits,
   Service,
@@ -142,7 +143,7 @@ export const learnedOf = (limits: ServerLimits, ratio: number): Learned | undefi
 /** Mutable bucket state for one dimension. */
 interface Bucket {
   capacity: number
-  readonly refillPerMs: number
+  refillPerMs: number
   level: number
   last: number
 }
@@ -218,6 +219,9 @@ export const memoryStore = ({ limits }: StoreSpec): Effect.Effect<Store> =>
             const at = now()
             refill(requests, at)
             lower(requests, learned.requestsRemaining, learned.requestsLimit)
+            if (learned.requestsRefillPerMs !== undefined && learned.requestsRefillPerMs > 0) {
+              requests.refillPerMs = Math.min(requests.refillPerMs, learned.requestsRefillPerMs)
+            }
             if (tokens !== undefined) {
               refill(tokens, at)
               lower(tokens, learned.tokensRemaining, learned.tokensLimit)
@@ -318,11 +322,28 @@ export const makeWith = (store: Store, options: Options, limits: Limits): Servic
       return learned.pauseMs !== undefined && learned.pauseMs > 0 ? Effect.zipRight(learn, Metric.increment(paused)) : learn
     })
 
+  let reported: ReportedLimits | undefined
+  const learnLimits = (report: ReportedLimits): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      reported = report
+      const rate = report.requests
+      if (rate === undefined || !(rate.limit > 0) || !(rate.intervalMs > 0)) return Effect.void
+      return store.learn({
+        requestsRemaining: undefined,
+        requestsLimit: rate.limit * limits.ratio,
+        tokensRemaining: undefined,
+        tokensLimit: undefined,
+        pauseMs: undefined,
+        requestsRefillPerMs: (rate.limit / rate.intervalMs) * limits.ratio
+      })
+    })
+
   return {
     admit,
     settle,
     observe,
-    status: store.status,
+    learnLimits,
+    status: Effect.map(store.status, (status) => reported === undefined ? status : { ...status, reported }),
     reset: Effect.withSpan(store.reset, "RateLimiter.reset")
   }
 }

@@ -101,6 +101,7 @@ export interface Backend {
   readonly set: (key: string, response: Message.ChatResponse) => Effect.Effect<void>
   readonly clear: Effect.Effect<void>
   readonly size: Effect.Effect<number>
+  readonly getStale?: ((key: string) => Effect.Effect<Message.ChatResponse | undefined>) | undefined
 }
 
 interface MemoryEntry {
@@ -108,25 +109,36 @@ interface MemoryEntry {
   readonly expiresAt: number
 }
 
-/** An LRU (lru-cache) whose entries also expire after `ttl`, measured on Effect's `Clock`. */
-export const memoryBackend = (options: { readonly maxEntries: number; readonly ttl: Duration.DurationInput }): Effect.Effect<Backend> =>
+/**
+ * An LRU (lru-cache) whose entries expire after `ttl`, measured on Effect's `Clock`, and are
+ * kept `staleFor` longer for degraded mode (`getStale`).
+ */
+export const memoryBackend = (options: {
+  readonly maxEntries: number
+  readonly ttl: Duration.DurationInput
+  readonly staleFor?: Duration.DurationInput | undefined
+}): Effect.Effect<Backend> =>
   Effect.sync(() => {
     const ttl = Duration.toMillis(Duration.decode(options.ttl))
+    const staleFor = options.staleFor === undefined ? 0 : Duration.toMillis(Duration.decode(options.staleFor))
     const lru = new LRUCache<string, MemoryEntry>({ max: Math.max(1, Math.floor(options.maxEntries)) })
     const purge = (now: number) => {
-      for (const [key, entry] of lru.entries()) if (entry.expiresAt <= now) lru.delete(key)
+      for (const [key, entry] of lru.entries()) if (entry.expiresAt + staleFor <= now) lru.delete(key)
     }
+    // fresh: before expiresAt; stale: within staleFor after it; gone after that
+    const read = (key: string, stale: boolean) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const entry = lru.get(key)
+        if (entry === undefined) return undefined
+        if (entry.expiresAt + staleFor <= now) {
+          lru.delete(key)
+          return undefined
+        }
+        return stale || entry.expiresAt > now ? entry.response : undefined
+      })
     return {
-      get: (key) =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
-          const entry = lru.get(key)
-          if (entry === undefined) return undefined
-          if (entry.expiresAt <= now) {
-            lru.delete(key)
-            return undefined
-          }
-          return entry.response
-        }),
+      get: (key) => read(key, false),
+      getStale: staleFor > 0 ? (key) => read(key, true) : undefined,
       set: (key, response) =>
         Effect.map(Clock.currentTimeMillis, (now) => void lru.set(key, { response, expiresAt: now + ttl })),
       clear: Effect.sync(() => lru.clear()),

@@ -93,6 +93,17 @@ describe.skipIf(redisUrl === "")("RateLimiter.layerRedis", () => {
       expect(Date.now() - again).toBeLessThan(1000)
     }))
 
+  it.scopedLive("a rate a provider reports lowers the shared bucket's capacity and refill for every process, never raises them", () =>
+    Effect.gen(function* () {
+      const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, capacity: 100, refillPerSecond: 10 }
+      const a = yield* limiterIn(options)
+      const b = yield* limiterIn(options)
+      yield* a.learnLimits({ source: "test", at: 0, requests: { limit: 30, intervalMs: 60_000 } })
+      expect((yield* b.status).requests).toMatchObject({ capacity: 30, refillPerSecond: 0.5 })
+      yield* a.learnLimits({ source: "test", at: 1, requests: { limit: 1000, intervalMs: 1_000 } })
+      expect((yield* b.status).requests).toMatchObject({ capacity: 30, refillPerSecond: 0.5 })
+    }))
+
   it.scopedLive("waiters across limiters are served in order at the refill rate", () =>
     Effect.gen(function* () {
       const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, capacity: 1, refillPerSecond: 20 }

@@ -28,10 +28,11 @@ import type { RedisError, RedisOptions } from "./options.js"
 const prelude = `${luaNow}
 local key = KEYS[1]
 local rcap0 = tonumber(ARGV[1])
-local rrate = tonumber(ARGV[2])
 local tcap0 = tonumber(ARGV[3])
 local trate = tonumber(ARGV[4])
-local f = redis.call("HMGET", key, "rl", "rlast", "rcap", "tl", "tlast", "tcap", "pause")
+local f = redis.call("HMGET", key, "rl", "rlast", "rcap", "tl", "tlast", "tcap", "pause", "rrate")
+-- a refill rate a provider reported (learned) lowers the configured one
+local rrate = math.min(tonumber(ARGV[2]), tonumber(f[8]) or tonumber(ARGV[2]))
 local rcap = math.min(rcap0, tonumber(f[3]) or rcap0)
 local rl = tonumber(f[1]) or rcap
 local rlast = tonumber(f[2]) or now
@@ -94,7 +95,9 @@ local rlim = tonumber(ARGV[6])
 local trem = tonumber(ARGV[7])
 local tlim = tonumber(ARGV[8])
 local pms = tonumber(ARGV[9])
+local rref = tonumber(ARGV[10])
 if rlim and rlim > 0 and rlim < rcap then rcap = rlim; rl = math.min(rl, rcap) end
+if rref and rref > 0 and rref < rrate then rrate = rref; redis.call("HSET", key, "rrate", rref) end
 if rrem and rrem < rl then rl = rrem end
 if tcap0 > 0 then
   if tlim and tlim > 0 and tlim < tcap then tcap = tlim; tl = math.min(tl, tcap) end
@@ -109,7 +112,7 @@ return 0
 `)
 
 const statusLua = script(`${prelude}
-return { tostring(rl), tostring(rcap), tostring(tl), tostring(tcap), tostring(pause), tostring(now) }
+return { tostring(rl), tostring(rcap), tostring(tl), tostring(tcap), tostring(pause), tostring(now), tostring(rrate) }
 `)
 
 const pausedLua = script(`${prelude}
@@ -168,13 +171,14 @@ const budgetStore = (connection: Commands, key: string, { limits }: StoreSpec): 
         opt(learned.requestsLimit),
         opt(learned.tokensRemaining),
         opt(learned.tokensLimit),
-        opt(learned.pauseMs)
+        opt(learned.pauseMs),
+        opt(learned.requestsRefillPerMs)
       ]),
     pausedFor: call("ratelimit pause", pausedLua, [], Number),
     status: call("ratelimit status", statusLua, [], (u): Status => {
-      const [rl, rcap, tl, tcap, pause, now] = (u as Array<string>).map(Number) as [number, number, number, number, number, number]
+      const [rl, rcap, tl, tcap, pause, now, rrate] = (u as Array<string>).map(Number) as [number, number, number, number, number, number, number]
       return {
-        requests: { available: Math.max(0, rl), capacity: rcap, refillPerSecond: limits.requests.refillPerMs * 1000 },
+        requests: { available: Math.max(0, rl), capacity: rcap, refillPerSecond: rrate * 1000 },
         tokens: limits.tokens === undefined
           ? undefined
           : { available: Math.max(0, tl), capacity: tcap, refillPerSecond: limits.tokens.refillPerMs * 1000 },

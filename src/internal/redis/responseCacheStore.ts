@@ -59,6 +59,9 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, never, Sc
     const prefix = options.prefix ?? "effect-llm:cache:"
     const index = `${prefix}lru`
     const ttl = Duration.toMillis(Duration.decode(options.ttl))
+    const staleFor = options.staleFor === undefined ? 0 : Duration.toMillis(Duration.decode(options.staleFor))
+    // Redis keeps an entry for its TTL plus the stale window; freshness is read from expiresAt
+    const retention = ttl + staleFor
     const maxEntries = options.maxEntries ?? Number.MAX_SAFE_INTEGER
     const commandTimeout = commandTimeoutOf(options.commandTimeout, "500 millis")
     const redis = yield* Effect.acquireRelease(
@@ -107,22 +110,25 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, never, Sc
 
     yield* attempt("connect", () => redis.connect(), undefined, clientOptions(commandTimeout).connectTimeout + commandTimeout)
 
+    const read = (key: string, grace: number) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.map(attempt("GET", () => commands.cacheGet(prefix + key, index, now), null), (raw) => {
+          if (raw === null) return undefined
+          const decoded = decodeStored(raw)
+          // an entry this version cannot read is a miss, and `set` will overwrite it
+          if (Either.isLeft(decoded) || decoded.right.expiresAt + grace <= now) return undefined
+          return decoded.right.response
+        }))
+
     return {
-      get: (key) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.map(attempt("GET", () => commands.cacheGet(prefix + key, index, now), null), (raw) => {
-            if (raw === null) return undefined
-            const decoded = decodeStored(raw)
-            // an entry this version cannot read is a miss, and `set` will overwrite it
-            if (Either.isLeft(decoded) || decoded.right.expiresAt <= now) return undefined
-            return decoded.right.response
-          })),
+      get: (key) => read(key, 0),
+      getStale: staleFor > 0 ? (key) => read(key, staleFor) : undefined,
       set: (key, response) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           Effect.asVoid(
             attempt(
               "SET",
-              () => commands.cacheSet(prefix + key, index, JSON.stringify({ response, expiresAt: now + ttl }), ttl, now, maxEntries),
+              () => commands.cacheSet(prefix + key, index, JSON.stringify({ response, expiresAt: now + ttl }), retention, now, maxEntries),
               0
             )
           )),
@@ -136,7 +142,7 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, never, Sc
           scan.on("error", reject)
           scan.on("end", () => Promise.all(pending).then(() => resolve(), reject))
         }), undefined, Number.POSITIVE_INFINITY),
-      size: Effect.flatMap(Clock.currentTimeMillis, (now) => attempt("size", () => commands.cacheSize(index, now - ttl), 0))
+      size: Effect.flatMap(Clock.currentTimeMillis, (now) => attempt("size", () => commands.cacheSize(index, now - retention), 0))
     }
   })
 

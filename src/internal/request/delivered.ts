@@ -61,12 +61,19 @@ export class Tracker {
 }
 
 /**
- * A model's property: its streams report what they deliver to the tracker they are given (a
- * provider's, one built with `LanguageModel.make`, and a decorator's over one of those).
+ * A mark on a model's `stream` function: it reports what it delivers to the tracker it is
+ * given (a provider's, one built with `LanguageModel.make`, and a decorator's over one of
+ * those). It marks the function, not the model, so that `{ ...model, stream: mine }` is not
+ * taken for reporting: its stream would deliver events nobody counts.
  */
 export const Reports: unique symbol = Symbol.for("effect-llm/Reports") as never
 
-export const reportsOf = (model: object): boolean => (model as { readonly [Reports]?: boolean })[Reports] === true
+export const reportsOf = (model: { readonly stream: object }): boolean =>
+  (model.stream as { readonly [Reports]?: boolean })[Reports] === true
+
+/** Marks `stream` as reporting (when `reports`), and returns it. */
+export const reporting = <F extends object>(stream: F, reports = true): F =>
+  reports ? Object.assign(stream, { [Reports]: true }) : stream
 
 type EventStream<E, R> = Stream.Stream<StreamEvent, E, R>
 

@@ -281,6 +281,29 @@ const unlimited: Budget = {
   }
 }
 
+const messageOf = (thrown: unknown) => thrown instanceof Error ? thrown.message : String(thrown)
+
+/** A decoder that throws (a custom provider's, or a bug) is a typed failure, never a defect. */
+const decodeSafely = <A>(
+  endpoint: Endpoint,
+  out: Outgoing,
+  decode: (body: string, status: number) => A | Err.LlmError,
+  body: string,
+  status: number
+): A | Err.LlmError => {
+  try {
+    return decode(body, status)
+  } catch (thrown) {
+    return new Err.MalformedResponseError({
+      provider: endpoint.provider,
+      model: out.model,
+      status,
+      message: `${endpoint.provider} reply could not be decoded: ${messageOf(thrown)}`,
+      excerpt: Err.excerptOf(body)
+    })
+  }
+}
+
 /**
  * A JSON exchange for any result (chat, embeddings): `decode` turns a 2xx body into a
  * result or a typed error, `tokensOf` gives the tokens to settle with the limiter, and
@@ -303,7 +326,7 @@ export const sendJsonAs = <A>(
             const now = clock.unsafeCurrentTimeMillis()
             const early = errorInBody(endpoint, out, lease, reply.headers, reply.body, now, false)
             if (early !== undefined) return early
-            const decoded = decode(reply.body, reply.status)
+            const decoded = decodeSafely(endpoint, out, decode, reply.body, reply.status)
             if (Err.isLlmError(decoded)) {
               const embedded = errorInBody(endpoint, out, lease, reply.headers, reply.body, now, true)
               if (embedded !== undefined) return embedded

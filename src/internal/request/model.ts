@@ -9,7 +9,7 @@ import * as Err from "../../LlmError.js"
 import type * as Message from "../../Message.js"
 import type { CommonOptions, Spec } from "../../Provider.js"
 import { estimateTokens } from "../../RateLimiter.js"
-import { Reports } from "./delivered.js"
+import { reporting, type Tracker } from "./delivered.js"
 import { type Endpoint, type Outgoing, resolveEndpoint } from "./endpoint.js"
 import { sendJson } from "./exchange.js"
 import { sendStream } from "./stream.js"
@@ -46,15 +46,26 @@ export const languageModel = (spec: Spec, options: CommonOptions, endpoint: Endp
     const model = request.model ?? options.model
     const invalid = validateRequest(request, provider, model)
     if (invalid !== undefined) return invalid
-    const wire = spec.body(request, model, stream)
-    if (Err.isLlmError(wire)) return wire
+    let wire: unknown
+    let url: string
+    try {
+      wire = spec.body(request, model, stream)
+      if (Err.isLlmError(wire)) return wire
+      url = spec.url(model, stream)
+    } catch (thrown) {
+      // a spec's mapping that throws (a custom provider's, or a request it cannot map) is typed
+      return new Err.InvalidRequestError({
+        provider,
+        model,
+        message: `${provider} could not map the request: ${thrown instanceof Error ? thrown.message : String(thrown)}`
+      })
+    }
     const body = JSON.stringify(wire)
-    const url = spec.url(model, stream)
     return stream
       ? { url, model, body, estimatedTokens: estimateTokens(body), headers: streamHeaders }
       : { url, model, body, estimatedTokens: estimateTokens(body) }
   }
-  const service: Service = {
+  return {
     provider,
     model: options.model,
     contextWindow: options.contextWindow,
@@ -64,13 +75,12 @@ export const languageModel = (spec: Spec, options: CommonOptions, endpoint: Endp
         if (Err.isLlmError(out)) return Effect.fail(out)
         return sendJson(endpoint, out, (body, status) => spec.decode(request, out.model, body, status))
       }),
-    stream: (request, tracker) =>
+    // a provider's stream reports what it delivered itself, at no cost per chunk
+    stream: reporting((request: Message.ChatRequest, tracker?: Tracker) =>
       Stream.suspend(() => {
         const out = outgoing(request, true)
         if (Err.isLlmError(out)) return Stream.fail(out)
         return sendStream(endpoint, out, spec.framing, () => spec.parser(request, out.model), tracker)
-      })
+      }))
   }
-  // a provider's stream reports what it delivered itself, at no cost per chunk
-  return Object.assign(service, { [Reports]: true })
 }

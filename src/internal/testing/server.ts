@@ -4,16 +4,19 @@
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import type { Fault, FakeProviderOptions, RecordedRequest, Reply, Responder } from "../../Testing.js"
+import type { Fault, FakeProviderOptions, OpenRouterKey, RecordedRequest, Reply, Responder } from "../../Testing.js"
+import { verify as verifyZhipuToken } from "../providers/openaiChat/zhipu.js"
 import { fakeRoutes } from "../providers/registry.js"
 import { errorBody, type FakeRoute, sleep, type StreamFault } from "./route.js"
 
 export interface FakeServer {
   readonly url: string
+  readonly zhipuKeys: ReadonlyArray<string> | undefined
   readonly requests: Array<RecordedRequest>
   readonly faults: Array<Fault>
   reply: Reply
   respond: Responder | undefined
+  openRouterKey: OpenRouterKey
   close(): Promise<void>
 }
 
@@ -43,6 +46,8 @@ export const start = async (options: FakeProviderOptions): Promise<FakeServer> =
     faults,
     reply: options.reply ?? {},
     respond: options.respond,
+    zhipuKeys: options.zhipuKeys,
+    openRouterKey: options.openRouterKey ?? defaultOpenRouterKey,
     close: () => Promise.resolve()
   }
   const record = options.record ?? true
@@ -95,6 +100,15 @@ export const start = async (options: FakeProviderOptions): Promise<FakeServer> =
   })
 }
 
+const defaultOpenRouterKey: OpenRouterKey = {
+  label: "sk-or-v1-fak...key",
+  limit: null,
+  usage: 0,
+  limit_remaining: null,
+  is_free_tier: false,
+  rate_limit: { requests: 200, interval: "10s" }
+}
+
 const nextFault = (state: FakeServer, request: RecordedRequest): Fault | Reply => {
   if (state.faults.length > 0) return state.faults.shift()!
   if (state.respond !== undefined) return state.respond(request) ?? state.reply
@@ -110,6 +124,20 @@ const handle = async (
   res: http.ServerResponse
 ): Promise<void> => {
   const path = request.path.split("?")[0]!
+  if (state.zhipuKeys !== undefined) {
+    const problem = verifyZhipuToken(req.headers.authorization, state.zhipuKeys, Date.now())
+    if (problem !== undefined) {
+      res.writeHead(401, { "content-type": "application/json" })
+      res.end(errorBody(`zhipu token refused: ${problem}`, "authentication_error", "invalid_api_key"))
+      return
+    }
+  }
+  if (request.method === "GET" && path.endsWith("/key")) {
+    // OpenRouter's key endpoint: metadata, outside the chat script of faults and replies
+    res.writeHead(200, { "content-type": "application/json" })
+    res.end(JSON.stringify({ data: state.openRouterKey }))
+    return
+  }
   const action = nextFault(state, request)
   if (isFault(action)) {
     switch (action._tag) {

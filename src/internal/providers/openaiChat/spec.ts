@@ -1,14 +1,24 @@
 /** Chat Completions as a `Provider.Spec`. */
+import * as Duration from "effect/Duration"
 import type { Spec } from "../../../Provider.js"
 import { bearer, specOf, urlAt, type WireOptions } from "../wire.js"
 import { type MaxTokensField, toWireRequest } from "./request.js"
 import { fromWireResponse } from "./response.js"
 import { ChunkParser } from "./stream.js"
+import * as zhipu from "./zhipu.js"
 
 export const defaultBaseUrl = "https://api.openai.com/v1"
 
 export interface Options extends WireOptions {
   readonly maxTokensField?: MaxTokensField | undefined
+  readonly auth?: "bearer" | "zhipu" | undefined
+  readonly zhipuTokenTtl?: Duration.DurationInput | undefined
+}
+
+const zhipuAuth = (ttl: Duration.DurationInput | undefined) => {
+  const ttlMs = Duration.toMillis(ttl ?? "30 minutes")
+  // renewed a minute early (or at half its life, if shorter) so a token never expires in flight
+  return zhipu.auth({ ttlMs, renewBeforeMs: Math.min(60_000, ttlMs / 2), now: Date.now })
 }
 
 export const spec = (options: Options): Spec => {
@@ -16,7 +26,7 @@ export const spec = (options: Options): Spec => {
   const url = urlAt(options.baseUrl, defaultBaseUrl, "/chat/completions")
   const maxTokensField = options.maxTokensField ?? (provider === "openai" ? "max_completion_tokens" : "max_tokens")
   return specOf(provider, {
-    auth: bearer,
+    auth: options.auth === "zhipu" ? zhipuAuth(options.zhipuTokenTtl) : bearer,
     framing: "sse",
     url: () => url,
     body: (request, model, stream) => toWireRequest(request, model, stream, maxTokensField),
