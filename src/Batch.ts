@@ -23,11 +23,14 @@ import * as Retry from "./Retry.js"
  */
 export type Item = string | (Message.ChatRequest & { readonly id?: string | undefined })
 
-/** @since 0.1.0 @category models */
-export interface Result {
+/**
+ * One item's outcome: by default a `ChatResponse`; with `runWith`, what its function returns.
+ * @since 0.1.0 @category models
+ */
+export interface Result<A = Message.ChatResponse> {
   readonly index: number
   readonly id: string
-  readonly result: Exit.Exit<Message.ChatResponse, LlmError>
+  readonly result: Exit.Exit<A, LlmError>
   /** Calls made for this item, retries included. */
   readonly attempts: number
   readonly durationMs: number
@@ -67,20 +70,33 @@ const idOf = (item: Item, index: number): string =>
 export const run = <E = never, R = never>(
   items: Iterable<Item> | Stream.Stream<Item, E, R>,
   options: Options = {}
-): Stream.Stream<Result, E, R | LanguageModel> => {
+): Stream.Stream<Result, E, R | LanguageModel> =>
+  Stream.unwrap(Effect.map(LanguageModel, (model) => runWith(items, (request) => model.chat(request), options)))
+
+/**
+ * Runs `f` on every item's request, with the same concurrency, retries and accounting as
+ * `run`: e.g. `Batch.runWith(items, (request) => LanguageModel.generateObject({ request, schema }))`.
+ * A retry calls `f` again, so for a multi-call `f` (a tool loop, a repaired object) it starts over.
+ * @since 0.1.0 @category running
+ */
+export const runWith = <A, E = never, R = never, R2 = never>(
+  items: Iterable<Item> | Stream.Stream<Item, E, R>,
+  f: (request: Message.ChatRequest, index: number) => Effect.Effect<A, LlmError, R2>,
+  options: Options = {}
+): Stream.Stream<Result<A>, E, R | R2> => {
   const source: Stream.Stream<Item, E, R> = Stream.StreamTypeId in (items as object)
     ? (items as Stream.Stream<Item, E, R>)
     : Stream.fromIterable(items as Iterable<Item>)
   const retries = options.retriesPerItem ?? 2
   const schedule: Schedule.Schedule<unknown, LlmError> = options.retrySchedule ?? Retry.schedule({ maxRetries: retries })
-  const runOne = (model: LanguageModel["Type"], item: Item, index: number): Effect.Effect<Result> =>
+  const runOne = (item: Item, index: number): Effect.Effect<Result<A>, never, R2> =>
     Effect.gen(function* () {
       const start = yield* Clock.currentTimeMillis
       let attempts = 0
       const request = toRequest(item)
       const call = Effect.suspend(() => {
         attempts++
-        return model.chat(request)
+        return f(request, index)
       })
       const result = yield* Effect.exit(
         retries <= 0
@@ -95,15 +111,12 @@ export const run = <E = never, R = never>(
       return { index, id: idOf(item, index), result, attempts, durationMs: end - start }
     }).pipe(Effect.withSpan("Batch.item", { attributes: { index } }))
 
-  const results = Stream.unwrap(
-    Effect.map(LanguageModel, (model) =>
-      source.pipe(
-        Stream.zipWithIndex,
-        Stream.mapEffect(([item, index]) => runOne(model, item, index), {
-          concurrency: Math.max(1, options.concurrency ?? 8),
-          unordered: options.order === "completion"
-        })
-      ))
+  const results = source.pipe(
+    Stream.zipWithIndex,
+    Stream.mapEffect(([item, index]) => runOne(item, index), {
+      concurrency: Math.max(1, options.concurrency ?? 8),
+      unordered: options.order === "completion"
+    })
   )
   return options.stopOnFirstError === true
     ? Stream.takeUntil(results, (result) => Exit.isFailure(result.result))
@@ -130,9 +143,11 @@ export const emptySummary: Summary = { total: 0, succeeded: 0, failed: 0, failur
  * Adds one result to a summary.
  * @since 0.1.0 @category summary
  */
-export const summarize = (summary: Summary, result: Result): Summary => {
+export const summarize = (summary: Summary, result: Result<Message.ChatResponse | { readonly response: Message.ChatResponse }>): Summary => {
   if (Exit.isSuccess(result.result)) {
-    const usage = result.result.value.usage
+    const value = result.result.value
+    // a `generateObject` result carries its reply as `response`; a `generateText` one its summed usage
+    const usage = "usage" in value ? value.usage : value.response.usage
     return {
       ...summary,
       total: summary.total + 1,

@@ -10,9 +10,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Generate from "./internal/generate.js"
 import { counted, reporting, reportsOf, type Tracker } from "./internal/request/delivered.js"
 import { type LlmError, StreamError } from "./LlmError.js"
 import type { ChatRequest, ChatResponse, Finish, StreamEvent, ToolCall } from "./Message.js"
+import type * as Tool from "./Tool.js"
 
 /** @since 0.1.0 @category models */
 export interface Service {
@@ -199,3 +201,109 @@ export const responseToEvents = (response: ChatResponse): Array<StreamEvent> => 
   events.push(finish)
   return events
 }
+
+// ---------------------------------------------------------------------------
+// The application layer: the tool loop and structured output (internal/generate.ts)
+// ---------------------------------------------------------------------------
+
+/**
+ * One tool call's outcome. `content` is what went back to the model: the JSON of the
+ * `success`-encoded value, of the `failure`-encoded value (`isError`), or the problem with the
+ * call (arguments that did not parse or decode, an unknown tool; `isError` too).
+ * @since 0.1.0 @category generate
+ */
+export type ToolResult = Generate.ToolResult
+
+/**
+ * One model call of the loop: its reply, the tool calls in it, and their results (empty when
+ * the loop ran no tools: no toolkit, or none called).
+ * @since 0.1.0 @category generate
+ */
+export type Step = Generate.Step
+
+/**
+ * What `generateText` returns: the last reply's `text` and `finishReason` (`"tool_calls"` when
+ * it stopped at `maxSteps` with calls in the last reply), the last `response`, every step, the
+ * whole transcript (`messages`: the request's, then each reply and its tool results; pass it
+ * back to continue), and the usage summed over the steps.
+ * @since 0.1.0 @category generate
+ */
+export type GenerateTextResult = Generate.GenerateTextResult
+
+/**
+ * `maxSteps` (default 10) bounds the model calls; `concurrency` (default unbounded) the tool
+ * calls of one reply run at once. The toolkit's tools are added to the request's own.
+ * @since 0.1.0 @category generate
+ */
+export type GenerateTextOptions<T extends Tool.Any> = Generate.GenerateTextOptions<T>
+
+/**
+ * What `streamText` emits, in order, for each step: its text and reasoning deltas and its
+ * complete tool calls as the model streams them, then the results of those calls (in call
+ * order, once all have run), then `StepFinish`. The last event is `Finish`, with the same
+ * result `generateText` returns (usage summed over the steps).
+ * @since 0.1.0 @category generate
+ */
+export type TextStreamEvent = Generate.TextStreamEvent
+
+/**
+ * The tool loop: model, then tools, then model, until a reply without tool calls or
+ * `maxSteps` model calls. The tool calls of one reply run in parallel (`concurrency`).
+ * Arguments that do not parse or decode, an unknown tool name, and a handler failure of the
+ * tool's `failure` schema go back to the model as tool error results, for it to repair; a
+ * defect in a handler fails the call. At `maxSteps` the last reply's calls are still run, so
+ * the transcript stays valid to continue from. Each step sends back the assistant message
+ * `Message.fromResponse` builds, reasoning state included. The handlers come from the
+ * context: provide `toolkit.toLayer(handlers)`.
+ * @since 0.1.0 @category generate
+ */
+export const generateText = <T extends Tool.Any = never>(
+  options: GenerateTextOptions<T>
+): Effect.Effect<GenerateTextResult, LlmError, LanguageModel | Tool.HandlersFor<T>> => Generate.generateText(options)
+
+/**
+ * The loop of `generateText` as a stream of `TextStreamEvent`s; each step streams its reply.
+ * @since 0.1.0 @category generate
+ */
+export const streamText = <T extends Tool.Any = never>(
+  options: GenerateTextOptions<T>
+): Stream.Stream<TextStreamEvent, LlmError, LanguageModel | Tool.HandlersFor<T>> => Generate.streamText(options)
+
+/**
+ * `name` (default `"response"`) and `description` are sent with the schema; `repairAttempts`
+ * (default 1) is how many times a reply that does not decode is sent back with its issues.
+ * @since 0.1.0 @category generate
+ */
+export type GenerateObjectOptions<A, I> = Generate.GenerateObjectOptions<A, I>
+
+/** @since 0.1.0 @category generate */
+export type GenerateObjectResult<A> = Generate.GenerateObjectResult<A>
+
+/**
+ * What `streamObject` emits: `Partial` values of the JSON parsed so far (not decoded: the
+ * encoded side, possibly incomplete), a `Repair` when a finished reply did not decode and is
+ * asked again (partials start over), and last the decoded `Object`.
+ * @since 0.1.0 @category generate
+ */
+export type ObjectStreamEvent<A> = Generate.ObjectStreamEvent<A>
+
+/**
+ * A value of `schema` from the model. The request gets a `json_schema` response format from
+ * `JSONSchema.make(schema)`, strict, which each provider maps to its native mode; the reply's
+ * text (a Markdown fence around it is tolerated) is decoded with the Schema, with `null` on an
+ * optional key read as absent. A reply that does not decode is sent back with its issues, once
+ * per `repairAttempts`; then the call fails with `StructuredOutputError`.
+ * @since 0.1.0 @category generate
+ */
+export const generateObject = <A, I>(
+  options: GenerateObjectOptions<A, I>
+): Effect.Effect<GenerateObjectResult<A>, LlmError, LanguageModel> => Generate.generateObject(options)
+
+/**
+ * `generateObject` as a stream: partial values as the JSON arrives (parsed with a partial-JSON
+ * parser, never decoded per chunk), then the decoded value.
+ * @since 0.1.0 @category generate
+ */
+export const streamObject = <A, I>(
+  options: GenerateObjectOptions<A, I>
+): Stream.Stream<ObjectStreamEvent<A>, LlmError, LanguageModel> => Generate.streamObject(options)

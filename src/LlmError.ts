@@ -183,6 +183,20 @@ export class CircuitOpenError extends Schema.TaggedError<CircuitOpenError>()("Ci
   retryable: retryableDefault(true)
 }) {}
 
+/**
+ * `LanguageModel.generateObject` got no reply its Schema accepts, after its repair attempts:
+ * `text` is the last reply, `issues` what was wrong with it, `attempts` the model calls made.
+ * Not retryable: the same request would likely get the same answer; another model may not.
+ * @since 0.1.0 @category errors
+ */
+export class StructuredOutputError extends Schema.TaggedError<StructuredOutputError>()("StructuredOutputError", {
+  ...common,
+  text: Schema.String,
+  issues: Schema.Array(Schema.String),
+  attempts: Schema.Number,
+  retryable: retryableDefault(false)
+}) {}
+
 /** @since 0.1.0 @category errors */
 export interface Attempt {
   readonly provider: string
@@ -231,7 +245,8 @@ const classes = [
   BudgetExceededError,
   CircuitOpenError,
   AllModelsFailedError,
-  StoreUnavailableError
+  StoreUnavailableError,
+  StructuredOutputError
 ] as const
 
 /** @since 0.1.0 @category errors */
@@ -255,6 +270,7 @@ export type LlmError =
   | CircuitOpenError
   | AllModelsFailedError
   | StoreUnavailableError
+  | StructuredOutputError
 
 // the union above (written out: `AllModelsFailedError` refers to it) and `classes` list the same kinds
 type ClassTag = (typeof classes)[number]["_tag"]
@@ -322,7 +338,9 @@ export const classification: { readonly [K in Tag]: Classification } = {
   BudgetExceededError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "never", stale: "never" },
   CircuitOpenError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always", stale: "always" },
   AllModelsFailedError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always", stale: "always" },
-  StoreUnavailableError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always", stale: "always" }
+  StoreUnavailableError: { key: "none", anotherKey: false, breaker: "ignore", fallback: "always", stale: "always" },
+  // the provider answered (the key and the breaker see a success); another model may follow the schema
+  StructuredOutputError: { key: "none", anotherKey: false, breaker: "success", fallback: "always", stale: "never" }
 }
 
 /**

@@ -152,6 +152,8 @@ export const ToolMessage = Schema.Struct({
   content: Schema.String,
   /** The tool's name; some providers (Gemini) need it to pair results with calls. */
   name: Schema.optional(Schema.String),
+  /** The content reports a failure (Anthropic's `is_error`); other APIs read it from the text. */
+  isError: Schema.optional(Schema.Boolean),
   /**
    * How much this message matters when `ContextWindow` must drop some (higher is kept
    * longer; default 0). Never sent to a provider.
@@ -366,8 +368,12 @@ export const fromResponse = (response: ChatResponse): AssistantMessage => {
 }
 
 /** @since 0.1.0 @category constructors */
-export const tool = (toolCallId: string, content: string, name?: string): ToolMessage =>
-  name === undefined ? { role: "tool", toolCallId, content } : { role: "tool", toolCallId, content, name }
+export const tool = (toolCallId: string, content: string, name?: string, options?: { readonly isError?: boolean }): ToolMessage => {
+  const message: { -readonly [K in keyof ToolMessage]: ToolMessage[K] } = { role: "tool", toolCallId, content }
+  if (name !== undefined) message.name = name
+  if (options?.isError === true) message.isError = true
+  return message
+}
 
 /** @since 0.1.0 @category constructors */
 export const text = (value: string): TextPart => ({ type: "text", text: value })

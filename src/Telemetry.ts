@@ -64,5 +64,8 @@ export const attributes = {
   responseModel: "gen_ai.response.model",
   inputTokens: "gen_ai.usage.input_tokens",
   outputTokens: "gen_ai.usage.output_tokens",
-  finishReasons: "gen_ai.response.finish_reasons"
+  finishReasons: "gen_ai.response.finish_reasons",
+  /** On `Tool.call <name>` spans of the tool loop. */
+  toolName: "gen_ai.tool.name",
+  toolCallId: "gen_ai.tool.call.id"
 } as const

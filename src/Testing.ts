@@ -21,16 +21,29 @@ import type * as Message from "./Message.js"
 // ---------------------------------------------------------------------------
 
 /**
+ * A scripted tool call: `arguments` as the model's JSON text, or `params` as a value the mock
+ * writes as JSON. Without an `id`, the mock numbers it (`call_<turn>_<n>`).
+ * @since 0.1.0 @category mock
+ */
+export type MockToolCall =
+  | { readonly id?: string; readonly name: string; readonly arguments: string }
+  | { readonly id?: string; readonly name: string; readonly params: unknown }
+
+/**
  * One scripted turn: a reply text, a partial response, an explicit event list (optionally
- * failing after it), or an error.
+ * failing after it), or an error. In a partial response, `object` is a JSON reply (what a
+ * provider returns for `generateObject`), written as its text; `chunks` streams the text in
+ * that many deltas (default 1).
  * @since 0.1.0 @category mock
  */
 export type MockStep =
   | string
   | {
     readonly text?: string
+    readonly object?: unknown
+    readonly chunks?: number
     readonly reasoning?: string
-    readonly toolCalls?: ReadonlyArray<Message.ToolCall>
+    readonly toolCalls?: ReadonlyArray<MockToolCall>
     readonly finishReason?: Message.FinishReason
     readonly usage?: Message.Usage
   }
@@ -65,16 +78,20 @@ export const makeMockModel = (script: MockScript): Effect.Effect<MockModel> =>
     const counter = yield* Ref.make(0)
     const nextStep = (request: Message.ChatRequest) =>
       Effect.flatMap(Ref.getAndUpdate(counter, (n) => n + 1), (n) =>
-        Effect.as(Ref.update(requests, (all) => [...all, request]), stepAt(request, n)))
+        Effect.as(Ref.update(requests, (all) => [...all, request]), [stepAt(request, n), n + 1] as const))
     const stepAt = (request: Message.ChatRequest, n: number): MockStep => {
       if (typeof script.steps === "function") return script.steps(request, n)
       const steps = script.steps
       return steps[Math.min(n, steps.length - 1)] ?? ""
     }
-    const toResponse = (request: Message.ChatRequest, step: Exclude<MockStep, Err.LlmError | { events: unknown }>): Message.ChatResponse => {
+    const toResponse = (request: Message.ChatRequest, step: Exclude<MockStep, Err.LlmError | { events: unknown }>, turn: number): Message.ChatResponse => {
       const spec = typeof step === "string" ? { text: step } : step
-      const text = spec.text ?? ""
-      const toolCalls = spec.toolCalls ?? []
+      const text = spec.text ?? (spec.object === undefined ? "" : JSON.stringify(spec.object))
+      const toolCalls = (spec.toolCalls ?? []).map((call, i): Message.ToolCall => ({
+        id: call.id ?? `call_${turn}_${i + 1}`,
+        name: call.name,
+        arguments: "arguments" in call ? call.arguments : JSON.stringify(call.params)
+      }))
       const inputTokens = Math.ceil(JSON.stringify(request.messages).length / 4)
       const outputTokens = Math.ceil((text.length + (spec.reasoning?.length ?? 0)) / 4)
       const response: Message.ChatResponse = {
@@ -88,13 +105,19 @@ export const makeMockModel = (script: MockScript): Effect.Effect<MockModel> =>
       }
       return spec.reasoning === undefined ? response : { ...response, reasoning: spec.reasoning }
     }
-    const streamOf = (request: Message.ChatRequest, step: MockStep): Stream.Stream<Message.StreamEvent, Err.LlmError> => {
+    const streamOf = (request: Message.ChatRequest, step: MockStep, turn: number): Stream.Stream<Message.StreamEvent, Err.LlmError> => {
       if (Err.isLlmError(step)) return Stream.fail(step)
       if (isEventsStep(step)) {
         const events = Stream.fromIterable(step.events)
         return step.failWith === undefined ? events : Stream.concat(events, Stream.fail(step.failWith))
       }
-      return Stream.fromIterable(responseToEvents(toResponse(request, step)))
+      const events = responseToEvents(toResponse(request, step, turn))
+      const chunks = typeof step === "string" ? 1 : step.chunks ?? 1
+      if (chunks <= 1) return Stream.fromIterable(events)
+      // the text in `chunks` deltas, each its own stream chunk, as a provider delivers it
+      return Stream.fromIterable(events.flatMap((event): Array<Message.StreamEvent> =>
+        event._tag === "TextDelta" ? split(event.text, chunks).map((text) => ({ _tag: "TextDelta", text })) : [event]
+      )).pipe(Stream.rechunk(1))
     }
     // made with `make`, so that its streams report what they deliver, as any source's must
     const service: LanguageModel["Type"] = make({
@@ -102,12 +125,12 @@ export const makeMockModel = (script: MockScript): Effect.Effect<MockModel> =>
       model: modelName,
       contextWindow: script.contextWindow,
       chat: (request) =>
-        Effect.flatMap(nextStep(request), (step) => {
+        Effect.flatMap(nextStep(request), ([step, turn]) => {
           if (Err.isLlmError(step)) return Effect.fail(step)
-          if (isEventsStep(step)) return collect(streamOf(request, step))
-          return Effect.succeed(toResponse(request, step))
+          if (isEventsStep(step)) return collect(streamOf(request, step, turn))
+          return Effect.succeed(toResponse(request, step, turn))
         }),
-      stream: (request) => Stream.unwrap(Effect.map(nextStep(request), (step) => streamOf(request, step)))
+      stream: (request) => Stream.unwrap(Effect.map(nextStep(request), ([step, turn]) => streamOf(request, step, turn)))
     })
     return { service, requests: Ref.get(requests) }
   })

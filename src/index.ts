@@ -12,6 +12,10 @@ export * as Message from "./Message.js"
 export * as LlmError from "./LlmError.js"
 export * as LanguageModel from "./LanguageModel.js"
 
+// The application layer: typed tools for LanguageModel.generateText / streamText
+export * as Tool from "./Tool.js"
+export * as Toolkit from "./Toolkit.js"
+
 // Decorators, outermost first: caching, budgets, context windows, fallback, breakers, retry
 export * as ResponseCache from "./ResponseCache.js"
 export * as Budget from "./Budget.js"

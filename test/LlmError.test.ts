@@ -29,7 +29,8 @@ const instances: ReadonlyArray<LlmError.LlmError> = [
   new LlmError.BudgetExceededError(common),
   new LlmError.CircuitOpenError(common),
   new LlmError.AllModelsFailedError({ ...common, attempts: [] }),
-  new LlmError.StoreUnavailableError({ ...common, store: "KeyPool", operation: "keypool take" })
+  new LlmError.StoreUnavailableError({ ...common, store: "KeyPool", operation: "keypool take" }),
+  new LlmError.StructuredOutputError({ ...common, text: "{}", issues: ["at name: is missing"], attempts: 2 })
 ]
 
 describe("LlmError classification", () => {

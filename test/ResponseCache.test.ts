@@ -347,7 +347,13 @@ describe("ResponseCache keys", () => {
       { ...base, seed: 1 },
       { ...base, tools: [{ name: "f", parameters: { type: "object" } }] },
       { ...base, responseFormat: { type: "json_object" } },
-      { ...base, extra: { logit_bias: { "1": 2 } } }
+      { ...base, extra: { logit_bias: { "1": 2 } } },
+      // an object call: the schema is in the key (generateObject's json_schema format)
+      { ...base, responseFormat: { type: "json_schema", name: "r", schema: { type: "object" }, strict: true } },
+      { ...base, responseFormat: { type: "json_schema", name: "r", schema: { type: "object", required: ["a"] }, strict: true } },
+      // a tool result that reports a failure is another prompt than the same text as a success
+      { ...base, messages: [...base.messages, Message.tool("c1", "{}", "f")] },
+      { ...base, messages: [...base.messages, Message.tool("c1", "{}", "f", { isError: true })] }
     ]
     const keys = new Set([key(base), ...variants.map(key)])
     expect(keys.size).toBe(variants.length + 1)

@@ -305,3 +305,23 @@ describe("mockModel", () => {
       expect(events.map((e) => e._tag)).toEqual(["TextDelta", "Finish"])
     }))
 })
+
+describe("mockModel scripts tool calls and JSON replies", () => {
+  it.effect("tool calls by params (written as JSON, numbered per turn), an object as the reply text, and text in chunks", () =>
+    Effect.gen(function* () {
+      const mock = yield* Testing.makeMockModel({
+        steps: [
+          { toolCalls: [{ name: "f", params: { a: 1 } }, { id: "own", name: "g", arguments: "{}" }] },
+          { object: { city: "Paris", tags: ["a"] }, chunks: 3 }
+        ]
+      })
+      const first = yield* mock.service.chat(Message.request("x"))
+      expect(first.toolCalls).toEqual([{ id: "call_1_1", name: "f", arguments: "{\"a\":1}" }, { id: "own", name: "g", arguments: "{}" }])
+      expect(first.finishReason).toBe("tool_calls")
+      const events = Chunk.toArray(yield* Stream.runCollect(mock.service.stream(Message.request("y"))))
+      const deltas = events.filter((e) => e._tag === "TextDelta")
+      expect(deltas).toHaveLength(3)
+      expect(deltas.map((e) => (e._tag === "TextDelta" ? e.text : "")).join("")).toBe("{\"city\":\"Paris\",\"tags\":[\"a\"]}")
+      expect(events.at(-1)).toMatchObject({ _tag: "Finish", finishReason: "stop" })
+    }))
+})

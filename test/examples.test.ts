@@ -106,6 +106,29 @@ const expectations: Record<string, (stdout: string, stderr: string) => void> = {
     expect(out).toContain("openai/gpt-4o-mini: Hello from the fake provider!")
     expect(out).toMatch(/usage: \d+ in, \d+ out/)
   },
+  "tools.ts": (out) => {
+    // two tools called in parallel in one reply; the bad argument goes back as an error and is repaired
+    expect(out).toContain("step 1: 2 tool call(s)")
+    expect(out).toContain("get_weather({\"city\":\"Paris\",\"unit\":null}) -> {\"tempC\":21,\"sky\":\"clear\"}")
+    expect(out).toMatch(/convert_currency\(\{"amount":"twenty".*\) -> error .*at amount: Expected number, actual \\"twenty\\"/)
+    expect(out).toContain("step 2: 1 tool call(s)")
+    expect(out).toContain("convert_currency({\"amount\":20,\"from\":\"EUR\",\"to\":\"USD\"}) -> {\"amount\":21.6,\"currency\":\"USD\"}")
+    expect(out).toContain("step 3: 0 tool call(s)")
+    expect(out).toContain("answer: Paris is 21°C and clear; 20 EUR is 21.6 USD.")
+    expect(out).toMatch(/3 model calls, 7 messages, \d+ tokens/)
+  },
+  "structured.ts": (out) => {
+    expect(out).toMatch(/trip after 2 attempts \(\d+ tokens\):/)
+    expect(out).toContain("3 days in Lisbon, Portugal")
+    expect(out).toContain("- Alfama: 3 h")
+    expect(out).toContain("- Belém: 4 h")
+    expect(out).toContain("budget: none given")
+    expect(out).toContain("at days: Expected number, actual \"three\"")
+    expect(out).toContain("at stops[0].hours: is missing")
+    const streamed = /streamed: (\d+) partial values in all, then 2 stops in Lisbon/.exec(out)
+    expect(streamed).not.toBeNull()
+    expect(Number(streamed![1])).toBeGreaterThan(4)
+  },
   "mock.ts": (out) => {
     expect(out).toContain("first call:  Why Keys Need Pools")
     expect(out).toContain("second call: Untitled")

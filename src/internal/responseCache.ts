@@ -41,7 +41,7 @@ const canonicalMessage = (message: Message.Message): unknown => {
         reasoning: message.reasoning
       }
     case "tool":
-      return { role: "tool", toolCallId: message.toolCallId, content: message.content, name: message.name }
+      return { role: "tool", toolCallId: message.toolCallId, content: message.content, name: message.name, isError: message.isError === true ? true : undefined }
   }
 }
 

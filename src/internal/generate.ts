@@ -1,0 +1,404 @@
+/**
+ * The application layer over `LanguageModel`: the tool loop (`generateText`, `streamText`) and
+ * structured output (`generateObject`, `streamObject`). Everything here calls the service's
+ * `chat` and `stream`, so every decorator below applies to each step.
+ */
+import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as JSONSchema from "effect/JSONSchema"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { Allow, parse as parsePartial } from "partial-json"
+import { Accumulator, LanguageModel } from "../LanguageModel.js"
+import { type LlmError, StructuredOutputError } from "../LlmError.js"
+import * as Message from "../Message.js"
+import * as Telemetry from "../Telemetry.js"
+import * as Tool from "../Tool.js"
+import type * as Toolkit from "../Toolkit.js"
+import * as Decode from "./decode.js"
+import * as Streams from "./streams.js"
+
+// ---------------------------------------------------------------------------
+// Types
+// ---------------------------------------------------------------------------
+
+export interface ToolResult {
+  readonly id: string
+  readonly name: string
+  /** True when the call failed: arguments that did not decode, an unknown tool, a handler failure. */
+  readonly isError: boolean
+  /** The text sent back to the model: JSON of the encoded success or failure, or the problem. */
+  readonly content: string
+  /** The handler's success value, when it succeeded. */
+  readonly value?: unknown
+}
+
+export interface Step {
+  /** 1 for the first model call. */
+  readonly index: number
+  readonly response: Message.ChatResponse
+  readonly toolCalls: ReadonlyArray<Message.ToolCall>
+  readonly toolResults: ReadonlyArray<ToolResult>
+}
+
+export interface GenerateTextResult {
+  readonly text: string
+  readonly finishReason: Message.FinishReason
+  readonly response: Message.ChatResponse
+  readonly steps: ReadonlyArray<Step>
+  readonly messages: ReadonlyArray<Message.Message>
+  readonly usage: Message.Usage
+}
+
+export interface GenerateTextOptions<T extends Tool.Any> {
+  readonly request: Message.ChatRequest
+  readonly toolkit?: Toolkit.Toolkit<T> | undefined
+  readonly maxSteps?: number | undefined
+  readonly concurrency?: number | "unbounded" | undefined
+}
+
+export type TextStreamEvent =
+  | { readonly _tag: "TextDelta"; readonly step: number; readonly text: string }
+  | { readonly _tag: "ReasoningDelta"; readonly step: number; readonly text: string }
+  | { readonly _tag: "ToolCall"; readonly step: number; readonly call: Message.ToolCall }
+  | { readonly _tag: "ToolResult"; readonly step: number; readonly result: ToolResult }
+  | { readonly _tag: "StepFinish"; readonly step: Step }
+  | { readonly _tag: "Finish"; readonly result: GenerateTextResult }
+
+export interface GenerateObjectOptions<A, I> {
+  readonly request: Message.ChatRequest
+  readonly schema: Schema.Schema<A, I, never>
+  readonly name?: string | undefined
+  readonly description?: string | undefined
+  readonly repairAttempts?: number | undefined
+}
+
+export interface GenerateObjectResult<A> {
+  readonly value: A
+  /** The reply that decoded. */
+  readonly response: Message.ChatResponse
+  /** Model calls made, repairs included. */
+  readonly attempts: number
+  /** Usage summed over the attempts. */
+  readonly usage: Message.Usage
+}
+
+export type ObjectStreamEvent<A> =
+  | { readonly _tag: "Partial"; readonly attempt: number; readonly value: unknown }
+  | { readonly _tag: "Repair"; readonly attempt: number; readonly issues: ReadonlyArray<string> }
+  | { readonly _tag: "Object"; readonly value: A; readonly response: Message.ChatResponse; readonly attempts: number }
+
+// ---------------------------------------------------------------------------
+// Usage
+// ---------------------------------------------------------------------------
+
+const emptyUsage: Message.Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, estimated: false }
+
+const plus = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined ? b : b === undefined ? a : a + b
+
+export const addUsage = (a: Message.Usage, b: Message.Usage): Message.Usage => {
+  const usage: { -readonly [K in keyof Message.Usage]: Message.Usage[K] } = {
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+    estimated: a.estimated || b.estimated
+  }
+  const reasoning = plus(a.reasoningTokens, b.reasoningTokens)
+  const cached = plus(a.cachedInputTokens, b.cachedInputTokens)
+  if (reasoning !== undefined) usage.reasoningTokens = reasoning
+  if (cached !== undefined) usage.cachedInputTokens = cached
+  return usage
+}
+
+// ---------------------------------------------------------------------------
+// Tool calls
+// ---------------------------------------------------------------------------
+
+const problem = (call: Message.ToolCall, text: string): ToolResult => ({
+  id: call.id,
+  name: call.name,
+  isError: true,
+  content: JSON.stringify({ error: text })
+})
+
+/** One call: decode, handle, encode. Failures the model can act on become error results; defects stay defects. */
+const runCall = (toolkit: Toolkit.Any, context: Context.Context<never>, call: Message.ToolCall): Effect.Effect<ToolResult> =>
+  Effect.suspend((): Effect.Effect<ToolResult> => {
+    const tool = Object.hasOwn(toolkit.tools, call.name) ? toolkit.tools[call.name] : undefined
+    if (tool === undefined) {
+      return Effect.succeed(problem(call, `there is no tool named ${JSON.stringify(call.name)}; the tools are ${Object.keys(toolkit.tools).join(", ")}`))
+    }
+    const handler = Context.unsafeGet(context, Tool.handlerTag(call.name))
+    const success = tool.success as Schema.Schema<unknown, unknown, never>
+    const failure = tool.failure as Schema.Schema<unknown, unknown, never>
+    return Effect.matchEffect(Tool.decodeParameters(tool, call.arguments), {
+      onFailure: (text) => Effect.succeed(problem(call, `${text}. Call ${call.name} again with corrected arguments.`)),
+      onSuccess: (params) =>
+        Effect.matchEffect(handler.handle(params), {
+          onFailure: (error) =>
+            Effect.map(Effect.orDie(Schema.encode(failure)(error)), (encoded): ToolResult => ({
+              id: call.id,
+              name: call.name,
+              isError: true,
+              content: JSON.stringify(encoded) ?? "null"
+            })),
+          onSuccess: (value) =>
+            Effect.map(Effect.orDie(Schema.encode(success)(value)), (encoded): ToolResult => ({
+              id: call.id,
+              name: call.name,
+              isError: false,
+              content: JSON.stringify(encoded) ?? "null",
+              value
+            }))
+        })
+    })
+  }).pipe(
+    Effect.withSpan(`Tool.call ${call.name}`, {
+      attributes: { [Telemetry.attributes.toolName]: call.name, [Telemetry.attributes.toolCallId]: call.id },
+      captureStackTrace: false
+    })
+  )
+
+const resultMessage = (result: ToolResult): Message.ToolMessage =>
+  Message.tool(result.id, result.content, result.name, { isError: result.isError })
+
+/** The request of one step: the caller's, with the transcript so far and the toolkit's tools. */
+const stepRequest = (request: Message.ChatRequest, toolkit: Toolkit.Any | undefined, messages: ReadonlyArray<Message.Message>): Message.ChatRequest => {
+  if (toolkit === undefined) return { ...request, messages }
+  const names = new Set(toolkit.definitions.map((d) => d.name))
+  const own = (request.tools ?? []).filter((t) => !names.has(t.name))
+  return { ...request, messages, tools: [...own, ...toolkit.definitions] }
+}
+
+/** The loop's state, shared by `generateText` and `streamText`. */
+class Loop {
+  readonly messages: Array<Message.Message>
+  readonly steps: Array<Step> = []
+  usage: Message.Usage = emptyUsage
+  constructor(
+    readonly request: Message.ChatRequest,
+    readonly toolkit: Toolkit.Any | undefined,
+    readonly maxSteps: number,
+    readonly concurrency: number | "unbounded",
+    readonly context: Context.Context<never>
+  ) {
+    this.messages = [...request.messages]
+  }
+
+  get next(): Message.ChatRequest {
+    return stepRequest(this.request, this.toolkit, [...this.messages])
+  }
+
+  /** Runs the reply's tool calls; the step, and whether the loop goes on. */
+  afterReply(response: Message.ChatResponse): Effect.Effect<{ readonly step: Step; readonly done: boolean }> {
+    const index = this.steps.length + 1
+    this.usage = addUsage(this.usage, response.usage)
+    this.messages.push(Message.fromResponse(response))
+    const toolkit = this.toolkit
+    const calls = response.toolCalls
+    // with no toolkit the calls are the caller's to run: the loop ends with them pending
+    const results = toolkit === undefined || calls.length === 0
+      ? Effect.succeed([] as Array<ToolResult>)
+      : calls.length === 1
+      // one call needs no fiber of its own: forking one costs more than the rest of a step
+      ? Effect.map(runCall(toolkit, this.context, calls[0]!), (result) => [result])
+      : Effect.forEach(calls, (call) => runCall(toolkit, this.context, call), { concurrency: this.concurrency })
+    return Effect.map(results, (toolResults) => {
+      for (const result of toolResults) this.messages.push(resultMessage(result))
+      const step: Step = { index, response, toolCalls: calls, toolResults }
+      this.steps.push(step)
+      return { step, done: toolResults.length === 0 || index >= this.maxSteps }
+    })
+  }
+
+  result(): GenerateTextResult {
+    const response = this.steps[this.steps.length - 1]!.response
+    return {
+      text: response.text,
+      finishReason: response.finishReason,
+      response,
+      steps: this.steps,
+      messages: this.messages,
+      usage: this.usage
+    }
+  }
+}
+
+const defaultMaxSteps = 10
+
+const makeLoop = <T extends Tool.Any>(options: GenerateTextOptions<T>) =>
+  Effect.map(Effect.context<never>(), (context) =>
+    new Loop(
+      options.request,
+      options.toolkit as Toolkit.Any | undefined,
+      Math.max(1, options.maxSteps ?? defaultMaxSteps),
+      options.concurrency ?? "unbounded",
+      context
+    ))
+
+// ---------------------------------------------------------------------------
+// generateText / streamText
+// ---------------------------------------------------------------------------
+
+export const generateText = <T extends Tool.Any = never>(
+  options: GenerateTextOptions<T>
+): Effect.Effect<GenerateTextResult, LlmError, LanguageModel | Tool.HandlersFor<T>> =>
+  Effect.gen(function*() {
+    const model = yield* LanguageModel
+    const loop = yield* makeLoop(options)
+    for (;;) {
+      const index = loop.steps.length + 1
+      const { done } = yield* model.chat(loop.next).pipe(
+        Effect.flatMap((response) => loop.afterReply(response)),
+        Effect.withSpan("LanguageModel.step", { attributes: { "step.index": index }, captureStackTrace: false })
+      )
+      if (done) return loop.result()
+    }
+  }).pipe(Effect.withSpan("LanguageModel.generateText", { captureStackTrace: false }))
+
+export const streamText = <T extends Tool.Any = never>(
+  options: GenerateTextOptions<T>
+): Stream.Stream<TextStreamEvent, LlmError, LanguageModel | Tool.HandlersFor<T>> =>
+  Streams.withSpan(
+    Streams.unwrap(Effect.gen(function*() {
+      const model = yield* LanguageModel
+      const loop = yield* makeLoop(options)
+      const stepStream = (index: number): Stream.Stream<TextStreamEvent, LlmError> => {
+        const acc = new Accumulator()
+        const replies = model.stream(loop.next).pipe(
+          Stream.mapChunks((chunk) => {
+            acc.addAll(chunk)
+            const out: Array<TextStreamEvent> = []
+            for (const event of chunk) {
+              if (event._tag === "TextDelta") out.push({ _tag: "TextDelta", step: index, text: event.text })
+              else if (event._tag === "ReasoningDelta") out.push({ _tag: "ReasoningDelta", step: index, text: event.text })
+              else if (event._tag === "ToolCall") {
+                out.push({ _tag: "ToolCall", step: index, call: { id: event.id, name: event.name, arguments: event.arguments } })
+              }
+            }
+            return Chunk.unsafeFromArray(out)
+          })
+        )
+        const after = Streams.unwrap(
+          Effect.map(Effect.flatMap(Effect.suspend(() => acc.result()), (response) => loop.afterReply(response)), ({ done, step }) => {
+            const events: Array<TextStreamEvent> = step.toolResults.map((result) => ({ _tag: "ToolResult", step: index, result }))
+            events.push({ _tag: "StepFinish", step })
+            if (done) {
+              events.push({ _tag: "Finish", result: loop.result() })
+              return Stream.fromIterable(events)
+            }
+            return Stream.concat(Stream.fromIterable(events), stepStream(index + 1))
+          })
+        )
+        return Stream.concat(Streams.withSpan(replies, "LanguageModel.step", { attributes: { "step.index": index } }), after)
+      }
+      return stepStream(1)
+    })),
+    "LanguageModel.streamText"
+  )
+
+// ---------------------------------------------------------------------------
+// generateObject / streamObject
+// ---------------------------------------------------------------------------
+
+const responseFormatOf = <A, I>(options: GenerateObjectOptions<A, I>): Message.ResponseFormat => {
+  const format: { -readonly [K in keyof Extract<Message.ResponseFormat, { type: "json_schema" }>]: Extract<Message.ResponseFormat, { type: "json_schema" }>[K] } = {
+    type: "json_schema",
+    name: options.name ?? "response",
+    schema: JSONSchema.make(options.schema),
+    strict: true
+  }
+  if (options.description !== undefined) format.description = options.description
+  return format
+}
+
+/** The message that asks the model to fix its reply. */
+export const repairPrompt = (issues: ReadonlyArray<string>): string =>
+  `Your reply does not match the required JSON schema:\n${issues.map((i) => `- ${i}`).join("\n")}\n` +
+  `Reply again with only the corrected JSON value.`
+
+const outputError = (response: Message.ChatResponse, issues: ReadonlyArray<string>, attempts: number) =>
+  new StructuredOutputError({
+    provider: response.provider,
+    model: response.model,
+    message: `the reply did not match the schema after ${attempts} attempt${attempts === 1 ? "" : "s"}: ${issues.join("; ")}`,
+    text: response.text,
+    issues,
+    attempts
+  })
+
+export const generateObject = <A, I>(
+  options: GenerateObjectOptions<A, I>
+): Effect.Effect<GenerateObjectResult<A>, LlmError, LanguageModel> =>
+  Effect.gen(function*() {
+    const model = yield* LanguageModel
+    const responseFormat = responseFormatOf(options)
+    const repairs = Math.max(0, options.repairAttempts ?? 1)
+    let messages: ReadonlyArray<Message.Message> = options.request.messages
+    let usage = emptyUsage
+    for (let attempt = 1;; attempt++) {
+      const response = yield* model.chat({ ...options.request, messages, responseFormat }).pipe(
+        Effect.withSpan("LanguageModel.step", { attributes: { "step.index": attempt }, captureStackTrace: false })
+      )
+      usage = addUsage(usage, response.usage)
+      const decoded = Decode.decodeJson(options.schema, response.text)
+      if (Either.isRight(decoded)) return { value: decoded.right, response, attempts: attempt, usage }
+      if (attempt > repairs) return yield* outputError(response, decoded.left, attempt)
+      messages = [...messages, Message.fromResponse(response), Message.user(repairPrompt(decoded.left))]
+    }
+  }).pipe(Effect.withSpan("LanguageModel.generateObject", { captureStackTrace: false }))
+
+/** The JSON text so far, without an opening Markdown fence. */
+const unfenced = (text: string): string => {
+  const start = text.trimStart()
+  if (!start.startsWith("```")) return text
+  const newline = start.indexOf("\n")
+  return newline < 0 ? "" : start.slice(newline + 1).replace(/`+\s*$/, "")
+}
+
+export const streamObject = <A, I>(
+  options: GenerateObjectOptions<A, I>
+): Stream.Stream<ObjectStreamEvent<A>, LlmError, LanguageModel> =>
+  Streams.withSpan(
+    Streams.unwrap(Effect.map(LanguageModel, (model) => {
+      const responseFormat = responseFormatOf(options)
+      const repairs = Math.max(0, options.repairAttempts ?? 1)
+      const attemptStream = (attempt: number, messages: ReadonlyArray<Message.Message>): Stream.Stream<ObjectStreamEvent<A>, LlmError> => {
+        const acc = new Accumulator()
+        let last = ""
+        const partials = model.stream({ ...options.request, messages, responseFormat }).pipe(
+          Stream.mapConcat((event): Array<ObjectStreamEvent<A>> => {
+            acc.add(event)
+            if (event._tag !== "TextDelta") return []
+            let value: unknown
+            try {
+              value = parsePartial(unfenced(acc.text), Allow.ALL)
+            } catch {
+              return []
+            }
+            // the parser is cheap; a partial is worth emitting only when it changed
+            const key = JSON.stringify(value) ?? ""
+            if (key === last || value === undefined) return []
+            last = key
+            return [{ _tag: "Partial", attempt, value }]
+          })
+        )
+        const end = Streams.unwrap(Effect.flatMap(Effect.suspend(() => acc.result()), (response) => {
+          const decoded = Decode.decodeJson(options.schema, response.text)
+          if (Either.isRight(decoded)) {
+            return Effect.succeed(Stream.make<[ObjectStreamEvent<A>]>({ _tag: "Object", value: decoded.right, response, attempts: attempt }))
+          }
+          if (attempt > repairs) return Effect.fail(outputError(response, decoded.left, attempt))
+          const repair: ObjectStreamEvent<A> = { _tag: "Repair", attempt, issues: decoded.left }
+          const next = [...messages, Message.fromResponse(response), Message.user(repairPrompt(decoded.left))]
+          return Effect.succeed(Stream.concat(Stream.make(repair), attemptStream(attempt + 1, next)))
+        }))
+        return Stream.concat(partials, end)
+      }
+      return attemptStream(1, options.request.messages)
+    })),
+    "LanguageModel.streamObject"
+  )

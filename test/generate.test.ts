@@ -1,0 +1,417 @@
+/**
+ * The application layer over LanguageModel (src/internal/generate.ts): the tool loop of
+ * generateText / streamText, and generateObject / streamObject with repair, on scripted models.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Arbitrary, Cause, Chunk, Deferred, Effect, Exit, FastCheck as fc, Fiber, Layer, Schema, Stream, Supervisor } from "effect"
+import { LanguageModel, LlmError, Message, Tool, Toolkit } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
+import { fakeProvider, stack } from "./support/openaiStack.js"
+
+const Add = Tool.make("add", {
+  description: "Adds two numbers",
+  parameters: Schema.Struct({ a: Schema.Number, b: Schema.Number, note: Schema.optional(Schema.String) }),
+  success: Schema.Number,
+  failure: Schema.Struct({ reason: Schema.String })
+})
+const Echo = Tool.make("echo", { parameters: Schema.Struct({ text: Schema.String }) })
+const Kit = Toolkit.make(Add, Echo)
+
+const handlers = Kit.toLayer({
+  add: ({ a, b }) => (a < 0 ? Effect.fail({ reason: "a is negative" }) : Effect.succeed(a + b)),
+  echo: ({ text }) => (text === "boom" ? Effect.die(new Error("echo exploded")) : Effect.succeed({ echoed: text }))
+})
+
+/** A mock model and its recorded requests, with the handlers provided. */
+const withMock = <A, E>(
+  steps: Testing.MockScript["steps"],
+  body: (requests: Effect.Effect<ReadonlyArray<Message.ChatRequest>>) => Effect.Effect<A, E, LanguageModel.LanguageModel | Tool.Handler<"add"> | Tool.Handler<"echo">>
+) =>
+  Effect.gen(function*() {
+    const mock = yield* Testing.makeMockModel({ steps })
+    return yield* body(mock.requests).pipe(Effect.provide(Layer.merge(LanguageModel.layer(mock.service), handlers)))
+  })
+
+const usage = (input: number, output: number): Message.Usage => ({ inputTokens: input, outputTokens: output, totalTokens: input + output, estimated: false })
+
+describe("generateText", () => {
+  it.effect("runs the tool and sends its encoded result back, then returns the final reply with the transcript and summed usage", () =>
+    withMock([
+      { toolCalls: [{ id: "c1", name: "add", params: { a: 1, b: 2 } }], usage: usage(10, 5), reasoning: "think" },
+      { text: "The sum is 3.", usage: usage(20, 4) }
+    ], (requests) =>
+      Effect.gen(function*() {
+        const result = yield* LanguageModel.generateText({ request: Message.request("1+2?"), toolkit: Kit })
+        expect(result.text).toBe("The sum is 3.")
+        expect(result.finishReason).toBe("stop")
+        expect(result.steps).toHaveLength(2)
+        expect(result.steps[0]!.toolResults).toEqual([{ id: "c1", name: "add", isError: false, content: "3", value: 3 }])
+        expect(result.usage).toEqual(usage(30, 9))
+        expect(result.response.text).toBe("The sum is 3.")
+        expect(result.messages).toEqual([
+          Message.user("1+2?"),
+          { role: "assistant", content: "", toolCalls: [{ id: "c1", name: "add", arguments: "{\"a\":1,\"b\":2}" }], reasoning: "think" },
+          { role: "tool", toolCallId: "c1", content: "3", name: "add" },
+          { role: "assistant", content: "The sum is 3." }
+        ])
+        const sent = yield* requests
+        expect(sent).toHaveLength(2)
+        // the tools go with every step, from JSONSchema.make, strict
+        expect(sent[0]!.tools!.map((t) => t.name)).toEqual(["add", "echo"])
+        expect(sent[0]!.tools![0]).toMatchObject({ name: "add", description: "Adds two numbers", strict: true })
+        expect(sent[0]!.tools![0]!.parameters).toMatchObject({ type: "object", required: ["a", "b"] })
+        expect(sent[1]!.messages).toEqual(result.messages.slice(0, 3))
+      })))
+
+  it.effect("sends reasoning state back: each step's assistant message is Message.fromResponse", () =>
+    Effect.gen(function*() {
+      const state = [{ api: "anthropic", item: { type: "thinking", thinking: "t", signature: "sig" } }]
+      const responses: Array<Message.ChatResponse> = [
+        { id: "1", model: "m", provider: "p", text: "", toolCalls: [{ id: "c1", name: "echo", arguments: "{\"text\":\"hi\"}" }], finishReason: "tool_calls", usage: usage(1, 1), reasoningState: state },
+        { id: "2", model: "m", provider: "p", text: "done", toolCalls: [], finishReason: "stop", usage: usage(1, 1) }
+      ]
+      const seen: Array<Message.ChatRequest> = []
+      const model = LanguageModel.make({
+        provider: "p",
+        model: "m",
+        chat: (request) => Effect.sync(() => responses[seen.push(request) - 1]!),
+        stream: () => Stream.empty
+      })
+      yield* LanguageModel.generateText({ request: Message.request("hi"), toolkit: Kit }).pipe(
+        Effect.provide(Layer.merge(LanguageModel.layer(model), handlers))
+      )
+      expect(seen[1]!.messages[1]).toEqual(Message.fromResponse(responses[0]!))
+      expect((seen[1]!.messages[1] as Message.AssistantMessage).reasoningState).toEqual(state)
+    }))
+
+  it.effect("stops at maxSteps model calls with tool calls pending: finishReason tool_calls, no error, the calls answered", () =>
+    withMock([{ toolCalls: [{ name: "echo", params: { text: "again" } }] }], (requests) =>
+      Effect.gen(function*() {
+        const result = yield* LanguageModel.generateText({ request: Message.request("loop"), toolkit: Kit, maxSteps: 3 })
+        expect(yield* requests).toHaveLength(3)
+        expect(result.steps).toHaveLength(3)
+        expect(result.finishReason).toBe("tool_calls")
+        expect(result.messages.at(-1)).toMatchObject({ role: "tool", toolCallId: "call_3_1", content: "{\"echoed\":\"again\"}" })
+      })))
+
+  it.effect("without a toolkit, one call: the reply's tool calls are the caller's", () =>
+    withMock([{ toolCalls: [{ name: "echo", params: { text: "x" } }] }, "never reached"], (requests) =>
+      Effect.gen(function*() {
+        const result = yield* LanguageModel.generateText({ request: Message.request("x", { tools: [Echo.definition] }) })
+        expect(yield* requests).toHaveLength(1)
+        expect(result.finishReason).toBe("tool_calls")
+        expect(result.steps[0]!.toolResults).toEqual([])
+      })))
+
+  it.effect("arguments that do not parse or decode go back as tool errors naming the problem; the model repairs them", () =>
+    withMock([
+      { toolCalls: [{ id: "bad1", name: "add", arguments: "{\"a\":\"one\",\"b\":2}" }, { id: "bad2", name: "add", arguments: "{\"a\":1," }] },
+      { toolCalls: [{ id: "good", name: "add", params: { a: 1, b: 2 } }] },
+      "3"
+    ], (requests) =>
+      Effect.gen(function*() {
+        const result = yield* LanguageModel.generateText({ request: Message.request("1+2?"), toolkit: Kit })
+        expect(result.text).toBe("3")
+        expect(result.steps).toHaveLength(3)
+        const [decode, parse] = result.steps[0]!.toolResults
+        expect(decode!.isError).toBe(true)
+        expect(decode!.content).toContain("the arguments of add are invalid")
+        expect(decode!.content).toContain("at a: Expected number")
+        expect(decode!.content).toContain("Expected number")
+        expect(parse!.content).toContain("not valid JSON")
+        const sent = (yield* requests)[1]!.messages
+        expect(sent[2]).toMatchObject({ role: "tool", toolCallId: "bad1", name: "add", isError: true })
+        expect(result.steps[1]!.toolResults[0]).toMatchObject({ isError: false, content: "3" })
+      })))
+
+  it.effect("an unknown tool goes back as a tool error naming the tools", () =>
+    withMock([{ toolCalls: [{ id: "u", name: "mul", params: {} }] }, "ok"], () =>
+      Effect.gen(function*() {
+        const result = yield* LanguageModel.generateText({ request: Message.request("x"), toolkit: Kit })
+        expect(result.steps[0]!.toolResults[0]).toMatchObject({ isError: true })
+        expect(result.steps[0]!.toolResults[0]!.content).toContain("no tool named \\\"mul\\\"; the tools are add, echo")
+      })))
+
+  it.effect("a handler failure of the failure schema goes back as a tool error: the JSON of its encoded value", () =>
+    withMock([{ toolCalls: [{ id: "n", name: "add", params: { a: -1, b: 2 } }] }, "sorry"], (requests) =>
+      Effect.gen(function*() {
+        const result = yield* LanguageModel.generateText({ request: Message.request("x"), toolkit: Kit })
+        expect(result.steps[0]!.toolResults[0]).toEqual({ id: "n", name: "add", isError: true, content: "{\"reason\":\"a is negative\"}" })
+        expect((yield* requests)[1]!.messages[2]).toEqual({ role: "tool", toolCallId: "n", name: "add", content: "{\"reason\":\"a is negative\"}", isError: true })
+      })))
+
+  it.effect("a defect in a handler fails the call", () =>
+    withMock([{ toolCalls: [{ name: "echo", params: { text: "boom" } }] }, "unreached"], () =>
+      Effect.gen(function*() {
+        const exit = yield* Effect.exit(LanguageModel.generateText({ request: Message.request("x"), toolkit: Kit }))
+        expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      })))
+
+  it.effect("null on an optional, non-nullable key reads as absent (strict mode's way to leave it out)", () =>
+    withMock([{ toolCalls: [{ name: "add", arguments: "{\"a\":1,\"b\":2,\"note\":null}" }] }, "ok"], () =>
+      Effect.gen(function*() {
+        const result = yield* LanguageModel.generateText({ request: Message.request("x"), toolkit: Kit })
+        expect(result.steps[0]!.toolResults[0]).toMatchObject({ isError: false, content: "3" })
+      })))
+
+  it.effect("runs one reply's calls in parallel, at most `concurrency` at once (a latch, not timing)", () =>
+    Effect.gen(function*() {
+      let inFlight = 0
+      let most = 0
+      const twoIn = yield* Deferred.make<void>()
+      const Wait = Tool.make("wait", { parameters: Schema.Struct({ n: Schema.Number }), success: Schema.Number })
+      const kit = Toolkit.make(Wait)
+      // each call waits until two are in flight: with one at a time this would never finish
+      const layer = kit.toLayer({
+        wait: ({ n }) =>
+          Effect.gen(function*() {
+            inFlight++
+            most = Math.max(most, inFlight)
+            if (inFlight === 2) yield* Deferred.succeed(twoIn, undefined)
+            yield* Deferred.await(twoIn)
+            yield* Effect.yieldNow()
+            inFlight--
+            return n
+          })
+      })
+      const calls = [1, 2, 3].map((n) => ({ name: "wait", params: { n } }))
+      const mock = yield* Testing.makeMockModel({ steps: [{ toolCalls: calls }, "done"] })
+      const result = yield* LanguageModel.generateText({ request: Message.request("x"), toolkit: kit, concurrency: 2 }).pipe(
+        Effect.provide(Layer.merge(LanguageModel.layer(mock.service), layer))
+      )
+      expect(most).toBe(2)
+      // results keep the order of the calls
+      expect(result.steps[0]!.toolResults.map((r) => r.content)).toEqual(["1", "2", "3"])
+    }))
+
+  it.effect("interrupted while a handler runs: the handler is interrupted and no fiber is left running", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      let handlerInterrupted = false
+      const Slow = Tool.make("slow", { parameters: Schema.Struct({}) })
+      const kit = Toolkit.make(Slow)
+      const layer = kit.toLayer({
+        slow: () => Deferred.succeed(started, undefined).pipe(Effect.zipRight(Effect.never), Effect.onInterrupt(() => Effect.sync(() => void (handlerInterrupted = true))))
+      })
+      const mock = yield* Testing.makeMockModel({ steps: [{ toolCalls: [{ name: "slow", params: {} }, { name: "slow", params: {} }] }] })
+      const supervisor = yield* Supervisor.track
+      const fiber = yield* LanguageModel.generateText({ request: Message.request("x"), toolkit: kit }).pipe(
+        Effect.provide(Layer.merge(LanguageModel.layer(mock.service), layer)),
+        Effect.supervised(supervisor),
+        Effect.fork
+      )
+      yield* Deferred.await(started)
+      expect((yield* supervisor.value).length).toBeGreaterThan(0)
+      yield* Fiber.interrupt(fiber)
+      expect(handlerInterrupted).toBe(true)
+      const alive = (yield* supervisor.value).filter((f) => f.unsafePoll() === null)
+      expect(alive).toEqual([])
+    }))
+
+  it.effect("interrupted during the model call: the call is interrupted", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      let modelInterrupted = false
+      const model = LanguageModel.make({
+        provider: "p",
+        model: "m",
+        chat: () => Deferred.succeed(started, undefined).pipe(Effect.zipRight(Effect.never), Effect.onInterrupt(() => Effect.sync(() => void (modelInterrupted = true)))),
+        stream: () => Stream.empty
+      })
+      const fiber = yield* LanguageModel.generateText({ request: Message.request("x"), toolkit: Kit }).pipe(
+        Effect.provide(Layer.merge(LanguageModel.layer(model), handlers)),
+        Effect.fork
+      )
+      yield* Deferred.await(started)
+      yield* Fiber.interrupt(fiber)
+      expect(modelInterrupted).toBe(true)
+    }))
+})
+
+describe("streamText", () => {
+  it.effect("interrupted while a tool runs: the handler is interrupted, no fiber left running", () =>
+    Effect.gen(function*() {
+      const started = yield* Deferred.make<void>()
+      let handlerInterrupted = false
+      const Slow = Tool.make("slow", { parameters: Schema.Struct({}) })
+      const kit = Toolkit.make(Slow)
+      const layer = kit.toLayer({
+        slow: () => Deferred.succeed(started, undefined).pipe(Effect.zipRight(Effect.never), Effect.onInterrupt(() => Effect.sync(() => void (handlerInterrupted = true))))
+      })
+      const mock = yield* Testing.makeMockModel({ steps: [{ text: "wait", toolCalls: [{ name: "slow", params: {} }] }] })
+      const supervisor = yield* Supervisor.track
+      const fiber = yield* Stream.runDrain(LanguageModel.streamText({ request: Message.request("x"), toolkit: kit })).pipe(
+        Effect.provide(Layer.merge(LanguageModel.layer(mock.service), layer)),
+        Effect.supervised(supervisor),
+        Effect.fork
+      )
+      yield* Deferred.await(started)
+      yield* Fiber.interrupt(fiber)
+      expect(handlerInterrupted).toBe(true)
+      expect((yield* supervisor.value).filter((f) => f.unsafePoll() === null)).toEqual([])
+    }))
+
+  it.effect("emits each step's deltas and calls, then the tool results, a step end, and a final finish with summed usage", () =>
+    withMock([
+      { text: "Let me add.", reasoning: "hmm", toolCalls: [{ id: "c1", name: "add", params: { a: 2, b: 2 } }, { id: "c2", name: "echo", params: { text: "x" } }], usage: usage(5, 5) },
+      { text: "It is 4.", chunks: 3, usage: usage(7, 3) }
+    ], () =>
+      Effect.gen(function*() {
+        const events = Chunk.toArray(yield* Stream.runCollect(LanguageModel.streamText({ request: Message.request("2+2"), toolkit: Kit })))
+        expect(events.map((e) => `${e._tag}${"step" in e && typeof e.step === "number" ? e.step : ""}`)).toEqual([
+          "ReasoningDelta1",
+          "TextDelta1",
+          "ToolCall1",
+          "ToolCall1",
+          "ToolResult1",
+          "ToolResult1",
+          "StepFinish",
+          "TextDelta2",
+          "TextDelta2",
+          "TextDelta2",
+          "StepFinish",
+          "Finish"
+        ])
+        const finish = events.at(-1)!
+        if (finish._tag !== "Finish") throw new Error("no finish")
+        expect(finish.result.usage).toEqual(usage(12, 8))
+        expect(finish.result.text).toBe("It is 4.")
+        expect(finish.result.messages).toHaveLength(5)
+        const results = events.filter((e) => e._tag === "ToolResult").map((e) => e._tag === "ToolResult" ? e.result.content : "")
+        expect(results).toEqual(["4", "{\"echoed\":\"x\"}"])
+      })))
+})
+
+/** JSON has no -0: a generated -0 comes back as 0, which is not what this property is about. */
+const persons = () => Arbitrary.make(Person).filter((p) => !Object.is(p.age, -0))
+
+const Person = Schema.Struct({
+  name: Schema.String,
+  age: Schema.Number.pipe(Schema.int(), Schema.nonNegative()),
+  address: Schema.Struct({ city: Schema.String, zip: Schema.optional(Schema.String) }),
+  nickname: Schema.optional(Schema.NullOr(Schema.String))
+})
+
+describe("generateObject", () => {
+  it.effect("asks for a strict json_schema response format and decodes the reply (a Markdown fence tolerated)", () =>
+    withMock(["```json\n{\"name\":\"Ada\",\"age\":36,\"address\":{\"city\":\"London\",\"zip\":null},\"nickname\":null}\n```"], (requests) =>
+      Effect.gen(function*() {
+        const { value, response, attempts } = yield* LanguageModel.generateObject({ request: Message.request("Ada?"), schema: Person, name: "person" })
+        // zip: null on an optional key is absent; nickname: null is kept, the Schema allows it
+        expect(value).toEqual({ name: "Ada", age: 36, address: { city: "London" }, nickname: null })
+        expect(response.finishReason).toBe("stop")
+        expect(attempts).toBe(1)
+        const format = (yield* requests)[0]!.responseFormat
+        expect(format).toMatchObject({ type: "json_schema", name: "person", strict: true })
+        expect(format?.type === "json_schema" && format.schema).toMatchObject({ type: "object", required: ["name", "age", "address"] })
+      })))
+
+  it.effect("re-asks with the issues formatted for the model, then decodes the repaired reply", () =>
+    withMock([{ object: { name: "Ada", age: -1, address: {} } }, { object: { name: "Ada", age: 36, address: { city: "London" } } }], (requests) =>
+      Effect.gen(function*() {
+        const result = yield* LanguageModel.generateObject({ request: Message.request("Ada?"), schema: Person })
+        expect(result.value.age).toBe(36)
+        expect(result.attempts).toBe(2)
+        const second = (yield* requests)[1]!
+        expect(second.messages).toHaveLength(3)
+        expect(second.messages[1]).toEqual({ role: "assistant", content: "{\"name\":\"Ada\",\"age\":-1,\"address\":{}}" })
+        const repair = Message.contentText(second.messages[2]!)
+        expect(repair).toContain("does not match the required JSON schema")
+        expect(repair).toContain("at age:")
+        expect(repair).toContain("at address.city: is missing")
+        expect(second.responseFormat?.type).toBe("json_schema")
+      })))
+
+  it.effect("fails with StructuredOutputError { text, issues, attempts } once the repairs are spent", () =>
+    withMock(["not json", "{\"name\": 1}", "never asked"], (requests) =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(LanguageModel.generateObject({ request: Message.request("x"), schema: Person, repairAttempts: 1 }))
+        expect(error).toBeInstanceOf(LlmError.StructuredOutputError)
+        if (error._tag !== "StructuredOutputError") throw error
+        expect(error.attempts).toBe(2)
+        expect(error.text).toBe("{\"name\": 1}")
+        expect(error.issues.length).toBeGreaterThan(1)
+        expect(error.retryable).toBe(false)
+        expect(yield* requests).toHaveLength(2)
+      })))
+
+  it.effect("repairAttempts: 0 fails on the first bad reply", () =>
+    withMock(["nope"], (requests) =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(LanguageModel.generateObject({ request: Message.request("x"), schema: Person, repairAttempts: 0 }))
+        expect(error).toMatchObject({ _tag: "StructuredOutputError", attempts: 1 })
+        expect(error.message).toContain("not valid JSON")
+        expect(yield* requests).toHaveLength(1)
+      })))
+
+  it.effect("property: a reply carrying the encoded value of a generated value decodes back to an equal value (mockModel)", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(persons(), (person) =>
+          Effect.runPromise(
+            LanguageModel.generateObject({ request: Message.request("p"), schema: Person }).pipe(
+              Effect.provide(Testing.mockModel([{ object: Schema.encodeSync(Person)(person) }])),
+              Effect.map(({ value }) => {
+                expect(value).toEqual(person)
+              })
+            )
+          )
+        ),
+        { numRuns: 50 }
+      )
+    ))
+
+  it.scoped("property: the same through OpenAI Chat Completions on the FakeProvider", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeProvider()
+      const layer = stack(fake.baseUrl)
+      const runtime = yield* Layer.toRuntime(layer)
+      yield* Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(persons(), async (person) => {
+            await Effect.runPromise(fake.setReply({ text: JSON.stringify(Schema.encodeSync(Person)(person)) }))
+            const { value } = await Effect.runPromise(
+              Effect.provide(LanguageModel.generateObject({ request: Message.request("p"), schema: Person, name: "person" }), runtime)
+            )
+            expect(value).toEqual(person)
+          }),
+          { numRuns: 25 }
+        )
+      )
+      const body = (yield* fake.requests)[0]!.body as { response_format: { type: string; json_schema: { name: string } } }
+      expect(body.response_format.type).toBe("json_schema")
+      expect(body.response_format.json_schema.name).toBe("person")
+    }))
+})
+
+describe("streamObject", () => {
+  it.effect("emits partial values as the JSON streams, then the decoded value", () =>
+    withMock([{ object: { name: "Ada Lovelace", age: 36, address: { city: "London" } }, chunks: 8 }], () =>
+      Effect.gen(function*() {
+        const events = Chunk.toArray(yield* Stream.runCollect(LanguageModel.streamObject({ request: Message.request("x"), schema: Person })))
+        const partials = events.filter((e) => e._tag === "Partial")
+        expect(partials.length).toBeGreaterThan(3)
+        // each partial is a prefix of the final object, growing
+        expect(partials[0]!.value).toEqual({})
+        expect(partials.some((p) => p._tag === "Partial" && JSON.stringify(p.value).includes("\"name\":\"Ada"))).toBe(true)
+        const last = events.at(-1)!
+        expect(last).toMatchObject({ _tag: "Object", value: { name: "Ada Lovelace", age: 36, address: { city: "London" } }, attempts: 1 })
+      })))
+
+  it.effect("repairs in the stream: a Repair event, then the next attempt's partials and the object", () =>
+    withMock([{ object: { name: "Ada" }, chunks: 2 }, { object: { name: "Ada", age: 1, address: { city: "x" } }, chunks: 2 }], () =>
+      Effect.gen(function*() {
+        const events = Chunk.toArray(yield* Stream.runCollect(LanguageModel.streamObject({ request: Message.request("x"), schema: Person })))
+        const tags = events.map((e) => e._tag)
+        expect(tags.indexOf("Repair")).toBeGreaterThan(0)
+        expect(tags.at(-1)).toBe("Object")
+        expect(events.filter((e) => e._tag === "Partial" && e.attempt === 2).length).toBeGreaterThan(0)
+      })))
+
+  it.effect("fails with StructuredOutputError when the repairs are spent", () =>
+    withMock(["{}"], () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(Stream.runDrain(LanguageModel.streamObject({ request: Message.request("x"), schema: Person })))
+        expect(error).toMatchObject({ _tag: "StructuredOutputError", attempts: 2, text: "{}" })
+      })))
+})
