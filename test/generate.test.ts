@@ -4,7 +4,20 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Arbitrary, Cause, Chunk, Deferred, Effect, Exit, FastCheck as fc, Fiber, Layer, Schema, Stream, Supervisor } from "effect"
-import { LanguageModel, LlmError, Message, Tool, Toolkit } from "../src/index.js"
+import {
+  Anthropic,
+  Gemini,
+  KeyPool,
+  LanguageModel,
+  LlmError,
+  Message,
+  Ollama,
+  OpenAiResponses,
+  RateLimiter,
+  Tool,
+  Toolkit,
+  Transport
+} from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 import { fakeProvider, stack } from "./support/openaiStack.js"
 
@@ -382,6 +395,37 @@ describe("generateObject", () => {
       expect(body.response_format.type).toBe("json_schema")
       expect(body.response_format.json_schema.name).toBe("person")
     }))
+})
+
+describe("generateObject on every wire API (FakeProvider)", () => {
+  const apis: Array<[string, (fake: Testing.FakeProviderService) => Layer.Layer<LanguageModel.LanguageModel, never, KeyPool.KeyPool>]> = [
+    ["OpenAI Responses", (fake) => OpenAiResponses.layer({ model: "gpt-5-mini", baseUrl: fake.baseUrl }).pipe(Layer.provide(RateLimiter.unlimited), Layer.provide(Transport.layerUndici))],
+    ["Anthropic (a forced tool)", (fake) => Anthropic.layer({ model: "claude-sonnet-4-5", baseUrl: fake.url }).pipe(Layer.provide(RateLimiter.unlimited), Layer.provide(Transport.layerUndici))],
+    ["Gemini", (fake) => Gemini.layer({ model: "gemini-2.5-flash", baseUrl: `${fake.url}/v1beta` }).pipe(Layer.provide(RateLimiter.unlimited), Layer.provide(Transport.layerUndici))],
+    ["Ollama", (fake) => Ollama.layer({ model: "llama3.2", baseUrl: fake.url }).pipe(Layer.provide(RateLimiter.unlimited), Layer.provide(Transport.layerUndici))]
+  ]
+  for (const [name, layerOf] of apis) {
+    it.scoped(`property: a reply carrying the encoded value decodes back to an equal value, chat and stream (${name})`, () =>
+      Effect.gen(function*() {
+        const fake = yield* Testing.FakeProvider.make()
+        const runtime = yield* Layer.toRuntime(layerOf(fake).pipe(Layer.provide(KeyPool.layer({ providerId: "p", keys: ["k-1"] }))))
+        yield* Effect.promise(() =>
+          fc.assert(
+            fc.asyncProperty(persons(), async (person) => {
+              await Effect.runPromise(fake.setReply({ text: JSON.stringify(Schema.encodeSync(Person)(person)) }))
+              const request = { request: Message.request("p"), schema: Person, name: "person" }
+              const { value } = await Effect.runPromise(Effect.provide(LanguageModel.generateObject(request), runtime))
+              expect(value).toEqual(person)
+              const events = await Effect.runPromise(Effect.provide(Stream.runCollect(LanguageModel.streamObject(request)), runtime))
+              const last = Chunk.toArray(events).at(-1)
+              expect(last?._tag).toBe("Object")
+              expect(last?._tag === "Object" ? last.value : undefined).toEqual(person)
+            }),
+            { numRuns: 15 }
+          )
+        )
+      }))
+  }
 })
 
 describe("streamObject", () => {

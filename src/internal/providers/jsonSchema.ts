@@ -162,7 +162,7 @@ const strictNode = (node: unknown): Json | undefined => {
  * `strict: false` when strict mode cannot express it: a record, a tuple, a free-form value,
  * `allOf`/`not`/conditionals, or a root that is not an object. Never fails.
  * With strict, an optional property becomes required and nullable: the model sends `null`
- * for it, which `dropNullOptionals` turns back into an absent property.
+ * for it, which the library's decoding (`Tool.decodeParameters`, `generateObject`) reads as absent.
  */
 export const toStrict = (schema: Message.JsonSchema): { readonly schema: Json; readonly strict: boolean } => {
   const root = rootObject(schema)
@@ -183,51 +183,6 @@ export const schemaFields = (
   if (strict !== true) return strict === undefined ? { [field]: rootObject(schema) } : { [field]: rootObject(schema), strict }
   const adapted = toStrict(schema)
   return { [field]: adapted.schema, strict: adapted.strict }
-}
-
-/**
- * A value written to `toStrict(schema)` read back against `schema`: the `null` of a property
- * that `schema` has as optional and not nullable is removed, so the value decodes with the
- * caller's Schema. Other values are returned as they are.
- */
-export const dropNullOptionals = (schema: Message.JsonSchema, value: unknown): unknown => {
-  const root = rootObject(schema)
-  const walk = (node: unknown, v: unknown, depth: number): unknown => {
-    if (!isObject(node) || depth > 64) return v
-    if (typeof node.$ref === "string") return walk(resolveRef(root, node.$ref), v, depth + 1)
-    if (Array.isArray(v)) return isObject(node.items) ? v.map((item) => walk(node.items, item, depth + 1)) : v
-    if (!isObject(v)) return v
-    const branches = Array.isArray(node.anyOf) ? node.anyOf : Array.isArray(node.oneOf) ? node.oneOf : undefined
-    if (branches !== undefined) {
-      // the first object branch whose required properties the value has
-      const branch = branches.find((b) => {
-        const target = isObject(b) && typeof b.$ref === "string" ? resolveRef(root, b.$ref) : b
-        return isObject(target) && isObject(target.properties) &&
-          (Array.isArray(target.required) ? target.required : []).every((k) => typeof k === "string" && k in v)
-      })
-      return branch === undefined ? v : walk(branch, v, depth + 1)
-    }
-    if (!isObject(node.properties)) return v
-    const required = new Set(Array.isArray(node.required) ? node.required : [])
-    const out: Json = {}
-    for (const [key, item] of Object.entries(v)) {
-      const property = node.properties[key]
-      if (item === null && !required.has(key) && !acceptsNull(root, property)) continue
-      out[key] = property === undefined ? item : walk(property, item, depth + 1)
-    }
-    return out
-  }
-  return walk(root, value, 0)
-}
-
-const acceptsNull = (root: Json, schema: unknown, depth = 0): boolean => {
-  if (!isObject(schema) || depth > 64) return true
-  if (typeof schema.$ref === "string") return acceptsNull(root, resolveRef(root, schema.$ref), depth + 1)
-  const branches = Array.isArray(schema.anyOf) ? schema.anyOf : Array.isArray(schema.oneOf) ? schema.oneOf : undefined
-  if (branches !== undefined) return branches.some((b) => acceptsNull(root, b, depth + 1))
-  if (Array.isArray(schema.enum)) return schema.enum.includes(null)
-  if (schema.type === undefined) return schema.const === undefined ? true : schema.const === null
-  return schema.type === "null" || (Array.isArray(schema.type) && schema.type.includes("null"))
 }
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { JSONSchema, Schema } from "effect"
+import { Effect, JSONSchema, Schema } from "effect"
 import * as fc from "fast-check"
-import { dropNullOptionals, rootObject, toGemini, toStrict } from "../../../src/internal/providers/jsonSchema.js"
+import { rootObject, toGemini, toStrict } from "../../../src/internal/providers/jsonSchema.js"
+import { Tool } from "../../../src/index.js"
 
 class Person extends Schema.Class<Person>("Person")({
   name: Schema.String,
@@ -74,15 +75,13 @@ describe("jsonSchema", () => {
     expect(toStrict(once)).toEqual({ schema: once, strict: true })
   })
 
-  it("dropNullOptionals: the nulls strict mode adds for optional properties are removed, real nulls kept", () => {
-    const schema = JSONSchema.make(Person)
-    const value = { name: "x", age: null, nick: null, kind: "a", tags: [], pet: { cat: "c" } }
-    // the value as strict mode writes it does not decode; read back, it does
-    expect(() => Schema.decodeUnknownSync(Person)(value)).toThrow()
-    expect(Schema.decodeUnknownSync(Person)(dropNullOptionals(schema, value)).age).toBeUndefined()
-    expect(dropNullOptionals(schema, value)).toEqual({ name: "x", nick: null, kind: "a", tags: [], pet: { cat: "c" } })
-    expect(dropNullOptionals(schema, { ...value, pet: null })).toEqual({ name: "x", nick: null, kind: "a", tags: [] })
-  })
+  it.effect("what strict mode makes a model write (null for an optional property) decodes through a tool's parameters; real nulls are kept", () =>
+    Effect.gen(function* () {
+      const value = { name: "x", age: null, nick: null, kind: "a", tags: [], pet: null }
+      expect(() => Schema.decodeUnknownSync(Person)(value)).toThrow()
+      const decoded = yield* Tool.decodeParameters(Tool.make("person", { parameters: Person }), JSON.stringify(value))
+      expect(decoded).toEqual(Schema.decodeUnknownSync(Person)({ name: "x", nick: null, kind: "a", tags: [] }))
+    }))
 
   it("toGemini: root inlined, the subset kept, tuples as prefixItems, const as enum, boolean enums and unknown keywords dropped", () => {
     const schema = toGemini(JSONSchema.make(Schema.Struct({

@@ -27,7 +27,7 @@ export type WireContentBlock =
       | { readonly type: "url"; readonly url: string }
   }
   | { readonly type: "tool_use"; readonly id: string; readonly name: string; readonly input: unknown }
-  | { readonly type: "tool_result"; readonly tool_use_id: string; readonly content: string }
+  | { readonly type: "tool_result"; readonly tool_use_id: string; readonly content: string; readonly is_error?: boolean }
   /** A thinking or redacted_thinking block sent back as the API returned it. */
   | { readonly type: "thinking" | "redacted_thinking" }
 
@@ -133,7 +133,11 @@ export const toWireRequest = (
         break
       }
       case "tool":
-        append("user", [{ type: "tool_result", tool_use_id: message.toolCallId, content: message.content }])
+        append("user", [
+          message.isError === true
+            ? { type: "tool_result", tool_use_id: message.toolCallId, content: message.content, is_error: true }
+            : { type: "tool_result", tool_use_id: message.toolCallId, content: message.content }
+        ])
         break
     }
   }

@@ -30,6 +30,20 @@ const stream = (request: Message.ChatRequest, events: Array<Json>): Array<Messag
 }
 
 describe("Anthropic requests: tools and structured output", () => {
+  it("a tool result flagged as an error goes as is_error: true; other results carry no flag", () => {
+    const call = { id: "t1", name: "who", arguments: "{}" }
+    const messages = body(Message.request([
+      Message.user("hi"),
+      Message.assistant("", { toolCalls: [call, { ...call, id: "t2" }] }),
+      Message.tool("t1", "{\"error\":\"no such person\"}", "who", { isError: true }),
+      Message.tool("t2", "{}", "who")
+    ])).messages
+    expect(messages[2].content).toEqual([
+      { type: "tool_result", tool_use_id: "t1", content: "{\"error\":\"no such person\"}", is_error: true },
+      { type: "tool_result", tool_use_id: "t2", content: "{}" }
+    ])
+  })
+
   it("a tool's input_schema is an object schema: the JSONSchema.make root reference inlined, $schema dropped", () => {
     const tools = body(Message.request("hi", { tools: [{ name: "who", parameters: JSONSchema.make(Person), strict: true }] })).tools
     expect(tools[0].input_schema.type).toBe("object")
