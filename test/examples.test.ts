@@ -129,6 +129,10 @@ const expectations: Record<string, (stdout: string, stderr: string) => void> = {
     expect(streamed).not.toBeNull()
     expect(Number(streamed![1])).toBeGreaterThan(4)
   },
+  "provider.ts": (out) => {
+    expect(out).toContain("chat (after a retried 503): echo: hello there")
+    expect(out).toContain("stream: one two three")
+  },
   "mock.ts": (out) => {
     expect(out).toContain("first call:  Why Keys Need Pools")
     expect(out).toContain("second call: Untitled")
