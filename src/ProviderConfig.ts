@@ -75,7 +75,9 @@ export const ModelEntry = Schema.Struct({
   /** Requests per second. */
   rate_limit_refill_rate: Schema.optional(Schema.Positive),
   context_window: Schema.optional(Schema.Int.pipe(Schema.positive())),
-  api: Schema.optional(Api)
+  api: Schema.optional(Api),
+  /** How keys are sent on Chat Completions: `bearer` (default), or `zhipu` (signed tokens). */
+  auth: Schema.optional(Schema.Literal("bearer", "zhipu"))
 }).annotations({ title: "a model entry ({ \"model_name\": …, \"api_keys\": […], … })" })
 /** @since 0.1.0 @category schemas */
 export type ModelEntry = typeof ModelEntry.Type
@@ -230,6 +232,7 @@ export interface ResolvedModel {
   readonly retryDelaySeconds: number
   readonly rateLimit: { readonly capacity: number; readonly refillPerSecond: number } | undefined
   readonly contextWindow: number | undefined
+  readonly auth: "bearer" | "zhipu"
 }
 
 /** @since 0.1.0 @category models */
@@ -284,10 +287,14 @@ const resolveEntry = (provider: string, entry: ModelEntry, index: number, path: 
       )
     )
   }
+  if (entry.auth === "zhipu" && api !== "chat") {
+    return Either.left(fail(`"auth": "zhipu" is for Chat Completions ("api": "chat"), not ${api}`, jsonPathOf([provider, index, "auth"]), path))
+  }
   const resolved: ResolvedModel = {
     provider,
     model: entry.model_name,
     api,
+    auth: entry.auth ?? "bearer",
     baseUrl: entry.base_url ?? registry.defaultBaseUrl(provider, api),
     maxRetries: entry.max_retries ?? 3,
     retryDelaySeconds: entry.retry_delay ?? 0.5,
@@ -381,7 +388,7 @@ const modelKey = (provider: string, model: string) => `${provider}\u0000${model}
 
 /** The model over its API's spec, with the entry's retries: `max_retries` and `retry_delay` feed `Retry.schedule`. */
 const stackOf = (model: ResolvedModel): Layer.Layer<LanguageModel, never, Provider.Requirements> => {
-  const adapter = Provider.layer(registry.specOf(model.provider, model.api, model.baseUrl), {
+  const adapter = Provider.layer(registry.specOf(model.provider, model.api, model.baseUrl, model.auth), {
     model: model.model,
     baseUrl: model.baseUrl,
     contextWindow: model.contextWindow

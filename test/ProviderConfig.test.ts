@@ -135,6 +135,20 @@ describe("ProviderConfig", () => {
       expect(yield* Option.getOrThrow(registry.keyPool("openai")).status).toMatchObject([{ successes: 1, inFlight: 0 }])
     }).pipe(Effect.provide(NodeFileSystem.layer)))
 
+  it.scoped("\"auth\": \"zhipu\" signs the entry's keys into tokens the fake verifies; it is refused on another API", () =>
+    Effect.gen(function* () {
+      const key = "7e1d.zhipu-secret"
+      const fake = yield* Testing.FakeProvider.make({ zhipuKeys: [key], reply: { text: "signed" } })
+      const registry = yield* ProviderConfig.fromJson({ zhipu: [{ model_name: "glm-4-flash", api_keys: [key], base_url: fake.baseUrl, auth: "zhipu" }] })
+      const response = yield* LanguageModel.chat(Message.request("hi")).pipe(
+        Effect.provide(registry.models.layer("zhipu", "glm-4-flash").pipe(Layer.provide(Transport.layerUndici)))
+      )
+      expect(response.text).toBe("signed")
+      expect(String((yield* fake.requests)[0]?.headers.authorization)).not.toContain("zhipu-secret")
+      const error = failureOf(yield* Effect.exit(ProviderConfig.fromJson({ gemini: [{ model_name: "gemini-2.0-flash", api_keys: ["g"], auth: "zhipu" }] })))
+      expect(error.jsonPath).toBe("$.gemini[0].auth")
+    }))
+
   it.effect("load names the file when it is missing or not JSON", () =>
     Effect.gen(function* () {
       const missing = failureOf(yield* Effect.exit(ProviderConfig.load("/nonexistent/provider.json")))

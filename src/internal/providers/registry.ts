@@ -25,6 +25,8 @@ export interface SpecOptions {
   readonly provider?: string | undefined
   readonly baseUrl?: string | undefined
   readonly maxTokensField?: MaxTokensField | undefined
+  /** Chat Completions only: `zhipu` signs keys into tokens. */
+  readonly auth?: "bearer" | "zhipu" | undefined
 }
 
 export interface ApiEntry {
@@ -193,5 +195,5 @@ export const needsKey = (api: Api, baseUrl: string | undefined): boolean =>
   apis[api].keyless !== true && !(baseUrl !== undefined && /^https?:\/\/(localhost|127\.0\.0\.1|\[::1\])[:/]/.test(baseUrl))
 
 /** The spec of `provider`'s model on `api`, with its row's Chat Completions field. */
-export const specOf = (provider: string, api: Api, baseUrl: string | undefined): Spec =>
-  apis[api].spec({ provider, baseUrl, maxTokensField: lookup(provider)?.row.maxTokensField ?? "max_tokens" })
+export const specOf = (provider: string, api: Api, baseUrl: string | undefined, auth?: "bearer" | "zhipu"): Spec =>
+  apis[api].spec({ provider, baseUrl, maxTokensField: lookup(provider)?.row.maxTokensField ?? "max_tokens", auth })
