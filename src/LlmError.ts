@@ -73,6 +73,8 @@ export class ContentFilterError extends Schema.TaggedError<ContentFilterError>()
 export class ServerError extends Schema.TaggedError<ServerError>()("ServerError", {
   ...common,
   status: Schema.Number,
+  /** The server's `retry-after` (a 503 or 529 may send one); `Retry` never retries sooner. */
+  retryAfter: Schema.optional(Schema.DurationFromSelf),
   retryable: retryableDefault(true)
 }) {}
 

@@ -166,7 +166,10 @@ export const fromResponse = (ctx: ResponseContext): Err.LlmError => {
   }
   if (status === 408) return new Err.TimeoutError({ provider, model, message, phase: "server", ...override })
   if (status === 409) return new Err.InvalidRequestError({ ...base, retryable: true, ...override })
-  if (status >= 500) return new Err.ServerError({ ...base, ...override })
+  if (status >= 500) {
+    const retryAfter = retryAfterOf(ctx.headers, ctx.now)
+    return new Err.ServerError({ ...base, ...override, ...(retryAfter === undefined ? {} : { retryAfter }) })
+  }
   return new Err.InvalidRequestError({ ...base, ...override })
 }
 

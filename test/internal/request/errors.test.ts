@@ -56,6 +56,15 @@ describe("fromResponse", () => {
     if (error._tag === "RateLimitError") expect(Duration.toMillis(error.retryAfter!)).toBe(1500)
   })
 
+  it("a 503 or 529 with retry-after carries it, so Retry waits at least that long", () => {
+    for (const status of [503, 529]) {
+      const error = map(status, "{}", { "retry-after": "7" })
+      expect(error._tag).toBe("ServerError")
+      expect(Duration.toMillis((error as LlmError.ServerError).retryAfter!)).toBe(7_000)
+    }
+    expect((map(500, "{}") as LlmError.ServerError).retryAfter).toBeUndefined()
+  })
+
   it("reads retry-after as seconds, fractional seconds, or an HTTP date", () => {
     expect(Duration.toMillis(retryAfterOf({ "retry-after": "20" }, 0)!)).toBe(20_000)
     expect(Duration.toMillis(retryAfterOf({ "retry-after": "0.5" }, 0)!)).toBe(500)
