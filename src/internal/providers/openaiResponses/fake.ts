@@ -139,13 +139,14 @@ const replyOf = (reply: Reply, request: RecordedRequest, faultAt: number) => {
       frame({ type: "response.reasoning_summary_text.delta", item_id, output_index: outputIndex, summary_index: 0, delta: piece })
     }
     frame({ type: "response.reasoning_summary_text.done", item_id, output_index: outputIndex, summary_index: 0, text: reply.reasoning })
+    frame({ type: "response.reasoning_summary_part.done", item_id, output_index: outputIndex, summary_index: 0, part: { type: "summary_text", text: reply.reasoning } })
     frame({ type: "response.output_item.done", output_index: outputIndex, item: reasoningItem })
     outputIndex++
   }
   if (messageItem !== undefined) {
     const item_id = messageItem.id
     frame({ type: "response.output_item.added", output_index: outputIndex, item: { ...messageItem, status: "in_progress", content: [] } })
-    frame({ type: "response.content_part.added", item_id, output_index: outputIndex, content_index: 0, part: { type: "output_text", annotations: [], text: "" } })
+    frame({ type: "response.content_part.added", item_id, output_index: outputIndex, content_index: 0, part: { type: "output_text", annotations: [], logprobs: [], text: "" } })
     for (const piece of splitText(text, chunks)) {
       frame({ type: "response.output_text.delta", item_id, output_index: outputIndex, content_index: 0, delta: piece, logprobs: [] })
     }
