@@ -78,11 +78,17 @@ export const start = async (options: FakeProviderOptions): Promise<FakeServer> =
       }
       if (record) requests.push(recorded)
       observe(recorded)
-      void handle(state, recorded, req, res).catch(() => {
-        if (!res.headersSent) {
-          res.statusCode = 500
-          res.end()
-        } else res.destroy()
+      void handle(state, recorded, req, res).catch((error: unknown) => {
+        if (res.headersSent) {
+          res.destroy()
+          return
+        }
+        // a failure of the fake itself (a throwing responder, …): a 500 in the API's shape, saying so
+        const path = recorded.path.split("?")[0]!
+        const message = `the fake provider failed: ${error instanceof Error ? error.message : String(error)}`
+        const route = routes.find((r) => r.matches(path, recorded))
+        res.writeHead(500, { "content-type": "application/json" })
+        res.end(route?.errorBody?.(500, message, { path }) ?? errorBody(message, "server_error", null))
       })
     })
   })

@@ -234,6 +234,15 @@ describe("details the real APIs send", () => {
       expect(counts.at(-1)).toBe(json.usageMetadata.candidatesTokenCount)
     }))
 
+  it.scoped("a failure of the fake itself is a 500 with the API's error body, saying so, not a bodiless 500", () =>
+    withFake({ respond: () => { throw new Error("responder bug") } }, async (fake) => {
+      const anthropic = await send(fake.url, "/v1/messages", { ...chat, max_tokens: 5 })
+      expect(anthropic.status).toBe(500)
+      expect(await anthropic.json()).toMatchObject({ type: "error", error: { type: "api_error", message: "the fake provider failed: responder bug" } })
+      const openai = await send(fake.url, "/v1/chat/completions", chat)
+      expect(((await openai.json()) as Loose).error.message).toBe("the fake provider failed: responder bug")
+    }))
+
   it.scoped("an Anthropic tool call with invalid JSON arguments: streamed as given; in JSON, input {}", () =>
     withFake({ reply: { text: "", toolCalls: [{ name: "f", arguments: "{\"a\": tru" }] } }, async (fake) => {
       const json = await send(fake.url, "/v1/messages", { ...chat, max_tokens: 5 })
