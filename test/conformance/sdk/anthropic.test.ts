@@ -3,7 +3,7 @@
  * (`finalMessage()`), tool calls, and each fault as the SDK's own error. Retries off, except
  * where a test shows that a cut mid-stream is not retried.
  */
-import Anthropic, { APIError, InternalServerError, NotFoundError, RateLimitError } from "@anthropic-ai/sdk"
+import Anthropic, { AnthropicError, APIError, InternalServerError, NotFoundError, RateLimitError } from "@anthropic-ai/sdk"
 import { describe, expect, it } from "@effect/vitest"
 import { apiKey, drain, failure, inject, requestCount, weather, weatherCall, withFake } from "./support.js"
 
@@ -94,7 +94,10 @@ describe("@anthropic-ai/sdk: Messages", () => {
       stream.on("text", (text) => void deltas.push(text))
       const error = await failure(() => stream.finalMessage())
       expect(deltas.join("")).toBe("ab")
+      // the stream helper wraps the body's failure in its base error, not an APIError
+      expect(error).toBeInstanceOf(AnthropicError)
       expect(error).not.toBeInstanceOf(APIError)
+      expect((error as Error).message).toBe("terminated")
       expect(await requestCount(fake)).toBe(1)
     }))
 

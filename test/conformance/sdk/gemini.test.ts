@@ -70,8 +70,9 @@ describe("@google/genai: models", () => {
       await inject(fake, { _tag: "CutStream", afterChunks: 3 })
       const { error, items } = await drain(() => client(fake.url).models.generateContentStream({ model, contents }))
       expect(items.map((c) => c.text).join("")).toBe("abc")
-      expect(error).toBeInstanceOf(Error)
-      expect(error).not.toBeInstanceOf(ApiError)
+      // the body's own failure (undici's "terminated"), not an HTTP error
+      expect(error).toBeInstanceOf(TypeError)
+      expect((error as Error).message).toBe("terminated")
     }))
 
   it.scoped("the stream's error object is an ApiError", () =>

@@ -4,7 +4,7 @@
  * each fault. Retries off, so that each fault is seen as it is.
  */
 import { describe, expect, it } from "@effect/vitest"
-import OpenAI, { APIError, InternalServerError, RateLimitError } from "openai"
+import OpenAI, { APIError, InternalServerError, OpenAIError, RateLimitError } from "openai"
 import { apiKey, drain, failure, inject, requestCount, weather, weatherCall, withFake } from "./support.js"
 
 const client = (url: string, maxRetries = 0) => new OpenAI({ apiKey, baseURL: `${url}/v1`, maxRetries })
@@ -69,8 +69,9 @@ describe("openai: Chat Completions", () => {
       await inject(fake, { _tag: "CutStream", afterChunks: 4 })
       const { error, items } = await drain(() => client(fake.url, 2).chat.completions.create({ model: "gpt-4o", messages, stream: true }))
       expect(items.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe("abc")
-      expect(error).toBeInstanceOf(Error)
-      expect(error).not.toBeInstanceOf(APIError)
+      // the body's own failure (undici's "terminated"), not a connection error the SDK would retry
+      expect(error).toBeInstanceOf(TypeError)
+      expect((error as Error).message).toBe("terminated")
       expect(await requestCount(fake)).toBe(1)
     }))
 
@@ -127,7 +128,10 @@ describe("openai: Responses", () => {
       stream.on("response.output_text.delta", (event) => void deltas.push(event.delta))
       const error = await failure(() => stream.finalResponse())
       expect(deltas.join("")).toBe("ab")
+      // the stream helper wraps the body's failure in its base error, not an APIError
+      expect(error).toBeInstanceOf(OpenAIError)
       expect(error).not.toBeInstanceOf(APIError)
+      expect((error as Error).message).toBe("terminated")
       expect(await requestCount(fake)).toBe(1)
     }))
 
