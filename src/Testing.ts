@@ -156,6 +156,12 @@ export const mockModel = (script: MockScript | ReadonlyArray<MockStep>): Layer.L
 export interface Reply {
   readonly text?: string
   readonly reasoning?: string
+  /**
+   * `arguments` is the model's JSON text, streamed as given (Anthropic's `partial_json`, OpenAI's
+   * deltas), invalid or not; where a wire format carries a value instead (Anthropic's JSON `input`,
+   * Gemini's `args`, Ollama's `arguments`), text that is not JSON goes as `{}` (on Anthropic, anything
+   * but a JSON object).
+   */
   readonly toolCalls?: ReadonlyArray<{ readonly id?: string; readonly name: string; readonly arguments: string }>
   /**
    * The reasoning state's opaque value: Anthropic's thinking `signature`, Gemini's
