@@ -156,6 +156,12 @@ export const mockModel = (script: MockScript | ReadonlyArray<MockStep>): Layer.L
 export interface Reply {
   readonly text?: string
   readonly reasoning?: string
+  /**
+   * `arguments` is the model's JSON text, streamed as given (Anthropic's `partial_json`, OpenAI's
+   * deltas), invalid or not; where a wire format carries a value instead (Anthropic's JSON `input`,
+   * Gemini's `args`, Ollama's `arguments`), text that is not JSON goes as `{}` (on Anthropic, anything
+   * but a JSON object).
+   */
   readonly toolCalls?: ReadonlyArray<{ readonly id?: string; readonly name: string; readonly arguments: string }>
   /**
    * The reasoning state's opaque value: Anthropic's thinking `signature`, Gemini's
@@ -183,7 +189,9 @@ export interface Reply {
 }
 
 /**
- * A fault to inject into one request.
+ * A fault to inject into one request. A fault takes no turn; those that send a reply
+ * (`SlowFirstByte`, `CutStream`, `MalformedJson`, `NullFrame`, `StreamErrorEvent`) send the one
+ * the request would get (the responder's, or the scripted reply for its turn).
  * @since 0.1.0 @category fake provider
  */
 export type Fault =
@@ -193,7 +201,11 @@ export type Fault =
   | { readonly _tag: "Status"; readonly status: number; readonly body?: string; readonly headers?: Record<string, string> }
   /** The connection is reset before any header. */
   | { readonly _tag: "Reset" }
-  /** The stream stops after N frames: the socket is destroyed, or (`mode: "end"`) the body just ends. */
+  /**
+   * The body stops after N frames (a JSON body: after half of it): the headers and those frames
+   * reach the client, then the socket is destroyed, or (`mode: "end"`) the body just ends. The
+   * same on every route; a client sees a mid-stream failure, not a connection error.
+   */
   | { readonly _tag: "CutStream"; readonly afterChunks: number; readonly mode?: "destroy" | "end" }
   /** The JSON body, or the stream's frame N, is not valid JSON. */
   | { readonly _tag: "MalformedJson"; readonly afterChunks?: number }
@@ -202,7 +214,11 @@ export type Fault =
    * a null content block, …), and the body ends there; without streaming, the body is such JSON.
    */
   | { readonly _tag: "NullFrame"; readonly afterChunks?: number }
-  /** After N frames the stream sends `data: {"error": …}`. */
+  /**
+   * After N frames the stream sends the API's own error event (OpenAI `{"error":…}`, Responses
+   * `error` then `response.failed`, Anthropic `event: error`, Gemini and Ollama error objects);
+   * an embeddings route answers 500 with its error body.
+   */
   | { readonly _tag: "StreamErrorEvent"; readonly afterChunks: number }
   /** The headers wait this long. */
   | { readonly _tag: "SlowFirstByte"; readonly delayMs: number }

@@ -12,7 +12,17 @@ export interface FakeRoute {
   readonly read?: (body: Record<string, unknown>) => Partial<Omit<FakeTurn, "turn">>
   /** This format's error body for generic faults; the OpenAI shape when absent. */
   readonly errorBody?: (status: number, message: string, options: ErrorBodyOptions) => string
+  /** The header the API names each request in (`x-request-id`, `request-id`), on replies and errors. */
+  readonly requestId?: string
+  /**
+   * The paths and requests of this API that no route serves, so that they get its 404 body
+   * (the first route in table order that claims one answers; OpenAI's shape otherwise).
+   */
+  readonly owns?: (path: string, request: RecordedRequest) => boolean
 }
+
+/** The fake's id for a request, as the APIs' request-id headers carry one. */
+export const requestIdOf = (request: RecordedRequest): string => `req_fake_${request.index}`
 
 export interface ErrorBodyOptions {
   /** The request path, for routes that serve several formats. */
@@ -83,9 +93,10 @@ export const writeJson = async (
 
 /**
  * A stream reply: `frames` with the reply's pacing; a fault replaces frame `afterChunks` and
- * ends the body there (`CutStream` ends or destroys it without a frame). With `flush`, each
- * frame before a fault reaches the socket first; without it, a cut right after synchronous
- * writes may drop them with the headers, and look like a reset.
+ * ends the body there (`CutStream` ends or destroys it without a frame). Under a fault, each
+ * frame before it reaches the socket first, so that a cut is mid-body on every route: a
+ * destroy right after synchronous writes would drop them with the headers, and look like a
+ * reset, which clients retry.
  */
 export const writeStream = async (
   res: http.ServerResponse,
@@ -93,28 +104,41 @@ export const writeStream = async (
   fault: StreamFault | undefined,
   headers: Record<string, string>,
   frames: ReadonlyArray<string>,
-  faultFrames: FaultBodies,
-  flush = false
+  faultFrames: FaultBodies
 ): Promise<void> => {
   if (reply.delayMs) await sleep(reply.delayMs)
   res.writeHead(200, headers)
+  if (fault !== undefined) res.flushHeaders()
   const cutAt = fault === undefined ? -1 : (fault.afterChunks ?? 0)
   for (let i = 0; i < frames.length; i++) {
     if (fault !== undefined && i === cutAt) {
-      if (fault._tag === "CutStream") {
-        if (fault.mode === "end") res.end()
-        else res.destroy()
-      } else {
+      if (fault._tag === "CutStream") await cut(res, fault.mode)
+      else {
         res.write(faultFrames[fault._tag])
         res.end()
       }
       return
     }
-    if (flush && fault !== undefined) await new Promise<void>((resolve) => res.write(frames[i], () => resolve()))
+    if (fault !== undefined) await flushed(res, frames[i]!)
     else res.write(frames[i])
     if (reply.chunkDelayMs) await sleep(reply.chunkDelayMs)
   }
   res.end()
+}
+
+/** Writes `chunk` and waits until it is handed to the socket. */
+export const flushed = (res: http.ServerResponse, chunk: string): Promise<void> =>
+  new Promise<void>((resolve) => res.write(chunk, () => resolve()))
+
+/** Ends the body where it is, or (the default) destroys the socket once what was written is out. */
+export const cut = async (res: http.ServerResponse, mode: "destroy" | "end" | undefined): Promise<void> => {
+  if (mode === "end") {
+    res.end()
+    return
+  }
+  // an empty write resolves once the earlier ones are flushed
+  await flushed(res, "")
+  res.destroy()
 }
 
 // ---------------------------------------------------------------------------

@@ -4,10 +4,10 @@
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import type { Fault, FakeProviderOptions, FakeTurn, OpenRouterKey, RecordedRequest, Reply, Responder } from "../../Testing.js"
+import type { Fault, FakeProviderOptions, OpenRouterKey, RecordedRequest, Reply, Responder } from "../../Testing.js"
 import { verify as verifyZhipuToken } from "../providers/openaiChat/zhipu.js"
 import { fakeRoutes } from "../providers/registry.js"
-import { bodyOf, errorBody, type FakeRoute, sleep, type StreamFault } from "./route.js"
+import { bodyOf, errorBody, type FakeRoute, requestIdOf, sleep, type StreamFault } from "./route.js"
 
 export interface FakeServer {
   readonly url: string
@@ -78,11 +78,17 @@ export const start = async (options: FakeProviderOptions): Promise<FakeServer> =
       }
       if (record) requests.push(recorded)
       observe(recorded)
-      void handle(state, recorded, req, res).catch(() => {
-        if (!res.headersSent) {
-          res.statusCode = 500
-          res.end()
-        } else res.destroy()
+      void handle(state, recorded, req, res).catch((error: unknown) => {
+        if (res.headersSent) {
+          res.destroy()
+          return
+        }
+        // a failure of the fake itself (a throwing responder, …): a 500 in the API's shape, saying so
+        const path = recorded.path.split("?")[0]!
+        const message = `the fake provider failed: ${error instanceof Error ? error.message : String(error)}`
+        const route = routes.find((r) => r.matches(path, recorded))
+        res.writeHead(500, { "content-type": "application/json" })
+        res.end(route?.errorBody?.(500, message, { path }) ?? errorBody(message, "server_error", null))
       })
     })
   })
@@ -114,15 +120,25 @@ const defaultOpenRouterKey: OpenRouterKey = {
   rate_limit: { requests: 200, interval: "10s" }
 }
 
-const nextFault = (state: FakeServer, request: RecordedRequest, path: string): Fault | Reply => {
-  if (state.faults.length > 0) return state.faults.shift()!
-  const read = routes.find((r) => r.matches(path, request))?.read
+/**
+ * What answers this request: a queued fault, or the reply for its turn. A fault takes no turn;
+ * the faults that carry a body carry the reply its turn would get (the responder's, the
+ * scripted one), so that a retry after the fault sees the same reply, whole.
+ */
+const nextAction = (state: FakeServer, request: RecordedRequest, route: FakeRoute | undefined): { readonly action: Fault | Reply; readonly reply: Reply } => {
+  const fault = state.faults.length > 0 ? state.faults.shift()! : undefined
   // chat routes read their requests; embeddings requests take no turn
-  const turn = read === undefined ? state.turns : state.turns++
+  const read = route?.read
+  const turn = state.turns
+  if (fault === undefined && read !== undefined) state.turns++
   const scripted = state.replies.length > 0 ? state.replies[Math.min(turn, state.replies.length - 1)]! : state.reply
-  if (state.respond === undefined) return scripted
-  const view: FakeTurn = { turn, toolResults: [], lastUserText: undefined, tools: [], reasoningState: [], ...read?.(bodyOf(request)) }
-  return state.respond(request, view) ?? scripted
+  const responded = state.respond?.(request, { turn, toolResults: [], lastUserText: undefined, tools: [], reasoningState: [], ...read?.(bodyOf(request)) })
+  if (fault !== undefined) {
+    // a responder that answers with a fault of its own leaves the scripted reply to the queued one
+    return { action: fault, reply: responded === undefined || isFault(responded) ? scripted : responded }
+  }
+  const action = responded ?? scripted
+  return { action, reply: isFault(action) ? scripted : action }
 }
 
 const isFault = (x: Fault | Reply): x is Fault => "_tag" in x && typeof (x as { _tag: unknown })._tag === "string"
@@ -148,18 +164,20 @@ const handle = async (
     res.end(JSON.stringify({ data: state.openRouterKey }))
     return
   }
-  const action = nextFault(state, request, path)
+  const route = routes.find((r) => r.matches(path, request))
+  const { action, reply } = nextAction(state, request, route)
+  const requestId: Record<string, string> = route?.requestId === undefined ? {} : { [route.requestId]: requestIdOf(request) }
   if (isFault(action)) {
     switch (action._tag) {
       case "Reset":
         req.socket.destroy()
         return
       case "RateLimit": {
-        const headers: Record<string, string> = { "content-type": "application/json" }
+        const headers: Record<string, string> = { "content-type": "application/json", ...requestId }
         if (action.retryAfterMs !== undefined) headers["retry-after-ms"] = String(action.retryAfterMs)
         if (action.retryAfterSeconds !== undefined) headers["retry-after"] = String(action.retryAfterSeconds)
         res.writeHead(429, headers)
-        const routeErrorBody = routes.find((r) => r.matches(path, request))?.errorBody
+        const routeErrorBody = route?.errorBody
         const retryAfterMs = action.retryAfterMs ?? (action.retryAfterSeconds === undefined ? undefined : action.retryAfterSeconds * 1000)
         res.end(
           routeErrorBody !== undefined
@@ -171,9 +189,9 @@ const handle = async (
         return
       }
       case "Status":
-        res.writeHead(action.status, { "content-type": "application/json", ...action.headers })
+        res.writeHead(action.status, { "content-type": "application/json", ...requestId, ...action.headers })
         res.end(
-          action.body ?? routes.find((r) => r.matches(path, request))?.errorBody?.(action.status, `fake ${action.status}`, { path }) ??
+          action.body ?? route?.errorBody?.(action.status, `fake ${action.status}`, { path }) ??
             errorBody(`fake ${action.status}`, action.status >= 500 ? "server_error" : "invalid_request_error", null)
         )
         return
@@ -190,30 +208,31 @@ const handle = async (
       }
       case "SlowFirstByte":
         await sleep(action.delayMs)
-        return replyChat(state.reply, request, res, path, undefined)
+        return replyChat(route, reply, request, res, path, undefined)
       case "MalformedJson":
       case "NullFrame":
       case "CutStream":
       case "StreamErrorEvent":
-        return replyChat(state.reply, request, res, path, action)
+        return replyChat(route, reply, request, res, path, action)
     }
   }
-  return replyChat(action, request, res, path, undefined)
+  return replyChat(route, reply, request, res, path, undefined)
 }
 
 const replyChat = async (
+  route: FakeRoute | undefined,
   reply: Reply,
   request: RecordedRequest,
   res: http.ServerResponse,
   path: string,
   fault: StreamFault | undefined
 ): Promise<void> => {
-  const route = routes.find((r) => r.matches(path, request))
   if (route === undefined) {
-    res.writeHead(404, { "content-type": "application/json" })
-    res.end(errorBody(`no route for ${path}`, "invalid_request_error", "not_found"))
+    // the 404 of the API the path belongs to, as a client of that API expects it
+    const owner = routes.find((r) => r.owns?.(path, request) === true)
+    res.writeHead(404, { "content-type": "application/json", ...(owner?.requestId === undefined ? {} : { [owner.requestId]: requestIdOf(request) }) })
+    res.end(owner?.errorBody?.(404, `no route for ${path}`, { path }) ?? errorBody(`no route for ${path}`, "invalid_request_error", "not_found"))
     return
   }
   return route.reply(reply, request, res, fault)
 }
-

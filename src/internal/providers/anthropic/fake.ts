@@ -7,6 +7,7 @@ import {
   defaultSignature,
   defaultText,
   type FakeRoute,
+  requestIdOf,
   parseArgs,
   splitText,
   textOf,
@@ -17,6 +18,9 @@ import {
 /** Anthropic Messages, JSON and SSE. */
 const messages: FakeRoute = {
   matches: (path) => path.endsWith("/v1/messages"),
+  requestId: "request-id",
+  // Anthropic's other paths, and any request an Anthropic client sends
+  owns: (path, request) => /\/v1\/(messages|complete)(\/|$)/.test(path) || request.headers["anthropic-version"] !== undefined,
   reply: (reply, request, res, fault) => {
     const { body, broken, faultFrames, frames, headers, json } = replyOf(reply, request)
     return body.stream === true
@@ -96,8 +100,10 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
   const outputTokens = approxTokens(text + (reply.reasoning ?? "") + toolCalls.map((c) => c.name + c.arguments).join(""))
   const stopReason = stopReasonOf(reply.finishReason, toolCalls.length > 0)
   const id = `msg_fake_${request.index}`
-  const headers: Record<string, string> = { "request-id": `req_fake_${request.index}`, ...reply.headers }
-  const usage = reply.usage === false ? undefined : { input_tokens: inputTokens, output_tokens: outputTokens }
+  const headers: Record<string, string> = { "request-id": requestIdOf(request), ...reply.headers }
+  // the cache counts are 0 without prompt caching, but always sent
+  const cache = { cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }
+  const usage = reply.usage === false ? undefined : { input_tokens: inputTokens, ...cache, output_tokens: outputTokens }
   // an input that is not a JSON object (a scripted bad reply) goes as {} in JSON, as it is in a stream
   const input = (args: string): unknown => {
     const parsed = parseArgs(args)
@@ -140,7 +146,7 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
         content: [],
         stop_reason: null,
         stop_sequence: null,
-        usage: usage === undefined ? undefined : { input_tokens: inputTokens, output_tokens: 1 }
+        usage: usage === undefined ? undefined : { input_tokens: inputTokens, ...cache, output_tokens: 1 }
       }
     }))
     let index = 0
@@ -174,7 +180,8 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
     frames.push(frame({
       type: "message_delta",
       delta: { stop_reason: stopReason, stop_sequence: null },
-      ...(usage === undefined ? {} : { usage: { output_tokens: outputTokens } })
+      // the final counts, input and cache included, as the API now sends them
+      ...(usage === undefined ? {} : { usage })
     }))
     frames.push(frame({ type: "message_stop" }))
     return frames

@@ -1,6 +1,6 @@
 /**
- * The fake's Gemini wire format: `:generateContent` (JSON), `:streamGenerateContent?alt=sse`
- * and `:batchEmbedContents`.
+ * The fake's Gemini wire format: `:generateContent` (JSON), `:streamGenerateContent?alt=sse`,
+ * `:batchEmbedContents` and `:embedContent`.
  */
 import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
 import { embeddingsRoute } from "../../testing/embeddings.js"
@@ -44,6 +44,8 @@ export const geminiErrorBody = (status: number, message: string, options: ErrorB
 /** Gemini, JSON and SSE; events are separated by CRLF CRLF, as Google sends them. */
 const generate: FakeRoute = {
   matches: (path) => path.endsWith(":generateContent") || path.endsWith(":streamGenerateContent"),
+  // Google's paths (`/v1beta/…`, a `:method`) and any request a Google client sends; a bare `/v1/` is OpenAI's
+  owns: (path, request) => /^\/v1(beta|alpha)\d*\/|:[a-zA-Z]+$/.test(path) || request.headers["x-goog-api-key"] !== undefined,
   reply: (reply, request, res, fault) => {
     const { broken, faultFrames, frames, headers, json, streaming } = replyOf(reply, request)
     return streaming
@@ -76,6 +78,20 @@ const generate: FakeRoute = {
   }
 }
 
+const textOfContent = (content: unknown): string =>
+  ((content as { parts?: Array<{ text?: string }> } | undefined)?.parts ?? []).map((p) => p.text ?? "").join("")
+
+/** `:embedContent`: one text, one `embedding`. */
+const embedOne = embeddingsRoute({
+  matches: (path) => path.endsWith(":embedContent"),
+  inputs: (body) => ({
+    texts: [textOfContent(body.content)],
+    dimensions: typeof body.outputDimensionality === "number" ? body.outputDimensionality : undefined
+  }),
+  payload: ({ vectors }) => ({ embedding: { values: vectors[0] ?? [] } }),
+  errorBody: geminiErrorBody
+})
+
 /** `:batchEmbedContents`. */
 const embeddings = embeddingsRoute({
   matches: (path) => path.endsWith(":batchEmbedContents"),
@@ -92,7 +108,7 @@ const embeddings = embeddingsRoute({
   errorBody: geminiErrorBody
 })
 
-export const routes: ReadonlyArray<FakeRoute> = [generate, embeddings]
+export const routes: ReadonlyArray<FakeRoute> = [generate, embeddings, embedOne]
 
 const modelOf = (path: string) => /\/models\/([^:/]+):/.exec(path)?.[1] ?? "fake-gemini"
 
@@ -116,9 +132,20 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
   const finishReason = reply.finishReason ?? "STOP"
   const responseId = `fake-gemini-${request.index}`
   const headers: Record<string, string> = { ...reply.headers }
-  const envelope = (parts: Array<Record<string, unknown>>, finish?: string) => ({
+  // a stream chunk's usage counts what was generated so far, as Gemini's do; the last one, all
+  const usageSoFar = (generated: string) => {
+    const candidates = Math.min(candidateTokens, approxTokens(generated.slice(reasoning.length)))
+    const thoughts = Math.min(thoughtTokens, approxTokens(generated.slice(0, reasoning.length)))
+    return {
+      promptTokenCount: promptTokens,
+      candidatesTokenCount: candidates,
+      totalTokenCount: promptTokens + candidates + thoughts,
+      ...(thoughts > 0 ? { thoughtsTokenCount: thoughts } : {})
+    }
+  }
+  const envelope = (parts: Array<Record<string, unknown>>, finish?: string, usage: Record<string, unknown> = usageMetadata) => ({
     candidates: [{ content: { parts, role: "model" }, ...(finish === undefined ? {} : { finishReason: finish }), index: 0 }],
-    ...(reply.usage === false ? {} : { usageMetadata }),
+    ...(reply.usage === false ? {} : { usageMetadata: usage }),
     modelVersion: model,
     responseId
   })
@@ -141,8 +168,10 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
   const frames = () => {
     const chunks = Math.max(1, reply.chunks ?? 8)
     const out: Array<string> = []
-    for (const piece of splitText(reasoning, chunks)) out.push(frame(envelope([{ text: piece, thought: true }])))
-    for (const piece of splitText(text, chunks)) out.push(frame(envelope([{ text: piece }])))
+    let generated = ""
+    const partial = (piece: string) => usageSoFar(generated += piece)
+    for (const piece of splitText(reasoning, chunks)) out.push(frame(envelope([{ text: piece, thought: true }], undefined, partial(piece))))
+    for (const piece of splitText(text, chunks)) out.push(frame(envelope([{ text: piece }], undefined, partial(piece))))
     // parallel calls arrive together in one chunk, whole, as the Gemini API sends them
     if (calls.length > 0) out.push(frame(envelope(callParts())))
     out.push(frame(envelope([calls.length === 0 ? signed({ text: "" }) : { text: "" }], finishReason)))

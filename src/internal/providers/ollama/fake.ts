@@ -1,4 +1,7 @@
-/** The fake's Ollama wire format: native `/api/chat`, JSON or NDJSON (Ollama streams by default), and `/api/embed`. */
+/**
+ * The fake's Ollama wire format: native `/api/chat`, JSON or NDJSON (Ollama streams by default),
+ * `/api/embed`, and the legacy `/api/embeddings`.
+ */
 import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
 import { embeddingsRoute } from "../../testing/embeddings.js"
 import {
@@ -19,6 +22,7 @@ export const ollamaErrorBody = (_status: number, message: string) => JSON.string
 
 const chat: FakeRoute = {
   matches: (path) => path.endsWith("/api/chat"),
+  owns: (path) => path.startsWith("/api/"),
   reply: (reply, request, res, fault) => {
     const { body, broken, faultFrames, frames, headers, json } = replyOf(reply, request)
     return body.stream === false
@@ -58,7 +62,15 @@ const embed = embeddingsRoute({
   errorBody: ollamaErrorBody
 })
 
-export const routes: ReadonlyArray<FakeRoute> = [chat, embed]
+/** The legacy `/api/embeddings` (what the `ollama` client's `embeddings()` calls): one prompt, one `embedding`. */
+const legacy = embeddingsRoute({
+  matches: (path) => path.endsWith("/api/embeddings"),
+  inputs: (body) => ({ texts: [typeof body.prompt === "string" ? body.prompt : ""], dimensions: undefined }),
+  payload: ({ vectors }) => ({ embedding: vectors[0] ?? [] }),
+  errorBody: ollamaErrorBody
+})
+
+export const routes: ReadonlyArray<FakeRoute> = [chat, embed, legacy]
 
 const replyOf = (reply: Reply, request: RecordedRequest) => {
   const body = bodyOf(request)

@@ -8,6 +8,7 @@ import {
   defaultText,
   errorBody,
   type FakeRoute,
+  requestIdOf,
   splitText,
   textOf,
   writeJson,
@@ -17,10 +18,11 @@ import {
 /** OpenAI Chat Completions, JSON and SSE. Errors use OpenAI's body shape, the default. */
 const chat: FakeRoute = {
   matches: (path) => path.endsWith("/chat/completions"),
+  requestId: "x-request-id",
   reply: (reply, request, res, fault) => {
     const { body, frames, headers, json, broken, faultFrames } = replyOf(reply, request)
     return body.stream === true
-      ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, frames(), faultFrames, true)
+      ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, frames(), faultFrames)
       : writeJson(res, reply, fault, { "content-type": "application/json", ...headers }, json, broken)
   },
   read: (body) => {
@@ -56,7 +58,7 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
   const finishReason = reply.finishReason ?? (toolCalls.length > 0 ? "tool_calls" : "stop")
   const id = `chatcmpl-fake-${request.index}`
   const created = 1_700_000_000
-  const headers: Record<string, string> = { ...reply.headers }
+  const headers: Record<string, string> = { "x-request-id": requestIdOf(request), ...reply.headers }
 
   const json = () => {
     const message: Record<string, unknown> = { role: "assistant", content: text.length > 0 || toolCalls.length === 0 ? text : null }
@@ -79,8 +81,18 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
   }
 
   const frame = (payload: unknown) => `data: ${JSON.stringify(payload)}\n\n`
+  const streamOptions = body.stream_options as { include_usage?: boolean } | undefined
+  const includeUsage = reply.usage !== false && streamOptions?.include_usage === true
+  // under include_usage every chunk says `"usage": null` until the last, as the API sends them
   const chunk = (delta: Record<string, unknown>, finish: string | null = null) =>
-    frame({ id, object: "chat.completion.chunk", created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })
+    frame({
+      id,
+      object: "chat.completion.chunk",
+      created,
+      model,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+      ...(includeUsage ? { usage: null } : {})
+    })
   const frames = () => {
     const out: Array<string> = []
     const chunks = Math.max(1, reply.chunks ?? 8)
@@ -93,8 +105,7 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
       for (const piece of args) out.push(chunk({ tool_calls: [{ index, function: { arguments: piece } }] }))
     })
     out.push(chunk({}, finishReason))
-    const streamOptions = body.stream_options as { include_usage?: boolean } | undefined
-    if (reply.usage !== false && streamOptions?.include_usage === true) {
+    if (includeUsage) {
       out.push(frame({ id, object: "chat.completion.chunk", created, model, choices: [], usage }))
     }
     out.push("data: [DONE]\n\n")
@@ -112,23 +123,46 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
 const embeddingsError = (status: number, message: string) =>
   errorBody(message, status >= 500 ? "server_error" : "invalid_request_error", null)
 
-/** OpenAI-compatible `/embeddings`. */
+/** An input item: a text, or (as the API also takes) token ids, embedded as their list. */
+const inputText = (item: unknown): string => (typeof item === "string" ? item : `tokens:${(item as Array<number>).join(",")}`)
+
+/** The inputs of an `/embeddings` body: a text, texts, one token array, or token arrays. */
+const inputTexts = (input: unknown): Array<string> => {
+  if (typeof input === "string") return [input]
+  if (!Array.isArray(input)) return []
+  if (input.length > 0 && input.every((x) => typeof x === "number")) return [inputText(input)]
+  return input.map(inputText)
+}
+
+/** A vector as `encoding_format: "base64"` sends it: little-endian float32, base64. */
+const base64Of = (vector: ReadonlyArray<number>): string => {
+  const bytes = Buffer.alloc(vector.length * 4)
+  vector.forEach((x, i) => bytes.writeFloatLE(x, i * 4))
+  return bytes.toString("base64")
+}
+
+/** OpenAI-compatible `/embeddings` (Ollama's legacy `/api/embeddings` is its own route). */
 const embeddings = embeddingsRoute({
-  matches: (path) => path.endsWith("/embeddings"),
+  matches: (path) => path.endsWith("/embeddings") && !path.endsWith("/api/embeddings"),
   inputs: (body) => ({
-    texts: typeof body.input === "string" ? [body.input] : Array.isArray(body.input) ? (body.input as Array<string>) : [],
+    texts: inputTexts(body.input),
     dimensions: typeof body.dimensions === "number" ? body.dimensions : undefined
   }),
-  payload: ({ model, reply, tokens, vectors }) => ({
+  payload: ({ body, model, reply, tokens, vectors }) => ({
     object: "list",
-    data: vectors.map((embedding, index) => ({ object: "embedding", index, embedding })),
+    data: vectors.map((vector, index) => ({
+      object: "embedding",
+      index,
+      embedding: body.encoding_format === "base64" ? base64Of(vector) : vector
+    })),
     model,
     ...(reply.usage === false ? {} : { usage: { prompt_tokens: tokens, total_tokens: tokens } })
   }),
   errorBody: (status, message, options) =>
     options.insufficientQuota
       ? errorBody("You exceeded your current quota.", "insufficient_quota", "insufficient_quota")
-      : embeddingsError(status, message)
+      : embeddingsError(status, message),
+  requestId: "x-request-id"
 })
 
 export const routes: ReadonlyArray<FakeRoute> = [chat, embeddings]

@@ -7,6 +7,7 @@ import {
   defaultSignature,
   defaultText,
   type FakeRoute,
+  requestIdOf,
   splitText,
   textOf,
   writeJson,
@@ -16,8 +17,9 @@ import {
 /** OpenAI Responses, JSON and SSE. Errors use OpenAI's body shape, the default. */
 const responses: FakeRoute = {
   matches: (path) => path.endsWith("/responses"),
+  requestId: "x-request-id",
   reply: (reply, request, res, fault) => {
-    const { body, broken, faultFrames, frames, headers, json } = replyOf(reply, request)
+    const { body, broken, faultFrames, frames, headers, json } = replyOf(reply, request, fault?.afterChunks ?? 0)
     return body.stream === true
       ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, frames, faultFrames)
       : writeJson(res, reply, fault, { "content-type": "application/json", ...headers }, json, broken)
@@ -43,7 +45,7 @@ const responses: FakeRoute = {
 
 export const routes: ReadonlyArray<FakeRoute> = [responses]
 
-const replyOf = (reply: Reply, request: RecordedRequest) => {
+const replyOf = (reply: Reply, request: RecordedRequest, faultAt: number) => {
   const body = bodyOf(request)
   const model = reply.model ?? (typeof body.model === "string" ? body.model : "fake-model")
   const text = reply.text ?? defaultText
@@ -66,7 +68,7 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
       total_tokens: inputTokens + outputTokens
     }
   const id = `resp_fake_${request.index}`
-  const headers: Record<string, string> = { "x-request-id": `req_fake_${request.index}`, ...reply.headers }
+  const headers: Record<string, string> = { "x-request-id": requestIdOf(request), ...reply.headers }
   // `length` and `content_filter` end a response as incomplete, as the API reports them
   const incomplete = reply.finishReason === "length"
     ? "max_output_tokens"
@@ -137,13 +139,14 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
       frame({ type: "response.reasoning_summary_text.delta", item_id, output_index: outputIndex, summary_index: 0, delta: piece })
     }
     frame({ type: "response.reasoning_summary_text.done", item_id, output_index: outputIndex, summary_index: 0, text: reply.reasoning })
+    frame({ type: "response.reasoning_summary_part.done", item_id, output_index: outputIndex, summary_index: 0, part: { type: "summary_text", text: reply.reasoning } })
     frame({ type: "response.output_item.done", output_index: outputIndex, item: reasoningItem })
     outputIndex++
   }
   if (messageItem !== undefined) {
     const item_id = messageItem.id
     frame({ type: "response.output_item.added", output_index: outputIndex, item: { ...messageItem, status: "in_progress", content: [] } })
-    frame({ type: "response.content_part.added", item_id, output_index: outputIndex, content_index: 0, part: { type: "output_text", annotations: [], text: "" } })
+    frame({ type: "response.content_part.added", item_id, output_index: outputIndex, content_index: 0, part: { type: "output_text", annotations: [], logprobs: [], text: "" } })
     for (const piece of splitText(text, chunks)) {
       frame({ type: "response.output_text.delta", item_id, output_index: outputIndex, content_index: 0, delta: piece, logprobs: [] })
     }
@@ -163,13 +166,16 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
   }
   frame({ type: incomplete === undefined ? "response.completed" : "response.incomplete", response: response(finalStatus, output, true) })
 
-  // what the API sends when a response fails mid-way: an `error` event, then `response.failed`
+  // what the API sends when a response fails mid-way: an `error` event, its error nested, then `response.failed`
   const error = { code: "server_error", message: "The server had an error while processing your request." }
+  // a fault's frames take the place of frame `faultAt`, and its sequence numbers
+  sequence = Math.min(faultAt, frames.length)
+  const errorEvent = { type: "error", sequence_number: sequence++, error: { type: "server_error", ...error, param: null } }
   const failed = { ...response("failed", [], false), error }
   const faultFrames = {
     NullFrame: `event: response.output_item.added\ndata: {"type":"response.output_item.added","output_index":7,"item":null}\n\n`,
     MalformedJson: `event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"tru\n\n`,
-    StreamErrorEvent: `event: error\ndata: ${JSON.stringify({ type: "error", ...error, param: null, sequence_number: sequence++ })}\n\n` +
+    StreamErrorEvent: `event: error\ndata: ${JSON.stringify(errorEvent)}\n\n` +
       `event: response.failed\ndata: ${JSON.stringify({ type: "response.failed", response: failed, sequence_number: sequence++ })}\n\n`
   }
   return { body, broken, faultFrames, frames, headers, json }
