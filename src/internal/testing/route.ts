@@ -98,6 +98,25 @@ export const writeJson = async (
  * destroy right after synchronous writes would drop them with the headers, and look like a
  * reset, which clients retry.
  */
+/** What an SSE-or-JSON route prepares for one reply: the stream's frames, or the JSON body. */
+export interface Prepared {
+  readonly body: Record<string, unknown>
+  readonly headers: Record<string, string>
+  readonly frames: ReadonlyArray<string> | (() => ReadonlyArray<string>)
+  readonly faultFrames: FaultBodies
+  readonly json: () => unknown
+  readonly broken: Pick<FaultBodies, "NullFrame" | "MalformedJson">
+}
+
+/** A route's `reply` for an API that streams SSE when the body asks (`stream: true`), else JSON. */
+export const sseOrJson = (prepare: (reply: Reply, request: RecordedRequest, fault: StreamFault | undefined) => Prepared): FakeRoute["reply"] =>
+(reply, request, res, fault) => {
+  const { body, broken, faultFrames, frames, headers, json } = prepare(reply, request, fault)
+  return body.stream === true
+    ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, typeof frames === "function" ? frames() : frames, faultFrames)
+    : writeJson(res, reply, fault, { "content-type": "application/json", ...headers }, json, broken)
+}
+
 export const writeStream = async (
   res: http.ServerResponse,
   reply: Reply,

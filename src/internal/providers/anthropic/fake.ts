@@ -1,19 +1,6 @@
 /** The fake's Anthropic Messages wire format: JSON, and SSE with `event:` lines. */
 import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
-import {
-  approxTokens,
-  arrayOf,
-  bodyOf,
-  defaultSignature,
-  defaultText,
-  type FakeRoute,
-  requestIdOf,
-  parseArgs,
-  splitText,
-  textOf,
-  writeJson,
-  writeStream
-} from "../../testing/route.js"
+import { approxTokens, arrayOf, bodyOf, defaultSignature, defaultText, type FakeRoute, requestIdOf, parseArgs, splitText, sseOrJson, textOf } from "../../testing/route.js"
 
 /** Anthropic Messages, JSON and SSE. */
 const messages: FakeRoute = {
@@ -21,12 +8,7 @@ const messages: FakeRoute = {
   requestId: "request-id",
   // Anthropic's other paths, and any request an Anthropic client sends
   owns: (path, request) => /\/v1\/(messages|complete)(\/|$)/.test(path) || request.headers["anthropic-version"] !== undefined,
-  reply: (reply, request, res, fault) => {
-    const { body, broken, faultFrames, frames, headers, json } = replyOf(reply, request)
-    return body.stream === true
-      ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, frames(), faultFrames)
-      : writeJson(res, reply, fault, { "content-type": "application/json", ...headers }, json, broken)
-  },
+  reply: sseOrJson((reply, request) => replyOf(reply, request)),
   errorBody: (status, message, options) =>
     options.insufficientQuota === true
       ? anthropicErrorBody("Your credit balance is too low to access the Anthropic API.", errorType(status, "insufficient_quota"))

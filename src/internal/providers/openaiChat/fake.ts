@@ -1,30 +1,13 @@
 /** The fake's OpenAI Chat Completions wire format (JSON and SSE), and its OpenAI-compatible `/embeddings`. */
 import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
 import { embeddingsRoute } from "../../testing/embeddings.js"
-import {
-  approxTokens,
-  arrayOf,
-  bodyOf,
-  defaultText,
-  errorBody,
-  type FakeRoute,
-  requestIdOf,
-  splitText,
-  textOf,
-  writeJson,
-  writeStream
-} from "../../testing/route.js"
+import { approxTokens, arrayOf, bodyOf, defaultText, errorBody, type FakeRoute, requestIdOf, splitText, sseOrJson, textOf } from "../../testing/route.js"
 
 /** OpenAI Chat Completions, JSON and SSE. Errors use OpenAI's body shape, the default. */
 const chat: FakeRoute = {
   matches: (path) => path.endsWith("/chat/completions"),
   requestId: "x-request-id",
-  reply: (reply, request, res, fault) => {
-    const { body, frames, headers, json, broken, faultFrames } = replyOf(reply, request)
-    return body.stream === true
-      ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, frames(), faultFrames)
-      : writeJson(res, reply, fault, { "content-type": "application/json", ...headers }, json, broken)
-  },
+  reply: sseOrJson((reply, request) => replyOf(reply, request)),
   read: (body) => {
     const messages = arrayOf(body.messages)
     const names = new Map<string, string>()

@@ -1,29 +1,12 @@
 /** The fake's OpenAI Responses wire format (`/responses`): JSON, and SSE with `event:` lines. */
 import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
-import {
-  approxTokens,
-  arrayOf,
-  bodyOf,
-  defaultSignature,
-  defaultText,
-  type FakeRoute,
-  requestIdOf,
-  splitText,
-  textOf,
-  writeJson,
-  writeStream
-} from "../../testing/route.js"
+import { approxTokens, arrayOf, bodyOf, defaultSignature, defaultText, type FakeRoute, requestIdOf, splitText, sseOrJson, textOf } from "../../testing/route.js"
 
 /** OpenAI Responses, JSON and SSE. Errors use OpenAI's body shape, the default. */
 const responses: FakeRoute = {
   matches: (path) => path.endsWith("/responses"),
   requestId: "x-request-id",
-  reply: (reply, request, res, fault) => {
-    const { body, broken, faultFrames, frames, headers, json } = replyOf(reply, request, fault?.afterChunks ?? 0)
-    return body.stream === true
-      ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, frames, faultFrames)
-      : writeJson(res, reply, fault, { "content-type": "application/json", ...headers }, json, broken)
-  },
+  reply: sseOrJson((reply, request, fault) => replyOf(reply, request, fault?.afterChunks ?? 0)),
   read: (body) => {
     const names = new Map<string, string>()
     const toolResults: Array<FakeToolResult> = []
