@@ -8,7 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { apiKey, drain, failure, inject, requestCount, weather, weatherCall, withFake } from "./support.js"
 
 const client = (url: string, maxRetries = 0) => new Anthropic({ apiKey, baseURL: url, maxRetries })
-const params = { model: "claude-sonnet-4-5", max_tokens: 100, messages: [{ role: "user" as const, content: "hi" }] }
+const params = { model: "claude-sonnet-4-6", max_tokens: 100, messages: [{ role: "user" as const, content: "hi" }] }
 const tools = [{ name: weather.name, description: weather.description, input_schema: weather.parameters }]
 
 describe("@anthropic-ai/sdk: Messages", () => {
