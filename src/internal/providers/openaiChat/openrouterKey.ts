@@ -12,7 +12,6 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import type * as Budget from "../../../Budget.js"
 import * as KeyPool from "../../../KeyPool.js"
 import * as RateLimiter from "../../../RateLimiter.js"
 
@@ -51,9 +50,14 @@ export const reportedOf = (body: string, at: number): RateLimiter.ReportedLimits
   }
 }
 
+/** What the reading feeds its credit to: a `Budget.Controller` (named by shape, not imported). */
+export interface CreditSink {
+  readonly setCredit: (credit: { readonly remaining: number; readonly source: string } | undefined) => Effect.Effect<void>
+}
+
 export interface Options {
   readonly baseUrl: string
-  readonly budget?: Budget.Controller | undefined
+  readonly budget?: CreditSink | undefined
   readonly timeout: Duration.Duration
 }
 
