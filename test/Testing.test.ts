@@ -6,6 +6,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Scope, Stream } from "effect"
 import { LanguageModel, LlmError, Message } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
+import { readAll as readBody } from "./support/readBody.js"
 
 const post = (url: string, body: unknown) =>
   Effect.promise(() =>
@@ -23,21 +24,7 @@ const streamBody = { ...chatBody, stream: true, stream_options: { include_usage:
 const dataOf = (text: string) => text.split("\n\n").filter((f) => f.startsWith("data: ")).map((f) => f.slice(6))
 
 /** Reads a body to its end, or to its failure; the text that arrived is kept either way. */
-const readAll = (response: Response) =>
-  Effect.promise(async () => {
-    const reader = response.body!.getReader()
-    const decoder = new TextDecoder()
-    let text = ""
-    try {
-      for (;;) {
-        const { done, value } = await reader.read()
-        if (done) return { text, failed: false }
-        text += decoder.decode(value, { stream: true })
-      }
-    } catch {
-      return { text, failed: true }
-    }
-  })
+const readAll = (response: Response) => Effect.promise(() => readBody(response))
 
 describe("FakeProvider replies", () => {
   it.scoped("a JSON chat completion with the configured text, tool calls and usage", () =>

@@ -8,6 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { fakeVector } from "../../../src/internal/testing/embeddings.js"
 import * as Testing from "../../../src/Testing.js"
+import { readAll } from "../../support/readBody.js"
 
 /** Test-only: loose JSON. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -15,22 +16,6 @@ type Loose = any
 
 const send = (url: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(`${url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) })
-
-/** Reads a body to its end or its failure, keeping what arrived. */
-const readAll = async (response: Response) => {
-  const reader = response.body!.getReader()
-  const decoder = new TextDecoder()
-  let text = ""
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return { text, failed: false }
-      text += decoder.decode(value, { stream: true })
-    }
-  } catch {
-    return { text, failed: true }
-  }
-}
 
 /** The JSON payloads of an SSE or NDJSON body. */
 const payloads = (text: string): Array<Loose> =>
