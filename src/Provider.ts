@@ -25,7 +25,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
-import * as wire from "./internal/providers/wire.js"
+import * as streamParser from "./internal/providers/streamParser.js"
 import * as internal from "./internal/request/model.js"
 import * as KeyPool from "./KeyPool.js"
 import { LanguageModel, type Service } from "./LanguageModel.js"
@@ -146,4 +146,4 @@ export const withEnvKeys = (
  * (the same text in fewer elements).
  * @since 0.1.0 @category utils
  */
-export const pushDelta: (out: Array<Message.StreamEvent>, tag: "TextDelta" | "ReasoningDelta", text: string) => void = wire.pushDelta
+export const pushDelta: (out: Array<Message.StreamEvent>, tag: "TextDelta" | "ReasoningDelta", text: string) => void = streamParser.pushDelta

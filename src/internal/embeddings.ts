@@ -8,7 +8,7 @@ import type { EmbedOptions, EmbedResult, MakeOptions, ProviderOptions, Service }
 import * as Err from "../LlmError.js"
 import type { Requirements } from "../Provider.js"
 import { estimateTokens } from "../RateLimiter.js"
-import type { EmbeddingsSpec } from "./providers/wire.js"
+import type { EmbeddingsSpec } from "./providers/embeddingsSpec.js"
 import { resolveEndpoint } from "./request/endpoint.js"
 import { sendJsonAs } from "./request/exchange.js"
 

@@ -4,8 +4,6 @@
  * `{type:"error",error:{type,message}}` and Gemini `{error:{code,message,status,details}}`.
  */
 import * as Duration from "effect/Duration"
-import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Err from "../../LlmError.js"
 
@@ -280,33 +278,4 @@ export const redactSecret = <E extends Err.LlmError>(error: E, secret: Redacted.
   if (fields.partialText !== undefined) rebuilt.partialText = mask(fields.partialText)
   const Class = error.constructor as new(props: Record<string, unknown>) => E
   return new Class(rebuilt)
-}
-
-/**
- * A JSON body decoded with a provider's tolerant response schema, or the typed error that
- * says what was wrong with it.
- */
-export const decodeJsonBody = <A>(
-  decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>,
-  provider: string,
-  model: string,
-  body: string,
-  status: number
-): Either.Either<A, Err.MalformedResponseError> => {
-  const json = tryJson(body)
-  if (json === undefined) return Either.left(malformed(provider, model, body, "body is not JSON", status))
-  return Either.mapLeft(decode(json), (error) => malformed(provider, model, body, ParseResult.TreeFormatter.formatErrorSync(error), status))
-}
-
-/** One stream frame parsed as a JSON object, or the typed error for a frame that is not one. */
-export const jsonObjectFrame = (
-  provider: string,
-  model: string,
-  data: string,
-  what = "a stream event"
-): Record<string, unknown> | Err.MalformedResponseError => {
-  const json = tryJson(data)
-  return typeof json === "object" && json !== null && !Array.isArray(json)
-    ? (json as Record<string, unknown>)
-    : malformed(provider, model, data, `${what} is not a JSON object`)
 }

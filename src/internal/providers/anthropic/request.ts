@@ -3,7 +3,8 @@ import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { tryJson } from "../../request/errors.js"
 import { isObjectSchema, rootObject } from "../jsonSchema.js"
-import { copyOptions, reasoningItemsOf } from "../wire.js"
+import { reasoningItemsOf } from "../reasoningState.js"
+import { copyOptions } from "../requestOptions.js"
 
 /** `max_tokens` when a request sets none: Anthropic requires it. */
 export const defaultMaxTokens = 4096

@@ -2,7 +2,9 @@
 import * as Schema from "effect/Schema"
 import type * as Message from "../../../Message.js"
 import { tryJson } from "../../request/errors.js"
-import { chatResponse, optionalNullable, reasoningItem, replyDecoder, stopOrToolCalls } from "../wire.js"
+import { chatResponse, stopOrToolCalls } from "../chatResponse.js"
+import { optionalNullable, replyDecoder } from "../decoding.js"
+import { reasoningItem } from "../reasoningState.js"
 import { outputToolOf } from "./request.js"
 
 export const WireUsage = Schema.Struct({

@@ -1,7 +1,7 @@
 /** Anthropic Messages as a `Provider.Spec`. */
 import * as Redacted from "effect/Redacted"
 import type { Spec } from "../../../Provider.js"
-import { specOf, urlAt, type WireOptions } from "../wire.js"
+import { specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { type ThinkingBudgets, toWireRequest } from "./request.js"
 import { fromWireResponse } from "./response.js"
 import { EventParser } from "./stream.js"

@@ -1,7 +1,8 @@
 /** Gemini `batchEmbedContents`. */
 import * as Schema from "effect/Schema"
 import * as Err from "../../../LlmError.js"
-import { type EmbeddingsBatch, type EmbeddingsSpec, jsonDecoder } from "../wire.js"
+import { jsonDecoder } from "../decoding.js"
+import type { EmbeddingsBatch, EmbeddingsSpec } from "../embeddingsSpec.js"
 import { auth, modelPath, urlOf } from "./spec.js"
 
 /** The `batchEmbedContents` request body. */

@@ -1,7 +1,7 @@
 /** Gemini `generateContent` and `streamGenerateContent?alt=sse` as a `Provider.Spec`. */
 import * as Redacted from "effect/Redacted"
 import type { Spec } from "../../../Provider.js"
-import { specOf, urlAt, type WireOptions } from "../wire.js"
+import { specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { toWireRequest } from "./request.js"
 import { fromWireResponse } from "./response.js"
 import { ChunkParser } from "./stream.js"

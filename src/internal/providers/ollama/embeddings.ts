@@ -1,7 +1,8 @@
 /** Ollama `/api/embed`. */
 import * as Schema from "effect/Schema"
 import * as Err from "../../../LlmError.js"
-import { type EmbeddingsBatch, type EmbeddingsSpec, jsonDecoder } from "../wire.js"
+import { jsonDecoder } from "../decoding.js"
+import type { EmbeddingsBatch, EmbeddingsSpec } from "../embeddingsSpec.js"
 import { auth, urlOf } from "./spec.js"
 
 /** The `/api/embed` request body. */

@@ -1,6 +1,6 @@
 /** Ollama's native `/api/chat` (JSON, and NDJSON streaming) as a `Provider.Spec`. */
 import type { Spec } from "../../../Provider.js"
-import { bearer, specOf, urlAt, type WireOptions } from "../wire.js"
+import { bearer, specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { toWireRequest } from "./request.js"
 import { fromWireResponse } from "./response.js"
 import { ChunkParser } from "./stream.js"

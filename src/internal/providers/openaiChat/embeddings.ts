@@ -2,7 +2,9 @@
 import * as Schema from "effect/Schema"
 import * as Err from "../../../LlmError.js"
 import { malformed } from "../../request/errors.js"
-import { bearer, type EmbeddingsBatch, type EmbeddingsSpec, jsonDecoder, urlAt } from "../wire.js"
+import { bearer, urlAt } from "../apiSpec.js"
+import { jsonDecoder } from "../decoding.js"
+import type { EmbeddingsBatch, EmbeddingsSpec } from "../embeddingsSpec.js"
 import { defaultBaseUrl } from "./spec.js"
 
 export const WireEmbeddingsResponse = Schema.Struct({

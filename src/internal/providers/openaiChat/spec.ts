@@ -1,7 +1,7 @@
 /** Chat Completions as a `Provider.Spec`. */
 import * as Duration from "effect/Duration"
 import type { Spec } from "../../../Provider.js"
-import { bearer, specOf, urlAt, type WireOptions } from "../wire.js"
+import { bearer, specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { type MaxTokensField, toWireRequest } from "./request.js"
 import { fromWireResponse } from "./response.js"
 import { ChunkParser } from "./stream.js"

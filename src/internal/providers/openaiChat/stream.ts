@@ -2,7 +2,7 @@
 import type * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { malformed, tryJson } from "../../request/errors.js"
-import { Parser } from "../wire.js"
+import { Parser } from "../streamParser.js"
 import { fallbackCallId, finishReasonOf, usageOf, type WireUsage } from "./response.js"
 
 interface PendingCall {

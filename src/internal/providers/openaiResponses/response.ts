@@ -3,7 +3,9 @@ import * as Schema from "effect/Schema"
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { fromResponse } from "../../request/errors.js"
-import { chatResponse, optionalNullable, reasoningItem, replyDecoder, stopOrToolCalls } from "../wire.js"
+import { chatResponse, stopOrToolCalls } from "../chatResponse.js"
+import { optionalNullable, replyDecoder } from "../decoding.js"
+import { reasoningItem } from "../reasoningState.js"
 
 export const WireUsage = Schema.Struct({
   input_tokens: Schema.Number,

@@ -1,6 +1,6 @@
 /** OpenAI Responses as a `Provider.Spec`. */
 import type { Spec } from "../../../Provider.js"
-import { bearer, specOf, urlAt, type WireOptions } from "../wire.js"
+import { bearer, specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { type ReasoningSummary, toWireRequest } from "./request.js"
 import { fromWireResponse } from "./response.js"
 import { EventParser } from "./stream.js"

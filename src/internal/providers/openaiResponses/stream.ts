@@ -2,7 +2,7 @@
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { errorInfo } from "../../request/errors.js"
-import { Parser } from "../wire.js"
+import { Parser } from "../streamParser.js"
 import { finishReasonOf, isUsage, messageText, reasoningSeparator, reasoningStateOf, usageOf } from "./response.js"
 
 interface PendingCall {
