@@ -79,6 +79,31 @@ export interface StreamParser {
 }
 
 /**
+ * What an API's error body says, as its spec's `readError` reads it. The request path makes
+ * the `LlmError` of it: the reply's HTTP status picks the class (401 `AuthenticationError`,
+ * 403 `PermissionError`, 429 `RateLimitError`, 5xx `ServerError`, other 4xx
+ * `InvalidRequestError`), `retry-after` and `x-should-retry` apply, and `tag` names the class
+ * where the body says more than its status.
+ * @since 0.1.0 @category models
+ */
+export interface ErrorBody {
+  /** The provider's own words, quoted in the error's message. */
+  readonly message?: string | undefined
+  /** The provider's name for the error (its type, code or status), quoted in the error's message. */
+  readonly type?: string | undefined
+  /** The error it is where the body says more than the status: a spent quota, a prompt too long, a filtered reply. */
+  readonly tag?: "QuotaExceededError" | "ContextLengthError" | "ContentFilterError" | undefined
+  /**
+   * The HTTP status it stands for, for a body that came without its own: an error object
+   * sent with 2xx, a stream's error event. When absent, the words of `type` and `message`
+   * decide (rate limit → 429, not found → 404, …), else it counts as a 500.
+   */
+  readonly status?: number | undefined
+  /** How long the body asks to wait before a retry (Gemini's `RetryInfo`); a `retry-after` header wins. */
+  readonly retryAfter?: Duration.Duration | undefined
+}
+
+/**
  * A wire API: how a request maps to its body and a reply to a response, and nothing else.
  * @since 0.1.0 @category models
  */
@@ -99,6 +124,15 @@ export interface Spec {
   /** A 2xx body as a response, or the typed error that says what was wrong with it. */
   readonly decode: (request: Message.ChatRequest, model: string, body: string, status: number) => Message.ChatResponse | LlmError
   readonly parser: (request: Message.ChatRequest, model: string) => StreamParser
+  /**
+   * Reads this API's error bodies: a reply's body under a status other than 2xx, and a 2xx
+   * body that may be an error object (gateways send rate limits and outages that way).
+   * `undefined` means not an error body it knows: a 2xx body is then a reply, another is read
+   * generically. Absent, the generic reading takes `{ "error": { "message", "type", "code" } }`
+   * and `{ "error": "…" }`, a numeric `code` being the status. A reader that throws counts as
+   * absent.
+   */
+  readonly readError?: ((body: string) => ErrorBody | undefined) | undefined
 }
 
 /**

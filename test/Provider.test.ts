@@ -166,6 +166,47 @@ describe("a provider of one's own (public exports only)", () => {
       expect(JSON.stringify(error) + error.message).not.toContain("say-key-secret")
     }))
 
+  it.scoped("its own error bodies, read by its readError: the class they name, and 2xx bodies that are errors", () =>
+    Effect.gen(function* () {
+      // Say's errors: `{ "oops": "…", "why": "…" }`, sometimes sent with 200
+      const readSay = (body: string): Provider.ErrorBody | undefined => {
+        const wire = JSON.parse(body) as { oops?: string; why?: string }
+        if (wire.oops === undefined) return undefined
+        return {
+          message: wire.oops,
+          type: wire.why,
+          tag: wire.why === "too_long" ? "ContextLengthError" : undefined,
+          status: wire.why === "busy" ? 429 : undefined
+        }
+      }
+      const reading: Provider.Spec = { ...Say(""), readError: readSay }
+      const fake = yield* Testing.FakeProvider.make({ respond: speaks(["unused"]) })
+      const layer = Provider.layer({ ...reading, url: () => `${fake.url}/say` }, { model: "say-1" }).pipe(
+        Layer.provide(KeyPool.layer({ providerId: "say", keys: ["k"] }))
+      )
+      const chat = Effect.flip(provided(layer)(LanguageModel.chat(Message.request("hi"))))
+      yield* fake.inject({ _tag: "Status", status: 400, body: `{"oops":"that is a lot of words","why":"too_long"}` })
+      expect(yield* chat).toMatchObject({ _tag: "ContextLengthError", status: 400, message: "say 400 too_long: that is a lot of words" })
+      yield* fake.inject({ _tag: "Raw", contentType: "application/json", body: `{"oops":"slow down","why":"busy"}` })
+      expect(yield* chat).toMatchObject({ _tag: "RateLimitError", status: 429, message: "say error body (sent with HTTP 200) busy: slow down" })
+      // a stream request answered with a JSON error object
+      yield* fake.inject({ _tag: "Raw", contentType: "application/json", body: `{"oops":"slow down","why":"busy"}` })
+      const streamed = yield* Effect.flip(provided(layer)(LanguageModel.collect(LanguageModel.stream(Message.request("hi")))))
+      expect(streamed._tag).toBe("RateLimitError")
+      // without the reader, the generic reading: Say's bodies say nothing it knows
+      yield* fake.inject({ _tag: "Status", status: 400, body: `{"oops":"that is a lot of words","why":"too_long"}` })
+      const generic = yield* Effect.flip(provided(sayAt(fake, "say-1", "k"))(LanguageModel.chat(Message.request("hi"))))
+      expect(generic).toMatchObject({ _tag: "InvalidRequestError", status: 400 })
+    }))
+
+  it.scoped("without a reader, a vendor's words mean nothing: the status decides", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ respond: speaks(["unused"]) })
+      yield* fake.inject({ _tag: "Status", status: 429, body: JSON.stringify({ error: { message: "You exceeded your current quota", type: "insufficient_quota" } }) })
+      const error = yield* Effect.flip(provided(sayAt(fake, "say-1", "k"))(LanguageModel.chat(Message.request("hi"))))
+      expect(error).toMatchObject({ _tag: "RateLimitError", message: "say 429 insufficient_quota: You exceeded your current quota" })
+    }))
+
   it.scopedLive("Retry retries its 503, waiting its backoff", () =>
     Effect.gen(function* () {
       const fake = yield* Testing.FakeProvider.make({ respond: speaks(["after", " a retry"]) })

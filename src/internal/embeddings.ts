@@ -10,6 +10,7 @@ import type { Requirements } from "../Provider.js"
 import { estimateTokens } from "../RateLimiter.js"
 import type { EmbeddingsSpec } from "./providers/embeddingsSpec.js"
 import { resolveEndpoint } from "./request/endpoint.js"
+import { readErrorBody } from "./request/errorBody.js"
 import { sendJsonAs } from "./request/exchange.js"
 
 export const inputsCounter = Metric.counter("effect_llm_embeddings_inputs_total", {
@@ -117,7 +118,7 @@ export const fromWire = (wire: EmbeddingsSpec, options: ProviderOptions): Effect
           let tokens = 0
           for (const text of texts) tokens += estimateTokens(text)
           const outgoing = { url: wire.url, model: options.model, body: JSON.stringify(wire.body(texts, dimensions)), estimatedTokens: tokens }
-          return sendJsonAs(endpoint, outgoing, wire.decode, (result) => result.inputTokens ?? 0)
+          return sendJsonAs(endpoint, outgoing, readErrorBody, wire.decode, (result) => result.inputTokens ?? 0)
         }
       })
   )

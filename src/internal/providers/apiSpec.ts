@@ -2,7 +2,8 @@
 import * as Redacted from "effect/Redacted"
 import type * as Err from "../../LlmError.js"
 import type * as Message from "../../Message.js"
-import type { Spec, StreamParser } from "../../Provider.js"
+import type { ErrorBody, Spec, StreamParser } from "../../Provider.js"
+import { tryJson } from "../request/errorBody.js"
 
 /** `path` under the given base URL (a trailing slash tolerated), or under the API's default. */
 export const urlAt = (baseUrl: string | undefined, defaultBaseUrl: string, path: string): string =>
@@ -14,10 +15,10 @@ export interface WireOptions {
   readonly baseUrl?: string | undefined
 }
 
-/** An API's spec for one provider id: its decode and stream parser bound to that id. */
+/** An API's spec for one provider id: its decode and stream parser bound to that id, its error reader for both. */
 export const specOf = (
   provider: string,
-  api: Omit<Spec, "provider" | "decode" | "parser"> & {
+  api: Omit<Spec, "provider" | "decode" | "parser" | "readError"> & {
     readonly decode: (
       provider: string,
       model: string,
@@ -25,7 +26,14 @@ export const specOf = (
       body: string,
       status: number
     ) => Message.ChatResponse | Err.LlmError
-    readonly Parser: new(provider: string, model: string, request: Message.ChatRequest) => StreamParser
+    readonly Parser: new(
+      provider: string,
+      model: string,
+      request: Message.ChatRequest,
+      readError: (json: unknown) => ErrorBody | undefined
+    ) => StreamParser
+    /** The API's reader of its parsed error bodies, for replies and stream error events alike. */
+    readonly readError: (json: unknown) => ErrorBody | undefined
   }
 ): Spec => ({
   provider,
@@ -36,7 +44,8 @@ export const specOf = (
   url: api.url,
   body: api.body,
   decode: (request, model, body, status) => api.decode(provider, model, request, body, status),
-  parser: (request, model) => new api.Parser(provider, model, request)
+  parser: (request, model) => new api.Parser(provider, model, request, api.readError),
+  readError: (body) => api.readError(tryJson(body))
 })
 
 /** The key as a bearer token: OpenAI's scheme, and most compatible servers'. */

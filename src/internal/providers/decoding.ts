@@ -7,7 +7,8 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Err from "../../LlmError.js"
 import type * as Message from "../../Message.js"
-import { malformed, tryJson } from "../request/errors.js"
+import { malformed } from "../request/errors.js"
+import { tryJson } from "../request/errorBody.js"
 
 /** A field providers send as absent, `null` or a value. */
 export const optionalNullable = <S extends Schema.Schema.Any>(schema: S) => Schema.optional(Schema.NullOr(schema))

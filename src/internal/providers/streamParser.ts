@@ -1,8 +1,9 @@
 /** The base of every built-in stream parser, and the merge of text deltas. */
 import * as Err from "../../LlmError.js"
 import type * as Message from "../../Message.js"
-import type { StreamParser } from "../../Provider.js"
-import { fromStreamErrorEvent } from "../request/errors.js"
+import type { ErrorBody, StreamParser } from "../../Provider.js"
+import { readStreamError, streamErrorOf } from "../request/errors.js"
+import { readErrorObject } from "../request/errorBody.js"
 import { jsonObjectFrame } from "./decoding.js"
 import { estimateFor } from "./usageEstimate.js"
 
@@ -21,7 +22,9 @@ export abstract class Parser implements StreamParser {
   constructor(
     protected readonly provider: string,
     protected model: string,
-    protected readonly request: Message.ChatRequest
+    protected readonly request: Message.ChatRequest,
+    /** The API's reader of its error bodies, for the stream's error events. */
+    protected readonly readError: (json: unknown) => ErrorBody | undefined = readErrorObject
   ) {}
 
   abstract onData(data: string, event: string | undefined, out: Array<Message.StreamEvent>): Err.LlmError | undefined
@@ -49,7 +52,8 @@ export abstract class Parser implements StreamParser {
 
   /** An error the provider sent inside the stream. */
   protected errorEvent(payload: unknown): Err.StreamError {
-    return fromStreamErrorEvent(this.provider, this.model, payload, this.emittedText, this.emittedText.length > 0)
+    const reading = readStreamError(this.readError, payload)
+    return streamErrorOf(this.provider, this.model, reading, this.emittedText, this.emittedText.length > 0)
   }
 
   /** The stream stopped before `end`, its end marker: cut, not finished. */

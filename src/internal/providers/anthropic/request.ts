@@ -1,7 +1,7 @@
 /** Messages requests: a unified request as the `/v1/messages` body. */
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { tryJson } from "../../request/errors.js"
+import { tryJson } from "../../request/errorBody.js"
 import { isObjectSchema, rootObject } from "../jsonSchema.js"
 import { reasoningItemsOf } from "../reasoningState.js"
 import { copyOptions } from "../requestOptions.js"

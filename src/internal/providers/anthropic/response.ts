@@ -1,7 +1,7 @@
 /** Messages replies, decoded tolerantly: only what we use, unknown fields ignored. */
 import * as Schema from "effect/Schema"
 import type * as Message from "../../../Message.js"
-import { tryJson } from "../../request/errors.js"
+import { tryJson } from "../../request/errorBody.js"
 import { chatResponse, stopOrToolCalls } from "../chatResponse.js"
 import { optionalNullable, replyDecoder } from "../decoding.js"
 import { reasoningItem } from "../reasoningState.js"

@@ -2,6 +2,7 @@
 import type { Spec } from "../../../Provider.js"
 import { bearer, specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { toWireRequest } from "./request.js"
+import { readOllamaError } from "./error.js"
 import { fromWireResponse } from "./response.js"
 import { ChunkParser } from "./stream.js"
 
@@ -25,6 +26,7 @@ export const spec = (options: Options): Spec => {
     url: () => url,
     body: (request, model, stream) => toWireRequest(request, model, stream, { provider, keepAlive: options.keepAlive }),
     decode: fromWireResponse,
-    Parser: ChunkParser
+    Parser: ChunkParser,
+    readError: readOllamaError
   })
 }

@@ -3,6 +3,7 @@ import * as Duration from "effect/Duration"
 import type { Spec } from "../../../Provider.js"
 import { bearer, specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { type MaxTokensField, toWireRequest } from "./request.js"
+import { readOpenAiError } from "./error.js"
 import { fromWireResponse } from "./response.js"
 import { ChunkParser } from "./stream.js"
 import * as zhipu from "./zhipu.js"
@@ -31,6 +32,7 @@ export const spec = (options: Options): Spec => {
     url: () => url,
     body: (request, model, stream) => toWireRequest(request, model, stream, maxTokensField),
     decode: fromWireResponse,
-    Parser: ChunkParser
+    Parser: ChunkParser,
+    readError: readOpenAiError
   })
 }

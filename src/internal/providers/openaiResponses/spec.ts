@@ -2,6 +2,7 @@
 import type { Spec } from "../../../Provider.js"
 import { bearer, specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { type ReasoningSummary, toWireRequest } from "./request.js"
+import { readResponsesError } from "./error.js"
 import { fromWireResponse } from "./response.js"
 import { EventParser } from "./stream.js"
 
@@ -20,6 +21,7 @@ export const spec = (options: Options): Spec => {
     url: () => url,
     body: (request, model, stream) => toWireRequest(request, model, stream, wireOptions),
     decode: fromWireResponse,
-    Parser: EventParser
+    Parser: EventParser,
+    readError: readResponsesError
   })
 }
