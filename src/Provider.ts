@@ -25,6 +25,8 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
+import { type BatchResult, Embeddings, type EmbedOptions, type Service as EmbeddingsService } from "./Embeddings.js"
+import * as embeddings from "./internal/embeddings.js"
 import * as streamParser from "./internal/providers/streamParser.js"
 import * as internal from "./internal/request/model.js"
 import * as KeyPool from "./KeyPool.js"
@@ -163,6 +165,100 @@ export const layers = <Options>(make: (options: Options) => Effect.Effect<Servic
   layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<LanguageModel, ConfigError, Requirements> =>
     Layer.effect(LanguageModel, Effect.flatMap(Config.unwrap(options), make))
 })
+
+// ---------------------------------------------------------------------------
+// Embeddings
+// ---------------------------------------------------------------------------
+
+/**
+ * An embeddings wire API, as a `Spec` is a chat one: where, how keyed, the body of one call
+ * and the reading of its reply, and nothing else. `makeEmbeddings` gives it the batching,
+ * key pool, limits, deadlines, size caps, error mapping and telemetry of the built-in ones.
+ *
+ * ```ts
+ * const Vectors = Provider.layerEmbeddings({
+ *   provider: "vectors",
+ *   auth: (key) => ({ authorization: `Bearer ${Redacted.value(key)}` }),
+ *   maxBatchSize: 64,
+ *   url: () => "http://localhost:9000/embed",
+ *   body: (texts, model, { dimensions }) => ({ model, texts, dimensions }),
+ *   decode: (texts, model, body) => …       // { vectors, inputTokens }, or a typed LlmError
+ * }, { model: "vectors-1" })
+ * ```
+ *
+ * @since 0.1.0 @category models
+ */
+export interface EmbeddingsSpec {
+  /** The provider id used in errors, spans and usage; the options' `provider` overrides it. */
+  readonly provider: string
+  /** The headers that carry a key. They are hidden from every span and log. */
+  readonly auth: (key: Redacted.Redacted<string>) => Record<string, string>
+  /** Headers every request carries; the options' `headers` override them. */
+  readonly headers?: Record<string, string> | undefined
+  /** The API's most inputs per call; longer lists are split. The options' `maxBatchSize` overrides it. */
+  readonly maxBatchSize: number
+  readonly url: (model: string) => string
+  /** The wire body of one call (its texts already under the batch size), or a typed error for input this API cannot take. */
+  readonly body: (texts: ReadonlyArray<string>, model: string, options: EmbedOptions) => unknown
+  /** A 2xx body as one vector per text, in their order, or the typed error that says what was wrong with it. */
+  readonly decode: (texts: ReadonlyArray<string>, model: string, body: string, status: number) => BatchResult | LlmError
+  /** Reads this API's error bodies, as `Spec.readError` does; the generic reading when absent. */
+  readonly readError?: ((body: string) => ErrorBody | undefined) | undefined
+}
+
+/**
+ * The options every embeddings provider takes.
+ * @since 0.1.0 @category models
+ */
+export interface EmbeddingsOptions {
+  readonly model: string
+  /** Where the API is served, for the built-in providers' specs. */
+  readonly baseUrl?: string | undefined
+  /** The provider id used in errors, spans and usage. */
+  readonly provider?: string | undefined
+  readonly headers?: Record<string, string> | undefined
+  /** Total time for one call. Default 10 minutes. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * The largest reply read, in bytes; past it the call fails with `ResponseTooLargeError`.
+   * Default 256 MiB (2048 vectors of 3072 floats as JSON text are about 130 MB).
+   */
+  readonly maxResponseBytes?: number | undefined
+  /** The most inputs per call; the spec's by default. */
+  readonly maxBatchSize?: number | undefined
+  /** Calls in flight at once for one `embed`. Default 4. */
+  readonly concurrency?: number | undefined
+}
+
+/**
+ * The `Embeddings` service over `spec`.
+ * @since 0.1.0 @category constructors
+ */
+export const makeEmbeddings: (
+  spec: EmbeddingsSpec,
+  options: EmbeddingsOptions
+) => Effect.Effect<EmbeddingsService, never, Requirements> = embeddings.fromSpec
+
+/**
+ * @since 0.1.0 @category layers
+ */
+export const layerEmbeddings = (spec: EmbeddingsSpec, options: EmbeddingsOptions): Layer.Layer<Embeddings, never, Requirements> =>
+  Layer.effect(Embeddings, makeEmbeddings(spec, options))
+
+/**
+ * A provider module's embeddings `layer` (options given) and `layerConfig` (options read from
+ * config), from its `make`.
+ * @since 0.1.0 @category layers
+ */
+export const embeddingsLayers = <Options>(make: (options: Options) => Effect.Effect<EmbeddingsService, never, Requirements>) => ({
+  layer: (options: Options): Layer.Layer<Embeddings, never, Requirements> => Layer.effect(Embeddings, make(options)),
+  layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<Embeddings, ConfigError, Requirements> =>
+    Layer.effect(Embeddings, Effect.flatMap(Config.unwrap(options), make))
+})
+
+// ---------------------------------------------------------------------------
+// Keys and parsers
+// ---------------------------------------------------------------------------
 
 /**
  * A model layer with its key pool read from `envVar` (one key, or a comma-separated list).
