@@ -1,11 +1,11 @@
 /**
  * The one table of providers, as data: which wire API each speaks, where, with which key,
- * and which model names are its; and per API, what builds its `Spec` and which fake routes
- * serve it. `ProviderConfig`, `OpenAiCompatible`'s presets, the CLI and the fake server
- * read it. A provider of a known API is one row; a new API is one folder and one entry.
+ * and which model names are its; and per API, what builds its `Spec`. `ProviderConfig`,
+ * `OpenAiCompatible`'s presets, the CLI and the fake server read it. A provider of a known
+ * API is one row; a new API is one folder and one entry (and its fake routes, which
+ * `internal/testing/routes.ts` collects: this table names no fake).
  */
 import type { Spec } from "../../Provider.js"
-import type { FakeRoute } from "../testing/route.js"
 import * as anthropic from "./anthropic/spec.js"
 import * as gemini from "./gemini/spec.js"
 import * as ollama from "./ollama/spec.js"
@@ -37,45 +37,34 @@ export interface ApiEntry {
   readonly servedAt?: RegExp
   /** Its servers run locally and take no key. */
   readonly keyless?: boolean
-  /** The fake server's routes for this API, loaded only when a fake starts. */
-  readonly fake: () => Promise<ReadonlyArray<FakeRoute>>
 }
 
 export const apis: { readonly [A in Api]: ApiEntry } = {
   chat: {
     baseUrl: openaiChat.defaultBaseUrl,
-    spec: openaiChat.spec,
-    fake: () => import("./openaiChat/fake.js").then((m) => m.routes)
+    spec: openaiChat.spec
   },
   responses: {
     baseUrl: openaiResponses.defaultBaseUrl,
-    spec: openaiResponses.spec,
-    fake: () => import("./openaiResponses/fake.js").then((m) => m.routes)
+    spec: openaiResponses.spec
   },
   anthropic: {
     baseUrl: anthropic.defaultBaseUrl,
     spec: anthropic.spec,
-    servedAt: /anthropic/,
-    fake: () => import("./anthropic/fake.js").then((m) => m.routes)
+    servedAt: /anthropic/
   },
   gemini: {
     baseUrl: gemini.defaultBaseUrl,
     spec: gemini.spec,
-    servedAt: /generativelanguage\.googleapis\.com/,
-    fake: () => import("./gemini/fake.js").then((m) => m.routes)
+    servedAt: /generativelanguage\.googleapis\.com/
   },
   ollama: {
     baseUrl: ollama.defaultBaseUrl,
     spec: ollama.spec,
     servedAt: /:11434\/?$/,
-    keyless: true,
-    fake: () => import("./ollama/fake.js").then((m) => m.routes)
+    keyless: true
   }
 }
-
-/** Every API's fake routes, in the table's order. */
-export const fakeRoutes = (): Promise<ReadonlyArray<FakeRoute>> =>
-  Promise.all(apiNames.map((api) => apis[api].fake())).then((routes) => routes.flat())
 
 // ---------------------------------------------------------------------------
 // Providers

@@ -4,10 +4,10 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as registry from "../../../src/internal/providers/registry.js"
+import { routes } from "../../../src/internal/testing/routes.js"
 
 describe("provider registry", () => {
-  it("every API's fake routes serve the URLs its spec calls, chat and stream", async () => {
-    const routes = await registry.fakeRoutes()
+  it("every API's fake routes serve the URLs its spec calls, chat and stream", () => {
     for (const api of registry.apiNames) {
       const spec = registry.apis[api].spec({ baseUrl: registry.apis[api].baseUrl })
       for (const stream of [false, true]) {
