@@ -17,8 +17,8 @@ import type * as Budget from "./Budget.js"
 import type * as Embeddings from "./Embeddings.js"
 import * as embeddings from "./internal/providers/openaiChat/embeddings.js"
 import * as openrouterKey from "./internal/providers/openaiChat/openrouterKey.js"
+import * as chatPresets from "./internal/providers/openaiChat/presets.js"
 import * as internal from "./internal/providers/openaiChat/spec.js"
-import * as registry from "./internal/providers/registry.js"
 import * as KeyPool from "./KeyPool.js"
 import type { LanguageModel } from "./LanguageModel.js"
 import * as Provider from "./Provider.js"
@@ -65,10 +65,10 @@ export interface Preset {
  * (from the one provider table, which `ProviderConfig` reads too).
  * @since 0.1.0 @category presets
  */
-export const presets: { readonly [K in PresetName]: Preset & { readonly provider: K } } = registry.chatPresets()
+export const presets: { readonly [K in PresetName]: Preset & { readonly provider: K } } = chatPresets.chatPresets()
 
 /** @since 0.1.0 @category presets */
-export type PresetName = registry.ChatProvider
+export type PresetName = chatPresets.ChatProvider
 
 // ---------------------------------------------------------------------------
 // Layers
