@@ -1,8 +1,10 @@
 /**
  * The provider contract: what a wire API must say for the library to serve it, and nothing
- * more. Every built-in provider is a `Spec` made into a `LanguageModel` by `make`; a provider
- * of your own is too, and gets the same key pool, rate limits, deadlines, size caps, error
- * mapping, telemetry and stream guarantees.
+ * more. Every built-in provider is a `Spec` made into a `LanguageModel` by `make` (and an
+ * `EmbeddingsSpec` made into `Embeddings` by `makeEmbeddings`); a provider of your own is
+ * too, and gets the same key pool, rate limits, deadlines, size caps, error mapping,
+ * telemetry and stream guarantees. Its `readError` says what its error bodies mean; the
+ * HTTP status rules are the library's.
  *
  * ```ts
  * const Echo = Provider.layer({
@@ -11,8 +13,9 @@
  *   framing: "ndjson",
  *   url: () => "http://localhost:9000/chat",
  *   body: (request, model, stream) => ({ model, stream, messages: request.messages }),
- *   decode: (request, model, body) => …,         // a ChatResponse, or a typed LlmError
- *   parser: (request, model) => new EchoParser() // a StreamParser
+ *   decode: (request, model, body) => …,          // a ChatResponse, or a typed LlmError
+ *   parser: (request, model) => new EchoParser(), // a StreamParser
+ *   readError: (body) => …                        // optional: { message, type, tag? }, or undefined
  * }, { model: "echo-1" })
  * ```
  *
