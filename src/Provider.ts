@@ -24,6 +24,7 @@
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Config from "effect/Config"
 import type { ConfigError } from "effect/ConfigError"
+import type * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -163,10 +164,13 @@ export const layer = (spec: Spec, options: CommonOptions): Layer.Layer<LanguageM
  * from its `make`.
  * @since 0.1.0 @category layers
  */
-export const layers = <Options>(make: (options: Options) => Effect.Effect<Service, never, Requirements>) => ({
-  layer: (options: Options): Layer.Layer<LanguageModel, never, Requirements> => Layer.effect(LanguageModel, make(options)),
-  layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<LanguageModel, ConfigError, Requirements> =>
-    Layer.effect(LanguageModel, Effect.flatMap(Config.unwrap(options), make))
+export const layers = <Options>(make: (options: Options) => Effect.Effect<Service, never, Requirements>) => layersOf(LanguageModel, make)
+
+/** A service's `layer` and `layerConfig` from its `make`. */
+const layersOf = <I, S, Options>(tag: Context.Tag<I, S>, make: (options: Options) => Effect.Effect<S, never, Requirements>) => ({
+  layer: (options: Options): Layer.Layer<I, never, Requirements> => Layer.effect(tag, make(options)),
+  layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<I, ConfigError, Requirements> =>
+    Layer.effect(tag, Effect.flatMap(Config.unwrap(options), make))
 })
 
 // ---------------------------------------------------------------------------
@@ -253,11 +257,8 @@ export const layerEmbeddings = (spec: EmbeddingsSpec, options: EmbeddingsOptions
  * config), from its `make`.
  * @since 0.1.0 @category layers
  */
-export const embeddingsLayers = <Options>(make: (options: Options) => Effect.Effect<EmbeddingsService, never, Requirements>) => ({
-  layer: (options: Options): Layer.Layer<Embeddings, never, Requirements> => Layer.effect(Embeddings, make(options)),
-  layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<Embeddings, ConfigError, Requirements> =>
-    Layer.effect(Embeddings, Effect.flatMap(Config.unwrap(options), make))
-})
+export const embeddingsLayers = <Options>(make: (options: Options) => Effect.Effect<EmbeddingsService, never, Requirements>) =>
+  layersOf(Embeddings, make)
 
 // ---------------------------------------------------------------------------
 // Keys and parsers

@@ -18,27 +18,25 @@ const map = (status: number, body: string, headers: Record<string, string> = {},
   fromResponse({ provider: "openai", model: "gpt-x", status, headers, body, now })
 
 describe("fromResponse", () => {
-  it("maps statuses to classes, whatever the body; the generic reading knows no vendor's words", () => {
+  it("maps statuses to classes; the generic reading knows no vendor's words", () => {
     const cases: ReadonlyArray<readonly [number, string, LlmError.LlmError["_tag"], boolean]> = [
-      [401, openAiError("Incorrect API key provided", "invalid_request_error", "invalid_api_key"), "AuthenticationError", false],
-      [403, openAiError("Country not supported", "invalid_request_error", "unsupported_country_region_territory"), "PermissionError", false],
-      [429, openAiError("Rate limit reached", "requests", "rate_limit_exceeded"), "RateLimitError", true],
+      [401, "{}", "AuthenticationError", false],
+      [403, "{}", "PermissionError", false],
+      [429, "{}", "RateLimitError", true],
       // OpenAI's quota code is OpenAI's reader's to know (openaiChat/error.ts)
       [429, openAiError("You exceeded your current quota", "insufficient_quota", "insufficient_quota"), "RateLimitError", true],
-      [400, openAiError("Invalid value for 'temperature'", "invalid_request_error", "invalid_value"), "InvalidRequestError", false],
-      [404, openAiError("The model `gpt-9` does not exist", "invalid_request_error", "model_not_found"), "InvalidRequestError", false],
+      [400, JSON.stringify({ error: "bad" }), "InvalidRequestError", false],
+      [404, "", "InvalidRequestError", false],
       [408, "{}", "TimeoutError", true],
       [409, "{}", "InvalidRequestError", true],
-      [422, openAiError("Unprocessable", "invalid_request_error", null), "InvalidRequestError", false],
-      [500, openAiError("The server had an error", "server_error", null), "ServerError", true],
+      [422, "{}", "InvalidRequestError", false],
+      [500, "{}", "ServerError", true],
       [502, "<html>Bad gateway</html>", "ServerError", true],
-      [503, openAiError("The engine is currently overloaded", "server_error", null), "ServerError", true]
+      [529, "{}", "ServerError", true]
     ]
     for (const [status, body, tag, retryable] of cases) {
       const error = map(status, body)
       expect({ status, tag: error._tag, retryable: error.retryable }).toEqual({ status, tag, retryable })
-      expect(error.provider).toBe("openai")
-      expect(error.model).toBe("gpt-x")
       if (tag !== "TimeoutError") expect("status" in error ? error.status : undefined).toBe(status)
     }
   })
