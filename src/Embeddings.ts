@@ -1,26 +1,21 @@
 /**
- * Text embeddings: one service, `embed(texts, { dimensions? })`, over OpenAI-compatible
- * `/embeddings`, Gemini `batchEmbedContents` and Ollama `/api/embed`. Long input lists
- * are split into calls under the provider's per-call limit and reassembled in order.
- * Every call goes through the same `KeyPool` and `RateLimiter` as chat, and fails with
- * typed `LlmError`s (with `retryable` set) that `Retry` can act on.
+ * Text embeddings: one service, `embed(texts, { dimensions? })`. Long input lists are split
+ * into calls under the provider's per-call limit and reassembled in order. The providers
+ * are `Provider.EmbeddingsSpec`s made into this service by `Provider.makeEmbeddings`:
+ * `OpenAiCompatible.layerEmbeddings` (`/embeddings`), `Gemini.layerEmbeddings`
+ * (`batchEmbedContents`), `Ollama.layerEmbeddings` (`/api/embed`), or one of your own. Every
+ * call goes through the same `KeyPool` and `RateLimiter` as chat, and fails with typed
+ * `LlmError`s (with `retryable` set) that `Retry` can act on.
  *
  * @since 0.1.0
  */
-import * as Config from "effect/Config"
-import type { ConfigError } from "effect/ConfigError"
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Metric from "effect/Metric"
 import * as internal from "./internal/embeddings.js"
-import * as GeminiWire from "./internal/providers/gemini/embeddings.js"
-import * as OllamaWire from "./internal/providers/ollama/embeddings.js"
-import * as OpenAiWire from "./internal/providers/openaiChat/embeddings.js"
 import type * as Err from "./LlmError.js"
 import type { Usage } from "./Message.js"
-import type { Requirements } from "./Provider.js"
 
 // ---------------------------------------------------------------------------
 // The service
@@ -62,7 +57,7 @@ export const embed = (texts: ReadonlyArray<string>, options?: EmbedOptions): Eff
 export const layer = (service: Service): Layer.Layer<Embeddings> => Layer.succeed(Embeddings, service)
 
 /**
- * What one call returns, before batches are joined.
+ * What one call returns, before batches are joined: what an `EmbeddingsSpec` decodes.
  * @since 0.1.0 @category models
  */
 export interface BatchResult {
@@ -93,82 +88,3 @@ export const inputsCounter: Metric.Metric.Counter<number> = internal.inputsCount
  * @since 0.1.0 @category constructors
  */
 export const make: (options: MakeOptions) => Service = internal.make
-
-// ---------------------------------------------------------------------------
-// The wire APIs
-// ---------------------------------------------------------------------------
-
-/**
- * Options common to the embeddings layers.
- * @since 0.1.0 @category models
- */
-export interface ProviderOptions {
-  readonly model: string
-  readonly baseUrl?: string | undefined
-  /** The provider id used in errors, spans and usage. */
-  readonly provider?: string | undefined
-  readonly headers?: Record<string, string> | undefined
-  /** Total time for one call. Default 10 minutes. */
-  readonly timeout?: Duration.DurationInput | undefined
-  /**
-   * The largest reply read, in bytes; past it the call fails with `ResponseTooLargeError`.
-   * Default 256 MiB (2048 vectors of 3072 floats as JSON text are about 130 MB).
-   */
-  readonly maxResponseBytes?: number | undefined
-  /** The most inputs per call; the provider's limit by default (OpenAI 2048, Gemini 100, Ollama 2048). */
-  readonly maxBatchSize?: number | undefined
-  /** Calls in flight at once for one `embed`. Default 4. */
-  readonly concurrency?: number | undefined
-}
-
-/**
- * OpenAI-compatible `/embeddings` (OpenAI, OpenRouter, Together, vLLM, Ollama's `/v1`, …).
- * @since 0.1.0 @category constructors
- */
-export const makeOpenAiCompatible = (options: ProviderOptions): Effect.Effect<Service, never, Requirements> =>
-  internal.fromWire(OpenAiWire.embeddings(options), options)
-
-/**
- * Gemini `batchEmbedContents`; `taskType` (e.g. `RETRIEVAL_DOCUMENT`) is sent with each text.
- * @since 0.1.0 @category constructors
- */
-export const makeGemini = (
-  options: ProviderOptions & { readonly taskType?: string | undefined }
-): Effect.Effect<Service, never, Requirements> => internal.fromWire(GeminiWire.embeddings(options), options)
-
-/**
- * Ollama `/api/embed`.
- * @since 0.1.0 @category constructors
- */
-export const makeOllama = (
-  options: ProviderOptions & { readonly keepAlive?: string | undefined }
-): Effect.Effect<Service, never, Requirements> => internal.fromWire(OllamaWire.embeddings(options), options)
-
-/** A maker's `layer` (options given) and `layerConfig` (options read from config). */
-const layers = <Options>(make: (options: Options) => Effect.Effect<Service, never, Requirements>) => ({
-  layer: (options: Options): Layer.Layer<Embeddings, never, Requirements> => Layer.effect(Embeddings, make(options)),
-  layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<Embeddings, ConfigError, Requirements> =>
-    Layer.effect(Embeddings, Effect.flatMap(Config.unwrap(options), make))
-})
-
-const openAiCompatible = layers(makeOpenAiCompatible)
-const gemini = layers(makeGemini)
-const ollama = layers(makeOllama)
-
-/** @since 0.1.0 @category layers */
-export const layerOpenAiCompatible = openAiCompatible.layer
-
-/** @since 0.1.0 @category layers */
-export const layerOpenAiCompatibleConfig = openAiCompatible.layerConfig
-
-/** @since 0.1.0 @category layers */
-export const layerGemini = gemini.layer
-
-/** @since 0.1.0 @category layers */
-export const layerGeminiConfig = gemini.layerConfig
-
-/** @since 0.1.0 @category layers */
-export const layerOllama = ollama.layer
-
-/** @since 0.1.0 @category layers */
-export const layerOllamaConfig = ollama.layerConfig

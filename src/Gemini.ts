@@ -8,6 +8,8 @@
  * @since 0.1.0
  */
 import type * as Effect from "effect/Effect"
+import type * as Embeddings from "./Embeddings.js"
+import * as embeddings from "./internal/providers/gemini/embeddings.js"
 import * as internal from "./internal/providers/gemini/spec.js"
 import * as registry from "./internal/providers/registry.js"
 import type { LanguageModel } from "./LanguageModel.js"
@@ -46,3 +48,28 @@ export const layer = providerLayers.layer
  * @since 0.1.0 @category layers
  */
 export const layerConfig = providerLayers.layerConfig
+
+/**
+ * `batchEmbedContents`: `baseUrl` and `provider` as for chat, `maxBatchSize` defaults to
+ * Gemini's 100.
+ * @since 0.1.0 @category embeddings
+ */
+export interface EmbeddingsOptions extends Provider.EmbeddingsOptions {
+  /** Sent with each text, e.g. `RETRIEVAL_DOCUMENT` or `RETRIEVAL_QUERY`. */
+  readonly taskType?: string | undefined
+}
+
+/** @since 0.1.0 @category embeddings */
+export const makeEmbeddings = (options: EmbeddingsOptions): Effect.Effect<Embeddings.Service, never, Provider.Requirements> =>
+  Provider.makeEmbeddings(embeddings.embeddingsSpec(options), options)
+
+const embeddingsLayers = Provider.embeddingsLayers(makeEmbeddings)
+
+/**
+ * `Embeddings` over `batchEmbedContents`: `layerEmbeddings({ model: "gemini-embedding-001" })`.
+ * @since 0.1.0 @category embeddings
+ */
+export const layerEmbeddings = embeddingsLayers.layer
+
+/** @since 0.1.0 @category embeddings */
+export const layerEmbeddingsConfig = embeddingsLayers.layerConfig

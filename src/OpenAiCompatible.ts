@@ -14,9 +14,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
 import type * as Budget from "./Budget.js"
+import type * as Embeddings from "./Embeddings.js"
+import * as embeddings from "./internal/providers/openaiChat/embeddings.js"
 import * as openrouterKey from "./internal/providers/openaiChat/openrouterKey.js"
+import * as chatPresets from "./internal/providers/openaiChat/presets.js"
 import * as internal from "./internal/providers/openaiChat/spec.js"
-import * as registry from "./internal/providers/registry.js"
 import * as KeyPool from "./KeyPool.js"
 import type { LanguageModel } from "./LanguageModel.js"
 import * as Provider from "./Provider.js"
@@ -63,10 +65,10 @@ export interface Preset {
  * (from the one provider table, which `ProviderConfig` reads too).
  * @since 0.1.0 @category presets
  */
-export const presets: { readonly [K in PresetName]: Preset & { readonly provider: K } } = registry.chatPresets()
+export const presets: { readonly [K in PresetName]: Preset & { readonly provider: K } } = chatPresets.chatPresets()
 
 /** @since 0.1.0 @category presets */
-export type PresetName = registry.ChatProvider
+export type PresetName = chatPresets.ChatProvider
 
 // ---------------------------------------------------------------------------
 // Layers
@@ -103,6 +105,39 @@ export const layerPreset = (
     Layer.provide(KeyPool.layerConfig({ providerId: preset.provider, keys: Config.redacted(preset.envVar), optional: preset.keyOptional === true }))
   )
 }
+
+// ---------------------------------------------------------------------------
+// Embeddings
+// ---------------------------------------------------------------------------
+
+/**
+ * `/embeddings`: `baseUrl` defaults to `https://api.openai.com/v1`, `provider` to `openai`,
+ * `maxBatchSize` to OpenAI's 2048.
+ * @since 0.1.0 @category embeddings
+ */
+export type EmbeddingsOptions = Provider.EmbeddingsOptions
+
+/**
+ * OpenAI-compatible `/embeddings` (OpenAI, OpenRouter, Together, vLLM, Ollama's `/v1`, …).
+ * @since 0.1.0 @category embeddings
+ */
+export const makeEmbeddings = (options: EmbeddingsOptions): Effect.Effect<Embeddings.Service, never, Provider.Requirements> =>
+  Provider.makeEmbeddings(embeddings.embeddingsSpec(options), options)
+
+const embeddingsLayers = Provider.embeddingsLayers(makeEmbeddings)
+
+/**
+ * `Embeddings` over `/embeddings`: `layerEmbeddings({ model: "text-embedding-3-small" })`.
+ * @since 0.1.0 @category embeddings
+ */
+export const layerEmbeddings = embeddingsLayers.layer
+
+/** @since 0.1.0 @category embeddings */
+export const layerEmbeddingsConfig = embeddingsLayers.layerConfig
+
+// ---------------------------------------------------------------------------
+// OpenRouter's key endpoint
+// ---------------------------------------------------------------------------
 
 /** @since 0.1.0 @category models */
 export interface OpenRouterLimitsOptions {

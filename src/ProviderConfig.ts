@@ -388,7 +388,7 @@ const modelKey = (provider: string, model: string) => `${provider}\u0000${model}
 
 /** The model over its API's spec, with the entry's retries: `max_retries` and `retry_delay` feed `Retry.schedule`. */
 const stackOf = (model: ResolvedModel): Layer.Layer<LanguageModel, never, Provider.Requirements> => {
-  const adapter = Provider.layer(registry.specOf(model.provider, model.api, model.baseUrl, model.auth), {
+  const adapter = Provider.layer(registry.specOf(model.provider, model.api, model.baseUrl, { auth: model.auth }), {
     model: model.model,
     baseUrl: model.baseUrl,
     contextWindow: model.contextWindow

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer } from "effect"
-import { Embeddings, KeyPool, RateLimiter, Transport } from "../src/index.js"
+import { Embeddings, KeyPool, OpenAiCompatible, RateLimiter, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 import { fakeVector } from "../src/internal/testing/embeddings.js"
 import { assertValid } from "./support/openapi.js"
@@ -8,11 +8,16 @@ import { assertValid } from "./support/openapi.js"
 const base = (keys: ReadonlyArray<string>, limiter: Layer.Layer<RateLimiter.RateLimiter> = RateLimiter.unlimited) =>
   Layer.mergeAll(KeyPool.layer({ providerId: "p", keys }), limiter, Transport.layerUndici)
 
-const openAi = (fake: Testing.FakeProviderService, options: Partial<Embeddings.ProviderOptions> = {}, keys = ["e-key-1"]) =>
-  Embeddings.layerOpenAiCompatible({ model: "text-embedding-3-small", baseUrl: fake.baseUrl, ...options }).pipe(Layer.provide(base(keys)))
+const openAi = (fake: Testing.FakeProviderService, options: Partial<OpenAiCompatible.EmbeddingsOptions> = {}, keys = ["e-key-1"]) =>
+  OpenAiCompatible.layerEmbeddings({ model: "text-embedding-3-small", baseUrl: fake.baseUrl, ...options }).pipe(Layer.provide(base(keys)))
 
 const texts = (n: number) => Array.from({ length: n }, (_, i) => `text number ${i}`)
 
+/**
+ * The Embeddings service: batching, order, usage, checks, the pool and the limiter, over
+ * OpenAI-compatible `/embeddings`. Gemini's and Ollama's wire formats are tested in
+ * Gemini.test.ts and Ollama.test.ts; an embeddings provider of one's own in Provider.test.ts.
+ */
 describe("Embeddings", () => {
   it.scoped("OpenAI-compatible: splits long input under the per-call limit and keeps order and usage", () =>
     Effect.gen(function* () {
@@ -94,7 +99,7 @@ describe("Embeddings", () => {
       const fake = yield* Testing.FakeProvider.make({})
       yield* fake.inject({ _tag: "RateLimit", retryAfterSeconds: 3 })
       const limiter = RateLimiter.layer({ requestsPerMinute: 60 })
-      const stack = Embeddings.layerOpenAiCompatible({ model: "m", baseUrl: fake.baseUrl, maxBatchSize: 2 }).pipe(
+      const stack = OpenAiCompatible.layerEmbeddings({ model: "m", baseUrl: fake.baseUrl, maxBatchSize: 2 }).pipe(
         Layer.provideMerge(base(["e-key-1", "e-key-2"], limiter))
       )
       const [result, status, pool] = yield* Effect.gen(function* () {
@@ -117,52 +122,5 @@ describe("Embeddings", () => {
       const server = yield* Effect.flip(Embeddings.embed(["a"])).pipe(Effect.provide(openAi(fake)))
       expect(server._tag).toBe("ServerError")
       expect(JSON.stringify([limited, server])).not.toContain("e-key-1")
-    }))
-
-  it.scoped("Gemini batchEmbedContents: 100 per call by default, x-goog-api-key, outputDimensionality, estimated usage", () =>
-    Effect.gen(function* () {
-      const fake = yield* Testing.FakeProvider.make({ reply: { maxEmbeddingInputs: 100 } })
-      const input = texts(250)
-      const stack = Embeddings.layerGemini({ model: "gemini-embedding-001", baseUrl: `${fake.url}/v1beta`, taskType: "RETRIEVAL_DOCUMENT" }).pipe(
-        Layer.provide(base(["g-key"]))
-      )
-      const result = yield* Embeddings.embed(input, { dimensions: 4 }).pipe(Effect.provide(stack))
-      expect(result.embeddings).toEqual(input.map((t) => fakeVector(t, 4)))
-      expect(result.usage.estimated).toBe(true)
-      expect(result.usage.inputTokens).toBe(input.reduce((n, t) => n + Math.ceil(t.length / 4), 0))
-      const recorded = yield* fake.requests
-      expect(recorded.length).toBe(3)
-      expect(recorded[0]!.path).toBe("/v1beta/models/gemini-embedding-001:batchEmbedContents")
-      expect(recorded[0]!.headers["x-goog-api-key"]).toBe("g-key")
-      const first = (recorded[0]!.body as { requests: Array<Record<string, unknown>> }).requests[0]
-      expect(first).toEqual({
-        model: "models/gemini-embedding-001",
-        content: { parts: [{ text: expect.any(String) }] },
-        outputDimensionality: 4,
-        taskType: "RETRIEVAL_DOCUMENT"
-      })
-      yield* fake.inject({ _tag: "RateLimit", retryAfterMs: 1500 })
-      const error = yield* Effect.flip(Embeddings.embed(["a"])).pipe(Effect.provide(stack))
-      expect(error._tag).toBe("RateLimitError")
-    }))
-
-  it.scoped("Ollama /api/embed: keyless, usage from prompt_eval_count", () =>
-    Effect.gen(function* () {
-      const fake = yield* Testing.FakeProvider.make({})
-      const stack = Embeddings.layerOllama({ model: "nomic-embed-text", baseUrl: fake.url }).pipe(
-        Layer.provide(Layer.mergeAll(KeyPool.layerKeyless("ollama"), RateLimiter.unlimited, Transport.layerUndici))
-      )
-      const result = yield* Embeddings.embed(["alpha", "beta"]).pipe(Effect.provide(stack))
-      expect(result).toMatchObject({ provider: "ollama", model: "nomic-embed-text" })
-      expect(result.embeddings).toEqual([fakeVector("alpha", 8), fakeVector("beta", 8)])
-      expect(result.usage).toEqual({ inputTokens: 3, outputTokens: 0, totalTokens: 3, estimated: false })
-      const recorded = (yield* fake.requests)[0]!
-      expect(recorded.path).toBe("/api/embed")
-      expect(recorded.body).toEqual({ model: "nomic-embed-text", input: ["alpha", "beta"] })
-      expect(recorded.headers["authorization"]).toBeUndefined()
-      yield* fake.inject({ _tag: "Status", status: 404 })
-      const error = yield* Effect.flip(Embeddings.embed(["a"])).pipe(Effect.provide(stack))
-      expect(error._tag).toBe("InvalidRequestError")
-      expect(error.message).toContain("fake 404")
     }))
 })

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Either, Layer, Stream } from "effect"
-import { Gemini, KeyPool, LanguageModel, Message, RateLimiter, Transport } from "../src/index.js"
+import { Embeddings, Gemini, KeyPool, LanguageModel, Message, RateLimiter, Transport } from "../src/index.js"
+import { fakeVector } from "../src/internal/testing/embeddings.js"
 import * as Testing from "../src/Testing.js"
 
 const KEY = "gm-secret-key-0001"
@@ -200,5 +201,37 @@ describe("Gemini", () => {
       expect(results[3]._tag).toBe("StreamError")
       expect(results[3].partial).toBe(true)
     }))
+})
 
+const base = (keys: ReadonlyArray<string>) => Layer.mergeAll(KeyPool.layer({ providerId: "gemini", keys }), RateLimiter.unlimited, Transport.layerUndici)
+
+const texts = (n: number) => Array.from({ length: n }, (_, i) => `text number ${i}`)
+
+describe("Gemini embeddings", () => {
+  it.scoped("Gemini batchEmbedContents: 100 per call by default, x-goog-api-key, outputDimensionality, estimated usage", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { maxEmbeddingInputs: 100 } })
+      const input = texts(250)
+      const stack = Gemini.layerEmbeddings({ model: "gemini-embedding-001", baseUrl: `${fake.url}/v1beta`, taskType: "RETRIEVAL_DOCUMENT" }).pipe(
+        Layer.provide(base(["g-key"]))
+      )
+      const result = yield* Embeddings.embed(input, { dimensions: 4 }).pipe(Effect.provide(stack))
+      expect(result.embeddings).toEqual(input.map((t) => fakeVector(t, 4)))
+      expect(result.usage.estimated).toBe(true)
+      expect(result.usage.inputTokens).toBe(input.reduce((n, t) => n + Math.ceil(t.length / 4), 0))
+      const recorded = yield* fake.requests
+      expect(recorded.length).toBe(3)
+      expect(recorded[0]!.path).toBe("/v1beta/models/gemini-embedding-001:batchEmbedContents")
+      expect(recorded[0]!.headers["x-goog-api-key"]).toBe("g-key")
+      const first = (recorded[0]!.body as { requests: Array<Record<string, unknown>> }).requests[0]
+      expect(first).toEqual({
+        model: "models/gemini-embedding-001",
+        content: { parts: [{ text: expect.any(String) }] },
+        outputDimensionality: 4,
+        taskType: "RETRIEVAL_DOCUMENT"
+      })
+      yield* fake.inject({ _tag: "RateLimit", retryAfterMs: 1500 })
+      const error = yield* Effect.flip(Embeddings.embed(["a"])).pipe(Effect.provide(stack))
+      expect(error._tag).toBe("RateLimitError")
+    }))
 })

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { KeyPool, LanguageModel, Message, Ollama, RateLimiter, Transport } from "../src/index.js"
+import { Embeddings, KeyPool, LanguageModel, Message, Ollama, RateLimiter, Transport } from "../src/index.js"
+import { fakeVector } from "../src/internal/testing/embeddings.js"
 import * as Testing from "../src/Testing.js"
 
 const stackFor = (fake: Testing.FakeProviderService, pool = KeyPool.layerKeyless("ollama")) =>
@@ -130,5 +131,26 @@ describe("Ollama", () => {
       expect(JSON.stringify(error) + String(error)).not.toContain("ol-secret-1")
       expect((yield* fake.requests)[0]!.headers["authorization"]).toBe("Bearer ol-secret-1")
     }))
+})
 
+describe("Ollama embeddings", () => {
+  it.scoped("Ollama /api/embed: keyless, usage from prompt_eval_count", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({})
+      const stack = Ollama.layerEmbeddings({ model: "nomic-embed-text", baseUrl: fake.url }).pipe(
+        Layer.provide(Layer.mergeAll(KeyPool.layerKeyless("ollama"), RateLimiter.unlimited, Transport.layerUndici))
+      )
+      const result = yield* Embeddings.embed(["alpha", "beta"]).pipe(Effect.provide(stack))
+      expect(result).toMatchObject({ provider: "ollama", model: "nomic-embed-text" })
+      expect(result.embeddings).toEqual([fakeVector("alpha", 8), fakeVector("beta", 8)])
+      expect(result.usage).toEqual({ inputTokens: 3, outputTokens: 0, totalTokens: 3, estimated: false })
+      const recorded = (yield* fake.requests)[0]!
+      expect(recorded.path).toBe("/api/embed")
+      expect(recorded.body).toEqual({ model: "nomic-embed-text", input: ["alpha", "beta"] })
+      expect(recorded.headers["authorization"]).toBeUndefined()
+      yield* fake.inject({ _tag: "Status", status: 404 })
+      const error = yield* Effect.flip(Embeddings.embed(["a"])).pipe(Effect.provide(stack))
+      expect(error._tag).toBe("InvalidRequestError")
+      expect(error.message).toContain("fake 404")
+    }))
 })

@@ -4,12 +4,14 @@
  * built-in provider gets: keys, HTTP error mapping, Retry, Fallback, and the stream rule that
  * a failure after the first event is partial (neither retried nor fallen back).
  *
+ * It can offer embeddings too: an `EmbeddingsSpec` for "Vectors", at the end.
+ *
  * Say: `POST /say` with `{ model, prompt, stream }`. A reply is `{ words, done, tokens }`; a
  * stream is NDJSON lines `{ word }` ending with `{ done, tokens }`, and `{ oops }` is an error.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Layer, Redacted, Stream } from "effect"
-import { Fallback, KeyPool, LanguageModel, LlmError, Message, Provider, RateLimiter, Retry, Transport } from "../src/index.js"
+import { Embeddings, Fallback, KeyPool, LanguageModel, LlmError, Message, Provider, RateLimiter, Retry, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
 // ---------------------------------------------------------------------------
@@ -166,6 +168,47 @@ describe("a provider of one's own (public exports only)", () => {
       expect(JSON.stringify(error) + error.message).not.toContain("say-key-secret")
     }))
 
+  it.scoped("its own error bodies, read by its readError: the class they name, and 2xx bodies that are errors", () =>
+    Effect.gen(function* () {
+      // Say's errors: `{ "oops": "…", "why": "…" }`, sometimes sent with 200
+      const readSay = (body: string): Provider.ErrorBody | undefined => {
+        const wire = JSON.parse(body) as { oops?: string; why?: string }
+        if (wire.oops === undefined) return undefined
+        return {
+          message: wire.oops,
+          type: wire.why,
+          tag: wire.why === "too_long" ? "ContextLengthError" : undefined,
+          status: wire.why === "busy" ? 429 : undefined
+        }
+      }
+      const reading: Provider.Spec = { ...Say(""), readError: readSay }
+      const fake = yield* Testing.FakeProvider.make({ respond: speaks(["unused"]) })
+      const layer = Provider.layer({ ...reading, url: () => `${fake.url}/say` }, { model: "say-1" }).pipe(
+        Layer.provide(KeyPool.layer({ providerId: "say", keys: ["k"] }))
+      )
+      const chat = Effect.flip(provided(layer)(LanguageModel.chat(Message.request("hi"))))
+      yield* fake.inject({ _tag: "Status", status: 400, body: `{"oops":"that is a lot of words","why":"too_long"}` })
+      expect(yield* chat).toMatchObject({ _tag: "ContextLengthError", status: 400, message: "say 400 too_long: that is a lot of words" })
+      yield* fake.inject({ _tag: "Raw", contentType: "application/json", body: `{"oops":"slow down","why":"busy"}` })
+      expect(yield* chat).toMatchObject({ _tag: "RateLimitError", status: 429, message: "say error body (sent with HTTP 200) busy: slow down" })
+      // a stream request answered with a JSON error object
+      yield* fake.inject({ _tag: "Raw", contentType: "application/json", body: `{"oops":"slow down","why":"busy"}` })
+      const streamed = yield* Effect.flip(provided(layer)(LanguageModel.collect(LanguageModel.stream(Message.request("hi")))))
+      expect(streamed._tag).toBe("RateLimitError")
+      // without the reader, the generic reading: Say's bodies say nothing it knows
+      yield* fake.inject({ _tag: "Status", status: 400, body: `{"oops":"that is a lot of words","why":"too_long"}` })
+      const generic = yield* Effect.flip(provided(sayAt(fake, "say-1", "k"))(LanguageModel.chat(Message.request("hi"))))
+      expect(generic).toMatchObject({ _tag: "InvalidRequestError", status: 400 })
+    }))
+
+  it.scoped("without a reader, a vendor's words mean nothing: the status decides", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ respond: speaks(["unused"]) })
+      yield* fake.inject({ _tag: "Status", status: 429, body: JSON.stringify({ error: { message: "You exceeded your current quota", type: "insufficient_quota" } }) })
+      const error = yield* Effect.flip(provided(sayAt(fake, "say-1", "k"))(LanguageModel.chat(Message.request("hi"))))
+      expect(error).toMatchObject({ _tag: "RateLimitError", message: "say 429 insufficient_quota: You exceeded your current quota" })
+    }))
+
   it.scopedLive("Retry retries its 503, waiting its backoff", () =>
     Effect.gen(function* () {
       const fake = yield* Testing.FakeProvider.make({ respond: speaks(["after", " a retry"]) })
@@ -220,5 +263,94 @@ describe("a provider of one's own (public exports only)", () => {
       expect(error).toBeInstanceOf(LlmError.StreamError)
       expect(error).toMatchObject({ _tag: "StreamError", partial: true, partialText: "Hel", retryable: false })
       expect([(yield* primary.requests).length, (yield* secondary.requests).length]).toEqual([1, 0])
+    }))
+})
+
+// ---------------------------------------------------------------------------
+// An embeddings provider of one's own
+// ---------------------------------------------------------------------------
+
+/**
+ * Vectors: `POST /vectors` with `{ model, texts, size? }`; a reply is `{ vectors, used }`, an
+ * error `{ oops, why }`. It takes at most 2 texts a call, none longer than 100 characters.
+ */
+const Vectors = (baseUrl: string): Provider.EmbeddingsSpec => ({
+  provider: "vectors",
+  auth: (key) => ({ "x-vectors-key": Redacted.value(key) }),
+  headers: { "x-vectors-version": "1" },
+  maxBatchSize: 2,
+  url: (model) => `${baseUrl}/vectors?model=${model}`,
+  body: (texts, model, { dimensions }) =>
+    texts.some((text) => text.length > 100)
+      ? new LlmError.InvalidRequestError({ provider: "vectors", model, message: "vectors: a text is longer than 100 characters" })
+      : { model, texts, size: dimensions },
+  decode: (_texts, model, body, status) => {
+    const wire = JSON.parse(body) as { vectors?: ReadonlyArray<ReadonlyArray<number>>; used?: number }
+    if (wire.vectors === undefined) {
+      return new LlmError.MalformedResponseError({ provider: "vectors", model, message: "vectors: no vectors", excerpt: body.slice(0, 200), status })
+    }
+    return { vectors: wire.vectors, inputTokens: wire.used }
+  },
+  readError: (body) => {
+    const wire = JSON.parse(body) as { oops?: string; why?: string }
+    return wire.oops === undefined ? undefined : { message: wire.oops, type: wire.why, tag: wire.why === "quota" ? "QuotaExceededError" : undefined }
+  }
+})
+
+/** A vector per text, from its length: `[length, size]`. */
+const speaksVectors: Testing.Responder = (request) => {
+  const { size, texts } = request.body as { texts: ReadonlyArray<string>; size?: number }
+  return {
+    _tag: "Raw",
+    contentType: "application/json",
+    body: JSON.stringify({ vectors: texts.map((text) => [text.length, size ?? 0]), used: texts.length * 10 })
+  }
+}
+
+const vectorsAt = (fake: Testing.FakeProviderService, options: Partial<Provider.EmbeddingsOptions> = {}) =>
+  Provider.layerEmbeddings(Vectors(fake.url), { model: "vectors-1", ...options }).pipe(
+    Layer.provide(KeyPool.layer({ providerId: "vectors", keys: ["vectors-key-secret"] })),
+    Layer.provide(RateLimiter.unlimited),
+    Layer.provide(Transport.layerUndici)
+  )
+
+describe("an embeddings provider of one's own (public exports only)", () => {
+  it.scoped("embeds in batches under its limit, in order, with its usage, key and headers", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ respond: speaksVectors })
+      const result = yield* Embeddings.embed(["a", "bb", "ccc", "dddd", "eeeee"], { dimensions: 3 }).pipe(Effect.provide(vectorsAt(fake)))
+      expect(result).toMatchObject({ provider: "vectors", model: "vectors-1" })
+      expect(result.embeddings).toEqual([[1, 3], [2, 3], [3, 3], [4, 3], [5, 3]])
+      expect(result.usage).toEqual({ inputTokens: 50, outputTokens: 0, totalTokens: 50, estimated: false })
+      const requests = yield* fake.requests
+      expect(requests.map((r) => (r.body as { texts: ReadonlyArray<string> }).texts.length).sort()).toEqual([1, 2, 2])
+      for (const r of requests) {
+        expect(r.path).toBe("/vectors?model=vectors-1")
+        expect(r.headers["x-vectors-key"]).toBe("vectors-key-secret")
+        expect(r.headers["x-vectors-version"]).toBe("1")
+      }
+      // the options' batch size and provider id win over the spec's
+      yield* fake.clear
+      const renamed = yield* Embeddings.embed(["a", "bb"]).pipe(Effect.provide(vectorsAt(fake, { maxBatchSize: 1, provider: "mine" })))
+      expect(renamed.provider).toBe("mine")
+      expect((yield* fake.requests).length).toBe(2)
+    }))
+
+  it.scoped("its errors: read by its readError, refused input sent nowhere, a decode that throws typed", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ respond: speaksVectors })
+      const embed = (texts: ReadonlyArray<string>) => Effect.flip(Embeddings.embed(texts)).pipe(Effect.provide(vectorsAt(fake)))
+      yield* fake.inject({ _tag: "Status", status: 429, body: `{"oops":"no credit left","why":"quota"}` })
+      const quota = yield* embed(["a"])
+      expect(quota).toMatchObject({ _tag: "QuotaExceededError", provider: "vectors", message: "vectors 429 quota: no credit left" })
+      expect(JSON.stringify(quota)).not.toContain("vectors-key-secret")
+      yield* fake.inject({ _tag: "Raw", contentType: "application/json", body: `{"oops":"busy","why":"quota"}` })
+      expect((yield* embed(["a"]))._tag).toBe("QuotaExceededError")
+      yield* fake.clear
+      const tooLong = yield* embed(["a", "x".repeat(101)])
+      expect(tooLong).toMatchObject({ _tag: "InvalidRequestError", message: "vectors: a text is longer than 100 characters" })
+      expect((yield* fake.requests).length).toBe(0)
+      yield* fake.inject({ _tag: "Raw", contentType: "text/html", body: "<html>gateway</html>" })
+      expect(yield* embed(["a"])).toMatchObject({ _tag: "MalformedResponseError", provider: "vectors", excerpt: "<html>gateway</html>" })
     }))
 })

@@ -132,6 +132,8 @@ const expectations: Record<string, (stdout: string, stderr: string) => void> = {
   "provider.ts": (out) => {
     expect(out).toContain("chat (after a retried 503): echo: hello there")
     expect(out).toContain("stream: one two three")
+    expect(out).toContain("an Echo error body, read by readError: ContextLengthError: echo 400: the prompt is too long")
+    expect(out).toContain("embeddings (2 calls): [[3,0],[9,1],[17,2]], 3 tokens")
   },
   "mock.ts": (out) => {
     expect(out).toContain("first call:  Why Keys Need Pools")

@@ -1,15 +1,15 @@
 /**
  * The embeddings service from a per-batch call (batching, checks, usage, the span) and the
- * service over an embeddings wire API; `Embeddings` is its public face.
+ * service over an `EmbeddingsSpec`; `Embeddings` and `Provider` are its public faces.
  */
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
-import type { EmbedOptions, EmbedResult, MakeOptions, ProviderOptions, Service } from "../Embeddings.js"
+import type { EmbedOptions, EmbedResult, MakeOptions, Service } from "../Embeddings.js"
 import * as Err from "../LlmError.js"
-import type { Requirements } from "../Provider.js"
+import type { EmbeddingsOptions, EmbeddingsSpec, Requirements } from "../Provider.js"
 import { estimateTokens } from "../RateLimiter.js"
-import type { EmbeddingsSpec } from "./providers/wire.js"
 import { resolveEndpoint } from "./request/endpoint.js"
+import { readErrorBody } from "./request/errorBody.js"
 import { sendJsonAs } from "./request/exchange.js"
 
 export const inputsCounter = Metric.counter("effect_llm_embeddings_inputs_total", {
@@ -97,27 +97,71 @@ const validate = (
   return undefined
 }
 
-/** The service over an embeddings wire API: one endpoint, each batch sent through the pool and limiter. */
-export const fromWire = (wire: EmbeddingsSpec, options: ProviderOptions): Effect.Effect<Service, never, Requirements> =>
-  Effect.map(
+/** The body of one call, or the typed error for input the spec cannot map (then nothing is sent). */
+const bodyOf = (
+  spec: EmbeddingsSpec,
+  provider: string,
+  model: string,
+  texts: ReadonlyArray<string>,
+  options: EmbedOptions
+): string | Err.LlmError => {
+  try {
+    const wire = spec.body(texts, model, options)
+    return Err.isLlmError(wire) ? wire : JSON.stringify(wire)
+  } catch (thrown) {
+    return new Err.InvalidRequestError({
+      provider,
+      model,
+      message: `${provider} embeddings could not map the request: ${thrown instanceof Error ? thrown.message : String(thrown)}`
+    })
+  }
+}
+
+/** The service over an embeddings spec: one endpoint, each batch sent through the pool and limiter. */
+export const fromSpec = (spec: EmbeddingsSpec, options: EmbeddingsOptions): Effect.Effect<Service, never, Requirements> => {
+  const provider = options.provider ?? spec.provider
+  const model = options.model
+  const readError = spec.readError ?? readErrorBody
+  return Effect.map(
     resolveEndpoint({
-      provider: wire.provider,
-      auth: wire.auth,
-      headers: options.headers,
+      provider,
+      auth: spec.auth,
+      headers: spec.headers === undefined ? options.headers : { ...spec.headers, ...options.headers },
       timeout: options.timeout,
       maxResponseBytes: options.maxResponseBytes ?? 256 * 1024 * 1024
     }),
     (endpoint) =>
       make({
-        provider: wire.provider,
-        model: options.model,
-        maxBatchSize: options.maxBatchSize ?? wire.maxBatchSize,
+        provider,
+        model,
+        maxBatchSize: options.maxBatchSize ?? spec.maxBatchSize,
         concurrency: options.concurrency,
-        embedBatch: (texts, { dimensions }) => {
-          let tokens = 0
-          for (const text of texts) tokens += estimateTokens(text)
-          const outgoing = { url: wire.url, model: options.model, body: JSON.stringify(wire.body(texts, dimensions)), estimatedTokens: tokens }
-          return sendJsonAs(endpoint, outgoing, wire.decode, (result) => result.inputTokens ?? 0)
-        }
+        embedBatch: (texts, embedOptions) =>
+          Effect.suspend(() => {
+            const body = bodyOf(spec, provider, model, texts, embedOptions)
+            if (typeof body !== "string") return Effect.fail(body)
+            let url: string
+            try {
+              url = spec.url(model)
+            } catch (thrown) {
+              return Effect.fail(
+                new Err.InvalidRequestError({
+                  provider,
+                  model,
+                  message: `${provider} embeddings has no URL: ${thrown instanceof Error ? thrown.message : String(thrown)}`
+                })
+              )
+            }
+            let tokens = 0
+            for (const text of texts) tokens += estimateTokens(text)
+            return sendJsonAs(
+              endpoint,
+              { url, model, body, estimatedTokens: tokens },
+              readError,
+              (reply, status) => spec.decode(texts, model, reply, status),
+              (result) => result.inputTokens ?? 0
+            )
+          })
       })
   )
+}

@@ -1,14 +1,14 @@
 /** Embeddings conformance: the recorded OpenAI `/embeddings` body, served through FakeProvider. */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { Embeddings, KeyPool, RateLimiter, Transport } from "../../src/index.js"
+import { Embeddings, KeyPool, OpenAiCompatible, RateLimiter, Transport } from "../../src/index.js"
 import * as Testing from "../../src/Testing.js"
 import { hasFixtures, readFixture } from "../support/fixtures.js"
 
 if (!hasFixtures) console.warn("[conformance/embeddings] skipped: the recorded fixtures are absent")
 
 const stackFor = (fake: Testing.FakeProviderService) =>
-  Embeddings.layerOpenAiCompatible({ model: "text-embedding-3-small", baseUrl: fake.baseUrl }).pipe(
+  OpenAiCompatible.layerEmbeddings({ model: "text-embedding-3-small", baseUrl: fake.baseUrl }).pipe(
     Layer.provide(Layer.mergeAll(KeyPool.layer({ providerId: "openai", keys: ["k"] }), RateLimiter.unlimited, Transport.layerUndici))
   )
 

@@ -1,15 +1,15 @@
 /**
  * The one table of providers, as data: which wire API each speaks, where, with which key,
- * and which model names are its; and per API, what builds its `Spec` and which fake routes
- * serve it. `ProviderConfig`, `OpenAiCompatible`'s presets, the CLI and the fake server
- * read it. A provider of a known API is one row; a new API is one folder and one entry.
+ * and which model names are its; and per API, what builds its `Spec`. `ProviderConfig`,
+ * `OpenAiCompatible`'s presets, the CLI and the fake server read it. A provider of a known
+ * API is one row; a new API is one folder and one entry (and its fake routes, which
+ * `internal/testing/routes.ts` collects: this table names no fake).
  */
 import type { Spec } from "../../Provider.js"
-import type { FakeRoute } from "../testing/route.js"
+import type { WireOptions } from "./apiSpec.js"
 import * as anthropic from "./anthropic/spec.js"
 import * as gemini from "./gemini/spec.js"
 import * as ollama from "./ollama/spec.js"
-import type { MaxTokensField } from "./openaiChat/request.js"
 import * as openaiChat from "./openaiChat/spec.js"
 import * as openaiResponses from "./openaiResponses/spec.js"
 
@@ -20,69 +20,65 @@ import * as openaiResponses from "./openaiResponses/spec.js"
 export const apiNames = ["chat", "responses", "anthropic", "gemini", "ollama"] as const
 export type Api = (typeof apiNames)[number]
 
-/** What a configured model tells its API's spec. */
-export interface SpecOptions {
-  readonly provider?: string | undefined
-  readonly baseUrl?: string | undefined
-  readonly maxTokensField?: MaxTokensField | undefined
-  /** Chat Completions only: `zhipu` signs keys into tokens. */
-  readonly auth?: "bearer" | "zhipu" | undefined
+/**
+ * Each API's own settings, as its folder defines them: what a provider's row or a configured
+ * model may set for that API alone (Chat Completions' `maxTokensField` and `auth`).
+ */
+export interface Settings {
+  readonly chat: openaiChat.Settings
+  readonly responses: None
+  readonly anthropic: None
+  readonly gemini: None
+  readonly ollama: None
 }
 
-export interface ApiEntry {
+/** An API with no settings of its own. */
+type None = object
+
+export interface ApiEntry<A extends Api> {
   /** The base URL as the vendor documents it. */
   readonly baseUrl: string
-  readonly spec: (options: SpecOptions) => Spec
+  /** The spec for a provider of this API, where it is served, with the API's own settings. */
+  readonly spec: (options: WireOptions & Settings[A]) => Spec
   /** Recognises this API's servers by base URL, for a provider name the table does not know. */
   readonly servedAt?: RegExp
   /** Its servers run locally and take no key. */
   readonly keyless?: boolean
-  /** The fake server's routes for this API, loaded only when a fake starts. */
-  readonly fake: () => Promise<ReadonlyArray<FakeRoute>>
 }
 
-export const apis: { readonly [A in Api]: ApiEntry } = {
+export const apis: { readonly [A in Api]: ApiEntry<A> } = {
   chat: {
     baseUrl: openaiChat.defaultBaseUrl,
-    spec: openaiChat.spec,
-    fake: () => import("./openaiChat/fake.js").then((m) => m.routes)
+    spec: openaiChat.spec
   },
   responses: {
     baseUrl: openaiResponses.defaultBaseUrl,
-    spec: openaiResponses.spec,
-    fake: () => import("./openaiResponses/fake.js").then((m) => m.routes)
+    spec: openaiResponses.spec
   },
   anthropic: {
     baseUrl: anthropic.defaultBaseUrl,
     spec: anthropic.spec,
-    servedAt: /anthropic/,
-    fake: () => import("./anthropic/fake.js").then((m) => m.routes)
+    servedAt: /anthropic/
   },
   gemini: {
     baseUrl: gemini.defaultBaseUrl,
     spec: gemini.spec,
-    servedAt: /generativelanguage\.googleapis\.com/,
-    fake: () => import("./gemini/fake.js").then((m) => m.routes)
+    servedAt: /generativelanguage\.googleapis\.com/
   },
   ollama: {
     baseUrl: ollama.defaultBaseUrl,
     spec: ollama.spec,
     servedAt: /:11434\/?$/,
-    keyless: true,
-    fake: () => import("./ollama/fake.js").then((m) => m.routes)
+    keyless: true
   }
 }
-
-/** Every API's fake routes, in the table's order. */
-export const fakeRoutes = (): Promise<ReadonlyArray<FakeRoute>> =>
-  Promise.all(apiNames.map((api) => apis[api].fake())).then((routes) => routes.flat())
 
 // ---------------------------------------------------------------------------
 // Providers
 // ---------------------------------------------------------------------------
 
-export interface ProviderRow {
-  readonly api: Api
+interface Row<A extends Api> {
+  readonly api: A
   /** Where it is served; its API's default when absent. */
   readonly baseUrl?: string
   /** The env var holding its key, or a comma-separated list of keys. */
@@ -91,13 +87,16 @@ export interface ProviderRow {
   readonly detect?: RegExp
   /** Local servers usually need no key: an unset env var means a keyless pool. */
   readonly keyOptional?: boolean
-  /** Which field carries `maxTokens` on Chat Completions; `max_tokens` when absent. */
-  readonly maxTokensField?: MaxTokensField
+  /** Its API's own settings, where its defaults do not fit this provider. */
+  readonly settings?: Settings[A]
   /** Where it also speaks Chat Completions, when its own API is another (Ollama's `/v1`). */
   readonly chatBaseUrl?: string
   /** Other names for it in a `provider.json`. */
   readonly aliases?: ReadonlyArray<string>
 }
+
+/** One provider of the table: the API it speaks, where, with which key, which models are its. */
+export type ProviderRow = { readonly [A in Api]: Row<A> }[Api]
 
 export const providers = {
   // first: a vendor/model id is OpenRouter's, whoever the vendor
@@ -106,7 +105,7 @@ export const providers = {
     api: "chat",
     envVar: "OPENAI_API_KEY",
     // reasoning models reject max_tokens
-    maxTokensField: "max_completion_tokens",
+    settings: { maxTokensField: "max_completion_tokens" },
     detect: /^(gpt-|chatgpt-|o\d|text-embedding-|davinci|babbage|codex-)/
   },
   anthropic: { api: "anthropic", envVar: "ANTHROPIC_API_KEY", detect: /^claude-/, aliases: ["claude"] },
@@ -123,12 +122,7 @@ export const providers = {
 
 export type ProviderName = keyof typeof providers
 
-/** The providers that speak Chat Completions, natively or beside their own API. */
-export type ChatProvider = {
-  [K in ProviderName]: (typeof providers)[K] extends { readonly api: "chat" } | { readonly chatBaseUrl: string } ? K : never
-}[ProviderName]
-
-const rows: ReadonlyArray<readonly [string, ProviderRow]> = Object.entries(providers)
+export const rows: ReadonlyArray<readonly [string, ProviderRow]> = Object.entries(providers)
 
 /** A provider's row by its name or an alias, in any case. */
 export const lookup = (name: string): { readonly name: ProviderName; readonly row: ProviderRow } | undefined => {
@@ -139,31 +133,6 @@ export const lookup = (name: string): { readonly name: ProviderName; readonly ro
 
 /** Where a provider's API is served: its row's URL, or the API's default. */
 export const baseUrlOf = (row: ProviderRow): string => row.baseUrl ?? apis[row.api].baseUrl
-
-/** The Chat Completions presets: every provider that speaks it, with where and which field. */
-export const chatPresets = (): {
-  readonly [K in ChatProvider]: {
-    readonly provider: K
-    readonly baseUrl: string
-    readonly envVar: string
-    readonly maxTokensField: MaxTokensField
-    readonly keyOptional?: boolean
-  }
-} => {
-  const presets: Record<string, unknown> = {}
-  for (const [name, row] of rows) {
-    const baseUrl = row.api === "chat" ? baseUrlOf(row) : row.chatBaseUrl
-    if (baseUrl === undefined) continue
-    presets[name] = {
-      provider: name,
-      baseUrl,
-      envVar: row.envVar,
-      maxTokensField: row.maxTokensField ?? "max_tokens",
-      ...(row.keyOptional === true ? { keyOptional: true } : {})
-    }
-  }
-  return presets as ReturnType<typeof chatPresets>
-}
 
 /** The provider a model name belongs to, by the rows' detection rules. */
 export const detect = (model: string): ProviderName | undefined => {
@@ -194,6 +163,10 @@ export const defaultBaseUrl = (provider: string, api: Api): string => {
 export const needsKey = (api: Api, baseUrl: string | undefined): boolean =>
   apis[api].keyless !== true && !(baseUrl !== undefined && /^https?:\/\/(localhost|127\.0\.0\.1|\[::1\])[:/]/.test(baseUrl))
 
-/** The spec of `provider`'s model on `api`, with its row's Chat Completions field. */
-export const specOf = (provider: string, api: Api, baseUrl: string | undefined, auth?: "bearer" | "zhipu"): Spec =>
-  apis[api].spec({ provider, baseUrl, maxTokensField: lookup(provider)?.row.maxTokensField ?? "max_tokens", auth })
+/** The spec of `provider`'s model on `api`: its row's settings for that API, under the configured ones. */
+export const specOf = <A extends Api>(provider: string, api: A, baseUrl: string | undefined, settings?: Settings[A]): Spec => {
+  const row = lookup(provider)?.row
+  const rowSettings = row?.api === api ? (row.settings as Settings[A] | undefined) : undefined
+  const entry: ApiEntry<A> = apis[api]
+  return entry.spec({ ...rowSettings, ...settings, provider, baseUrl } as WireOptions & Settings[A])
+}

@@ -1,56 +1,13 @@
 /**
- * Maps HTTP statuses and provider error bodies to typed `LlmError`s. One mapping serves
- * every provider: OpenAI-style `{error:{message,type,code}}`, Anthropic
- * `{type:"error",error:{type,message}}` and Gemini `{error:{code,message,status,details}}`.
+ * Maps a reply to its typed `LlmError` by HTTP: the status picks the class, `retry-after`
+ * and `x-should-retry` apply. What the body says is read by the API's own reader (its spec's
+ * `readError`, in its folder), or generically (`errorBody.ts`).
  */
 import * as Duration from "effect/Duration"
-import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Err from "../../LlmError.js"
-
-export interface ErrorInfo {
-  readonly message: string | undefined
-  readonly type: string | undefined
-  readonly code: string | undefined
-  /** Gemini's `RetryInfo.retryDelay`, e.g. `"13s"`. */
-  readonly retryDelay: string | undefined
-}
-
-const str = (u: unknown): string | undefined =>
-  typeof u === "string" ? u : typeof u === "number" ? String(u) : undefined
-
-/** Reads whatever error fields a body has; never throws. */
-export const errorInfo = (body: unknown): ErrorInfo => {
-  let message: string | undefined
-  let type: string | undefined
-  let code: string | undefined
-  let retryDelay: string | undefined
-  if (typeof body === "object" && body !== null) {
-    const outer = body as Record<string, unknown>
-    const inner = (typeof outer.error === "object" && outer.error !== null ? outer.error : outer) as Record<string, unknown>
-    message = str(inner.message) ?? (typeof outer.error === "string" ? outer.error : undefined)
-    type = str(inner.type) ?? str(inner.status)
-    code = str(inner.code)
-    if (Array.isArray(inner.details)) {
-      for (const detail of inner.details) {
-        if (typeof detail === "object" && detail !== null && typeof (detail as { retryDelay?: unknown }).retryDelay === "string") {
-          retryDelay = (detail as { retryDelay: string }).retryDelay
-        }
-      }
-    }
-  }
-  return { message, type, code, retryDelay }
-}
-
-/** Parses JSON or returns undefined. */
-export const tryJson = (text: string): unknown => {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return undefined
-  }
-}
+import type { ErrorBody } from "../../Provider.js"
+import { isRecord, looseReading, type ReadError, readErrorBody, readErrorObject, readSafely, statusOfWords, str } from "./errorBody.js"
 
 /** Parses `1.5s`, `13s`, `250ms` and Go-style `6m0s` / `1h2m3.5s` durations. */
 export const parseGoDuration = (input: string): number | undefined => {
@@ -126,112 +83,117 @@ export const retryAfterOf = (
   return undefined
 }
 
-export interface ResponseContext {
+/** What the request path knows of a reply besides its body. */
+export interface ReplyHead {
   readonly provider: string
   readonly model: string
   readonly status: number
   /** The status the reply really had, when `status` was inferred from an error body sent with another. */
   readonly sentWith?: number | undefined
   readonly headers: Readonly<Record<string, string | undefined>>
-  readonly body: string
   readonly now: number
 }
 
-const has = (haystack: string | undefined, needle: string) => haystack !== undefined && haystack.includes(needle)
-
-/** The typed error for a non-2xx response. */
-export const fromResponse = (ctx: ResponseContext): Err.LlmError => {
-  const parsed = tryJson(ctx.body)
-  const info = errorInfo(parsed)
-  const { provider, model, status } = ctx
-  const detail = info.message ?? (parsed === undefined ? Err.excerptOf(ctx.body) : undefined)
-  const sent = ctx.sentWith === undefined ? `${status}` : `error body (sent with HTTP ${ctx.sentWith})`
-  const message = `${provider} ${sent}${info.type ? ` ${info.type}` : ""}${detail ? `: ${detail}` : ""}`
-  const base = { provider, model, message, status }
-  const shouldRetry = ctx.headers["x-should-retry"]
-  const override = shouldRetry === "true" ? { retryable: true } : shouldRetry === "false" ? { retryable: false } : {}
-  const tag = `${info.type ?? ""} ${info.code ?? ""}`
-
-  if (has(tag, "insufficient_quota") || has(tag, "billing_hard_limit") || has(tag, "billing_error")) return new Err.QuotaExceededError({ ...base, ...override })
-  if (has(tag, "context_length_exceeded") || has(info.message, "maximum context length") || has(info.message, "prompt is too long")) {
-    return new Err.ContextLengthError({ ...base, ...override })
-  }
-  if (has(tag, "content_filter") || has(tag, "content_policy")) return new Err.ContentFilterError({ ...base, ...override })
-  if (status === 401) return new Err.AuthenticationError({ ...base, ...override })
-  if (status === 403) return new Err.PermissionError({ ...base, ...override })
-  if (status === 429) {
-    const retryAfter = retryAfterOf(ctx.headers, ctx.now) ??
-      (info.retryDelay === undefined ? undefined : durationOf(parseGoDuration(info.retryDelay)))
-    return new Err.RateLimitError({ ...base, ...override, ...(retryAfter === undefined ? {} : { retryAfter }) })
-  }
-  if (status === 408) return new Err.TimeoutError({ provider, model, message, phase: "server", ...override })
-  if (status === 409) return new Err.InvalidRequestError({ ...base, retryable: true, ...override })
-  if (status >= 500) {
-    const retryAfter = retryAfterOf(ctx.headers, ctx.now)
-    return new Err.ServerError({ ...base, ...override, ...(retryAfter === undefined ? {} : { retryAfter }) })
-  }
-  return new Err.InvalidRequestError({ ...base, ...override })
+export interface ResponseContext extends ReplyHead {
+  readonly body: string
 }
 
-/** Whether a body starts like an error object (`{"error": …` or `{"type": "error", …`): cheap, no parse. */
+type BodyTag = NonNullable<ErrorBody["tag"]>
+
+type Fields = { readonly provider: string; readonly model: string; readonly message: string; readonly status: number; readonly retryable?: boolean }
+
+/** The classes a body can name over its status. */
+const byTag: { readonly [T in BodyTag]: (fields: Fields) => Err.LlmError } = {
+  QuotaExceededError: (fields) => new Err.QuotaExceededError(fields),
+  ContextLengthError: (fields) => new Err.ContextLengthError(fields),
+  ContentFilterError: (fields) => new Err.ContentFilterError(fields)
+}
+
+/** The status each of those classes usually comes with, for a body sent without one. */
+const statusOfTag: { readonly [T in BodyTag]: number } = { QuotaExceededError: 429, ContextLengthError: 400, ContentFilterError: 400 }
+
+const positive = (duration: Duration.Duration | undefined) =>
+  duration !== undefined && Duration.isDuration(duration) && Duration.toMillis(duration) > 0 ? duration : undefined
+
+/** The typed error for a reply with `head`'s status whose body says `reading`. */
+export const errorOf = (head: ReplyHead, reading: ErrorBody): Err.LlmError => {
+  const { provider, model, status } = head
+  const sent = head.sentWith === undefined ? `${status}` : `error body (sent with HTTP ${head.sentWith})`
+  const message = `${provider} ${sent}${reading.type ? ` ${reading.type}` : ""}${reading.message ? `: ${reading.message}` : ""}`
+  const shouldRetry = head.headers["x-should-retry"]
+  const base: Fields = shouldRetry === "true" || shouldRetry === "false"
+    ? { provider, model, message, status, retryable: shouldRetry === "true" }
+    : { provider, model, message, status }
+  if (reading.tag !== undefined && Object.hasOwn(byTag, reading.tag)) return byTag[reading.tag](base)
+  if (status === 401) return new Err.AuthenticationError(base)
+  if (status === 403) return new Err.PermissionError(base)
+  if (status === 429 || status >= 500) {
+    const retryAfter = retryAfterOf(head.headers, head.now) ?? positive(reading.retryAfter)
+    const fields = retryAfter === undefined ? base : { ...base, retryAfter }
+    return status === 429 ? new Err.RateLimitError(fields) : new Err.ServerError(fields)
+  }
+  if (status === 408) {
+    const { status: _, ...fields } = base
+    return new Err.TimeoutError({ retryable: true, ...fields, phase: "server" })
+  }
+  if (status === 409) return new Err.InvalidRequestError({ retryable: true, ...base })
+  return new Err.InvalidRequestError(base)
+}
+
+/** The typed error for a non-2xx response, its body read by the API's reader (else generically). */
+export const fromResponse = (ctx: ResponseContext, read: ReadError = readErrorBody): Err.LlmError =>
+  errorOf(ctx, readSafely(read, ctx.body) ?? looseReading(ctx.body))
+
+/**
+ * Whether a 2xx body starts like an object that says first that it is an error (`{"error": …`,
+ * `{"type": "error", …`): cheap, no parse, so that a reply is not parsed twice.
+ */
 export const startsLikeErrorBody = (body: string): boolean => /^\s*\{\s*"(?:error"|type"\s*:\s*"error")/.test(body.slice(0, 64))
 
-/** The HTTP status an error body stands for, read from its numeric code, else its type, else its message. */
-const statusOfInfo = (info: ErrorInfo): number => {
-  const numeric = info.code === undefined ? NaN : Number(info.code)
-  if (Number.isInteger(numeric) && numeric >= 400 && numeric <= 599) return numeric
-  // an error with neither type nor code (Ollama's `{"error": "…"}`) is read by its message
-  const kind = (info.type === undefined && info.code === undefined ? info.message ?? "" : `${info.type ?? ""} ${info.code ?? ""}`)
-    .toLowerCase()
-  const is = (pattern: RegExp) => pattern.test(kind)
-  if (is(/insufficient[ _]quota|billing|rate[ _-]?limit|too[ _]many[ _]requests|resource[ _]exhausted|throttl/)) return 429
-  if (is(/overloaded/)) return 529
-  if (is(/authentication|invalid[ _]api[ _]key|unauthenticated|unauthorized/)) return 401
-  if (is(/permission|forbidden/)) return 403
-  if (is(/not[ _]found/)) return 404
-  if (is(/context[ _]length|invalid[ _]request|invalid[ _]argument|bad[ _]request|content[ _](filter|policy)/)) return 400
-  if (is(/deadline[ _]exceeded|timeout|timed out/)) return 504
-  // a server error, or a kind this mapping does not know: retryable, as a 5xx
-  return is(/unavailable/) ? 503 : 500
+/** The HTTP status an error body stands for: its own, else its class's, else its words', else a server error. */
+export const statusOfReading = (reading: ErrorBody): number => {
+  const own = reading.status
+  if (own !== undefined && Number.isInteger(own) && own >= 400 && own <= 599) return own
+  if (reading.tag !== undefined && Object.hasOwn(statusOfTag, reading.tag)) return statusOfTag[reading.tag]
+  // a kind no word says: retryable, as a 5xx
+  return statusOfWords(`${reading.type ?? ""} ${reading.message ?? ""}`) ?? 500
 }
 
 /**
- * A body sent with a 2xx status that is an error object (`{"error": {…}}`, Anthropic's
- * `{"type": "error", …}`, Ollama's `{"error": "…"}`), as the error the same body under its
- * own status would be; undefined for any other body.
+ * A body sent with a 2xx status that its API's reader takes for an error (gateways send rate
+ * limits and outages that way), as the error the same body under its own status would be;
+ * undefined for any other body.
  */
-export const embeddedError = (ctx: Omit<ResponseContext, "status" | "sentWith">): Err.LlmError | undefined => {
-  const parsed = tryJson(ctx.body)
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return undefined
-  const body = parsed as Record<string, unknown>
-  const inner = body.error
-  const isError = (typeof inner === "object" && inner !== null && !Array.isArray(inner)) ||
-    (typeof inner === "string" && inner.length > 0 &&
-      Object.keys(body).every((key) => key === "error" || key === "code" || key === "status" || key === "message" || key === "type"))
-  if (!isError) return undefined
-  return fromResponse({ ...ctx, status: statusOfInfo(errorInfo(body)), sentWith: 200 })
+export const embeddedError = (head: Omit<ReplyHead, "status" | "sentWith">, body: string, read: ReadError): Err.LlmError | undefined => {
+  const reading = readSafely(read, body)
+  return reading === undefined ? undefined : errorOf({ ...head, status: statusOfReading(reading), sentWith: 200 }, reading)
 }
 
-const durationOf = (ms: number | undefined) => (ms === undefined ? undefined : Duration.millis(ms))
+const noHeaders: Readonly<Record<string, string | undefined>> = {}
 
-/** An error event inside a stream (`data: {"error": …}` or `event: error`). */
-export const fromStreamErrorEvent = (
+/** An error event inside a stream, as its API's reader read it. */
+export const streamErrorOf = (
   provider: string,
   model: string,
-  payload: unknown,
+  reading: ErrorBody,
   partialText: string,
   partial: boolean
-): Err.StreamError => {
-  const info = errorInfo(payload)
-  const kind = info.type ?? info.code
-  return new Err.StreamError({
+): Err.StreamError =>
+  new Err.StreamError({
     provider,
     model,
-    message: `${provider} stream error${kind ? ` ${kind}` : ""}: ${info.message ?? "unknown error"}`,
+    message: `${provider} stream error${reading.type ? ` ${reading.type}` : ""}: ${reading.message ?? "unknown error"}`,
     partial,
     partialText,
-    retryable: !(has(kind, "invalid_request") || has(kind, "insufficient_quota") || has(kind, "authentication"))
+    // retryable as the same error would be as a reply of its own
+    retryable: errorOf({ provider, model, status: statusOfReading(reading), headers: noHeaders, now: 0 }, reading).retryable
   })
+
+/** A parsed stream error event read by `read`, else generically. */
+export const readStreamError = (read: (json: unknown) => ErrorBody | undefined, payload: unknown): ErrorBody => {
+  const reading = readSafely(read, payload) ?? readErrorObject(payload)
+  if (reading !== undefined) return reading
+  return isRecord(payload) ? { message: str(payload.message), type: str(payload.type) ?? str(payload.code) } : {}
 }
 
 export const malformed = (provider: string, model: string, body: string, why: string, status?: number) =>
@@ -280,33 +242,4 @@ export const redactSecret = <E extends Err.LlmError>(error: E, secret: Redacted.
   if (fields.partialText !== undefined) rebuilt.partialText = mask(fields.partialText)
   const Class = error.constructor as new(props: Record<string, unknown>) => E
   return new Class(rebuilt)
-}
-
-/**
- * A JSON body decoded with a provider's tolerant response schema, or the typed error that
- * says what was wrong with it.
- */
-export const decodeJsonBody = <A>(
-  decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>,
-  provider: string,
-  model: string,
-  body: string,
-  status: number
-): Either.Either<A, Err.MalformedResponseError> => {
-  const json = tryJson(body)
-  if (json === undefined) return Either.left(malformed(provider, model, body, "body is not JSON", status))
-  return Either.mapLeft(decode(json), (error) => malformed(provider, model, body, ParseResult.TreeFormatter.formatErrorSync(error), status))
-}
-
-/** One stream frame parsed as a JSON object, or the typed error for a frame that is not one. */
-export const jsonObjectFrame = (
-  provider: string,
-  model: string,
-  data: string,
-  what = "a stream event"
-): Record<string, unknown> | Err.MalformedResponseError => {
-  const json = tryJson(data)
-  return typeof json === "object" && json !== null && !Array.isArray(json)
-    ? (json as Record<string, unknown>)
-    : malformed(provider, model, data, `${what} is not a JSON object`)
 }

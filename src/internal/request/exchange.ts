@@ -11,6 +11,7 @@ import * as KeyPool from "../../KeyPool.js"
 import * as Err from "../../LlmError.js"
 import type { ChatResponse } from "../../Message.js"
 import { embeddedError, fromResponse, redactSecret, startsLikeErrorBody } from "./errors.js"
+import { type ReadError } from "./errorBody.js"
 import { reportError } from "../keyPool.js"
 import * as Telemetry from "./telemetry.js"
 import { type StreamReply, TransportFailure, type TransportRequest } from "../transport/types.js"
@@ -53,11 +54,12 @@ const admitAndLease = (endpoint: Endpoint, out: Outgoing, tried: Tried, budget: 
 
 /**
  * Feeds a reply's head to the limiter and, for a status other than 2xx, reads the body and
- * fails with the typed error, reported against the key.
+ * fails with the typed error (the body read by the API's `read`), reported against the key.
  */
 const checkHead = (
   endpoint: Endpoint,
   out: Outgoing,
+  read: ReadError,
   lease: KeyPool.Lease,
   status: number,
   headers: Readonly<Record<string, string>>,
@@ -76,7 +78,7 @@ const checkHead = (
     const text = yield* body
     const now = yield* Clock.currentTimeMillis
     const error = redactSecret(
-      fromResponse({ provider: endpoint.provider, model: out.model, status, headers, body: text, now }),
+      fromResponse({ provider: endpoint.provider, model: out.model, status, headers, body: text, now }, read),
       lease.key
     )
     yield* reportError(endpoint.pool.report, lease.keyId, error)
@@ -116,6 +118,7 @@ const sendWithin = <Reply, R>(
 const exchange = <Reply extends { readonly status: number; readonly headers: Readonly<Record<string, string>> }, R>(
   endpoint: Endpoint,
   out: Outgoing,
+  read: ReadError,
   tried: Tried,
   budget: Budget,
   send: (request: TransportRequest) => Effect.Effect<Reply, TransportFailure, R>,
@@ -127,7 +130,7 @@ const exchange = <Reply extends { readonly status: number; readonly headers: Rea
       // a connection that failed counts against the key; a deadline is the call's, not the key's
       Effect.tapError((error) => (error._tag === "TimeoutError" ? Effect.void : endpoint.pool.report(lease.keyId, { _tag: "Failure" }))),
       Effect.flatMap((reply) =>
-        Effect.as(checkHead(endpoint, out, lease, reply.status, reply.headers, bodyOf(reply)), [reply, lease] as const)
+        Effect.as(checkHead(endpoint, out, read, lease, reply.status, reply.headers, bodyOf(reply)), [reply, lease] as const)
       )
     ))
 
@@ -154,21 +157,21 @@ const readRest = (reply: StreamReply, budget: Budget): Effect.Effect<string> =>
   })
 
 /** Sends for the whole reply; a 2xx reply's body comes back. */
-const exchangeText = (endpoint: Endpoint, out: Outgoing, tried: Tried, budget: Budget) =>
-  exchange(endpoint, out, tried, budget, endpoint.transport.text, (reply) => Effect.succeed(reply.body))
+const exchangeText = (endpoint: Endpoint, out: Outgoing, read: ReadError, tried: Tried, budget: Budget) =>
+  exchange(endpoint, out, read, tried, budget, endpoint.transport.text, (reply) => Effect.succeed(reply.body))
 
 /**
  * Sends and resolves at a 2xx reply's head; the body stays open in the current scope. A 2xx
  * reply that is JSON where a stream was asked for is read whole: gateways answer a stream
  * request with `200` and an error object.
  */
-export const exchangeStream = (endpoint: Endpoint, out: Outgoing, tried: Tried, budget: Budget) =>
+export const exchangeStream = (endpoint: Endpoint, out: Outgoing, read: ReadError, tried: Tried, budget: Budget) =>
   Effect.flatMap(
-    exchange(endpoint, out, tried, budget, endpoint.transport.stream, (reply) => readRest(reply, budget)),
+    exchange(endpoint, out, read, tried, budget, endpoint.transport.stream, (reply) => readRest(reply, budget)),
     ([reply, lease]) => {
       if (!(reply.headers["content-type"] ?? "").includes("application/json")) return Effect.succeed([reply, lease] as const)
       return Effect.flatMap(Effect.zip(readRest(reply, budget), Clock.currentTimeMillis), ([body, now]) => {
-        const embedded = errorInBody(endpoint, out, lease, reply.headers, body, now, true)
+        const embedded = errorInBody(endpoint, out, read, lease, reply.headers, body, now, true)
         if (embedded !== undefined) return embedded
         // not an error: frame it as it is (a server that labels its stream as JSON)
         let sent = false
@@ -191,6 +194,7 @@ export const exchangeStream = (endpoint: Endpoint, out: Outgoing, tried: Tried, 
 const errorInBody = (
   endpoint: Endpoint,
   out: Outgoing,
+  read: ReadError,
   lease: KeyPool.Lease,
   headers: Readonly<Record<string, string>>,
   body: string,
@@ -198,7 +202,7 @@ const errorInBody = (
   decodeFailed: boolean
 ): Effect.Effect<never, Err.LlmError> | undefined => {
   if (!decodeFailed && !startsLikeErrorBody(body)) return undefined
-  const error = embeddedError({ provider: endpoint.provider, model: out.model, headers, body, now })
+  const error = embeddedError({ provider: endpoint.provider, model: out.model, headers, now }, body, read)
   if (error === undefined) return undefined
   const safe = redactSecret(error, lease.key)
   return Effect.zipRight(reportError(endpoint.pool.report, lease.keyId, safe), Effect.fail(safe))
@@ -236,10 +240,14 @@ export const onAnotherKey = <A, R>(
     return loop
   })
 
-/** A chat JSON exchange, traced and measured: `decode` turns a 2xx body into a response or a typed error. */
+/**
+ * A chat JSON exchange, traced and measured: `decode` turns a 2xx body into a response or a
+ * typed error, `read` reads the API's error bodies.
+ */
 export const sendJson = (
   endpoint: Endpoint,
   out: Outgoing,
+  read: ReadError,
   decode: (body: string, status: number) => ChatResponse | Err.LlmError
 ): Effect.Effect<ChatResponse, Err.LlmError> => {
   const usage = endpoint.usage
@@ -249,6 +257,7 @@ export const sendJson = (
     sendJsonAs(
       endpoint,
       out,
+      read,
       decode,
       (response) => response.usage.totalTokens,
       usage === undefined ? undefined : (response) => usage.record(endpoint.provider, out.model, response.usage)
@@ -306,12 +315,13 @@ const decodeSafely = <A>(
 
 /**
  * A JSON exchange for any result (chat, embeddings): `decode` turns a 2xx body into a
- * result or a typed error, `tokensOf` gives the tokens to settle with the limiter, and
- * `onSuccess` runs after the key is reported healthy.
+ * result or a typed error, `read` reads the API's error bodies, `tokensOf` gives the tokens
+ * to settle with the limiter, and `onSuccess` runs after the key is reported healthy.
  */
 export const sendJsonAs = <A>(
   endpoint: Endpoint,
   out: Outgoing,
+  read: ReadError,
   decode: (body: string, status: number) => A | Err.LlmError,
   tokensOf: (result: A) => number,
   onSuccess?: (result: A) => Effect.Effect<void>
@@ -322,13 +332,13 @@ export const sendJsonAs = <A>(
       endpoint,
       (tried) =>
         Effect.scoped(
-          Effect.flatMap(exchangeText(endpoint, out, tried, budget), ([reply, lease]) => {
+          Effect.flatMap(exchangeText(endpoint, out, read, tried, budget), ([reply, lease]) => {
             const now = clock.unsafeCurrentTimeMillis()
-            const early = errorInBody(endpoint, out, lease, reply.headers, reply.body, now, false)
+            const early = errorInBody(endpoint, out, read, lease, reply.headers, reply.body, now, false)
             if (early !== undefined) return early
             const decoded = decodeSafely(endpoint, out, decode, reply.body, reply.status)
             if (Err.isLlmError(decoded)) {
-              const embedded = errorInBody(endpoint, out, lease, reply.headers, reply.body, now, true)
+              const embedded = errorInBody(endpoint, out, read, lease, reply.headers, reply.body, now, true)
               if (embedded !== undefined) return embedded
               return Effect.zipRight(
                 endpoint.pool.report(lease.keyId, { _tag: "Failure" }),

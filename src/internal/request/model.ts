@@ -11,6 +11,7 @@ import type { CommonOptions, Spec } from "../../Provider.js"
 import { estimateTokens } from "../../RateLimiter.js"
 import { reporting, type Tracker } from "./delivered.js"
 import { type Endpoint, type Outgoing, resolveEndpoint } from "./endpoint.js"
+import { readErrorBody } from "./errorBody.js"
 import { sendJson } from "./exchange.js"
 import { sendStream } from "./stream.js"
 import { validateRequest } from "./validate.js"
@@ -42,6 +43,7 @@ export const make = (spec: Spec, options: CommonOptions) =>
 export const languageModel = (spec: Spec, options: CommonOptions, endpoint: Endpoint): Service => {
   const provider = endpoint.provider
   const streamHeaders = { accept: spec.streamAccept ?? acceptOf[spec.framing] }
+  const readError = spec.readError ?? readErrorBody
   const outgoing = (request: Message.ChatRequest, stream: boolean): Outgoing | Err.LlmError => {
     const model = request.model ?? options.model
     const invalid = validateRequest(request, provider, model)
@@ -73,14 +75,14 @@ export const languageModel = (spec: Spec, options: CommonOptions, endpoint: Endp
       Effect.suspend(() => {
         const out = outgoing(request, false)
         if (Err.isLlmError(out)) return Effect.fail(out)
-        return sendJson(endpoint, out, (body, status) => spec.decode(request, out.model, body, status))
+        return sendJson(endpoint, out, readError, (body, status) => spec.decode(request, out.model, body, status))
       }),
     // a provider's stream reports what it delivered itself, at no cost per chunk
     stream: reporting((request: Message.ChatRequest, tracker?: Tracker) =>
       Stream.suspend(() => {
         const out = outgoing(request, true)
         if (Err.isLlmError(out)) return Stream.fail(out)
-        return sendStream(endpoint, out, spec.framing, () => spec.parser(request, out.model), tracker)
+        return sendStream(endpoint, out, spec.framing, readError, () => spec.parser(request, out.model), tracker)
       }))
   }
 }

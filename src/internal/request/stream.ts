@@ -14,6 +14,7 @@ import * as KeyPool from "../../KeyPool.js"
 import * as Err from "../../LlmError.js"
 import type { StreamEvent } from "../../Message.js"
 import { malformed, redactSecret, withFields } from "./errors.js"
+import { type ReadError } from "./errorBody.js"
 import { reportError } from "../keyPool.js"
 import type { Tracker } from "./delivered.js"
 import * as Telemetry from "./telemetry.js"
@@ -57,6 +58,7 @@ export const sendStream = (
   endpoint: Endpoint,
   out: Outgoing,
   framing: Framing,
+  read: ReadError,
   makeParser: () => StreamParser,
   tracker?: Tracker | undefined
 ): Stream.Stream<StreamEvent, Err.LlmError> =>
@@ -67,7 +69,7 @@ export const sendStream = (
       // each attempt gets its own scope so that a failed attempt's lease is freed at once
       const attempt = (tried: Tried) =>
         Effect.flatMap(Scope.fork(scope, ExecutionStrategy.sequential), (inner) =>
-          exchangeStream(endpoint, out, tried, deadlines.step(false)).pipe(
+          exchangeStream(endpoint, out, read, tried, deadlines.step(false)).pipe(
             Scope.extend(inner),
             Effect.onError((cause) => Scope.close(inner, Exit.failCause(cause)))
           ))

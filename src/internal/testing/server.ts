@@ -6,7 +6,6 @@ import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Fault, FakeProviderOptions, OpenRouterKey, RecordedRequest, Reply, Responder } from "../../Testing.js"
 import { verify as verifyZhipuToken } from "../providers/openaiChat/zhipu.js"
-import { fakeRoutes } from "../providers/registry.js"
 import { bodyOf, errorBody, type FakeRoute, requestIdOf, sleep, type StreamFault } from "./route.js"
 
 export interface FakeServer {
@@ -23,7 +22,7 @@ export interface FakeServer {
   close(): Promise<void>
 }
 
-/** Each wire format the fake speaks, from the provider table; the first whose `matches` accepts the path answers. */
+/** Each wire format the fake speaks (routes.ts, loaded when a fake first starts); the first whose `matches` accepts the path answers. */
 let routes: ReadonlyArray<FakeRoute> = []
 let loaded: Promise<void> | undefined
 
@@ -40,7 +39,7 @@ const observe = (request: RecordedRequest): void => {
 }
 
 export const start = async (options: FakeProviderOptions): Promise<FakeServer> => {
-  await (loaded ??= fakeRoutes().then((all) => void (routes = all)))
+  await (loaded ??= import("./routes.js").then((m) => void (routes = m.routes)))
   const requests: Array<RecordedRequest> = []
   const faults: Array<Fault> = [...(options.faults ?? [])]
   const state: FakeServer = {

@@ -3,11 +3,13 @@
  * fake routes that serve that spec's URLs, and the lookups read the rows as written.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { Redacted } from "effect"
+import { Message } from "../../../src/index.js"
 import * as registry from "../../../src/internal/providers/registry.js"
+import { routes } from "../../../src/internal/testing/routes.js"
 
 describe("provider registry", () => {
-  it("every API's fake routes serve the URLs its spec calls, chat and stream", async () => {
-    const routes = await registry.fakeRoutes()
+  it("every API's fake routes serve the URLs its spec calls, chat and stream", () => {
     for (const api of registry.apiNames) {
       const spec = registry.apis[api].spec({ baseUrl: registry.apis[api].baseUrl })
       for (const stream of [false, true]) {
@@ -40,8 +42,18 @@ describe("provider registry", () => {
     expect(registry.defaultBaseUrl("claude", "anthropic")).toBe("https://api.anthropic.com")
   })
 
-  it("the Chat Completions presets are the rows that speak it", () => {
-    const speaking = Object.entries(registry.providers).filter(([, row]) => row.api === "chat" || "chatBaseUrl" in row).map(([name]) => name)
-    expect(Object.keys(registry.chatPresets()).sort()).toEqual(speaking.sort())
+  it("a spec gets its row's settings for its API, under the configured ones", () => {
+    const request = Message.request("hi", { maxTokens: 5 })
+    const fieldOf = (spec: ReturnType<typeof registry.specOf>) => Object.keys(spec.body(request, "m", false) as object).find((key) => key.startsWith("max_"))
+    expect(fieldOf(registry.specOf("openai", "chat", undefined))).toBe("max_completion_tokens")
+    expect(fieldOf(registry.specOf("openai", "chat", undefined, { maxTokensField: "max_tokens" }))).toBe("max_tokens")
+    expect(fieldOf(registry.specOf("deepseek", "chat", undefined))).toBe("max_tokens")
+    // Ollama's own row says nothing of Chat Completions: its /v1 takes the default
+    expect(fieldOf(registry.specOf("ollama", "chat", "http://localhost:11434/v1"))).toBe("max_tokens")
+    const key = Redacted.make("my-id.my-secret")
+    expect(registry.specOf("zhipu", "chat", undefined).auth(key)).toEqual({ authorization: "Bearer my-id.my-secret" })
+    const signed = registry.specOf("zhipu", "chat", undefined, { auth: "zhipu" }).auth(key).authorization!
+    expect(signed).toMatch(/^Bearer [\w-]+\.[\w-]+\.[\w-]+$/)
+    expect(signed).not.toContain("my-secret")
   })
 })

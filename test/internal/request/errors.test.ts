@@ -1,10 +1,13 @@
 /**
- * Error mapping (src/internal/errors.ts): unit tests of status + body → LlmError, and the
- * same through the request path against FakeProvider; keys never appear in an error.
+ * Error mapping by HTTP (src/internal/request/errors.ts): status + headers + what a reader read
+ * of the body → LlmError, the generic reading for providers without a reader, and the same
+ * through the request path against FakeProvider; keys never appear in an error. Each API's
+ * reader is tested beside it (test/internal/providers/<api>/error.test.ts).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Redacted, TestClock } from "effect"
-import { fromResponse, parseGoDuration, redactSecret, retryAfterOf } from "../../../src/internal/request/errors.js"
+import { embeddedError, fromResponse, parseGoDuration, redactSecret, retryAfterOf, streamErrorOf } from "../../../src/internal/request/errors.js"
+import { readErrorBody } from "../../../src/internal/request/errorBody.js"
 import { LanguageModel, LlmError, Message } from "../../../src/index.js"
 import type * as Testing from "../../../src/Testing.js"
 import { fakeProvider, stack } from "../../support/openaiStack.js"
@@ -15,27 +18,59 @@ const map = (status: number, body: string, headers: Record<string, string> = {},
   fromResponse({ provider: "openai", model: "gpt-x", status, headers, body, now })
 
 describe("fromResponse", () => {
-  it("maps statuses to tags", () => {
+  it("maps statuses to classes; the generic reading knows no vendor's words", () => {
     const cases: ReadonlyArray<readonly [number, string, LlmError.LlmError["_tag"], boolean]> = [
-      [401, openAiError("Incorrect API key provided", "invalid_request_error", "invalid_api_key"), "AuthenticationError", false],
-      [403, openAiError("Country not supported", "invalid_request_error", "unsupported_country_region_territory"), "PermissionError", false],
-      [429, openAiError("Rate limit reached", "requests", "rate_limit_exceeded"), "RateLimitError", true],
-      [429, openAiError("You exceeded your current quota", "insufficient_quota", "insufficient_quota"), "QuotaExceededError", false],
-      [400, openAiError("This model's maximum context length is 128000 tokens", "invalid_request_error", "context_length_exceeded"), "ContextLengthError", false],
-      [400, openAiError("Invalid value for 'temperature'", "invalid_request_error", "invalid_value"), "InvalidRequestError", false],
-      [404, openAiError("The model `gpt-9` does not exist", "invalid_request_error", "model_not_found"), "InvalidRequestError", false],
-      [422, openAiError("Unprocessable", "invalid_request_error", null), "InvalidRequestError", false],
-      [500, openAiError("The server had an error", "server_error", null), "ServerError", true],
+      [401, "{}", "AuthenticationError", false],
+      [403, "{}", "PermissionError", false],
+      [429, "{}", "RateLimitError", true],
+      // OpenAI's quota code is OpenAI's reader's to know (openaiChat/error.ts)
+      [429, openAiError("You exceeded your current quota", "insufficient_quota", "insufficient_quota"), "RateLimitError", true],
+      [400, JSON.stringify({ error: "bad" }), "InvalidRequestError", false],
+      [404, "", "InvalidRequestError", false],
+      [408, "{}", "TimeoutError", true],
+      [409, "{}", "InvalidRequestError", true],
+      [422, "{}", "InvalidRequestError", false],
+      [500, "{}", "ServerError", true],
       [502, "<html>Bad gateway</html>", "ServerError", true],
-      [503, openAiError("The engine is currently overloaded", "server_error", null), "ServerError", true]
+      [529, "{}", "ServerError", true]
     ]
     for (const [status, body, tag, retryable] of cases) {
       const error = map(status, body)
       expect({ status, tag: error._tag, retryable: error.retryable }).toEqual({ status, tag, retryable })
-      expect(error.provider).toBe("openai")
-      expect(error.model).toBe("gpt-x")
-      expect("status" in error ? error.status : undefined).toBe(status)
+      if (tag !== "TimeoutError") expect("status" in error ? error.status : undefined).toBe(status)
     }
+  })
+
+  it("a reader names the class where the body says more than the status, and may give a wait", () => {
+    const read = (tag: "QuotaExceededError" | "ContextLengthError" | "ContentFilterError") => () => ({ message: "m", type: "t", tag })
+    expect(fromResponse({ provider: "p", model: "m", status: 429, headers: {}, body: "{}", now: 0 }, read("QuotaExceededError"))).toMatchObject({
+      _tag: "QuotaExceededError",
+      status: 429,
+      retryable: false,
+      message: "p 429 t: m"
+    })
+    expect(fromResponse({ provider: "p", model: "m", status: 400, headers: {}, body: "{}", now: 0 }, read("ContextLengthError"))._tag).toBe("ContextLengthError")
+    expect(fromResponse({ provider: "p", model: "m", status: 400, headers: {}, body: "{}", now: 0 }, read("ContentFilterError"))._tag).toBe("ContentFilterError")
+    // the body's wait counts when no header gives one; a header wins
+    const waits = () => ({ retryAfter: Duration.seconds(13) })
+    const limited = fromResponse({ provider: "p", model: "m", status: 429, headers: {}, body: "{}", now: 0 }, waits)
+    expect(limited._tag === "RateLimitError" && Duration.toMillis(limited.retryAfter!)).toBe(13_000)
+    const header = fromResponse({ provider: "p", model: "m", status: 429, headers: { "retry-after": "2" }, body: "{}", now: 0 }, waits)
+    expect(header._tag === "RateLimitError" && Duration.toMillis(header.retryAfter!)).toBe(2000)
+    // x-should-retry still overrides a class the body named
+    const forced = fromResponse({ provider: "p", model: "m", status: 429, headers: { "x-should-retry": "true" }, body: "{}", now: 0 }, read("QuotaExceededError"))
+    expect(forced.retryable).toBe(true)
+  })
+
+  it("a reader that knows nothing of a body, or throws, leaves it to the generic reading", () => {
+    const body = openAiError("Invalid value for 'temperature'", "invalid_request_error", "invalid_value")
+    const ctx = { provider: "p", model: "m", status: 400, headers: {}, body, now: 0 }
+    const expected = "p 400 invalid_request_error: Invalid value for 'temperature'"
+    expect(fromResponse(ctx, () => undefined).message).toBe(expected)
+    expect(fromResponse(ctx, () => { throw new Error("reader bug") }).message).toBe(expected)
+    // a body that is not the common shape: its top-level fields, or an excerpt
+    expect(fromResponse({ ...ctx, body: JSON.stringify({ message: "flat", type: "BadRequestError" }) }, () => undefined).message).toBe("p 400 BadRequestError: flat")
+    expect(fromResponse({ ...ctx, body: "plain words" }, () => undefined).message).toBe("p 400: plain words")
   })
 
   it("puts the provider's message and type in the error message", () => {
@@ -108,6 +143,38 @@ describe("fromResponse", () => {
   it("honours x-should-retry", () => {
     expect(map(500, "{}", { "x-should-retry": "false" }).retryable).toBe(false)
     expect(map(400, "{}", { "x-should-retry": "true" }).retryable).toBe(true)
+  })
+})
+
+describe("error bodies without a status of their own", () => {
+  const head = { provider: "p", model: "m", headers: {}, now: 0 }
+
+  it("a 2xx body is an error only when the reader says so; its status is its own, its class's, or its words'", () => {
+    expect(embeddedError(head, JSON.stringify({ id: "x", choices: [] }), readErrorBody)).toBeUndefined()
+    expect(embeddedError(head, "not json", readErrorBody)).toBeUndefined()
+    // an `error` string beside a reply's fields is not an error object
+    expect(embeddedError(head, JSON.stringify({ error: "x", choices: [] }), readErrorBody)).toBeUndefined()
+    const numeric = embeddedError(head, JSON.stringify({ error: { code: 503, message: "upstream down" } }), readErrorBody)
+    expect(numeric).toMatchObject({ _tag: "ServerError", status: 503, message: "p error body (sent with HTTP 200): upstream down" })
+    const words = embeddedError(head, JSON.stringify({ error: { type: "rate_limit_exceeded", message: "slow" } }), readErrorBody)
+    expect(words?._tag).toBe("RateLimitError")
+    expect(embeddedError(head, JSON.stringify({ error: "model 'nope' not found" }), readErrorBody)?._tag).toBe("InvalidRequestError")
+    expect(embeddedError(head, JSON.stringify({ error: { message: "boom" } }), readErrorBody)).toMatchObject({ _tag: "ServerError", status: 500 })
+    expect(embeddedError(head, "{}", () => ({ tag: "QuotaExceededError" }))).toMatchObject({ _tag: "QuotaExceededError", status: 429 })
+    expect(embeddedError(head, "{}", () => ({ status: 401 }))?._tag).toBe("AuthenticationError")
+    // a status that is no HTTP error status is not taken
+    expect(embeddedError(head, "{}", () => ({ status: 200, message: "x" }))).toMatchObject({ _tag: "ServerError", status: 500 })
+    expect(embeddedError(head, "{}", () => { throw new Error("reader bug") })).toBeUndefined()
+  })
+
+  it("a stream's error event is a StreamError, retryable as the same error would be as a reply", () => {
+    const error = streamErrorOf("p", "m", { type: "invalid_request_error", message: "bad" }, "so far", true)
+    expect(error).toMatchObject({ _tag: "StreamError", partial: true, partialText: "so far", retryable: false })
+    expect(error.message).toBe("p stream error invalid_request_error: bad")
+    expect(streamErrorOf("p", "m", { type: "overloaded_error", message: "Overloaded" }, "", false).retryable).toBe(true)
+    expect(streamErrorOf("p", "m", { tag: "QuotaExceededError" }, "", false)).toMatchObject({ retryable: false, message: "p stream error: unknown error" })
+    expect(streamErrorOf("p", "m", { message: "boom" }, "", false).retryable).toBe(true)
+    expect(streamErrorOf("p", "m", { status: 401 }, "", false).retryable).toBe(false)
   })
 })
 

@@ -1,9 +1,10 @@
 /** Messages requests: a unified request as the `/v1/messages` body. */
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { tryJson } from "../../request/errors.js"
+import { tryJson } from "../../request/errorBody.js"
 import { isObjectSchema, rootObject } from "../jsonSchema.js"
-import { copyOptions, reasoningItemsOf } from "../wire.js"
+import { reasoningItemsOf } from "../reasoningState.js"
+import { copyOptions } from "../requestOptions.js"
 
 /** `max_tokens` when a request sets none: Anthropic requires it. */
 export const defaultMaxTokens = 4096

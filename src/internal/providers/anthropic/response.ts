@@ -1,8 +1,10 @@
 /** Messages replies, decoded tolerantly: only what we use, unknown fields ignored. */
 import * as Schema from "effect/Schema"
 import type * as Message from "../../../Message.js"
-import { tryJson } from "../../request/errors.js"
-import { chatResponse, optionalNullable, reasoningItem, replyDecoder, stopOrToolCalls } from "../wire.js"
+import { tryJson } from "../../request/errorBody.js"
+import { chatResponse, stopOrToolCalls } from "../chatResponse.js"
+import { optionalNullable, replyDecoder } from "../decoding.js"
+import { reasoningItem } from "../reasoningState.js"
 import { outputToolOf } from "./request.js"
 
 export const WireUsage = Schema.Struct({

@@ -1,8 +1,9 @@
 /** Anthropic Messages as a `Provider.Spec`. */
 import * as Redacted from "effect/Redacted"
 import type { Spec } from "../../../Provider.js"
-import { specOf, urlAt, type WireOptions } from "../wire.js"
+import { specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { type ThinkingBudgets, toWireRequest } from "./request.js"
+import { readAnthropicError } from "./error.js"
 import { fromWireResponse } from "./response.js"
 import { EventParser } from "./stream.js"
 
@@ -28,6 +29,7 @@ export const spec = (options: Options): Spec => {
     url: () => url,
     body: (request, model, stream) => toWireRequest(request, model, stream, wireOptions),
     decode: fromWireResponse,
-    Parser: EventParser
+    Parser: EventParser,
+    readError: readAnthropicError
   })
 }

@@ -1,7 +1,7 @@
 /** The Messages stream parser: a light, tolerant parse of each event, no Schema per event. */
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { Parser } from "../wire.js"
+import { Parser } from "../streamParser.js"
 import { outputToolOf } from "./request.js"
 import { argumentsOf, canonical, finishReasonOf, outputFinish, redactedState, thinkingState, usageOf, type WireUsage } from "./response.js"
 

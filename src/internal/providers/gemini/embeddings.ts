@@ -1,7 +1,11 @@
 /** Gemini `batchEmbedContents`. */
 import * as Schema from "effect/Schema"
+import type { BatchResult } from "../../../Embeddings.js"
 import * as Err from "../../../LlmError.js"
-import { type EmbeddingsBatch, type EmbeddingsSpec, jsonDecoder } from "../wire.js"
+import type { EmbeddingsSpec } from "../../../Provider.js"
+import type { WireOptions } from "../apiSpec.js"
+import { jsonDecoder } from "../decoding.js"
+import { readError } from "./error.js"
 import { auth, modelPath, urlOf } from "./spec.js"
 
 /** The `batchEmbedContents` request body. */
@@ -26,26 +30,22 @@ export const WireEmbeddingsResponse = Schema.Struct({
 const decodeEmbeddings = jsonDecoder(WireEmbeddingsResponse)
 
 /** Decodes a `batchEmbedContents` body: vectors in input order, and the prompt tokens when Gemini reports them. */
-export const fromEmbeddingsResponse = (provider: string, model: string, body: string, status = 200): EmbeddingsBatch | Err.LlmError => {
+export const fromEmbeddingsResponse = (provider: string, model: string, body: string, status = 200): BatchResult | Err.LlmError => {
   const wire = decodeEmbeddings(provider, model, body, status)
   if (wire instanceof Err.MalformedResponseError) return wire
   return { vectors: wire.embeddings.map((e) => e.values), inputTokens: wire.usageMetadata?.promptTokenCount }
 }
 
-/** `taskType` (e.g. `RETRIEVAL_DOCUMENT`) is sent with each text. */
-export const embeddings = (options: {
-  readonly model: string
-  readonly provider?: string | undefined
-  readonly baseUrl?: string | undefined
-  readonly taskType?: string | undefined
-}): EmbeddingsSpec => {
+/** Gemini `batchEmbedContents` as a `Provider.EmbeddingsSpec`; `taskType` (e.g. `RETRIEVAL_DOCUMENT`) is sent with each text. */
+export const embeddingsSpec = (options: WireOptions & { readonly taskType?: string | undefined }): EmbeddingsSpec => {
   const provider = options.provider ?? "gemini"
   return {
     provider,
     auth,
-    url: urlOf(options.baseUrl, options.model, "batchEmbedContents"),
+    url: (model) => urlOf(options.baseUrl, model, "batchEmbedContents"),
     maxBatchSize: 100,
-    body: (texts, dimensions) => toEmbeddingsRequest(options.model, texts, { dimensions, taskType: options.taskType }),
-    decode: (body, status) => fromEmbeddingsResponse(provider, options.model, body, status)
+    body: (texts, model, { dimensions }) => toEmbeddingsRequest(model, texts, { dimensions, taskType: options.taskType }),
+    decode: (_texts, model, body, status) => fromEmbeddingsResponse(provider, model, body, status),
+    readError
   }
 }

@@ -7,7 +7,11 @@
 import type * as Message from "../../../Message.js"
 import type * as Err from "../../../LlmError.js"
 import { toGemini } from "../jsonSchema.js"
-import { argumentsObject, BadInput, copyOptions, mapRequest, parseDataUrl, reasoningItemsOf, resultObject, toolNameFor } from "../wire.js"
+import { parseDataUrl } from "../dataUrl.js"
+import { BadInput, mapRequest } from "../mapRequest.js"
+import { reasoningItemsOf } from "../reasoningState.js"
+import { copyOptions } from "../requestOptions.js"
+import { argumentsObject, resultObject, toolNameFor } from "../toolCalls.js"
 
 export type WirePart =
   | { readonly text: string; readonly thoughtSignature?: string }

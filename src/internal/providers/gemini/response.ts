@@ -3,7 +3,10 @@ import * as Schema from "effect/Schema"
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { malformed } from "../../request/errors.js"
-import { callId, chatResponse, reasoningItem, replyDecoder, stopOrToolCalls } from "../wire.js"
+import { chatResponse, stopOrToolCalls } from "../chatResponse.js"
+import { replyDecoder } from "../decoding.js"
+import { reasoningItem } from "../reasoningState.js"
+import { callId } from "../toolCalls.js"
 
 export const WireUsage = Schema.Struct({
   promptTokenCount: Schema.optional(Schema.Number),

@@ -1,8 +1,9 @@
 /** Gemini `generateContent` and `streamGenerateContent?alt=sse` as a `Provider.Spec`. */
 import * as Redacted from "effect/Redacted"
 import type { Spec } from "../../../Provider.js"
-import { specOf, urlAt, type WireOptions } from "../wire.js"
+import { specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { toWireRequest } from "./request.js"
+import { readGeminiError } from "./error.js"
 import { fromWireResponse } from "./response.js"
 import { ChunkParser } from "./stream.js"
 
@@ -26,6 +27,7 @@ export const spec = (options: WireOptions): Spec => {
     url: (model, stream) => urlOf(options.baseUrl, model, stream ? "streamGenerateContent?alt=sse" : "generateContent"),
     body: (request, model) => toWireRequest(request, model, provider),
     decode: fromWireResponse,
-    Parser: ChunkParser
+    Parser: ChunkParser,
+    readError: readGeminiError
   })
 }

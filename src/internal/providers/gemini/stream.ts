@@ -1,7 +1,7 @@
 /** The `streamGenerateContent` parser: a light, tolerant parse of each chunk, no Schema per chunk. */
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { Parser } from "../wire.js"
+import { Parser } from "../streamParser.js"
 import { finishReasonOf, signatureState, type ThoughtSignature, toolCallId, usageOf, type WireUsage } from "./response.js"
 
 type PathKey = string | number

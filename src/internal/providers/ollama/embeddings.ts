@@ -1,7 +1,11 @@
 /** Ollama `/api/embed`. */
 import * as Schema from "effect/Schema"
+import type { BatchResult } from "../../../Embeddings.js"
 import * as Err from "../../../LlmError.js"
-import { type EmbeddingsBatch, type EmbeddingsSpec, jsonDecoder } from "../wire.js"
+import type { EmbeddingsSpec } from "../../../Provider.js"
+import type { WireOptions } from "../apiSpec.js"
+import { jsonDecoder } from "../decoding.js"
+import { readError } from "./error.js"
 import { auth, urlOf } from "./spec.js"
 
 /** The `/api/embed` request body. */
@@ -24,25 +28,23 @@ export const WireEmbeddingsResponse = Schema.Struct({
 const decodeEmbeddings = jsonDecoder(WireEmbeddingsResponse)
 
 /** Decodes an `/api/embed` body: vectors in input order and the prompt tokens. */
-export const fromEmbeddingsResponse = (provider: string, model: string, body: string, status = 200): EmbeddingsBatch | Err.LlmError => {
+export const fromEmbeddingsResponse = (provider: string, model: string, body: string, status = 200): BatchResult | Err.LlmError => {
   const wire = decodeEmbeddings(provider, model, body, status)
   if (wire instanceof Err.MalformedResponseError) return wire
   return { vectors: wire.embeddings, inputTokens: wire.prompt_eval_count }
 }
 
-export const embeddings = (options: {
-  readonly model: string
-  readonly provider?: string | undefined
-  readonly baseUrl?: string | undefined
-  readonly keepAlive?: string | undefined
-}): EmbeddingsSpec => {
+/** Ollama `/api/embed` as a `Provider.EmbeddingsSpec`. */
+export const embeddingsSpec = (options: WireOptions & { readonly keepAlive?: string | undefined }): EmbeddingsSpec => {
   const provider = options.provider ?? "ollama"
+  const url = urlOf(options.baseUrl, "/api/embed")
   return {
     provider,
     auth,
-    url: urlOf(options.baseUrl, "/api/embed"),
+    url: () => url,
     maxBatchSize: 2048,
-    body: (texts, dimensions) => toEmbeddingsRequest(options.model, texts, { dimensions, keepAlive: options.keepAlive }),
-    decode: (body, status) => fromEmbeddingsResponse(provider, options.model, body, status)
+    body: (texts, model, { dimensions }) => toEmbeddingsRequest(model, texts, { dimensions, keepAlive: options.keepAlive }),
+    decode: (_texts, model, body, status) => fromEmbeddingsResponse(provider, model, body, status),
+    readError
   }
 }

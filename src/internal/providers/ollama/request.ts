@@ -2,7 +2,10 @@
 import type * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { rootObject } from "../jsonSchema.js"
-import { argumentsObject, BadInput, copyOptions, mapRequest, parseDataUrl, toolNameFor } from "../wire.js"
+import { parseDataUrl } from "../dataUrl.js"
+import { BadInput, mapRequest } from "../mapRequest.js"
+import { copyOptions } from "../requestOptions.js"
+import { argumentsObject, toolNameFor } from "../toolCalls.js"
 
 export interface WireMessage {
   readonly role: "system" | "user" | "assistant" | "tool"

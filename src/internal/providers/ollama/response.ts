@@ -1,7 +1,9 @@
 /** `/api/chat` replies, decoded tolerantly: only what we use, unknown fields ignored. */
 import * as Schema from "effect/Schema"
 import type * as Message from "../../../Message.js"
-import { callId, chatResponse, replyDecoder, stopOrToolCalls } from "../wire.js"
+import { chatResponse, stopOrToolCalls } from "../chatResponse.js"
+import { replyDecoder } from "../decoding.js"
+import { callId } from "../toolCalls.js"
 
 const WireToolCall = Schema.Struct({
   id: Schema.optional(Schema.String),

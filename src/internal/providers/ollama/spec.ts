@@ -1,7 +1,8 @@
 /** Ollama's native `/api/chat` (JSON, and NDJSON streaming) as a `Provider.Spec`. */
 import type { Spec } from "../../../Provider.js"
-import { bearer, specOf, urlAt, type WireOptions } from "../wire.js"
+import { bearer, specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { toWireRequest } from "./request.js"
+import { readOllamaError } from "./error.js"
 import { fromWireResponse } from "./response.js"
 import { ChunkParser } from "./stream.js"
 
@@ -25,6 +26,7 @@ export const spec = (options: Options): Spec => {
     url: () => url,
     body: (request, model, stream) => toWireRequest(request, model, stream, { provider, keepAlive: options.keepAlive }),
     decode: fromWireResponse,
-    Parser: ChunkParser
+    Parser: ChunkParser,
+    readError: readOllamaError
   })
 }

@@ -1,7 +1,7 @@
 /** The `/api/chat` NDJSON stream parser: a light, tolerant parse of each line, no Schema per line. */
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { Parser } from "../wire.js"
+import { Parser } from "../streamParser.js"
 import { argumentsText, finishReasonOf, reportedUsage, toolCallId } from "./response.js"
 
 /**

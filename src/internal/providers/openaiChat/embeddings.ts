@@ -1,8 +1,12 @@
 /** OpenAI-compatible `/embeddings` (OpenAI, OpenRouter, Together, vLLM, Ollama's `/v1`, …). */
 import * as Schema from "effect/Schema"
+import type { BatchResult } from "../../../Embeddings.js"
 import * as Err from "../../../LlmError.js"
+import type { EmbeddingsSpec } from "../../../Provider.js"
 import { malformed } from "../../request/errors.js"
-import { bearer, type EmbeddingsBatch, type EmbeddingsSpec, jsonDecoder, urlAt } from "../wire.js"
+import { bearer, urlAt, type WireOptions } from "../apiSpec.js"
+import { jsonDecoder } from "../decoding.js"
+import { readError } from "./error.js"
 import { defaultBaseUrl } from "./spec.js"
 
 export const WireEmbeddingsResponse = Schema.Struct({
@@ -14,7 +18,7 @@ export const WireEmbeddingsResponse = Schema.Struct({
 const decodeEmbeddings = jsonDecoder(WireEmbeddingsResponse)
 
 /** Decodes an `/embeddings` body, ordering vectors by their `index`. */
-export const fromEmbeddingsResponse = (provider: string, model: string, body: string, status = 200): EmbeddingsBatch | Err.LlmError => {
+export const fromEmbeddingsResponse = (provider: string, model: string, body: string, status = 200): BatchResult | Err.LlmError => {
   const wire = decodeEmbeddings(provider, model, body, status)
   if (wire instanceof Err.MalformedResponseError) return wire
   const data = wire.data
@@ -30,18 +34,21 @@ export const fromEmbeddingsResponse = (provider: string, model: string, body: st
   return { vectors, inputTokens: wire.usage?.prompt_tokens }
 }
 
-export const embeddings = (options: { readonly model: string; readonly provider?: string | undefined; readonly baseUrl?: string | undefined }): EmbeddingsSpec => {
+/** OpenAI-compatible `/embeddings` as a `Provider.EmbeddingsSpec`. */
+export const embeddingsSpec = (options: WireOptions): EmbeddingsSpec => {
   const provider = options.provider ?? "openai"
+  const url = urlAt(options.baseUrl, defaultBaseUrl, "/embeddings")
   return {
     provider,
     auth: bearer,
-    url: urlAt(options.baseUrl, defaultBaseUrl, "/embeddings"),
+    url: () => url,
     maxBatchSize: 2048,
-    body: (texts, dimensions) => {
-      const wire: Record<string, unknown> = { model: options.model, input: texts, encoding_format: "float" }
+    body: (texts, model, { dimensions }) => {
+      const wire: Record<string, unknown> = { model, input: texts, encoding_format: "float" }
       if (dimensions !== undefined) wire.dimensions = dimensions
       return wire
     },
-    decode: (body, status) => fromEmbeddingsResponse(provider, options.model, body, status)
+    decode: (_texts, model, body, status) => fromEmbeddingsResponse(provider, model, body, status),
+    readError
   }
 }

@@ -1,7 +1,7 @@
 /** Chat Completions requests: a unified request as the `/chat/completions` body. */
 import type * as Message from "../../../Message.js"
 import { schemaFields } from "../jsonSchema.js"
-import { copyOptions } from "../wire.js"
+import { copyOptions } from "../requestOptions.js"
 
 /** Which field carries `maxTokens`: OpenAI wants `max_completion_tokens`, most compatible servers `max_tokens`. */
 export type MaxTokensField = "max_tokens" | "max_completion_tokens"

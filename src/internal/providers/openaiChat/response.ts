@@ -2,7 +2,9 @@
 import * as Schema from "effect/Schema"
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { callId, chatResponse, optionalNullable, replyDecoder, stopOrToolCalls } from "../wire.js"
+import { chatResponse, stopOrToolCalls } from "../chatResponse.js"
+import { optionalNullable, replyDecoder } from "../decoding.js"
+import { callId } from "../toolCalls.js"
 
 export const WireUsage = Schema.Struct({
   // optional: a usage object without counts means "no usage", not a broken response

@@ -1,7 +1,8 @@
 /** Chat Completions as a `Provider.Spec`. */
 import * as Duration from "effect/Duration"
 import type { Spec } from "../../../Provider.js"
-import { bearer, specOf, urlAt, type WireOptions } from "../wire.js"
+import { bearer, specOf, urlAt, type WireOptions } from "../apiSpec.js"
+import { readOpenAiError } from "./error.js"
 import { type MaxTokensField, toWireRequest } from "./request.js"
 import { fromWireResponse } from "./response.js"
 import { ChunkParser } from "./stream.js"
@@ -9,11 +10,16 @@ import * as zhipu from "./zhipu.js"
 
 export const defaultBaseUrl = "https://api.openai.com/v1"
 
-export interface Options extends WireOptions {
+/** What only Chat Completions has: set by a provider's row in the table, a configuration entry, or the options. */
+export interface Settings {
+  /** Which field carries `maxTokens`: `max_completion_tokens` for OpenAI itself, `max_tokens` elsewhere by default. */
   readonly maxTokensField?: MaxTokensField | undefined
+  /** `zhipu` signs `id.secret` keys into short-lived tokens. */
   readonly auth?: "bearer" | "zhipu" | undefined
   readonly zhipuTokenTtl?: Duration.DurationInput | undefined
 }
+
+export interface Options extends WireOptions, Settings {}
 
 const zhipuAuth = (ttl: Duration.DurationInput | undefined) => {
   const ttlMs = Duration.toMillis(ttl ?? "30 minutes")
@@ -31,6 +37,7 @@ export const spec = (options: Options): Spec => {
     url: () => url,
     body: (request, model, stream) => toWireRequest(request, model, stream, maxTokensField),
     decode: fromWireResponse,
-    Parser: ChunkParser
+    Parser: ChunkParser,
+    readError: readOpenAiError
   })
 }

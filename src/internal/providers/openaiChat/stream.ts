@@ -1,8 +1,9 @@
 /** The Chat Completions stream parser: a light, tolerant parse of each chunk, no Schema per chunk. */
 import type * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { malformed, tryJson } from "../../request/errors.js"
-import { Parser } from "../wire.js"
+import { malformed } from "../../request/errors.js"
+import { tryJson } from "../../request/errorBody.js"
+import { Parser } from "../streamParser.js"
 import { fallbackCallId, finishReasonOf, usageOf, type WireUsage } from "./response.js"
 
 interface PendingCall {

@@ -1,7 +1,8 @@
 /** Responses requests: a unified request as the `/responses` body. */
 import type * as Message from "../../../Message.js"
 import { schemaFields } from "../jsonSchema.js"
-import { copyOptions, reasoningItemsOf } from "../wire.js"
+import { reasoningItemsOf } from "../reasoningState.js"
+import { copyOptions } from "../requestOptions.js"
 
 /** What `reasoning.summary` asks for. */
 export type ReasoningSummary = "auto" | "concise" | "detailed"

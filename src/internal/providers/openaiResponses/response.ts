@@ -2,8 +2,11 @@
 import * as Schema from "effect/Schema"
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { fromResponse } from "../../request/errors.js"
-import { chatResponse, optionalNullable, reasoningItem, replyDecoder, stopOrToolCalls } from "../wire.js"
+import { errorOf } from "../../request/errors.js"
+import { chatResponse, stopOrToolCalls } from "../chatResponse.js"
+import { readResponsesError } from "./error.js"
+import { optionalNullable, replyDecoder } from "../decoding.js"
+import { reasoningItem } from "../reasoningState.js"
 
 export const WireUsage = Schema.Struct({
   input_tokens: Schema.Number,
@@ -108,9 +111,9 @@ export const reasoningStateOf = (raw: unknown): Message.ReasoningState | undefin
 /** Reasoning sections (summary parts, or raw reasoning text) are separated by a blank line. */
 export const reasoningSeparator = "\n\n"
 
-/** A failed response's error, through the same mapping as an HTTP error body. */
+/** A failed response's error, read as an error body, as a server error unless it says more. */
 const failedError = (provider: string, model: string, error: unknown): Err.LlmError =>
-  fromResponse({ provider, model, status: 500, headers: {}, body: JSON.stringify({ error: error ?? {} }), now: 0 })
+  errorOf({ provider, model, status: 500, headers: {}, now: 0 }, readResponsesError({ error: error ?? {} }) ?? {})
 
 /**
  * Decodes a non-streaming Responses body into a `ChatResponse`. Text is every message

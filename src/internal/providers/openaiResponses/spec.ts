@@ -1,7 +1,8 @@
 /** OpenAI Responses as a `Provider.Spec`. */
 import type { Spec } from "../../../Provider.js"
-import { bearer, specOf, urlAt, type WireOptions } from "../wire.js"
+import { bearer, specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { type ReasoningSummary, toWireRequest } from "./request.js"
+import { readResponsesError } from "./error.js"
 import { fromWireResponse } from "./response.js"
 import { EventParser } from "./stream.js"
 
@@ -20,6 +21,7 @@ export const spec = (options: Options): Spec => {
     url: () => url,
     body: (request, model, stream) => toWireRequest(request, model, stream, wireOptions),
     decode: fromWireResponse,
-    Parser: EventParser
+    Parser: EventParser,
+    readError: readResponsesError
   })
 }

@@ -1,8 +1,7 @@
 /** The Responses stream parser: a light, tolerant parse of each event, no Schema per event. */
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { errorInfo } from "../../request/errors.js"
-import { Parser } from "../wire.js"
+import { Parser } from "../streamParser.js"
 import { finishReasonOf, isUsage, messageText, reasoningSeparator, reasoningStateOf, usageOf } from "./response.js"
 
 interface PendingCall {
@@ -111,10 +110,7 @@ export class EventParser extends Parser {
   }
 
   private streamError(payload: Payload): Err.LlmError {
-    const info = errorInfo(payload)
-    // errorInfo reads `type` first; the Responses error's meaning is in its `code`
-    const kind = info.code ?? info.type
-    return this.errorEvent({ error: { message: info.message, type: kind } })
+    return this.errorEvent(payload)
   }
 
   private startItem(outputIndex: number, raw: unknown, out: Array<Message.StreamEvent>): void {
