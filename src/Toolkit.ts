@@ -61,9 +61,10 @@ export type Tools<K> = K extends Toolkit<infer T> ? T : never
  * @since 0.1.0 @category constructors
  */
 export const make = <const Tools extends ReadonlyArray<Tool.Any>>(...tools: Tools): Toolkit<Tools[number]> => {
-  const byName: Record<string, Tool.Any> = {}
+  // no prototype: a tool may be named toString, constructor or __proto__
+  const byName: Record<string, Tool.Any> = Object.create(null)
   for (const tool of tools) {
-    if (byName[tool.name] !== undefined) throw new Error(`Toolkit.make: two tools are named ${tool.name}`)
+    if (Object.hasOwn(byName, tool.name)) throw new Error(`Toolkit.make: two tools are named ${tool.name}`)
     byName[tool.name] = tool
   }
   return {
@@ -75,7 +76,9 @@ export const make = <const Tools extends ReadonlyArray<Tool.Any>>(...tools: Tool
         Effect.map(Effect.context<RequirementsOf<H>>(), (context) => {
           let services = Context.empty() as Context.Context<Tool.HandlersFor<Tools[number]>>
           for (const tool of tools) {
-            const handler = (handlers as unknown as Record<string, (params: unknown) => Effect.Effect<unknown, unknown, RequirementsOf<H>>>)[tool.name]!
+            const byTool = handlers as unknown as Record<string, (params: unknown) => Effect.Effect<unknown, unknown, RequirementsOf<H>>>
+            const handler = Object.hasOwn(byTool, tool.name) ? byTool[tool.name]! : undefined
+            if (handler === undefined) throw new Error(`Toolkit.toLayer: no handler for the tool ${tool.name}`)
             services = Context.add(services, Tool.handlerTag(tool.name), {
               // the layer's context under the caller's (which wins on a clash, as in @effect/ai), so the
               // handler's spans nest under its `Tool.call`

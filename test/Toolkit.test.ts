@@ -21,6 +21,32 @@ describe("Toolkit", () => {
     expect(() => Toolkit.make(Get, Tool.make("get", { parameters: Schema.Struct({}) }))).toThrow("two tools are named get")
   })
 
+  it.effect("tools named toString, constructor and __proto__ are tools like any other, found by the loop", () =>
+    Effect.gen(function*() {
+      const named = <const N extends string>(name: N) => Tool.make(name, { parameters: Schema.Struct({}), success: Schema.String })
+      const Odd = Toolkit.make(named("toString"), named("constructor"), named("__proto__"), named("hasOwnProperty"))
+      expect(Object.keys(Odd.tools)).toEqual(["toString", "constructor", "__proto__", "hasOwnProperty"])
+      expect(Odd.tools.__proto__.name).toBe("__proto__")
+      expect(() => Toolkit.make(named("__proto__"), named("__proto__"))).toThrow("two tools are named __proto__")
+      const handlers = Odd.toLayer({
+        toString: () => Effect.succeed("s"),
+        constructor: () => Effect.succeed("c"),
+        ["__proto__"]: () => Effect.succeed("p"),
+        hasOwnProperty: () => Effect.succeed("h")
+      })
+      const calls = ["toString", "constructor", "__proto__", "hasOwnProperty", "valueOf"].map((name, i) => ({ id: `c${i}`, name, arguments: "{}" }))
+      const result = yield* LanguageModel.generateText({ request: Message.request("x"), toolkit: Odd }).pipe(
+        Effect.provide(Layer.merge(Testing.mockModel([{ toolCalls: calls }, "done"]), handlers))
+      )
+      expect(result.steps[0]!.toolResults.map((r) => [r.name, r.isError, r.content])).toEqual([
+        ["toString", false, "\"s\""],
+        ["constructor", false, "\"c\""],
+        ["__proto__", false, "\"p\""],
+        ["hasOwnProperty", false, "\"h\""],
+        ["valueOf", true, expect.stringContaining("no tool named")]
+      ])
+    }))
+
   it.effect("a handler's requirements become the layer's; generateText finds each handler by its tool's name", () =>
     Effect.gen(function*() {
       const handlers: Layer.Layer<Tool.Handler<"get"> | Tool.Handler<"put">, never, Store> = Kit.toLayer({

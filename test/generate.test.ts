@@ -459,3 +459,335 @@ describe("streamObject", () => {
         expect(error).toMatchObject({ _tag: "StructuredOutputError", attempts: 2, text: "{}" })
       })))
 })
+
+// ---------------------------------------------------------------------------
+// Hostile model output and invalid options
+// ---------------------------------------------------------------------------
+
+/**
+ * A model that answers every call with `reply(n)`. It yields at each call, so a test's own
+ * timeout could fire, and past `limit` calls it dies: a loop that does not stop fails an
+ * assertion on the count instead of hanging the runner.
+ */
+const bounded = (limit: number, reply: (n: number) => Message.ChatResponse) => {
+  let calls = 0
+  const next = Effect.flatMap(Effect.yieldNow(), () =>
+    Effect.suspend(() =>
+      ++calls > limit ? Effect.die(new Error(`runaway loop: the model was called more than ${limit} times`)) : Effect.succeed(reply(calls))
+    ))
+  const model = LanguageModel.make({
+    provider: "p",
+    model: "m",
+    chat: () => next,
+    stream: () => Stream.unwrap(Effect.map(next, (response) => Stream.fromIterable(LanguageModel.responseToEvents(response))))
+  })
+  return { layer: Layer.merge(LanguageModel.layer(model), handlers), calls: () => calls }
+}
+
+const reply = (n: number, fields: Partial<Message.ChatResponse>): Message.ChatResponse => ({
+  id: `r${n}`,
+  model: "m",
+  provider: "p",
+  text: "",
+  toolCalls: [],
+  finishReason: "stop",
+  usage: usage(1, 1),
+  ...fields
+})
+
+/** Calls `echo` on every call, forever. */
+const echoForever = (limit: number) =>
+  bounded(limit, (n) => reply(n, { toolCalls: [{ id: `c${n}`, name: "echo", arguments: "{\"text\":\"again\"}" }], finishReason: "tool_calls" }))
+/** Replies with text that never decodes, forever. */
+const junkForever = (limit: number) => bounded(limit, (n) => reply(n, { text: "not json" }))
+
+describe("the loop's bounds, counted", () => {
+  it.effect("maxSteps bounds the model calls: a loop that ignored it would meet a model that dies past 10 calls", () =>
+    Effect.gen(function*() {
+      for (const maxSteps of [1, 3]) {
+        const generate = echoForever(10)
+        const result = yield* LanguageModel.generateText({ request: Message.request("loop"), toolkit: Kit, maxSteps }).pipe(Effect.provide(generate.layer), Effect.exit)
+        expect(generate.calls()).toBe(maxSteps)
+        expect(Exit.isSuccess(result) && result.value.finishReason).toBe("tool_calls")
+        const stream = echoForever(10)
+        const events = yield* Stream.runCollect(LanguageModel.streamText({ request: Message.request("loop"), toolkit: Kit, maxSteps })).pipe(
+          Effect.provide(stream.layer),
+          Effect.exit
+        )
+        expect(stream.calls()).toBe(maxSteps)
+        expect(Exit.isSuccess(events) && Chunk.toArray(events.value).at(-1)?._tag).toBe("Finish")
+      }
+    }))
+
+  it.effect("repairAttempts bounds the repairs, counted", () =>
+    Effect.gen(function*() {
+      const generate = junkForever(10)
+      const error = yield* Effect.flip(LanguageModel.generateObject({ request: Message.request("x"), schema: Person, repairAttempts: 2 }).pipe(Effect.provide(generate.layer)))
+      expect(error).toMatchObject({ _tag: "StructuredOutputError", attempts: 3 })
+      expect(generate.calls()).toBe(3)
+      const stream = junkForever(10)
+      const streamed = yield* Effect.flip(Stream.runDrain(LanguageModel.streamObject({ request: Message.request("x"), schema: Person, repairAttempts: 2 })).pipe(Effect.provide(stream.layer)))
+      expect(streamed).toMatchObject({ _tag: "StructuredOutputError", attempts: 3 })
+      expect(stream.calls()).toBe(3)
+    }))
+})
+
+describe("options are validated like requests", () => {
+  it.effect("an invalid maxSteps or concurrency is an InvalidRequestError naming it; the model is never called", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly ["maxSteps" | "concurrency", number]> = [
+        ["maxSteps", NaN],
+        ["maxSteps", -1],
+        ["maxSteps", 0],
+        ["maxSteps", 2.5],
+        ["maxSteps", Infinity],
+        ["concurrency", NaN],
+        ["concurrency", 0],
+        ["concurrency", 1.5],
+        ["concurrency", -Infinity]
+      ]
+      for (const [option, value] of cases) {
+        const generate = echoForever(20)
+        const options = { request: Message.request("x"), toolkit: Kit, [option]: value }
+        const error = yield* Effect.flip(LanguageModel.generateText(options).pipe(Effect.provide(generate.layer)))
+        expect(error._tag, `${option}: ${value}`).toBe("InvalidRequestError")
+        expect(error.message).toContain(option)
+        expect(error.message).toContain(String(value))
+        expect(generate.calls()).toBe(0)
+        const stream = echoForever(20)
+        const streamed = yield* Effect.flip(Stream.runDrain(LanguageModel.streamText(options)).pipe(Effect.provide(stream.layer)))
+        expect(streamed._tag).toBe("InvalidRequestError")
+        expect(streamed.message).toContain(option)
+        expect(stream.calls()).toBe(0)
+      }
+    }))
+
+  it.effect("concurrency Infinity means unbounded, as \"unbounded\" does", () =>
+    Effect.gen(function*() {
+      const generate = echoForever(20)
+      const result = yield* LanguageModel.generateText({ request: Message.request("x"), toolkit: Kit, maxSteps: 2, concurrency: Infinity }).pipe(Effect.provide(generate.layer))
+      expect(result.steps).toHaveLength(2)
+    }))
+
+  it.effect("an invalid repairAttempts is an InvalidRequestError naming it, in generateObject and streamObject; the model is never called", () =>
+    Effect.gen(function*() {
+      for (const value of [NaN, -1, 0.5, Infinity]) {
+        const generate = junkForever(20)
+        const error = yield* Effect.flip(LanguageModel.generateObject({ request: Message.request("x"), schema: Person, repairAttempts: value }).pipe(Effect.provide(generate.layer)))
+        expect(error._tag, `repairAttempts: ${value}`).toBe("InvalidRequestError")
+        expect(error.message).toContain("repairAttempts")
+        expect(generate.calls()).toBe(0)
+        const stream = junkForever(20)
+        const streamed = yield* Effect.flip(
+          Stream.runDrain(LanguageModel.streamObject({ request: Message.request("x"), schema: Person, repairAttempts: value })).pipe(Effect.provide(stream.layer))
+        )
+        expect(streamed._tag).toBe("InvalidRequestError")
+        expect(streamed.message).toContain("repairAttempts")
+        expect(stream.calls()).toBe(0)
+      }
+    }))
+})
+
+/** A schema whose wire form differs from its value: an ISO string and a numeric string. */
+const Meeting = Schema.Struct({ at: Schema.Date, seats: Schema.NumberFromString })
+const meetingText = "{\"at\":\"2024-05-01T12:30:00.000Z\",\"seats\":\"12\"}"
+/** What the response format asks for: both fields as strings. */
+const meetingWire = {
+  properties: { at: { $ref: "#/$defs/Date" }, seats: { $ref: "#/$defs/NumberFromString" } },
+  $defs: { Date: { type: "string" }, NumberFromString: { type: "string" } }
+}
+
+describe("structured output is decoded from the Schema's encoded side", () => {
+  it.effect("generateObject: an ISO string becomes a Date, a numeric string a number; the format asks for the strings", () =>
+    withMock([meetingText], (requests) =>
+      Effect.gen(function*() {
+        const { value } = yield* LanguageModel.generateObject({ request: Message.request("when?"), schema: Meeting })
+        expect(value.at).toBeInstanceOf(Date)
+        expect(value.at.toISOString()).toBe("2024-05-01T12:30:00.000Z")
+        expect(value.seats).toBe(12)
+        const format = (yield* requests)[0]!.responseFormat
+        expect(format?.type === "json_schema" && format.schema).toMatchObject(meetingWire)
+      })))
+
+  it.effect("streamObject: the same, and the partials are the wire form", () =>
+    withMock([{ text: meetingText, chunks: 4 }], (requests) =>
+      Effect.gen(function*() {
+        const events = Chunk.toArray(yield* Stream.runCollect(LanguageModel.streamObject({ request: Message.request("when?"), schema: Meeting })))
+        const last = events.at(-1)
+        if (last?._tag !== "Object") throw new Error(`expected the object last, got ${last?._tag}`)
+        expect(last.value.at).toBeInstanceOf(Date)
+        expect(last.value.at.toISOString()).toBe("2024-05-01T12:30:00.000Z")
+        expect(last.value.seats).toBe(12)
+        const partials = events.filter((e) => e._tag === "Partial")
+        expect(partials.at(-1)?._tag === "Partial" && partials.at(-1)!.value).toEqual({ at: "2024-05-01T12:30:00.000Z", seats: "12" })
+        const format = (yield* requests)[0]!.responseFormat
+        expect(format?.type === "json_schema" && format.schema).toMatchObject(meetingWire)
+      })))
+})
+
+interface Tree {
+  readonly children: ReadonlyArray<Tree>
+}
+const Tree: Schema.Schema<Tree> = Schema.Struct({ children: Schema.Array(Schema.suspend(() => Tree)) }).annotations({ identifier: "Tree" })
+/** A tree `levels` deep: twice as many levels of JSON nesting. */
+const deepTree = (levels: number) => "{\"children\":[".repeat(levels) + "{\"children\":[]}" + "]}".repeat(levels)
+const Plant = Tool.make("plant", { parameters: Schema.Struct({ tree: Tree }), success: Schema.Number })
+const Garden = Toolkit.make(Plant)
+const gardenHandlers = Garden.toLayer({ plant: () => Effect.succeed(1) })
+
+describe("deep JSON from a model is a typed outcome, never a defect", () => {
+  it.effect("tool arguments 4000 levels deep against a recursive Schema go back as a tool error; the loop goes on", () =>
+    Effect.gen(function*() {
+      const mock = yield* Testing.makeMockModel({
+        steps: [{ toolCalls: [{ id: "deep", name: "plant", arguments: `{"tree":${deepTree(2000)}}` }] }, "planted nothing"]
+      })
+      const result = yield* LanguageModel.generateText({ request: Message.request("plant"), toolkit: Garden }).pipe(
+        Effect.provide(Layer.merge(LanguageModel.layer(mock.service), gardenHandlers))
+      )
+      expect(result.text).toBe("planted nothing")
+      const [toolResult] = result.steps[0]!.toolResults
+      expect(toolResult).toMatchObject({ id: "deep", isError: true })
+      expect(toolResult!.content).toContain("nested deeper than")
+      // the transcript carries arguments every API can send back
+      const sent = (yield* mock.requests)[1]!.messages
+      expect(sent[1]).toMatchObject({ role: "assistant", toolCalls: [{ id: "deep", name: "plant", arguments: "{}" }] })
+      expect(sent[2]).toMatchObject({ role: "tool", toolCallId: "deep", isError: true })
+    }))
+
+  it.effect("a reply 4000 levels deep against a recursive Schema is a StructuredOutputError in generateObject and streamObject", () =>
+    Effect.gen(function*() {
+      const text = deepTree(2000)
+      const error = yield* Effect.flip(LanguageModel.generateObject({ request: Message.request("t"), schema: Tree, repairAttempts: 0 }).pipe(Effect.provide(Testing.mockModel([text]))))
+      expect(error._tag).toBe("StructuredOutputError")
+      expect(error.message).toContain("nested deeper than")
+      const streamed = yield* Effect.flip(
+        Stream.runDrain(LanguageModel.streamObject({ request: Message.request("t"), schema: Tree, repairAttempts: 0 })).pipe(
+          Effect.provide(Testing.mockModel([{ text, chunks: 16 }]))
+        )
+      )
+      expect(streamed._tag).toBe("StructuredOutputError")
+    }))
+
+  it.effect("streamObject on a reply 10 000 levels deep, even in an Unknown field: a StructuredOutputError, partials only while shallow", () =>
+    Effect.gen(function*() {
+      const text = `{"data":${"[".repeat(10_000)}${"]".repeat(10_000)}}`
+      const exit = yield* Stream.runCollect(
+        LanguageModel.streamObject({ request: Message.request("t"), schema: Schema.Struct({ data: Schema.Unknown }), repairAttempts: 0 })
+      ).pipe(Effect.provide(Testing.mockModel([{ text, chunks: 40 }])), Effect.exit)
+      if (Exit.isSuccess(exit)) throw new Error("expected a failure")
+      expect(Cause.isDie(exit.cause)).toBe(false)
+      const error = Cause.failureOption(exit.cause)
+      expect(error._tag === "Some" && error.value._tag).toBe("StructuredOutputError")
+    }))
+})
+
+describe("a wrong-typed value is echoed as a bounded excerpt", () => {
+  const huge = "x".repeat(5_000_000)
+
+  it.effect("in the tool result sent back to the model", () =>
+    withMock([{ toolCalls: [{ id: "big", name: "add", arguments: `{"a":"${huge}","b":2}` }] }, "ok"], (requests) =>
+      Effect.gen(function*() {
+        const result = yield* LanguageModel.generateText({ request: Message.request("x"), toolkit: Kit })
+        const content = result.steps[0]!.toolResults[0]!.content
+        expect(content).toContain("at a: Expected number")
+        expect(content.length).toBeLessThan(4000)
+        expect(content).toContain("characters")
+        const sent = (yield* requests)[1]!.messages[2]!
+        expect(Message.contentText(sent).length).toBeLessThan(4000)
+      })))
+
+  it.effect("in the StructuredOutputError's message and issues, and in the repair request", () =>
+    withMock([`{"name":"Ada","age":"${huge}","address":{"city":"x"}}`], (requests) =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(LanguageModel.generateObject({ request: Message.request("x"), schema: Person, repairAttempts: 1 }))
+        if (error._tag !== "StructuredOutputError") throw error
+        expect(error.message.length).toBeLessThan(4000)
+        expect(error.message).toContain("at age: Expected number")
+        for (const issue of error.issues) expect(issue.length).toBeLessThan(2000)
+        // the reply itself stays whole in `text`: it is the caller's
+        expect(error.text.length).toBeGreaterThan(5_000_000)
+        const repair = (yield* requests)[1]!.messages[2]!
+        expect(Message.contentText(repair).length).toBeLessThan(4000)
+      })))
+
+  it.effect("many issues are listed up to a bound, with how many more there were", () =>
+    withMock([`[${Array.from({ length: 5000 }, () => "\"x\"").join(",")}]`], () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(LanguageModel.generateObject({ request: Message.request("x"), schema: Schema.Array(Schema.Number), repairAttempts: 0 }))
+        if (error._tag !== "StructuredOutputError") throw error
+        expect(error.issues.length).toBeLessThan(50)
+        expect(error.issues.at(-1)).toMatch(/more issues/)
+        expect(error.message.length).toBeLessThan(10_000)
+      })))
+})
+
+describe("a __proto__ key in a reply is data", () => {
+  const text = "{\"__proto__\":{\"polluted\":true},\"name\":\"Ada\"}"
+  const Loose = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+  it.effect("streamObject partials have it as an own key, never as their prototype", () =>
+    withMock([{ text, chunks: 6 }], () =>
+      Effect.gen(function*() {
+        const events = Chunk.toArray(yield* Stream.runCollect(LanguageModel.streamObject({ request: Message.request("x"), schema: Schema.Unknown })))
+        const partials = events.flatMap((e) => (e._tag === "Partial" ? [e.value as Record<string, unknown>] : []))
+        expect(partials.length).toBeGreaterThan(0)
+        for (const partial of partials) {
+          expect(Object.getPrototypeOf(partial)).toBe(Object.prototype)
+          expect(partial.polluted).toBeUndefined()
+        }
+        expect(Object.hasOwn(partials.at(-1)!, "__proto__")).toBe(true)
+      })))
+
+  it.effect("a record schema refuses it, naming it (Schema's decoding would make it the prototype); a struct ignores it as an excess key", () =>
+    withMock([text, text], () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(LanguageModel.generateObject({ request: Message.request("x"), schema: Loose, repairAttempts: 0 }))
+        expect(error._tag).toBe("StructuredOutputError")
+        expect(error.message).toContain("\"__proto__\" key is not accepted")
+        expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+        const { value } = yield* LanguageModel.generateObject({ request: Message.request("x"), schema: Schema.Struct({ name: Schema.String }) })
+        expect(value).toEqual({ name: "Ada" })
+        expect(Object.getPrototypeOf(value)).toBe(Object.prototype)
+      })))
+})
+
+describe("tool input that is not a JSON object (Anthropic, streamed)", () => {
+  const sse = (events: ReadonlyArray<Record<string, unknown>>) =>
+    events.map((e) => `event: ${String(e.type)}\ndata: ${JSON.stringify(e)}\n\n`).join("")
+  /** A streamed tool_use whose input is `partial`: cut by max_tokens, or JSON that is not an object. */
+  const toolUse = (partial: string) =>
+    sse([
+      { type: "message_start", message: { id: "msg_1", type: "message", role: "assistant", model: "claude-x", content: [], usage: { input_tokens: 5, output_tokens: 1 } } },
+      { type: "content_block_start", index: 0, content_block: { type: "tool_use", id: "toolu_1", name: "echo", input: {} } },
+      { type: "content_block_delta", index: 0, delta: { type: "input_json_delta", partial_json: partial } },
+      { type: "content_block_stop", index: 0 },
+      { type: "message_delta", delta: { stop_reason: "max_tokens" }, usage: { output_tokens: 4096 } },
+      { type: "message_stop" }
+    ])
+
+  it.scoped("goes back to the model as a tool error, the call's input sent back as {}; the loop goes on", () =>
+    Effect.gen(function*() {
+      for (const partial of ["{\"text\": \"cut off in the mid", "[1, 2]", "\"just text\""]) {
+        const fake = yield* Testing.FakeProvider.make({
+          faults: [{ _tag: "Raw", body: toolUse(partial), contentType: "text/event-stream" }],
+          replies: [{ text: "Sorry, again." }]
+        })
+        const layer = Anthropic.layer({ model: "claude-x", baseUrl: fake.url }).pipe(
+          Layer.provide(KeyPool.layer({ providerId: "anthropic", keys: ["k-1"] })),
+          Layer.provide(RateLimiter.unlimited),
+          Layer.provide(Transport.layerUndici)
+        )
+        const events = Chunk.toArray(
+          yield* Stream.runCollect(LanguageModel.streamText({ request: Message.request("echo"), toolkit: Kit })).pipe(Effect.provide(Layer.merge(layer, handlers)))
+        )
+        const finish = events.at(-1)
+        expect(finish?._tag === "Finish" && finish.result.text, partial).toBe("Sorry, again.")
+        const result = events.find((e) => e._tag === "ToolResult")
+        expect(result?._tag === "ToolResult" && result.result).toMatchObject({ id: "toolu_1", isError: true })
+        expect(result?._tag === "ToolResult" && result.result.content).toMatch(/not valid JSON|not a JSON object/)
+        const second = (yield* fake.requests)[1]!.body as { messages: Array<{ role: string; content: Array<Record<string, unknown>> }> }
+        expect(second.messages[1]!.content).toEqual([{ type: "tool_use", id: "toolu_1", name: "echo", input: {} }])
+        expect(second.messages[2]!.content[0]).toMatchObject({ type: "tool_result", tool_use_id: "toolu_1", is_error: true })
+      }
+    }))
+})

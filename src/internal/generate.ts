@@ -10,14 +10,14 @@ import * as Either from "effect/Either"
 import * as JSONSchema from "effect/JSONSchema"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { Allow, parse as parsePartial } from "partial-json"
 import { Accumulator, LanguageModel } from "../LanguageModel.js"
-import { type LlmError, StructuredOutputError } from "../LlmError.js"
+import { excerptOf, InvalidRequestError, type LlmError, StructuredOutputError } from "../LlmError.js"
 import * as Message from "../Message.js"
 import * as Telemetry from "../Telemetry.js"
 import * as Tool from "../Tool.js"
 import type * as Toolkit from "../Toolkit.js"
 import * as Decode from "./decode.js"
+import { PartialJson } from "./partialJson.js"
 import * as Streams from "./streams.js"
 
 // ---------------------------------------------------------------------------
@@ -91,6 +91,39 @@ export type ObjectStreamEvent<A> =
   | { readonly _tag: "Object"; readonly value: A; readonly response: Message.ChatResponse; readonly attempts: number }
 
 // ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+
+const isWhole = (value: unknown, min: number): value is number => typeof value === "number" && Number.isInteger(value) && value >= min
+
+/** Options are checked as requests are: a number the loop cannot use is refused before any model call. */
+const invalidOption = (model: LanguageModel["Type"], name: string, value: unknown, rule: string) =>
+  new InvalidRequestError({
+    provider: model.provider,
+    model: model.model,
+    message: `invalid options, not sent: ${name} must be ${rule}, got ${typeof value === "string" ? JSON.stringify(value) : String(value)}`
+  })
+
+const defaultMaxSteps = 10
+const defaultRepairAttempts = 1
+
+/** `maxSteps` and `concurrency` as the loop uses them, or the error naming the one it cannot. */
+const loopOptions = <T extends Tool.Any>(model: LanguageModel["Type"], options: GenerateTextOptions<T>) => {
+  const maxSteps = options.maxSteps ?? defaultMaxSteps
+  if (!isWhole(maxSteps, 1)) return invalidOption(model, "maxSteps", maxSteps, "a whole number of at least 1")
+  const concurrency = options.concurrency ?? "unbounded"
+  if (concurrency === "unbounded" || concurrency === Infinity) return { maxSteps, concurrency: "unbounded" as const }
+  if (!isWhole(concurrency, 1)) return invalidOption(model, "concurrency", concurrency, "a whole number of at least 1, or \"unbounded\"")
+  return { maxSteps, concurrency }
+}
+
+/** `repairAttempts` as the repair loop uses it, or the error naming it. */
+const repairsOf = <A, I>(model: LanguageModel["Type"], options: GenerateObjectOptions<A, I>): number | InvalidRequestError => {
+  const repairs = options.repairAttempts ?? defaultRepairAttempts
+  return isWhole(repairs, 0) ? repairs : invalidOption(model, "repairAttempts", repairs, "a whole number of at least 0")
+}
+
+// ---------------------------------------------------------------------------
 // Usage
 // ---------------------------------------------------------------------------
 
@@ -124,36 +157,60 @@ const problem = (call: Message.ToolCall, text: string): ToolResult => ({
   content: JSON.stringify({ error: text })
 })
 
+/** A model's text quoted in a tool error: a name or arguments may be megabytes. */
+const quoted = (text: string): string => JSON.stringify(excerptOf(text, 80))
+
+/**
+ * A call's arguments read as JSON: the object, or why they are not one. Blank arguments are
+ * `{}`, as every wire format reads them.
+ */
+const readArguments = (text: string): Either.Either<unknown, string> => {
+  if (text.trim().length === 0) return Either.right({})
+  return Either.flatMap(Decode.parseJson(text), (json) =>
+    typeof json === "object" && json !== null && !Array.isArray(json)
+      ? Either.right(json)
+      : Either.left(`not a JSON object: got ${Array.isArray(json) ? "an array" : json === null ? "null" : `a ${typeof json}`}`))
+}
+
 /** One call: decode, handle, encode. Failures the model can act on become error results; defects stay defects. */
-const runCall = (toolkit: Toolkit.Any, context: Context.Context<never>, call: Message.ToolCall): Effect.Effect<ToolResult> =>
+const runCall = (
+  toolkit: Toolkit.Any,
+  context: Context.Context<never>,
+  call: Message.ToolCall,
+  args: Either.Either<unknown, string>
+): Effect.Effect<ToolResult> =>
   Effect.suspend((): Effect.Effect<ToolResult> => {
     const tool = Object.hasOwn(toolkit.tools, call.name) ? toolkit.tools[call.name] : undefined
     if (tool === undefined) {
-      return Effect.succeed(problem(call, `there is no tool named ${JSON.stringify(call.name)}; the tools are ${Object.keys(toolkit.tools).join(", ")}`))
+      return Effect.succeed(problem(call, `there is no tool named ${quoted(call.name)}; the tools are ${Object.keys(toolkit.tools).join(", ")}`))
+    }
+    const decoded = Either.match(args, {
+      onLeft: (issue): Either.Either<unknown, string> => Either.left(issue),
+      onRight: (json) => Either.mapLeft(Decode.decodeValue(tool.parameters, json), (issues) => issues.join("; "))
+    })
+    if (Either.isLeft(decoded)) {
+      const received = Either.isLeft(args) ? ` (received ${quoted(call.arguments)})` : ""
+      return Effect.succeed(problem(call, `the arguments of ${call.name} are invalid: ${decoded.left}${received}. Call ${call.name} again with corrected arguments.`))
     }
     const handler = Context.unsafeGet(context, Tool.handlerTag(call.name))
     const success = tool.success as Schema.Schema<unknown, unknown, never>
     const failure = tool.failure as Schema.Schema<unknown, unknown, never>
-    return Effect.matchEffect(Tool.decodeParameters(tool, call.arguments), {
-      onFailure: (text) => Effect.succeed(problem(call, `${text}. Call ${call.name} again with corrected arguments.`)),
-      onSuccess: (params) =>
-        Effect.matchEffect(handler.handle(params), {
-          onFailure: (error) =>
-            Effect.map(Effect.orDie(Schema.encode(failure)(error)), (encoded): ToolResult => ({
-              id: call.id,
-              name: call.name,
-              isError: true,
-              content: JSON.stringify(encoded) ?? "null"
-            })),
-          onSuccess: (value) =>
-            Effect.map(Effect.orDie(Schema.encode(success)(value)), (encoded): ToolResult => ({
-              id: call.id,
-              name: call.name,
-              isError: false,
-              content: JSON.stringify(encoded) ?? "null",
-              value
-            }))
-        })
+    return Effect.matchEffect(handler.handle(decoded.right), {
+      onFailure: (error) =>
+        Effect.map(Effect.orDie(Schema.encode(failure)(error)), (encoded): ToolResult => ({
+          id: call.id,
+          name: call.name,
+          isError: true,
+          content: JSON.stringify(encoded) ?? "null"
+        })),
+      onSuccess: (value) =>
+        Effect.map(Effect.orDie(Schema.encode(success)(value)), (encoded): ToolResult => ({
+          id: call.id,
+          name: call.name,
+          isError: false,
+          content: JSON.stringify(encoded) ?? "null",
+          value
+        }))
     })
   }).pipe(
     Effect.withSpan(`Tool.call ${call.name}`, {
@@ -161,6 +218,20 @@ const runCall = (toolkit: Toolkit.Any, context: Context.Context<never>, call: Me
       captureStackTrace: false
     })
   )
+
+/**
+ * The reply as the transcript carries it. Arguments that are not a JSON object go back as
+ * `{}`: no API that takes arguments as an object (Anthropic, Gemini, Ollama) could send them
+ * back, and the call's tool error quotes what came.
+ */
+const transcriptMessage = (
+  response: Message.ChatResponse,
+  args: ReadonlyArray<Either.Either<unknown, string>>
+): Message.AssistantMessage => {
+  const message = Message.fromResponse(response)
+  if (!args.some(Either.isLeft) || message.toolCalls === undefined) return message
+  return { ...message, toolCalls: message.toolCalls.map((call, i) => (Either.isLeft(args[i]!) ? { ...call, arguments: "{}" } : call)) }
+}
 
 const resultMessage = (result: ToolResult): Message.ToolMessage =>
   Message.tool(result.id, result.content, result.name, { isError: result.isError })
@@ -196,16 +267,17 @@ class Loop {
   afterReply(response: Message.ChatResponse): Effect.Effect<{ readonly step: Step; readonly done: boolean }> {
     const index = this.steps.length + 1
     this.usage = addUsage(this.usage, response.usage)
-    this.messages.push(Message.fromResponse(response))
     const toolkit = this.toolkit
     const calls = response.toolCalls
-    // with no toolkit the calls are the caller's to run: the loop ends with them pending
+    // with no toolkit the calls are the caller's to run: the loop ends with them pending, as sent
+    const args = toolkit === undefined ? [] : calls.map((call) => readArguments(call.arguments))
+    this.messages.push(transcriptMessage(response, args))
     const results = toolkit === undefined || calls.length === 0
       ? Effect.succeed([] as Array<ToolResult>)
       : calls.length === 1
       // one call needs no fiber of its own: forking one costs more than the rest of a step
-      ? Effect.map(runCall(toolkit, this.context, calls[0]!), (result) => [result])
-      : Effect.forEach(calls, (call) => runCall(toolkit, this.context, call), { concurrency: this.concurrency })
+      ? Effect.map(runCall(toolkit, this.context, calls[0]!, args[0]!), (result) => [result])
+      : Effect.forEach(calls, (call, i) => runCall(toolkit, this.context, call, args[i]!), { concurrency: this.concurrency })
     return Effect.map(results, (toolResults) => {
       for (const result of toolResults) this.messages.push(resultMessage(result))
       const step: Step = { index, response, toolCalls: calls, toolResults }
@@ -227,17 +299,12 @@ class Loop {
   }
 }
 
-const defaultMaxSteps = 10
-
-const makeLoop = <T extends Tool.Any>(options: GenerateTextOptions<T>) =>
-  Effect.map(Effect.context<never>(), (context) =>
-    new Loop(
-      options.request,
-      options.toolkit as Toolkit.Any | undefined,
-      Math.max(1, options.maxSteps ?? defaultMaxSteps),
-      options.concurrency ?? "unbounded",
-      context
-    ))
+const makeLoop = <T extends Tool.Any>(model: LanguageModel["Type"], options: GenerateTextOptions<T>) =>
+  Effect.flatMap(Effect.context<never>(), (context) => {
+    const checked = loopOptions(model, options)
+    if (checked instanceof InvalidRequestError) return Effect.fail(checked)
+    return Effect.succeed(new Loop(options.request, options.toolkit as Toolkit.Any | undefined, checked.maxSteps, checked.concurrency, context))
+  })
 
 // ---------------------------------------------------------------------------
 // generateText / streamText
@@ -248,7 +315,7 @@ export const generateText = <T extends Tool.Any = never>(
 ): Effect.Effect<GenerateTextResult, LlmError, LanguageModel | Tool.HandlersFor<T>> =>
   Effect.gen(function*() {
     const model = yield* LanguageModel
-    const loop = yield* makeLoop(options)
+    const loop = yield* makeLoop(model, options)
     for (;;) {
       const index = loop.steps.length + 1
       const { done } = yield* model.chat(loop.next).pipe(
@@ -265,7 +332,7 @@ export const streamText = <T extends Tool.Any = never>(
   Streams.withSpan(
     Streams.unwrap(Effect.gen(function*() {
       const model = yield* LanguageModel
-      const loop = yield* makeLoop(options)
+      const loop = yield* makeLoop(model, options)
       const stepStream = (index: number): Stream.Stream<TextStreamEvent, LlmError> => {
         const acc = new Accumulator()
         const replies = model.stream(loop.next).pipe(
@@ -335,8 +402,9 @@ export const generateObject = <A, I>(
 ): Effect.Effect<GenerateObjectResult<A>, LlmError, LanguageModel> =>
   Effect.gen(function*() {
     const model = yield* LanguageModel
+    const repairs = repairsOf(model, options)
+    if (repairs instanceof InvalidRequestError) return yield* repairs
     const responseFormat = responseFormatOf(options)
-    const repairs = Math.max(0, options.repairAttempts ?? 1)
     let messages: ReadonlyArray<Message.Message> = options.request.messages
     let usage = emptyUsage
     for (let attempt = 1;; attempt++) {
@@ -351,39 +419,24 @@ export const generateObject = <A, I>(
     }
   }).pipe(Effect.withSpan("LanguageModel.generateObject", { captureStackTrace: false }))
 
-/** The JSON text so far, without an opening Markdown fence. */
-const unfenced = (text: string): string => {
-  const start = text.trimStart()
-  if (!start.startsWith("```")) return text
-  const newline = start.indexOf("\n")
-  return newline < 0 ? "" : start.slice(newline + 1).replace(/`+\s*$/, "")
-}
-
 export const streamObject = <A, I>(
   options: GenerateObjectOptions<A, I>
 ): Stream.Stream<ObjectStreamEvent<A>, LlmError, LanguageModel> =>
   Streams.withSpan(
-    Streams.unwrap(Effect.map(LanguageModel, (model) => {
+    Streams.unwrap(Effect.flatMap(LanguageModel, (model) => {
+      const repairs = repairsOf(model, options)
+      if (repairs instanceof InvalidRequestError) return Effect.fail(repairs)
       const responseFormat = responseFormatOf(options)
-      const repairs = Math.max(0, options.repairAttempts ?? 1)
       const attemptStream = (attempt: number, messages: ReadonlyArray<Message.Message>): Stream.Stream<ObjectStreamEvent<A>, LlmError> => {
         const acc = new Accumulator()
-        let last = ""
+        const reader = new PartialJson(Decode.maxJsonDepth)
         const partials = model.stream({ ...options.request, messages, responseFormat }).pipe(
           Stream.mapConcat((event): Array<ObjectStreamEvent<A>> => {
             acc.add(event)
             if (event._tag !== "TextDelta") return []
-            let value: unknown
-            try {
-              value = parsePartial(unfenced(acc.text), Allow.ALL)
-            } catch {
-              return []
-            }
-            // the parser is cheap; a partial is worth emitting only when it changed
-            const key = JSON.stringify(value) ?? ""
-            if (key === last || value === undefined) return []
-            last = key
-            return [{ _tag: "Partial", attempt, value }]
+            reader.feed(event.text)
+            const partial = reader.next()
+            return partial === undefined ? [] : [{ _tag: "Partial", attempt, value: partial.value }]
           })
         )
         const end = Streams.unwrap(Effect.flatMap(Effect.suspend(() => acc.result()), (response) => {
@@ -398,7 +451,7 @@ export const streamObject = <A, I>(
         }))
         return Stream.concat(partials, end)
       }
-      return attemptStream(1, options.request.messages)
+      return Effect.succeed(attemptStream(1, options.request.messages))
     })),
     "LanguageModel.streamObject"
   )

@@ -1,6 +1,8 @@
 /** The Messages stream parser: a light, tolerant parse of each event, no Schema per event. */
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
+import { malformed } from "../../request/errors.js"
+import { badIndex, isStreamIndex } from "../streamIndex.js"
 import { Parser } from "../streamParser.js"
 import { outputToolOf } from "./request.js"
 import { argumentsOf, canonical, finishReasonOf, outputFinish, redactedState, thinkingState, usageOf, type WireUsage } from "./response.js"
@@ -49,13 +51,21 @@ export class EventParser extends Parser {
         this.mergeUsage(message?.usage)
         return undefined
       }
-      case "content_block_start":
-        return this.startBlock(payload, out)
-      case "content_block_delta":
-        return this.delta(payload, out)
+      case "content_block_start": {
+        if (!isStreamIndex(payload.index)) return malformed(this.provider, this.model, data, badIndex("content_block_start index", payload.index))
+        if (this.blocks.has(payload.index)) {
+          return malformed(this.provider, this.model, data, `content block ${payload.index} started twice`)
+        }
+        return this.startBlock(payload.index, payload, out)
+      }
+      case "content_block_delta": {
+        const block = this.blockOf(data, payload, type)
+        return block instanceof Err.MalformedResponseError ? block : this.delta(block, payload, out)
+      }
       case "content_block_stop": {
-        const block = typeof payload.index === "number" ? this.blocks.get(payload.index) : undefined
-        if (block !== undefined) this.closeBlock(block, out)
+        const block = this.blockOf(data, payload, type)
+        if (block instanceof Err.MalformedResponseError) return block
+        this.closeBlock(block, out)
         return undefined
       }
       case "message_delta": {
@@ -92,8 +102,14 @@ export class EventParser extends Parser {
     this.usage = next
   }
 
-  private startBlock(payload: Record<string, unknown>, out: Array<Message.StreamEvent>): undefined {
-    if (typeof payload.index !== "number") return undefined
+  /** The open block an event names by its `index`; a block that never started is malformed (what it carries would be lost). */
+  private blockOf(data: string, payload: Record<string, unknown>, type: string): OpenBlock | Err.MalformedResponseError {
+    if (!isStreamIndex(payload.index)) return malformed(this.provider, this.model, data, badIndex(`${type} index`, payload.index))
+    const block = this.blocks.get(payload.index)
+    return block ?? malformed(this.provider, this.model, data, `${type} for content block ${payload.index}, which never started`)
+  }
+
+  private startBlock(index: number, payload: Record<string, unknown>, out: Array<Message.StreamEvent>): undefined {
     const raw = (payload.content_block ?? {}) as {
       type?: unknown
       text?: unknown
@@ -106,12 +122,12 @@ export class EventParser extends Parser {
     }
     if (raw.type === "tool_use" && raw.name === this.outputTool && !this.answered) {
       this.answered = true
-      this.blocks.set(payload.index, { ...emptyBlock("output"), initialInput: raw.input })
+      this.blocks.set(index, { ...emptyBlock("output"), initialInput: raw.input })
       return undefined
     }
     if (raw.type === "redacted_thinking") {
       if (typeof raw.data === "string") this.reasoningState.push(redactedState(raw.data))
-      this.blocks.set(payload.index, emptyBlock("other"))
+      this.blocks.set(index, emptyBlock("other"))
       return undefined
     }
     if (raw.type === "tool_use" && typeof raw.id === "string" && typeof raw.name === "string") {
@@ -126,12 +142,12 @@ export class EventParser extends Parser {
         thinking: "",
         signature: undefined
       }
-      this.blocks.set(payload.index, block)
+      this.blocks.set(index, block)
       out.push({ _tag: "ToolCallDelta", index: block.toolIndex, id: block.id, name: block.name, argumentsDelta: "" })
       return undefined
     }
     const block = emptyBlock(raw.type === "text" ? "text" : raw.type === "thinking" ? "thinking" : "other")
-    this.blocks.set(payload.index, block)
+    this.blocks.set(index, block)
     if (block.kind === "text" && typeof raw.text === "string" && raw.text.length > 0) this.text(raw.text, out)
     if (block.kind === "thinking") {
       if (typeof raw.thinking === "string" && raw.thinking.length > 0) {
@@ -143,25 +159,24 @@ export class EventParser extends Parser {
     return undefined
   }
 
-  private delta(payload: Record<string, unknown>, out: Array<Message.StreamEvent>): undefined {
+  private delta(block: OpenBlock, payload: Record<string, unknown>, out: Array<Message.StreamEvent>): undefined {
     const delta = payload.delta as { type?: unknown; text?: unknown; thinking?: unknown; signature?: unknown; partial_json?: unknown } | undefined
     if (delta === undefined) return undefined
-    const block = typeof payload.index === "number" ? this.blocks.get(payload.index) : undefined
     switch (delta.type) {
       case "text_delta":
         if (typeof delta.text === "string" && delta.text.length > 0) this.text(delta.text, out)
         break
       case "thinking_delta":
         if (typeof delta.thinking === "string" && delta.thinking.length > 0) {
-          if (block?.kind === "thinking") block.thinking += delta.thinking
+          if (block.kind === "thinking") block.thinking += delta.thinking
           this.think(delta.thinking, out)
         }
         break
       case "signature_delta":
-        if (block?.kind === "thinking" && typeof delta.signature === "string") block.signature = (block.signature ?? "") + delta.signature
+        if (block.kind === "thinking" && typeof delta.signature === "string") block.signature = (block.signature ?? "") + delta.signature
         break
       case "input_json_delta": {
-        if (block?.kind === "output") {
+        if (block.kind === "output") {
           // the output tool's input is the reply's JSON text
           if (typeof delta.partial_json === "string" && delta.partial_json.length > 0) {
             block.arguments += delta.partial_json
@@ -170,7 +185,7 @@ export class EventParser extends Parser {
           break
         }
         // server_tool_use blocks stream input too; they are not the caller's calls
-        if (block?.kind !== "tool" || typeof delta.partial_json !== "string" || delta.partial_json.length === 0) break
+        if (block.kind !== "tool" || typeof delta.partial_json !== "string" || delta.partial_json.length === 0) break
         block.arguments += delta.partial_json
         out.push({ _tag: "ToolCallDelta", index: block.toolIndex, argumentsDelta: delta.partial_json })
         break

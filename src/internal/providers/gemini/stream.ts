@@ -1,6 +1,8 @@
 /** The `streamGenerateContent` parser: a light, tolerant parse of each chunk, no Schema per chunk. */
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
+import { malformed } from "../../request/errors.js"
+import { badIndex, isStreamIndex } from "../streamIndex.js"
 import { Parser } from "../streamParser.js"
 import { finishReasonOf, signatureState, type ThoughtSignature, toolCallId, usageOf, type WireUsage } from "./response.js"
 
@@ -67,7 +69,8 @@ export class ChunkParser extends Parser {
         const signature = typeof part.thoughtSignature === "string" && part.thoughtSignature.length > 0 ? part.thoughtSignature : undefined
         if (typeof call === "object" && call !== null) {
           const before = this.calls.length
-          this.onFunctionCall(call as Record<string, unknown>, out)
+          const error = this.onFunctionCall(call as Record<string, unknown>, out)
+          if (error !== undefined) return malformed(this.provider, this.model, data, error)
           const owner = this.calls.length > before ? this.calls[this.calls.length - 1] : this.open
           if (signature !== undefined && owner !== undefined) this.callSignatures.push({ thoughtSignature: signature, toolCallId: owner.id })
           continue
@@ -96,16 +99,17 @@ export class ChunkParser extends Parser {
     return undefined
   }
 
-  private onFunctionCall(call: Record<string, unknown>, out: Array<Message.StreamEvent>): void {
+  /** One `functionCall` part; why it cannot be read, if it cannot. */
+  private onFunctionCall(call: Record<string, unknown>, out: Array<Message.StreamEvent>): string | undefined {
     const name = typeof call.name === "string" && call.name.length > 0 ? call.name : undefined
     const partials = Array.isArray(call.partialArgs) ? (call.partialArgs as Array<Record<string, unknown>>) : undefined
     const args = typeof call.args === "object" && call.args !== null ? (call.args as Record<string, unknown>) : undefined
     const willContinue = call.willContinue === true
-    // a new name while a streamed call is open starts the next call
-    if (this.open !== undefined && name !== undefined && this.open.name.length > 0) this.closeOpen(out)
+    // a new name while a streamed call is open starts the next call; the same name again continues it
+    if (this.open !== undefined && name !== undefined && this.open.name.length > 0 && name !== this.open.name) this.closeOpen(out)
     let pending = this.open
     if (pending === undefined) {
-      if (name === undefined && partials === undefined && args === undefined) return
+      if (name === undefined && partials === undefined && args === undefined) return undefined
       const index = this.calls.length
       pending = {
         index,
@@ -120,16 +124,22 @@ export class ChunkParser extends Parser {
         const text = JSON.stringify(pending.args)
         out.push({ _tag: "ToolCallDelta", index, id: pending.id, name: pending.name, argumentsDelta: text })
         out.push({ _tag: "ToolCall", index, id: pending.id, name: pending.name, arguments: text })
-        return
+        return undefined
       }
       this.open = pending
       out.push({ _tag: "ToolCallDelta", index, id: pending.id, name: pending.name, argumentsDelta: "" })
     } else if (name !== undefined) {
       pending.name = name
     }
-    if (args !== undefined) Object.assign(pending.args, args)
-    if (partials !== undefined) for (const partial of partials) applyPartial(pending, partial)
+    if (args !== undefined) for (const key of Object.keys(args)) setOwn(pending.args, key, args[key])
+    if (partials !== undefined) {
+      for (const partial of partials) {
+        const error = applyPartial(pending, partial)
+        if (error !== undefined) return error
+      }
+    }
     if (!willContinue) this.closeOpen(out)
+    return undefined
   }
 
   private closeOpen(out: Array<Message.StreamEvent>): void {
@@ -142,29 +152,46 @@ export class ChunkParser extends Parser {
   }
 }
 
-/** Writes one streamed argument into the call's arguments; strings may arrive in pieces. */
-const applyPartial = (call: PendingCall, partial: Record<string, unknown>): void => {
+/** Sets an own property: a key such as `__proto__` is data here, never the prototype. */
+const setOwn = (node: object, key: PathKey, value: unknown): void => {
+  Object.defineProperty(node, key, { value, writable: true, enumerable: true, configurable: true })
+}
+
+/**
+ * Writes one streamed argument into the call's arguments; strings may arrive in pieces.
+ * Returns why the argument cannot be written, if it cannot: a path that does not read, a
+ * name on an array, an index into an object or past `maxStreamIndex`, or no value.
+ */
+const applyPartial = (call: PendingCall, partial: Record<string, unknown>): string | undefined => {
   const path = typeof partial.jsonPath === "string" ? partial.jsonPath : undefined
-  const keys = path === undefined ? undefined : parseJsonPath(path)
-  if (path === undefined || keys === undefined || keys.length === 0) return
+  if (path === undefined) return "a partial argument has no jsonPath"
+  const keys = parseJsonPath(path)
+  const where = `partial argument ${JSON.stringify(Err.excerptOf(path, 80))}`
+  if (keys === undefined || keys.length === 0) return `${where} is not a path into the arguments`
   let value: unknown
   if (typeof partial.stringValue === "string") value = partial.stringValue
   else if (typeof partial.numberValue === "number") value = partial.numberValue
   else if (typeof partial.boolValue === "boolean") value = partial.boolValue
   else if ("nullValue" in partial) value = null
-  else return
+  else return `${where} has no value`
   let node: Record<PathKey, unknown> = call.args
-  for (let i = 0; i < keys.length - 1; i++) {
+  for (let i = 0; i < keys.length; i++) {
     const key = keys[i]!
-    let next = node[key]
+    if (typeof key === "number") {
+      if (!Array.isArray(node)) return `${where} indexes an object`
+      if (!isStreamIndex(key)) return badIndex(where, key)
+    } else if (Array.isArray(node)) return `${where} names a key on an array`
+    if (i === keys.length - 1) break
+    let next = Object.hasOwn(node, key) ? node[key] : undefined
     if (typeof next !== "object" || next === null) {
       next = typeof keys[i + 1] === "number" ? [] : {}
-      node[key] = next
+      setOwn(node, key, next)
     }
     node = next as Record<PathKey, unknown>
   }
   const last = keys[keys.length - 1]!
-  const previous = node[last]
-  node[last] = typeof value === "string" && call.continuing === path && typeof previous === "string" ? previous + value : value
+  const previous = Object.hasOwn(node, last) ? node[last] : undefined
+  setOwn(node, last, typeof value === "string" && call.continuing === path && typeof previous === "string" ? previous + value : value)
   call.continuing = typeof value === "string" && partial.willContinue === true ? path : undefined
+  return undefined
 }

@@ -1,8 +1,9 @@
 /** The Chat Completions stream parser: a light, tolerant parse of each chunk, no Schema per chunk. */
 import type * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
-import { malformed } from "../../request/errors.js"
 import { tryJson } from "../../request/errorBody.js"
+import { malformed } from "../../request/errors.js"
+import { badIndex, inIndexOrder, isStreamIndex } from "../streamIndex.js"
 import { Parser } from "../streamParser.js"
 import { fallbackCallId, finishReasonOf, usageOf, type WireUsage } from "./response.js"
 
@@ -12,14 +13,18 @@ interface PendingCall {
   arguments: string
 }
 
+type CallFragment = { index?: unknown; id?: string; function?: { name?: string; arguments?: string } }
+
 /**
- * The stream state machine: assembles text, reasoning and tool calls (per `index`, in
+ * The stream state machine: assembles text, reasoning and tool calls (keyed by `index`, in
  * parallel), remembers finish reason and usage, and emits `ToolCall` events once complete.
  */
 export class ChunkParser extends Parser {
   private finishReason: string | null | undefined = undefined
   private usage: Message.Usage | undefined = undefined
-  private readonly calls: Array<PendingCall | undefined> = []
+  private readonly calls = new Map<number, PendingCall>()
+  /** The highest index so far: where a fragment without an index belongs. */
+  private lastIndex = -1
   private callsEmitted = false
   private done = false
 
@@ -57,8 +62,9 @@ export class ChunkParser extends Parser {
       if (typeof content === "string" && content.length > 0) this.text(content, out)
       const toolCalls = delta.tool_calls
       if (Array.isArray(toolCalls)) {
-        for (const raw of toolCalls as Array<{ index?: number; id?: string; function?: { name?: string; arguments?: string } }>) {
-          this.callDelta(raw, out)
+        for (const raw of toolCalls as Array<CallFragment>) {
+          const error = this.callDelta(raw, out)
+          if (error !== undefined) return malformed(this.provider, this.model, data, error)
         }
       }
     }
@@ -72,22 +78,25 @@ export class ChunkParser extends Parser {
   onEnd(out: Array<Message.StreamEvent>): Err.LlmError | undefined {
     if (this.finished) return undefined
     // neither a finish reason nor [DONE]: the stream was cut, not finished
-    if (this.finishReason === undefined && !this.done) return this.cut("it finished", this.emittedText.length > 0 || this.calls.length > 0)
+    if (this.finishReason === undefined && !this.done) return this.cut("it finished", this.emittedText.length > 0 || this.calls.size > 0)
     return this.finish(out)
   }
 
-  private callDelta(
-    raw: { index?: number; id?: string; function?: { name?: string; arguments?: string } },
-    out: Array<Message.StreamEvent>
-  ): void {
+  /** One fragment of a call; why it cannot be read, if it cannot. */
+  private callDelta(raw: CallFragment, out: Array<Message.StreamEvent>): string | undefined {
     const id = typeof raw.id === "string" && raw.id.length > 0 ? raw.id : undefined
-    const index = typeof raw.index === "number" ? raw.index : this.indexWithoutIndex(id)
-    let call = this.calls[index]
+    // some compatible servers omit the index (or send null): see indexWithoutIndex
+    if (raw.index !== undefined && raw.index !== null && !isStreamIndex(raw.index)) return badIndex("tool_calls[].index", raw.index)
+    const index = isStreamIndex(raw.index) ? raw.index : this.indexWithoutIndex(id)
+    let call = this.calls.get(index)
     if (call === undefined) {
       call = { id: "", name: "", arguments: "" }
-      this.calls[index] = call
+      this.calls.set(index, call)
+      if (index > this.lastIndex) this.lastIndex = index
     }
-    const name = typeof raw.function?.name === "string" && raw.function.name.length > 0 ? raw.function.name : undefined
+    const wireName = typeof raw.function?.name === "string" && raw.function.name.length > 0 ? raw.function.name : undefined
+    // some servers repeat the whole name in every delta: a name equal to the name so far is not a piece of it
+    const name = wireName !== undefined && wireName !== call.name ? wireName : undefined
     const args = typeof raw.function?.arguments === "string" ? raw.function.arguments : ""
     if (id !== undefined) call.id = id
     if (name !== undefined) call.name += name
@@ -100,6 +109,7 @@ export class ChunkParser extends Parser {
     if (id !== undefined) deltaEvent.id = id
     if (name !== undefined) deltaEvent.name = name
     out.push(deltaEvent)
+    return undefined
   }
 
   /**
@@ -107,27 +117,26 @@ export class ChunkParser extends Parser {
    * continues the last call, unless it brings a new id, which starts the next one.
    */
   private indexWithoutIndex(id: string | undefined): number {
-    const last = this.calls.length - 1
+    const last = this.lastIndex
     if (last < 0) return 0
-    const current = this.calls[last]
+    const current = this.calls.get(last)
     return id !== undefined && current !== undefined && current.id !== "" && current.id !== id ? last + 1 : last
   }
 
   private emitCalls(out: Array<Message.StreamEvent>): void {
     if (this.callsEmitted) return
     this.callsEmitted = true
-    this.calls.forEach((call, index) => {
-      if (call === undefined) return
+    for (const [index, call] of inIndexOrder(this.calls)) {
       if (call.id === "") call.id = fallbackCallId(index)
       out.push({ _tag: "ToolCall", index, id: call.id, name: call.name, arguments: call.arguments })
-    })
+    }
   }
 
   private finish(out: Array<Message.StreamEvent>): undefined {
     if (this.finished) return undefined
     this.finished = true
     this.emitCalls(out)
-    const calls = this.calls.filter((c): c is PendingCall => c !== undefined)
+    const calls = inIndexOrder(this.calls).map(([, call]) => call)
     this.finishWith(out, finishReasonOf(this.finishReason, calls.length > 0), this.usage, calls)
     return undefined
   }

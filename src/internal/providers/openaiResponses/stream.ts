@@ -1,6 +1,8 @@
 /** The Responses stream parser: a light, tolerant parse of each event, no Schema per event. */
 import * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
+import { malformed } from "../../request/errors.js"
+import { badIndex, isStreamIndex } from "../streamIndex.js"
 import { Parser } from "../streamParser.js"
 import { finishReasonOf, isUsage, messageText, reasoningSeparator, reasoningStateOf, usageOf } from "./response.js"
 
@@ -15,6 +17,12 @@ interface PendingCall {
 type Payload = Record<string, unknown>
 
 const str = (u: unknown): string | undefined => (typeof u === "string" ? u : undefined)
+
+/** The index fields of an event: each, when present, must be an index an honest server sends. */
+const indexFields = ["output_index", "content_index", "summary_index"] as const
+
+const isCallItem = (raw: unknown): raw is Payload =>
+  typeof raw === "object" && raw !== null && ((raw as Payload).type === "function_call" || (raw as Payload).type === "custom_tool_call")
 
 /**
  * The stream state machine over Responses events. Text, reasoning summaries and function
@@ -37,8 +45,14 @@ export class EventParser extends Parser {
     if (data === "[DONE]") return undefined
     const payload = this.frame(data)
     if (payload instanceof Err.MalformedResponseError) return payload
-    const outputIndex = typeof payload.output_index === "number" ? payload.output_index : 0
-    switch (str(payload.type) ?? event) {
+    for (const field of indexFields) {
+      const value = payload[field]
+      if (value !== undefined && value !== null && !isStreamIndex(value)) return malformed(this.provider, this.model, data, badIndex(field, value))
+    }
+    // compatible servers may leave it out: they send one item at a time
+    const outputIndex = isStreamIndex(payload.output_index) ? payload.output_index : 0
+    const type = str(payload.type) ?? event
+    switch (type) {
       case "response.created":
       case "response.in_progress":
         this.meta(payload.response)
@@ -63,20 +77,26 @@ export class EventParser extends Parser {
         return undefined
       }
       case "response.output_item.added":
+        if (isCallItem(payload.item) && this.calls.has(outputIndex)) {
+          return malformed(this.provider, this.model, data, `output item ${outputIndex} started twice`)
+        }
         this.startItem(outputIndex, payload.item, out)
         return undefined
       case "response.function_call_arguments.delta":
       case "response.custom_tool_call_input.delta": {
         const call = this.calls.get(outputIndex)
+        // arguments of a call that never started would be lost
+        if (call === undefined) return malformed(this.provider, this.model, data, `${type} for output item ${outputIndex}, which never started`)
         const delta = str(payload.delta)
-        if (call === undefined || delta === undefined || delta.length === 0) return undefined
+        if (delta === undefined || delta.length === 0) return undefined
         call.arguments += delta
         out.push({ _tag: "ToolCallDelta", index: call.index, argumentsDelta: delta })
         return undefined
       }
       case "response.function_call_arguments.done": {
         const call = this.calls.get(outputIndex)
-        if (call !== undefined) this.reconcileArguments(call, str(payload.arguments), out)
+        if (call === undefined) return malformed(this.provider, this.model, data, `${type} for output item ${outputIndex}, which never started`)
+        this.reconcileArguments(call, str(payload.arguments), out)
         return undefined
       }
       case "response.output_item.done":
@@ -114,9 +134,8 @@ export class EventParser extends Parser {
   }
 
   private startItem(outputIndex: number, raw: unknown, out: Array<Message.StreamEvent>): void {
-    if (typeof raw !== "object" || raw === null) return
-    const item = raw as Payload
-    if (item.type !== "function_call" && item.type !== "custom_tool_call") return
+    if (!isCallItem(raw)) return
+    const item = raw
     const id = str(item.call_id) ?? str(item.id) ?? ""
     const name = str(item.name) ?? ""
     const initial = str(item.type === "function_call" ? item.arguments : item.input) ?? ""
@@ -149,6 +168,8 @@ export class EventParser extends Parser {
       }
       return
     }
+    // a call whose output_item.added never came: this item has all of it
+    if (!this.calls.has(outputIndex)) this.startItem(outputIndex, item, out)
     const call = this.calls.get(outputIndex)
     if (call === undefined) return
     this.reconcileArguments(call, str(item.type === "custom_tool_call" ? item.input : item.arguments), out)
