@@ -16,6 +16,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Budget from "./Budget.js"
 import * as openrouterKey from "./internal/providers/openaiChat/openrouterKey.js"
 import * as internal from "./internal/providers/openaiChat/spec.js"
+import * as zhipu from "./internal/providers/openaiChat/zhipu.js"
 import * as registry from "./internal/providers/registry.js"
 import * as KeyPool from "./KeyPool.js"
 import type { LanguageModel } from "./LanguageModel.js"
@@ -43,7 +44,7 @@ export interface Options extends Provider.CommonOptions {
    * secret never travels; a key without a dot still goes as a Bearer token.
    */
   readonly auth?: "bearer" | "zhipu" | undefined
-  /** How long a signed Zhipu token lives. Default 30 minutes. */
+  /** How long a signed Zhipu token lives: from 1 minute to 24 hours. Default 30 minutes. */
   readonly zhipuTokenTtl?: Duration.DurationInput | undefined
 }
 
@@ -72,16 +73,30 @@ export type PresetName = registry.ChatProvider
 // Layers
 // ---------------------------------------------------------------------------
 
-/** @since 0.1.0 @category constructors */
-export const make = (options: Options): Effect.Effect<LanguageModel["Type"], never, Provider.Requirements> =>
-  Provider.make(internal.spec(options), options)
+/**
+ * With `auth: "zhipu"`, a `zhipuTokenTtl` outside 1 minute to 24 hours, or a key of the pool
+ * with nothing before or after its dot, fails with a `ConfigError` (the key named by position).
+ * @since 0.1.0 @category constructors
+ */
+export const make = (options: Options): Effect.Effect<LanguageModel["Type"], ConfigError, Provider.Requirements> =>
+  options.auth === "zhipu"
+    ? Effect.flatMap(KeyPool.KeyPool, (pool) =>
+      Effect.zipRight(zhipu.check(options.zhipuTokenTtl, pool), Effect.suspend(() => Provider.make(internal.spec(options), options))))
+    : Provider.make(internal.spec(options), options)
 
 const providerLayers = Provider.layers(make)
 
 /**
+ * The model as a layer. Only `auth: "zhipu"` checks anything as it builds (see `make`), so
+ * only a layer that may sign keys can fail.
  * @since 0.1.0 @category layers
  */
-export const layer = providerLayers.layer
+export const layer: {
+  (options: Options & { readonly auth: "zhipu" }): Layer.Layer<LanguageModel, ConfigError, Provider.Requirements>
+  (options: Options & { readonly auth?: "bearer" | undefined }): Layer.Layer<LanguageModel, never, Provider.Requirements>
+  (options: Options): Layer.Layer<LanguageModel, ConfigError, Provider.Requirements>
+  // `make` fails only on the zhipu path, which the overloads above type as failing
+} = providerLayers.layer as (options: Options) => Layer.Layer<LanguageModel, never, Provider.Requirements>
 
 /**
  * Options read from config, e.g. `layerConfig({ model: Config.string("OPENAI_MODEL") })`.

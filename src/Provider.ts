@@ -124,9 +124,9 @@ export const layer = (spec: Spec, options: CommonOptions): Layer.Layer<LanguageM
  * from its `make`.
  * @since 0.1.0 @category layers
  */
-export const layers = <Options>(make: (options: Options) => Effect.Effect<Service, never, Requirements>) => ({
-  layer: (options: Options): Layer.Layer<LanguageModel, never, Requirements> => Layer.effect(LanguageModel, make(options)),
-  layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<LanguageModel, ConfigError, Requirements> =>
+export const layers = <Options, E = never>(make: (options: Options) => Effect.Effect<Service, E, Requirements>) => ({
+  layer: (options: Options): Layer.Layer<LanguageModel, E, Requirements> => Layer.effect(LanguageModel, make(options)),
+  layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<LanguageModel, ConfigError | E, Requirements> =>
     Layer.effect(LanguageModel, Effect.flatMap(Config.unwrap(options), make))
 })
 
