@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, ConfigError, Duration, Effect, Exit, Layer, Redacted } from "effect"
+import { Cause, ConfigError, ConfigProvider, Duration, Effect, Exit, Layer, Redacted } from "effect"
 import { createHmac } from "node:crypto"
 import * as zhipu from "../../../../src/internal/providers/openaiChat/zhipu.js"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, ProviderConfig, RateLimiter, Transport } from "../../../../src/index.js"
@@ -126,6 +126,16 @@ describe("Zhipu keys and tokens, hostile cases", () => {
       expect(error?._tag).toBe("ProviderConfigError")
       expect(error?.jsonPath).toBe("$.zhipu[0].api_keys[1]")
       expect(JSON.stringify(error) + String(error?.message)).not.toContain("s3cr3t")
+      // keys from the environment: the entry's auth, and the variable, are named
+      const fromEnv = yield* Effect.exit(
+        ProviderConfig.fromJson({ zhipu: [{ model_name: "glm-4-flash", auth: "zhipu" }] }).pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["ZHIPU_API_KEY", `${KEY},4f2a1c.`]])))
+        )
+      )
+      const envError = Exit.isFailure(fromEnv) ? Cause.squash(fromEnv.cause) as ProviderConfig.ProviderConfigError : undefined
+      expect(envError?.jsonPath).toBe("$.zhipu[0].auth")
+      expect(envError?.message).toContain("key 2 of 2 in ZHIPU_API_KEY")
+      expect(JSON.stringify(envError) + String(envError?.message)).not.toContain("s3cr3t")
     }))
 
   it.scoped("zhipuTokenTtl of 0, 1 ms, negative, past a day or infinite fails the layer with a ConfigError naming it", () =>
