@@ -97,6 +97,12 @@ export interface Service {
    * false when the store cannot answer.
    */
   readonly hasHealthyKey: (exceptKeyId?: string) => Effect.Effect<boolean>
+  /**
+   * The first key `rule` refuses, as `key N of M` and the rule's reason, never the key;
+   * undefined when it takes them all. For auth schemes that need keys of a shape (Zhipu's
+   * `id.secret`), checked as their layer builds. The keys never leave the pool.
+   */
+  readonly checkKeys: (rule: (key: string) => string | undefined) => string | undefined
 }
 
 /** @since 0.1.0 @category tags */

@@ -12,13 +12,13 @@ import type { ConfigError } from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Schedule from "effect/Schedule"
 import type * as Budget from "./Budget.js"
 import type * as Embeddings from "./Embeddings.js"
 import * as embeddings from "./internal/providers/openaiChat/embeddings.js"
 import * as openrouterKey from "./internal/providers/openaiChat/openrouterKey.js"
 import * as chatPresets from "./internal/providers/openaiChat/presets.js"
 import * as internal from "./internal/providers/openaiChat/spec.js"
+import * as zhipu from "./internal/providers/openaiChat/zhipu.js"
 import * as KeyPool from "./KeyPool.js"
 import type { LanguageModel } from "./LanguageModel.js"
 import * as Provider from "./Provider.js"
@@ -41,11 +41,12 @@ export interface Options extends Provider.CommonOptions {
   readonly maxTokensField?: "max_tokens" | "max_completion_tokens" | undefined
   /**
    * How a key is sent. `bearer` (default): as is. `zhipu`: an `id.secret` key is signed into
-   * a short-lived JWT per request (cached per key until a minute before it expires), so the
-   * secret never travels; a key without a dot still goes as a Bearer token.
+   * a short-lived JWT per request (cached per key until a minute before it expires, signed anew
+   * after a 401 that says it expired), so the secret never travels; a key without a dot still
+   * goes as a Bearer token, and one with nothing before or after its dot fails the layer.
    */
   readonly auth?: "bearer" | "zhipu" | undefined
-  /** How long a signed Zhipu token lives. Default 30 minutes. */
+  /** How long a signed Zhipu token lives: from 1 minute to 24 hours. Default 30 minutes. */
   readonly zhipuTokenTtl?: Duration.DurationInput | undefined
 }
 
@@ -74,16 +75,30 @@ export type PresetName = chatPresets.ChatProvider
 // Layers
 // ---------------------------------------------------------------------------
 
-/** @since 0.1.0 @category constructors */
-export const make = (options: Options): Effect.Effect<LanguageModel["Type"], never, Provider.Requirements> =>
-  Provider.make(internal.spec(options), options)
+/**
+ * With `auth: "zhipu"`, a `zhipuTokenTtl` outside 1 minute to 24 hours, or a key of the pool
+ * with nothing before or after its dot, fails with a `ConfigError` (the key named by position).
+ * @since 0.1.0 @category constructors
+ */
+export const make = (options: Options): Effect.Effect<LanguageModel["Type"], ConfigError, Provider.Requirements> =>
+  options.auth === "zhipu"
+    ? Effect.flatMap(KeyPool.KeyPool, (pool) =>
+      Effect.zipRight(zhipu.check(options.zhipuTokenTtl, pool), Effect.suspend(() => Provider.make(internal.spec(options), options))))
+    : Provider.make(internal.spec(options), options)
 
 const providerLayers = Provider.layers(make)
 
 /**
+ * The model as a layer. Only `auth: "zhipu"` checks anything as it builds (see `make`), so
+ * only a layer that may sign keys can fail.
  * @since 0.1.0 @category layers
  */
-export const layer = providerLayers.layer
+export const layer: {
+  (options: Options & { readonly auth: "zhipu" }): Layer.Layer<LanguageModel, ConfigError, Provider.Requirements>
+  (options: Options & { readonly auth?: "bearer" | undefined }): Layer.Layer<LanguageModel, never, Provider.Requirements>
+  (options: Options): Layer.Layer<LanguageModel, ConfigError, Provider.Requirements>
+  // `make` fails only on the zhipu path, which the overloads above type as failing
+} = providerLayers.layer as (options: Options) => Layer.Layer<LanguageModel, never, Provider.Requirements>
 
 /**
  * Options read from config, e.g. `layerConfig({ model: Config.string("OPENAI_MODEL") })`.
@@ -143,33 +158,28 @@ export const layerEmbeddingsConfig = embeddingsLayers.layerConfig
 export interface OpenRouterLimitsOptions {
   /** Default OpenRouter's, `https://openrouter.ai/api/v1`. */
   readonly baseUrl?: string | undefined
-  /** How often to read the key endpoint again. Default 5 minutes. */
+  /** How often to read the key endpoint again: at least 10 seconds. Default 5 minutes. */
   readonly every?: Duration.DurationInput | undefined
   /** The budget that gets the remaining credit: requests it cannot pay for fail before sending. */
   readonly budget?: Budget.Controller | undefined
-  /** The longest wait for one reading. Default 10 seconds. */
+  /** The longest wait for one reading: finite. Default 10 seconds. */
   readonly timeout?: Duration.DurationInput | undefined
 }
 
 /**
- * OpenRouter's limits and credit, read from its key endpoint (`GET /key`) with a key of the
- * pool when the layer is built, then every `every` in the background (stopped with the
- * layer's scope). The request rate goes to the `RateLimiter` (`learnLimits`: lowered, never
- * raised; visible in `status().reported` with the credit), and the remaining credit to
- * `budget`. A reading that fails is logged (never with the key) and changes nothing:
- * the layer never fails. Other providers report limits in response headers only, which the
- * limiter reads on every reply (`observe`).
+ * OpenRouter's credit, read from its key endpoint (`GET /key`) with a key of the pool when the
+ * layer is built, then every `every` in the background (stopped with the layer's scope). The
+ * credit (`limit`, `limit_remaining`, `usage`, each read on its own) shows in the limiter's
+ * `status().reported`, and the remaining credit goes to `budget`. The endpoint's `rate_limit`
+ * is not used: OpenRouter documents it as deprecated and safe to ignore, paid models have no
+ * platform request cap, and its free-model caps hold for `:free` variants only; set the limiter
+ * to your own rate. A reading that fails is logged (never with the key) and changes nothing.
+ * Options out of range (`every` under 10 seconds, an infinite `timeout`, a `baseUrl` that is
+ * not http(s)) fail the layer with a `ConfigError` naming the option. Other providers report
+ * limits in response headers only, which the limiter reads on every reply (`observe`).
  * @since 0.1.0 @category layers
  */
 export const layerOpenRouterLimits = (
   options: OpenRouterLimitsOptions = {}
-): Layer.Layer<never, never, KeyPool.KeyPool | RateLimiter.RateLimiter | HttpClient.HttpClient> => {
-  const reading = openrouterKey.poll({
-    baseUrl: options.baseUrl ?? presets.openrouter.baseUrl,
-    budget: options.budget,
-    timeout: Duration.decode(options.timeout ?? "10 seconds")
-  })
-  return Layer.scopedDiscard(
-    Effect.zipRight(reading, Effect.forkScoped(Effect.schedule(reading, Schedule.spaced(options.every ?? "5 minutes"))))
-  )
-}
+): Layer.Layer<never, ConfigError, KeyPool.KeyPool | RateLimiter.RateLimiter | HttpClient.HttpClient> =>
+  openrouterKey.layer({ ...options, baseUrl: options.baseUrl ?? presets.openrouter.baseUrl })

@@ -164,12 +164,13 @@ export const layer = (spec: Spec, options: CommonOptions): Layer.Layer<LanguageM
  * from its `make`.
  * @since 0.1.0 @category layers
  */
-export const layers = <Options>(make: (options: Options) => Effect.Effect<Service, never, Requirements>) => layersOf(LanguageModel, make)
+export const layers = <Options, E = never>(make: (options: Options) => Effect.Effect<Service, E, Requirements>) =>
+  layersOf(LanguageModel, make)
 
 /** A service's `layer` and `layerConfig` from its `make`. */
-const layersOf = <I, S, Options>(tag: Context.Tag<I, S>, make: (options: Options) => Effect.Effect<S, never, Requirements>) => ({
-  layer: (options: Options): Layer.Layer<I, never, Requirements> => Layer.effect(tag, make(options)),
-  layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<I, ConfigError, Requirements> =>
+const layersOf = <I, S, Options, E>(tag: Context.Tag<I, S>, make: (options: Options) => Effect.Effect<S, E, Requirements>) => ({
+  layer: (options: Options): Layer.Layer<I, E, Requirements> => Layer.effect(tag, make(options)),
+  layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<I, ConfigError | E, Requirements> =>
     Layer.effect(tag, Effect.flatMap(Config.unwrap(options), make))
 })
 

@@ -22,6 +22,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { type Node as JsonNode, type ParseError as JsonParseError, parseTree, printParseErrorCode } from "jsonc-parser"
 import { headerProblem } from "./internal/keyPool.js"
+import * as zhipu from "./internal/providers/openaiChat/zhipu.js"
 import * as registry from "./internal/providers/registry.js"
 import * as KeyPool from "./KeyPool.js"
 import type { LanguageModel } from "./LanguageModel.js"
@@ -361,6 +362,15 @@ export const fromJson = (json: unknown, path?: string): Effect.Effect<Registry, 
         const model = resolved.right
         const own = entry.api_keys ?? []
         const keys = own.length > 0 ? own.map((key) => Redacted.make(key)) : (env ??= yield* envKeys(provider))
+        // a Zhipu key with nothing before or after its dot would travel raw, secret and all
+        const broken = model.auth === "zhipu" ? zhipu.firstKeyProblem(keys.map(Redacted.value)) : undefined
+        if (broken !== undefined) {
+          return yield* Effect.fail(fail(
+            `"auth": "zhipu" signs id.secret keys: key ${broken.index + 1} of ${keys.length}${own.length > 0 ? "" : ` in ${envPrefix(provider)}_API_KEY(S)`} ${broken.problem}`,
+            jsonPathOf(own.length > 0 ? [provider, index, "api_keys", broken.index] : [provider, index, "auth"]),
+            path
+          ))
+        }
         if (keys.length === 0 && registry.needsKey(model.api, model.baseUrl)) {
           return yield* Effect.fail(
             fail(

@@ -390,7 +390,15 @@ export const makeWith = (
     withKey,
     report,
     status: store.status,
-    hasHealthyKey: (exceptKeyId) => (keys.size === 0 ? Effect.succeed(false) : store.hasHealthyKey(exceptKeyId))
+    hasHealthyKey: (exceptKeyId) => (keys.size === 0 ? Effect.succeed(false) : store.hasHealthyKey(exceptKeyId)),
+    checkKeys: (rule) => {
+      const all = [...keys.values()]
+      for (const [index, key] of all.entries()) {
+        const problem = rule(Redacted.value(key))
+        if (problem !== undefined) return `key ${index + 1} of ${all.length} ${problem}`
+      }
+      return undefined
+    }
   }
 }
 

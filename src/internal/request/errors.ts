@@ -8,6 +8,7 @@ import * as Redacted from "effect/Redacted"
 import * as Err from "../../LlmError.js"
 import type { ErrorBody } from "../../Provider.js"
 import { isRecord, looseReading, type ReadError, readErrorBody, readErrorObject, readSafely, statusOfWords, str } from "./errorBody.js"
+import { derivedPattern } from "./credentials.js"
 
 /** Parses `1.5s`, `13s`, `250ms` and Go-style `6m0s` / `1h2m3.5s` durations. */
 export const parseGoDuration = (input: string): number | undefined => {
@@ -218,28 +219,42 @@ export const withFields = <E extends Err.LlmError>(error: E, patch: Partial<Omit
 const secretMask = "[redacted]"
 
 /**
+ * A function masking `secret` in a text, in the forms a key takes when a server quotes it back
+ * (as sent, inside a JSON string, in a URL), and every credential its auth scheme made from it
+ * (`credentials.maskDerived`); undefined when there is nothing to mask.
+ */
+const maskerOf = (secret: Redacted.Redacted<string> | undefined): ((text: string) => string) | undefined => {
+  if (secret === undefined) return undefined
+  const value = Redacted.value(secret)
+  const forms = value.length === 0 ? [] : [...new Set([value, JSON.stringify(value).slice(1, -1), encodeURIComponent(value), encodeURI(value)])]
+  const derived = derivedPattern(secret)
+  if (forms.length === 0 && derived === undefined) return undefined
+  return (text) => {
+    let masked = text
+    for (const form of forms) masked = masked.split(form).join(secretMask)
+    return derived === undefined ? masked : masked.replace(derived, secretMask)
+  }
+}
+
+/** `text` with `secret`, and the credentials made from it, masked (see `redactSecret`). */
+export const maskSecret = (text: string, secret: Redacted.Redacted<string> | undefined): string => maskerOf(secret)?.(text) ?? text
+
+/**
  * Masks a leased key wherever a provider echoed it back (some compatible servers quote the
- * whole `Authorization` header in their 401 body), so that no error ever carries a key.
+ * whole `Authorization` header in their 401 body), and so every credential signed from it,
+ * so that no error ever carries a key.
  */
 export const redactSecret = <E extends Err.LlmError>(error: E, secret: Redacted.Redacted<string> | undefined): E => {
-  if (secret === undefined) return error
-  const value = Redacted.value(secret)
-  if (value.length === 0) return error
-  // the forms a key takes when a server quotes it back: as sent, inside a JSON string, in a URL
-  const forms = [...new Set([value, JSON.stringify(value).slice(1, -1), encodeURIComponent(value), encodeURI(value)])]
+  const mask = maskerOf(secret)
+  if (mask === undefined) return error
   const fields = error as unknown as { message: string; excerpt?: unknown; partialText?: unknown }
-  const leaks = (u: unknown) => typeof u === "string" && forms.some((form) => u.includes(form))
+  const leaks = (u: unknown) => typeof u === "string" && mask(u) !== u
   if (!leaks(fields.message) && !leaks(fields.excerpt) && !leaks(fields.partialText)) return error
-  const mask = (u: unknown) => {
-    if (typeof u !== "string") return u
-    let masked = u
-    for (const form of forms) masked = masked.split(form).join(secretMask)
-    return masked
-  }
+  const masked = (u: unknown) => (typeof u === "string" ? mask(u) : u)
   const { _tag: _, ...props } = error as unknown as Record<string, unknown>
-  const rebuilt: Record<string, unknown> = { ...props, message: mask(fields.message) }
-  if (fields.excerpt !== undefined) rebuilt.excerpt = mask(fields.excerpt)
-  if (fields.partialText !== undefined) rebuilt.partialText = mask(fields.partialText)
+  const rebuilt: Record<string, unknown> = { ...props, message: masked(fields.message) }
+  if (fields.excerpt !== undefined) rebuilt.excerpt = masked(fields.excerpt)
+  if (fields.partialText !== undefined) rebuilt.partialText = masked(fields.partialText)
   const Class = error.constructor as new(props: Record<string, unknown>) => E
   return new Class(rebuilt)
 }

@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as KeyPool from "../../KeyPool.js"
 import * as Err from "../../LlmError.js"
 import type { ChatResponse } from "../../Message.js"
+import { renewedAfter } from "./credentials.js"
 import { embeddedError, fromResponse, redactSecret, startsLikeErrorBody } from "./errors.js"
 import { type ReadError } from "./errorBody.js"
 import { reportError } from "../keyPool.js"
@@ -55,6 +56,9 @@ const admitAndLease = (endpoint: Endpoint, out: Outgoing, tried: Tried, budget: 
 /**
  * Feeds a reply's head to the limiter and, for a status other than 2xx, reads the body and
  * fails with the typed error (the body read by the API's `read`), reported against the key.
+ * Resolves to true instead when `mayRenew` and the key's auth signs credentials and says this
+ * 401 was an expired one (`credentials.renewedAfter`): the caller then sends once more, and
+ * the key is not blamed.
  */
 const checkHead = (
   endpoint: Endpoint,
@@ -63,8 +67,9 @@ const checkHead = (
   lease: KeyPool.Lease,
   status: number,
   headers: Readonly<Record<string, string>>,
-  body: Effect.Effect<string>
-): Effect.Effect<void, Err.LlmError> => {
+  body: Effect.Effect<string>,
+  mayRenew: boolean
+): Effect.Effect<boolean, Err.LlmError> => {
   // A 429's retry-after is about the key that got it, which the pool cools down. The
   // limiter pauses everyone only when no other key could serve: backoff is for when
   // every key is busy.
@@ -72,10 +77,11 @@ const checkHead = (
     ? Effect.flatMap(endpoint.pool.hasHealthyKey(lease.keyId), (anotherKey) =>
       endpoint.limiter.observe(anotherKey ? withoutRetryAfter(headers) : headers))
     : endpoint.limiter.observe(headers)
-  if (status < 300) return observed
+  if (status < 300) return Effect.as(observed, false)
   return Effect.gen(function* () {
     yield* observed
     const text = yield* body
+    if (mayRenew && status === 401 && lease.key !== undefined && renewedAfter(endpoint.auth, lease.key, text)) return true
     const now = yield* Clock.currentTimeMillis
     const error = redactSecret(
       fromResponse({ provider: endpoint.provider, model: out.model, status, headers, body: text, now }, read),
@@ -124,15 +130,23 @@ const exchange = <Reply extends { readonly status: number; readonly headers: Rea
   send: (request: TransportRequest) => Effect.Effect<Reply, TransportFailure, R>,
   bodyOf: (reply: Reply) => Effect.Effect<string>
 ) =>
-  Effect.flatMap(admitAndLease(endpoint, out, tried, budget), (lease) =>
-    sendWithin(endpoint, send, requestFor(endpoint, out, lease), budget).pipe(
-      Effect.mapError((cause) => transportError(endpoint, out.model, budget, cause)),
-      // a connection that failed counts against the key; a deadline is the call's, not the key's
-      Effect.tapError((error) => (error._tag === "TimeoutError" ? Effect.void : endpoint.pool.report(lease.keyId, { _tag: "Failure" }))),
-      Effect.flatMap((reply) =>
-        Effect.as(checkHead(endpoint, out, read, lease, reply.status, reply.headers, bodyOf(reply)), [reply, lease] as const)
+  Effect.flatMap(admitAndLease(endpoint, out, tried, budget), (lease) => {
+    const sendOnce = (mayRenew: boolean): Effect.Effect<readonly [Reply, KeyPool.Lease], Err.LlmError, R> =>
+      sendWithin(endpoint, send, requestFor(endpoint, out, lease), budget).pipe(
+        Effect.mapError((cause) => transportError(endpoint, out.model, budget, cause)),
+        // a connection that failed counts against the key; a deadline is the call's, not the key's
+        Effect.tapError((error) => (error._tag === "TimeoutError" ? Effect.void : endpoint.pool.report(lease.keyId, { _tag: "Failure" }))),
+        Effect.flatMap((reply) =>
+          Effect.flatMap(checkHead(endpoint, out, read, lease, reply.status, reply.headers, bodyOf(reply), mayRenew), (renewed) =>
+            renewed
+              // a signed credential the server called expired was dropped: one more send on the
+              // same key, with a fresh one, admitted like any request; a second 401 is the key's
+              ? Effect.zipRight(endpoint.limiter.admit({ requests: 1, tokens: 0, reattempt: true }), sendOnce(false))
+              : Effect.succeed([reply, lease] as const))
+        )
       )
-    ))
+    return sendOnce(true)
+  })
 
 /** An error reply's body is read this far at most: its message and type are at the start. */
 const ERROR_BODY_CHARS = 1024 * 1024

@@ -1,5 +1,5 @@
 /** Chat Completions as a `Provider.Spec`. */
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import type { Spec } from "../../../Provider.js"
 import { bearer, specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { readOpenAiError } from "./error.js"
@@ -21,18 +21,12 @@ export interface Settings {
 
 export interface Options extends WireOptions, Settings {}
 
-const zhipuAuth = (ttl: Duration.DurationInput | undefined) => {
-  const ttlMs = Duration.toMillis(ttl ?? "30 minutes")
-  // renewed a minute early (or at half its life, if shorter) so a token never expires in flight
-  return zhipu.auth({ ttlMs, renewBeforeMs: Math.min(60_000, ttlMs / 2), now: Date.now })
-}
-
 export const spec = (options: Options): Spec => {
   const provider = options.provider ?? "openai"
   const url = urlAt(options.baseUrl, defaultBaseUrl, "/chat/completions")
   const maxTokensField = options.maxTokensField ?? (provider === "openai" ? "max_completion_tokens" : "max_tokens")
   return specOf(provider, {
-    auth: options.auth === "zhipu" ? zhipuAuth(options.zhipuTokenTtl) : bearer,
+    auth: options.auth === "zhipu" ? zhipu.authFor(options.zhipuTokenTtl) : bearer,
     framing: "sse",
     url: () => url,
     body: (request, model, stream) => toWireRequest(request, model, stream, maxTokensField),
