@@ -237,6 +237,108 @@ describe("effect-llm CLI (subprocess)", () => {
   }, 60_000)
 })
 
+describe("effect-llm batch exit codes (subprocess)", () => {
+  /** Runs `f` with a fake that gives every request `answer`, and a provider.json serving model "m" from it. */
+  const withFake = async (answer: Testing.Fault, f: (config: string) => Promise<void>) => {
+    const scope = Effect.runSync(Scope.make())
+    try {
+      const fake = await Effect.runPromise(Scope.extend(Testing.FakeProvider.make({ respond: () => answer }), scope))
+      const config = join(tempDir(), "provider.json")
+      writeFileSync(config, JSON.stringify({ local: [{ model_name: "m", api: "chat", base_url: fake.baseUrl, api_keys: ["sk-exit-code-test"], max_retries: 0 }] }))
+      await f(config)
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }
+  const prompts = (dir: string, n: number) => {
+    const input = join(dir, "prompts.jsonl")
+    writeFileSync(input, Array.from({ length: n }, (_, i) => JSON.stringify({ id: `q${i}`, prompt: `prompt ${i}` })).join("\n") + "\n")
+    return input
+  }
+  const failureLine = (run: Run) => run.stderr.split("\n").filter((l) => l.startsWith("effect-llm: "))
+
+  it("every item rejected with a 401: exit 1, and the summary says the items failed", async () => {
+    await withFake({ _tag: "Status", status: 401, body: JSON.stringify({ error: { message: "Incorrect API key provided" } }) }, async (config) => {
+      const dir = tempDir()
+      const out = join(dir, "results.jsonl")
+      const run = await start(["batch", prompts(dir, 3), "--out", out, "--config", config, "--model", "m", "--retries", "0"]).done
+      expect(run.code).toBe(1)
+      expect(records(out).map((r) => r.ok)).toEqual([false, false, false])
+      expect(run.stdout).toMatch(/failed\s+3/)
+      expect(failureLine(run)).toHaveLength(1)
+      expect(failureLine(run)[0]).toContain("3 of 3 items failed")
+      expect(run.stderr + run.stdout).not.toContain("sk-exit-code-test")
+    })
+  }, 60_000)
+
+  it("every 200 body malformed: exit 1", async () => {
+    await withFake({ _tag: "MalformedJson" }, async (config) => {
+      const dir = tempDir()
+      const out = join(dir, "results.jsonl")
+      const run = await start(["batch", prompts(dir, 3), "--out", out, "--config", config, "--model", "m", "--retries", "0"]).done
+      expect(run.code).toBe(1)
+      expect(records(out).map((r) => r.error?._tag)).toEqual(["MalformedResponseError", "MalformedResponseError", "MalformedResponseError"])
+      expect(failureLine(run)[0]).toContain("3 of 3 items failed")
+    })
+  }, 60_000)
+
+  it("every input line invalid: exit 1, and the summary names the lines", async () => {
+    const dir = tempDir()
+    const input = join(dir, "prompts.jsonl")
+    const out = join(dir, "results.jsonl")
+    writeFileSync(input, ["{oops", '{"id":"x"}', '{"messages":[]}'].join("\n") + "\n")
+    const run = await start(["batch", input, "--out", out, "--fake"]).done
+    expect(run.code).toBe(1)
+    expect(run.stdout).toMatch(/invalid input lines\s+3/)
+    expect(failureLine(run)).toHaveLength(1)
+    expect(failureLine(run)[0]).toContain("3 input line(s) invalid (lines 1, 2, 3)")
+    // the rerun has nothing left to do: every line already has its result
+    const again = await start(["batch", input, "--out", out, "--fake"]).done
+    expect(again.code).toBe(0)
+    expect(records(out)).toHaveLength(3)
+  }, 60_000)
+
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    it(`${signal} mid-run: exit ${code}, only whole lines in --out, and a rerun resumes and finishes`, async () => {
+      const dir = tempDir()
+      const n = 200
+      const input = prompts(dir, n)
+      const out = join(dir, "results.jsonl")
+      const first = start(["batch", input, "--out", out, "--fake", "--concurrency", "2"], { EFFECT_LLM_FAKE_DELAY_MS: "40" })
+      await new Promise<void>((resolveWait, reject) => {
+        const timer = setInterval(() => {
+          if (existsSync(out) && records(out).length >= 10) {
+            clearInterval(timer)
+            first.child.kill(signal)
+            resolveWait()
+          }
+        }, 20)
+        first.done.then(() => {
+          clearInterval(timer)
+          reject(new Error("the first run finished before the signal"))
+        })
+      })
+      const stopped = await first.done
+      expect(stopped.code).toBe(code)
+      expect(stopped.stderr).toContain("interrupted")
+      const text = readFileSync(out, "utf8")
+      // whole records only: every line parses, and the last ends with its newline
+      expect(text.endsWith("\n")).toBe(true)
+      const lines = text.split("\n").filter((l) => l.length > 0)
+      expect(lines.every((l) => typeof (JSON.parse(l) as { id?: unknown }).id === "string")).toBe(true)
+      expect(lines.length).toBeGreaterThanOrEqual(10)
+      expect(lines.length).toBeLessThan(n)
+
+      const second = await start(["batch", input, "--out", out, "--fake", "--concurrency", "16"]).done
+      expect(second.code).toBe(0)
+      expect(second.stderr).toContain(`resuming: ${lines.length} line(s) already in`)
+      const ids = records(out).map((r) => r.id)
+      expect(new Set(ids).size).toBe(ids.length)
+      expect(new Set(ids)).toEqual(new Set(Array.from({ length: n }, (_, i) => `q${i}`)))
+    }, 90_000)
+  }
+})
+
 describe("effect-llm CLI speaks in one line per problem (subprocess)", () => {
   const oneLine = (run: Run) => run.stderr.split("\n").filter((l) => l.trim().length > 0)
 
