@@ -54,8 +54,10 @@ describe("effect-llm CLI (subprocess)", () => {
       ['"first prompt"', '{"id":"b","messages":[{"role":"user","content":"second"}]}', "{oops", '{"id":"d","prompt":"fourth"}', ""].join("\n")
     )
     const run = await start(["batch", input, "--out", out, "--fake", "--concurrency", "2"]).done
-    expect(run.code).toBe(0)
+    // a run with an invalid line is a failed run, though every valid line succeeded
+    expect(run.code).toBe(1)
     expect(run.stderr).toContain(`${input}:3: malformed JSON`)
+    expect(run.stderr).toContain("1 input line(s) invalid (line 3)")
     expect(run.stdout).toMatch(/succeeded\s+3/)
     expect(run.stdout).toMatch(/invalid input lines\s+1/)
     expect(run.stdout).toMatch(/wall time/)
@@ -167,7 +169,9 @@ describe("effect-llm CLI (subprocess)", () => {
       ].join("\n") + "\n"
     )
     const run = await start(["batch", input, "--out", out, "--fake"]).done
-    expect(run.code).toBe(0)
+    // the clashes are invalid lines
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain("3 input line(s) invalid (lines 2, 4, 6)")
     const all = records(out) as Array<{ id: string; line: number; ok: boolean; text?: string; error?: { _tag: string; message: string } }>
     expect(all.map((r) => r.line).sort()).toEqual([1, 2, 3, 4, 5, 6])
     const byLine = new Map(all.map((r) => [r.line, r]))
@@ -217,7 +221,7 @@ describe("effect-llm CLI (subprocess)", () => {
       ].join("\n") + "\n"
     )
     const run = await start(["batch", input, "--out", out, "--fake"]).done
-    expect(run.code).toBe(0)
+    expect(run.code).toBe(1)
     const byId = new Map((records(out) as Array<{ id: string; ok: boolean; error?: { _tag: string; message: string } }>).map((r) => [r.id, r]))
     for (const [id, field] of [["empty", "messages"], ["huge", "temperature"], ["zero", "maxTokens"], ["frac", "maxTokens"], ["topp", "topP"], ["orphan", "messages[1].toolCallId"]]) {
       expect({ id, ok: byId.get(id!)?.ok, tag: byId.get(id!)?.error?._tag }).toEqual({ id, ok: false, tag: "InvalidInput" })
@@ -443,7 +447,7 @@ describe("effect-llm CLI speaks in one line per problem (subprocess)", () => {
     const input = join(dir, "prompts.jsonl")
     writeFileSync(input, ['"one"', "{oops", '{"id":"x"}', '"two"'].join("\n") + "\n")
     const run = await start(["batch", input, "--out", join(dir, "o.jsonl"), "--fake"]).done
-    expect(run.code).toBe(0)
+    expect(run.code).toBe(1)
     expect(run.stderr).toMatch(/errors 2/)
     expect(run.stderr).not.toMatch(/errors [01]\b/)
     expect(run.stderr).not.toContain("\u001b[")
