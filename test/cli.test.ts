@@ -431,6 +431,29 @@ describe("effect-llm CLI speaks in one line per problem (subprocess)", () => {
     expect(empty.stderr).toContain("OPENAI_API_KEY is set but empty")
   }, 60_000)
 
+  it("keys come from the provider's variable only, by the library's rule: its plural is not read, and says so", async () => {
+    const scope = Effect.runSync(Scope.make())
+    try {
+      const fake = await Effect.runPromise(Scope.extend(Testing.FakeProvider.make({ reply: { text: "hello" } }), scope))
+      const plural = await start(["chat", "hi", "-m", "gpt-4o-mini", "--base-url", fake.baseUrl], { OPENAI_API_KEYS: "sk-plural-1" }).done
+      expect(plural.code).toBe(1)
+      expect(oneLine(plural)).toHaveLength(1)
+      expect(plural.stderr).toContain("OPENAI_API_KEYS is not read: move its keys to OPENAI_API_KEY")
+      expect(plural.stderr).not.toContain("sk-plural-1")
+      const bad = await start(["chat", "hi", "-m", "gpt-4o-mini", "--base-url", fake.baseUrl], { OPENAI_API_KEY: "sk-fine,sk-pasted\u0007" }).done
+      expect(bad.code).toBe(1)
+      expect(bad.stderr).toContain("OPENAI_API_KEY: key 2 of 2 contains a control character")
+      expect(bad.stderr).not.toContain("sk-pasted")
+      expect(await Effect.runPromise(fake.requests)).toHaveLength(0)
+      const list = await start(["chat", "hi", "-m", "gpt-4o-mini", "--base-url", fake.baseUrl], { OPENAI_API_KEY: "sk-one, sk-two,," }).done
+      expect({ code: list.code, out: list.stdout.trim() }).toEqual({ code: 0, out: "hello" })
+      const sent = (await Effect.runPromise(fake.requests)).map((r) => r.headers.authorization)
+      expect(sent).toEqual([expect.stringMatching(/^Bearer sk-(one|two)$/)])
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }, 60_000)
+
   it("--help shows defaults and env vars, and no ANSI codes when piped; --version is package.json's", async () => {
     const [help, version] = await Promise.all([start(["batch", "--help"]).done, start(["--version"]).done])
     expect(help.code).toBe(0)
