@@ -38,7 +38,7 @@ withCliConsole(run(process.argv, () => (running = true)), () => !running).pipe(
         const text = oneLine(HelpDoc.toAnsiText(error.error))
         return report(`${text.length === 0 ? "invalid command line" : text.replace(/[.:]$/, "")}; ${help}`, 2)
       }
-      if (error._tag === "CliError") return report(error.message, error.usage ? 2 : 1)
+      if (error._tag === "CliError") return report(error.message, error.usage === true ? 2 : 1)
       return report(oneLine(String((error as { message?: unknown }).message ?? error)), 1)
     })),
   // a defect is a bug of ours: one line, and the whole cause only when asked for

@@ -26,7 +26,7 @@ import * as Transport from "../Transport.js"
  */
 export class CliError extends Schema.TaggedError<CliError>()("CliError", {
   message: Schema.String,
-  usage: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  usage: Schema.optional(Schema.Boolean)
 }) {}
 
 const providerNames = Object.keys(registry.providers) as ReadonlyArray<registry.ProviderName>

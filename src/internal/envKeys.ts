@@ -53,21 +53,27 @@ const parse = (text: string): Either.Either<Keys, ConfigError.ConfigError> => {
 export const read = (config: Config.Config<Redacted.Redacted<string>>, optional: boolean): Effect.Effect<Keys, ConfigError.ConfigError> => {
   const parsed = Config.mapOrFail(config, (redacted) => parse(Redacted.value(redacted)))
   if (optional) {
-    return Effect.catchIf(Effect.map(Config.option(parsed), Option.getOrElse((): Keys => [])), isEmpty, () => Effect.succeed([]))
+    return Effect.catchIf(Effect.map(load(Config.option(parsed)), Option.getOrElse((): Keys => [])), isEmpty, () => Effect.succeed([]))
   }
-  return Effect.catchAll(parsed, (error) =>
+  return Effect.catchAll(load(parsed), (error) =>
     Effect.gen(function* () {
       // the variable's name: the path of the config, as a provider with nothing in it reports it
-      const path = yield* Effect.match(Effect.withConfigProvider(config, ConfigProvider.fromMap(new Map())), {
+      const path = yield* Effect.match(Effect.withConfigProvider(load(config), ConfigProvider.fromMap(new Map())), {
         onFailure: (probe): ReadonlyArray<string> => (probe._op === "MissingData" ? probe.path : []),
         onSuccess: (): ReadonlyArray<string> => []
       })
       const plural = error._op === "MissingData" && error.path.length > 0
-        ? Option.isSome(yield* Effect.option(Config.string(`${variableOf(error.path)}S`)))
+        ? Option.isSome(yield* load(Config.option(Config.string(`${variableOf(error.path)}S`))))
         : false
       return yield* Effect.fail(explainError(error, path, plural))
     }))
 }
+
+/** A Config read as an Effect, by `yield*` (a Config is an Effect in Effect 3 only). */
+const load = <A>(config: Config.Config<A>): Effect.Effect<A, ConfigError.ConfigError> =>
+  Effect.gen(function* () {
+    return yield* config
+  })
 
 /** The keys in the variable `name`, by the rule. */
 export const readVariable = (name: string, optional: boolean): Effect.Effect<Keys, ConfigError.ConfigError> =>
