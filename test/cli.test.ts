@@ -44,6 +44,22 @@ const records = (path: string) =>
 
 const tempDir = () => mkdtempSync(join(tmpdir(), "effect-llm-cli-"))
 
+/** Sends `signal` to a running batch once `out` holds `count` records; fails if the run ends first. */
+const signalOnceWritten = (run: ReturnType<typeof start>, out: string, count: number, signal: NodeJS.Signals) =>
+  new Promise<void>((resolveWait, reject) => {
+    const timer = setInterval(() => {
+      if (existsSync(out) && records(out).length >= count) {
+        clearInterval(timer)
+        run.child.kill(signal)
+        resolveWait()
+      }
+    }, 20)
+    run.done.then(() => {
+      clearInterval(timer)
+      reject(new Error(`the run finished before ${signal}`))
+    })
+  })
+
 describe("effect-llm CLI (subprocess)", () => {
   it("batch --fake processes every line, reports bad lines with their number, and summarises", async () => {
     const dir = tempDir()
@@ -78,19 +94,7 @@ describe("effect-llm CLI (subprocess)", () => {
     writeFileSync(input, Array.from({ length: n }, (_, i) => JSON.stringify({ id: `q${i}`, prompt: `prompt ${i}` })).join("\n") + "\n")
     const first = start(["batch", input, "--out", out, "--fake", "--concurrency", "2"], { EFFECT_LLM_FAKE_DELAY_MS: "60" })
     // kill it once some, but not all, results are written
-    await new Promise<void>((resolveWait, reject) => {
-      const timer = setInterval(() => {
-        if (existsSync(out) && records(out).length >= 6) {
-          clearInterval(timer)
-          first.child.kill("SIGKILL")
-          resolveWait()
-        }
-      }, 20)
-      first.done.then(() => {
-        clearInterval(timer)
-        reject(new Error("the first run finished before it could be killed"))
-      })
-    })
+    await signalOnceWritten(first, out, 6, "SIGKILL")
     await first.done
     const partial = records(out).length
     expect(partial).toBeGreaterThanOrEqual(6)
@@ -309,19 +313,7 @@ describe("effect-llm batch exit codes (subprocess)", () => {
       const input = prompts(dir, n)
       const out = join(dir, "results.jsonl")
       const first = start(["batch", input, "--out", out, "--fake", "--concurrency", "2"], { EFFECT_LLM_FAKE_DELAY_MS: "40" })
-      await new Promise<void>((resolveWait, reject) => {
-        const timer = setInterval(() => {
-          if (existsSync(out) && records(out).length >= 10) {
-            clearInterval(timer)
-            first.child.kill(signal)
-            resolveWait()
-          }
-        }, 20)
-        first.done.then(() => {
-          clearInterval(timer)
-          reject(new Error("the first run finished before the signal"))
-        })
-      })
+      await signalOnceWritten(first, out, 10, signal)
       const stopped = await first.done
       expect(stopped.code).toBe(code)
       expect(stopped.stderr).toContain("interrupted")
