@@ -11,10 +11,8 @@
  *
  * @since 0.1.0
  */
-import * as Config from "effect/Config"
-import * as ConfigError from "effect/ConfigError"
-import * as ConfigProvider from "effect/ConfigProvider"
-import * as Either from "effect/Either"
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -22,6 +20,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
+import * as envKeys from "./internal/envKeys.js"
 import * as internal from "./internal/keyPool.js"
 import * as RedisOptions from "./internal/redis/options.js"
 import type { LlmError, NoKeyAvailableError, StoreUnavailableError } from "./LlmError.js"
@@ -270,60 +269,9 @@ export const layerConfig = (
     readonly optional?: boolean
   }
 ): Layer.Layer<KeyPool, ConfigError.ConfigError> => {
-  const { optional, keys: keysConfig, ...rest } = options
-  const parsed = Config.mapOrFail(keysConfig, (redacted) => {
-    const keys = Redacted.value(redacted).split(",").map((key) => key.trim()).filter((key) => key.length > 0)
-    if (keys.length === 0) return Either.left(ConfigError.InvalidData([], emptyKeys))
-    // named by position, never by value: a config error is printed whole
-    for (const [index, key] of keys.entries()) {
-      const problem = internal.headerProblem(key)
-      if (problem !== undefined) {
-        return Either.left(ConfigError.InvalidData([], `key ${index + 1} of ${keys.length} ${problem}, so it cannot go in an HTTP header`))
-      }
-    }
-    return Either.right(keys.map((key) => Redacted.make(key)))
-  })
-  const read: Effect.Effect<ReadonlyArray<Redacted.Redacted<string>>, ConfigError.ConfigError> = optional === true
-    ? Effect.catchIf(
-      Effect.map(Config.option(parsed), Option.getOrElse((): ReadonlyArray<Redacted.Redacted<string>> => [])),
-      (error) => isEmptyKeys(error),
-      () => Effect.succeed([])
-    )
-    : Effect.catchAll(parsed, (error) =>
-      // the variable's name: the path of the config, as a provider with nothing in it reports it
-      Effect.flatMap(Effect.either(Effect.withConfigProvider(keysConfig, ConfigProvider.fromMap(new Map()))), (probe) =>
-        Effect.fail(explainKeys(error, Either.isLeft(probe) && probe.left._op === "MissingData" ? probe.left.path : [])))
-    )
-  return Layer.effect(KeyPool, Effect.flatMap(read, (keys) => make({ ...rest, keys, keyless: optional === true })))
+  const { optional, keys, ...rest } = options
+  return Layer.effect(KeyPool, Effect.flatMap(envKeys.read(keys, optional === true), (read) => make({ ...rest, keys: read, keyless: optional === true })))
 }
-
-const emptyKeys = "effect-llm/KeyPool/empty"
-const isEmptyKeys = (error: ConfigError.ConfigError): boolean =>
-  error._op === "InvalidData" ? error.message === emptyKeys : error._op === "And" || error._op === "Or" ? isEmptyKeys(error.left) && isEmptyKeys(error.right) : false
-
-// the variable by its config path (an env var's name), and what to do about it
-const explainKeys = (error: ConfigError.ConfigError, path: ReadonlyArray<string>): ConfigError.ConfigError => {
-  switch (error._op) {
-    case "And":
-      return ConfigError.And(explainKeys(error.left, path), explainKeys(error.right, path))
-    case "Or":
-      return ConfigError.Or(explainKeys(error.left, path), explainKeys(error.right, path))
-    case "MissingData":
-      return ConfigError.MissingData(error.path, `set ${variableOf(error.path)} to an API key, or a comma-separated list of keys`)
-    case "InvalidData": {
-      const at = error.path.length > 0 ? error.path : [...path]
-      return ConfigError.InvalidData(
-        at,
-        error.message === emptyKeys
-          ? `${variableOf(at)} is set but empty: set it to an API key, or a comma-separated list of keys`
-          : `${variableOf(at)}: ${error.message}`
-      )
-    }
-    default:
-      return error
-  }
-}
-const variableOf = (path: ReadonlyArray<string>): string => (path.length === 0 ? "the key variable" : path.join("_"))
 
 /**
  * A pool with no keys, for providers that need none (a local Ollama).

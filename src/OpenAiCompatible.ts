@@ -19,6 +19,7 @@ import * as openrouterKey from "./internal/providers/openaiChat/openrouterKey.js
 import * as chatPresets from "./internal/providers/openaiChat/presets.js"
 import * as internal from "./internal/providers/openaiChat/spec.js"
 import * as zhipu from "./internal/providers/openaiChat/zhipu.js"
+import * as providerKeys from "./internal/providerConfig/keys.js"
 import * as KeyPool from "./KeyPool.js"
 import type { LanguageModel } from "./LanguageModel.js"
 import * as Provider from "./Provider.js"
@@ -116,8 +117,9 @@ export const layerPreset = (
   options: Omit<Options, "provider">
 ): Layer.Layer<LanguageModel, ConfigError, HttpClient.HttpClient | RateLimiter.RateLimiter> => {
   const preset: Preset = presets[name]
-  return layer({ baseUrl: preset.baseUrl, maxTokensField: preset.maxTokensField, ...options, provider: preset.provider }).pipe(
-    Layer.provide(KeyPool.layerConfig({ providerId: preset.provider, keys: Config.redacted(preset.envVar), optional: preset.keyOptional === true }))
+  const baseUrl = options.baseUrl ?? preset.baseUrl
+  return layer({ baseUrl, maxTokensField: preset.maxTokensField, ...options, provider: preset.provider }).pipe(
+    Layer.provide(KeyPool.layerConfig({ providerId: preset.provider, keys: Config.redacted(preset.envVar), optional: providerKeys.keyOptional(preset.provider, "chat", baseUrl) }))
   )
 }
 

@@ -85,12 +85,30 @@ describe("ProviderConfig", () => {
   it.effect("keys come from env vars, comma-separated lists included", () =>
     Effect.gen(function* () {
       const registry = yield* ProviderConfig.fromJson({ openrouter: [{ model_name: "openai/gpt-4o" }] }).pipe(
-        withEnv({ OPENROUTER_API_KEYS: "r1, r2 ,r3" })
+        withEnv({ OPENROUTER_API_KEY: "r1, r2 ,r3" })
       )
       const status = yield* Option.getOrThrow(registry.keyPool("openrouter")).status
       expect(status).toHaveLength(3)
       const single = yield* ProviderConfig.fromJson({ deepseek: [{ model_name: "deepseek-chat" }] }).pipe(withEnv({ DEEPSEEK_API_KEY: "d1" }))
       expect(yield* Option.getOrThrow(single.keyPool("deepseek")).status).toHaveLength(1)
+    }))
+
+  it.effect("a key variable set but empty is an error naming it, not a silent fallback", () =>
+    Effect.gen(function* () {
+      const error = failureOf(yield* Effect.exit(ProviderConfig.fromJson({ groq: [{ model_name: "llama-3.1-8b-instant" }] }, "provider.json").pipe(withEnv({ GROQ_API_KEY: " , " }))))
+      expect(error.jsonPath).toBe("$.groq[0].api_keys")
+      expect(error.message).toContain("GROQ_API_KEY is set but empty")
+      const direct = failureOf(yield* Effect.exit(ProviderConfig.envKeys("groq").pipe(withEnv({ GROQ_API_KEY: "" }))))
+      expect(direct.message).toContain("GROQ_API_KEY is set but empty")
+      expect(yield* ProviderConfig.envKeys("groq").pipe(withEnv({ GROQ_API_KEY: "g1, g2" }), Effect.map((keys) => keys.length))).toBe(2)
+    }))
+
+  it.effect("a local server of a known keyless provider (vLLM) needs no key wherever it runs", () =>
+    Effect.gen(function* () {
+      const registry = yield* ProviderConfig.fromJson({ vllm: [{ model_name: "qwen2.5-7b", base_url: "http://gpu-box:8000/v1" }] }).pipe(withEnv({}))
+      const lease = yield* Effect.scoped(Option.getOrThrow(registry.keyPool("vllm")).acquire)
+      expect(lease.key).toBeUndefined()
+      expect(yield* ProviderConfig.envKeys("vllm").pipe(withEnv({}))).toEqual([])
     }))
 
   it.effect("local Ollama needs no key", () =>

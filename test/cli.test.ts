@@ -44,6 +44,22 @@ const records = (path: string) =>
 
 const tempDir = () => mkdtempSync(join(tmpdir(), "effect-llm-cli-"))
 
+/** Sends `signal` to a running batch once `out` holds `count` records; fails if the run ends first. */
+const signalOnceWritten = (run: ReturnType<typeof start>, out: string, count: number, signal: NodeJS.Signals) =>
+  new Promise<void>((resolveWait, reject) => {
+    const timer = setInterval(() => {
+      if (existsSync(out) && records(out).length >= count) {
+        clearInterval(timer)
+        run.child.kill(signal)
+        resolveWait()
+      }
+    }, 20)
+    run.done.then(() => {
+      clearInterval(timer)
+      reject(new Error(`the run finished before ${signal}`))
+    })
+  })
+
 describe("effect-llm CLI (subprocess)", () => {
   it("batch --fake processes every line, reports bad lines with their number, and summarises", async () => {
     const dir = tempDir()
@@ -54,8 +70,10 @@ describe("effect-llm CLI (subprocess)", () => {
       ['"first prompt"', '{"id":"b","messages":[{"role":"user","content":"second"}]}', "{oops", '{"id":"d","prompt":"fourth"}', ""].join("\n")
     )
     const run = await start(["batch", input, "--out", out, "--fake", "--concurrency", "2"]).done
-    expect(run.code).toBe(0)
+    // a run with an invalid line is a failed run, though every valid line succeeded
+    expect(run.code).toBe(1)
     expect(run.stderr).toContain(`${input}:3: malformed JSON`)
+    expect(run.stderr).toContain("1 input line(s) invalid (line 3)")
     expect(run.stdout).toMatch(/succeeded\s+3/)
     expect(run.stdout).toMatch(/invalid input lines\s+1/)
     expect(run.stdout).toMatch(/wall time/)
@@ -76,19 +94,7 @@ describe("effect-llm CLI (subprocess)", () => {
     writeFileSync(input, Array.from({ length: n }, (_, i) => JSON.stringify({ id: `q${i}`, prompt: `prompt ${i}` })).join("\n") + "\n")
     const first = start(["batch", input, "--out", out, "--fake", "--concurrency", "2"], { EFFECT_LLM_FAKE_DELAY_MS: "60" })
     // kill it once some, but not all, results are written
-    await new Promise<void>((resolveWait, reject) => {
-      const timer = setInterval(() => {
-        if (existsSync(out) && records(out).length >= 6) {
-          clearInterval(timer)
-          first.child.kill("SIGKILL")
-          resolveWait()
-        }
-      }, 20)
-      first.done.then(() => {
-        clearInterval(timer)
-        reject(new Error("the first run finished before it could be killed"))
-      })
-    })
+    await signalOnceWritten(first, out, 6, "SIGKILL")
     await first.done
     const partial = records(out).length
     expect(partial).toBeGreaterThanOrEqual(6)
@@ -167,7 +173,9 @@ describe("effect-llm CLI (subprocess)", () => {
       ].join("\n") + "\n"
     )
     const run = await start(["batch", input, "--out", out, "--fake"]).done
-    expect(run.code).toBe(0)
+    // the clashes are invalid lines
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain("3 input line(s) invalid (lines 2, 4, 6)")
     const all = records(out) as Array<{ id: string; line: number; ok: boolean; text?: string; error?: { _tag: string; message: string } }>
     expect(all.map((r) => r.line).sort()).toEqual([1, 2, 3, 4, 5, 6])
     const byLine = new Map(all.map((r) => [r.line, r]))
@@ -217,7 +225,7 @@ describe("effect-llm CLI (subprocess)", () => {
       ].join("\n") + "\n"
     )
     const run = await start(["batch", input, "--out", out, "--fake"]).done
-    expect(run.code).toBe(0)
+    expect(run.code).toBe(1)
     const byId = new Map((records(out) as Array<{ id: string; ok: boolean; error?: { _tag: string; message: string } }>).map((r) => [r.id, r]))
     for (const [id, field] of [["empty", "messages"], ["huge", "temperature"], ["zero", "maxTokens"], ["frac", "maxTokens"], ["topp", "topP"], ["orphan", "messages[1].toolCallId"]]) {
       expect({ id, ok: byId.get(id!)?.ok, tag: byId.get(id!)?.error?._tag }).toEqual({ id, ok: false, tag: "InvalidInput" })
@@ -235,6 +243,96 @@ describe("effect-llm CLI (subprocess)", () => {
     expect(run.stderr).toContain("missing.jsonl")
     expect(run.stderr).not.toContain("    at ")
   }, 60_000)
+})
+
+describe("effect-llm batch exit codes (subprocess)", () => {
+  /** Runs `f` with a fake that gives every request `answer`, and a provider.json serving model "m" from it. */
+  const withFake = async (answer: Testing.Fault, f: (config: string) => Promise<void>) => {
+    const scope = Effect.runSync(Scope.make())
+    try {
+      const fake = await Effect.runPromise(Scope.extend(Testing.FakeProvider.make({ respond: () => answer }), scope))
+      const config = join(tempDir(), "provider.json")
+      writeFileSync(config, JSON.stringify({ local: [{ model_name: "m", api: "chat", base_url: fake.baseUrl, api_keys: ["sk-exit-code-test"], max_retries: 0 }] }))
+      await f(config)
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }
+  const prompts = (dir: string, n: number) => {
+    const input = join(dir, "prompts.jsonl")
+    writeFileSync(input, Array.from({ length: n }, (_, i) => JSON.stringify({ id: `q${i}`, prompt: `prompt ${i}` })).join("\n") + "\n")
+    return input
+  }
+  const failureLine = (run: Run) => run.stderr.split("\n").filter((l) => l.startsWith("effect-llm: "))
+
+  it("every item rejected with a 401: exit 1, and the summary says the items failed", async () => {
+    await withFake({ _tag: "Status", status: 401, body: JSON.stringify({ error: { message: "Incorrect API key provided" } }) }, async (config) => {
+      const dir = tempDir()
+      const out = join(dir, "results.jsonl")
+      const run = await start(["batch", prompts(dir, 3), "--out", out, "--config", config, "--model", "m", "--retries", "0"]).done
+      expect(run.code).toBe(1)
+      expect(records(out).map((r) => r.ok)).toEqual([false, false, false])
+      expect(run.stdout).toMatch(/failed\s+3/)
+      expect(failureLine(run)).toHaveLength(1)
+      expect(failureLine(run)[0]).toContain("3 of 3 items failed")
+      expect(run.stderr + run.stdout).not.toContain("sk-exit-code-test")
+    })
+  }, 60_000)
+
+  it("every 200 body malformed: exit 1", async () => {
+    await withFake({ _tag: "MalformedJson" }, async (config) => {
+      const dir = tempDir()
+      const out = join(dir, "results.jsonl")
+      const run = await start(["batch", prompts(dir, 3), "--out", out, "--config", config, "--model", "m", "--retries", "0"]).done
+      expect(run.code).toBe(1)
+      expect(records(out).map((r) => r.error?._tag)).toEqual(["MalformedResponseError", "MalformedResponseError", "MalformedResponseError"])
+      expect(failureLine(run)[0]).toContain("3 of 3 items failed")
+    })
+  }, 60_000)
+
+  it("every input line invalid: exit 1, and the summary names the lines", async () => {
+    const dir = tempDir()
+    const input = join(dir, "prompts.jsonl")
+    const out = join(dir, "results.jsonl")
+    writeFileSync(input, ["{oops", '{"id":"x"}', '{"messages":[]}'].join("\n") + "\n")
+    const run = await start(["batch", input, "--out", out, "--fake"]).done
+    expect(run.code).toBe(1)
+    expect(run.stdout).toMatch(/invalid input lines\s+3/)
+    expect(failureLine(run)).toHaveLength(1)
+    expect(failureLine(run)[0]).toContain("3 input line(s) invalid (lines 1, 2, 3)")
+    // the rerun has nothing left to do: every line already has its result
+    const again = await start(["batch", input, "--out", out, "--fake"]).done
+    expect(again.code).toBe(0)
+    expect(records(out)).toHaveLength(3)
+  }, 60_000)
+
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    it(`${signal} mid-run: exit ${code}, only whole lines in --out, and a rerun resumes and finishes`, async () => {
+      const dir = tempDir()
+      const n = 200
+      const input = prompts(dir, n)
+      const out = join(dir, "results.jsonl")
+      const first = start(["batch", input, "--out", out, "--fake", "--concurrency", "2"], { EFFECT_LLM_FAKE_DELAY_MS: "40" })
+      await signalOnceWritten(first, out, 10, signal)
+      const stopped = await first.done
+      expect(stopped.code).toBe(code)
+      expect(stopped.stderr).toContain("interrupted")
+      const text = readFileSync(out, "utf8")
+      // whole records only: every line parses, and the last ends with its newline
+      expect(text.endsWith("\n")).toBe(true)
+      const lines = text.split("\n").filter((l) => l.length > 0)
+      expect(lines.every((l) => typeof (JSON.parse(l) as { id?: unknown }).id === "string")).toBe(true)
+      expect(lines.length).toBeGreaterThanOrEqual(10)
+      expect(lines.length).toBeLessThan(n)
+
+      const second = await start(["batch", input, "--out", out, "--fake", "--concurrency", "16"]).done
+      expect(second.code).toBe(0)
+      expect(second.stderr).toContain(`resuming: ${lines.length} line(s) already in`)
+      const ids = records(out).map((r) => r.id)
+      expect(new Set(ids).size).toBe(ids.length)
+      expect(new Set(ids)).toEqual(new Set(Array.from({ length: n }, (_, i) => `q${i}`)))
+    }, 90_000)
+  }
 })
 
 describe("effect-llm CLI speaks in one line per problem (subprocess)", () => {
@@ -325,6 +423,29 @@ describe("effect-llm CLI speaks in one line per problem (subprocess)", () => {
     expect(empty.stderr).toContain("OPENAI_API_KEY is set but empty")
   }, 60_000)
 
+  it("keys come from the provider's variable only, by the library's rule: its plural is not read, and says so", async () => {
+    const scope = Effect.runSync(Scope.make())
+    try {
+      const fake = await Effect.runPromise(Scope.extend(Testing.FakeProvider.make({ reply: { text: "hello" } }), scope))
+      const plural = await start(["chat", "hi", "-m", "gpt-4o-mini", "--base-url", fake.baseUrl], { OPENAI_API_KEYS: "sk-plural-1" }).done
+      expect(plural.code).toBe(1)
+      expect(oneLine(plural)).toHaveLength(1)
+      expect(plural.stderr).toContain("OPENAI_API_KEYS is not read: move its keys to OPENAI_API_KEY")
+      expect(plural.stderr).not.toContain("sk-plural-1")
+      const bad = await start(["chat", "hi", "-m", "gpt-4o-mini", "--base-url", fake.baseUrl], { OPENAI_API_KEY: "sk-fine,sk-pasted\u0007" }).done
+      expect(bad.code).toBe(1)
+      expect(bad.stderr).toContain("OPENAI_API_KEY: key 2 of 2 contains a control character")
+      expect(bad.stderr).not.toContain("sk-pasted")
+      expect(await Effect.runPromise(fake.requests)).toHaveLength(0)
+      const list = await start(["chat", "hi", "-m", "gpt-4o-mini", "--base-url", fake.baseUrl], { OPENAI_API_KEY: "sk-one, sk-two,," }).done
+      expect({ code: list.code, out: list.stdout.trim() }).toEqual({ code: 0, out: "hello" })
+      const sent = (await Effect.runPromise(fake.requests)).map((r) => r.headers.authorization)
+      expect(sent).toEqual([expect.stringMatching(/^Bearer sk-(one|two)$/)])
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }, 60_000)
+
   it("--help shows defaults and env vars, and no ANSI codes when piped; --version is package.json's", async () => {
     const [help, version] = await Promise.all([start(["batch", "--help"]).done, start(["--version"]).done])
     expect(help.code).toBe(0)
@@ -341,7 +462,7 @@ describe("effect-llm CLI speaks in one line per problem (subprocess)", () => {
     const input = join(dir, "prompts.jsonl")
     writeFileSync(input, ['"one"', "{oops", '{"id":"x"}', '"two"'].join("\n") + "\n")
     const run = await start(["batch", input, "--out", join(dir, "o.jsonl"), "--fake"]).done
-    expect(run.code).toBe(0)
+    expect(run.code).toBe(1)
     expect(run.stderr).toMatch(/errors 2/)
     expect(run.stderr).not.toMatch(/errors [01]\b/)
     expect(run.stderr).not.toContain("\u001b[")

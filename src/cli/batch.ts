@@ -181,11 +181,11 @@ export const batch = Command.make(
       const owners = new Map<string, number>()
       for (const parsed of parsedLines) if (!owners.has(parsed.id)) owners.set(parsed.id, parsed.line)
       const items: Array<{ readonly id: string; readonly line: number; readonly request: Message.ChatRequest }> = []
-      let invalid = 0
+      const invalidLines: Array<number> = []
       let skipped = 0
       const reject = (parsed: InputLine, tag: string, reason: string) =>
         Effect.gen(function* () {
-          invalid++
+          invalidLines.push(parsed.line)
           yield* Console.error(`${args.input}:${parsed.line}: ${reason}`)
           yield* append(fs, args.out, JSON.stringify({ id: parsed.id, line: parsed.line, ok: false, error: { _tag: tag, message: reason } }) + "\n")
         })
@@ -226,6 +226,7 @@ export const batch = Command.make(
         },
         cliProgress.Presets.shades_classic
       )
+      const invalid = invalidLines.length
       // invalid lines are errors of the run, though they are not items
       bar.start(items.length, 0, { speed: "0.0", tokens: 0, errors: invalid })
       let summary = Batch.emptySummary
@@ -252,7 +253,15 @@ export const batch = Command.make(
             })
           )
         )
-      ).pipe(Effect.ensuring(Effect.sync(() => bar.stop())))
+      ).pipe(
+        Effect.ensuring(Effect.sync(() => bar.stop())),
+        // what is written stays: every record is whole (append is uninterruptible), and a rerun resumes
+        Effect.onInterrupt(() =>
+          Console.error(
+            `interrupted: ${summary.total} of ${items.length} item(s) written to ${args.out}; run the same command again to resume`
+          )
+        )
+      )
       const wall = (Date.now() - started) / 1000
       const spent = (yield* tracker.snapshot).total
       const rows: Array<[string, string]> = [
@@ -272,10 +281,31 @@ export const batch = Command.make(
       ]
       const width = Math.max(...rows.map(([k]) => k.length))
       yield* Console.log(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n"))
+      const problems = [
+        ...(summary.failed === 0 ? [] : [
+          `${summary.failed} of ${summary.total} items failed (${
+            Object.entries(summary.failuresByTag).map(([tag, n]) => `${tag} ${n}`).join(", ")
+          })`
+        ]),
+        ...(invalid === 0 ? [] : [`${invalid} input line(s) invalid (${listLines(invalidLines)})`])
+      ]
+      if (problems.length > 0) {
+        return yield* Effect.fail(
+          new CliError({ message: `${problems.join("; ")}: their records in ${args.out} have "ok": false` })
+        )
+      }
     })
 ).pipe(Command.withDescription(`run a JSONL file of prompts; resumable. ${environmentHelp}`))
 
+/** One whole record: an interruption waits for it, so a stopped run leaves no torn line. */
 const append = (fs: FileSystem.FileSystem, path: string, text: string) =>
   fs.writeFileString(path, text, { flag: "a" }).pipe(
-    Effect.mapError((error) => new CliError({ message: `cannot write ${path}: ${error.message}` }))
+    Effect.mapError((error) => new CliError({ message: `cannot write ${path}: ${error.message}` })),
+    Effect.uninterruptible
   )
+
+/** `lines 1, 2, 3`, the first ten at most. */
+const listLines = (lines: ReadonlyArray<number>): string => {
+  const shown = lines.slice(0, 10).join(", ")
+  return `line${lines.length === 1 ? "" : "s"} ${shown}${lines.length > 10 ? ` and ${lines.length - 10} more` : ""}`
+}

@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
  * The `effect-llm` executable. Every problem is one line on stderr: exit code 2 when the
- * command line cannot run (see `--help`), 1 when the run failed.
+ * command line cannot run (see `--help`), 1 when the run failed, 130 or 143 when SIGINT or
+ * SIGTERM stopped it.
  *
  * @since 0.1.0
  */
 import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as ValidationError from "@effect/cli/ValidationError"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { defaultTeardown } from "@effect/platform/Runtime"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import { oneLine, withCliConsole } from "./console.js"
@@ -22,6 +24,12 @@ const report = (message: string, code: 1 | 2) => {
 const subcommand = process.argv.slice(2).find((arg) => arg === "chat" || arg === "batch")
 const help = `run 'effect-llm${subcommand === undefined ? "" : ` ${subcommand}`} --help'`
 
+// the signal that stopped the run, for its exit code: 128 + its number, as a shell reports it
+// (runMain's own listeners interrupt the program; a second signal kills the process at once)
+const signalCodes = { SIGINT: 130, SIGTERM: 143 } as const
+let stoppedBy: keyof typeof signalCodes | undefined
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => (stoppedBy ??= signal))
+
 let running = false
 withCliConsole(run(process.argv, () => (running = true)), () => !running).pipe(
   Effect.catchAll((error) =>
@@ -30,7 +38,7 @@ withCliConsole(run(process.argv, () => (running = true)), () => !running).pipe(
         const text = oneLine(HelpDoc.toAnsiText(error.error))
         return report(`${text.length === 0 ? "invalid command line" : text.replace(/[.:]$/, "")}; ${help}`, 2)
       }
-      if (error._tag === "CliError") return report(error.message, error.usage ? 2 : 1)
+      if (error._tag === "CliError") return report(error.message, error.usage === true ? 2 : 1)
       return report(oneLine(String((error as { message?: unknown }).message ?? error)), 1)
     })),
   // a defect is a bug of ours: one line, and the whole cause only when asked for
@@ -40,5 +48,8 @@ withCliConsole(run(process.argv, () => (running = true)), () => !running).pipe(
       report(`internal error: ${oneLine(defect instanceof Error ? defect.message : String(defect))} (set EFFECT_LLM_DEBUG=1 for the trace)`, 1)
     })),
   Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({ disableErrorReporting: true })
+  NodeRuntime.runMain({
+    disableErrorReporting: true,
+    teardown: (exit, onExit) => (stoppedBy === undefined ? defaultTeardown(exit, onExit) : onExit(signalCodes[stoppedBy]))
+  })
 )

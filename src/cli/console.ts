@@ -17,7 +17,7 @@ const plain = (args: ReadonlyArray<unknown>): ReadonlyArray<unknown> =>
  * line, and the CLI prints one line of its own instead.
  */
 export const withCliConsole = <A, E, R>(self: Effect.Effect<A, E, R>, muteErrors: () => boolean): Effect.Effect<A, E, R> =>
-  Effect.flatMap(Effect.console, (base) => {
+  Console.consoleWith((base) => {
     const outColor = colorEnabled(process.stdout.isTTY, process.env)
     const errColor = colorEnabled(process.stderr.isTTY, process.env)
     const console: Console.Console = {

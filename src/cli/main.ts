@@ -29,6 +29,6 @@ export const command = Command.make("effect-llm").pipe(
 /** Runs the command line; `onRun` is called when a command starts, i.e. once its arguments parsed. */
 export const run = (argv: ReadonlyArray<string>, onRun: () => void) =>
   Command.run(
-    command.pipe(Command.transformHandler((handler) => Effect.zipRight(Effect.sync(onRun), handler))),
+    command.pipe(Command.transformHandler((handler) => Effect.andThen(Effect.sync(onRun), handler))),
     { name: "effect-llm", version }
   )(argv)

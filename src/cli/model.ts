@@ -5,8 +5,11 @@ import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as envKeys from "../internal/envKeys.js"
+import * as providerKeys from "../internal/providerConfig/keys.js"
 import * as registry from "../internal/providers/registry.js"
 import * as KeyPool from "../KeyPool.js"
 import type { LanguageModel } from "../LanguageModel.js"
@@ -23,7 +26,7 @@ import * as Transport from "../Transport.js"
  */
 export class CliError extends Schema.TaggedError<CliError>()("CliError", {
   message: Schema.String,
-  usage: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  usage: Schema.optional(Schema.Boolean)
 }) {}
 
 const providerNames = Object.keys(registry.providers) as ReadonlyArray<registry.ProviderName>
@@ -111,22 +114,10 @@ const fromConfig = (path: string, wanted: string | undefined, provider: string |
     const target: Target = {
       provider: entry.provider,
       baseUrl: entry.baseUrl ?? registry.defaultBaseUrl(entry.provider, entry.api),
-      keys: { source: `the api_keys of ${path} (or ${envNameOf(entry.provider)})`, fingerprints: [] }
+      keys: { source: `the api_keys of ${path} (or ${providerKeys.variableOf(entry.provider)})`, fingerprints: [] }
     }
     return [config.models.layer(entry.provider, entry.model).pipe(Layer.mapError(toCliError)), target] as const
   })
-
-const envNameOf = (provider: string): string =>
-  registry.lookup(provider)?.row.envVar ?? `${provider.toUpperCase().replace(/[^A-Z0-9]+/g, "_")}_API_KEY`
-
-/** The keys in `<PROVIDER>_API_KEYS`, else `<PROVIDER>_API_KEY`, as `ProviderConfig.envKeys` reads them. */
-const envKeysOf = (envVar: string): { readonly name: string; readonly value: string } | undefined => {
-  for (const name of [`${envVar}S`, envVar]) {
-    const value = process.env[name]
-    if (value !== undefined) return { name, value }
-  }
-  return undefined
-}
 
 /** A model by name alone, keys from the provider's env vars; the provider from `--provider`, `provider:` or the name. */
 const fromEnv = (name: string, choice: ModelChoice) =>
@@ -145,22 +136,21 @@ const fromEnv = (name: string, choice: ModelChoice) =>
     }
     const row = registry.lookup(provider)!.row
     const url = Option.getOrUndefined(choice.baseUrl) ?? registry.baseUrlOf(row)
-    const found = envKeysOf(row.envVar)
-    const keys = (found?.value ?? "").split(",").map((k) => k.trim()).filter((k) => k.length > 0)
-    if (keys.length === 0 && row.keyOptional !== true && registry.needsKey(row.api, url)) {
-      return yield* Effect.fail(
+    // the rule forModel reads them by, read here first for a message that names the CLI's options
+    const keys = yield* providerKeys.read(provider, registry.inferApi(provider, url) ?? row.api, url).pipe(
+      Effect.mapError((error) =>
         new CliError({
-          message: (found === undefined
-            ? `no API key for ${provider}: set ${row.envVar} (one key, or a comma-separated list)`
-            : `${found.name} is set but empty: set it to a ${provider} API key (or a comma-separated list)`) +
-            `, pass --config provider.json, or try --fake (the built-in fake provider: no key, no network)`
+          message: `${envKeys.isMissing(error) ? `no API key for ${provider}: ` : ""}${envKeys.describe(error)}; ` +
+            `or pass --config provider.json, or try --fake (the built-in fake provider: no key, no network)`
         })
       )
-    }
+    )
     const target: Target = {
       provider,
       baseUrl: url,
-      keys: keys.length === 0 ? undefined : { source: found!.name, fingerprints: keys.map(KeyPool.fingerprint) }
+      keys: keys.length === 0
+        ? undefined
+        : { source: providerKeys.variableOf(provider), fingerprints: [...new Set(keys.map((key) => KeyPool.fingerprint(Redacted.value(key))))] }
     }
     const layer = ProviderConfig.forModel(model, { provider, ...(Option.isSome(choice.baseUrl) ? { baseUrl: choice.baseUrl.value } : {}) }).pipe(
       Layer.mapError((error) => new CliError({ message: error.message }))

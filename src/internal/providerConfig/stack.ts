@@ -1,0 +1,107 @@
+/**
+ * A decoded `provider.json` built into a registry: one key pool per distinct key set, one
+ * limiter per model with `rate_limit_*`, and a ready stack per model (adapter, retries).
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as KeyPool from "../../KeyPool.js"
+import type { LanguageModel } from "../../LanguageModel.js"
+import * as Provider from "../../Provider.js"
+import type { Registry, ResolvedModel } from "../../ProviderConfig.js"
+import * as RateLimiter from "../../RateLimiter.js"
+import * as Retry from "../../Retry.js"
+import * as registry from "../providers/registry.js"
+import { decode } from "./messages.js"
+import { duplicateModel, entryKeys, resolveEntry } from "./resolve.js"
+import { fail, jsonPathOf, type ProviderConfigError } from "./schema.js"
+
+const modelKey = (provider: string, model: string) => `${provider}\u0000${model}`
+
+/** One pool per distinct key set: models listing the same keys share their load and health. */
+const keySetId = (keys: ReadonlyArray<Redacted.Redacted<string>>): string =>
+  [...new Set(keys.map((key) => KeyPool.fingerprint(Redacted.value(key))))].sort().join(",")
+
+export const fromJson = (json: unknown, path?: string): Effect.Effect<Registry, ProviderConfigError> =>
+  Effect.gen(function* () {
+    const file = yield* decode(json, path)
+    const duplicate = duplicateModel(file, path)
+    if (duplicate !== undefined) return yield* Effect.fail(duplicate)
+    const entries: Array<ResolvedModel> = []
+    const pools = new Map<string, KeyPool.Service>()
+    const limiters = new Map<string, RateLimiter.Service>()
+    for (const [provider, models] of Object.entries(file)) {
+      const poolsByKeySet = new Map<string, KeyPool.Service>()
+      for (const [index, entry] of models.entries()) {
+        const model = yield* resolveEntry(provider, entry, index, path)
+        const keys = yield* entryKeys(model, entry, index, path)
+        const setId = keySetId(keys)
+        // no keys here means a provider that takes none (entryKeys above)
+        const pool = poolsByKeySet.get(setId) ?? (yield* KeyPool.make({ providerId: provider, keys, keyless: keys.length === 0 }))
+        poolsByKeySet.set(setId, pool)
+        pools.set(modelKey(provider, model.model), pool)
+        entries.push(model)
+        if (model.rateLimit !== undefined) {
+          limiters.set(modelKey(provider, model.model), yield* RateLimiter.make({ ...model.rateLimit, provider }))
+        }
+      }
+    }
+    return makeRegistry(Object.keys(file), entries, pools, limiters, path)
+  })
+
+/** The model over its API's spec, with the entry's retries: `max_retries` and `retry_delay` feed `Retry.schedule`. */
+const stackOf = (model: ResolvedModel): Layer.Layer<LanguageModel, never, Provider.Requirements> => {
+  const adapter = Provider.layer(registry.specOf(model.provider, model.api, model.baseUrl, { auth: model.auth }), {
+    model: model.model,
+    baseUrl: model.baseUrl,
+    contextWindow: model.contextWindow
+  })
+  if (model.maxRetries === 0) return adapter
+  const schedule = Retry.schedule({ maxRetries: model.maxRetries, initialDelay: `${model.retryDelaySeconds * 1000} millis` })
+  return Retry.layer(schedule).pipe(Layer.provide(adapter))
+}
+
+const makeRegistry = (
+  providers: ReadonlyArray<string>,
+  entries: ReadonlyArray<ResolvedModel>,
+  pools: ReadonlyMap<string, KeyPool.Service>,
+  limiters: ReadonlyMap<string, RateLimiter.Service>,
+  path: string | undefined
+): Registry => {
+  const get = (provider: string, model: string) =>
+    Option.fromNullable(entries.find((e) => e.provider === provider && e.model === model))
+  const unlimited = RateLimiter.unlimited
+  return {
+    providers,
+    entries,
+    keyPool: (provider, model) => {
+      const name = model ?? entries.find((e) => e.provider === provider)?.model
+      return Option.fromNullable(name === undefined ? undefined : pools.get(modelKey(provider, name)))
+    },
+    models: {
+      get,
+      layer: (provider, model) => {
+        const resolved = get(provider, model)
+        const pool = pools.get(modelKey(provider, model))
+        if (Option.isNone(resolved) || pool === undefined) {
+          const known = entries.map((e) => `${e.provider}/${e.model}`).join(", ")
+          return Layer.fail(
+            fail(
+              !providers.includes(provider)
+                ? `unknown provider "${provider}" (configured: ${providers.join(", ") || "none"})`
+                : `unknown model "${model}" for provider "${provider}" (configured: ${known})`,
+              jsonPathOf([provider]),
+              path
+            )
+          )
+        }
+        const limiter = limiters.get(modelKey(provider, model))
+        return stackOf(resolved.value).pipe(
+          Layer.provide(Layer.succeed(KeyPool.KeyPool, pool)),
+          Layer.provide(limiter === undefined ? unlimited : Layer.succeed(RateLimiter.RateLimiter, limiter))
+        )
+      }
+    }
+  }
+}
