@@ -23,7 +23,6 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as internal from "./internal/keyPool.js"
-import * as RedisOptions from "./internal/redis/options.js"
 import type { LlmError, NoKeyAvailableError, StoreUnavailableError } from "./LlmError.js"
 
 /**
@@ -78,7 +77,7 @@ export interface KeyStatus {
 
 /**
  * The pool. A pool in memory never fails with `StoreUnavailableError`; one in Redis does
- * when Redis does not answer (see `layerRedis`).
+ * when Redis does not answer (see `Redis.layerKeyPool` in `effect-llm/Redis`).
  * @since 0.1.0 @category models
  */
 export interface Service {
@@ -324,53 +323,6 @@ const variableOf = (path: ReadonlyArray<string>): string => (path.length === 0 ?
  * @since 0.1.0 @category layers
  */
 export const layerKeyless = (providerId: string): Layer.Layer<KeyPool> => layer({ providerId, keys: [], keyless: true })
-
-/**
- * `layerRedis` (or `Redis.layerKeyPoolStore`) could not reach Redis when it was built, or
- * its url is malformed. Once built, a Redis failure is a `StoreUnavailableError` instead.
- * @since 0.1.0 @category errors
- */
-export const RedisError = RedisOptions.RedisError
-/** @since 0.1.0 @category errors */
-export type RedisError = RedisOptions.RedisError
-
-/**
- * One pool for many processes: `layer(options)` over `Redis.layerKeyPoolStore(options)`
- * (see `effect-llm/Redis`), kept here for convenience. ioredis is loaded when the layer is
- * built, not when this module is imported.
- *
- * Leases, loads, cooldowns and disables live in Redis, so that every process leases the
- * least-loaded key across all of them and a 429 seen by one cools the key for all. Keys
- * themselves never leave the process: Redis sees only fingerprints. Each lease carries a
- * TTL (`leaseTtl`, default 1 minute) that the holder renews while it runs, so a crashed
- * process cannot hold load for longer.
- *
- * Redis outages. The layer fails with `RedisError` only when Redis is unreachable as it is
- * built. After that the connection reconnects forever (100 ms doubling to 2 s), and every
- * command is bounded by `commandTimeout` (default 1 second):
- * - `acquire` (and `withKey`) fail with `StoreUnavailableError` (retryable) when Redis does
- *   not answer: no key is leased without Redis's answer, so an outage never over-leases.
- *   `status` fails the same way; `hasHealthyKey` is false.
- * - Releasing a lease and `report` are sent at once and waited for at most 100 ms: not at
- *   all once an outage is known, nor when the call's deadline has passed. So a frozen Redis
- *   never holds a call that already has its key past its deadline. When they fail they are
- *   dropped: a lost release ends with the lease's TTL, a lost report is a cooldown or a
- *   disable not recorded. Leases are renewed in the background.
- * - One warning is logged when an outage starts, one info line when Redis answers again.
- * @since 0.1.0 @category layers
- */
-export const layerRedis = (
-  options: Options & RedisOptions.RedisOptions & {
-    readonly leaseTtl?: Duration.DurationInput
-  }
-): Layer.Layer<KeyPool, RedisError> =>
-  Layer.unwrapEffect(
-    Effect.map(
-      // dynamic: `import("effect-llm")` must not load ioredis
-      Effect.promise(() => import("./Redis.js")),
-      (Redis) => Layer.provide(layer(options), Redis.layerKeyPoolStore(options))
-    )
-  )
 
 /** @since 0.1.0 @category accessors */
 export const status: Effect.Effect<ReadonlyArray<KeyStatus>, StoreUnavailableError, KeyPool> = Effect.flatMap(

@@ -18,7 +18,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as internal from "./internal/rateLimiter.js"
-import * as Redis from "./internal/redis/options.js"
 import type { RateLimitExceededError, StoreUnavailableError } from "./LlmError.js"
 
 /** @since 0.1.0 @category models */
@@ -81,7 +80,7 @@ export type HeaderInput = Readonly<Record<string, string | undefined>>
 
 /**
  * The limiter. One in memory never fails with `StoreUnavailableError`; one in Redis does
- * when Redis does not answer (see `layerRedis`).
+ * when Redis does not answer (see `Redis.layerRateLimiter` in `effect-llm/Redis`).
  * @since 0.1.0 @category models
  */
 export interface Service {
@@ -324,57 +323,6 @@ export const layerConfig = (options: Config.Config<Options>): Layer.Layer<RateLi
         }
       }),
       make
-    )
-  )
-
-/**
- * `layerRedis` (or `Redis.layerRateLimiterStore`) could not reach Redis when it was built,
- * or its url is malformed. Once built, a Redis failure is a `StoreUnavailableError` instead.
- * @since 0.1.0 @category errors
- */
-export const RedisError = Redis.RedisError
-/** @since 0.1.0 @category errors */
-export type RedisError = Redis.RedisError
-
-/**
- * What every Redis-backed layer takes: `url` like `redis://127.0.0.1:6379/0`, a key
- * `prefix` (default `effect-llm:`), and `commandTimeout`, the longest wait for one
- * command (default 1 second).
- * @since 0.1.0 @category models
- */
-export type RedisOptions = Redis.RedisOptions
-
-/**
- * One budget for many processes, on many hosts: `layer(options)` over
- * `Redis.layerRateLimiterStore(options)` (see `effect-llm/Redis`), kept here for
- * convenience. ioredis is loaded when the layer is built, not when this module is imported.
- *
- * The buckets live in Redis and each reservation is one Lua script, timed by the Redis
- * server's clock. Processes that use the same `url`, `prefix` and `name` share the budget.
- * The bucket arithmetic, FIFO reservations, `observe`, `settle`, pauses and `onExceeded`
- * behave as in memory.
- *
- * Redis outages. The layer fails with `RedisError` only when Redis is unreachable as it is
- * built. After that the connection reconnects forever (100 ms doubling to 2 s), and every
- * command is bounded by `commandTimeout` (default 1 second):
- * - `admit` fails with `StoreUnavailableError` (retryable) when Redis does not answer,
- *   and so does a waiter whose pause check gets no answer (its reservation is refunded):
- *   nothing is admitted without Redis's answer, so an outage never over-admits. A
- *   reservation whose answer was lost is not refunded, erring toward admitting less.
- *   `status` and `reset` fail the same way.
- * - `settle`, `observe` and the refund of an interrupted waiter are sent at once and
- *   waited for at most 100 ms: not at all once an outage is known, nor when the call's
- *   deadline has passed. So a frozen Redis never holds a call that was admitted past its
- *   deadline. When they fail they are dropped.
- * - One warning is logged when an outage starts, one info line when Redis answers again.
- * @since 0.1.0 @category layers
- */
-export const layerRedis = (options: Options & RedisOptions): Layer.Layer<RateLimiter, RedisError> =>
-  Layer.unwrapEffect(
-    Effect.map(
-      // dynamic: `import("effect-llm")` must not load ioredis
-      Effect.promise(() => import("./Redis.js")),
-      (Redis) => Layer.provide(layer(options), Redis.layerRateLimiterStore(options))
     )
   )
 

@@ -4,6 +4,7 @@ import * as net from "node:net"
 import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Logger, Ref, Scope, Stream, TestClock } from "effect"
 import { inject } from "vitest"
 import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, ResponseCache, Transport } from "../src/index.js"
+import * as Redis from "../src/Redis.js"
 import * as Testing from "../src/Testing.js"
 import { toWireRequest } from "../src/internal/providers/openaiChat/request.js"
 
@@ -37,7 +38,7 @@ const stores: Array<[string, (options: StoreOptions) => Layer.Layer<ResponseCach
 if (redisUrl !== "") {
   stores.push([
     "redis",
-    (o) => ResponseCache.layerRedis({ url: redisUrl, prefix: `test:${process.pid}:${prefixCounter++}:`, ...o })
+    (o) => Redis.layerResponseCacheStore({ url: redisUrl, prefix: `test:${process.pid}:${prefixCounter++}:`, ...o })
   ])
 }
 
@@ -278,7 +279,7 @@ const sharedStores: Array<[string, Effect.Effect<readonly [ResponseCache.Store, 
 ]
 if (redisUrl !== "") {
   sharedStores.push(["one Redis store under two stacks", Effect.suspend(() => {
-    const layer = ResponseCache.layerRedis({ url: redisUrl, prefix: `test:${process.pid}:shared:${prefixCounter++}:`, ttl: "1 hour" })
+    const layer = Redis.layerResponseCacheStore({ url: redisUrl, prefix: `test:${process.pid}:shared:${prefixCounter++}:`, ttl: "1 hour" })
     const open = Effect.flatMap(Layer.build(layer), (context) => Effect.succeed(Context.get(context, ResponseCache.ResponseCacheStore)))
     return Effect.all([open, open])
   })])
@@ -398,7 +399,7 @@ describe("ResponseCache over an unreachable Redis", () => {
       }))
       const m = yield* countingModel
       const layer = ResponseCache.layer.pipe(
-        Layer.provideMerge(ResponseCache.layerRedis({ url: "redis://127.0.0.1:1/0", ttl: "1 hour", commandTimeout: "200 millis" })),
+        Layer.provideMerge(Redis.layerResponseCacheStore({ url: "redis://127.0.0.1:1/0", ttl: "1 hour", commandTimeout: "200 millis" })),
         Layer.provide(Layer.succeed(LanguageModel.LanguageModel, m.service))
       )
       yield* Effect.gen(function* () {
@@ -454,7 +455,7 @@ describe.skipIf(redisUrl === "")("ResponseCache when Redis goes away and comes b
       yield* Scope.extend(redisOn(port), first)
       const m = yield* countingModel
       const layer = ResponseCache.layer.pipe(
-        Layer.provideMerge(ResponseCache.layerRedis({ url: `redis://127.0.0.1:${port}/0`, ttl: "1 hour", commandTimeout: "300 millis" })),
+        Layer.provideMerge(Redis.layerResponseCacheStore({ url: `redis://127.0.0.1:${port}/0`, ttl: "1 hour", commandTimeout: "300 millis" })),
         Layer.provide(Layer.succeed(LanguageModel.LanguageModel, m.service))
       )
       const warnings = () => logs.filter((l) => l.startsWith("WARN")).length

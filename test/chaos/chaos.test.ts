@@ -8,7 +8,7 @@
  * are often cooling at once: a 429 then reaches the retry schedules instead of being
  * re-tried on another key.
  *
- * The secondary's key pool lives in a private redis-server (`KeyPool.layerRedis`), which
+ * The secondary's key pool lives in a private redis-server (`Redis.layerKeyPool`), which
  * goes down twice mid-run: killed once 40% of the requests have ended and restarted, empty,
  * on the same port 3 s later; frozen (SIGSTOP) for 2.5 s once 65% have ended. (Its limiter
  * stays in memory: the exact limiter checks below read the limiter's own clock and waits,
@@ -41,6 +41,7 @@ import { Cause, Clock, Context, Duration, Effect, Exit, Fiber, Layer, Option, St
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { inject } from "vitest"
 import { Fallback, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Transport } from "../../src/index.js"
+import * as Redis from "../../src/Redis.js"
 import * as Testing from "../../src/Testing.js"
 import { redisServer } from "../support/redisServer.js"
 
@@ -476,7 +477,7 @@ describe("chaos", () => {
       const storedPoolB = redis === undefined
         ? yield* KeyPool.make({ providerId: "b", keys: keysB })
         : Context.get(
-          yield* Layer.build(KeyPool.layerRedis({ url: redis.url, prefix: "chaos:", providerId: "b", keys: keysB, leaseTtl: "10 minutes" })),
+          yield* Layer.build(Redis.layerKeyPool({ url: redis.url, prefix: "chaos:", providerId: "b", keys: keysB, leaseTtl: "10 minutes" })),
           KeyPool.KeyPool
         )
       const grantsB: Array<Grant> = []

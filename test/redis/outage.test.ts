@@ -1,6 +1,6 @@
 /**
- * Redis outages under a whole stack (OpenAiCompatible over a FakeProvider, KeyPool.layerRedis,
- * RateLimiter.layerRedis), each test on a redis-server of its own: one killed for longer
+ * Redis outages under a whole stack (OpenAiCompatible over a FakeProvider, Redis.layerKeyPool,
+ * Redis.layerRateLimiter), each test on a redis-server of its own: one killed for longer
  * than ioredis' old retry budget and restarted on the same port, one frozen with SIGSTOP.
  * Calls must fail fast with a typed, retryable StoreUnavailableError, admit nothing while
  * the store cannot answer, never outlive their deadline because of Redis, and recover
@@ -11,6 +11,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Either, Fiber, Layer, Logger } from "effect"
 import { inject } from "vitest"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Transport } from "../../src/index.js"
+import * as Redis from "../../src/Redis.js"
 import * as Testing from "../../src/Testing.js"
 import type { LlmError } from "../../src/LlmError.js"
 import { redisServer } from "../support/redisServer.js"
@@ -21,8 +22,8 @@ if (!available) console.warn("[redis] no redis-server: the Redis outage tests ar
 const stackOn = (url: string, baseUrl: string, timeout?: "3 seconds") => {
   const prefix = `t-${randomUUID()}:`
   return OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl, provider: "openai", timeout }).pipe(
-    Layer.provideMerge(KeyPool.layerRedis({ url, prefix, providerId: "openai", keys: ["sk-a", "sk-b"], leaseTtl: "2 seconds" })),
-    Layer.provideMerge(RateLimiter.layerRedis({ url, prefix, provider: "openai", capacity: 100, refillPerSecond: 50 })),
+    Layer.provideMerge(Redis.layerKeyPool({ url, prefix, providerId: "openai", keys: ["sk-a", "sk-b"], leaseTtl: "2 seconds" })),
+    Layer.provideMerge(Redis.layerRateLimiter({ url, prefix, provider: "openai", capacity: 100, refillPerSecond: 50 })),
     Layer.provide(Transport.layerUndici)
   )
 }

@@ -19,7 +19,8 @@ import * as HashSet from "effect/HashSet"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import { StoreUnavailableError } from "../../LlmError.js"
-import { RedisError, type RedisOptions, safeUrl } from "./options.js"
+import type { RedisOptions } from "../../Redis.js"
+import { RedisError, safeUrl } from "./options.js"
 
 const describe = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "unknown error"

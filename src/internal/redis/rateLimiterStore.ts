@@ -21,7 +21,8 @@ import * as Layer from "effect/Layer"
 import type { StoreUnavailableError } from "../../LlmError.js"
 import { type Learned, RateLimiterStore, type Status, type Store, type StoreSpec } from "../../RateLimiter.js"
 import { type Commands, connect, luaNow, script } from "./connection.js"
-import type { RedisError, RedisOptions } from "./options.js"
+import type { RedisOptions } from "../../Redis.js"
+import type { RedisError } from "./options.js"
 
 // ARGV[1..4]: configured request capacity and refill per ms, token capacity (0: no token
 // dimension) and refill per ms. Levels, learned capacities and the pause live in one hash.

@@ -13,7 +13,8 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import * as Message from "../../Message.js"
-import { type Backend, makeStore, type RedisOptions, ResponseCacheStore } from "../../ResponseCache.js"
+import type { ResponseCacheStoreOptions as RedisOptions } from "../../Redis.js"
+import { type Backend, makeStore, ResponseCacheStore } from "../../ResponseCache.js"
 import { clientOptions, commandTimeoutOf } from "./connection.js"
 
 const StoredEntry = Schema.parseJson(Schema.Struct({ response: Message.ChatResponse, expiresAt: Schema.Number }))
