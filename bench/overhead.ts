@@ -16,7 +16,7 @@
  *
  *   ALLOC=1 node --expose-gc --min-semi-space-size=256 --max-semi-space-size=256 bench/.build/overhead.mjs
  */
-import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
+import { type ConfigError, Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
 import { PerformanceObserver } from "node:perf_hooks"
 import { parseArgs } from "node:util"
 import { ContextWindow, Fallback, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Transport, Usage } from "../src/index.js"
@@ -73,7 +73,7 @@ const over = (keys: number, limiter: Layer.Layer<RateLimiter.RateLimiter>, usage
     Layer.provide(Transport.layerUndici)
   )
 const bucket = RateLimiter.layer({ requestsPerMinute: 100_000_000, tokensPerMinute: 100_000_000_000 })
-const stacks: Record<string, Layer.Layer<LanguageModel.LanguageModel>> = {
+const stacks: Record<string, Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError>> = {
   // one part at a time, for finding what each costs: STACKS=provider,+keys,+limiter,+usage,+retry,full
   "+keys": over(2, RateLimiter.unlimited, false),
   "+limiter": over(1, bucket, false),

@@ -182,18 +182,30 @@ export const make = (
     return service
   })
 
-/**
- * Where breakers make their status visible. Optional: decorators register with it when
- * it is in the context, and `status` reads them all.
- * @since 0.1.0 @category tags
- */
-export class Registry extends Context.Tag("effect-llm/CircuitBreaker/Registry")<Registry, {
+/** @since 0.1.0 @category models */
+export interface RegistryService {
   readonly register: (breaker: Service) => Effect.Effect<void, never, Scope.Scope>
   readonly status: Effect.Effect<ReadonlyArray<Status>>
-}>() {}
+}
+
+/**
+ * `Registry`'s default: it keeps no breaker, so `status` is empty.
+ * @since 0.1.0 @category constructors
+ */
+export const unregistered: RegistryService = { register: () => Effect.void, status: Effect.succeed([]) }
+
+/**
+ * Where breakers make their status visible: a `Context.Reference` that decorators register
+ * with when they build, for the layer's scope. Its default is `unregistered` (no status kept);
+ * provide `layerRegistry` to read every breaker's `status`.
+ * @since 0.1.0 @category tags
+ */
+export class Registry extends Context.Reference<Registry>()("effect-llm/CircuitBreaker/Registry", {
+  defaultValue: (): RegistryService => unregistered
+}) {}
 
 /** @since 0.1.0 @category layers */
-export const layerRegistry: Layer.Layer<Registry> = Layer.sync(Registry, () => {
+export const layerRegistry: Layer.Layer<Registry> = Layer.sync(Registry, (): RegistryService => {
   const breakers = new Set<Service>()
   return {
     register: (breaker) =>
@@ -203,22 +215,22 @@ export const layerRegistry: Layer.Layer<Registry> = Layer.sync(Registry, () => {
 })
 
 /**
- * The status of every breaker registered in the `Registry`.
+ * The status of every breaker registered in the `Registry` (empty without `layerRegistry`).
  * @since 0.1.0 @category accessors
  */
 export const status: Effect.Effect<ReadonlyArray<Status>, never, Registry> = Effect.flatMap(Registry, (r) => r.status)
 
 /**
- * Registers a breaker with the `Registry` when one is in the context, for the current scope.
+ * Registers a breaker with the `Registry` in context (by default none keeps it), for the
+ * current scope.
  * @since 0.1.0 @category utils
  */
 export const register = (breaker: Service): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.flatMap(Effect.serviceOption(Registry), (registry) =>
-    Option.isSome(registry) ? registry.value.register(breaker) : Effect.void)
+  Effect.flatMap(Registry, (registry) => registry.register(breaker))
 
 /**
  * The decorator: the model below, behind a breaker of its own (registered in the `Registry`
- * when one is in context, for the scope of the layer).
+ * in context, for the scope of the layer).
  * @since 0.1.0 @category decorators
  */
 export const decorator = (options: Options = {}): Decorator<never, Scope.Scope> => (inner) =>

@@ -125,7 +125,7 @@ export interface ProviderOptions {
  * OpenAI-compatible `/embeddings` (OpenAI, OpenRouter, Together, vLLM, Ollama's `/v1`, …).
  * @since 0.1.0 @category constructors
  */
-export const makeOpenAiCompatible = (options: ProviderOptions): Effect.Effect<Service, never, Requirements> =>
+export const makeOpenAiCompatible = (options: ProviderOptions): Effect.Effect<Service, ConfigError, Requirements> =>
   internal.fromWire(OpenAiWire.embeddings(options), options)
 
 /**
@@ -134,7 +134,7 @@ export const makeOpenAiCompatible = (options: ProviderOptions): Effect.Effect<Se
  */
 export const makeGemini = (
   options: ProviderOptions & { readonly taskType?: string | undefined }
-): Effect.Effect<Service, never, Requirements> => internal.fromWire(GeminiWire.embeddings(options), options)
+): Effect.Effect<Service, ConfigError, Requirements> => internal.fromWire(GeminiWire.embeddings(options), options)
 
 /**
  * Ollama `/api/embed`.
@@ -142,11 +142,11 @@ export const makeGemini = (
  */
 export const makeOllama = (
   options: ProviderOptions & { readonly keepAlive?: string | undefined }
-): Effect.Effect<Service, never, Requirements> => internal.fromWire(OllamaWire.embeddings(options), options)
+): Effect.Effect<Service, ConfigError, Requirements> => internal.fromWire(OllamaWire.embeddings(options), options)
 
 /** A maker's `layer` (options given) and `layerConfig` (options read from config). */
-const layers = <Options>(make: (options: Options) => Effect.Effect<Service, never, Requirements>) => ({
-  layer: (options: Options): Layer.Layer<Embeddings, never, Requirements> => Layer.effect(Embeddings, make(options)),
+const layers = <Options>(make: (options: Options) => Effect.Effect<Service, ConfigError, Requirements>) => ({
+  layer: (options: Options): Layer.Layer<Embeddings, ConfigError, Requirements> => Layer.effect(Embeddings, make(options)),
   layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<Embeddings, ConfigError, Requirements> =>
     Layer.effect(Embeddings, Effect.flatMap(Config.unwrap(options), make))
 })

@@ -7,6 +7,7 @@
  *
  * @since 0.1.0
  */
+import type { ConfigError } from "effect/ConfigError"
 import type * as Effect from "effect/Effect"
 import * as internal from "./internal/providers/gemini/spec.js"
 import * as registry from "./internal/providers/registry.js"
@@ -33,7 +34,7 @@ export const defaultBaseUrl: string = internal.defaultBaseUrl
 export const envVar: string = registry.providers.gemini.envVar
 
 /** @since 0.1.0 @category constructors */
-export const make = (options: Options): Effect.Effect<LanguageModel["Type"], never, Provider.Requirements> =>
+export const make = (options: Options): Effect.Effect<LanguageModel["Type"], ConfigError, Provider.Requirements> =>
   Provider.make(internal.spec(options), options)
 
 const providerLayers = Provider.layers(make)

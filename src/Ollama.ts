@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import type { ConfigError } from "effect/ConfigError"
 import type * as Effect from "effect/Effect"
 import * as internal from "./internal/providers/ollama/spec.js"
 import type { LanguageModel } from "./LanguageModel.js"
@@ -25,7 +26,7 @@ export interface Options extends Provider.CommonOptions {
 export const defaultBaseUrl: string = internal.defaultBaseUrl
 
 /** @since 0.1.0 @category constructors */
-export const make = (options: Options): Effect.Effect<LanguageModel["Type"], never, Provider.Requirements> =>
+export const make = (options: Options): Effect.Effect<LanguageModel["Type"], ConfigError, Provider.Requirements> =>
   Provider.make(internal.spec(options), options)
 
 const providerLayers = Provider.layers(make)

@@ -73,7 +73,7 @@ export type PresetName = registry.ChatProvider
 // ---------------------------------------------------------------------------
 
 /** @since 0.1.0 @category constructors */
-export const make = (options: Options): Effect.Effect<LanguageModel["Type"], never, Provider.Requirements> =>
+export const make = (options: Options): Effect.Effect<LanguageModel["Type"], ConfigError, Provider.Requirements> =>
   Provider.make(internal.spec(options), options)
 
 const providerLayers = Provider.layers(make)

@@ -108,15 +108,16 @@ export interface Spec {
 export type Requirements = HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter
 
 /**
- * The model over `spec`.
+ * The model over `spec`. An option that cannot be used (a size cap that is not a positive
+ * number) fails with a `ConfigError` naming it.
  * @since 0.1.0 @category constructors
  */
-export const make: (spec: Spec, options: CommonOptions) => Effect.Effect<Service, never, Requirements> = internal.make
+export const make: (spec: Spec, options: CommonOptions) => Effect.Effect<Service, ConfigError, Requirements> = internal.make
 
 /**
  * @since 0.1.0 @category layers
  */
-export const layer = (spec: Spec, options: CommonOptions): Layer.Layer<LanguageModel, never, Requirements> =>
+export const layer = (spec: Spec, options: CommonOptions): Layer.Layer<LanguageModel, ConfigError, Requirements> =>
   Layer.effect(LanguageModel, make(spec, options))
 
 /**
@@ -124,8 +125,8 @@ export const layer = (spec: Spec, options: CommonOptions): Layer.Layer<LanguageM
  * from its `make`.
  * @since 0.1.0 @category layers
  */
-export const layers = <Options>(make: (options: Options) => Effect.Effect<Service, never, Requirements>) => ({
-  layer: (options: Options): Layer.Layer<LanguageModel, never, Requirements> => Layer.effect(LanguageModel, make(options)),
+export const layers = <Options>(make: (options: Options) => Effect.Effect<Service, ConfigError, Requirements>) => ({
+  layer: (options: Options): Layer.Layer<LanguageModel, ConfigError, Requirements> => Layer.effect(LanguageModel, make(options)),
   layerConfig: (options: Config.Config.Wrap<Options>): Layer.Layer<LanguageModel, ConfigError, Requirements> =>
     Layer.effect(LanguageModel, Effect.flatMap(Config.unwrap(options), make))
 })
@@ -135,7 +136,7 @@ export const layers = <Options>(make: (options: Options) => Effect.Effect<Servic
  * @since 0.1.0 @category layers
  */
 export const withEnvKeys = (
-  model: Layer.Layer<LanguageModel, never, Requirements>,
+  model: Layer.Layer<LanguageModel, ConfigError, Requirements>,
   providerId: string,
   envVar: string
 ): Layer.Layer<LanguageModel, ConfigError, HttpClient.HttpClient | RateLimiter> =>

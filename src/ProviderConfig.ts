@@ -13,6 +13,7 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Config from "effect/Config"
+import type { ConfigError } from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -372,7 +373,10 @@ export const fromJson = (json: unknown, path?: string): Effect.Effect<Registry, 
         }
         const setId = keySetId(keys)
         // no keys here means a provider that takes none (needsKey above)
-        const pool = poolsByKeySet.get(setId) ?? (yield* KeyPool.make({ providerId: provider, keys, keyless: keys.length === 0 }))
+        const pool = poolsByKeySet.get(setId) ??
+          (yield* KeyPool.make({ providerId: provider, keys, keyless: keys.length === 0 }).pipe(
+            Effect.mapError((error) => fail(String(error), jsonPathOf([provider, index, "api_keys"]), path))
+          ))
         poolsByKeySet.set(setId, pool)
         pools.set(modelKey(provider, model.model), pool)
         entries.push(model)
@@ -387,7 +391,7 @@ export const fromJson = (json: unknown, path?: string): Effect.Effect<Registry, 
 const modelKey = (provider: string, model: string) => `${provider}\u0000${model}`
 
 /** The model over its API's spec, with the entry's retries: `max_retries` and `retry_delay` feed `Retry.schedule`. */
-const stackOf = (model: ResolvedModel): Layer.Layer<LanguageModel, never, Provider.Requirements> => {
+const stackOf = (model: ResolvedModel): Layer.Layer<LanguageModel, ConfigError, Provider.Requirements> => {
   const adapter = Provider.layer(registry.specOf(model.provider, model.api, model.baseUrl, model.auth), {
     model: model.model,
     baseUrl: model.baseUrl,
@@ -435,7 +439,8 @@ const makeRegistry = (
         const limiter = limiters.get(modelKey(provider, model))
         return stackOf(resolved.value).pipe(
           Layer.provide(Layer.succeed(KeyPool.KeyPool, pool)),
-          Layer.provide(limiter === undefined ? unlimited : Layer.succeed(RateLimiter.RateLimiter, limiter))
+          Layer.provide(limiter === undefined ? unlimited : Layer.succeed(RateLimiter.RateLimiter, limiter)),
+          Layer.mapError((error) => fail(String(error), jsonPathOf([provider]), path))
         )
       }
     }

@@ -5,7 +5,7 @@
  * admission on a `retry-after`.
  *
  * Where the buckets live is a separate service, `RateLimiterStore`: in memory
- * (`layerStoreMemory`; what a limiter uses when no store is provided) or in Redis
+ * (`layerStoreMemory`; the default of the `RateLimiterStore` reference) or in Redis
  * (`Redis.layerRateLimiterStore` from `effect-llm/Redis`, so that many processes share one
  * budget). Waiting, FIFO order, headers, errors and spans are written once, over any store.
  *
@@ -16,7 +16,6 @@ import type { ConfigError } from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as internal from "./internal/rateLimiter.js"
 import type { RateLimitExceededError, StoreUnavailableError } from "./LlmError.js"
 
@@ -251,11 +250,15 @@ export interface StoreFactory {
 }
 
 /**
- * Where limiters keep their buckets. `make` and `layer` use the `RateLimiterStore` in
- * context, and a memory store of their own when there is none.
+ * Where limiters keep their buckets: a `Context.Reference` that `make` and `layer` read when
+ * they build. Its default keeps every limiter in memory, each its own (what
+ * `layerStoreMemory` provides); provide `Redis.layerRateLimiterStore` from `effect-llm/Redis`
+ * for one budget across processes.
  * @since 0.1.0 @category tags
  */
-export class RateLimiterStore extends Context.Tag("effect-llm/RateLimiterStore")<RateLimiterStore, StoreFactory>() {}
+export class RateLimiterStore extends Context.Reference<RateLimiterStore>()("effect-llm/RateLimiterStore", {
+  defaultValue: (): StoreFactory => storesInMemory
+}) {}
 
 /**
  * The in-memory buckets of one limiter, on the clock of the fiber that builds them.
@@ -263,19 +266,21 @@ export class RateLimiterStore extends Context.Tag("effect-llm/RateLimiterStore")
  */
 export const makeStoreMemory: (spec: StoreSpec) => Effect.Effect<Store> = internal.memoryStore
 
+const storesInMemory: StoreFactory = { make: makeStoreMemory }
+
 /**
- * Every limiter in memory, each its own. What a limiter does when no store is provided;
- * provide it to say so, or to override a store provided further out.
+ * Every limiter in memory, each its own: `RateLimiterStore`'s default. Provide it to say so,
+ * or to override a store provided further out.
  * @since 0.1.0 @category layers
  */
-export const layerStoreMemory: Layer.Layer<RateLimiterStore> = Layer.succeed(RateLimiterStore, { make: makeStoreMemory })
+export const layerStoreMemory: Layer.Layer<RateLimiterStore> = Layer.succeed(RateLimiterStore, storesInMemory)
 
 // ---------------------------------------------------------------------------
 // The service
 // ---------------------------------------------------------------------------
 
 /**
- * Builds a limiter over the `RateLimiterStore` in context, or in memory when there is none.
+ * Builds a limiter over the `RateLimiterStore` in context (by default, in memory).
  * Invalid numbers (a capacity of 0, a `bufferRatio` above 1) are a defect whose message
  * names the option.
  * @since 0.1.0 @category constructors
@@ -288,14 +293,14 @@ export const make = (options: Options): Effect.Effect<Service> =>
       provider: options.provider ?? "rate-limiter",
       limits
     }
-    return Effect.serviceOption(RateLimiterStore).pipe(
-      Effect.flatMap(Option.match({ onNone: () => makeStoreMemory(spec), onSome: (stores) => stores.make(spec) })),
+    return RateLimiterStore.pipe(
+      Effect.flatMap((stores) => stores.make(spec)),
       Effect.map((store) => internal.makeWith(store, options, limits))
     )
   })
 
 /**
- * A limiter over the `RateLimiterStore` provided to this layer, or in memory when none is:
+ * A limiter over the `RateLimiterStore` provided to this layer (by default, in memory):
  * `RateLimiter.layer(options).pipe(Layer.provide(Redis.layerRateLimiterStore({ url })))`.
  * @since 0.1.0 @category layers
  */

@@ -1,6 +1,7 @@
 /**
  * Usage and cost: a tracker of totals per provider and model, fed by every provider
- * response when its layer is present, and a price table that turns tokens into dollars.
+ * response when its layer is provided (by default nothing is tracked), and a price table that
+ * turns tokens into dollars.
  *
  * @since 0.1.0
  */
@@ -128,8 +129,15 @@ export interface Service {
   readonly cost: (provider: string, model: string, usage: Message.Usage) => number | undefined
 }
 
-/** @since 0.1.0 @category tags */
-export class UsageTracker extends Context.Tag("effect-llm/UsageTracker")<UsageTracker, Service>() {}
+/**
+ * The tracker every provider records into: a `Context.Reference` read when a provider's layer
+ * builds. Its default is `untracked`, which records nothing (its snapshot stays empty) and
+ * prices with `defaultPrices`; provide `layer(...)` below the providers to keep totals.
+ * @since 0.1.0 @category tags
+ */
+export class UsageTracker extends Context.Reference<UsageTracker>()("effect-llm/UsageTracker", {
+  defaultValue: (): Service => untracked
+}) {}
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -167,6 +175,22 @@ const add = (a: Totals, b: Totals): Totals => ({
   cost: a.cost + b.cost,
   unpricedRequests: a.unpricedRequests + b.unpricedRequests
 })
+
+/**
+ * `UsageTracker`'s default: it records nothing, so its snapshot is always empty; its prices are
+ * `defaultPrices`, so `Budget` prices requests with them.
+ * @since 0.1.0 @category constructors
+ */
+export const untracked: Service = {
+  record: () => Effect.void,
+  snapshot: Effect.sync((): Snapshot => ({ entries: [], total: zero })),
+  reset: Effect.void,
+  prices: defaultPrices,
+  cost: (provider, model, usage) => {
+    const price = priceOf(defaultPrices, provider, model)
+    return price === undefined ? undefined : costOf(price, usage)
+  }
+}
 
 /** @since 0.1.0 @category constructors */
 export const make = (options: Options = {}): Effect.Effect<Service> =>
@@ -225,8 +249,9 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
   })
 
 /**
- * A tracker. Every provider (a `Provider.Spec` on the shared request path) records into it when it is in context,
- * so provide it below the provider layers (or to the whole stack).
+ * A tracker. Every provider (a `Provider.Spec` on the shared request path) records into the
+ * `UsageTracker` it finds when its layer builds, so provide this below the provider layers (or
+ * to the whole stack).
  * @since 0.1.0 @category layers
  */
 export const layer = (options?: Options): Layer.Layer<UsageTracker> => Layer.effect(UsageTracker, make(options))

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Stream, TestClock } from "effect"
+import { ConfigError, Context, Effect, Exit, Fiber, Layer, Stream, TestClock } from "effect"
 import { Fallback, Health, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
@@ -30,7 +30,7 @@ const mock = (name: string, steps: ReadonlyArray<Testing.MockStep> | ((call: num
     (m) => ({ layer: LanguageModel.layer(m.service), calls: Effect.map(m.requests, (r) => r.length) })
   )
 
-const build = (layer: Layer.Layer<LanguageModel.LanguageModel, never, never>) =>
+const build = (layer: Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError, never>) =>
   Effect.map(Layer.build(layer), (context) => Context.get(context, LanguageModel.LanguageModel))
 
 const failureOf = <A>(exit: Exit.Exit<A, LlmError.LlmError>) =>

@@ -2,6 +2,7 @@
  * The embeddings service from a per-batch call (batching, checks, usage, the span) and the
  * service over an embeddings wire API; `Embeddings` is its public face.
  */
+import type { ConfigError } from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import type { EmbedOptions, EmbedResult, MakeOptions, ProviderOptions, Service } from "../Embeddings.js"
@@ -98,7 +99,7 @@ const validate = (
 }
 
 /** The service over an embeddings wire API: one endpoint, each batch sent through the pool and limiter. */
-export const fromWire = (wire: EmbeddingsSpec, options: ProviderOptions): Effect.Effect<Service, never, Requirements> =>
+export const fromWire = (wire: EmbeddingsSpec, options: ProviderOptions): Effect.Effect<Service, ConfigError, Requirements> =>
   Effect.map(
     resolveEndpoint({
       provider: wire.provider,
