@@ -11,6 +11,21 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import type * as Message from "./Message.js"
 import { modelLabel } from "./internal/request/telemetry.js"
+import * as internal from "./internal/usage.js"
+
+/**
+ * Two usages added up: every count summed, an optional count (reasoning, cached input) absent
+ * only when both lack it, estimated when either is. The one sum of the library: the tool loop's
+ * steps, the tracker's totals and a batch's summary all add with it.
+ * @since 0.1.0 @category utils
+ */
+export const add: (a: Message.Usage, b: Message.Usage) => Message.Usage = internal.add
+
+/**
+ * No tokens: the start of a sum.
+ * @since 0.1.0 @category utils
+ */
+export const empty: Message.Usage = internal.empty
 
 /**
  * US dollars per million tokens. `cachedInputPerMillion` prices input tokens the provider
@@ -152,28 +167,36 @@ export const costCounter = Metric.counter("effect_llm_cost_usd_total", {
   incremental: true
 })
 
-const zero: Totals = {
-  requests: 0,
-  inputTokens: 0,
-  outputTokens: 0,
-  reasoningTokens: 0,
-  cachedInputTokens: 0,
-  totalTokens: 0,
-  estimatedRequests: 0,
-  cost: 0,
-  unpricedRequests: 0
+/** A running total: the tokens as one summed usage, and the counts beside it. */
+interface Tally {
+  usage: Message.Usage
+  requests: number
+  estimatedRequests: number
+  cost: number
+  unpricedRequests: number
 }
 
-const add = (a: Totals, b: Totals): Totals => ({
-  requests: a.requests + b.requests,
-  inputTokens: a.inputTokens + b.inputTokens,
-  outputTokens: a.outputTokens + b.outputTokens,
-  reasoningTokens: a.reasoningTokens + b.reasoningTokens,
-  cachedInputTokens: a.cachedInputTokens + b.cachedInputTokens,
-  totalTokens: a.totalTokens + b.totalTokens,
-  estimatedRequests: a.estimatedRequests + b.estimatedRequests,
-  cost: a.cost + b.cost,
-  unpricedRequests: a.unpricedRequests + b.unpricedRequests
+const newTally = (): Tally => ({ usage: internal.empty, requests: 0, estimatedRequests: 0, cost: 0, unpricedRequests: 0 })
+
+/** Adds `more` into `into`: the tokens with `add`, the counts beside them. */
+const addInto = (into: Tally, more: Tally): void => {
+  into.usage = internal.add(into.usage, more.usage)
+  into.requests += more.requests
+  into.estimatedRequests += more.estimatedRequests
+  into.cost += more.cost
+  into.unpricedRequests += more.unpricedRequests
+}
+
+const totalsOf = (t: Tally): Totals => ({
+  requests: t.requests,
+  inputTokens: t.usage.inputTokens,
+  outputTokens: t.usage.outputTokens,
+  reasoningTokens: t.usage.reasoningTokens ?? 0,
+  cachedInputTokens: t.usage.cachedInputTokens ?? 0,
+  totalTokens: t.usage.totalTokens,
+  estimatedRequests: t.estimatedRequests,
+  cost: t.cost,
+  unpricedRequests: t.unpricedRequests
 })
 
 /**
@@ -183,7 +206,7 @@ const add = (a: Totals, b: Totals): Totals => ({
  */
 export const untracked: Service = {
   record: () => Effect.void,
-  snapshot: Effect.sync((): Snapshot => ({ entries: [], total: zero })),
+  snapshot: Effect.sync((): Snapshot => ({ entries: [], total: totalsOf(newTally()) })),
   reset: Effect.void,
   prices: defaultPrices,
   cost: (provider, model, usage) => {
@@ -199,7 +222,7 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       ? { ...options.prices }
       : { ...defaultPrices, ...options.prices }
     // a plain Map: every update is one synchronous step, so fibers cannot interleave inside it
-    const entries = new Map<string, Entry>()
+    const entries = new Map<string, { readonly provider: string; readonly model: string; readonly tally: Tally }>()
     const cost = (provider: string, model: string, usage: Message.Usage) => {
       const price = priceOf(prices, provider, model)
       return price === undefined ? undefined : costOf(price, usage)
@@ -213,21 +236,17 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
         // the totals of models past MAX_MODEL_LABELS go under `other`, so caller input cannot grow them forever
         const tracked = modelLabel(entries, provider, model)
         const key = `${provider}\u0000${tracked}`
-        const before = entries.get(key) ?? { provider, model: tracked, ...zero }
-        entries.set(key, {
-          provider,
-          model: tracked,
-          ...add(before, {
-            requests: 1,
-            inputTokens: usage.inputTokens,
-            outputTokens: usage.outputTokens,
-            reasoningTokens: usage.reasoningTokens ?? 0,
-            cachedInputTokens: usage.cachedInputTokens ?? 0,
-            totalTokens: usage.totalTokens,
-            estimatedRequests: usage.estimated ? 1 : 0,
-            cost: dollars ?? 0,
-            unpricedRequests: dollars === undefined ? 1 : 0
-          })
+        let entry = entries.get(key)
+        if (entry === undefined) {
+          entry = { provider, model: tracked, tally: newTally() }
+          entries.set(key, entry)
+        }
+        addInto(entry.tally, {
+          usage,
+          requests: 1,
+          estimatedRequests: usage.estimated ? 1 : 0,
+          cost: dollars ?? 0,
+          unpricedRequests: dollars === undefined ? 1 : 0
         })
         // tokens are counted by Telemetry on every call, tracker or not; cost needs prices
         if (dollars === undefined) return Effect.void
@@ -242,7 +261,9 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       })
     const snapshot = Effect.sync((): Snapshot => {
       const list = [...entries.values()]
-      return { entries: list, total: list.reduce<Totals>((sum, entry) => add(sum, entry), zero) }
+      const total = newTally()
+      for (const { tally } of list) addInto(total, tally)
+      return { entries: list.map(({ model, provider, tally }): Entry => ({ provider, model, ...totalsOf(tally) })), total: totalsOf(total) }
     })
     const reset = Effect.sync(() => entries.clear())
     return { record, snapshot, reset, prices, cost }

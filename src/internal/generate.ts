@@ -19,6 +19,7 @@ import type * as Toolkit from "../Toolkit.js"
 import * as Decode from "./decode.js"
 import { Accumulator, LanguageModel } from "./languageModel.js"
 import * as Streams from "./streams.js"
+import { add as addUsage, empty as emptyUsage } from "./usage.js"
 
 // ---------------------------------------------------------------------------
 // Types
@@ -89,29 +90,6 @@ export type ObjectStreamEvent<A> =
   | { readonly _tag: "Partial"; readonly attempt: number; readonly value: unknown }
   | { readonly _tag: "Repair"; readonly attempt: number; readonly issues: ReadonlyArray<string> }
   | { readonly _tag: "Object"; readonly value: A; readonly response: Message.ChatResponse; readonly attempts: number }
-
-// ---------------------------------------------------------------------------
-// Usage
-// ---------------------------------------------------------------------------
-
-const emptyUsage: Message.Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, estimated: false }
-
-const plus = (a: number | undefined, b: number | undefined): number | undefined =>
-  a === undefined ? b : b === undefined ? a : a + b
-
-export const addUsage = (a: Message.Usage, b: Message.Usage): Message.Usage => {
-  const usage: { -readonly [K in keyof Message.Usage]: Message.Usage[K] } = {
-    inputTokens: a.inputTokens + b.inputTokens,
-    outputTokens: a.outputTokens + b.outputTokens,
-    totalTokens: a.totalTokens + b.totalTokens,
-    estimated: a.estimated || b.estimated
-  }
-  const reasoning = plus(a.reasoningTokens, b.reasoningTokens)
-  const cached = plus(a.cachedInputTokens, b.cachedInputTokens)
-  if (reasoning !== undefined) usage.reasoningTokens = reasoning
-  if (cached !== undefined) usage.cachedInputTokens = cached
-  return usage
-}
 
 // ---------------------------------------------------------------------------
 // Tool calls
