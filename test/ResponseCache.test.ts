@@ -252,6 +252,33 @@ describe.each(stores)("ResponseCache over the %s store", (_name, storeLayer) => 
           }), {})
       }))
 
+    it.scoped("never past staleFor on the paths that skip the normal lookup: cache: refresh, and streams (bypassed or refreshed)", () =>
+      Effect.gen(function* () {
+        for (const streams of ["bypass", "replay"] as const) {
+          yield* run((m) =>
+            Effect.gen(function* () {
+              const refresh = Message.request("hello", { cache: "refresh" })
+              // a stream that is not replayed goes straight to the model; a replayed one with
+              // cache: refresh skips the lookup too
+              const streamed = streams === "bypass" ? Message.request("hello") : refresh
+              yield* LanguageModel.chat(Message.request("hello"))
+              yield* TestClock.adjust("2 minutes")
+              yield* m.failWith(server)
+              // past the TTL, within staleFor: each path reaches the stored reply
+              expect((yield* LanguageModel.chat(refresh)).stale, `${streams}: refresh within staleFor`).toBe(true)
+              expect((yield* LanguageModel.collect(LanguageModel.stream(streamed))).stale, `${streams}: stream within staleFor`).toBe(true)
+              // past staleFor: no path serves it, however old the stored entry is
+              yield* TestClock.adjust("1 hour")
+              expect((yield* Effect.flip(LanguageModel.chat(refresh)))._tag, `${streams}: refresh past staleFor`).toBe(server._tag)
+              expect((yield* Effect.flip(LanguageModel.collect(LanguageModel.stream(streamed))))._tag, `${streams}: stream past staleFor`)
+                .toBe(server._tag)
+              yield* TestClock.adjust("1 day")
+              expect((yield* Effect.flip(LanguageModel.chat(refresh)))._tag, `${streams}: refresh a day later`).toBe(server._tag)
+              expect((yield* ResponseCache.stats).staleServed).toBe(2)
+            }), { serveStale: true, streams })
+        }
+      }))
+
     it.scoped("a stream that fails before its first event replays the stale reply; one that fails after events does not", () =>
       run((m) =>
         Effect.gen(function* () {
