@@ -439,6 +439,26 @@ describe("ResponseCache over an unreachable Redis", () => {
       const warnings = logs.filter((l) => l.startsWith("WARN") && l.includes("Redis"))
       expect(warnings).toHaveLength(1)
     }), { timeout: 10_000 })
+
+  it.scoped("its warning says what failed: the operation and Redis's own error, never the password", () =>
+    Effect.gen(function* () {
+      const logs: Array<string> = []
+      const capture = Logger.add(Logger.make(({ logLevel, message }) => {
+        logs.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+      }))
+      const m = yield* countingModel
+      const layer = ResponseCache.layer.pipe(
+        Layer.provideMerge(Redis.layerResponseCacheStore({ url: "redis://:s3cret-pw@127.0.0.1:1/0", ttl: "1 hour", commandTimeout: "200 millis" })),
+        Layer.provide(Layer.succeed(LanguageModel.LanguageModel, m.service))
+      )
+      yield* LanguageModel.chat(Message.request("hello")).pipe(Effect.provide(layer), Effect.provide(capture))
+      const warning = logs.find((l) => l.startsWith("WARN") && l.includes("Redis"))
+      expect(warning).toBeDefined()
+      expect(warning).not.toContain("An unknown error occurred")
+      // the operation, and ioredis' own reason (connection refused, closed, or no answer in time)
+      expect(warning).toMatch(/Redis (connect|GET) failed \((connect ECONNREFUSED|Connection is closed|no answer within)/)
+      expect(logs.join("\n")).not.toContain("s3cret-pw")
+    }), { timeout: 10_000 })
 })
 
 describe.skipIf(redisUrl === "")("ResponseCache when Redis goes away and comes back", () => {

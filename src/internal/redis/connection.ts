@@ -20,10 +20,7 @@ import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import { StoreUnavailableError } from "../../LlmError.js"
 import type { RedisOptions } from "../../Redis.js"
-import { RedisError, safeUrl } from "./options.js"
-
-const describe = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "unknown error"
+import { describeFailure, RedisError, safeUrl } from "./options.js"
 
 /**
  * The longest a caller waits for the answer to bookkeeping while Redis seems healthy. Long
@@ -108,6 +105,7 @@ export const connect = (options: RedisOptions, store: string): Effect.Effect<Con
           Effect.zipRight(Effect.sync(() => redis.disconnect()))
         )
     )
+    const describe = (cause: unknown) => describeFailure(cause, options.url)
     // ioredis reports connection errors as events too; they surface through the commands
     redis.on("error", () => {})
     // Scripts are loaded as soon as a connection is ready, also after a server restart, so

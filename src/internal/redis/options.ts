@@ -15,6 +15,22 @@ export class RedisError extends Schema.TaggedError<RedisError>()("RedisError", {
   operation: Schema.String
 }) {}
 
+/**
+ * What a failed Redis command says, for a log line or an error: ioredis' own message (a
+ * refused connection, a closed one, a server error), with the URL's password masked should
+ * it ever appear. Never a stack, never a command's arguments.
+ */
+export const describeFailure = (cause: unknown, url: string): string => {
+  const message = cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "unknown error"
+  let password = ""
+  try {
+    password = decodeURIComponent(new URL(url).password)
+  } catch {
+    // no password to mask
+  }
+  return password.length > 0 ? message.split(password).join("***") : message
+}
+
 /** The URL with any password masked, for errors. */
 export const safeUrl = (url: string): string => {
   try {

@@ -16,6 +16,7 @@ import * as Message from "../../Message.js"
 import type { ResponseCacheStoreOptions as RedisOptions } from "../../Redis.js"
 import { type Backend, makeStore, ResponseCacheStore } from "../../ResponseCache.js"
 import { clientOptions, commandTimeoutOf } from "./connection.js"
+import { describeFailure } from "./options.js"
 
 const StoredEntry = Schema.parseJson(Schema.Struct({ response: Message.ChatResponse, expiresAt: Schema.Number }))
 const decodeStored = Schema.decodeUnknownEither(StoredEntry)
@@ -82,14 +83,12 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, never, Sc
     const commands = redis as unknown as Redis & CacheCommands
 
     let healthy = true
-    const degraded = (operation: string) => (cause: unknown) =>
+    // one line that says what failed: the operation and Redis's own reason
+    const degraded = (operation: string) => (detail: string) =>
       Effect.suspend(() => {
         if (!healthy) return Effect.void
         healthy = false
-        return Effect.logWarning(
-          `ResponseCache: Redis ${operation} failed; serving misses until it answers again`,
-          cause instanceof Error ? cause.message : String(cause)
-        )
+        return Effect.logWarning(`ResponseCache: Redis ${operation} failed (${detail}); serving misses until it answers again`)
       })
     const recovered = Effect.suspend(() => {
       if (healthy) return Effect.void
@@ -99,10 +98,10 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, never, Sc
     // Bounded here as well as by ioredis (a script run is EVALSHA then EVAL). `clear` is
     // many commands, each bounded by ioredis alone.
     const attempt = <A>(operation: string, run: () => Promise<A>, fallback: A, bound = commandTimeout): Effect.Effect<A> =>
-      Effect.tryPromise(run).pipe(
+      Effect.tryPromise({ try: run, catch: (cause) => describeFailure(cause, options.url) }).pipe(
         (effect) =>
           Number.isFinite(bound)
-            ? Effect.timeoutFail(effect, { duration: bound, onTimeout: () => new Error(`no answer within ${bound}ms`) })
+            ? Effect.timeoutFail(effect, { duration: bound, onTimeout: () => `no answer within ${bound}ms` })
             : effect,
         Effect.interruptible,
         Effect.tap(() => recovered),
