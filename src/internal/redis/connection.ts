@@ -100,6 +100,9 @@ export const connect = (options: RedisOptions, store: string): Effect.Effect<Con
       Effect.sync(() => new Redis(options.url, settings)),
       (redis) =>
         Effect.promise(() => redis.quit().catch(() => undefined)).pipe(
+          // a release runs uninterruptibly: without this the timeout could not cut a QUIT that a
+          // frozen server never answers, and closing the layer would wait for it
+          Effect.interruptible,
           Effect.timeout(timeout),
           Effect.ignore,
           Effect.zipRight(Effect.sync(() => redis.disconnect()))
