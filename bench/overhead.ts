@@ -64,7 +64,7 @@ const canned = Layer.succeed(Transport.Transport, {
 
 const provider = OpenAiCompatible.layer({ model: MODEL, baseUrl: `${process.env.REAL ?? "http://127.0.0.1:1"}/v1` })
 /** The provider layer over `keys`, a limiter and the canned transport; the stacks below add to it one part at a time. */
-const over = (keys: number, limiter: Layer.Layer<RateLimiter.RateLimiter>, usage: boolean) =>
+const over = (keys: number, limiter: Layer.Layer<RateLimiter.RateLimiter, ConfigError.ConfigError>, usage: boolean) =>
   provider.pipe(
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: Array.from({ length: keys }, (_, i) => Redacted.make(`sk-${i}`)) })),
     Layer.provide(limiter),

@@ -381,7 +381,12 @@ export const fromJson = (json: unknown, path?: string): Effect.Effect<Registry, 
         pools.set(modelKey(provider, model.model), pool)
         entries.push(model)
         if (model.rateLimit !== undefined) {
-          limiters.set(modelKey(provider, model.model), yield* RateLimiter.make({ ...model.rateLimit, provider }))
+          limiters.set(
+            modelKey(provider, model.model),
+            yield* RateLimiter.make({ ...model.rateLimit, provider }).pipe(
+              Effect.mapError((error) => fail(String(error), jsonPathOf([provider, index]), path))
+            )
+          )
         }
       }
     }

@@ -15,6 +15,7 @@ import * as Config from "effect/Config"
 import type { ConfigError } from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as internal from "./internal/rateLimiter.js"
 import type { RateLimitExceededError, StoreUnavailableError } from "./LlmError.js"
@@ -281,13 +282,12 @@ export const layerStoreMemory: Layer.Layer<RateLimiterStore> = Layer.succeed(Rat
 
 /**
  * Builds a limiter over the `RateLimiterStore` in context (by default, in memory).
- * Invalid numbers (a capacity of 0, a `bufferRatio` above 1) are a defect whose message
+ * Invalid numbers (a capacity of 0, a `bufferRatio` above 1) fail with a `ConfigError` that
  * names the option.
  * @since 0.1.0 @category constructors
  */
-export const make = (options: Options): Effect.Effect<Service> =>
-  Effect.suspend(() => {
-    const limits = internal.limitsOf(options)
+export const make = (options: Options): Effect.Effect<Service, ConfigError> =>
+  Effect.flatMap(Effect.suspend(() => internal.limitsOf(options)), (limits) => {
     const spec: StoreSpec = {
       name: options.name ?? options.provider ?? "default",
       provider: options.provider ?? "rate-limiter",
@@ -304,7 +304,7 @@ export const make = (options: Options): Effect.Effect<Service> =>
  * `RateLimiter.layer(options).pipe(Layer.provide(Redis.layerRateLimiterStore({ url })))`.
  * @since 0.1.0 @category layers
  */
-export const layer = (options: Options): Layer.Layer<RateLimiter> => Layer.effect(RateLimiter, make(options))
+export const layer = (options: Options): Layer.Layer<RateLimiter, ConfigError> => Layer.effect(RateLimiter, make(options))
 
 /**
  * Options from config, e.g.
@@ -318,14 +318,7 @@ export const layerConfig = (options: Config.Config<Options>): Layer.Layer<RateLi
     Effect.flatMap(
       Config.validate(options, {
         message: "rate limits must be positive numbers and bufferRatio in (0, 1]",
-        validation: (o) => {
-          try {
-            internal.limitsOf(o)
-            return true
-          } catch {
-            return false
-          }
-        }
+        validation: (o) => Either.isRight(internal.limitsOf(o))
       }),
       make
     )

@@ -31,6 +31,7 @@
  *
  * @since 0.1.0
  */
+import type { ConfigError } from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Layer from "effect/Layer"
 import * as keyPoolStore from "./internal/redis/keyPoolStore.js"
@@ -87,7 +88,7 @@ export interface KeyPoolStoreOptions extends RedisOptions {
  * that renews this process's leases, serve every pool.
  * @since 0.1.0 @category layers
  */
-export const layerKeyPoolStore: (options: KeyPoolStoreOptions) => Layer.Layer<KeyPool.KeyPoolStore, RedisError> =
+export const layerKeyPoolStore: (options: KeyPoolStoreOptions) => Layer.Layer<KeyPool.KeyPoolStore, RedisError | ConfigError> =
   keyPoolStore.layer
 
 /**
@@ -115,7 +116,7 @@ export const layerKeyPoolStore: (options: KeyPoolStoreOptions) => Layer.Layer<Ke
  */
 export const layerKeyPool = (
   options: KeyPool.Options & KeyPoolStoreOptions
-): Layer.Layer<KeyPool.KeyPool, RedisError | Layer.Layer.Error<ReturnType<typeof KeyPool.layer>>> =>
+): Layer.Layer<KeyPool.KeyPool, RedisError | ConfigError> =>
   Layer.provide(KeyPool.layer(options), layerKeyPoolStore(options))
 
 /**
@@ -124,7 +125,7 @@ export const layerKeyPool = (
  * share one budget. Each reservation is one Lua script, timed by the Redis server's clock.
  * @since 0.1.0 @category layers
  */
-export const layerRateLimiterStore: (options: RedisOptions) => Layer.Layer<RateLimiter.RateLimiterStore, RedisError> =
+export const layerRateLimiterStore: (options: RedisOptions) => Layer.Layer<RateLimiter.RateLimiterStore, RedisError | ConfigError> =
   rateLimiterStore.layer
 
 /**
@@ -153,7 +154,7 @@ export const layerRateLimiterStore: (options: RedisOptions) => Layer.Layer<RateL
  */
 export const layerRateLimiter = (
   options: RateLimiter.Options & RedisOptions
-): Layer.Layer<RateLimiter.RateLimiter, RedisError | Layer.Layer.Error<ReturnType<typeof RateLimiter.layer>>> =>
+): Layer.Layer<RateLimiter.RateLimiter, RedisError | ConfigError> =>
   Layer.provide(RateLimiter.layer(options), layerRateLimiterStore(options))
 
 /**
@@ -185,7 +186,7 @@ export interface ResponseCacheStoreOptions {
  * build time only means misses. The connection reconnects forever (100 ms doubling to 2 s).
  * @since 0.1.0 @category layers
  */
-export const layerResponseCacheStore: (options: ResponseCacheStoreOptions) => Layer.Layer<ResponseCache.ResponseCacheStore> =
+export const layerResponseCacheStore: (options: ResponseCacheStoreOptions) => Layer.Layer<ResponseCache.ResponseCacheStore, ConfigError> =
   responseCacheStore.layer
 
 /**
@@ -195,5 +196,5 @@ export const layerResponseCacheStore: (options: ResponseCacheStoreOptions) => La
  */
 export const layerResponseCache = (
   options: ResponseCacheStoreOptions & ResponseCache.Options
-): Layer.Layer<LanguageModel | ResponseCache.ResponseCacheStore, never, LanguageModel> =>
+): Layer.Layer<LanguageModel | ResponseCache.ResponseCacheStore, ConfigError, LanguageModel> =>
   Layer.provideMerge(ResponseCache.layerWith(options), layerResponseCacheStore(options))

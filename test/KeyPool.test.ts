@@ -474,7 +474,7 @@ describe("KeyPool properties", () => {
 // Through a provider: every outcome is reported, and key-specific failures re-try at once
 // ---------------------------------------------------------------------------
 
-const stackWith = (baseUrl: string, pool: Layer.Layer<KeyPool.KeyPool, ConfigError.ConfigError>, limiter: Layer.Layer<RateLimiter.RateLimiter>) =>
+const stackWith = (baseUrl: string, pool: Layer.Layer<KeyPool.KeyPool, ConfigError.ConfigError>, limiter: Layer.Layer<RateLimiter.RateLimiter, ConfigError.ConfigError>) =>
   OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl }).pipe(
     Layer.provideMerge(pool),
     Layer.provideMerge(limiter),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import * as net from "node:net"
-import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Logger, Ref, Scope, Stream, TestClock } from "effect"
+import { ConfigError, Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Logger, Ref, Scope, Stream, TestClock } from "effect"
 import { inject } from "vitest"
 import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, ResponseCache, Transport } from "../src/index.js"
 import * as Redis from "../src/Redis.js"
@@ -32,7 +32,7 @@ const countingModel = Effect.gen(function* () {
 
 let prefixCounter = 0
 type StoreOptions = { maxEntries: number; ttl: Duration.DurationInput; staleFor?: Duration.DurationInput }
-const stores: Array<[string, (options: StoreOptions) => Layer.Layer<ResponseCache.ResponseCacheStore>]> = [
+const stores: Array<[string, (options: StoreOptions) => Layer.Layer<ResponseCache.ResponseCacheStore, ConfigError.ConfigError>]> = [
   ["memory", (o) => ResponseCache.layerMemory(o)]
 ]
 if (redisUrl !== "") {
@@ -299,7 +299,7 @@ describe.each(stores)("ResponseCache over the %s store", (_name, storeLayer) => 
  * Two stacks over one store: one memory store provided to both, or (as two processes would
  * see it) two Redis connections with the same prefix.
  */
-const sharedStores: Array<[string, Effect.Effect<readonly [ResponseCache.Store, ResponseCache.Store], never, Scope.Scope>]> = [
+const sharedStores: Array<[string, Effect.Effect<readonly [ResponseCache.Store, ResponseCache.Store], ConfigError.ConfigError, Scope.Scope>]> = [
   ["one memory store under two stacks", Effect.map(ResponseCache.ResponseCacheStore.pipe(
     Effect.provide(ResponseCache.layerMemory({ maxEntries: 10, ttl: "1 hour" }))
   ), (store) => [store, store] as const)]

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { ConfigError, Context, Effect, Either, Exit, Layer, Scope } from "effect"
 import { inject } from "vitest"
 import { KeyPool, LanguageModel, Message, RateLimiter, ResponseCache } from "../../src/index.js"
 import * as Redis from "../../src/Redis.js"
@@ -97,6 +97,28 @@ describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
       expect((yield* Context.get(two, LanguageModel.LanguageModel).chat(Message.request("hi"))).text).toBe("answer 1")
       expect(calls).toBe(1)
       expect(yield* ResponseCache.stats.pipe(Effect.provide(two))).toMatchObject({ hits: 1, misses: 0 })
+    }))
+})
+
+describe("effect-llm/Redis options", () => {
+  it.scoped("a commandTimeout that is not a positive duration fails every layer with a ConfigError naming it", () =>
+    Effect.gen(function* () {
+      const url = "redis://127.0.0.1:1/0"
+      const builds: ReadonlyArray<Effect.Effect<unknown, unknown, Scope.Scope>> = [
+        Layer.build(Redis.layerKeyPoolStore({ url, commandTimeout: 0 })),
+        Layer.build(Redis.layerRateLimiterStore({ url, commandTimeout: -1 })),
+        Layer.build(Redis.layerResponseCacheStore({ url, ttl: "1 hour", commandTimeout: "0 millis" })),
+        Layer.build(Redis.layerKeyPool({ url, commandTimeout: 0, providerId: "p", keys: ["k"] }))
+      ]
+      for (const build of builds) {
+        const built = yield* Effect.either(build)
+        expect(Either.isLeft(built)).toBe(true)
+        const error = (built as Either.Left<unknown, unknown>).left
+        expect(ConfigError.isConfigError(error) && error._op === "InvalidData" && error.path).toEqual(["commandTimeout"])
+      }
+      // the store that never fails on an outage says so in its type, and fails only on its options
+      const cache: Layer.Layer<ResponseCache.ResponseCacheStore, ConfigError.ConfigError> = Redis.layerResponseCacheStore({ url, ttl: "1 hour" })
+      void cache
     }))
 })
 

@@ -16,6 +16,7 @@
  * they fail. A reservation whose answer was lost is not refunded: it may have been taken,
  * and an outage must err toward admitting less, never more.
  */
+import type { ConfigError } from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { StoreUnavailableError } from "../../LlmError.js"
@@ -131,7 +132,7 @@ return 0
 `)
 
 /** One connection; each limiter's buckets are one hash under the prefix, named by its budget. */
-export const layer = (options: RedisOptions): Layer.Layer<RateLimiterStore, RedisError> =>
+export const layer = (options: RedisOptions): Layer.Layer<RateLimiterStore, RedisError | ConfigError> =>
   Layer.scoped(
     RateLimiterStore,
     Effect.map(connect(options, "RateLimiter"), (connection) => ({

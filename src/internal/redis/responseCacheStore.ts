@@ -5,6 +5,7 @@
  * request: a Redis that is down, frozen or slow reads as a miss and writes are skipped.
  */
 import * as Clock from "effect/Clock"
+import type { ConfigError } from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -56,7 +57,7 @@ interface CacheCommands {
 }
 
 /** Keys are derived in the scripts, so this store is for a single Redis, not a cluster. */
-export const backend = (options: RedisOptions): Effect.Effect<Backend, never, Scope.Scope> =>
+export const backend = (options: RedisOptions): Effect.Effect<Backend, ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
     const prefix = options.prefix ?? "effect-llm:cache:"
     const index = `${prefix}lru`
@@ -65,7 +66,7 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, never, Sc
     // Redis keeps an entry for its TTL plus the stale window; freshness is read from expiresAt
     const retention = ttl + staleFor
     const maxEntries = options.maxEntries ?? Number.MAX_SAFE_INTEGER
-    const commandTimeout = commandTimeoutOf(options.commandTimeout, "500 millis")
+    const commandTimeout = yield* commandTimeoutOf(options.commandTimeout, "500 millis")
     const redis = yield* Effect.acquireRelease(
       Effect.sync(() => {
         // fail at once while disconnected, so a down Redis is a fast miss, not a queue; and
@@ -146,6 +147,6 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, never, Sc
     }
   })
 
-/** Never fails, even when Redis is unreachable as it is built: that is a miss too. */
-export const layer = (options: RedisOptions): Layer.Layer<ResponseCacheStore> =>
+/** Never fails on Redis, even unreachable as it is built (that is a miss too); only on its options. */
+export const layer = (options: RedisOptions): Layer.Layer<ResponseCacheStore, ConfigError> =>
   Layer.scoped(ResponseCacheStore, Effect.flatMap(backend(options), makeStore))
