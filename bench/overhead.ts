@@ -16,7 +16,7 @@
  *
  *   ALLOC=1 node --expose-gc --min-semi-space-size=256 --max-semi-space-size=256 bench/.build/overhead.mjs
  */
-import { Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
+import { type ConfigError, Effect, Layer, ManagedRuntime, Redacted, Stream } from "effect"
 import { PerformanceObserver } from "node:perf_hooks"
 import { parseArgs } from "node:util"
 import { ContextWindow, Fallback, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Transport, Usage } from "../src/index.js"
@@ -64,7 +64,7 @@ const canned = Layer.succeed(Transport.Transport, {
 
 const provider = OpenAiCompatible.layer({ model: MODEL, baseUrl: `${process.env.REAL ?? "http://127.0.0.1:1"}/v1` })
 /** The provider layer over `keys`, a limiter and the canned transport; the stacks below add to it one part at a time. */
-const over = (keys: number, limiter: Layer.Layer<RateLimiter.RateLimiter>, usage: boolean) =>
+const over = (keys: number, limiter: Layer.Layer<RateLimiter.RateLimiter, ConfigError.ConfigError>, usage: boolean) =>
   provider.pipe(
     Layer.provide(KeyPool.layer({ providerId: "openai", keys: Array.from({ length: keys }, (_, i) => Redacted.make(`sk-${i}`)) })),
     Layer.provide(limiter),
@@ -73,7 +73,7 @@ const over = (keys: number, limiter: Layer.Layer<RateLimiter.RateLimiter>, usage
     Layer.provide(Transport.layerUndici)
   )
 const bucket = RateLimiter.layer({ requestsPerMinute: 100_000_000, tokensPerMinute: 100_000_000_000 })
-const stacks: Record<string, Layer.Layer<LanguageModel.LanguageModel>> = {
+const stacks: Record<string, Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError>> = {
   // one part at a time, for finding what each costs: STACKS=provider,+keys,+limiter,+usage,+retry,full
   "+keys": over(2, RateLimiter.unlimited, false),
   "+limiter": over(1, bucket, false),

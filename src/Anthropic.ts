@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import type { ConfigError } from "effect/ConfigError"
 import type * as Effect from "effect/Effect"
 import { defaultMaxTokens as maxTokens } from "./internal/providers/anthropic/request.js"
 import * as internal from "./internal/providers/anthropic/spec.js"
@@ -40,7 +41,7 @@ export const defaultVersion: string = internal.defaultVersion
 export const defaultMaxTokens: number = maxTokens
 
 /** @since 0.1.0 @category constructors */
-export const make = (options: Options): Effect.Effect<LanguageModel["Type"], never, Provider.Requirements> =>
+export const make = (options: Options): Effect.Effect<LanguageModel["Type"], ConfigError, Provider.Requirements> =>
   Provider.make(internal.spec(options), options)
 
 const providerLayers = Provider.layers(make)

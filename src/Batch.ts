@@ -16,6 +16,7 @@ import { LanguageModel } from "./LanguageModel.js"
 import type { LlmError } from "./LlmError.js"
 import * as Message from "./Message.js"
 import * as Retry from "./Retry.js"
+import * as Usage from "./Usage.js"
 
 /**
  * An input: a prompt, or a request with an optional `id` (default: its index).
@@ -132,12 +133,16 @@ export interface Summary {
   readonly succeeded: number
   readonly failed: number
   readonly failuresByTag: Readonly<Record<string, number>>
+  /** The succeeded items' usage, summed with `Usage.add`. */
+  readonly usage: Message.Usage
+  /** `usage.inputTokens`. */
   readonly inputTokens: number
+  /** `usage.outputTokens`. */
   readonly outputTokens: number
 }
 
 /** @since 0.1.0 @category summary */
-export const emptySummary: Summary = { total: 0, succeeded: 0, failed: 0, failuresByTag: {}, inputTokens: 0, outputTokens: 0 }
+export const emptySummary: Summary = { total: 0, succeeded: 0, failed: 0, failuresByTag: {}, usage: Usage.empty, inputTokens: 0, outputTokens: 0 }
 
 /**
  * Adds one result to a summary.
@@ -147,13 +152,14 @@ export const summarize = (summary: Summary, result: Result<Message.ChatResponse 
   if (Exit.isSuccess(result.result)) {
     const value = result.result.value
     // a `generateObject` result carries its reply as `response`; a `generateText` one its summed usage
-    const usage = "usage" in value ? value.usage : value.response.usage
+    const usage = Usage.add(summary.usage, "usage" in value ? value.usage : value.response.usage)
     return {
       ...summary,
       total: summary.total + 1,
       succeeded: summary.succeeded + 1,
-      inputTokens: summary.inputTokens + usage.inputTokens,
-      outputTokens: summary.outputTokens + usage.outputTokens
+      usage,
+      inputTokens: usage.inputTokens,
+      outputTokens: usage.outputTokens
     }
   }
   const tag = failureTag(result.result)

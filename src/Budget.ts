@@ -119,8 +119,8 @@ export interface Controller {
  */
 export const make = (options: Options): Effect.Effect<Controller> =>
   Effect.gen(function* () {
-    const tracker = Option.getOrUndefined(yield* Effect.serviceOption(Usage.UsageTracker))
-    const prices = options.prices ?? tracker?.prices ?? Usage.defaultPrices
+    // the tracker's table: the user's prices when `Usage.layer` has some, else the defaults
+    const prices = options.prices ?? (yield* Usage.UsageTracker).prices
     const warnAt = options.warnAt ?? 0.8
     const [start, end] = periodBounds(options.period, yield* Clock.currentTimeMillis)
     const state = { periodStart: start, periodEnd: end, tokens: 0, cost: 0, reservedTokens: 0, reservedCost: 0, warned: false }

@@ -14,9 +14,11 @@
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Cause from "effect/Cause"
 import * as Channel from "effect/Channel"
@@ -90,110 +92,128 @@ const transitions = Metric.counter("effect_llm_circuit_transitions_total", {
   description: "Circuit breaker state changes, tagged by endpoint and new state"
 })
 
-const positive = (name: string, value: number, integer: boolean) => {
-  if (!(value > 0) || (integer && !Number.isInteger(value))) {
-    throw new RangeError(`CircuitBreaker: ${name} must be a positive ${integer ? "whole number" : "number"}, got ${value}`)
-  }
-  return value
-}
+const positive = (name: string, value: number, integer: boolean): Either.Either<number, ConfigError.ConfigError> =>
+  !(value > 0) || (integer && !Number.isInteger(value))
+    ? Either.left(
+      ConfigError.InvalidData([name], `CircuitBreaker: ${name} must be a positive ${integer ? "whole number" : "number"}, got ${value}`)
+    )
+    : Either.right(value)
 
 /**
- * A breaker. `provider` and `model` name the endpoint in `CircuitOpenError`.
+ * A breaker. `provider` and `model` name the endpoint in `CircuitOpenError`. An option that is
+ * not a positive number (a whole one for counts) fails with a `ConfigError` naming it.
  * @since 0.1.0 @category constructors
  */
 export const make = (
   options: Options & { readonly provider: string; readonly model: string }
-): Effect.Effect<Service> =>
-  Effect.sync(() => {
-    const endpoint = options.endpoint ?? `${options.provider}/${options.model}`
-    const settings: internal.Settings = {
-      consecutiveFailures: positive("consecutiveFailures", options.consecutiveFailures ?? 5, true),
-      failureRate: positive("failureRate", options.failureRate ?? 0.5, false),
-      windowSize: positive("windowSize", options.windowSize ?? 20, true),
-      minimumRequests: positive("minimumRequests", options.minimumRequests ?? 10, true),
-      cooldownMillis: Duration.toMillis(options.cooldown ?? "30 seconds")
-    }
-    const classify = options.classify ?? defaultClassify
-    const changed: Array<State> = []
-    const machine = new internal.Machine(settings, (to) => changed.push(to))
-    const recordTransitions = Effect.suspend(() => {
-      if (changed.length === 0) return Effect.void
-      const all = changed.splice(0)
-      return Effect.forEach(all, (to) =>
-        Metric.increment(Metric.tagged(Metric.tagged(transitions, "endpoint", endpoint), "state", to)), { discard: true })
-    })
-
-    const admit = Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const admission = machine.admit(now)
-      if (admission._tag === "Allowed") return Effect.as(recordTransitions, admission.probe)
-      return Effect.zipRight(
-        recordTransitions,
-        Effect.fail(
-          new CircuitOpenError({
-            provider: options.provider,
-            model: options.model,
-            message: admission.retryAfterMillis > 0
-              ? `circuit for ${endpoint} is open; next probe in ${Math.ceil(admission.retryAfterMillis)} ms`
-              : `circuit for ${endpoint} is half-open and its probe is in flight`,
-            retryAfter: Duration.millis(admission.retryAfterMillis)
-          })
-        )
-      )
-    })
-    const settle = (probe: boolean, outcome: Outcome) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        machine.settle(now, probe, outcome)
-        return recordTransitions
+): Effect.Effect<Service, ConfigError.ConfigError> =>
+  Effect.flatMap(
+    Effect.suspend(() =>
+      Either.all({
+        consecutiveFailures: positive("consecutiveFailures", options.consecutiveFailures ?? 5, true),
+        failureRate: positive("failureRate", options.failureRate ?? 0.5, false),
+        windowSize: positive("windowSize", options.windowSize ?? 20, true),
+        minimumRequests: positive("minimumRequests", options.minimumRequests ?? 10, true)
       })
-    const outcomeOfExit = (exit: Exit.Exit<unknown, LlmError>): Outcome => {
-      if (Exit.isSuccess(exit)) return "success"
-      const failure = Cause.failureOption(exit.cause)
-      return Option.isSome(failure) ? classify(failure.value) : "ignore"
-    }
+    ),
+    (checked) => Effect.sync(() => makeWith(options, { ...checked, cooldownMillis: Duration.toMillis(options.cooldown ?? "30 seconds") }))
+  )
 
-    const protect = <A, R>(effect: Effect.Effect<A, LlmError, R>): Effect.Effect<A, LlmError, R> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(admit, (probe) => Effect.onExit(restore(effect), (exit) => settle(probe, outcomeOfExit(exit)))))
-
-    // one channel stage: admitted when it starts, settled with how it ended (a consumer that
-    // stops early interrupts it, which counts as "ignore")
-    const protectStream = <R>(stream: Stream.Stream<StreamEvent, LlmError, R>): Stream.Stream<StreamEvent, LlmError, R> =>
-      Stream.fromChannel(Channel.suspend(() => {
-        // a consumer that stops early ends the stream without its end: that is no success
-        let ended = false
-        return Channel.acquireUseRelease(
-          admit,
-          () => Channel.map(Stream.toChannel(stream), (done) => ((ended = true), done)),
-          (probe, exit) => settle(probe, Exit.isSuccess(exit) && !ended ? "ignore" : outcomeOfExit(exit))
-        )
-      }))
-
-    const service: Service = {
-      endpoint,
-      protect,
-      protectStream,
-      decorator: (model) =>
-        Effect.succeed(wrap(model, {
-          chat: (request) => protect(model.chat(request)),
-          stream: (request, tracker) => protectStream(model.stream(request, tracker))
-        })),
-      status: Effect.map(Clock.currentTimeMillis, (now) => ({ endpoint, ...machine.snapshot(now) }))
-    }
-    return service
+const makeWith = (options: Options & { readonly provider: string; readonly model: string }, settings: internal.Settings): Service => {
+  const endpoint = options.endpoint ?? `${options.provider}/${options.model}`
+  const classify = options.classify ?? defaultClassify
+  const changed: Array<State> = []
+  const machine = new internal.Machine(settings, (to) => changed.push(to))
+  const recordTransitions = Effect.suspend(() => {
+    if (changed.length === 0) return Effect.void
+    const all = changed.splice(0)
+    return Effect.forEach(all, (to) =>
+      Metric.increment(Metric.tagged(Metric.tagged(transitions, "endpoint", endpoint), "state", to)), { discard: true })
   })
 
-/**
- * Where breakers make their status visible. Optional: decorators register with it when
- * it is in the context, and `status` reads them all.
- * @since 0.1.0 @category tags
- */
-export class Registry extends Context.Tag("effect-llm/CircuitBreaker/Registry")<Registry, {
+  const admit = Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const admission = machine.admit(now)
+    if (admission._tag === "Allowed") return Effect.as(recordTransitions, admission.probe)
+    return Effect.zipRight(
+      recordTransitions,
+      Effect.fail(
+        new CircuitOpenError({
+          provider: options.provider,
+          model: options.model,
+          message: admission.retryAfterMillis > 0
+            ? `circuit for ${endpoint} is open; next probe in ${Math.ceil(admission.retryAfterMillis)} ms`
+            : `circuit for ${endpoint} is half-open and its probe is in flight`,
+          retryAfter: Duration.millis(admission.retryAfterMillis)
+        })
+      )
+    )
+  })
+  const settle = (probe: boolean, outcome: Outcome) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      machine.settle(now, probe, outcome)
+      return recordTransitions
+    })
+  const outcomeOfExit = (exit: Exit.Exit<unknown, LlmError>): Outcome => {
+    if (Exit.isSuccess(exit)) return "success"
+    const failure = Cause.failureOption(exit.cause)
+    return Option.isSome(failure) ? classify(failure.value) : "ignore"
+  }
+
+  const protect = <A, R>(effect: Effect.Effect<A, LlmError, R>): Effect.Effect<A, LlmError, R> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(admit, (probe) => Effect.onExit(restore(effect), (exit) => settle(probe, outcomeOfExit(exit)))))
+
+  // one channel stage: admitted when it starts, settled with how it ended (a consumer that
+  // stops early interrupts it, which counts as "ignore")
+  const protectStream = <R>(stream: Stream.Stream<StreamEvent, LlmError, R>): Stream.Stream<StreamEvent, LlmError, R> =>
+    Stream.fromChannel(Channel.suspend(() => {
+      // a consumer that stops early ends the stream without its end: that is no success
+      let ended = false
+      return Channel.acquireUseRelease(
+        admit,
+        () => Channel.map(Stream.toChannel(stream), (done) => ((ended = true), done)),
+        (probe, exit) => settle(probe, Exit.isSuccess(exit) && !ended ? "ignore" : outcomeOfExit(exit))
+      )
+    }))
+
+  const service: Service = {
+    endpoint,
+    protect,
+    protectStream,
+    decorator: (model) =>
+      Effect.succeed(wrap(model, {
+        chat: (request) => protect(model.chat(request)),
+        stream: (request, tracker) => protectStream(model.stream(request, tracker))
+      })),
+    status: Effect.map(Clock.currentTimeMillis, (now) => ({ endpoint, ...machine.snapshot(now) }))
+  }
+  return service
+}
+
+/** @since 0.1.0 @category models */
+export interface RegistryService {
   readonly register: (breaker: Service) => Effect.Effect<void, never, Scope.Scope>
   readonly status: Effect.Effect<ReadonlyArray<Status>>
-}>() {}
+}
+
+/**
+ * `Registry`'s default: it keeps no breaker, so `status` is empty.
+ * @since 0.1.0 @category constructors
+ */
+export const unregistered: RegistryService = { register: () => Effect.void, status: Effect.succeed([]) }
+
+/**
+ * Where breakers make their status visible: a `Context.Reference` that decorators register
+ * with when they build, for the layer's scope. Its default is `unregistered` (no status kept);
+ * provide `layerRegistry` to read every breaker's `status`.
+ * @since 0.1.0 @category tags
+ */
+export class Registry extends Context.Reference<Registry>()("effect-llm/CircuitBreaker/Registry", {
+  defaultValue: (): RegistryService => unregistered
+}) {}
 
 /** @since 0.1.0 @category layers */
-export const layerRegistry: Layer.Layer<Registry> = Layer.sync(Registry, () => {
+export const layerRegistry: Layer.Layer<Registry> = Layer.sync(Registry, (): RegistryService => {
   const breakers = new Set<Service>()
   return {
     register: (breaker) =>
@@ -203,25 +223,25 @@ export const layerRegistry: Layer.Layer<Registry> = Layer.sync(Registry, () => {
 })
 
 /**
- * The status of every breaker registered in the `Registry`.
+ * The status of every breaker registered in the `Registry` (empty without `layerRegistry`).
  * @since 0.1.0 @category accessors
  */
 export const status: Effect.Effect<ReadonlyArray<Status>, never, Registry> = Effect.flatMap(Registry, (r) => r.status)
 
 /**
- * Registers a breaker with the `Registry` when one is in the context, for the current scope.
+ * Registers a breaker with the `Registry` in context (by default none keeps it), for the
+ * current scope.
  * @since 0.1.0 @category utils
  */
 export const register = (breaker: Service): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.flatMap(Effect.serviceOption(Registry), (registry) =>
-    Option.isSome(registry) ? registry.value.register(breaker) : Effect.void)
+  Effect.flatMap(Registry, (registry) => registry.register(breaker))
 
 /**
  * The decorator: the model below, behind a breaker of its own (registered in the `Registry`
- * when one is in context, for the scope of the layer).
+ * in context, for the scope of the layer).
  * @since 0.1.0 @category decorators
  */
-export const decorator = (options: Options = {}): Decorator<never, Scope.Scope> => (inner) =>
+export const decorator = (options: Options = {}): Decorator<ConfigError.ConfigError, Scope.Scope> => (inner) =>
   Effect.gen(function* () {
     const breaker = yield* make({ ...options, provider: inner.provider, model: inner.model })
     yield* register(breaker)
@@ -231,4 +251,5 @@ export const decorator = (options: Options = {}): Decorator<never, Scope.Scope> 
 /**
  * @since 0.1.0 @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<LanguageModel, never, LanguageModel> => decorate(decorator(options))
+export const layer = (options: Options = {}): Layer.Layer<LanguageModel, ConfigError.ConfigError, LanguageModel> =>
+  decorate(decorator(options))

@@ -1,7 +1,7 @@
 /**
- * Fallback over a list of models, built on Effect's `ExecutionPlan` (and
- * `Stream.withExecutionPlan` for streams). Steps are tried in order, each with its own
- * attempts and schedule.
+ * Fallback over a list of models. Steps are tried in order, each with its own attempts and
+ * schedule; `chat` and `stream` walk them by one policy (`Schedule`s stepped by the errors,
+ * as Effect's `ExecutionPlan` steps them).
  *
  * - An error moves to the next step when `when(error)` holds (by default: anything but
  *   invalid requests, content filters, budgets and partial streams). The move is
@@ -19,15 +19,15 @@
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as Channel from "effect/Channel"
 import type * as Chunk from "effect/Chunk"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as ExecutionPlan from "effect/ExecutionPlan"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Health from "./Health.js"
@@ -35,7 +35,7 @@ import { guardPartial, isPartial, reporting, reportsOf } from "./internal/reques
 import * as Streams from "./internal/streams.js"
 import { LanguageModel, type Service as Model, type Tracker } from "./LanguageModel.js"
 import * as Err from "./LlmError.js"
-import type { ChatRequest, StreamEvent } from "./Message.js"
+import type { ChatRequest, ChatResponse, StreamEvent } from "./Message.js"
 
 /** @since 0.1.0 @category models */
 export interface Step<E = never, R = never> {
@@ -58,8 +58,8 @@ export interface Options {
   /** Which errors move on to the next step. Default `defaultWhen`. */
   readonly when?: ((error: Err.LlmError) => boolean) | undefined
   /**
-   * Skip steps that `Health` reports disconnected. Needs `Health.layer` in the context;
-   * each step is registered with it, probed by its `probe`.
+   * Skip steps that `Health` reports disconnected. The layer then requires `Health` (its
+   * type says so); each step is registered with it, probed by its `probe`.
    */
   readonly skipDisconnected?: boolean | undefined
 }
@@ -96,8 +96,6 @@ interface CallState {
   lastStep: number
   /** The largest context window that failed with `ContextLengthError`. */
   largestTooSmall: number
-  /** The step being tried: the plan's schedules move it (a context per step would cost per read). */
-  current: number
 }
 
 const fallbacks = Metric.counter("effect_llm_fallbacks_total", { description: "Moves from one Fallback step to the next" })
@@ -106,37 +104,45 @@ type StepsError<Steps extends ReadonlyArray<Step<any, any>>> = Layer.Layer.Error
 type StepsContext<Steps extends ReadonlyArray<Step<any, any>>> = Layer.Layer.Context<Steps[number]["model"]>
 
 /**
+ * What options add to the layer's requirements: `Health` when `skipDisconnected` may be true.
+ * @since 0.1.0 @category models
+ */
+export type OptionsContext<O extends Options> = O extends { readonly skipDisconnected: infer S } ? (true extends S ? Health.Health : never)
+  : never
+
+/**
  * A decorator over its steps: `Fallback.layer([{ model: primary, attempts: 3, schedule:
- * Retry.schedule() }, { model: secondary }])`.
+ * Retry.schedule() }, { model: secondary }])`. A step's `attempts` that is not a whole number
+ * of at least 1 fails the layer with a `ConfigError` naming it.
  * @since 0.1.0 @category layers
  */
-export const layer = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
+export const layer = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>, const O extends Options = {}>(
   steps: Steps,
-  options: Options = {}
-): Layer.Layer<LanguageModel, StepsError<Steps>, StepsContext<Steps>> =>
-  Layer.scoped(LanguageModel, make(steps, options)) as Layer.Layer<LanguageModel, StepsError<Steps>, StepsContext<Steps>>
+  options?: O
+): Layer.Layer<LanguageModel, StepsError<Steps> | ConfigError.ConfigError, StepsContext<Steps> | OptionsContext<O>> =>
+  Layer.scoped(LanguageModel, make(steps, options))
 
 /**
  * Builds every step once (sharing memoized layers with the rest of the stack) and returns
  * the fallback model.
  * @since 0.1.0 @category constructors
  */
-export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
+export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>, const O extends Options = {}>(
   steps: Steps,
-  options: Options = {}
-) =>
+  options?: O
+): Effect.Effect<Model, StepsError<Steps> | ConfigError.ConfigError, StepsContext<Steps> | OptionsContext<O> | Scope.Scope> =>
   Effect.gen(function* () {
-    const when = options.when ?? defaultWhen
+    const when = options?.when ?? defaultWhen
     const memoMap = yield* Layer.CurrentMemoMap
     const scope = yield* Effect.scope
-    const health = options.skipDisconnected === true ? yield* Effect.serviceOption(Health.Health) : Option.none()
-    if (options.skipDisconnected === true && Option.isNone(health)) {
-      return yield* Effect.dieMessage("Fallback.layer: skipDisconnected needs Health.layer(...) in the context")
-    }
+    // required by the type whenever skipDisconnected may be true
+    const health = options?.skipDisconnected === true ? yield* (Health.Health as unknown as Effect.Effect<Health.Service>) : undefined
     const built: Array<Built> = []
     for (const [index, step] of steps.entries()) {
       if (step.attempts !== undefined && !(Number.isInteger(step.attempts) && step.attempts >= 1)) {
-        return yield* Effect.dieMessage(`Fallback.layer: step ${index} attempts must be a whole number ≥ 1, got ${step.attempts}`)
+        return yield* Effect.fail(
+          ConfigError.InvalidData([String(index), "attempts"], `Fallback.layer: step ${index} attempts must be a whole number ≥ 1, got ${step.attempts}`)
+        )
       }
       const context = yield* Layer.buildWithMemoMap(step.model as Layer.Layer<LanguageModel, StepsError<Steps>, never>, memoMap, scope)
       const raw = Context.get(context, LanguageModel)
@@ -147,8 +153,8 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
         yield* CircuitBreaker.register(breaker)
         model = yield* breaker.decorator(raw)
       }
-      if (Option.isSome(health)) yield* health.value.register({ name, probe: step.probe ?? Health.probeChat(raw) })
-      built.push({ index, name, model, health: Option.getOrUndefined(health) })
+      if (health !== undefined) yield* health.register({ name, probe: step.probe ?? Health.probeChat(raw) })
+      built.push({ index, name, model, health })
     }
     const primary = built[0]!.model
     const windows = built.map((b) => b.model.contextWindow).filter((w): w is number => w !== undefined)
@@ -166,7 +172,7 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
           )
           : Effect.void)
 
-    const record = (state: CallState, step: Built) => (error: Err.LlmError) =>
+    const record = (state: CallState, step: Built, error: Err.LlmError) =>
       Effect.sync(() => {
         state.lastStep = step.index
         state.attempts.push({ provider: step.model.provider, model: step.model.model, error })
@@ -183,8 +189,8 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
     }
 
     /**
-     * The schedule of step `j`. The plan steps it with the previous step's error when it
-     * enters `j` (we answer at once: enter, or skip), then with `j`'s own errors (retries).
+     * The schedule of step `j`. It is stepped with the previous step's error when the call
+     * reaches `j` (we answer at once: enter, or skip), then with `j`'s own errors (retries).
      */
     const scheduleFor = (j: number, state: CallState): Schedule.Schedule<unknown, Err.LlmError> => {
       const inner = steps[j]!.schedule
@@ -195,7 +201,6 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
           if (state.lastStep < j) {
             const enter = !isPartial(error) && when(error) &&
               (error._tag !== "ContextLengthError" || (built[j]!.model.contextWindow ?? 0) > state.largestTooSmall)
-            if (enter) state.current = j
             return enter
               ? Effect.as(Metric.increment(fallbacks), [s, undefined, ScheduleDecision.continueWith(ScheduleInterval.after(now))] as const)
               : Effect.succeed([s, undefined, ScheduleDecision.done] as const)
@@ -210,15 +215,30 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
       )
     }
 
-    const planFor = (state: CallState) =>
-      ExecutionPlan.make(
-        ...(built.map((step) => ({
-          provide: Context.empty(),
-          schedule: scheduleFor(step.index, state)
-        })) as unknown as NonEmptyReadonlyArray<{ provide: Context.Context<never>; schedule: Schedule.Schedule<unknown, Err.LlmError> }>)
-      )
+    /**
+     * The policy, one per call, that `chat` and `stream` both walk: after step `from` failed
+     * with `error` (recorded), the step to try next, once its schedule's delay has passed
+     * (`from` again, a retry, or a later step that takes the error), or `undefined`: the call
+     * ends with `finalError`. Each step's schedule driver is made on its first decision only.
+     */
+    const policy = (state: CallState) => {
+      const drivers: Array<Schedule.ScheduleDriver<unknown, Err.LlmError> | undefined> = []
+      const next = (j: number, error: Err.LlmError) =>
+        Effect.flatMap(
+          drivers[j] === undefined
+            ? Effect.tap(Schedule.driver(scheduleFor(j, state)), (made) => void (drivers[j] = made))
+            : Effect.succeed(drivers[j]!),
+          (driver) => driver.next(error)
+        )
+      const decide = (j: number, error: Err.LlmError): Effect.Effect<number | undefined> =>
+        j >= built.length
+          ? Effect.succeed(undefined)
+          : Effect.matchEffect(next(j, error), { onSuccess: () => Effect.succeed(j), onFailure: () => decide(j + 1, error) })
+      return (from: Built, error: Err.LlmError): Effect.Effect<number | undefined> =>
+        Effect.zipRight(record(state, from, error), decide(from.index, error))
+    }
 
-    /** The error a call ends with once the plan gave up. */
+    /** The error a call ends with once the policy gave up. */
     const finalError = (state: CallState, error: Err.LlmError): Err.LlmError => {
       if (isPartial(error) || !when(error) || state.attempts.length === 0) return error
       const summary = state.attempts.map((a) => `${a.provider}/${a.model}: ${a.error._tag}`).join("; ")
@@ -230,58 +250,41 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
       })
     }
 
-    const newState = (): CallState => ({ attempts: [], lastStep: -1, largestTooSmall: -1, current: 0 })
+    const newState = (): CallState => ({ attempts: [], lastStep: -1, largestTooSmall: -1 })
 
     const chat = (request: ChatRequest) =>
       Effect.suspend(() => {
         const state = newState()
-        const attempt = Effect.suspend(() => {
-          const step = built[state.current]!
+        const after = policy(state)
+        const run = (j: number): Effect.Effect<ChatResponse, Err.LlmError> => {
+          const step = built[j]!
           return skipIfDown(step).pipe(
             Effect.zipRight(step.model.chat(requestFor(step, request))),
-            Effect.tapError(record(state, step))
+            Effect.catchAll((error) =>
+              Effect.flatMap(after(step, error), (k) => (k === undefined ? Effect.fail(finalError(state, error)) : run(k))))
           )
-        })
-        return attempt.pipe(
-          Effect.withExecutionPlan(planFor(state)),
-          Effect.mapError((error) => finalError(state, error as Err.LlmError))
-        )
+        }
+        return run(0)
       }).pipe(Effect.withSpan("Fallback.chat", { attributes: { "fallback.steps": built.length } }))
 
     /**
-     * A stream walks the same steps with the same schedules as `chat`'s plan, in one channel:
-     * `Stream.withExecutionPlan` would run every step through `Stream.retry`, which resets its
-     * schedule and re-provides a context on every chunk (~25 KB per read of a provider's body).
-     * A step's schedule is stepped with the previous step's error to enter it (or skip it),
-     * then with its own errors to retry it; its driver is made on its first decision only.
+     * The same walk as `chat`, in one channel: `Stream.withExecutionPlan` would run every step
+     * through `Stream.retry`, which resets its schedule and re-provides a context on every chunk
+     * (~25 KB per read of a provider's body). Each step's stream is guarded, so that a failure
+     * after its first event is a partial error, which no step's schedule takes.
      */
     const stream = (request: ChatRequest, tracker?: Tracker): Stream.Stream<StreamEvent, Err.LlmError> =>
       Stream.fromChannel(Channel.suspend(() => {
         const state = newState()
-        const drivers: Array<Schedule.ScheduleDriver<unknown, Err.LlmError> | undefined> = []
-        const next = (j: number, error: Err.LlmError) =>
-          Effect.flatMap(
-            drivers[j] === undefined
-              ? Effect.tap(Schedule.driver(scheduleFor(j, state)), (made) => void (drivers[j] = made))
-              : Effect.succeed(drivers[j]!),
-            (driver) => driver.next(error)
-          )
+        const after = policy(state)
         type Events = Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, Err.LlmError, unknown, unknown, unknown>
         const run = (j: number): Events => {
           const step = built[j]!
           // the model's own stream is guarded, so a provider's can say what it delivered
           const source = Streams.unwrap(Effect.as(skipIfDown(step), guardPartial(step.model, requestFor(step, request), tracker)))
           return Channel.catchAll(Stream.toChannel(source), (error) =>
-            Channel.unwrap(Effect.zipRight(record(state, step)(error), decide(j, error, j))))
+            Channel.unwrap(Effect.map(after(step, error), (k) => (k === undefined ? Channel.fail(finalError(state, error)) : run(k)))))
         }
-        // after step `from` failed with `error`: step `j` again (a retry), or the next step that takes it
-        const decide = (j: number, error: Err.LlmError, from: number): Effect.Effect<Events> =>
-          j >= built.length
-            ? Effect.succeed(Channel.fail(finalError(state, error)))
-            : Effect.matchEffect(next(j, error), {
-              onSuccess: () => Effect.succeed(run(j)),
-              onFailure: () => decide(j + 1, error, from)
-            })
         return run(0)
       })).pipe((stream) => Streams.withSpan(stream, "Fallback.stream", { attributes: { "fallback.steps": built.length } }))
 
@@ -294,7 +297,7 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>>(
       // its stream passes a step's events through: it reports when every step's does
       stream: reporting(stream, built.every((step) => reportsOf(step.model)))
     } satisfies Model
-  })
+  }) as Effect.Effect<Model, StepsError<Steps> | ConfigError.ConfigError, StepsContext<Steps> | OptionsContext<O> | Scope.Scope>
 
 /** @since 0.1.0 @category utils */
 export const attemptsOf = (error: Err.LlmError): ReadonlyArray<Err.Attempt> =>

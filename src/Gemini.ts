@@ -7,6 +7,7 @@
  *
  * @since 0.1.0
  */
+import type { ConfigError } from "effect/ConfigError"
 import type * as Effect from "effect/Effect"
 import type * as Embeddings from "./Embeddings.js"
 import * as embeddings from "./internal/providers/gemini/embeddings.js"
@@ -35,7 +36,7 @@ export const defaultBaseUrl: string = internal.defaultBaseUrl
 export const envVar: string = registry.providers.gemini.envVar
 
 /** @since 0.1.0 @category constructors */
-export const make = (options: Options): Effect.Effect<LanguageModel["Type"], never, Provider.Requirements> =>
+export const make = (options: Options): Effect.Effect<LanguageModel["Type"], ConfigError, Provider.Requirements> =>
   Provider.make(internal.spec(options), options)
 
 const providerLayers = Provider.layers(make)
@@ -60,7 +61,7 @@ export interface EmbeddingsOptions extends Provider.EmbeddingsOptions {
 }
 
 /** @since 0.1.0 @category embeddings */
-export const makeEmbeddings = (options: EmbeddingsOptions): Effect.Effect<Embeddings.Service, never, Provider.Requirements> =>
+export const makeEmbeddings = (options: EmbeddingsOptions): Effect.Effect<Embeddings.Service, ConfigError, Provider.Requirements> =>
   Provider.makeEmbeddings(embeddings.embeddingsSpec(options), options)
 
 const embeddingsLayers = Provider.embeddingsLayers(makeEmbeddings)

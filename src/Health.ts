@@ -8,6 +8,7 @@
  */
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as Clock from "effect/Clock"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -78,13 +79,17 @@ const describe = (error: unknown): string =>
  * Builds the service and starts its fiber in the current scope.
  * @since 0.1.0 @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<Service, never, Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<Service, ConfigError.ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
     const interval = Duration.decode(options.interval ?? "30 seconds")
     const timeout = Duration.decode(options.timeout ?? "10 seconds")
     const slowMillis = Duration.toMillis(options.slowThreshold ?? "2 seconds")
     const failuresToDisconnect = options.failuresToDisconnect ?? 1
-    if (!(failuresToDisconnect >= 1)) throw new RangeError(`Health: failuresToDisconnect must be ≥ 1, got ${failuresToDisconnect}`)
+    if (!(failuresToDisconnect >= 1)) {
+      return yield* Effect.fail(
+        ConfigError.InvalidData(["failuresToDisconnect"], `Health: failuresToDisconnect must be ≥ 1, got ${failuresToDisconnect}`)
+      )
+    }
     const scope = yield* Effect.scope
     const endpoints = new Map<string, { readonly endpoint: Endpoint; status: EndpointStatus }>()
 
@@ -153,7 +158,7 @@ export const make = (options: Options = {}): Effect.Effect<Service, never, Scope
   })
 
 /** @since 0.1.0 @category layers */
-export const layer = (options?: Options): Layer.Layer<Health> => Layer.scoped(Health, make(options))
+export const layer = (options?: Options): Layer.Layer<Health, ConfigError.ConfigError> => Layer.scoped(Health, make(options))
 
 /** @since 0.1.0 @category accessors */
 export const status: Effect.Effect<ReadonlyArray<EndpointStatus>, never, Health> = Effect.flatMap(Health, (h) => h.status)

@@ -4,8 +4,8 @@
  * disabled. Keys are `Redacted` everywhere and identified by a fingerprint in `status`.
  *
  * Where the pool's state lives is a separate service, `KeyPoolStore`: in memory
- * (`layerStoreMemory`, a min-heap by load, then least recent use; what a pool uses when no
- * store is provided) or in Redis (`Redis.layerKeyPoolStore` from `effect-llm/Redis`, which
+ * (`layerStoreMemory`, a min-heap by load, then least recent use; the default of the
+ * `KeyPoolStore` reference) or in Redis (`Redis.layerKeyPoolStore` from `effect-llm/Redis`, which
  * shares leases, cooldowns and disables across processes). Leasing, waiting, reporting and
  * errors are written once, over any store.
  *
@@ -16,13 +16,12 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as envKeys from "./internal/envKeys.js"
 import * as internal from "./internal/keyPool.js"
-import * as RedisOptions from "./internal/redis/options.js"
 import type { LlmError, NoKeyAvailableError, StoreUnavailableError } from "./LlmError.js"
 
 /**
@@ -77,7 +76,7 @@ export interface KeyStatus {
 
 /**
  * The pool. A pool in memory never fails with `StoreUnavailableError`; one in Redis does
- * when Redis does not answer (see `layerRedis`).
+ * when Redis does not answer (see `Redis.layerKeyPool` in `effect-llm/Redis`).
  * @since 0.1.0 @category models
  */
 export interface Service {
@@ -198,11 +197,15 @@ export interface StoreFactory {
 }
 
 /**
- * Where pools keep their state. `make` and `layer` use the `KeyPoolStore` in context, and a
- * memory store of their own when there is none.
+ * Where pools keep their state: a `Context.Reference` that `make` and `layer` read when they
+ * build. Its default keeps every pool in memory, each its own (what `layerStoreMemory`
+ * provides); provide `Redis.layerKeyPoolStore` from `effect-llm/Redis` to share pools across
+ * processes.
  * @since 0.1.0 @category tags
  */
-export class KeyPoolStore extends Context.Tag("effect-llm/KeyPoolStore")<KeyPoolStore, StoreFactory>() {}
+export class KeyPoolStore extends Context.Reference<KeyPoolStore>()("effect-llm/KeyPoolStore", {
+  defaultValue: (): StoreFactory => storesInMemory
+}) {}
 
 /**
  * The in-memory store of one pool: healthy keys in a min-heap by (in-flight load, last
@@ -212,12 +215,14 @@ export class KeyPoolStore extends Context.Tag("effect-llm/KeyPoolStore")<KeyPool
  */
 export const makeStoreMemory: (spec: StoreSpec) => Effect.Effect<Store> = internal.memoryStore
 
+const storesInMemory: StoreFactory = { make: makeStoreMemory }
+
 /**
- * Every pool in memory, each its own. What a pool does when no store is provided; provide
- * it to say so, or to override a store provided further out.
+ * Every pool in memory, each its own: `KeyPoolStore`'s default. Provide it to say so, or to
+ * override a store provided further out.
  * @since 0.1.0 @category layers
  */
-export const layerStoreMemory: Layer.Layer<KeyPoolStore> = Layer.succeed(KeyPoolStore, { make: makeStoreMemory })
+export const layerStoreMemory: Layer.Layer<KeyPoolStore> = Layer.succeed(KeyPoolStore, storesInMemory)
 
 // ---------------------------------------------------------------------------
 // The service
@@ -231,28 +236,37 @@ export const layerStoreMemory: Layer.Layer<KeyPoolStore> = Layer.succeed(KeyPool
 export const outcomeOf: (error: LlmError) => Outcome | undefined = internal.outcomeOf
 
 /**
- * Builds a pool over the `KeyPoolStore` in context, or in memory when there is none. An
- * invalid `maxConcurrentPerKey`, or a key that cannot go in an HTTP header (a line break, a
- * control or non-ASCII character), is a defect that names the option or the key's position,
- * never the key.
+ * Builds a pool over the `KeyPoolStore` in context (by default, in memory). An invalid
+ * `maxConcurrentPerKey`, or a key that cannot go in an HTTP header (a line break, a control
+ * or non-ASCII character), fails with a `ConfigError` that names the option or the key's
+ * position, never the key.
  * @since 0.1.0 @category constructors
  */
-export const make = (options: Options): Effect.Effect<Service> =>
-  Effect.suspend(() => {
-    const keys = internal.keysOf(options.keys, options.providerId)
-    const spec: StoreSpec = { providerId: options.providerId, keyIds: [...keys.keys()], timings: internal.timingsOf(options) }
-    return Effect.serviceOption(KeyPoolStore).pipe(
-      Effect.flatMap(Option.match({ onNone: () => makeStoreMemory(spec), onSome: (stores) => stores.make(spec) })),
-      Effect.map((store) => internal.makeWith(options, keys, spec.timings, store))
-    )
-  })
+export const make = (options: Options): Effect.Effect<Service, ConfigError.ConfigError> =>
+  Effect.suspend(() =>
+    Either.match(Either.all([internal.keysOf(options.keys, options.providerId), internal.timingsOf(options)]), {
+      onLeft: Effect.fail,
+      onRight: ([keys, timings]) => makeOver(options, keys, timings)
+    })
+  )
+
+const makeOver = (
+  options: Options,
+  keys: ReadonlyMap<string, Redacted.Redacted<string>>,
+  timings: Timings
+): Effect.Effect<Service> =>
+  Effect.flatMap(
+    KeyPoolStore,
+    (stores) => Effect.map(stores.make({ providerId: options.providerId, keyIds: [...keys.keys()], timings }), (store) => internal.makeWith(options, keys, timings, store))
+  )
 
 /**
- * A pool over the `KeyPoolStore` provided to this layer, or in memory when none is:
- * `KeyPool.layer(options).pipe(Layer.provide(Redis.layerKeyPoolStore({ url })))`.
+ * A pool over the `KeyPoolStore` provided to this layer (by default, in memory):
+ * `KeyPool.layer(options).pipe(Layer.provide(Redis.layerKeyPoolStore({ url })))`. Fails as it
+ * builds with `make`'s `ConfigError`.
  * @since 0.1.0 @category layers
  */
-export const layer = (options: Options): Layer.Layer<KeyPool> => Layer.effect(KeyPool, make(options))
+export const layer = (options: Options): Layer.Layer<KeyPool, ConfigError.ConfigError> => Layer.effect(KeyPool, make(options))
 
 /**
  * Keys from config: one key, or a comma-separated list, e.g. `OPENAI_API_KEY=k1,k2`.
@@ -277,54 +291,8 @@ export const layerConfig = (
  * A pool with no keys, for providers that need none (a local Ollama).
  * @since 0.1.0 @category layers
  */
-export const layerKeyless = (providerId: string): Layer.Layer<KeyPool> => layer({ providerId, keys: [], keyless: true })
-
-/**
- * `layerRedis` (or `Redis.layerKeyPoolStore`) could not reach Redis when it was built, or
- * its url is malformed. Once built, a Redis failure is a `StoreUnavailableError` instead.
- * @since 0.1.0 @category errors
- */
-export const RedisError = RedisOptions.RedisError
-/** @since 0.1.0 @category errors */
-export type RedisError = RedisOptions.RedisError
-
-/**
- * One pool for many processes: `layer(options)` over `Redis.layerKeyPoolStore(options)`
- * (see `effect-llm/Redis`), kept here for convenience. ioredis is loaded when the layer is
- * built, not when this module is imported.
- *
- * Leases, loads, cooldowns and disables live in Redis, so that every process leases the
- * least-loaded key across all of them and a 429 seen by one cools the key for all. Keys
- * themselves never leave the process: Redis sees only fingerprints. Each lease carries a
- * TTL (`leaseTtl`, default 1 minute) that the holder renews while it runs, so a crashed
- * process cannot hold load for longer.
- *
- * Redis outages. The layer fails with `RedisError` only when Redis is unreachable as it is
- * built. After that the connection reconnects forever (100 ms doubling to 2 s), and every
- * command is bounded by `commandTimeout` (default 1 second):
- * - `acquire` (and `withKey`) fail with `StoreUnavailableError` (retryable) when Redis does
- *   not answer: no key is leased without Redis's answer, so an outage never over-leases.
- *   `status` fails the same way; `hasHealthyKey` is false.
- * - Releasing a lease and `report` are sent at once and waited for at most 100 ms: not at
- *   all once an outage is known, nor when the call's deadline has passed. So a frozen Redis
- *   never holds a call that already has its key past its deadline. When they fail they are
- *   dropped: a lost release ends with the lease's TTL, a lost report is a cooldown or a
- *   disable not recorded. Leases are renewed in the background.
- * - One warning is logged when an outage starts, one info line when Redis answers again.
- * @since 0.1.0 @category layers
- */
-export const layerRedis = (
-  options: Options & RedisOptions.RedisOptions & {
-    readonly leaseTtl?: Duration.DurationInput
-  }
-): Layer.Layer<KeyPool, RedisError> =>
-  Layer.unwrapEffect(
-    Effect.map(
-      // dynamic: `import("effect-llm")` must not load ioredis
-      Effect.promise(() => import("./Redis.js")),
-      (Redis) => Layer.provide(layer(options), Redis.layerKeyPoolStore(options))
-    )
-  )
+export const layerKeyless = (providerId: string): Layer.Layer<KeyPool> =>
+  Layer.effect(KeyPool, makeOver({ providerId, keys: [], keyless: true }, new Map(), { defaultCooldown: 0, quotaReset: 0, maxConcurrentPerKey: undefined }))
 
 /** @since 0.1.0 @category accessors */
 export const status: Effect.Effect<ReadonlyArray<KeyStatus>, StoreUnavailableError, KeyPool> = Effect.flatMap(

@@ -4,16 +4,15 @@
  * @since 0.1.0
  */
 import * as Channel from "effect/Channel"
-import type * as Chunk from "effect/Chunk"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Generate from "./internal/generate.js"
+import * as internal from "./internal/languageModel.js"
 import { counted, reporting, reportsOf, type Tracker } from "./internal/request/delivered.js"
-import { type LlmError, StreamError } from "./LlmError.js"
-import type { ChatRequest, ChatResponse, Finish, StreamEvent, ToolCall } from "./Message.js"
+import type { LlmError, StreamError } from "./LlmError.js"
+import type { ChatRequest, ChatResponse, Finish, StreamEvent } from "./Message.js"
 import type * as Tool from "./Tool.js"
 
 /** @since 0.1.0 @category models */
@@ -40,7 +39,9 @@ export interface Service {
 export type { Tracker }
 
 /** @since 0.1.0 @category tags */
-export class LanguageModel extends Context.Tag("effect-llm/LanguageModel")<LanguageModel, Service>() {}
+export const LanguageModel: typeof internal.LanguageModel = internal.LanguageModel
+/** @since 0.1.0 @category tags */
+export type LanguageModel = internal.LanguageModel
 
 /**
  * A model from your own `chat` and `stream`. Its streams are counted on their way out (one
@@ -113,65 +114,9 @@ export const collect = <E, R>(events: Stream.Stream<StreamEvent, E, R>): Effect.
  * stream has delivered so far (fallback, partial-stream errors).
  * @since 0.1.0 @category utils
  */
-export class Accumulator {
-  text = ""
-  reasoning: string | undefined = undefined
-  readonly toolCalls: Array<ToolCall> = []
-  finish: Extract<StreamEvent, { _tag: "Finish" }> | undefined = undefined
-  events = 0
-
-  add(event: StreamEvent): void {
-    this.events++
-    switch (event._tag) {
-      case "TextDelta":
-        this.text += event.text
-        break
-      case "ReasoningDelta":
-        this.reasoning = (this.reasoning ?? "") + event.text
-        break
-      case "ToolCall":
-        this.toolCalls.push({ id: event.id, name: event.name, arguments: event.arguments })
-        break
-      case "Finish":
-        this.finish = event
-        break
-      case "ToolCallDelta":
-        break
-    }
-  }
-
-  addAll(chunk: Chunk.Chunk<StreamEvent>): void {
-    for (const event of chunk) this.add(event)
-  }
-
-  result(): Effect.Effect<ChatResponse, StreamError> {
-    const finish = this.finish
-    if (finish === undefined) {
-      return Effect.fail(
-        new StreamError({
-          provider: "unknown",
-          model: "unknown",
-          message: "stream ended without a Finish event",
-          partial: this.events > 0,
-          partialText: this.text
-        })
-      )
-    }
-    const response: { -readonly [K in keyof ChatResponse]: ChatResponse[K] } = {
-      id: finish.id,
-      model: finish.model,
-      provider: finish.provider,
-      text: this.text,
-      toolCalls: this.toolCalls,
-      finishReason: finish.finishReason,
-      usage: finish.usage
-    }
-    if (this.reasoning !== undefined) response.reasoning = this.reasoning
-    if (finish.reasoningState !== undefined) response.reasoningState = finish.reasoningState
-    if (finish.stale === true) response.stale = true
-    return Effect.succeed(response)
-  }
-}
+export const Accumulator: typeof internal.Accumulator = internal.Accumulator
+/** @since 0.1.0 @category utils */
+export type Accumulator = internal.Accumulator
 
 /**
  * Turns a `ChatResponse` into the events a stream of it would carry; used by mocks and

@@ -138,7 +138,7 @@ export type EmbeddingsOptions = Provider.EmbeddingsOptions
  * OpenAI-compatible `/embeddings` (OpenAI, OpenRouter, Together, vLLM, Ollama's `/v1`, …).
  * @since 0.1.0 @category embeddings
  */
-export const makeEmbeddings = (options: EmbeddingsOptions): Effect.Effect<Embeddings.Service, never, Provider.Requirements> =>
+export const makeEmbeddings = (options: EmbeddingsOptions): Effect.Effect<Embeddings.Service, ConfigError, Provider.Requirements> =>
   Provider.makeEmbeddings(embeddings.embeddingsSpec(options), options)
 
 const embeddingsLayers = Provider.embeddingsLayers(makeEmbeddings)

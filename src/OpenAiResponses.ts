@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import type { ConfigError } from "effect/ConfigError"
 import type * as Effect from "effect/Effect"
 import * as internal from "./internal/providers/openaiResponses/spec.js"
 import * as registry from "./internal/providers/registry.js"
@@ -28,7 +29,7 @@ export interface Options extends Provider.CommonOptions {
 export const defaultBaseUrl: string = internal.defaultBaseUrl
 
 /** @since 0.1.0 @category constructors */
-export const make = (options: Options): Effect.Effect<LanguageModel["Type"], never, Provider.Requirements> =>
+export const make = (options: Options): Effect.Effect<LanguageModel["Type"], ConfigError, Provider.Requirements> =>
   Provider.make(internal.spec(options), options)
 
 const providerLayers = Provider.layers(make)

@@ -148,15 +148,16 @@ export interface Spec {
 export type Requirements = HttpClient.HttpClient | KeyPool.KeyPool | RateLimiter
 
 /**
- * The model over `spec`.
+ * The model over `spec`. An option that cannot be used (a size cap that is not a positive
+ * number) fails with a `ConfigError` naming it.
  * @since 0.1.0 @category constructors
  */
-export const make: (spec: Spec, options: CommonOptions) => Effect.Effect<Service, never, Requirements> = internal.make
+export const make: (spec: Spec, options: CommonOptions) => Effect.Effect<Service, ConfigError, Requirements> = internal.make
 
 /**
  * @since 0.1.0 @category layers
  */
-export const layer = (spec: Spec, options: CommonOptions): Layer.Layer<LanguageModel, never, Requirements> =>
+export const layer = (spec: Spec, options: CommonOptions): Layer.Layer<LanguageModel, ConfigError, Requirements> =>
   Layer.effect(LanguageModel, make(spec, options))
 
 /**
@@ -245,12 +246,12 @@ export interface EmbeddingsOptions {
 export const makeEmbeddings: (
   spec: EmbeddingsSpec,
   options: EmbeddingsOptions
-) => Effect.Effect<EmbeddingsService, never, Requirements> = embeddings.fromSpec
+) => Effect.Effect<EmbeddingsService, ConfigError, Requirements> = embeddings.fromSpec
 
 /**
  * @since 0.1.0 @category layers
  */
-export const layerEmbeddings = (spec: EmbeddingsSpec, options: EmbeddingsOptions): Layer.Layer<Embeddings, never, Requirements> =>
+export const layerEmbeddings = (spec: EmbeddingsSpec, options: EmbeddingsOptions): Layer.Layer<Embeddings, ConfigError, Requirements> =>
   Layer.effect(Embeddings, makeEmbeddings(spec, options))
 
 /**
@@ -258,7 +259,7 @@ export const layerEmbeddings = (spec: EmbeddingsSpec, options: EmbeddingsOptions
  * config), from its `make`.
  * @since 0.1.0 @category layers
  */
-export const embeddingsLayers = <Options>(make: (options: Options) => Effect.Effect<EmbeddingsService, never, Requirements>) =>
+export const embeddingsLayers = <Options>(make: (options: Options) => Effect.Effect<EmbeddingsService, ConfigError, Requirements>) =>
   layersOf(Embeddings, make)
 
 // ---------------------------------------------------------------------------
@@ -270,7 +271,7 @@ export const embeddingsLayers = <Options>(make: (options: Options) => Effect.Eff
  * @since 0.1.0 @category layers
  */
 export const withEnvKeys = (
-  model: Layer.Layer<LanguageModel, never, Requirements>,
+  model: Layer.Layer<LanguageModel, ConfigError, Requirements>,
   providerId: string,
   envVar: string
 ): Layer.Layer<LanguageModel, ConfigError, HttpClient.HttpClient | RateLimiter> =>

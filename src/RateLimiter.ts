@@ -5,7 +5,7 @@
  * admission on a `retry-after`.
  *
  * Where the buckets live is a separate service, `RateLimiterStore`: in memory
- * (`layerStoreMemory`; what a limiter uses when no store is provided) or in Redis
+ * (`layerStoreMemory`; the default of the `RateLimiterStore` reference) or in Redis
  * (`Redis.layerRateLimiterStore` from `effect-llm/Redis`, so that many processes share one
  * budget). Waiting, FIFO order, headers, errors and spans are written once, over any store.
  *
@@ -15,10 +15,9 @@ import * as Config from "effect/Config"
 import type { ConfigError } from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as internal from "./internal/rateLimiter.js"
-import * as Redis from "./internal/redis/options.js"
 import type { RateLimitExceededError, StoreUnavailableError } from "./LlmError.js"
 
 /** @since 0.1.0 @category models */
@@ -81,7 +80,7 @@ export type HeaderInput = Readonly<Record<string, string | undefined>>
 
 /**
  * The limiter. One in memory never fails with `StoreUnavailableError`; one in Redis does
- * when Redis does not answer (see `layerRedis`).
+ * when Redis does not answer (see `Redis.layerRateLimiter` in `effect-llm/Redis`).
  * @since 0.1.0 @category models
  */
 export interface Service {
@@ -252,11 +251,15 @@ export interface StoreFactory {
 }
 
 /**
- * Where limiters keep their buckets. `make` and `layer` use the `RateLimiterStore` in
- * context, and a memory store of their own when there is none.
+ * Where limiters keep their buckets: a `Context.Reference` that `make` and `layer` read when
+ * they build. Its default keeps every limiter in memory, each its own (what
+ * `layerStoreMemory` provides); provide `Redis.layerRateLimiterStore` from `effect-llm/Redis`
+ * for one budget across processes.
  * @since 0.1.0 @category tags
  */
-export class RateLimiterStore extends Context.Tag("effect-llm/RateLimiterStore")<RateLimiterStore, StoreFactory>() {}
+export class RateLimiterStore extends Context.Reference<RateLimiterStore>()("effect-llm/RateLimiterStore", {
+  defaultValue: (): StoreFactory => storesInMemory
+}) {}
 
 /**
  * The in-memory buckets of one limiter, on the clock of the fiber that builds them.
@@ -264,43 +267,44 @@ export class RateLimiterStore extends Context.Tag("effect-llm/RateLimiterStore")
  */
 export const makeStoreMemory: (spec: StoreSpec) => Effect.Effect<Store> = internal.memoryStore
 
+const storesInMemory: StoreFactory = { make: makeStoreMemory }
+
 /**
- * Every limiter in memory, each its own. What a limiter does when no store is provided;
- * provide it to say so, or to override a store provided further out.
+ * Every limiter in memory, each its own: `RateLimiterStore`'s default. Provide it to say so,
+ * or to override a store provided further out.
  * @since 0.1.0 @category layers
  */
-export const layerStoreMemory: Layer.Layer<RateLimiterStore> = Layer.succeed(RateLimiterStore, { make: makeStoreMemory })
+export const layerStoreMemory: Layer.Layer<RateLimiterStore> = Layer.succeed(RateLimiterStore, storesInMemory)
 
 // ---------------------------------------------------------------------------
 // The service
 // ---------------------------------------------------------------------------
 
 /**
- * Builds a limiter over the `RateLimiterStore` in context, or in memory when there is none.
- * Invalid numbers (a capacity of 0, a `bufferRatio` above 1) are a defect whose message
+ * Builds a limiter over the `RateLimiterStore` in context (by default, in memory).
+ * Invalid numbers (a capacity of 0, a `bufferRatio` above 1) fail with a `ConfigError` that
  * names the option.
  * @since 0.1.0 @category constructors
  */
-export const make = (options: Options): Effect.Effect<Service> =>
-  Effect.suspend(() => {
-    const limits = internal.limitsOf(options)
+export const make = (options: Options): Effect.Effect<Service, ConfigError> =>
+  Effect.flatMap(Effect.suspend(() => internal.limitsOf(options)), (limits) => {
     const spec: StoreSpec = {
       name: options.name ?? options.provider ?? "default",
       provider: options.provider ?? "rate-limiter",
       limits
     }
-    return Effect.serviceOption(RateLimiterStore).pipe(
-      Effect.flatMap(Option.match({ onNone: () => makeStoreMemory(spec), onSome: (stores) => stores.make(spec) })),
+    return RateLimiterStore.pipe(
+      Effect.flatMap((stores) => stores.make(spec)),
       Effect.map((store) => internal.makeWith(store, options, limits))
     )
   })
 
 /**
- * A limiter over the `RateLimiterStore` provided to this layer, or in memory when none is:
+ * A limiter over the `RateLimiterStore` provided to this layer (by default, in memory):
  * `RateLimiter.layer(options).pipe(Layer.provide(Redis.layerRateLimiterStore({ url })))`.
  * @since 0.1.0 @category layers
  */
-export const layer = (options: Options): Layer.Layer<RateLimiter> => Layer.effect(RateLimiter, make(options))
+export const layer = (options: Options): Layer.Layer<RateLimiter, ConfigError> => Layer.effect(RateLimiter, make(options))
 
 /**
  * Options from config, e.g.
@@ -314,67 +318,9 @@ export const layerConfig = (options: Config.Config<Options>): Layer.Layer<RateLi
     Effect.flatMap(
       Config.validate(options, {
         message: "rate limits must be positive numbers and bufferRatio in (0, 1]",
-        validation: (o) => {
-          try {
-            internal.limitsOf(o)
-            return true
-          } catch {
-            return false
-          }
-        }
+        validation: (o) => Either.isRight(internal.limitsOf(o))
       }),
       make
-    )
-  )
-
-/**
- * `layerRedis` (or `Redis.layerRateLimiterStore`) could not reach Redis when it was built,
- * or its url is malformed. Once built, a Redis failure is a `StoreUnavailableError` instead.
- * @since 0.1.0 @category errors
- */
-export const RedisError = Redis.RedisError
-/** @since 0.1.0 @category errors */
-export type RedisError = Redis.RedisError
-
-/**
- * What every Redis-backed layer takes: `url` like `redis://127.0.0.1:6379/0`, a key
- * `prefix` (default `effect-llm:`), and `commandTimeout`, the longest wait for one
- * command (default 1 second).
- * @since 0.1.0 @category models
- */
-export type RedisOptions = Redis.RedisOptions
-
-/**
- * One budget for many processes, on many hosts: `layer(options)` over
- * `Redis.layerRateLimiterStore(options)` (see `effect-llm/Redis`), kept here for
- * convenience. ioredis is loaded when the layer is built, not when this module is imported.
- *
- * The buckets live in Redis and each reservation is one Lua script, timed by the Redis
- * server's clock. Processes that use the same `url`, `prefix` and `name` share the budget.
- * The bucket arithmetic, FIFO reservations, `observe`, `settle`, pauses and `onExceeded`
- * behave as in memory.
- *
- * Redis outages. The layer fails with `RedisError` only when Redis is unreachable as it is
- * built. After that the connection reconnects forever (100 ms doubling to 2 s), and every
- * command is bounded by `commandTimeout` (default 1 second):
- * - `admit` fails with `StoreUnavailableError` (retryable) when Redis does not answer,
- *   and so does a waiter whose pause check gets no answer (its reservation is refunded):
- *   nothing is admitted without Redis's answer, so an outage never over-admits. A
- *   reservation whose answer was lost is not refunded, erring toward admitting less.
- *   `status` and `reset` fail the same way.
- * - `settle`, `observe` and the refund of an interrupted waiter are sent at once and
- *   waited for at most 100 ms: not at all once an outage is known, nor when the call's
- *   deadline has passed. So a frozen Redis never holds a call that was admitted past its
- *   deadline. When they fail they are dropped.
- * - One warning is logged when an outage starts, one info line when Redis answers again.
- * @since 0.1.0 @category layers
- */
-export const layerRedis = (options: Options & RedisOptions): Layer.Layer<RateLimiter, RedisError> =>
-  Layer.unwrapEffect(
-    Effect.map(
-      // dynamic: `import("effect-llm")` must not load ioredis
-      Effect.promise(() => import("./Redis.js")),
-      (Redis) => Layer.provide(layer(options), Redis.layerRateLimiterStore(options))
     )
   )
 

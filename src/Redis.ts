@@ -1,8 +1,10 @@
 /**
- * `effect-llm/Redis`: the Redis stores, so that many processes share one key pool, one rate
- * limit and one response cache. Each is a layer of the store Tag its service reads
- * (`KeyPool.KeyPoolStore`, `RateLimiter.RateLimiterStore`, `ResponseCache.ResponseCacheStore`);
- * the algorithms are the services' own, the same as in memory.
+ * `effect-llm/Redis`: the Redis backends, so that many processes share one key pool, one
+ * rate limit and one response cache. A backend imports its parent, never the reverse: each
+ * store here is a layer of the store Tag its service reads (`KeyPool.KeyPoolStore`,
+ * `RateLimiter.RateLimiterStore`, `ResponseCache.ResponseCacheStore`), and the algorithms
+ * are the services' own, the same as in memory. `layerKeyPool`, `layerRateLimiter` and
+ * `layerResponseCache` are each service over its Redis store, in one layer.
  *
  * ```ts
  * const Pools = Layer.mergeAll(
@@ -14,9 +16,8 @@
  * )))
  * ```
  *
- * This module, and only this one, loads `ioredis` (an optional peer dependency): the main
- * entry's `KeyPool.layerRedis`, `RateLimiter.layerRedis` and `ResponseCache.layerRedis` import
- * it when they are built.
+ * This module, and only this one, loads `ioredis` (an optional peer dependency); the main
+ * entry `effect-llm` never imports it.
  *
  * Outages. The key pool and limiter stores fail to build with `RedisError` only when Redis is
  * unreachable then. After that the connection reconnects forever (100 ms doubling to 2 s),
@@ -24,25 +25,28 @@
  * answer (a lease, an admission, a status) fails with the retryable `StoreUnavailableError`,
  * while bookkeeping (releases, reports, refunds, what `observe` learns) is sent at once,
  * waited for at most 100 ms, and dropped when it fails. The response cache store never fails:
- * it reads misses and skips writes. Each logs one warning when an outage starts and one info
- * line when Redis answers again.
+ * it reads misses and skips writes. Each logs one warning when an outage starts (naming the
+ * operation and Redis's own error, never a key or a password) and one info line when Redis
+ * answers again.
  *
  * @since 0.1.0
  */
+import type { ConfigError } from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
-import type * as Layer from "effect/Layer"
+import * as Layer from "effect/Layer"
 import * as keyPoolStore from "./internal/redis/keyPoolStore.js"
 import * as options from "./internal/redis/options.js"
 import * as rateLimiterStore from "./internal/redis/rateLimiterStore.js"
 import * as responseCacheStore from "./internal/redis/responseCacheStore.js"
-import type { KeyPoolStore } from "./KeyPool.js"
-import type { RateLimiterStore } from "./RateLimiter.js"
-import type { RedisOptions as CacheOptions, ResponseCacheStore } from "./ResponseCache.js"
+import * as KeyPool from "./KeyPool.js"
+import type { LanguageModel } from "./LanguageModel.js"
+import * as RateLimiter from "./RateLimiter.js"
+import * as ResponseCache from "./ResponseCache.js"
 
 /**
  * A store could not reach Redis when it was built, or its url is malformed. Once built, a
  * Redis failure is a `StoreUnavailableError` instead. The URL is reported without its
- * password. The same class as `KeyPool.RedisError` and `RateLimiter.RedisError`.
+ * password.
  * @since 0.1.0 @category errors
  */
 export const RedisError = options.RedisError
@@ -54,7 +58,18 @@ export type RedisError = options.RedisError
  * (default `effect-llm:`), and `commandTimeout`, the longest wait for one command.
  * @since 0.1.0 @category models
  */
-export type RedisOptions = options.RedisOptions
+export interface RedisOptions {
+  /** Like `redis://127.0.0.1:6379/0`. */
+  readonly url: string
+  /** Prepended to every key this layer writes. Default `effect-llm:`. */
+  readonly prefix?: string | undefined
+  /**
+   * The longest wait for one Redis command. A command that needs its answer (leasing a
+   * key, admitting a request, reading status) then fails with `StoreUnavailableError`;
+   * bookkeeping is given up. Default 1 second.
+   */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+}
 
 /** @since 0.1.0 @category models */
 export interface KeyPoolStoreOptions extends RedisOptions {
@@ -73,7 +88,36 @@ export interface KeyPoolStoreOptions extends RedisOptions {
  * that renews this process's leases, serve every pool.
  * @since 0.1.0 @category layers
  */
-export const layerKeyPoolStore: (options: KeyPoolStoreOptions) => Layer.Layer<KeyPoolStore, RedisError> = keyPoolStore.layer
+export const layerKeyPoolStore: (options: KeyPoolStoreOptions) => Layer.Layer<KeyPool.KeyPoolStore, RedisError | ConfigError> =
+  keyPoolStore.layer
+
+/**
+ * One pool for many processes: `KeyPool.layer(options)` over `layerKeyPoolStore(options)`.
+ *
+ * Leases, loads, cooldowns and disables live in Redis, so that every process leases the
+ * least-loaded key across all of them and a 429 seen by one cools the key for all. Keys
+ * themselves never leave the process: Redis sees only fingerprints. Each lease carries a
+ * TTL (`leaseTtl`, default 1 minute) that the holder renews while it runs, so a crashed
+ * process cannot hold load for longer.
+ *
+ * Redis outages. The layer fails with `RedisError` only when Redis is unreachable as it is
+ * built. After that the connection reconnects forever (100 ms doubling to 2 s), and every
+ * command is bounded by `commandTimeout` (default 1 second):
+ * - `acquire` (and `withKey`) fail with `StoreUnavailableError` (retryable) when Redis does
+ *   not answer: no key is leased without Redis's answer, so an outage never over-leases.
+ *   `status` fails the same way; `hasHealthyKey` is false.
+ * - Releasing a lease and `report` are sent at once and waited for at most 100 ms: not at
+ *   all once an outage is known, nor when the call's deadline has passed. So a frozen Redis
+ *   never holds a call that already has its key past its deadline. When they fail they are
+ *   dropped: a lost release ends with the lease's TTL, a lost report is a cooldown or a
+ *   disable not recorded. Leases are renewed in the background.
+ * - One warning is logged when an outage starts, one info line when Redis answers again.
+ * @since 0.1.0 @category layers
+ */
+export const layerKeyPool = (
+  options: KeyPool.Options & KeyPoolStoreOptions
+): Layer.Layer<KeyPool.KeyPool, RedisError | ConfigError> =>
+  Layer.provide(KeyPool.layer(options), layerKeyPoolStore(options))
 
 /**
  * Every limiter built over it (`RateLimiter.layer`, `RateLimiter.make`) keeps its buckets in
@@ -81,21 +125,76 @@ export const layerKeyPoolStore: (options: KeyPoolStoreOptions) => Layer.Layer<Ke
  * share one budget. Each reservation is one Lua script, timed by the Redis server's clock.
  * @since 0.1.0 @category layers
  */
-export const layerRateLimiterStore: (options: RedisOptions) => Layer.Layer<RateLimiterStore, RedisError> =
+export const layerRateLimiterStore: (options: RedisOptions) => Layer.Layer<RateLimiter.RateLimiterStore, RedisError | ConfigError> =
   rateLimiterStore.layer
 
 /**
- * `ResponseCache.RedisOptions`: `url`, `prefix` (default `effect-llm:cache:`), `ttl`,
- * `maxEntries` and `commandTimeout` (default 500 ms: a lookup sits in front of every call).
+ * One budget for many processes, on many hosts: `RateLimiter.layer(options)` over
+ * `layerRateLimiterStore(options)`.
+ *
+ * The buckets live in Redis and each reservation is one Lua script, timed by the Redis
+ * server's clock. Processes that use the same `url`, `prefix` and `name` share the budget.
+ * The bucket arithmetic, FIFO reservations, `observe`, `settle`, pauses and `onExceeded`
+ * behave as in memory.
+ *
+ * Redis outages. The layer fails with `RedisError` only when Redis is unreachable as it is
+ * built. After that the connection reconnects forever (100 ms doubling to 2 s), and every
+ * command is bounded by `commandTimeout` (default 1 second):
+ * - `admit` fails with `StoreUnavailableError` (retryable) when Redis does not answer,
+ *   and so does a waiter whose pause check gets no answer (its reservation is refunded):
+ *   nothing is admitted without Redis's answer, so an outage never over-admits. A
+ *   reservation whose answer was lost is not refunded, erring toward admitting less.
+ *   `status` and `reset` fail the same way.
+ * - `settle`, `observe` and the refund of an interrupted waiter are sent at once and
+ *   waited for at most 100 ms: not at all once an outage is known, nor when the call's
+ *   deadline has passed. So a frozen Redis never holds a call that was admitted past its
+ *   deadline. When they fail they are dropped.
+ * - One warning is logged when an outage starts, one info line when Redis answers again.
+ * @since 0.1.0 @category layers
+ */
+export const layerRateLimiter = (
+  options: RateLimiter.Options & RedisOptions
+): Layer.Layer<RateLimiter.RateLimiter, RedisError | ConfigError> =>
+  Layer.provide(RateLimiter.layer(options), layerRateLimiterStore(options))
+
+/**
+ * `url`, `prefix` (default `effect-llm:cache:`), `ttl`, `staleFor`, `maxEntries` and
+ * `commandTimeout` (default 500 ms: a lookup sits in front of every call).
  * @since 0.1.0 @category models
  */
-export type ResponseCacheStoreOptions = CacheOptions
+export interface ResponseCacheStoreOptions {
+  /** `redis://host:port/db` */
+  readonly url: string
+  /** Default `effect-llm:cache:`. */
+  readonly prefix?: string | undefined
+  readonly ttl: Duration.DurationInput
+  /** How long an entry is kept past its TTL for degraded mode (`serveStale`). Default 0. */
+  readonly staleFor?: Duration.DurationInput | undefined
+  /** Least recently used entries beyond this are evicted. Default: no limit beyond the TTL. */
+  readonly maxEntries?: number | undefined
+  /**
+   * Longest wait for one Redis command before it counts as a miss (a write, as skipped).
+   * Default 500 ms: a lookup sits in front of every call.
+   */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+}
 
 /**
  * Cached answers in Redis, shared by every process on it, the least recently used evicted
- * beyond `maxEntries`. It never fails a request nor holds one longer than `commandTimeout`
- * per lookup; even an unreachable Redis at build time only means misses.
+ * beyond `maxEntries`: the Redis counterpart of `ResponseCache.layerMemory`. It never fails a
+ * request nor holds one longer than `commandTimeout` per lookup; even an unreachable Redis at
+ * build time only means misses. The connection reconnects forever (100 ms doubling to 2 s).
  * @since 0.1.0 @category layers
  */
-export const layerResponseCacheStore: (options: ResponseCacheStoreOptions) => Layer.Layer<ResponseCacheStore> =
+export const layerResponseCacheStore: (options: ResponseCacheStoreOptions) => Layer.Layer<ResponseCache.ResponseCacheStore, ConfigError> =
   responseCacheStore.layer
+
+/**
+ * The cache decorator (`ResponseCache.layerWith(options)`) over `layerResponseCacheStore(options)`,
+ * with the store in the output too, so that `ResponseCache.stats` and `clear` read it.
+ * @since 0.1.0 @category layers
+ */
+export const layerResponseCache = (
+  options: ResponseCacheStoreOptions & ResponseCache.Options
+): Layer.Layer<LanguageModel | ResponseCache.ResponseCacheStore, ConfigError, LanguageModel> =>
+  Layer.provideMerge(ResponseCache.layerWith(options), layerResponseCacheStore(options))

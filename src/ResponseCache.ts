@@ -135,45 +135,6 @@ export interface MemoryOptions {
 export const layerMemory = (options: MemoryOptions): Layer.Layer<ResponseCacheStore> =>
   Layer.effect(ResponseCacheStore, Effect.flatMap(internal.memoryBackend(options), makeStore))
 
-/** @since 0.1.0 @category models */
-export interface RedisOptions {
-  /** `redis://host:port/db` */
-  readonly url: string
-  /** Default `effect-llm:cache:`. */
-  readonly prefix?: string | undefined
-  readonly ttl: Duration.DurationInput
-  /** How long an entry is kept past its TTL for degraded mode (`serveStale`). Default 0. */
-  readonly staleFor?: Duration.DurationInput | undefined
-  /** Least recently used entries beyond this are evicted. Default: no limit beyond the TTL. */
-  readonly maxEntries?: number | undefined
-  /**
-   * Longest wait for one Redis command before it counts as a miss (a write, as skipped).
-   * Default 500 ms: a lookup sits in front of every call.
-   */
-  readonly commandTimeout?: Duration.DurationInput | undefined
-}
-
-/**
- * A store shared by every process on one Redis: `Redis.layerResponseCacheStore(options)`
- * (see `effect-llm/Redis`), kept here for convenience. ioredis is loaded when the layer is
- * built, not when this module is imported.
- *
- * When Redis is down, frozen or slow, reads are misses and writes are skipped: it never
- * fails a request, and never holds one longer than `commandTimeout` (default 500 ms) per
- * lookup. Unlike the key pool and the limiter, even an unreachable Redis at build time does
- * not fail the layer. The connection reconnects forever (100 ms doubling to 2 s); one
- * warning is logged when an outage starts, one info line when Redis answers again.
- * @since 0.1.0 @category layers
- */
-export const layerRedis = (options: RedisOptions): Layer.Layer<ResponseCacheStore> =>
-  Layer.unwrapEffect(
-    Effect.map(
-      // dynamic: `import("effect-llm")` must not load ioredis
-      Effect.promise(() => import("./Redis.js")),
-      (Redis) => Redis.layerResponseCacheStore(options)
-    )
-  )
-
 /**
  * A store from your own backend.
  * @since 0.1.0 @category layers

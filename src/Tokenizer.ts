@@ -8,7 +8,6 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import type { ChatCompletionFunctionDefinition, ChatMessage } from "gpt-tokenizer/functionCalling"
 import * as Message from "./Message.js"
 
@@ -45,8 +44,15 @@ export interface Service {
   ) => Effect.Effect<{ readonly perMessage: ReadonlyArray<number>; readonly overhead: number; readonly exact: boolean }>
 }
 
-/** @since 0.1.0 @category tags */
-export class Tokenizer extends Context.Tag("effect-llm/Tokenizer")<Tokenizer, Service>() {}
+/**
+ * The tokenizer `count` and `ContextWindow` use: a `Context.Reference` whose default is `make`'s
+ * (the real BPE for OpenAI-family models, the estimate for the rest; the BPE tables load on
+ * the first exact count). Provide `layerEstimate` to never load them.
+ * @since 0.1.0 @category tags
+ */
+export class Tokenizer extends Context.Reference<Tokenizer>()("effect-llm/Tokenizer", {
+  defaultValue: (): Service => Effect.runSync(make)
+}) {}
 
 /**
  * The BPE of an OpenAI-family model, or undefined for other families. Vendor prefixes
@@ -250,13 +256,11 @@ export const layer: Layer.Layer<Tokenizer> = Layer.effect(Tokenizer, make)
 /** @since 0.1.0 @category layers */
 export const layerEstimate: Layer.Layer<Tokenizer> = Layer.succeed(Tokenizer, estimateOnly)
 
-const fallback = Effect.runSync(make)
-
 /**
- * The `Tokenizer` in context, or the default one (BPE for OpenAI models) when none is.
+ * The `Tokenizer` in context, or its default (BPE for OpenAI models) when none is provided.
  * @since 0.1.0 @category accessors
  */
-export const current: Effect.Effect<Service> = Effect.map(Effect.serviceOption(Tokenizer), Option.getOrElse(() => fallback))
+export const current: Effect.Effect<Service> = Tokenizer
 
 /** @since 0.1.0 @category accessors */
 export const count = (input: Input, model: string, options?: CountOptions): Effect.Effect<TokenCount> =>

@@ -1,7 +1,7 @@
 /**
- * How provider requests reach the network. Every provider sends through a `Transport` when
- * one is provided, and through the `HttpClient` it requires when not, so a stack chooses
- * its transport by swapping one layer:
+ * How provider requests reach the network. `Transport` is a `Context.Reference` that a
+ * provider reads when its layer builds; its default (`viaHttpClient`) sends through the
+ * `HttpClient` the provider requires. A stack chooses its transport by swapping one layer:
  *
  * - `Transport.layerUndici` drives undici's dispatcher directly. It is the fast path: about
  *   a third of the CPU per request of going through `@effect/platform`'s HttpClient (see the
@@ -15,20 +15,34 @@
 import * as HttpClient from "@effect/platform/HttpClient"
 // the subpath: the package index also loads cluster, rpc, sql, msgpackr and ws
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { makeHttpClient } from "./internal/transport/httpClient.js"
-import type * as internal from "./internal/transport/types.js"
+import * as internal from "./internal/transport/types.js"
 import { makeUndici } from "./internal/transport/undici.js"
 
 export type Request = internal.TransportRequest
 export type TextReply = internal.TextReply
 export type StreamReply = internal.StreamReply
 export type Service = internal.Service
-export { TransportFailure } from "./internal/transport/types.js"
 
-export class Transport extends Context.Tag("effect-llm/Transport")<Transport, Service>() {}
+/** Why an exchange failed below HTTP (a `Schema.TaggedError`); never carries the request. */
+export const TransportFailure: typeof internal.TransportFailure = internal.TransportFailure
+export type TransportFailure = internal.TransportFailure
+
+/**
+ * The transport providers send through: a `Context.Reference` read when a provider's layer
+ * builds. Default `viaHttpClient`.
+ */
+export const Transport: typeof internal.Transport = internal.Transport
+export type Transport = internal.Transport
+
+/**
+ * `Transport`'s default: each provider sends through the `HttpClient` it requires, bound when
+ * its layer builds (its middleware, tracing and proxies apply). On its own, outside a
+ * provider, it sends nothing: `fromHttpClient(client)` is the transport over a given client.
+ */
+export const viaHttpClient: Service = internal.viaHttpClient
 
 /** A transport over an undici dispatcher (an `Agent`, a `Pool`, a `ProxyAgent`, …) you own. */
 export const fromDispatcher = makeUndici

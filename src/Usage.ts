@@ -1,6 +1,7 @@
 /**
  * Usage and cost: a tracker of totals per provider and model, fed by every provider
- * response when its layer is present, and a price table that turns tokens into dollars.
+ * response when its layer is provided (by default nothing is tracked), and a price table that
+ * turns tokens into dollars.
  *
  * @since 0.1.0
  */
@@ -10,6 +11,21 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import type * as Message from "./Message.js"
 import { modelLabel } from "./internal/request/telemetry.js"
+import * as internal from "./internal/usage.js"
+
+/**
+ * Two usages added up: every count summed, an optional count (reasoning, cached input) absent
+ * only when both lack it, estimated when either is. The one sum of the library: the tool loop's
+ * steps, the tracker's totals and a batch's summary all add with it.
+ * @since 0.1.0 @category utils
+ */
+export const add: (a: Message.Usage, b: Message.Usage) => Message.Usage = internal.add
+
+/**
+ * No tokens: the start of a sum.
+ * @since 0.1.0 @category utils
+ */
+export const empty: Message.Usage = internal.empty
 
 /**
  * US dollars per million tokens. `cachedInputPerMillion` prices input tokens the provider
@@ -128,8 +144,15 @@ export interface Service {
   readonly cost: (provider: string, model: string, usage: Message.Usage) => number | undefined
 }
 
-/** @since 0.1.0 @category tags */
-export class UsageTracker extends Context.Tag("effect-llm/UsageTracker")<UsageTracker, Service>() {}
+/**
+ * The tracker every provider records into: a `Context.Reference` read when a provider's layer
+ * builds. Its default is `untracked`, which records nothing (its snapshot stays empty) and
+ * prices with `defaultPrices`; provide `layer(...)` below the providers to keep totals.
+ * @since 0.1.0 @category tags
+ */
+export class UsageTracker extends Context.Reference<UsageTracker>()("effect-llm/UsageTracker", {
+  defaultValue: (): Service => untracked
+}) {}
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -144,29 +167,53 @@ export const costCounter = Metric.counter("effect_llm_cost_usd_total", {
   incremental: true
 })
 
-const zero: Totals = {
-  requests: 0,
-  inputTokens: 0,
-  outputTokens: 0,
-  reasoningTokens: 0,
-  cachedInputTokens: 0,
-  totalTokens: 0,
-  estimatedRequests: 0,
-  cost: 0,
-  unpricedRequests: 0
+/** A running total: the tokens as one summed usage, and the counts beside it. */
+interface Tally {
+  usage: Message.Usage
+  requests: number
+  estimatedRequests: number
+  cost: number
+  unpricedRequests: number
 }
 
-const add = (a: Totals, b: Totals): Totals => ({
-  requests: a.requests + b.requests,
-  inputTokens: a.inputTokens + b.inputTokens,
-  outputTokens: a.outputTokens + b.outputTokens,
-  reasoningTokens: a.reasoningTokens + b.reasoningTokens,
-  cachedInputTokens: a.cachedInputTokens + b.cachedInputTokens,
-  totalTokens: a.totalTokens + b.totalTokens,
-  estimatedRequests: a.estimatedRequests + b.estimatedRequests,
-  cost: a.cost + b.cost,
-  unpricedRequests: a.unpricedRequests + b.unpricedRequests
+const newTally = (): Tally => ({ usage: internal.empty, requests: 0, estimatedRequests: 0, cost: 0, unpricedRequests: 0 })
+
+/** Adds `more` into `into`: the tokens with `add`, the counts beside them. */
+const addInto = (into: Tally, more: Tally): void => {
+  into.usage = internal.add(into.usage, more.usage)
+  into.requests += more.requests
+  into.estimatedRequests += more.estimatedRequests
+  into.cost += more.cost
+  into.unpricedRequests += more.unpricedRequests
+}
+
+const totalsOf = (t: Tally): Totals => ({
+  requests: t.requests,
+  inputTokens: t.usage.inputTokens,
+  outputTokens: t.usage.outputTokens,
+  reasoningTokens: t.usage.reasoningTokens ?? 0,
+  cachedInputTokens: t.usage.cachedInputTokens ?? 0,
+  totalTokens: t.usage.totalTokens,
+  estimatedRequests: t.estimatedRequests,
+  cost: t.cost,
+  unpricedRequests: t.unpricedRequests
 })
+
+/**
+ * `UsageTracker`'s default: it records nothing, so its snapshot is always empty; its prices are
+ * `defaultPrices`, so `Budget` prices requests with them.
+ * @since 0.1.0 @category constructors
+ */
+export const untracked: Service = {
+  record: () => Effect.void,
+  snapshot: Effect.sync((): Snapshot => ({ entries: [], total: totalsOf(newTally()) })),
+  reset: Effect.void,
+  prices: defaultPrices,
+  cost: (provider, model, usage) => {
+    const price = priceOf(defaultPrices, provider, model)
+    return price === undefined ? undefined : costOf(price, usage)
+  }
+}
 
 /** @since 0.1.0 @category constructors */
 export const make = (options: Options = {}): Effect.Effect<Service> =>
@@ -175,7 +222,7 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       ? { ...options.prices }
       : { ...defaultPrices, ...options.prices }
     // a plain Map: every update is one synchronous step, so fibers cannot interleave inside it
-    const entries = new Map<string, Entry>()
+    const entries = new Map<string, { readonly provider: string; readonly model: string; readonly tally: Tally }>()
     const cost = (provider: string, model: string, usage: Message.Usage) => {
       const price = priceOf(prices, provider, model)
       return price === undefined ? undefined : costOf(price, usage)
@@ -189,21 +236,17 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
         // the totals of models past MAX_MODEL_LABELS go under `other`, so caller input cannot grow them forever
         const tracked = modelLabel(entries, provider, model)
         const key = `${provider}\u0000${tracked}`
-        const before = entries.get(key) ?? { provider, model: tracked, ...zero }
-        entries.set(key, {
-          provider,
-          model: tracked,
-          ...add(before, {
-            requests: 1,
-            inputTokens: usage.inputTokens,
-            outputTokens: usage.outputTokens,
-            reasoningTokens: usage.reasoningTokens ?? 0,
-            cachedInputTokens: usage.cachedInputTokens ?? 0,
-            totalTokens: usage.totalTokens,
-            estimatedRequests: usage.estimated ? 1 : 0,
-            cost: dollars ?? 0,
-            unpricedRequests: dollars === undefined ? 1 : 0
-          })
+        let entry = entries.get(key)
+        if (entry === undefined) {
+          entry = { provider, model: tracked, tally: newTally() }
+          entries.set(key, entry)
+        }
+        addInto(entry.tally, {
+          usage,
+          requests: 1,
+          estimatedRequests: usage.estimated ? 1 : 0,
+          cost: dollars ?? 0,
+          unpricedRequests: dollars === undefined ? 1 : 0
         })
         // tokens are counted by Telemetry on every call, tracker or not; cost needs prices
         if (dollars === undefined) return Effect.void
@@ -218,15 +261,18 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       })
     const snapshot = Effect.sync((): Snapshot => {
       const list = [...entries.values()]
-      return { entries: list, total: list.reduce<Totals>((sum, entry) => add(sum, entry), zero) }
+      const total = newTally()
+      for (const { tally } of list) addInto(total, tally)
+      return { entries: list.map(({ model, provider, tally }): Entry => ({ provider, model, ...totalsOf(tally) })), total: totalsOf(total) }
     })
     const reset = Effect.sync(() => entries.clear())
     return { record, snapshot, reset, prices, cost }
   })
 
 /**
- * A tracker. Every provider (a `Provider.Spec` on the shared request path) records into it when it is in context,
- * so provide it below the provider layers (or to the whole stack).
+ * A tracker. Every provider (a `Provider.Spec` on the shared request path) records into the
+ * `UsageTracker` it finds when its layer builds, so provide this below the provider layers (or
+ * to the whole stack).
  * @since 0.1.0 @category layers
  */
 export const layer = (options?: Options): Layer.Layer<UsageTracker> => Layer.effect(UsageTracker, make(options))

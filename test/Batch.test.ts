@@ -90,10 +90,30 @@ describe("Batch.run", () => {
         succeeded: 2,
         failed: 2,
         failuresByTag: { ServerError: 1, InvalidRequestError: 1 },
+        usage: { inputTokens: 2, outputTokens: 4, totalTokens: 6, estimated: false },
         inputTokens: 2,
         outputTokens: 4
       })
     }))
+
+  it("a summary sums the whole usage of its items with Usage.add: reasoning, cached input and estimates too", () => {
+    const response = (usage: Message.Usage): Message.ChatResponse => ({
+      id: "r",
+      model: "m",
+      provider: "p",
+      text: "",
+      toolCalls: [],
+      finishReason: "stop",
+      usage
+    })
+    const items: Array<Batch.Result<Message.ChatResponse>> = [
+      { id: "a", index: 0, attempts: 1, durationMs: 1, result: Exit.succeed(response({ inputTokens: 10, outputTokens: 5, totalTokens: 15, reasoningTokens: 3, estimated: false })) },
+      { id: "b", index: 1, attempts: 1, durationMs: 1, result: Exit.succeed(response({ inputTokens: 7, outputTokens: 1, totalTokens: 8, cachedInputTokens: 4, estimated: true })) }
+    ]
+    const summary = items.reduce(Batch.summarize, Batch.emptySummary)
+    expect(summary.usage).toEqual({ inputTokens: 17, outputTokens: 6, totalTokens: 23, reasoningTokens: 3, cachedInputTokens: 4, estimated: true })
+    expect([summary.inputTokens, summary.outputTokens]).toEqual([17, 6])
+  })
 
   it.live("stopOnFirstError ends the stream after the first failure", () =>
     Effect.gen(function* () {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Stream, TestClock } from "effect"
+import { ConfigError, Context, Deferred, Effect, Either, Exit, Fiber, Layer, Stream, TestClock } from "effect"
 import { CircuitBreaker, LanguageModel, LlmError, Message } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
@@ -153,4 +153,17 @@ describe("CircuitBreaker", () => {
   it("rejects nonsense options", () => {
     expect(() => Effect.runSync(CircuitBreaker.make({ ...ids, consecutiveFailures: 0 }))).toThrow(/consecutiveFailures/)
   })
+
+  it.effect("nonsense options are a typed ConfigError naming the option, from make and from the layer", () =>
+    Effect.gen(function* () {
+      for (const [options, name] of [[{ consecutiveFailures: 0 }, "consecutiveFailures"], [{ failureRate: Number.NaN }, "failureRate"], [{ windowSize: 2.5 }, "windowSize"], [{ minimumRequests: -1 }, "minimumRequests"]] as const) {
+        const made = yield* Effect.either(CircuitBreaker.make({ ...ids, ...options }))
+        expect(Either.isLeft(made), `${name} was accepted`).toBe(true)
+        expect((made as Either.Left<ConfigError.ConfigError, unknown>).left).toMatchObject({ _op: "InvalidData", path: [name] })
+      }
+      const mock = yield* Testing.makeMockModel({ provider: "p", model: "m", steps: () => "x" })
+      const layer: Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError, LanguageModel.LanguageModel> = CircuitBreaker.layer({ windowSize: 0 })
+      const built = yield* Effect.either(Effect.scoped(Layer.build(layer.pipe(Layer.provide(LanguageModel.layer(mock.service))))))
+      expect(Either.isLeft(built) && ConfigError.isConfigError(built.left)).toBe(true)
+    }))
 })

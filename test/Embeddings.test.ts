@@ -1,11 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Layer } from "effect"
+import { ConfigError, Duration, Effect, Layer } from "effect"
 import { Embeddings, KeyPool, OpenAiCompatible, RateLimiter, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 import { fakeVector } from "../src/internal/testing/embeddings.js"
 import { assertValid } from "./support/openapi.js"
 
-const base = (keys: ReadonlyArray<string>, limiter: Layer.Layer<RateLimiter.RateLimiter> = RateLimiter.unlimited) =>
+const base = (keys: ReadonlyArray<string>, limiter: Layer.Layer<RateLimiter.RateLimiter, ConfigError.ConfigError> = RateLimiter.unlimited) =>
   Layer.mergeAll(KeyPool.layer({ providerId: "p", keys }), limiter, Transport.layerUndici)
 
 const openAi = (fake: Testing.FakeProviderService, options: Partial<OpenAiCompatible.EmbeddingsOptions> = {}, keys = ["e-key-1"]) =>

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Layer, Stream, TestClock } from "effect"
+import { ConfigError, Context, Effect, Either, Exit, Fiber, Layer, type Scope, Stream, TestClock } from "effect"
+import { expectTypeOf } from "vitest"
 import { Fallback, Health, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
@@ -30,7 +31,7 @@ const mock = (name: string, steps: ReadonlyArray<Testing.MockStep> | ((call: num
     (m) => ({ layer: LanguageModel.layer(m.service), calls: Effect.map(m.requests, (r) => r.length) })
   )
 
-const build = (layer: Layer.Layer<LanguageModel.LanguageModel, never, never>) =>
+const build = (layer: Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError, never>) =>
   Effect.map(Layer.build(layer), (context) => Context.get(context, LanguageModel.LanguageModel))
 
 const failureOf = <A>(exit: Exit.Exit<A, LlmError.LlmError>) =>
@@ -232,10 +233,36 @@ describe("Fallback", () => {
       expect(builds).toBe(1)
     }))
 
-  it.scoped("skipDisconnected without Health is a clear defect at build time", () =>
+  it.scoped("skipDisconnected puts Health in the layer's requirements: without it the stack does not compile", () =>
     Effect.gen(function* () {
       const a = yield* mock("a", ["x"])
-      const exit = yield* Effect.exit(Layer.build(Fallback.layer([{ model: a.layer }], { skipDisconnected: true })))
-      expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/needs Health.layer/)
+      const skipping = Fallback.layer([{ model: a.layer }], { skipDisconnected: true })
+      expectTypeOf<Layer.Layer.Context<typeof skipping>>().toEqualTypeOf<Health.Health>()
+      // a flag only known at run time may be true: Health is required then too
+      const flag: boolean = Math.random() > 2
+      expectTypeOf<Layer.Layer.Context<ReturnType<typeof Fallback.layer<[{ model: typeof a.layer }], { skipDisconnected: typeof flag }>>>>()
+        .toEqualTypeOf<Health.Health>()
+      expectTypeOf<Layer.Layer.Context<ReturnType<typeof Fallback.layer<[{ model: typeof a.layer }], { skipDisconnected: false }>>>>()
+        .toEqualTypeOf<never>()
+      const plain = Fallback.layer([{ model: a.layer }], { when: () => true })
+      expectTypeOf<Layer.Layer.Context<typeof plain>>().toEqualTypeOf<never>()
+      // @ts-expect-error: Health is missing
+      const unbuildable: Effect.Effect<unknown, unknown, Scope.Scope> = Layer.build(skipping)
+      void unbuildable
+      // provided, it builds and registers the step
+      const health = yield* Health.make({ interval: "1 hour" })
+      yield* Layer.build(skipping.pipe(Layer.provide(Layer.succeed(Health.Health, health))))
+      expect((yield* health.status).map((s) => s.name)).toEqual(["p/a"])
+    }))
+
+  it.scoped("a step's attempts that is not a whole number of at least 1 fails the layer with a ConfigError naming it", () =>
+    Effect.gen(function* () {
+      const a = yield* mock("a", ["x"])
+      for (const attempts of [0, 1.5, Number.NaN]) {
+        const result = yield* Effect.either(Layer.build(Fallback.layer([{ model: a.layer }, { model: a.layer, attempts }])))
+        expect(result._tag).toBe("Left")
+        const error = (result as Either.Left<unknown, unknown>).left
+        expect(ConfigError.isConfigError(error) && error._op === "InvalidData" && error.path).toEqual(["1", "attempts"])
+      }
     }))
 })

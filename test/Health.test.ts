@@ -1,9 +1,16 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Exit, Scope, TestClock } from "effect"
+import { ConfigError, Duration, Effect, Either, Exit, Scope, TestClock } from "effect"
 import { Health, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
 describe("Health", () => {
+  it.scoped("a failuresToDisconnect below 1 is a typed ConfigError naming it", () =>
+    Effect.gen(function* () {
+      const made = yield* Effect.either(Health.make({ failuresToDisconnect: 0 }))
+      expect(Either.isLeft(made)).toBe(true)
+      expect((made as Either.Left<ConfigError.ConfigError, unknown>).left).toMatchObject({ _op: "InvalidData", path: ["failuresToDisconnect"] })
+    }))
+
   it.scoped("probes on its interval and reports connected, slow, disconnected, then recovers on its own", () =>
     Effect.gen(function* () {
       let mode: "ok" | "slow" | "down" = "ok"

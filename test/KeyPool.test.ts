@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Config, ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Redacted, Scope, TestClock } from "effect"
+import { Config, ConfigError, ConfigProvider, Deferred, Duration, Effect, Either, Exit, Fiber, Layer, Redacted, Scope, TestClock } from "effect"
 import * as fc from "fast-check"
 import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
@@ -251,6 +251,39 @@ describe("KeyPool", () => {
 // Properties
 // ---------------------------------------------------------------------------
 
+describe("KeyPool options", () => {
+  it.effect("a key that cannot go in a header is a typed ConfigError naming its position, never the key", () =>
+    Effect.gen(function* () {
+      for (const bad of ["sk-line\nbreak", "sk-carriage\rreturn", "sk-n\u00fcl", "sk-\u0000"]) {
+        const result = yield* Effect.either(KeyPool.make({ providerId: "p", keys: ["sk-good", bad] }))
+        expect(Either.isLeft(result), "the pool was built").toBe(true)
+        const error = (result as Either.Left<ConfigError.ConfigError, unknown>).left
+        expect(ConfigError.isConfigError(error)).toBe(true)
+        expect(error).toMatchObject({ _op: "InvalidData", path: ["keys"] })
+        expect(String(error)).toContain("key 2 of 2")
+        expect(JSON.stringify(error) + String(error)).not.toContain(bad)
+      }
+      // the layer says so in its type and fails the same way
+      const layer: Layer.Layer<KeyPool.KeyPool, ConfigError.ConfigError> = KeyPool.layer({ providerId: "p", keys: ["sk-\n"] })
+      const built = yield* Effect.either(Effect.scoped(Layer.build(layer)))
+      expect(Either.isLeft(built) && ConfigError.isConfigError(built.left)).toBe(true)
+    }))
+
+  it.effect("an invalid maxConcurrentPerKey is a typed ConfigError that names it", () =>
+    Effect.gen(function* () {
+      for (const max of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+        const result = yield* Effect.either(KeyPool.make({ providerId: "p", keys: ["k"], maxConcurrentPerKey: max }))
+        expect(Either.isLeft(result), `maxConcurrentPerKey ${max} was accepted`).toBe(true)
+        const error = (result as Either.Left<ConfigError.ConfigError, unknown>).left
+        expect(error).toMatchObject({ _op: "InvalidData", path: ["maxConcurrentPerKey"] })
+        expect(String(error)).toContain("positive integer")
+      }
+      // a keyless pool has nothing to check: its layer cannot fail
+      const keyless: Layer.Layer<KeyPool.KeyPool> = KeyPool.layerKeyless("ollama")
+      expect((yield* Effect.scoped(Layer.build(keyless))).unsafeMap.size).toBe(1)
+    }))
+})
+
 describe("KeyPoolStore", () => {
   /** A memory store per pool that logs what the service asks of it. */
   const recording = (specs: Array<KeyPool.StoreSpec>, calls: Array<string>) =>
@@ -441,7 +474,7 @@ describe("KeyPool properties", () => {
 // Through a provider: every outcome is reported, and key-specific failures re-try at once
 // ---------------------------------------------------------------------------
 
-const stackWith = (baseUrl: string, pool: Layer.Layer<KeyPool.KeyPool>, limiter: Layer.Layer<RateLimiter.RateLimiter>) =>
+const stackWith = (baseUrl: string, pool: Layer.Layer<KeyPool.KeyPool, ConfigError.ConfigError>, limiter: Layer.Layer<RateLimiter.RateLimiter, ConfigError.ConfigError>) =>
   OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl }).pipe(
     Layer.provideMerge(pool),
     Layer.provideMerge(limiter),

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { ConfigError, Effect, Layer } from "effect"
 import { Embeddings, KeyPool, LanguageModel, Message, Ollama, RateLimiter, Transport } from "../src/index.js"
 import { fakeVector } from "../src/internal/testing/embeddings.js"
 import * as Testing from "../src/Testing.js"
 
-const stackFor = (fake: Testing.FakeProviderService, pool = KeyPool.layerKeyless("ollama")) =>
+const stackFor = (fake: Testing.FakeProviderService, pool: Layer.Layer<KeyPool.KeyPool, ConfigError.ConfigError> = KeyPool.layerKeyless("ollama")) =>
   Ollama.layer({ model: "llama3.2", baseUrl: fake.url, keepAlive: "10m" }).pipe(
     Layer.provide(pool),
     Layer.provide(RateLimiter.unlimited),

@@ -10,7 +10,7 @@
  * stream is NDJSON lines `{ word }` ending with `{ done, tokens }`, and `{ oops }` is an error.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Layer, Redacted, Stream } from "effect"
+import { Chunk, ConfigError, Effect, Exit, Layer, Redacted, Stream } from "effect"
 import { Embeddings, Fallback, KeyPool, LanguageModel, LlmError, Message, Provider, RateLimiter, Retry, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
@@ -96,10 +96,10 @@ const Say = (baseUrl: string): Provider.Spec => ({
 const sayAt = (fake: Testing.FakeProviderService, model: string, key: string) =>
   Provider.layer(Say(fake.url), { model }).pipe(Layer.provide(KeyPool.layer({ providerId: "say", keys: [key] })))
 
-/** Runs `effect` on `layer`, with no rate limit, over undici. */
-const provided = <RIn>(layer: Layer.Layer<LanguageModel.LanguageModel, never, RIn>) =>
+/** Runs `effect` on `layer`, with no rate limit, over undici; a layer that cannot build is the test's own bug. */
+const provided = <RIn>(layer: Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError, RIn>) =>
 <A, E>(effect: Effect.Effect<A, E, LanguageModel.LanguageModel>) =>
-  effect.pipe(Effect.provide(layer.pipe(Layer.provide(RateLimiter.unlimited), Layer.provide(Transport.layerUndici))))
+  effect.pipe(Effect.provide(layer.pipe(Layer.provide(RateLimiter.unlimited), Layer.provide(Transport.layerUndici), Layer.orDie)))
 
 // ---------------------------------------------------------------------------
 // The fake speaks Say through `Raw` replies

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Clock, Config, ConfigProvider, Duration, Effect, Exit, Fiber, Layer, TestClock, TestContext } from "effect"
+import { Cause, Clock, Config, ConfigError, ConfigProvider, Duration, Effect, Either, Exit, Fiber, Layer, TestClock, TestContext } from "effect"
 import * as fc from "fast-check"
 import { RateLimiter } from "../src/index.js"
 
@@ -13,6 +13,25 @@ const admitAt = (limiter: RateLimiter.Service, cost: RateLimiter.Cost, log: Arra
   Effect.fork(Effect.zipRight(limiter.admit(cost), Effect.flatMap(Clock.currentTimeMillis, (t) => Effect.sync(() => log.push(t)))))
 
 describe("RateLimiter", () => {
+  it.effect("an option that is not a positive number is a typed ConfigError naming it, from make and from the layer", () =>
+    Effect.gen(function* () {
+      const cases: Array<[RateLimiter.Options, string]> = [
+        [{ capacity: 0, refillPerSecond: 1 }, "capacity"],
+        [{ capacity: 1, refillPerSecond: Number.NaN }, "refillPerSecond"],
+        [{ requestsPerMinute: -5 }, "requestsPerMinute"],
+        [{ requestsPerMinute: 60, bufferRatio: 1.5 }, "bufferRatio"]
+      ]
+      for (const [options, name] of cases) {
+        const made = yield* Effect.either(RateLimiter.make(options))
+        expect(Either.isLeft(made), `${name} was accepted`).toBe(true)
+        const error = (made as Either.Left<ConfigError.ConfigError, unknown>).left
+        expect(error).toMatchObject({ _op: "InvalidData", path: [name] })
+        const layer: Layer.Layer<RateLimiter.RateLimiter, ConfigError.ConfigError> = RateLimiter.layer(options)
+        const built = yield* Effect.either(Effect.scoped(Layer.build(layer)))
+        expect(Either.isLeft(built) && ConfigError.isConfigError(built.left)).toBe(true)
+      }
+    }))
+
   it.effect("admits a burst up to capacity, then one per refill interval", () =>
     Effect.gen(function* () {
       const limiter = yield* RateLimiter.make({ capacity: 3, refillPerSecond: 2 })

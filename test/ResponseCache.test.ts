@@ -1,9 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import * as net from "node:net"
-import { Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Logger, Ref, Scope, Stream, TestClock } from "effect"
+import { ConfigError, Context, Deferred, type Duration, Effect, Exit, Fiber, Layer, Logger, Ref, Scope, Stream, TestClock } from "effect"
 import { inject } from "vitest"
 import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, ResponseCache, Transport } from "../src/index.js"
+import * as Redis from "../src/Redis.js"
 import * as Testing from "../src/Testing.js"
 import { toWireRequest } from "../src/internal/providers/openaiChat/request.js"
 
@@ -31,13 +32,13 @@ const countingModel = Effect.gen(function* () {
 
 let prefixCounter = 0
 type StoreOptions = { maxEntries: number; ttl: Duration.DurationInput; staleFor?: Duration.DurationInput }
-const stores: Array<[string, (options: StoreOptions) => Layer.Layer<ResponseCache.ResponseCacheStore>]> = [
+const stores: Array<[string, (options: StoreOptions) => Layer.Layer<ResponseCache.ResponseCacheStore, ConfigError.ConfigError>]> = [
   ["memory", (o) => ResponseCache.layerMemory(o)]
 ]
 if (redisUrl !== "") {
   stores.push([
     "redis",
-    (o) => ResponseCache.layerRedis({ url: redisUrl, prefix: `test:${process.pid}:${prefixCounter++}:`, ...o })
+    (o) => Redis.layerResponseCacheStore({ url: redisUrl, prefix: `test:${process.pid}:${prefixCounter++}:`, ...o })
   ])
 }
 
@@ -251,6 +252,33 @@ describe.each(stores)("ResponseCache over the %s store", (_name, storeLayer) => 
           }), {})
       }))
 
+    it.scoped("never past staleFor on the paths that skip the normal lookup: cache: refresh, and streams (bypassed or refreshed)", () =>
+      Effect.gen(function* () {
+        for (const streams of ["bypass", "replay"] as const) {
+          yield* run((m) =>
+            Effect.gen(function* () {
+              const refresh = Message.request("hello", { cache: "refresh" })
+              // a stream that is not replayed goes straight to the model; a replayed one with
+              // cache: refresh skips the lookup too
+              const streamed = streams === "bypass" ? Message.request("hello") : refresh
+              yield* LanguageModel.chat(Message.request("hello"))
+              yield* TestClock.adjust("2 minutes")
+              yield* m.failWith(server)
+              // past the TTL, within staleFor: each path reaches the stored reply
+              expect((yield* LanguageModel.chat(refresh)).stale, `${streams}: refresh within staleFor`).toBe(true)
+              expect((yield* LanguageModel.collect(LanguageModel.stream(streamed))).stale, `${streams}: stream within staleFor`).toBe(true)
+              // past staleFor: no path serves it, however old the stored entry is
+              yield* TestClock.adjust("1 hour")
+              expect((yield* Effect.flip(LanguageModel.chat(refresh)))._tag, `${streams}: refresh past staleFor`).toBe(server._tag)
+              expect((yield* Effect.flip(LanguageModel.collect(LanguageModel.stream(streamed))))._tag, `${streams}: stream past staleFor`)
+                .toBe(server._tag)
+              yield* TestClock.adjust("1 day")
+              expect((yield* Effect.flip(LanguageModel.chat(refresh)))._tag, `${streams}: refresh a day later`).toBe(server._tag)
+              expect((yield* ResponseCache.stats).staleServed).toBe(2)
+            }), { serveStale: true, streams })
+        }
+      }))
+
     it.scoped("a stream that fails before its first event replays the stale reply; one that fails after events does not", () =>
       run((m) =>
         Effect.gen(function* () {
@@ -271,14 +299,14 @@ describe.each(stores)("ResponseCache over the %s store", (_name, storeLayer) => 
  * Two stacks over one store: one memory store provided to both, or (as two processes would
  * see it) two Redis connections with the same prefix.
  */
-const sharedStores: Array<[string, Effect.Effect<readonly [ResponseCache.Store, ResponseCache.Store], never, Scope.Scope>]> = [
+const sharedStores: Array<[string, Effect.Effect<readonly [ResponseCache.Store, ResponseCache.Store], ConfigError.ConfigError, Scope.Scope>]> = [
   ["one memory store under two stacks", Effect.map(ResponseCache.ResponseCacheStore.pipe(
     Effect.provide(ResponseCache.layerMemory({ maxEntries: 10, ttl: "1 hour" }))
   ), (store) => [store, store] as const)]
 ]
 if (redisUrl !== "") {
   sharedStores.push(["one Redis store under two stacks", Effect.suspend(() => {
-    const layer = ResponseCache.layerRedis({ url: redisUrl, prefix: `test:${process.pid}:shared:${prefixCounter++}:`, ttl: "1 hour" })
+    const layer = Redis.layerResponseCacheStore({ url: redisUrl, prefix: `test:${process.pid}:shared:${prefixCounter++}:`, ttl: "1 hour" })
     const open = Effect.flatMap(Layer.build(layer), (context) => Effect.succeed(Context.get(context, ResponseCache.ResponseCacheStore)))
     return Effect.all([open, open])
   })])
@@ -398,7 +426,7 @@ describe("ResponseCache over an unreachable Redis", () => {
       }))
       const m = yield* countingModel
       const layer = ResponseCache.layer.pipe(
-        Layer.provideMerge(ResponseCache.layerRedis({ url: "redis://127.0.0.1:1/0", ttl: "1 hour", commandTimeout: "200 millis" })),
+        Layer.provideMerge(Redis.layerResponseCacheStore({ url: "redis://127.0.0.1:1/0", ttl: "1 hour", commandTimeout: "200 millis" })),
         Layer.provide(Layer.succeed(LanguageModel.LanguageModel, m.service))
       )
       yield* Effect.gen(function* () {
@@ -410,6 +438,26 @@ describe("ResponseCache over an unreachable Redis", () => {
       }).pipe(Effect.provide(layer), Effect.provide(capture))
       const warnings = logs.filter((l) => l.startsWith("WARN") && l.includes("Redis"))
       expect(warnings).toHaveLength(1)
+    }), { timeout: 10_000 })
+
+  it.scoped("its warning says what failed: the operation and Redis's own error, never the password", () =>
+    Effect.gen(function* () {
+      const logs: Array<string> = []
+      const capture = Logger.add(Logger.make(({ logLevel, message }) => {
+        logs.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+      }))
+      const m = yield* countingModel
+      const layer = ResponseCache.layer.pipe(
+        Layer.provideMerge(Redis.layerResponseCacheStore({ url: "redis://:s3cret-pw@127.0.0.1:1/0", ttl: "1 hour", commandTimeout: "200 millis" })),
+        Layer.provide(Layer.succeed(LanguageModel.LanguageModel, m.service))
+      )
+      yield* LanguageModel.chat(Message.request("hello")).pipe(Effect.provide(layer), Effect.provide(capture))
+      const warning = logs.find((l) => l.startsWith("WARN") && l.includes("Redis"))
+      expect(warning).toBeDefined()
+      expect(warning).not.toContain("An unknown error occurred")
+      // the operation, and ioredis' own reason (connection refused, closed, or no answer in time)
+      expect(warning).toMatch(/Redis (connect|GET) failed \((connect ECONNREFUSED|Connection is closed|no answer within)/)
+      expect(logs.join("\n")).not.toContain("s3cret-pw")
     }), { timeout: 10_000 })
 })
 
@@ -454,7 +502,7 @@ describe.skipIf(redisUrl === "")("ResponseCache when Redis goes away and comes b
       yield* Scope.extend(redisOn(port), first)
       const m = yield* countingModel
       const layer = ResponseCache.layer.pipe(
-        Layer.provideMerge(ResponseCache.layerRedis({ url: `redis://127.0.0.1:${port}/0`, ttl: "1 hour", commandTimeout: "300 millis" })),
+        Layer.provideMerge(Redis.layerResponseCacheStore({ url: `redis://127.0.0.1:${port}/0`, ttl: "1 hour", commandTimeout: "300 millis" })),
         Layer.provide(Layer.succeed(LanguageModel.LanguageModel, m.service))
       )
       const warnings = () => logs.filter((l) => l.startsWith("WARN")).length

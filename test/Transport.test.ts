@@ -5,7 +5,7 @@
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Stream } from "effect"
+import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Schema, Stream } from "effect"
 import { Agent } from "undici"
 import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
@@ -186,4 +186,26 @@ describe("Transport.fromDispatcher", () => {
         )
       ))
     })), 15_000)
+})
+
+describe("Transport's contract", () => {
+  it.effect("TransportFailure is a Schema.TaggedError: it decodes from its encoded form and fails an Effect as itself", () =>
+    Effect.gen(function* () {
+      const failure = Schema.decodeUnknownSync(Transport.TransportFailure)({ _tag: "TransportFailure", description: "ECONNRESET", reason: "network" })
+      expect(failure).toBeInstanceOf(Transport.TransportFailure)
+      expect(failure).toMatchObject({ _tag: "TransportFailure", description: "ECONNRESET", reason: "network" })
+      const caught = yield* Effect.flip(Effect.gen(function* () {
+        return yield* new Transport.TransportFailure({ description: "too big", reason: "tooLarge", limit: 10 })
+      }))
+      expect(caught.limit).toBe(10)
+      expect(() => Schema.decodeUnknownSync(Transport.TransportFailure)({ _tag: "TransportFailure", description: "x", reason: "other" })).toThrow()
+    }))
+
+  it.effect("the default transport is viaHttpClient, which a provider binds to its HttpClient; alone it sends nothing and says why", () =>
+    Effect.gen(function* () {
+      expect(yield* Transport.Transport).toBe(Transport.viaHttpClient)
+      const failure = yield* Effect.flip(Transport.viaHttpClient.text({ url: "http://127.0.0.1:1", headers: {}, body: "", secretHeaders: [] }))
+      expect(failure._tag).toBe("TransportFailure")
+      expect(failure.description).toContain("Transport.fromHttpClient")
+    }))
 })

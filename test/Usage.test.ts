@@ -12,6 +12,39 @@ const stackOn = (baseUrl: string, tracker: Layer.Layer<Usage.UsageTracker>) =>
   )
 
 describe("Usage", () => {
+  it("add sums every count; an optional count stays absent only when both lack it; estimated when either is", () => {
+    const a: Message.Usage = { inputTokens: 10, outputTokens: 5, totalTokens: 15, estimated: false }
+    const b: Message.Usage = { inputTokens: 3, outputTokens: 2, totalTokens: 5, reasoningTokens: 1, estimated: true }
+    expect(Usage.add(a, Usage.empty)).toEqual(a)
+    expect(Usage.add(a, a)).toEqual({ inputTokens: 20, outputTokens: 10, totalTokens: 30, estimated: false })
+    expect(Usage.add(a, b)).toEqual({ inputTokens: 13, outputTokens: 7, totalTokens: 20, reasoningTokens: 1, estimated: true })
+    expect(Usage.add(b, { ...a, cachedInputTokens: 4 })).toEqual({
+      inputTokens: 13,
+      outputTokens: 7,
+      totalTokens: 20,
+      reasoningTokens: 1,
+      cachedInputTokens: 4,
+      estimated: true
+    })
+  })
+
+  it.scoped("without Usage.layer nothing is tracked: the default tracker records nothing and prices with the defaults", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "hello there" } })
+      const stack = OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl: fake.baseUrl }).pipe(
+        Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["k1"] })),
+        Layer.provide(RateLimiter.unlimited),
+        Layer.provide(Transport.layerUndici)
+      )
+      yield* LanguageModel.chat(Message.request("hi")).pipe(Effect.provide(stack))
+      const tracker = yield* Usage.UsageTracker
+      expect(tracker).toBe(Usage.untracked)
+      expect((yield* tracker.snapshot).entries).toEqual([])
+      expect(tracker.prices).toBe(Usage.defaultPrices)
+      expect(tracker.cost("openai", "gpt-4o-mini", { inputTokens: 1_000_000, outputTokens: 0, totalTokens: 1_000_000, estimated: false }))
+        .toBe(Usage.defaultPrices["gpt-4o-mini"]!.inputPerMillion)
+    }))
+
   it("prices by exact name, provider-qualified name, longest prefix, and vendor-prefixed name", () => {
     const table: Usage.PriceTable = {
       "gpt-4o": { inputPerMillion: 2.5, outputPerMillion: 10 },

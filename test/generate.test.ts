@@ -3,7 +3,7 @@
  * generateText / streamText, and generateObject / streamObject with repair, on scripted models.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Arbitrary, Cause, Chunk, Deferred, Effect, Exit, FastCheck as fc, Fiber, Layer, Schema, Stream, Supervisor } from "effect"
+import { Arbitrary, Cause, Chunk, ConfigError, Deferred, Effect, Exit, FastCheck as fc, Fiber, Layer, Schema, Stream, Supervisor } from "effect"
 import {
   Anthropic,
   Gemini,
@@ -398,7 +398,7 @@ describe("generateObject", () => {
 })
 
 describe("generateObject on every wire API (FakeProvider)", () => {
-  const apis: Array<[string, (fake: Testing.FakeProviderService) => Layer.Layer<LanguageModel.LanguageModel, never, KeyPool.KeyPool>]> = [
+  const apis: Array<[string, (fake: Testing.FakeProviderService) => Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError, KeyPool.KeyPool>]> = [
     ["OpenAI Responses", (fake) => OpenAiResponses.layer({ model: "gpt-5-mini", baseUrl: fake.baseUrl }).pipe(Layer.provide(RateLimiter.unlimited), Layer.provide(Transport.layerUndici))],
     ["Anthropic (a forced tool)", (fake) => Anthropic.layer({ model: "claude-sonnet-4-5", baseUrl: fake.url }).pipe(Layer.provide(RateLimiter.unlimited), Layer.provide(Transport.layerUndici))],
     ["Gemini", (fake) => Gemini.layer({ model: "gemini-2.5-flash", baseUrl: `${fake.url}/v1beta` }).pipe(Layer.provide(RateLimiter.unlimited), Layer.provide(Transport.layerUndici))],

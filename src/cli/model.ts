@@ -205,7 +205,8 @@ const modelLayer = (
       const fake = yield* Testing.FakeProvider.make({ respond: fakeEcho, record: false })
       const layer = OpenAiCompatible.layer({ model: Option.getOrElse(choice.model, () => "fake-model"), baseUrl: fake.baseUrl, provider: "fake" }).pipe(
         Layer.provide(KeyPool.layer({ providerId: "fake", keys: ["fake-key-1", "fake-key-2"] })),
-        Layer.provide(RateLimiter.layer({ capacity: 100, refillPerSecond: 100 }))
+        Layer.provide(RateLimiter.layer({ capacity: 100, refillPerSecond: 100 })),
+        Layer.mapError((error) => new CliError({ message: String(error) }))
       )
       return [layer, { provider: "fake", baseUrl: fake.baseUrl, keys: undefined }] as const
     }

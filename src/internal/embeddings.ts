@@ -2,6 +2,7 @@
  * The embeddings service from a per-batch call (batching, checks, usage, the span) and the
  * service over an `EmbeddingsSpec`; `Embeddings` and `Provider` are its public faces.
  */
+import type { ConfigError } from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import type { EmbedOptions, EmbedResult, MakeOptions, Service } from "../Embeddings.js"
@@ -118,7 +119,7 @@ const bodyOf = (
 }
 
 /** The service over an embeddings spec: one endpoint, each batch sent through the pool and limiter. */
-export const fromSpec = (spec: EmbeddingsSpec, options: EmbeddingsOptions): Effect.Effect<Service, never, Requirements> => {
+export const fromSpec = (spec: EmbeddingsSpec, options: EmbeddingsOptions): Effect.Effect<Service, ConfigError, Requirements> => {
   const provider = options.provider ?? spec.provider
   const model = options.model
   const readError = spec.readError ?? readErrorBody

@@ -10,15 +10,16 @@ import * as Either from "effect/Either"
 import * as JSONSchema from "effect/JSONSchema"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { Accumulator, LanguageModel } from "../LanguageModel.js"
 import { excerptOf, InvalidRequestError, type LlmError, StructuredOutputError } from "../LlmError.js"
 import * as Message from "../Message.js"
 import * as Telemetry from "../Telemetry.js"
 import * as Tool from "../Tool.js"
 import type * as Toolkit from "../Toolkit.js"
 import * as Decode from "./decode.js"
+import { Accumulator, LanguageModel } from "./languageModel.js"
 import { PartialJson } from "./partialJson.js"
 import * as Streams from "./streams.js"
+import { add as addUsage, empty as emptyUsage } from "./usage.js"
 
 // ---------------------------------------------------------------------------
 // Types
@@ -121,29 +122,6 @@ const loopOptions = <T extends Tool.Any>(model: LanguageModel["Type"], options: 
 const repairsOf = <A, I>(model: LanguageModel["Type"], options: GenerateObjectOptions<A, I>): number | InvalidRequestError => {
   const repairs = options.repairAttempts ?? defaultRepairAttempts
   return isWhole(repairs, 0) ? repairs : invalidOption(model, "repairAttempts", repairs, "a whole number of at least 0")
-}
-
-// ---------------------------------------------------------------------------
-// Usage
-// ---------------------------------------------------------------------------
-
-const emptyUsage: Message.Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, estimated: false }
-
-const plus = (a: number | undefined, b: number | undefined): number | undefined =>
-  a === undefined ? b : b === undefined ? a : a + b
-
-export const addUsage = (a: Message.Usage, b: Message.Usage): Message.Usage => {
-  const usage: { -readonly [K in keyof Message.Usage]: Message.Usage[K] } = {
-    inputTokens: a.inputTokens + b.inputTokens,
-    outputTokens: a.outputTokens + b.outputTokens,
-    totalTokens: a.totalTokens + b.totalTokens,
-    estimated: a.estimated || b.estimated
-  }
-  const reasoning = plus(a.reasoningTokens, b.reasoningTokens)
-  const cached = plus(a.cachedInputTokens, b.cachedInputTokens)
-  if (reasoning !== undefined) usage.reasoningTokens = reasoning
-  if (cached !== undefined) usage.cachedInputTokens = cached
-  return usage
 }
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto"
+import * as ConfigError from "effect/ConfigError"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as Redacted from "effect/Redacted"
@@ -14,17 +16,28 @@ import { type HeapEntry, KeyHeap, rank } from "./keyHeap.js"
 export const fingerprint = (key: string): string =>
   "key_" + createHash("sha256").update(key).digest("hex").slice(0, 10)
 
-/** The configured keys, deduplicated, by fingerprint. Keys never leave the process. */
-export const keysOf = (keys: Options["keys"], providerId = "pool"): ReadonlyMap<string, Redacted.Redacted<string>> => {
+/**
+ * The configured keys, deduplicated, by fingerprint; or, for a key that cannot go in an HTTP
+ * header, a `ConfigError` that names it by position, never by value. Keys never leave the
+ * process.
+ */
+export const keysOf = (
+  keys: Options["keys"],
+  providerId = "pool"
+): Either.Either<ReadonlyMap<string, Redacted.Redacted<string>>, ConfigError.ConfigError> => {
   const byId = new Map<string, Redacted.Redacted<string>>()
-  keys.forEach((raw, index) => {
+  for (const [index, raw] of keys.entries()) {
     const key = typeof raw === "string" ? Redacted.make(raw) : raw
     const problem = headerProblem(Redacted.value(key))
-    if (problem !== undefined) throw new InvalidKeyError(providerId, index, keys.length, problem)
+    if (problem !== undefined) {
+      return Either.left(
+        ConfigError.InvalidData(["keys"], `KeyPool ${providerId}: key ${index + 1} of ${keys.length} ${problem}, so it cannot go in an HTTP header`)
+      )
+    }
     const id = fingerprint(Redacted.value(key))
     if (!byId.has(id)) byId.set(id, key)
-  })
-  return byId
+  }
+  return Either.right(byId)
 }
 
 /**
@@ -41,24 +54,19 @@ export const headerProblem = (key: string): string | undefined => {
   return undefined
 }
 
-/** A configured key that cannot be sent; names the key by its position, never its value. */
-export class InvalidKeyError extends Error {
-  constructor(providerId: string, index: number, count: number, problem: string) {
-    super(`KeyPool ${providerId}: key ${index + 1} of ${count} ${problem}, so it cannot go in an HTTP header`)
-    this.name = "InvalidKeyError"
-  }
-}
-
-export const timingsOf = (options: Options): Timings => {
+/** The pool's timings, or a `ConfigError` naming the option that cannot be one. */
+export const timingsOf = (options: Options): Either.Either<Timings, ConfigError.ConfigError> => {
   const max = options.maxConcurrentPerKey
   if (max !== undefined && (!Number.isInteger(max) || max < 1)) {
-    throw new RangeError(`KeyPool: maxConcurrentPerKey must be a positive integer, got ${String(max)}`)
+    return Either.left(
+      ConfigError.InvalidData(["maxConcurrentPerKey"], `KeyPool ${options.providerId}: maxConcurrentPerKey must be a positive integer, got ${String(max)}`)
+    )
   }
-  return {
+  return Either.right({
     defaultCooldown: Duration.toMillis(options.defaultCooldown ?? "10 seconds"),
     quotaReset: Duration.toMillis(options.quotaResetAfter ?? "1 hour"),
     maxConcurrentPerKey: max
-  }
+  })
 }
 
 // ---------------------------------------------------------------------------

@@ -1,5 +1,7 @@
+import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Metric from "effect/Metric"
 import { RateLimitExceededError, type StoreUnavailableError } from "../LlmError.js"
 import type {
@@ -23,39 +25,40 @@ import { parseGoDuration, retryAfterOf } from "./request/errors.js"
 // Limits
 // ---------------------------------------------------------------------------
 
-const positive = (name: string, value: number | undefined): number => {
-  if (value === undefined || !Number.isFinite(value) || value <= 0) {
-    throw new RangeError(`RateLimiter: ${name} must be a positive number, got ${String(value)}`)
-  }
-  return value
-}
+const invalid = (name: string, message: string) => Either.left(ConfigError.InvalidData([name], `RateLimiter: ${message}`))
 
-/** Reads the options into limits; bad numbers throw a RangeError naming the option. */
-export const limitsOf = (options: Options): Limits => {
-  const ratio = options.bufferRatio ?? 1
-  if (!Number.isFinite(ratio) || ratio <= 0 || ratio > 1) {
-    throw new RangeError(`RateLimiter: bufferRatio must be in (0, 1], got ${String(ratio)}`)
-  }
-  const dim = (capacity: number, perSecond: number): Dimension => ({
-    capacity: capacity * ratio,
-    refillPerMs: (perSecond * ratio) / 1000
+const positive = (name: string, value: number | undefined): Either.Either<number, ConfigError.ConfigError> =>
+  value === undefined || !Number.isFinite(value) || value <= 0
+    ? invalid(name, `${name} must be a positive number, got ${String(value)}`)
+    : Either.right(value)
+
+/** Reads the options into limits, or a `ConfigError` naming the option that is not a number it can use. */
+export const limitsOf = (options: Options): Either.Either<Limits, ConfigError.ConfigError> =>
+  Either.gen(function* () {
+    const ratio = options.bufferRatio ?? 1
+    if (!Number.isFinite(ratio) || ratio <= 0 || ratio > 1) {
+      return yield* invalid("bufferRatio", `bufferRatio must be in (0, 1], got ${String(ratio)}`)
+    }
+    const dim = (capacity: number, perSecond: number): Dimension => ({
+      capacity: capacity * ratio,
+      refillPerMs: (perSecond * ratio) / 1000
+    })
+    if ("requestsPerMinute" in options) {
+      const rpm = yield* positive("requestsPerMinute", options.requestsPerMinute)
+      const tpm = options.tokensPerMinute === undefined ? undefined : yield* positive("tokensPerMinute", options.tokensPerMinute)
+      return { requests: dim(rpm, rpm / 60), tokens: tpm === undefined ? undefined : dim(tpm, tpm / 60), ratio }
+    }
+    const capacity = yield* positive("capacity", options.capacity)
+    const refill = yield* positive("refillPerSecond", options.refillPerSecond)
+    const tokenCapacity = options.tokenCapacity === undefined ? undefined : yield* positive("tokenCapacity", options.tokenCapacity)
+    return {
+      requests: dim(capacity, refill),
+      tokens: tokenCapacity === undefined
+        ? undefined
+        : dim(tokenCapacity, yield* positive("tokenRefillPerSecond", options.tokenRefillPerSecond ?? tokenCapacity / 60)),
+      ratio
+    }
   })
-  if ("requestsPerMinute" in options) {
-    const rpm = positive("requestsPerMinute", options.requestsPerMinute)
-    const tpm = options.tokensPerMinute === undefined ? undefined : positive("tokensPerMinute", options.tokensPerMinute)
-    return { requests: dim(rpm, rpm / 60), tokens: tpm === undefined ? undefined : dim(tpm, tpm / 60), ratio }
-  }
-  const capacity = positive("capacity", options.capacity)
-  const refill = positive("refillPerSecond", options.refillPerSecond)
-  const tokenCapacity = options.tokenCapacity === undefined ? undefined : positive("tokenCapacity", options.tokenCapacity)
-  return {
-    requests: dim(capacity, refill),
-    tokens: tokenCapacity === undefined
-      ? undefined
-      : dim(tokenCapacity, positive("tokenRefillPerSecond", options.tokenRefillPerSecond ?? tokenCapacity / 60)),
-    ratio
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Headers

@@ -8,7 +8,7 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { LRUCache } from "lru-cache"
-import * as Message from "../Message.js"
+import type * as Message from "../Message.js"
 
 // ---------------------------------------------------------------------------
 // The key

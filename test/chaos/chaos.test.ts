@@ -8,7 +8,7 @@
  * are often cooling at once: a 429 then reaches the retry schedules instead of being
  * re-tried on another key.
  *
- * The secondary's key pool lives in a private redis-server (`KeyPool.layerRedis`), which
+ * The secondary's key pool lives in a private redis-server (`Redis.layerKeyPool`), which
  * goes down twice mid-run: killed once 40% of the requests have ended and restarted, empty,
  * on the same port 3 s later; frozen (SIGSTOP) for 2.5 s once 65% have ended. (Its limiter
  * stays in memory: the exact limiter checks below read the limiter's own clock and waits,
@@ -41,6 +41,7 @@ import { Cause, Clock, Context, Duration, Effect, Exit, Fiber, Layer, Option, St
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { inject } from "vitest"
 import { Fallback, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Transport } from "../../src/index.js"
+import * as Redis from "../../src/Redis.js"
 import * as Testing from "../../src/Testing.js"
 import { redisServer } from "../support/redisServer.js"
 
@@ -476,7 +477,7 @@ describe("chaos", () => {
       const storedPoolB = redis === undefined
         ? yield* KeyPool.make({ providerId: "b", keys: keysB })
         : Context.get(
-          yield* Layer.build(KeyPool.layerRedis({ url: redis.url, prefix: "chaos:", providerId: "b", keys: keysB, leaseTtl: "10 minutes" })),
+          yield* Layer.build(Redis.layerKeyPool({ url: redis.url, prefix: "chaos:", providerId: "b", keys: keysB, leaseTtl: "10 minutes" })),
           KeyPool.KeyPool
         )
       const grantsB: Array<Grant> = []
@@ -779,4 +780,131 @@ describe("chaos", () => {
         for (const o of outageReport) expect(o.successesAfter, `${o.kind}: no success on the secondary after it`).toBeGreaterThan(0)
       }
     }).pipe(Effect.scoped), 540_000)
+})
+
+/**
+ * Fallback and a stream's first event, under faults a provider does not already mark: the
+ * primary is a model of the user's own (`LanguageModel.make`) over a real provider, whose
+ * stream fails at random before or after some events with errors that are not partial
+ * (retryable 5xx, network, 429, timeouts), or with a provider-style partial `StreamError`;
+ * the secondary is a provider over a fake that draws 429s, 5xx, resets and cut streams.
+ * With the default `when` and with one that takes every error, once a caller has an event
+ * no model is asked again for its call, and a failure after it is a partial `StreamError`
+ * with exactly the text received.
+ */
+describe("chaos: Fallback after a stream's first event", () => {
+  const CALLS = 240
+
+  it.live(`${CALLS} streams per policy never fall back nor retry once an event was delivered`, () =>
+    Effect.gen(function* () {
+      const random = prng(SEED + 1)
+      // one logical clock for every log point: the JS thread orders them causally
+      let tick = 0
+      const started: Array<{ readonly id: string; readonly step: string; readonly at: number }> = []
+      const idOf = (request: Message.ChatRequest) => {
+        const first = request.messages[0]
+        return first !== undefined && typeof first.content === "string" ? first.content : "?"
+      }
+      const fakeA = yield* Testing.FakeProvider.make({ record: false, reply: { text: ANSWER, chunks: 6 } })
+      const fakeB = yield* Testing.FakeProvider.make({
+        record: false,
+        reply: { text: ANSWER, chunks: 6 },
+        respond: (request) => {
+          const r = random()
+          if (r < 0.15) return { _tag: "RateLimit", retryAfterMs: 1 }
+          if (r < 0.25) return { _tag: "Status", status: 503 }
+          if (r < 0.30) return { _tag: "Reset" }
+          if (r < 0.40 && (request.body as { stream?: boolean }).stream === true) return { _tag: "CutStream", afterChunks: 1 + Math.floor(random() * 5) }
+          return undefined
+        }
+      })
+      const provider = (fake: Testing.FakeProviderService, name: string) =>
+        Effect.map(
+          Layer.build(
+            OpenAiCompatible.layer({ model: `model-${name}`, provider: name, baseUrl: fake.baseUrl, timeout: "10 seconds" }).pipe(
+              Layer.provide(KeyPool.layer({ providerId: name, keys: [`k${name}-1`, `k${name}-2`] })),
+              Layer.provide(RateLimiter.unlimited),
+              Layer.provide(Transport.layerUndici)
+            )
+          ),
+          Context.get(LanguageModel.LanguageModel)
+        )
+      const below = yield* provider(fakeA, "a")
+      const secondary = yield* provider(fakeB, "b")
+      const fault = (): LlmError.LlmError => {
+        const r = random()
+        const ids = { provider: "flaky", model: "f" }
+        if (r < 0.3) return new LlmError.ServerError({ ...ids, message: "503 mid-stream", status: 503 })
+        if (r < 0.5) return new LlmError.NetworkError({ ...ids, message: "connection reset mid-stream" })
+        if (r < 0.65) return new LlmError.RateLimitError({ ...ids, message: "429 mid-stream", status: 429 })
+        if (r < 0.8) return new LlmError.TimeoutError({ ...ids, message: "idle", phase: "idle" })
+        return new LlmError.StreamError({ ...ids, message: "cut", partial: true, partialText: "" })
+      }
+      // the user's own model: the provider's events, or a failure before any event, or after some
+      const flaky = LanguageModel.make({
+        provider: "flaky",
+        model: "f",
+        chat: below.chat,
+        stream: (request) =>
+          Stream.suspend(() => {
+            started.push({ id: idOf(request), step: "flaky", at: ++tick })
+            const r = random()
+            if (r < 0.35) return below.stream(request)
+            const after = r < 0.7 ? 0 : 1 + Math.floor(random() * 6)
+            return Stream.concat(Stream.take(below.stream(request), after), Stream.fail(fault()))
+          })
+      })
+      const logged = LanguageModel.wrap(secondary, {
+        stream: (request, tracker) =>
+          Stream.suspend(() => {
+            started.push({ id: idOf(request), step: "secondary", at: ++tick })
+            return secondary.stream(request, tracker)
+          })
+      })
+
+      for (const when of [undefined, () => true]) {
+        const model = yield* Fallback.make([
+          { model: LanguageModel.layer(flaky), attempts: 2 },
+          { model: LanguageModel.layer(logged) }
+        ], when === undefined ? {} : { when })
+        const firstEvent = new Map<string, number>()
+        const problems: Array<string> = []
+        const tally = { ok: 0, beforeFirst: 0, afterFirst: 0 }
+        yield* Effect.forEach(Array.from({ length: CALLS }, (_, i) => `${when === undefined ? "default" : "any"}-${i}`), (id) =>
+          Effect.gen(function* () {
+            let text = ""
+            const exit = yield* Effect.exit(
+              Stream.runForEach(model.stream(Message.request(id)), (event) =>
+                Effect.sync(() => {
+                  if (!firstEvent.has(id)) firstEvent.set(id, ++tick)
+                  if (event._tag === "TextDelta") text += event.text
+                }))
+            )
+            if (Exit.isSuccess(exit)) {
+              tally.ok++
+              if (text !== ANSWER) problems.push(`${id}: succeeded with ${JSON.stringify(text)}`)
+              return
+            }
+            const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
+            if (error === undefined || !LlmError.isLlmError(error)) return void problems.push(`${id}: ${Cause.pretty(exit.cause)}`)
+            if (!firstEvent.has(id)) return void tally.beforeFirst++
+            tally.afterFirst++
+            if (!(error._tag === "StreamError" && error.partial && error.partialText === text)) {
+              problems.push(`${id}: failed after its first event with ${error._tag} (partial text ${JSON.stringify((error as { partialText?: string }).partialText)}, received ${JSON.stringify(text)})`)
+            }
+          }), { concurrency: 16, discard: true })
+        const askedAgain = started.filter((s) => {
+          const first = firstEvent.get(s.id)
+          return first !== undefined && s.at > first
+        })
+        const policy = when === undefined ? "default when" : "when: () => true"
+        expect(problems.slice(0, 3), `${policy}: ${problems.length} calls ended wrongly`).toEqual([])
+        expect(askedAgain.slice(0, 3), `${policy}: ${askedAgain.length} models were asked after the caller's first event`).toEqual([])
+        // the run met each case it is about
+        expect(tally.ok, policy).toBeGreaterThan(CALLS / 4)
+        expect(tally.afterFirst, policy).toBeGreaterThan(CALLS / 10)
+        expect(started.filter((s) => s.step === "secondary" && s.id.startsWith(when === undefined ? "default" : "any")).length, policy)
+          .toBeGreaterThan(CALLS / 20)
+      }
+    }).pipe(Effect.scoped), 120_000)
 })

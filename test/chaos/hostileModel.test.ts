@@ -11,7 +11,7 @@
  * Structured output too deep is a `StructuredOutputError`.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Effect, Exit, Layer, Option, Schema, Stream } from "effect"
+import { Cause, Chunk, ConfigError, Effect, Exit, Layer, Option, Schema, Stream } from "effect"
 import {
   Anthropic,
   Gemini,
@@ -32,7 +32,7 @@ import * as Testing from "../../src/Testing.js"
 type Api = "chat" | "responses" | "anthropic" | "gemini" | "ollama"
 const apis: ReadonlyArray<Api> = ["chat", "responses", "anthropic", "gemini", "ollama"]
 
-const layerOf = (api: Api, fake: Testing.FakeProviderService): Layer.Layer<LanguageModel.LanguageModel> => {
+const layerOf = (api: Api, fake: Testing.FakeProviderService): Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError> => {
   const model = {
     chat: () => OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl: fake.baseUrl }),
     responses: () => OpenAiResponses.layer({ model: "gpt-5-mini", baseUrl: fake.baseUrl }),

@@ -1,5 +1,5 @@
 /**
- * KeyPool.layerRedis against the real redis-server that test/setup/redis.ts starts: one
+ * Redis.layerKeyPool against the real redis-server that test/setup/redis.ts starts: one
  * pool for many processes, with leases that end with their TTL when a process dies.
  */
 import { spawn } from "node:child_process"
@@ -10,20 +10,21 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { inject } from "vitest"
 import { KeyPool } from "../../src/index.js"
+import * as Redis from "../../src/Redis.js"
 
 const redisUrl = inject("redisUrl")
-if (redisUrl === "") console.warn("[redis] no redis-server: the KeyPool.layerRedis tests are skipped")
+if (redisUrl === "") console.warn("[redis] no redis-server: the Redis.layerKeyPool tests are skipped")
 
 const worker = join(dirname(fileURLToPath(import.meta.url)), "limiter-worker.ts")
 const fp = KeyPool.fingerprint
 
 /** Builds a pool layer into this scope, as a separate process would. */
-const poolIn = (options: Parameters<typeof KeyPool.layerRedis>[0]) =>
-  Effect.map(Layer.build(KeyPool.layerRedis(options)), Context.get(KeyPool.KeyPool))
+const poolIn = (options: Parameters<typeof Redis.layerKeyPool>[0]) =>
+  Effect.map(Layer.build(Redis.layerKeyPool(options)), Context.get(KeyPool.KeyPool))
 
 const byId = (status: ReadonlyArray<KeyPool.KeyStatus>) => new Map(status.map((s) => [s.keyId, s]))
 
-describe.skipIf(redisUrl === "")("KeyPool.layerRedis", () => {
+describe.skipIf(redisUrl === "")("Redis.layerKeyPool", () => {
   it.scopedLive("pools on one Redis lease the least-loaded key across all of them", () =>
     Effect.gen(function* () {
       const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, providerId: "openai", keys: ["k1", "k2", "k3"] }

@@ -1,5 +1,5 @@
 /**
- * RateLimiter.layerRedis against the real redis-server that test/setup/redis.ts starts:
+ * Redis.layerRateLimiter against the real redis-server that test/setup/redis.ts starts:
  * one budget shared by several limiters, in this process and in four others.
  */
 import { spawn } from "node:child_process"
@@ -10,15 +10,16 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Context, Duration, Effect, Exit, Layer } from "effect"
 import { inject } from "vitest"
 import { RateLimiter } from "../../src/index.js"
+import * as Redis from "../../src/Redis.js"
 
 const redisUrl = inject("redisUrl")
-if (redisUrl === "") console.warn("[redis] no redis-server: the RateLimiter.layerRedis tests are skipped")
+if (redisUrl === "") console.warn("[redis] no redis-server: the Redis.layerRateLimiter tests are skipped")
 
 const worker = join(dirname(fileURLToPath(import.meta.url)), "limiter-worker.ts")
 
 /** Builds a limiter layer into this scope, as a separate process would. */
-const limiterIn = (options: Parameters<typeof RateLimiter.layerRedis>[0]) =>
-  Effect.map(Layer.build(RateLimiter.layerRedis(options)), Context.get(RateLimiter.RateLimiter))
+const limiterIn = (options: Parameters<typeof Redis.layerRateLimiter>[0]) =>
+  Effect.map(Layer.build(Redis.layerRateLimiter(options)), Context.get(RateLimiter.RateLimiter))
 
 interface Worker {
   readonly ready: Promise<void>
@@ -52,7 +53,7 @@ const startWorker = (env: Record<string, string>): Worker => {
   return { ready, go: () => child.stdin.end("go\n"), times }
 }
 
-describe.skipIf(redisUrl === "")("RateLimiter.layerRedis", () => {
+describe.skipIf(redisUrl === "")("Redis.layerRateLimiter", () => {
   it.scopedLive("limiters on one Redis share one budget", () =>
     Effect.gen(function* () {
       const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, name: "shared", capacity: 3, refillPerSecond: 0.01, onExceeded: "fail" as const }
@@ -117,9 +118,9 @@ describe.skipIf(redisUrl === "")("RateLimiter.layerRedis", () => {
 
   it.scoped("a bad url fails the layer with a RedisError that says why", () =>
     Effect.gen(function* () {
-      const bad = yield* Effect.exit(Layer.build(RateLimiter.layerRedis({ url: "http://nope", capacity: 1, refillPerSecond: 1 })))
+      const bad = yield* Effect.exit(Layer.build(Redis.layerRateLimiter({ url: "http://nope", capacity: 1, refillPerSecond: 1 })))
       expect(Exit.isFailure(bad) && Cause.pretty(bad.cause)).toContain("redis://host:port/db")
-      const down = yield* Effect.exit(Layer.build(RateLimiter.layerRedis({ url: "redis://:secret@127.0.0.1:1/0", capacity: 1, refillPerSecond: 1 })))
+      const down = yield* Effect.exit(Layer.build(Redis.layerRateLimiter({ url: "redis://:secret@127.0.0.1:1/0", capacity: 1, refillPerSecond: 1 })))
       expect(Exit.isFailure(down)).toBe(true)
       const text = Exit.isFailure(down) ? Cause.pretty(down.cause) : ""
       expect(text).toContain("RedisError")

@@ -1,11 +1,11 @@
 /**
- * `effect-llm/Redis`: its store layers under the services' own `layer`s, against the real
- * redis-server that test/setup/redis.ts starts; and the main entry, which must not load
- * ioredis until a Redis layer is built.
+ * `effect-llm/Redis`: its store layers under the services' own `layer`s, and its service
+ * layers, against the real redis-server that test/setup/redis.ts starts; and the main entry,
+ * which never loads ioredis.
  */
 import { randomUUID } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { ConfigError, Context, Effect, Either, Exit, Layer, Scope } from "effect"
 import { inject } from "vitest"
 import { KeyPool, LanguageModel, Message, RateLimiter, ResponseCache } from "../../src/index.js"
 import * as Redis from "../../src/Redis.js"
@@ -38,12 +38,12 @@ describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
       expect((yield* anthropic.status)).toMatchObject([{ keyId: fp("k1"), inFlight: 0 }])
       yield* Scope.close(scope, Exit.void)
       expect((yield* openai.status).every((s) => s.inFlight === 0)).toBe(true)
-      // KeyPool.layerRedis is the same pool as KeyPool.layer over the store
-      const viaLayerRedis = yield* Effect.map(
-        Layer.build(KeyPool.layerRedis({ url: redisUrl, prefix, providerId: "openai", keys: ["k1", "k2"] })),
+      // Redis.layerKeyPool is the same pool as KeyPool.layer over the store
+      const viaLayerKeyPool = yield* Effect.map(
+        Layer.build(Redis.layerKeyPool({ url: redisUrl, prefix, providerId: "openai", keys: ["k1", "k2"] })),
         Context.get(KeyPool.KeyPool)
       )
-      yield* viaLayerRedis.report(fp("k2"), { _tag: "Rejected", reason: "invalid_api_key" })
+      yield* viaLayerKeyPool.report(fp("k2"), { _tag: "Rejected", reason: "invalid_api_key" })
       expect((yield* openai.status).find((s) => s.keyId === fp("k2"))!.state).toBe("disabled")
     }))
 
@@ -57,14 +57,14 @@ describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
       yield* a.admit({ requests: 2 })
       expect((yield* Effect.flip(aAgain.admit({ requests: 1 })))._tag).toBe("RateLimitExceededError")
       yield* b.admit({ requests: 2 })
-      const viaLayerRedis = yield* Effect.map(
-        Layer.build(RateLimiter.layerRedis({ url: redisUrl, prefix, capacity: 2, refillPerSecond: 0.01, name: "b" })),
+      const viaLayerRateLimiter = yield* Effect.map(
+        Layer.build(Redis.layerRateLimiter({ url: redisUrl, prefix, capacity: 2, refillPerSecond: 0.01, name: "b" })),
         Context.get(RateLimiter.RateLimiter)
       )
-      expect((yield* viaLayerRedis.status).requests!.available).toBeLessThan(0.1)
+      expect((yield* viaLayerRateLimiter.status).requests!.available).toBeLessThan(0.1)
     }))
 
-  it.scopedLive("Redis.layerResponseCacheStore and ResponseCache.layerRedis on one prefix are one cache", () =>
+  it.scopedLive("Redis.layerResponseCacheStore and Redis.layerResponseCache on one prefix are one cache", () =>
     Effect.gen(function* () {
       const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, ttl: "1 hour" as const }
       let calls = 0
@@ -88,41 +88,65 @@ describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
           throw new Error("not used")
         }
       })
-      const cachedOver = (store: Layer.Layer<ResponseCache.ResponseCacheStore>) =>
-        Effect.flatMap(Layer.build(store), (context) =>
-          ResponseCache.decorator()(model).pipe(Effect.provide(context)))
-      const one = yield* cachedOver(Redis.layerResponseCacheStore(options))
-      const two = yield* cachedOver(ResponseCache.layerRedis(options))
+      const one = yield* Layer.build(Redis.layerResponseCacheStore(options)).pipe(
+        Effect.flatMap((context) => ResponseCache.decorator()(model).pipe(Effect.provide(context)))
+      )
+      // the decorator over its store in one layer, with the store in its output
+      const two = yield* Layer.build(Redis.layerResponseCache(options).pipe(Layer.provide(LanguageModel.layer(model))))
       expect((yield* one.chat(Message.request("hi"))).text).toBe("answer 1")
-      expect((yield* two.chat(Message.request("hi"))).text).toBe("answer 1")
+      expect((yield* Context.get(two, LanguageModel.LanguageModel).chat(Message.request("hi"))).text).toBe("answer 1")
       expect(calls).toBe(1)
+      expect(yield* ResponseCache.stats.pipe(Effect.provide(two))).toMatchObject({ hits: 1, misses: 0 })
+    }))
+})
+
+describe("effect-llm/Redis options", () => {
+  it.scoped("a commandTimeout that is not a positive duration fails every layer with a ConfigError naming it", () =>
+    Effect.gen(function* () {
+      const url = "redis://127.0.0.1:1/0"
+      const builds: ReadonlyArray<Effect.Effect<unknown, unknown, Scope.Scope>> = [
+        Layer.build(Redis.layerKeyPoolStore({ url, commandTimeout: 0 })),
+        Layer.build(Redis.layerRateLimiterStore({ url, commandTimeout: -1 })),
+        Layer.build(Redis.layerResponseCacheStore({ url, ttl: "1 hour", commandTimeout: "0 millis" })),
+        Layer.build(Redis.layerKeyPool({ url, commandTimeout: 0, providerId: "p", keys: ["k"] }))
+      ]
+      for (const build of builds) {
+        const built = yield* Effect.either(build)
+        expect(Either.isLeft(built)).toBe(true)
+        const error = (built as Either.Left<unknown, unknown>).left
+        expect(ConfigError.isConfigError(error) && error._op === "InvalidData" && error.path).toEqual(["commandTimeout"])
+      }
+      // the store that never fails on an outage says so in its type, and fails only on its options
+      const cache: Layer.Layer<ResponseCache.ResponseCacheStore, ConfigError.ConfigError> = Redis.layerResponseCacheStore({ url, ttl: "1 hour" })
+      void cache
     }))
 })
 
 describe("the main entry and ioredis", () => {
-  it("import('effect-llm') loads neither ioredis, nor the CLI's packages, nor @effect/platform-node's index; building a Redis layer loads ioredis", async () => {
+  it("import('effect-llm') loads neither ioredis, nor the CLI's packages, nor @effect/platform-node's index; effect-llm/Redis loads ioredis", async () => {
     const stages = await loadedPackages(`
 mark("import")
-const { KeyPool, RateLimiter, ResponseCache } = await import(${JSON.stringify(src("index.ts"))})
+await import(${JSON.stringify(src("index.ts"))})
 const { Effect, Layer } = await import("effect")
-mark("layer values")
+mark("redis")
+const Redis = await import(${JSON.stringify(src("Redis.ts"))})
 const layers = [
-  KeyPool.layerRedis({ url: "redis://127.0.0.1:1/0", providerId: "p", keys: ["k"] }),
-  RateLimiter.layerRedis({ url: "redis://127.0.0.1:1/0", capacity: 1, refillPerSecond: 1 }),
-  ResponseCache.layerRedis({ url: "redis://127.0.0.1:1/0", ttl: "1 hour", commandTimeout: "50 millis" })
+  Redis.layerKeyPool({ url: "redis://127.0.0.1:1/0", providerId: "p", keys: ["k"] }),
+  Redis.layerRateLimiter({ url: "redis://127.0.0.1:1/0", capacity: 1, refillPerSecond: 1 }),
+  Redis.layerResponseCacheStore({ url: "redis://127.0.0.1:1/0", ttl: "1 hour", commandTimeout: "50 millis" })
 ]
 mark("build")
 // nothing listens on port 1: the layers fail (or, the cache, serve misses), after loading ioredis
 const exit = await Effect.runPromise(Effect.exit(Effect.scoped(Layer.build(layers[0]))))
 if (exit._tag !== "Failure") throw new Error("expected a RedisError")
 `)
-    const atImport = [...(stages.get("import") ?? []), ...(stages.get("layer values") ?? [])]
+    const atImport = stages.get("import") ?? []
     expect(atImport).toContain("effect")
     for (const heavy of ["ioredis", "gpt-tokenizer", "@effect/cli", "cli-progress", "@effect/cluster", "@effect/rpc", "@effect/sql"]) {
       expect(atImport, `${heavy} loaded by import("effect-llm")`).not.toContain(heavy)
     }
     expect(atImport).toContain("@effect/platform-node/dist/esm/NodeHttpClient.js")
     expect(atImport).not.toContain("@effect/platform-node/dist/esm/index.js")
-    expect(stages.get("build")).toContain("ioredis")
+    expect(stages.get("redis")).toContain("ioredis")
   }, 60_000)
 })

@@ -8,6 +8,7 @@
 import { Effect, Layer } from "effect"
 import * as KeyPool from "../../src/KeyPool.js"
 import * as RateLimiter from "../../src/RateLimiter.js"
+import * as Redis from "../../src/Redis.js"
 
 const env = (name: string): string => {
   const value = process.env[name]
@@ -36,7 +37,7 @@ const admit = Effect.suspend(() => Effect.gen(function* () {
   process.stdout.write(JSON.stringify(times) + "\n")
 }).pipe(
   Effect.provide(
-    RateLimiter.layerRedis({
+    Redis.layerRateLimiter({
       url,
       prefix,
       name: "shared",
@@ -53,7 +54,7 @@ const hold = Effect.suspend(() => Effect.gen(function* () {
 }).pipe(
   Effect.scoped,
   Effect.provide(
-    Layer.orDie(KeyPool.layerRedis({ url, prefix, providerId: "openai", keys: ["k1", "k2"], leaseTtl: Number(env("LEASE_TTL_MS")) }))
+    Layer.orDie(Redis.layerKeyPool({ url, prefix, providerId: "openai", keys: ["k1", "k2"], leaseTtl: Number(env("LEASE_TTL_MS")) }))
   )
 ))
 

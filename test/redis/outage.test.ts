@@ -1,6 +1,6 @@
 /**
- * Redis outages under a whole stack (OpenAiCompatible over a FakeProvider, KeyPool.layerRedis,
- * RateLimiter.layerRedis), each test on a redis-server of its own: one killed for longer
+ * Redis outages under a whole stack (OpenAiCompatible over a FakeProvider, Redis.layerKeyPool,
+ * Redis.layerRateLimiter), each test on a redis-server of its own: one killed for longer
  * than ioredis' old retry budget and restarted on the same port, one frozen with SIGSTOP.
  * Calls must fail fast with a typed, retryable StoreUnavailableError, admit nothing while
  * the store cannot answer, never outlive their deadline because of Redis, and recover
@@ -8,9 +8,10 @@
  */
 import { randomUUID } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Either, Fiber, Layer, Logger } from "effect"
+import { Context, Effect, Either, Fiber, Layer, Logger, Option } from "effect"
 import { inject } from "vitest"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Transport } from "../../src/index.js"
+import * as Redis from "../../src/Redis.js"
 import * as Testing from "../../src/Testing.js"
 import type { LlmError } from "../../src/LlmError.js"
 import { redisServer } from "../support/redisServer.js"
@@ -21,8 +22,8 @@ if (!available) console.warn("[redis] no redis-server: the Redis outage tests ar
 const stackOn = (url: string, baseUrl: string, timeout?: "3 seconds") => {
   const prefix = `t-${randomUUID()}:`
   return OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl, provider: "openai", timeout }).pipe(
-    Layer.provideMerge(KeyPool.layerRedis({ url, prefix, providerId: "openai", keys: ["sk-a", "sk-b"], leaseTtl: "2 seconds" })),
-    Layer.provideMerge(RateLimiter.layerRedis({ url, prefix, provider: "openai", capacity: 100, refillPerSecond: 50 })),
+    Layer.provideMerge(Redis.layerKeyPool({ url, prefix, providerId: "openai", keys: ["sk-a", "sk-b"], leaseTtl: "2 seconds" })),
+    Layer.provideMerge(Redis.layerRateLimiter({ url, prefix, provider: "openai", capacity: 100, refillPerSecond: 50 })),
     Layer.provide(Transport.layerUndici)
   )
 }
@@ -43,10 +44,30 @@ const timed = <A, E>(effect: Effect.Effect<A, E>) =>
     return Effect.map(Effect.either(effect), (result) => ({ result, ms: Date.now() - started }))
   })
 
+/**
+ * `timed`, where a call still running after `limitMs` fails the test there, by an assertion
+ * that names it. The call is left to end in the background (`Effect.disconnect`): one stuck on
+ * a frozen Redis with no timeout of its own may not even be interruptible, and waiting for it
+ * would hang the test until the runner's timeout.
+ */
+const within = <A, E>(limitMs: number, what: string, effect: Effect.Effect<A, E>) =>
+  Effect.map(Effect.timeoutOption(Effect.disconnect(timed(effect)), limitMs), (answered) => {
+    expect(Option.isSome(answered), `${what}: no answer within ${limitMs} ms`).toBe(true)
+    return (answered as Option.Some<{ readonly result: Either.Either<A, E>; readonly ms: number }>).value
+  })
+
 const expectUnavailable = (result: Either.Either<unknown, LlmError>, store: string) => {
   expect(Either.isLeft(result)).toBe(true)
   const error = (result as Either.Left<LlmError, unknown>).left
-  expect(error).toMatchObject({ _tag: "StoreUnavailableError", store, retryable: true, provider: "openai" })
+  // compared as plain data, so that a wrong error prints as a readable diff
+  const { _tag, message, provider, retryable } = error
+  expect({ _tag, store: (error as { readonly store?: string }).store, retryable, provider, message }).toEqual({
+    _tag: "StoreUnavailableError",
+    store,
+    retryable: true,
+    provider: "openai",
+    message: expect.any(String)
+  })
   return error
 }
 
@@ -120,23 +141,25 @@ describe.skipIf(!available)("Redis outages", () => {
 
       // leased and sent before the freeze; its reply comes during it
       yield* fake.setReply({ text: "slow", delayMs: 1500 })
-      const inFlight = yield* Effect.fork(timed(model.chat(request)))
+      const inFlight = yield* Effect.fork(within(3000, "a call leased before the freeze", model.chat(request)))
       yield* eventually(Effect.filterOrFail(fake.requests, (r) => r.length === 2), 5000)
       yield* redis.freeze
 
-      const before = yield* Fiber.join(inFlight).pipe(Effect.timeout("6 seconds"))
+      const before = yield* Fiber.join(inFlight)
       expect(Either.isRight(before.result)).toBe(true)
       expect(before.ms).toBeLessThan(3000)
 
+      // each bound is the deadline the call must keep: without the Redis command timeouts the
+      // assertion fails there, within seconds, with the redis-server released all the same
       yield* fake.setReply({ text: "fast" })
-      const during = yield* timed(model.chat(request)).pipe(Effect.timeout("10 seconds"))
+      const during = yield* within(3000 + 1500, "a call during the freeze", model.chat(request))
       expectUnavailable(during.result, "RateLimiter")
       expect(during.ms).toBeLessThan(3000 + 1500)
 
-      const status = yield* timed(pool.status).pipe(Effect.timeout("10 seconds"))
+      const status = yield* within(3000, "KeyPool status during the freeze", pool.status)
       expectUnavailable(status.result, "KeyPool")
       expect(status.ms).toBeLessThan(3000)
-      const healthy = yield* timed(pool.hasHealthyKey()).pipe(Effect.timeout("10 seconds"))
+      const healthy = yield* within(3000, "hasHealthyKey during the freeze", pool.hasHealthyKey())
       expect(healthy.result).toEqual(Either.right(false))
       expect(healthy.ms).toBeLessThan(3000)
 

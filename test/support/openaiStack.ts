@@ -18,7 +18,10 @@ export interface StackOptions {
   readonly maxTokensField?: "max_tokens" | "max_completion_tokens"
 }
 
-/** A model over the fake, with its key pool kept in the output so tests can read its status. */
+/**
+ * A model over the fake, with its key pool kept in the output so tests can read its status.
+ * Its options are the test's own: one that cannot build is a bug of the test (a defect).
+ */
 export const stack = (
   baseUrl: string,
   options: StackOptions = {}
@@ -33,7 +36,8 @@ export const stack = (
   }).pipe(
     Layer.provideMerge(KeyPool.layer({ providerId: provider, keys: options.keys ?? ["sk-test-key-1"] })),
     Layer.provide(RateLimiter.unlimited),
-    Layer.provide(Transport.layerUndici)
+    Layer.provide(Transport.layerUndici),
+    Layer.orDie
   )
 }
 

@@ -1,7 +1,8 @@
 /**
  * A redis-server of a test's own, on a free loopback port, that the test may kill, restart
- * on the same port, freeze (SIGSTOP) and thaw (SIGCONT). The scope's finalizer thaws and
- * kills it, so a failing test never leaves a stopped server behind.
+ * on the same port, freeze (SIGSTOP) and thaw (SIGCONT). It is released (thawed and killed)
+ * whatever ends the test: by the scope's finalizer; by vitest's `onTestFinished` when the test
+ * times out with its fiber stuck, so that the scope never closes; and when the process exits.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
@@ -10,6 +11,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import { onTestFinished } from "vitest"
 
 const freePort = () =>
   new Promise<number>((resolve, reject) => {
@@ -99,6 +101,16 @@ export const redisServer: Effect.Effect<RedisServer, never, Scope.Scope> = Effec
     await exited
   })
   const signal = (name: NodeJS.Signals) => Effect.sync(() => void child?.kill(name))
+  // at once, without waiting: for hooks that cannot wait for a fiber that may never end
+  const release = () => {
+    const current = child
+    child = undefined
+    if (current !== undefined && current.exitCode === null) {
+      current.kill("SIGCONT")
+      current.kill("SIGKILL")
+    }
+    rmSync(dir, { recursive: true, force: true })
+  }
   // a signal is delivered asynchronously: the server may still be running a command when kill returns
   const stopped = Effect.promise(async () => {
     const current = child
@@ -111,7 +123,19 @@ export const redisServer: Effect.Effect<RedisServer, never, Scope.Scope> = Effec
     throw new Error(`redis-server ${current.pid} did not stop`)
   })
 
-  yield* Effect.addFinalizer(() => Effect.zipRight(kill, Effect.sync(() => rmSync(dir, { recursive: true, force: true }))))
+  process.on("exit", release)
+  try {
+    // runs before @effect/vitest's own hook, which interrupts the test's fiber and waits for it
+    onTestFinished(release)
+  } catch {
+    // not inside a vitest test: the finalizer and the exit hook remain
+  }
+  yield* Effect.addFinalizer(() =>
+    Effect.zipRight(kill, Effect.sync(() => {
+      process.removeListener("exit", release)
+      rmSync(dir, { recursive: true, force: true })
+    }))
+  )
   yield* start
   return { url: `redis://127.0.0.1:${port}/0`, kill, start, freeze: signal("SIGSTOP"), stopped, thaw: signal("SIGCONT") }
 })

@@ -2,6 +2,7 @@
  * A decoded `provider.json` built into a registry: one key pool per distinct key set, one
  * limiter per model with `rate_limit_*`, and a ready stack per model (adapter, retries).
  */
+import type { ConfigError } from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -38,12 +39,20 @@ export const fromJson = (json: unknown, path?: string): Effect.Effect<Registry, 
         const keys = yield* entryKeys(model, entry, index, path)
         const setId = keySetId(keys)
         // no keys here means a provider that takes none (entryKeys above)
-        const pool = poolsByKeySet.get(setId) ?? (yield* KeyPool.make({ providerId: provider, keys, keyless: keys.length === 0 }))
+        const pool = poolsByKeySet.get(setId) ??
+          (yield* KeyPool.make({ providerId: provider, keys, keyless: keys.length === 0 }).pipe(
+            Effect.mapError((error) => fail(String(error), jsonPathOf([provider, index, "api_keys"]), path))
+          ))
         poolsByKeySet.set(setId, pool)
         pools.set(modelKey(provider, model.model), pool)
         entries.push(model)
         if (model.rateLimit !== undefined) {
-          limiters.set(modelKey(provider, model.model), yield* RateLimiter.make({ ...model.rateLimit, provider }))
+          limiters.set(
+            modelKey(provider, model.model),
+            yield* RateLimiter.make({ ...model.rateLimit, provider }).pipe(
+              Effect.mapError((error) => fail(String(error), jsonPathOf([provider, index]), path))
+            )
+          )
         }
       }
     }
@@ -51,7 +60,7 @@ export const fromJson = (json: unknown, path?: string): Effect.Effect<Registry, 
   })
 
 /** The model over its API's spec, with the entry's retries: `max_retries` and `retry_delay` feed `Retry.schedule`. */
-const stackOf = (model: ResolvedModel): Layer.Layer<LanguageModel, never, Provider.Requirements> => {
+const stackOf = (model: ResolvedModel): Layer.Layer<LanguageModel, ConfigError, Provider.Requirements> => {
   const adapter = Provider.layer(registry.specOf(model.provider, model.api, model.baseUrl, { auth: model.auth }), {
     model: model.model,
     baseUrl: model.baseUrl,
@@ -99,7 +108,8 @@ const makeRegistry = (
         const limiter = limiters.get(modelKey(provider, model))
         return stackOf(resolved.value).pipe(
           Layer.provide(Layer.succeed(KeyPool.KeyPool, pool)),
-          Layer.provide(limiter === undefined ? unlimited : Layer.succeed(RateLimiter.RateLimiter, limiter))
+          Layer.provide(limiter === undefined ? unlimited : Layer.succeed(RateLimiter.RateLimiter, limiter)),
+          Layer.mapError((error) => fail(String(error), jsonPathOf([provider]), path))
         )
       }
     }

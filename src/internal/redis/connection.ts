@@ -12,17 +12,17 @@
  * outage is logged once, as a warning, and the first answer after it once, as info.
  */
 import { createHash } from "node:crypto"
+import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as HashSet from "effect/HashSet"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import { StoreUnavailableError } from "../../LlmError.js"
-import { RedisError, type RedisOptions, safeUrl } from "./options.js"
-
-const describe = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "unknown error"
+import type { RedisOptions } from "../../Redis.js"
+import { describeFailure, RedisError, safeUrl } from "./options.js"
 
 /**
  * The longest a caller waits for the answer to bookkeeping while Redis seems healthy. Long
@@ -34,11 +34,15 @@ export const bookkeepingWait = Duration.millis(100)
 /** Reconnect delays: 100 ms doubling to a cap of 2 s, and never give up. */
 export const retryStrategy = (times: number): number => Math.min(50 * 2 ** Math.min(times, 6), 2000)
 
-/** Validated `commandTimeout`, in millis. */
-export const commandTimeoutOf = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput): number => {
+/** Validated `commandTimeout`, in millis, or the `ConfigError` that names it. */
+export const commandTimeoutOf = (
+  input: Duration.DurationInput | undefined,
+  fallback: Duration.DurationInput
+): Either.Either<number, ConfigError.ConfigError> => {
   const ms = Duration.toMillis(Duration.decode(input ?? fallback))
-  if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`Redis: commandTimeout must be a positive duration, got ${String(input)}`)
-  return Math.ceil(ms)
+  return !Number.isFinite(ms) || ms <= 0
+    ? Either.left(ConfigError.InvalidData(["commandTimeout"], `Redis: commandTimeout must be a positive duration, got ${String(input)}`))
+    : Either.right(Math.ceil(ms))
 }
 
 /** ioredis options for a connection whose outages must fail fast instead of queueing. */
@@ -86,7 +90,7 @@ export interface Commands {
  * A connection that is open (it answered PING) and is closed when the scope closes. `store`
  * (`KeyPool`, `RateLimiter`) names it in log lines and errors.
  */
-export const connect = (options: RedisOptions, store: string): Effect.Effect<Connection, RedisError, Scope.Scope> =>
+export const connect = (options: RedisOptions, store: string): Effect.Effect<Connection, RedisError | ConfigError.ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
     const url = safeUrl(options.url)
     if (!/^rediss?:\/\//.test(options.url) || url === "<invalid url>") {
@@ -96,17 +100,21 @@ export const connect = (options: RedisOptions, store: string): Effect.Effect<Con
         operation: "connect"
       })
     }
-    const timeout = commandTimeoutOf(options.commandTimeout, "1 second")
+    const timeout = yield* commandTimeoutOf(options.commandTimeout, "1 second")
     const settings = clientOptions(timeout)
     const redis = yield* Effect.acquireRelease(
       Effect.sync(() => new Redis(options.url, settings)),
       (redis) =>
         Effect.promise(() => redis.quit().catch(() => undefined)).pipe(
+          // a release runs uninterruptibly: without this the timeout could not cut a QUIT that a
+          // frozen server never answers, and closing the layer would wait for it
+          Effect.interruptible,
           Effect.timeout(timeout),
           Effect.ignore,
           Effect.zipRight(Effect.sync(() => redis.disconnect()))
         )
     )
+    const describe = (cause: unknown) => describeFailure(cause, options.url)
     // ioredis reports connection errors as events too; they surface through the commands
     redis.on("error", () => {})
     // Scripts are loaded as soon as a connection is ready, also after a server restart, so

@@ -14,6 +14,7 @@
  */
 import { randomUUID } from "node:crypto"
 import * as Duration from "effect/Duration"
+import type { ConfigError } from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { KeyPoolStore, type KeyStatus, type Outcome, type Store, type StoreSpec, type Take } from "../../KeyPool.js"
@@ -128,7 +129,7 @@ const num = (s: string): number | undefined => (s === "" ? undefined : Number(s)
  * before their TTL runs out; a renewal that fails is tried again at the next tick, and the
  * TTL outlasts two of them.
  */
-export const layer = (options: KeyPoolStoreOptions): Layer.Layer<KeyPoolStore, RedisError> =>
+export const layer = (options: KeyPoolStoreOptions): Layer.Layer<KeyPoolStore, RedisError | ConfigError> =>
   Layer.scoped(
     KeyPoolStore,
     Effect.gen(function* () {

@@ -1,9 +1,7 @@
 /**
- * What the Redis stores share that does not need ioredis: the options, the error a layer
- * fails with, and the URL masking. Kept apart from the connection so that `KeyPool`,
- * `RateLimiter` and the index can name `RedisError` without loading ioredis.
+ * What the Redis stores share that does not need ioredis: the error a layer fails with and
+ * the URL masking. The options are `effect-llm/Redis`'s contract (`Redis.RedisOptions`).
  */
-import type * as Duration from "effect/Duration"
 import * as Schema from "effect/Schema"
 
 /**
@@ -17,18 +15,20 @@ export class RedisError extends Schema.TaggedError<RedisError>()("RedisError", {
   operation: Schema.String
 }) {}
 
-/** `{ url, prefix?, commandTimeout? }`: what every Redis-backed layer takes. */
-export interface RedisOptions {
-  /** Like `redis://127.0.0.1:6379/0`. */
-  readonly url: string
-  /** Prepended to every key this layer writes. Default `effect-llm:`. */
-  readonly prefix?: string | undefined
-  /**
-   * The longest wait for one Redis command. A command that needs its answer (leasing a
-   * key, admitting a request, reading status) then fails with `StoreUnavailableError`;
-   * bookkeeping is given up. Default 1 second.
-   */
-  readonly commandTimeout?: Duration.DurationInput | undefined
+/**
+ * What a failed Redis command says, for a log line or an error: ioredis' own message (a
+ * refused connection, a closed one, a server error), with the URL's password masked should
+ * it ever appear. Never a stack, never a command's arguments.
+ */
+export const describeFailure = (cause: unknown, url: string): string => {
+  const message = cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "unknown error"
+  let password = ""
+  try {
+    password = decodeURIComponent(new URL(url).password)
+  } catch {
+    // no password to mask
+  }
+  return password.length > 0 ? message.split(password).join("***") : message
 }
 
 /** The URL with any password masked, for errors. */

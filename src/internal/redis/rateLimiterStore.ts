@@ -16,12 +16,14 @@
  * they fail. A reservation whose answer was lost is not refunded: it may have been taken,
  * and an outage must err toward admitting less, never more.
  */
+import type { ConfigError } from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { StoreUnavailableError } from "../../LlmError.js"
 import { type Learned, RateLimiterStore, type Status, type Store, type StoreSpec } from "../../RateLimiter.js"
 import { type Commands, connect, luaNow, script } from "./connection.js"
-import type { RedisError, RedisOptions } from "./options.js"
+import type { RedisOptions } from "../../Redis.js"
+import type { RedisError } from "./options.js"
 
 // ARGV[1..4]: configured request capacity and refill per ms, token capacity (0: no token
 // dimension) and refill per ms. Levels, learned capacities and the pause live in one hash.
@@ -130,7 +132,7 @@ return 0
 `)
 
 /** One connection; each limiter's buckets are one hash under the prefix, named by its budget. */
-export const layer = (options: RedisOptions): Layer.Layer<RateLimiterStore, RedisError> =>
+export const layer = (options: RedisOptions): Layer.Layer<RateLimiterStore, RedisError | ConfigError> =>
   Layer.scoped(
     RateLimiterStore,
     Effect.map(connect(options, "RateLimiter"), (connection) => ({

@@ -5,6 +5,7 @@
  * request: a Redis that is down, frozen or slow reads as a miss and writes are skipped.
  */
 import * as Clock from "effect/Clock"
+import type { ConfigError } from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -13,8 +14,10 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import * as Message from "../../Message.js"
-import { type Backend, makeStore, type RedisOptions, ResponseCacheStore } from "../../ResponseCache.js"
+import type { ResponseCacheStoreOptions as RedisOptions } from "../../Redis.js"
+import { type Backend, makeStore, ResponseCacheStore } from "../../ResponseCache.js"
 import { clientOptions, commandTimeoutOf } from "./connection.js"
+import { describeFailure } from "./options.js"
 
 const StoredEntry = Schema.parseJson(Schema.Struct({ response: Message.ChatResponse, expiresAt: Schema.Number }))
 const decodeStored = Schema.decodeUnknownEither(StoredEntry)
@@ -54,7 +57,7 @@ interface CacheCommands {
 }
 
 /** Keys are derived in the scripts, so this store is for a single Redis, not a cluster. */
-export const backend = (options: RedisOptions): Effect.Effect<Backend, never, Scope.Scope> =>
+export const backend = (options: RedisOptions): Effect.Effect<Backend, ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
     const prefix = options.prefix ?? "effect-llm:cache:"
     const index = `${prefix}lru`
@@ -63,7 +66,7 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, never, Sc
     // Redis keeps an entry for its TTL plus the stale window; freshness is read from expiresAt
     const retention = ttl + staleFor
     const maxEntries = options.maxEntries ?? Number.MAX_SAFE_INTEGER
-    const commandTimeout = commandTimeoutOf(options.commandTimeout, "500 millis")
+    const commandTimeout = yield* commandTimeoutOf(options.commandTimeout, "500 millis")
     const redis = yield* Effect.acquireRelease(
       Effect.sync(() => {
         // fail at once while disconnected, so a down Redis is a fast miss, not a queue; and
@@ -81,14 +84,12 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, never, Sc
     const commands = redis as unknown as Redis & CacheCommands
 
     let healthy = true
-    const degraded = (operation: string) => (cause: unknown) =>
+    // one line that says what failed: the operation and Redis's own reason
+    const degraded = (operation: string) => (detail: string) =>
       Effect.suspend(() => {
         if (!healthy) return Effect.void
         healthy = false
-        return Effect.logWarning(
-          `ResponseCache: Redis ${operation} failed; serving misses until it answers again`,
-          cause instanceof Error ? cause.message : String(cause)
-        )
+        return Effect.logWarning(`ResponseCache: Redis ${operation} failed (${detail}); serving misses until it answers again`)
       })
     const recovered = Effect.suspend(() => {
       if (healthy) return Effect.void
@@ -98,10 +99,10 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, never, Sc
     // Bounded here as well as by ioredis (a script run is EVALSHA then EVAL). `clear` is
     // many commands, each bounded by ioredis alone.
     const attempt = <A>(operation: string, run: () => Promise<A>, fallback: A, bound = commandTimeout): Effect.Effect<A> =>
-      Effect.tryPromise(run).pipe(
+      Effect.tryPromise({ try: run, catch: (cause) => describeFailure(cause, options.url) }).pipe(
         (effect) =>
           Number.isFinite(bound)
-            ? Effect.timeoutFail(effect, { duration: bound, onTimeout: () => new Error(`no answer within ${bound}ms`) })
+            ? Effect.timeoutFail(effect, { duration: bound, onTimeout: () => `no answer within ${bound}ms` })
             : effect,
         Effect.interruptible,
         Effect.tap(() => recovered),
@@ -146,6 +147,6 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, never, Sc
     }
   })
 
-/** Never fails, even when Redis is unreachable as it is built: that is a miss too. */
-export const layer = (options: RedisOptions): Layer.Layer<ResponseCacheStore> =>
+/** Never fails on Redis, even unreachable as it is built (that is a miss too); only on its options. */
+export const layer = (options: RedisOptions): Layer.Layer<ResponseCacheStore, ConfigError> =>
   Layer.scoped(ResponseCacheStore, Effect.flatMap(backend(options), makeStore))

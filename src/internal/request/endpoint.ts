@@ -4,23 +4,23 @@
  */
 import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
+import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as FiberRef from "effect/FiberRef"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as KeyPool from "../../KeyPool.js"
 import * as Err from "../../LlmError.js"
 import * as RateLimiter from "../../RateLimiter.js"
-import { UsageTracker } from "../../Usage.js"
+import * as Usage from "../../Usage.js"
 import { makeHttpClient } from "../transport/httpClient.js"
-import type { Service as Transport, TransportFailure } from "../transport/types.js"
-import { Transport as TransportTag } from "../../Transport.js"
+import { isViaHttpClient, type Service as Transport, Transport as TransportRef, type TransportFailure } from "../transport/types.js"
 
 /** Everything a provider adapter needs at run time, resolved once when its layer builds. */
 export interface Endpoint {
   readonly provider: string
-  /** The provided `Transport`, or one over the provided `HttpClient`. */
+  /** The `Transport` in context, or (its default) one over the provided `HttpClient`. */
   readonly transport: Transport
   readonly pool: KeyPool.Service
   readonly limiter: RateLimiter.Service
@@ -33,8 +33,8 @@ export interface Endpoint {
   readonly timeoutGiven: boolean
   /** The total for one stream, body included. */
   readonly streamTimeout: Duration.Duration
-  /** Records every response's usage when a `Usage` layer was present at build time. */
-  readonly usage?: UsageTracker["Type"] | undefined
+  /** Records every response's usage; undefined under the default tracker, which records nothing. */
+  readonly usage?: Usage.Service | undefined
   /** Header names the HTTP client's spans must not show: the defaults plus this provider's auth headers. */
   readonly redactedHeaders: ReadonlyArray<string | RegExp>
   /** Streams: from the request's start to its first event. */
@@ -71,6 +71,11 @@ export interface Outgoing {
   readonly headers?: Record<string, string>
 }
 
+/**
+ * The endpoint of a provider, read once from the context when its layer builds: what it
+ * requires (`HttpClient`, `KeyPool`, `RateLimiter`) and the references `Transport` and
+ * `Usage.UsageTracker`. An invalid size cap fails with a `ConfigError` naming it.
+ */
 export const resolveEndpoint = (options: {
   readonly provider: string
   readonly auth: Endpoint["auth"]
@@ -82,15 +87,18 @@ export const resolveEndpoint = (options: {
   readonly maxEventBytes?: number | undefined
 }) =>
   Effect.gen(function* () {
+    const maxResponseBytes = yield* sizeCap("maxResponseBytes", options.maxResponseBytes, defaults.maxResponseBytes)
+    const maxEventBytes = yield* sizeCap("maxEventBytes", options.maxEventBytes, defaults.maxEventBytes)
     const http = yield* HttpClient.HttpClient
     const pool = yield* KeyPool.KeyPool
     const limiter = yield* RateLimiter.RateLimiter
-    const usage = Option.getOrUndefined(yield* Effect.serviceOption(UsageTracker))
+    const tracker = yield* Usage.UsageTracker
     // @effect/platform hides authorization and x-api-key in its spans; x-goog-api-key and
     // the like must be added, or the key would show up as a span attribute
     const authNames = Object.keys(options.auth(Redacted.make("probe"))).map((name) => name.toLowerCase())
     const redactedHeaders = [...(yield* FiberRef.get(Headers.currentRedactedNames)), ...authNames, /api[-_]?key|secret/i]
-    const transport = Option.getOrElse(yield* Effect.serviceOption(TransportTag), () => makeHttpClient(http))
+    const chosen = yield* TransportRef
+    const transport = isViaHttpClient(chosen) ? makeHttpClient(http) : chosen
     const endpoint: Endpoint = {
       provider: options.provider,
       transport,
@@ -102,22 +110,25 @@ export const resolveEndpoint = (options: {
       timeout: options.timeout === undefined ? defaults.timeout : Duration.decode(options.timeout),
       timeoutGiven: options.timeout !== undefined,
       streamTimeout: options.timeout === undefined ? defaults.streamTimeout : Duration.decode(options.timeout),
-      usage,
+      // the default records nothing: leaving it out spares every call a step
+      usage: tracker === Usage.untracked ? undefined : tracker,
       redactedHeaders,
       firstTokenTimeout: options.firstTokenTimeout === undefined
         ? defaults.firstTokenTimeout
         : Duration.decode(options.firstTokenTimeout),
       idleTimeout: options.idleTimeout === undefined ? defaults.idleTimeout : Duration.decode(options.idleTimeout),
-      maxResponseBytes: sizeCap("maxResponseBytes", options.maxResponseBytes, defaults.maxResponseBytes),
-      maxEventBytes: sizeCap("maxEventBytes", options.maxEventBytes, defaults.maxEventBytes)
+      maxResponseBytes,
+      maxEventBytes
     }
     return endpoint
   })
 
-const sizeCap = (name: string, value: number | undefined, fallback: number): number => {
-  if (value === undefined) return fallback
-  if (!(Number.isFinite(value) && value >= 1)) throw new RangeError(`${name} must be a positive number of bytes, got ${String(value)}`)
-  return Math.floor(value)
+const sizeCap = (name: string, value: number | undefined, fallback: number): Either.Either<number, ConfigError.ConfigError> => {
+  if (value === undefined) return Either.right(fallback)
+  if (!(Number.isFinite(value) && value >= 1)) {
+    return Either.left(ConfigError.InvalidData([name], `${name} must be a positive number of bytes, got ${String(value)}`))
+  }
+  return Either.right(Math.floor(value))
 }
 
 export const networkError = (endpoint: Endpoint, model: string, cause: TransportFailure): Err.LlmError =>

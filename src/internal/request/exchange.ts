@@ -15,7 +15,7 @@ import { embeddedError, fromResponse, redactSecret, startsLikeErrorBody } from "
 import { type ReadError } from "./errorBody.js"
 import { reportError } from "../keyPool.js"
 import * as Telemetry from "./telemetry.js"
-import { type StreamReply, TransportFailure, type TransportRequest } from "../transport/types.js"
+import { type StreamReply, timedOut, type TransportFailure, type TransportRequest } from "../transport/types.js"
 import { type Endpoint, type Outgoing, networkError } from "./endpoint.js"
 const requestFor = (endpoint: Endpoint, out: Outgoing, lease: KeyPool.Lease) => {
   const headers: Record<string, string> = { "content-type": "application/json", ...endpoint.headers, ...out.headers }
@@ -102,7 +102,7 @@ export interface Budget {
 const transportError = (endpoint: Endpoint, model: string, budget: Budget, cause: TransportFailure): Err.LlmError =>
   cause.reason === "timeout" ? budget.timeout() : networkError(endpoint, model, cause)
 
-export const timedOutFailure = new TransportFailure("timed out", "timeout")
+export const timedOutFailure = timedOut
 
 /** `send`, bounded by the budget left: by the transport's own timer, or, for a transport without one, by the fiber. */
 const sendWithin = <Reply, R>(

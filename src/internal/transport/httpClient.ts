@@ -6,7 +6,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { describe, type Service, type StreamReply, timedOut, tooLargeFailure, type TextReply, TransportFailure, type TransportRequest } from "./types.js"
+import { describe, type Service, type StreamReply, timedOut, tooLargeFailure, type TextReply, type TransportFailure, type TransportRequest, networkFailure } from "./types.js"
 
 
 const toRequest = (request: TransportRequest) =>
@@ -15,7 +15,7 @@ const toRequest = (request: TransportRequest) =>
     HttpClientRequest.bodyText(request.body, "application/json")
   )
 
-const failure = (error: unknown) => new TransportFailure(describe(platformCause(error)))
+const failure = (error: unknown) => networkFailure(describe(platformCause(error)))
 
 /** A platform error's own description: its reason and the underlying cause, never its request. */
 const platformCause = (error: unknown): unknown => {

@@ -2,7 +2,9 @@
  * What a transport gives the request path, whichever sends: the whole reply, or its head and
  * a pull over its body; and why an exchange failed below HTTP.
  */
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 
 export interface TransportRequest {
@@ -23,20 +25,22 @@ export interface TransportRequest {
   readonly timeoutMs?: number | undefined
 }
 
-/** Why an exchange failed below HTTP: never carries the request, so never a key. */
-export class TransportFailure {
-  readonly _tag = "TransportFailure"
-  constructor(
-    readonly description: string,
-    /** `network`: the connection failed; `tooLarge`: the reply passed `maxBodyBytes`; `timeout`: `timeoutMs` passed. */
-    readonly reason: "network" | "tooLarge" | "timeout" = "network",
-    /** For `tooLarge`, the cap. */
-    readonly limit?: number | undefined
-  ) {}
-}
+/**
+ * Why an exchange failed below HTTP: never carries the request, so never a key. The request
+ * path turns it into an `LlmError` (`NetworkError`, `TimeoutError`, `ResponseTooLargeError`).
+ */
+export class TransportFailure extends Schema.TaggedError<TransportFailure>()("TransportFailure", {
+  description: Schema.String,
+  /** `network`: the connection failed; `tooLarge`: the reply passed `maxBodyBytes`; `timeout`: `timeoutMs` passed. */
+  reason: Schema.Literal("network", "tooLarge", "timeout"),
+  /** For `tooLarge`, the cap. */
+  limit: Schema.optional(Schema.Number)
+}) {}
 
-export const tooLargeFailure = (limit: number) => new TransportFailure(`reply larger than ${limit} bytes`, "tooLarge", limit)
-export const timedOut = new TransportFailure("timed out", "timeout")
+/** The connection failed, as `description` (a code and message, never the request) says. */
+export const networkFailure = (description: string) => new TransportFailure({ description, reason: "network" })
+export const tooLargeFailure = (limit: number) => new TransportFailure({ description: `reply larger than ${limit} bytes`, reason: "tooLarge", limit })
+export const timedOut = new TransportFailure({ description: "timed out", reason: "timeout" })
 
 /** Runs `task` after `ms` on a plain timer; a deadline costs no fiber, only this (as the official SDKs' AbortController). */
 export const timer = (ms: number | undefined, task: () => void): (() => void) => {
@@ -82,3 +86,26 @@ export interface Service {
   readonly timeouts?: boolean | undefined
 }
 
+
+// Marks the default below across copies of this module (an app that loads both the ESM and the CJS build).
+const viaHttpClientMark = Symbol.for("effect-llm/Transport/viaHttpClient")
+
+const unbound = Effect.fail(
+  networkFailure("Transport.viaHttpClient is bound to a provider's HttpClient when the provider's layer builds; use Transport.fromHttpClient(client) to send through one yourself")
+)
+
+/**
+ * The default of the `Transport` reference: a provider sends through the `HttpClient` it
+ * requires, bound when its layer builds. Used on its own, outside a provider, it sends nothing.
+ */
+export const viaHttpClient: Service = Object.assign(Object.create(null) as object, {
+  [viaHttpClientMark]: true,
+  text: () => unbound,
+  stream: () => unbound
+})
+
+export const isViaHttpClient = (transport: Service): boolean => viaHttpClientMark in transport
+
+export class Transport extends Context.Reference<Transport>()("effect-llm/Transport", {
+  defaultValue: (): Service => viaHttpClient
+}) {}

@@ -4,7 +4,7 @@
  */
 import * as Effect from "effect/Effect"
 import type { Dispatcher } from "undici"
-import { describe, type Service, type StreamReply, timedOut, timer, tooLargeFailure, type TextReply, TransportFailure, type TransportRequest } from "./types.js"
+import { describe, type Service, type StreamReply, timedOut, timer, tooLargeFailure, type TextReply, type TransportFailure, type TransportRequest, networkFailure } from "./types.js"
 
 
 
@@ -43,7 +43,7 @@ const dispatch = (dispatcher: Dispatcher, request: TransportRequest, handler: ob
     dispatcher.dispatch(dispatchOptions(request), handler as Dispatcher.DispatchHandler)
     return undefined
   } catch (error) {
-    return new TransportFailure(describe(error))
+    return networkFailure(describe(error))
   }
 }
 
@@ -101,7 +101,7 @@ const undiciText = (dispatcher: Dispatcher) => (request: TransportRequest) =>
       },
       onResponseError(_c: Controller, error: Error) {
         clear()
-        if (!cancelled) resume(Effect.fail(new TransportFailure(describe(error))))
+        if (!cancelled) resume(Effect.fail(networkFailure(describe(error))))
       }
     })
     if (refused !== undefined) {
@@ -201,7 +201,7 @@ const undiciStream = (dispatcher: Dispatcher) => (request: TransportRequest) =>
         onResponseError(_c: Controller, error: Error) {
           if (cancelled) return
           clearHead()
-          failure = new TransportFailure(describe(error))
+          failure = networkFailure(describe(error))
           if (headResolved) notify()
           else resume(Effect.fail(failure))
         }

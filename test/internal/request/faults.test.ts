@@ -4,7 +4,7 @@
  * nothing waits forever with the default deadlines.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Config, Duration, Effect, Exit, Layer, Redacted, Stream } from "effect"
+import { Config, ConfigError, Duration, Effect, Exit, Layer, Redacted, Stream } from "effect"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import {
@@ -24,7 +24,7 @@ import {
 import * as Testing from "../../../src/Testing.js"
 import * as Http from "../../../src/internal/request/endpoint.js"
 
-type Model = Layer.Layer<LanguageModel.LanguageModel, never, KeyPool.KeyPool | RateLimiter.RateLimiter | import("@effect/platform/HttpClient").HttpClient>
+type Model = Layer.Layer<LanguageModel.LanguageModel, ConfigError.ConfigError, KeyPool.KeyPool | RateLimiter.RateLimiter | import("@effect/platform/HttpClient").HttpClient>
 
 const over = (model: Model, keys: ReadonlyArray<string> = ["sk-faults-key"]) =>
   model.pipe(

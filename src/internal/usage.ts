@@ -1,0 +1,26 @@
+/** Summing usage: the one place that knows how two `Usage` values add up. */
+import type { Usage } from "../Message.js"
+
+/** No tokens. */
+export const empty: Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, estimated: false }
+
+const plus = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined ? b : b === undefined ? a : a + b
+
+/**
+ * `a` and `b` together: every count summed, an optional count absent only when both lack it,
+ * and estimated when either is.
+ */
+export const add = (a: Usage, b: Usage): Usage => {
+  const usage: { -readonly [K in keyof Usage]: Usage[K] } = {
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+    estimated: a.estimated || b.estimated
+  }
+  const reasoning = plus(a.reasoningTokens, b.reasoningTokens)
+  const cached = plus(a.cachedInputTokens, b.cachedInputTokens)
+  if (reasoning !== undefined) usage.reasoningTokens = reasoning
+  if (cached !== undefined) usage.cachedInputTokens = cached
+  return usage
+}
