@@ -22,6 +22,7 @@ import type * as Chunk from "effect/Chunk"
 import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import type * as ExecutionPlan from "effect/ExecutionPlan"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
@@ -121,6 +122,51 @@ export const layer = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>,
   options?: O
 ): Layer.Layer<LanguageModel, StepsError<Steps> | ConfigError.ConfigError, StepsContext<Steps> | OptionsContext<O>> =>
   Layer.scoped(LanguageModel, make(steps, options))
+
+/**
+ * The fallback of an Effect `ExecutionPlan` over model layers: each plan step is a `Step`
+ * (its `provide` the model, its `attempts` and `schedule` as given, its `while` deciding which
+ * errors that step retries), walked by the same policy as `layer`'s.
+ *
+ * ```ts
+ * const plan = ExecutionPlan.make(
+ *   { provide: primary, attempts: 3, schedule: Retry.schedule() },
+ *   { provide: secondary }
+ * )
+ * const Stack = Fallback.fromPlan(plan)
+ * ```
+ * @since 0.1.0 @category layers
+ */
+export const fromPlan = <
+  Types extends { provides: LanguageModel; input: Err.LlmError; error: any; requirements: any },
+  const O extends Options = {}
+>(
+  plan: ExecutionPlan.ExecutionPlan<Types>,
+  options?: O
+): Layer.Layer<LanguageModel, Types["error"] | ConfigError.ConfigError, Types["requirements"] | OptionsContext<O>> =>
+  Layer.unwrapEffect(
+    Effect.map(Effect.context<Types["requirements"]>(), (context) => {
+      const steps = plan.steps.map((step): Step<Types["error"], Types["requirements"]> => {
+        const model = Layer.isLayer(step.provide)
+          ? (step.provide as Layer.Layer<LanguageModel, Types["error"], Types["requirements"]>)
+          : Layer.succeedContext(step.provide as Context.Context<LanguageModel>)
+        const guard = step.while
+        const base: Schedule.Schedule<unknown, Err.LlmError, Types["requirements"]> | undefined = step.schedule === undefined
+          ? guard === undefined ? undefined : Schedule.forever
+          : step.schedule
+        // a plan step's schedule and `while` may need the plan's requirements: the layer's context
+        const schedule = base === undefined ? undefined : Schedule.provideContext(
+          guard === undefined ? base : Schedule.whileInputEffect(base, (error: Err.LlmError) => {
+            const decided = guard(error) as boolean | Effect.Effect<boolean, unknown, Types["requirements"]>
+            return typeof decided === "boolean" ? Effect.succeed(decided) : Effect.orElseSucceed(decided, () => false)
+          }),
+          context
+        )
+        return { model, attempts: step.attempts, schedule }
+      }) as unknown as NonEmptyReadonlyArray<Step<Types["error"], Types["requirements"]>>
+      return layer(steps, options)
+    })
+  ) as Layer.Layer<LanguageModel, Types["error"] | ConfigError.ConfigError, Types["requirements"] | OptionsContext<O>>
 
 /**
  * Builds every step once (sharing memoized layers with the rest of the stack) and returns

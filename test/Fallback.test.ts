@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigError, Context, Effect, Either, Exit, Fiber, Layer, type Scope, Stream, TestClock } from "effect"
+import { ConfigError, Context, Effect, Either, ExecutionPlan, Exit, Fiber, Layer, type Scope, Stream, TestClock } from "effect"
 import { expectTypeOf } from "vitest"
 import { Fallback, Health, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
@@ -64,6 +64,30 @@ describe("Fallback", () => {
       yield* TestClock.adjust("1 second")
       expect((yield* Fiber.join(fiber)).text).toBe("from a")
       expect([yield* a.calls, yield* b.calls]).toEqual([3, 0])
+    }))
+
+  it.scoped("fromPlan: an Effect ExecutionPlan of model layers, its attempts, schedule and while, for chat and stream", () =>
+    Effect.gen(function* () {
+      const limited = new LlmError.RateLimitError({ provider: "p", model: "a", message: "429", status: 429 })
+      const a = yield* mock("a", [err.server("a"), err.server("a"), "from a", limited])
+      const b = yield* mock("b", ["from b", { text: "b streamed", chunks: 2 }])
+      const plan = ExecutionPlan.make(
+        { provide: a.layer, attempts: 3, schedule: Retry.schedule({ jitter: false }), while: (e: LlmError.LlmError) => e._tag === "ServerError" },
+        { provide: b.layer }
+      )
+      const model = yield* build(Fallback.fromPlan(plan, { when: () => true }))
+      const fiber = yield* Effect.fork(model.chat(request))
+      yield* TestClock.adjust("2 seconds")
+      expect((yield* Fiber.join(fiber)).text).toBe("from a")
+      expect([yield* a.calls, yield* b.calls]).toEqual([3, 0])
+      // `while` refuses to retry a 429 on a (retryable otherwise): the next step serves it, with no wait
+      const second = yield* Effect.fork(model.chat(request))
+      yield* TestClock.adjust("0 millis")
+      expect([yield* a.calls, yield* b.calls]).toEqual([4, 1])
+      expect((yield* Fiber.join(second)).text).toBe("from b")
+      // a stream walks the same plan: a is spent (its script ends in a failure), b streams
+      const text = yield* Stream.runFold(model.stream(request), "", (acc, e) => (e._tag === "TextDelta" ? acc + e.text : acc))
+      expect(text).toBe("b streamed")
     }))
 
   it.scoped("fails with AllModelsFailedError listing every attempt with its model and error", () =>
