@@ -17,6 +17,7 @@ import type * as Either from "effect/Either"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
+import * as fileError from "./internal/fileError.js"
 import * as detect from "./internal/providerConfig/detect.js"
 import * as json from "./internal/providerConfig/json.js"
 import * as keys from "./internal/providerConfig/keys.js"
@@ -152,7 +153,7 @@ export const load = (path: string): Effect.Effect<Registry, ProviderConfigError,
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const text = yield* fs.readFileString(path).pipe(
-      Effect.mapError((error) => schema.fail(`cannot read the file (${error.message})`, undefined, path))
+      Effect.mapError((error) => schema.fail(`cannot read the file: ${fileError.describe(error)}`, undefined, path))
     )
     return yield* stack.fromJson(yield* json.parseText(text, path), path)
   }).pipe(Effect.withSpan("ProviderConfig.load", { attributes: { path } }))

@@ -223,7 +223,7 @@ describe("ProviderConfig", () => {
     Effect.gen(function* () {
       const missing = failureOf(yield* Effect.exit(ProviderConfig.load("/nonexistent/provider.json")))
       expect(missing.path).toBe("/nonexistent/provider.json")
-      expect(missing.message).toContain("cannot read")
+      expect(missing.message).toBe("/nonexistent/provider.json: cannot read the file: no such file")
       const broken = failureOf(yield* Effect.exit(ProviderConfig.load(writeTemp("{ not json"))))
       expect(broken.message).toContain("not valid JSON")
     }).pipe(Effect.provide(NodeFileSystem.layer)))
