@@ -12,10 +12,10 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { excerptOf, InvalidRequestError, type LlmError, StructuredOutputError } from "../LlmError.js"
 import * as Message from "../Message.js"
-import * as Telemetry from "../Telemetry.js"
 import * as Tool from "../Tool.js"
 import type * as Toolkit from "../Toolkit.js"
 import * as Decode from "./decode.js"
+import { attributes } from "./metrics.js"
 import { Accumulator, LanguageModel } from "./languageModel.js"
 import { PartialJson } from "./partialJson.js"
 import * as Streams from "./streams.js"
@@ -192,7 +192,7 @@ const runCall = (
     })
   }).pipe(
     Effect.withSpan(`Tool.call ${call.name}`, {
-      attributes: { [Telemetry.attributes.toolName]: call.name, [Telemetry.attributes.toolCallId]: call.id },
+      attributes: { [attributes.toolName]: call.name, [attributes.toolCallId]: call.id },
       captureStackTrace: false
     })
   )
