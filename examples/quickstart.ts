@@ -1,28 +1,23 @@
-/** A model stack composed from layers, and a program that uses it; without OPENAI_API_KEY it runs against the fake provider. */
+/**
+ * The README's quickstart: a program that needs a LanguageModel, and the model it gets. With
+ * OPENAI_API_KEY set it calls OpenAI; without, the same stack talks to the built-in fake provider.
+ */
 import { NodeRuntime } from "@effect/platform-node"
-import { Config, ConfigProvider, Console, Effect, Layer } from "effect"
-import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Transport } from "../src/index.js"
+import { Console, Effect } from "effect"
+import { LanguageModel, ProviderConfig, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
 // 1. The program needs a LanguageModel; it does not know which one.
 const program = Effect.gen(function* () {
-  const reply = yield* LanguageModel.chat(Message.request("Say hello in five words."))
+  const reply = yield* LanguageModel.chat({ system: "Be brief.", prompt: "Say hello in five words." })
   yield* Console.log(`${reply.provider}/${reply.model}: ${reply.text}`)
   yield* Console.log(`usage: ${reply.usage.inputTokens} in, ${reply.usage.outputTokens} out`)
 })
 
-// 2. The stack, read bottom-up. Build it once; everything provided the same layer shares it.
-const OpenAi = (baseUrl?: string) =>
-  OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl }).pipe(
-    // one key, or a comma-separated list for a pool
-    Layer.provide(KeyPool.layerConfig({ providerId: "openai", keys: Config.redacted("OPENAI_API_KEY") })),
-    Layer.provide(RateLimiter.layer({ requestsPerMinute: 500, tokensPerMinute: 200_000 })),
-    Layer.provide(Transport.layerUndici)
-  )
+// 2. The model: by its name (gpt-* is OpenAI; keys from OPENAI_API_KEY, one or a comma-separated
+//    pool), or the same stack against a fake server on loopback that answers as OpenAI does.
+const Model = process.env.OPENAI_API_KEY
+  ? ProviderConfig.forModel("gpt-4o-mini")
+  : Testing.FakeProvider.layerModel("gpt-4o-mini", { reply: { text: "Hello from the fake provider!" } })
 
-// 3. Without OPENAI_API_KEY, the same stack talks to the built-in fake provider, with made-up keys.
-const FakeOpenAi = Layer.unwrapScoped(
-  Effect.map(Testing.FakeProvider.make({ reply: { text: "Hello from the fake provider!" } }), (fake) => OpenAi(fake.baseUrl))
-).pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromJson({ OPENAI_API_KEY: "sk-fake-1,sk-fake-2" }))))
-
-NodeRuntime.runMain(program.pipe(Effect.provide(process.env.OPENAI_API_KEY ? OpenAi() : FakeOpenAi)))
+NodeRuntime.runMain(program.pipe(Effect.provide(Model), Effect.provide(Transport.layerUndici)))

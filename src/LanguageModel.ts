@@ -10,6 +10,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Generate from "./internal/generate.js"
 import * as internal from "./internal/languageModel.js"
+import * as prompt from "./internal/prompt.js"
 import { counted, reporting, reportsOf, type Tracker } from "./internal/request/delivered.js"
 import type { LlmError, StreamError } from "./LlmError.js"
 import type { ChatRequest, ChatResponse, Finish, StreamEvent } from "./Message.js"
@@ -87,14 +88,36 @@ export const wrap = (inner: Service, calls: Partial<Pick<Service, "chat" | "stre
   stream: calls.stream === undefined ? inner.stream : reporting(calls.stream, reportsOf(inner))
 })
 
-/** @since 0.1.0 @category accessors */
-export const chat = (request: ChatRequest): Effect.Effect<ChatResponse, LlmError, LanguageModel> =>
-  Effect.flatMap(LanguageModel, (model) => model.chat(request))
+/**
+ * A request in short: `prompt` (the user's message, or the messages so far), an optional
+ * `system` prompt sent before it, and any other `ChatRequest` option:
+ * `LanguageModel.chat({ system: "Answer in French.", prompt: "Hello", temperature: 0 })`.
+ * The accessors and the generate functions take it wherever they take a `ChatRequest`.
+ * @since 0.1.0 @category requests
+ */
+export type Prompt = prompt.Prompt
+
+/**
+ * What the accessors take: a `ChatRequest`, or a `Prompt`.
+ * @since 0.1.0 @category requests
+ */
+export type Input = prompt.Input
+
+/**
+ * The `ChatRequest` of an `Input`: a `Prompt`'s `system` then `prompt` as its messages, its
+ * other options as they are; a `ChatRequest` unchanged.
+ * @since 0.1.0 @category requests
+ */
+export const toRequest: (input: Input) => ChatRequest = prompt.toRequest
 
 /** @since 0.1.0 @category accessors */
-export const stream = (request: ChatRequest): Stream.Stream<StreamEvent, LlmError, LanguageModel> =>
+export const chat = (input: Input): Effect.Effect<ChatResponse, LlmError, LanguageModel> =>
+  Effect.flatMap(LanguageModel, (model) => model.chat(prompt.toRequest(input)))
+
+/** @since 0.1.0 @category accessors */
+export const stream = (input: Input): Stream.Stream<StreamEvent, LlmError, LanguageModel> =>
   // Channel.unwrap, not Stream.unwrap: the latter flattens a stream of streams, ~150 µs per call
-  Stream.fromChannel(Channel.unwrap(Effect.map(LanguageModel, (model) => Stream.toChannel(model.stream(request)))))
+  Stream.fromChannel(Channel.unwrap(Effect.map(LanguageModel, (model) => Stream.toChannel(model.stream(prompt.toRequest(input))))))
 
 /**
  * Folds a stream into the `ChatResponse` that `chat` would have returned for the same
@@ -176,11 +199,18 @@ export type Step = Generate.Step
 export type GenerateTextResult = Generate.GenerateTextResult
 
 /**
- * `maxSteps` (default 10) bounds the model calls; `concurrency` (default unbounded) the tool
- * calls of one reply run at once. The toolkit's tools are added to the request's own.
+ * The request (`request`, or a `Prompt`'s `system`, `prompt` and options), and the loop's
+ * options: `maxSteps` (default 10) bounds the model calls; `concurrency` (default unbounded)
+ * the tool calls of one reply run at once. The toolkit's tools are added to the request's own.
  * @since 0.1.0 @category generate
  */
 export type GenerateTextOptions<T extends Tool.Any> = Generate.GenerateTextOptions<T>
+
+/**
+ * The tool loop's own options: `toolkit`, `maxSteps`, `concurrency`.
+ * @since 0.1.0 @category generate
+ */
+export type LoopOptions<T extends Tool.Any> = Generate.LoopOptions<T>
 
 /**
  * What `streamText` emits, in order, for each step: its text and reasoning deltas and its
@@ -215,11 +245,19 @@ export const streamText = <T extends Tool.Any = never>(
 ): Stream.Stream<TextStreamEvent, LlmError, LanguageModel | Tool.HandlersFor<T>> => Generate.streamText(options)
 
 /**
- * `name` (default `"response"`) and `description` are sent with the schema; `repairAttempts`
- * (default 1) is how many times a reply that does not decode is sent back with its issues.
+ * The request (`request`, or a `Prompt`'s `system`, `prompt` and options) and the object's
+ * options: `name` (default `"response"`) and `description` are sent with the schema;
+ * `repairAttempts` (default 1) is how many times a reply that does not decode is sent back
+ * with its issues.
  * @since 0.1.0 @category generate
  */
 export type GenerateObjectOptions<A, I> = Generate.GenerateObjectOptions<A, I>
+
+/**
+ * The structured output's own options: `schema`, `name`, `description`, `repairAttempts`.
+ * @since 0.1.0 @category generate
+ */
+export type ObjectOptions<A, I> = Generate.ObjectOptions<A, I>
 
 /** @since 0.1.0 @category generate */
 export type GenerateObjectResult<A> = Generate.GenerateObjectResult<A>

@@ -17,6 +17,7 @@ import type * as Either from "effect/Either"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
+import * as fileError from "./internal/fileError.js"
 import * as detect from "./internal/providerConfig/detect.js"
 import * as json from "./internal/providerConfig/json.js"
 import * as keys from "./internal/providerConfig/keys.js"
@@ -96,16 +97,23 @@ export interface Registry {
   readonly providers: ReadonlyArray<string>
   readonly entries: ReadonlyArray<ResolvedModel>
   readonly models: {
-    /** The ready stack for one model: provider adapter, the pool of its keys, its own limiter, and retry. */
+    /**
+     * The ready stack for one model: provider adapter, the pool of its keys, its own limiter,
+     * and retry (`max_retries`, unless `options.maxRetries` says otherwise: `0` for none, when
+     * the caller retries itself). A model whose keys are missing or unusable fails here, with
+     * the error that names its entry; the file's other models are not affected.
+     */
     readonly layer: (
       provider: string,
-      model: string
+      model: string,
+      options?: { readonly maxRetries?: number | undefined }
     ) => Layer.Layer<LanguageModel, ProviderConfigError, HttpClient.HttpClient>
     readonly get: (provider: string, model: string) => Option.Option<ResolvedModel>
   }
   /**
-   * The pool that serves `model` of `provider` (without `model`: its first entry's). Models
-   * listing the same keys share one pool; a model never leases another entry's keys.
+   * The pool that serves `model` of `provider` (without `model`: its first entry's); none for
+   * a model without usable keys. Models listing the same keys share one pool; a model never
+   * leases another entry's keys.
    */
   readonly keyPool: (provider: string, model?: string) => Option.Option<KeyPool.Service>
 }
@@ -121,9 +129,10 @@ export const envKeys: (provider: string) => Effect.Effect<ReadonlyArray<Redacted
 
 /**
  * Builds a registry from an already-parsed file. Each model is served with its own entry's
- * `api_keys`, else with its provider's variable (see `envKeys`); a model that needs keys and
- * has none is an error naming its entry. Unknown fields and a `model_name` given twice under
- * one provider are errors too.
+ * `api_keys`, else with its provider's variable (see `envKeys`). A model that needs keys and
+ * has none fails when it is asked for (`models.layer`), with an error naming its entry, so
+ * that one keyless entry never stops the others. Unknown fields, a bad value and a
+ * `model_name` given twice under one provider fail the whole file.
  * @since 0.1.0 @category constructors
  */
 export const fromJson: (json: unknown, path?: string) => Effect.Effect<Registry, ProviderConfigError> = stack.fromJson
@@ -144,7 +153,7 @@ export const load = (path: string): Effect.Effect<Registry, ProviderConfigError,
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
     const text = yield* fs.readFileString(path).pipe(
-      Effect.mapError((error) => schema.fail(`cannot read the file (${error.message})`, undefined, path))
+      Effect.mapError((error) => schema.fail(`cannot read the file: ${fileError.describe(error)}`, undefined, path))
     )
     return yield* stack.fromJson(yield* json.parseText(text, path), path)
   }).pipe(Effect.withSpan("ProviderConfig.load", { attributes: { path } }))
@@ -162,7 +171,9 @@ export const detectProvider = (model: string): Option.Option<string> => Option.f
 
 /**
  * A ready stack for a model name alone, with keys from the provider's variable (see
- * `envKeys`): `forModel("claude-3-5-sonnet-latest")`. `provider` overrides detection.
+ * `envKeys`): `forModel("claude-3-5-sonnet-latest")`. `provider` overrides detection. Without
+ * a key, building it fails with an error that names the variable to set
+ * (`no API key for openai: set OPENAI_API_KEY …`).
  * @since 0.1.0 @category constructors
  */
 export const forModel = (

@@ -4,17 +4,21 @@
  *
  * @since 0.1.0
  */
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as registry from "./internal/providers/registry.js"
 import * as FakeServer from "./internal/testing/server.js"
 import { splitText as split } from "./internal/testing/route.js"
 import { collect, LanguageModel, make, responseToEvents } from "./LanguageModel.js"
 import * as Err from "./LlmError.js"
 import type * as Message from "./Message.js"
+import * as ProviderConfig from "./ProviderConfig.js"
 
 // ---------------------------------------------------------------------------
 // mockModel
@@ -374,6 +378,26 @@ export class FakeProvider extends Context.Tag("effect-llm/Testing/FakeProvider")
   /** The server as a scoped layer. */
   static readonly layer = (options?: FakeProviderOptions): Layer.Layer<FakeProvider> =>
     Layer.scoped(FakeProvider, makeFakeProvider(options))
+  /**
+   * A model with no key and no network: the stack `ProviderConfig.forModel(model)` builds (the
+   * provider its name tells, or `provider`; its wire API; retries), pointed at a new fake
+   * server that answers in that API's format, with a made-up key. The server is in the layer
+   * too, to script replies and faults and read what was sent. Swap it for `forModel` to call
+   * the real provider.
+   */
+  static readonly layerModel = (
+    model: string,
+    options: FakeProviderOptions & { readonly provider?: string | undefined } = {}
+  ): Layer.Layer<LanguageModel | FakeProvider, ProviderConfig.ProviderConfigError, HttpClient.HttpClient> =>
+    Layer.unwrapScoped(Effect.gen(function*() {
+      const fake = yield* makeFakeProvider(options)
+      const provider = options.provider ?? Option.getOrElse(ProviderConfig.detectProvider(model), () => "openai")
+      const api = registry.inferApi(provider, undefined) ?? "chat"
+      // the provider's own base URL, on the fake's host: each API's routes answer under any prefix
+      const baseUrl = fake.url + new URL(registry.defaultBaseUrl(provider, api)).pathname.replace(/\/$/, "")
+      const config = yield* ProviderConfig.fromJson({ [provider]: [{ model_name: model, api, base_url: baseUrl, api_keys: ["sk-fake-key"] }] })
+      return Layer.merge(config.models.layer(provider, model), Layer.succeed(FakeProvider, fake))
+    }))
 }
 
 /**

@@ -12,9 +12,12 @@ export * as Message from "./Message.js"
 export * as LlmError from "./LlmError.js"
 export * as LanguageModel from "./LanguageModel.js"
 
-// The application layer: typed tools for LanguageModel.generateText / streamText
+// The application layer: typed tools for LanguageModel.generateText / streamText, conversations,
+// and replies streamed to a browser
 export * as Tool from "./Tool.js"
 export * as Toolkit from "./Toolkit.js"
+export * as Chat from "./Chat.js"
+export * as ServerSentEvents from "./ServerSentEvents.js"
 
 // Decorators, outermost first: caching, budgets, context windows, fallback, breakers, retry
 export * as ResponseCache from "./ResponseCache.js"

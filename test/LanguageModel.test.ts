@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer, Stream } from "effect"
+import { Context, Effect, Layer, Schema, Stream } from "effect"
 import * as fc from "fast-check"
 import { LanguageModel, LlmError, Message, Retry } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
@@ -77,6 +77,41 @@ describe("accessors", () => {
       const streamed = yield* Effect.provide(LanguageModel.collect(LanguageModel.stream(Message.request("x"))), layer)
       expect(streamed.text).toBe("via accessor")
     }))
+})
+
+describe("the short form of a request: system and prompt", () => {
+  const Person = Schema.Struct({ name: Schema.String })
+  const expected = [Message.system("Be brief."), Message.user("Who?")]
+
+  it.effect("chat, stream, generateText, streamText, generateObject and streamObject send system then prompt, with the other options", () =>
+    Effect.gen(function* () {
+      const mock = yield* Testing.makeMockModel({ steps: [{ text: "{\"name\":\"Ada\"}" }] })
+      const model = Layer.succeed(LanguageModel.LanguageModel, mock.service)
+      const input = { system: "Be brief.", prompt: "Who?", temperature: 0 } as const
+      yield* LanguageModel.chat(input).pipe(Effect.provide(model))
+      yield* Stream.runDrain(LanguageModel.stream(input)).pipe(Effect.provide(model))
+      yield* LanguageModel.generateText({ ...input, maxSteps: 2, concurrency: 1 }).pipe(Effect.provide(model))
+      yield* Stream.runDrain(LanguageModel.streamText({ ...input, maxSteps: 2 })).pipe(Effect.provide(model))
+      const { value } = yield* LanguageModel.generateObject({ ...input, schema: Person, name: "person", repairAttempts: 0 }).pipe(Effect.provide(model))
+      expect(value).toEqual({ name: "Ada" })
+      yield* Stream.runDrain(LanguageModel.streamObject({ ...input, schema: Person })).pipe(Effect.provide(model))
+      const requests = yield* mock.requests
+      expect(requests).toHaveLength(6)
+      for (const request of requests) {
+        expect(request.messages).toEqual(expected)
+        expect(request.temperature).toBe(0)
+        // the loop's and the object's own options are not request fields
+        for (const key of ["system", "prompt", "maxSteps", "concurrency", "toolkit", "schema", "name", "repairAttempts"]) expect(request).not.toHaveProperty(key)
+      }
+    }))
+
+  it("toRequest: a prompt of messages follows the system prompt; a ChatRequest is unchanged", () => {
+    const earlier = [Message.user("hi"), Message.assistant("hello")]
+    expect(LanguageModel.toRequest({ system: "S", prompt: earlier })).toEqual({ messages: [Message.system("S"), ...earlier] })
+    expect(LanguageModel.toRequest({ prompt: "x", maxTokens: 5 })).toEqual({ messages: [Message.user("x")], maxTokens: 5 })
+    const request = Message.request("as is")
+    expect(LanguageModel.toRequest(request)).toBe(request)
+  })
 })
 
 describe("what a stream delivered", () => {

@@ -23,6 +23,10 @@ const failureOf = <A>(exit: Exit.Exit<A, ProviderConfig.ProviderConfigError>) =>
   return error
 }
 
+/** What building one model's stack fails with (keys are a model's own problem, found when it is asked for). */
+const layerFailure = (registry: ProviderConfig.Registry, provider: string, model: string) =>
+  Effect.map(Effect.exit(Layer.build(registry.models.layer(provider, model)).pipe(Effect.scoped, Effect.provide(Transport.layerUndici))), failureOf)
+
 describe("ProviderConfig", () => {
   it.effect("decodes the common layout; models with the same keys share a pool", () =>
     Effect.gen(function* () {
@@ -77,9 +81,11 @@ describe("ProviderConfig", () => {
 
   it.effect("a missing key is a typed error naming the env var", () =>
     Effect.gen(function* () {
-      const error = failureOf(yield* Effect.exit(ProviderConfig.fromJson({ groq: [{ model_name: "llama-3.1-8b-instant" }] }).pipe(withEnv({}))))
+      const registry = yield* ProviderConfig.fromJson({ groq: [{ model_name: "llama-3.1-8b-instant" }] }).pipe(withEnv({}))
+      const error = yield* layerFailure(registry, "groq", "llama-3.1-8b-instant")
       expect(error.jsonPath).toBe("$.groq[0].api_keys")
       expect(error.message).toContain("GROQ_API_KEY")
+      expect(registry.keyPool("groq")).toEqual(Option.none())
     }))
 
   it.effect("keys come from env vars, comma-separated lists included", () =>
@@ -95,7 +101,8 @@ describe("ProviderConfig", () => {
 
   it.effect("a key variable set but empty is an error naming it, not a silent fallback", () =>
     Effect.gen(function* () {
-      const error = failureOf(yield* Effect.exit(ProviderConfig.fromJson({ groq: [{ model_name: "llama-3.1-8b-instant" }] }, "provider.json").pipe(withEnv({ GROQ_API_KEY: " , " }))))
+      const registry = yield* ProviderConfig.fromJson({ groq: [{ model_name: "llama-3.1-8b-instant" }] }, "provider.json").pipe(withEnv({ GROQ_API_KEY: " , " }))
+      const error = yield* layerFailure(registry, "groq", "llama-3.1-8b-instant")
       expect(error.jsonPath).toBe("$.groq[0].api_keys")
       expect(error.message).toContain("GROQ_API_KEY is set but empty")
       const direct = failureOf(yield* Effect.exit(ProviderConfig.envKeys("groq").pipe(withEnv({ GROQ_API_KEY: "" }))))
@@ -127,6 +134,51 @@ describe("ProviderConfig", () => {
     expect(ProviderConfig.detectProvider("deepseek-chat")).toEqual(Option.some("deepseek"))
     expect(ProviderConfig.detectProvider("my-local-model")).toEqual(Option.none())
   })
+
+  it.scoped("one entry without a usable key does not stop the others: it fails when asked for, naming its entry", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "served" } })
+      // the README's example: a hosted provider with keys, and a vLLM server of a name of one's own on a remote host
+      const json = {
+        openai: [{ model_name: "gpt-4o-mini", api_keys: ["sk-1", "sk-2"], base_url: fake.baseUrl, max_retries: 5 }],
+        "my-vllm": [{ model_name: "qwen2.5-7b", base_url: "http://gpu-box:8000/v1", api: "chat" }]
+      }
+      const registry = yield* ProviderConfig.fromJson(json, "provider.json").pipe(withEnv({}))
+      expect(registry.entries.map((e) => `${e.provider}/${e.model}`)).toEqual(["openai/gpt-4o-mini", "my-vllm/qwen2.5-7b"])
+      const reply = yield* LanguageModel.chat(Message.request("hi")).pipe(
+        Effect.provide(registry.models.layer("openai", "gpt-4o-mini").pipe(Layer.provide(Transport.layerUndici)))
+      )
+      expect(reply.text).toBe("served")
+      const error = yield* layerFailure(registry, "my-vllm", "qwen2.5-7b")
+      expect(error.jsonPath).toBe("$.my-vllm[0].api_keys")
+      expect(error.message).toContain("provider.json at $.my-vllm[0].api_keys")
+      expect(error.message).toContain("MY_VLLM_API_KEY")
+      // with its variable set, the same entry serves
+      const keyed = yield* ProviderConfig.fromJson(json, "provider.json").pipe(withEnv({ MY_VLLM_API_KEY: "vk-1" }))
+      expect(Option.isSome(keyed.keyPool("my-vllm", "qwen2.5-7b"))).toBe(true)
+    }))
+
+  it.effect("forModel without a key names the variable to set, not a file the user never wrote", () =>
+    Effect.gen(function* () {
+      const error = failureOf(yield* Effect.exit(
+        Layer.build(ProviderConfig.forModel("gpt-4o-mini")).pipe(Effect.scoped, Effect.provide(Transport.layerUndici), withEnv({}))
+      ))
+      expect(error.message).toBe(
+        `ProviderConfig.forModel("gpt-4o-mini"): no API key for openai: set OPENAI_API_KEY to an API key, or a comma-separated list of keys`
+      )
+      expect(error.jsonPath).toBeUndefined()
+      expect(error.path).toBeUndefined()
+    }))
+
+  it.scoped("models.layer's maxRetries overrides the entry's: 0 sends one request", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ respond: () => ({ _tag: "Status", status: 503 }) })
+      const registry = yield* ProviderConfig.fromJson({ local: [{ model_name: "m", api: "chat", base_url: fake.baseUrl, max_retries: 3, retry_delay: 0.001 }] })
+      yield* Effect.exit(LanguageModel.chat(Message.request("hi")).pipe(
+        Effect.provide(registry.models.layer("local", "m", { maxRetries: 0 }).pipe(Layer.provide(Transport.layerUndici)))
+      ))
+      expect(yield* fake.requests).toHaveLength(1)
+    }))
 
   it.effect("forModel fails clearly for an undetectable model", () =>
     Effect.gen(function* () {
@@ -171,7 +223,7 @@ describe("ProviderConfig", () => {
     Effect.gen(function* () {
       const missing = failureOf(yield* Effect.exit(ProviderConfig.load("/nonexistent/provider.json")))
       expect(missing.path).toBe("/nonexistent/provider.json")
-      expect(missing.message).toContain("cannot read")
+      expect(missing.message).toBe("/nonexistent/provider.json: cannot read the file: no such file")
       const broken = failureOf(yield* Effect.exit(ProviderConfig.load(writeTemp("{ not json"))))
       expect(broken.message).toContain("not valid JSON")
     }).pipe(Effect.provide(NodeFileSystem.layer)))
@@ -254,7 +306,8 @@ describe("ProviderConfig", () => {
       // without env keys the keyless entry is the error, named by its own path (a remote
       // base_url: loopback servers need no key)
       const remote = { openai: [{ model_name: "gpt-4o", api_keys: ["k1"] }, { model_name: "gpt-4o-mini" }] }
-      const error = failureOf(yield* Effect.exit(ProviderConfig.fromJson(remote, "provider.json").pipe(withEnv({}))))
+      const loaded = yield* ProviderConfig.fromJson(remote, "provider.json").pipe(withEnv({}))
+      const error = yield* layerFailure(loaded, "openai", "gpt-4o-mini")
       expect(error.jsonPath).toBe("$.openai[1].api_keys")
     }))
 

@@ -1,4 +1,7 @@
+import { NodeSdk } from "@effect/opentelemetry"
 import { NodeHttpClient } from "@effect/platform-node"
+import { DataPointType, MetricReader } from "@opentelemetry/sdk-metrics"
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Layer, Logger, LogLevel, Metric, Option, Stream, Tracer } from "effect"
 import type * as Context from "effect/Context"
@@ -84,12 +87,12 @@ describe.each(transports)("Telemetry over $id", ({ id, layer: transport }) => {
         Layer.provide(RateLimiter.layer({ capacity: 10, refillPerSecond: 10 })),
         Layer.provide(transport)
       )
-      const tags = { provider, model }
-      const chats = tagged(Telemetry.requests, { ...tags, operation: "chat" })
-      const streams = tagged(Telemetry.requests, { ...tags, operation: "stream" })
-      const input = tagged(Telemetry.tokens, { ...tags, type: "input" })
-      const output = tagged(Telemetry.tokens, { ...tags, type: "output" })
-      const errors = tagged(Telemetry.errors, { ...tags, error: "ServerError" })
+      const tags = { "gen_ai.provider.name": provider, "gen_ai.request.model": model }
+      const chats = tagged(Telemetry.requests, { ...tags, "effect_llm.stream": "false" })
+      const streams = tagged(Telemetry.requests, { ...tags, "effect_llm.stream": "true" })
+      const input = tagged(Telemetry.tokens, { ...tags, "gen_ai.token.type": "input" })
+      const output = tagged(Telemetry.tokens, { ...tags, "gen_ai.token.type": "output" })
+      const errors = tagged(Telemetry.errors, { ...tags, "error.type": "ServerError" })
       const ttft = tagged(Telemetry.timeToFirstToken, tags)
       const latency = tagged(Telemetry.latency, tags)
 
@@ -104,12 +107,12 @@ describe.each(transports)("Telemetry over $id", ({ id, layer: transport }) => {
       expect(yield* counterValue(chats)).toBe(2)
       expect(yield* counterValue(streams)).toBe(1)
       expect(yield* counterValue(errors)).toBe(1)
-      expect(yield* counterValue(input)).toBe(2 * response.usage.inputTokens)
-      expect(yield* counterValue(output)).toBe(2 * response.usage.outputTokens)
+      expect((yield* Metric.value(input)).sum).toBe(2 * response.usage.inputTokens)
+      expect((yield* Metric.value(output)).sum).toBe(2 * response.usage.outputTokens)
       expect((yield* Metric.value(ttft)).count).toBe(1)
       expect((yield* Metric.value(latency)).count).toBe(3)
       expect((yield* Metric.value(Telemetry.limiterWait)).count).toBeGreaterThanOrEqual(3)
-      expect((yield* Metric.value(tagged(Telemetry.poolInFlight, { provider }))).value).toBe(0)
+      expect((yield* Metric.value(tagged(Telemetry.poolInFlight, { "gen_ai.provider.name": provider }))).value).toBe(0)
 
       const chatSpan = spans.find((s) => s.name === "LanguageModel.chat")!
       expect(Object.fromEntries(chatSpan.attributes)).toMatchObject({
@@ -240,4 +243,94 @@ describe.each(transports)("Telemetry over $id", ({ id, layer: transport }) => {
         if (id === "httpclient") expect(spans.some((s) => s.attributes.has(`http.request.header.${style.header}`))).toBe(true)
       }))
   })
+})
+
+describe("Telemetry, read and exported", () => {
+  it.scoped("a metric reads as the sum of its series, plain or by any of its labels", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "summed", chunks: 2 } })
+      const model = (provider: string) =>
+        OpenAiCompatible.layer({ model: "gpt-sum", baseUrl: fake.baseUrl, provider }).pipe(
+          Layer.provide(KeyPool.layer({ providerId: provider, keys: ["k1"] })),
+          Layer.provide(RateLimiter.unlimited),
+          Layer.provide(Transport.layerUndici)
+        )
+      const before = (yield* Metric.value(Telemetry.requests)).count
+      const tokensBefore = (yield* Metric.value(Telemetry.tokens)).sum
+      yield* LanguageModel.chat(Message.request("one")).pipe(Effect.provide(model("sum-a")))
+      yield* LanguageModel.chat(Message.request("two")).pipe(Effect.provide(model("sum-b")))
+      const reply = yield* LanguageModel.collect(LanguageModel.stream(Message.request("three"))).pipe(Effect.provide(model("sum-b")))
+      // a plain read: every call, whatever its labels
+      expect((yield* Metric.value(Telemetry.requests)).count - before).toBe(3)
+      expect((yield* Metric.value(Telemetry.tokens)).sum - tokensBefore).toBe(3 * reply.usage.totalTokens)
+      // a read by one label, whatever the others
+      expect((yield* Metric.value(Telemetry.requests.pipe(Metric.tagged("gen_ai.provider.name", "sum-b")))).count).toBe(2)
+      expect((yield* Metric.value(tagged(Telemetry.requests, { "gen_ai.provider.name": "sum-b", "effect_llm.stream": "true" }))).count).toBe(1)
+      expect((yield* Metric.value(tagged(Telemetry.latency, { "gen_ai.provider.name": "sum-a" }))).count).toBe(1)
+      // updates go to the labelled series only: no unlabelled series for an exporter to count twice
+      const series = (yield* Metric.snapshot).filter((pair) => pair.metricKey.name === "effect_llm.client.requests")
+      expect(series.every((pair) => pair.metricKey.tags.some((tag) => tag.key === "gen_ai.provider.name"))).toBe(true)
+    }))
+
+  it("through @effect/opentelemetry's NodeSdk: GenAI attributes of OpenTelemetry types, metrics by their conventional names", async () => {
+    // keeps its spans when the SDK shuts down with the layer (InMemorySpanExporter's own shutdown drops them)
+    const spans = new (class extends InMemorySpanExporter {
+      override shutdown() {
+        return Promise.resolve()
+      }
+    })()
+    const reader = new (class extends MetricReader {
+      protected onForceFlush() {
+        return Promise.resolve()
+      }
+      protected onShutdown() {
+        return Promise.resolve()
+      }
+    })()
+    const Otel = NodeSdk.layer(() => ({
+      resource: { serviceName: "effect-llm-test" },
+      spanProcessor: new SimpleSpanProcessor(spans),
+      metricReader: reader
+    }))
+    const collected = await Effect.runPromise(
+      Effect.gen(function* () {
+        const fake = yield* Testing.FakeProvider.make({ reply: { text: "exported", chunks: 2 } })
+        const stack = OpenAiCompatible.layer({ model: "gpt-otel", baseUrl: fake.baseUrl, provider: "otel-test" }).pipe(
+          Layer.provide(KeyPool.layer({ providerId: "otel-test", keys: ["k1"] })),
+          Layer.provide(RateLimiter.unlimited),
+          Layer.provide(Transport.layerUndici)
+        )
+        yield* LanguageModel.chat(Message.request("hi")).pipe(Effect.provide(stack))
+        yield* Stream.runDrain(LanguageModel.stream(Message.request("hi"))).pipe(Effect.provide(stack))
+        return yield* Effect.promise(() => reader.collect())
+      }).pipe(Effect.scoped, Effect.provide(Otel))
+    )
+    const finished = spans.getFinishedSpans()
+    for (const name of ["LanguageModel.chat", "LanguageModel.stream"]) {
+      const span = finished.find((s) => s.name === name)
+      expect(span, name).toBeDefined()
+      expect(span!.attributes).toMatchObject({
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "otel-test",
+        "gen_ai.request.model": "gpt-otel",
+        "gen_ai.response.finish_reasons": ["stop"]
+      })
+      expect(typeof span!.attributes["gen_ai.usage.input_tokens"]).toBe("number")
+      expect(typeof span!.attributes["gen_ai.usage.output_tokens"]).toBe("number")
+    }
+    const metrics = collected.resourceMetrics.scopeMetrics.flatMap((scope) => scope.metrics)
+    const byName = (name: string) => metrics.find((m) => m.descriptor.name === name)
+    const tokenUsage = byName("gen_ai.client.token.usage")
+    expect(tokenUsage?.dataPointType).toBe(DataPointType.HISTOGRAM)
+    expect(tokenUsage?.descriptor.unit).toBe("{token}")
+    expect(tokenUsage?.dataPoints.some((p) => p.attributes["gen_ai.token.type"] === "input" && p.attributes["gen_ai.provider.name"] === "otel-test")).toBe(true)
+    const duration = byName("gen_ai.client.operation.duration")
+    expect(duration?.dataPointType).toBe(DataPointType.HISTOGRAM)
+    expect(duration?.descriptor.unit).toBe("s")
+    expect(byName("gen_ai.client.operation.time_to_first_chunk")?.dataPointType).toBe(DataPointType.HISTOGRAM)
+    expect(byName("effect_llm.client.requests")?.dataPointType).toBe(DataPointType.SUM)
+    expect(byName("effect_llm.client.errors") ?? byName("effect_llm.key_pool.in_flight")).toBeDefined()
+    const old = ["effect_llm_requests_total", "effect_llm_tokens_total", "effect_llm_request_duration_ms", "effect_llm_time_to_first_token_ms"]
+    expect(metrics.filter((m) => old.includes(m.descriptor.name))).toEqual([])
+  }, 30_000)
 })

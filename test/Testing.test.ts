@@ -3,8 +3,8 @@
  * plain `fetch` so that the library under test is not also the judge; and mockModel.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Scope, Stream } from "effect"
-import { LanguageModel, LlmError, Message } from "../src/index.js"
+import { Chunk, ConfigProvider, Effect, Exit, Layer, Scope, Stream } from "effect"
+import { LanguageModel, LlmError, Message, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 import { readAll as readBody } from "./support/readBody.js"
 
@@ -311,4 +311,27 @@ describe("mockModel scripts tool calls and JSON replies", () => {
       expect(deltas.map((e) => (e._tag === "TextDelta" ? e.text : "")).join("")).toBe("{\"city\":\"Paris\",\"tags\":[\"a\"]}")
       expect(events.at(-1)).toMatchObject({ _tag: "Finish", finishReason: "stop" })
     }))
+})
+
+describe("FakeProvider.layerModel", () => {
+  const cases = [
+    { model: "gpt-4o-mini", provider: undefined, path: "/v1/chat/completions" },
+    { model: "claude-sonnet-4-5", provider: undefined, path: "/v1/messages" },
+    { model: "gemini-2.5-flash", provider: undefined, path: "/v1beta/models/gemini-2.5-flash:generateContent" },
+    { model: "meta-llama/llama-3-70b", provider: undefined, path: "/api/v1/chat/completions" },
+    { model: "llama3.2", provider: "ollama", path: "/api/chat" }
+  ] as const
+  for (const c of cases) {
+    it.scoped(`${c.model}: forModel's stack for the model, answering in its API's format with no key`, () =>
+      Effect.gen(function* () {
+        const Model = Testing.FakeProvider.layerModel(c.model, { reply: { text: "keyless reply" }, ...(c.provider === undefined ? {} : { provider: c.provider }) })
+        const { paths, reply } = yield* Effect.gen(function* () {
+          const reply = yield* LanguageModel.chat({ system: "Be brief.", prompt: "hi" })
+          const fake = yield* Testing.FakeProvider
+          return { paths: (yield* fake.requests).map((r) => r.path), reply }
+        }).pipe(Effect.provide(Model.pipe(Layer.provide(Transport.layerUndici))))
+        expect(reply.text).toBe("keyless reply")
+        expect(paths).toEqual([c.path])
+      }).pipe(Effect.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map())))))
+  }
 })

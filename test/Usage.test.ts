@@ -148,8 +148,8 @@ describe("Usage", () => {
       const labels = new Set<string>()
       for (const pair of yield* Metric.snapshot) {
         const tags = pair.metricKey.tags
-        if (pair.metricKey.name === "effect_llm_requests_total" && tags.some((t) => t.key === "provider" && t.value === "bounded")) {
-          for (const t of tags) if (t.key === "model") labels.add(t.value)
+        if (pair.metricKey.name === "effect_llm.client.requests" && tags.some((t) => t.key === "gen_ai.provider.name" && t.value === "bounded")) {
+          for (const t of tags) if (t.key === "gen_ai.request.model") labels.add(t.value)
         }
       }
       expect(labels.size).toBeLessThanOrEqual(257)

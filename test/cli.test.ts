@@ -469,6 +469,165 @@ describe("effect-llm CLI speaks in one line per problem (subprocess)", () => {
   }, 60_000)
 })
 
+describe("effect-llm batch counts HTTP calls (subprocess)", () => {
+  const prompts = (dir: string, n: number) => {
+    const input = join(dir, "prompts.jsonl")
+    writeFileSync(input, Array.from({ length: n }, (_, i) => JSON.stringify({ id: `q${i}`, prompt: `prompt ${i}` })).join("\n") + "\n")
+    return input
+  }
+  const attemptsOf = (out: string) =>
+    (records(out) as Array<{ id: string; attempts?: number }>).sort((a, b) => a.id.localeCompare(b.id)).map((r) => r.attempts)
+
+  it("--retries 0 makes one HTTP call per item, with keys from the env or from --config, and says so in attempts", async () => {
+    const scope = Effect.runSync(Scope.make())
+    try {
+      const fake = await Effect.runPromise(Scope.extend(Testing.FakeProvider.make({ respond: () => ({ _tag: "Status", status: 503 }) }), scope))
+      // a file that sets no max_retries: the provider's own default would retry
+      const config = join(tempDir(), "provider.json")
+      writeFileSync(config, JSON.stringify({ local: [{ model_name: "m", api: "chat", base_url: fake.baseUrl }] }))
+      const runs: ReadonlyArray<readonly [string, ReadonlyArray<string>, Record<string, string>]> = [
+        ["env", ["-m", "gpt-4o-mini", "--base-url", fake.baseUrl], { OPENAI_API_KEY: "sk-retries-test" }],
+        ["config", ["--config", config, "-m", "m"], {}]
+      ]
+      for (const [source, args, env] of runs) {
+        for (const retries of [0, 1]) {
+          await Effect.runPromise(fake.clear)
+          const dir = tempDir()
+          const out = join(dir, "results.jsonl")
+          const run = await start(["batch", prompts(dir, 3), "--out", out, ...args, "--retries", String(retries)], { ...env, EFFECT_LLM_FAKE_DELAY_MS: "0" }).done
+          expect({ source, retries, code: run.code }).toEqual({ source, retries, code: 1 })
+          const sent = (await Effect.runPromise(fake.requests)).length
+          expect({ source, retries, sent }).toEqual({ source, retries, sent: 3 * (retries + 1) })
+          expect({ source, retries, attempts: attemptsOf(out) }).toEqual({ source, retries, attempts: [retries + 1, retries + 1, retries + 1] })
+        }
+      }
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }, 120_000)
+
+  it("attempts counts HTTP calls, a 429 moved to the other key included", async () => {
+    const scope = Effect.runSync(Scope.make())
+    try {
+      const fake = await Effect.runPromise(Scope.extend(Testing.FakeProvider.make({ reply: { text: "ok" } }), scope))
+      await Effect.runPromise(fake.inject({ _tag: "RateLimit", retryAfterSeconds: 30 }))
+      const dir = tempDir()
+      const out = join(dir, "results.jsonl")
+      const run = await start(["batch", prompts(dir, 1), "--out", out, "-m", "gpt-4o-mini", "--base-url", fake.baseUrl, "--retries", "0"], {
+        OPENAI_API_KEY: "sk-key-a,sk-key-b"
+      }).done
+      expect(run.code).toBe(0)
+      expect((await Effect.runPromise(fake.requests)).length).toBe(2)
+      expect(attemptsOf(out)).toEqual([2])
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }, 60_000)
+
+  it("a line whose field has the wrong type is one short line naming the field, not a Schema dump", async () => {
+    const dir = tempDir()
+    const input = join(dir, "prompts.jsonl")
+    const out = join(dir, "results.jsonl")
+    writeFileSync(input, ['{"id":"a","messages":"hello"}', '{"id":"b","prompt":"p","tools":"x"}'].join("\n") + "\n")
+    const run = await start(["batch", input, "--out", out, "--fake"]).done
+    expect(run.code).toBe(1)
+    const lines = run.stderr.split("\n").filter((l) => l.startsWith(`${input}:`))
+    expect(lines).toEqual([
+      `${input}:1: not a prompt string or a ChatRequest at messages: expected a list of messages, like [{ "role": "user", "content": "…" }], got the string "hello"`,
+      `${input}:2: not a prompt string or a ChatRequest at tools: expected a list of tool definitions, like [{ "name": "…", "parameters": { … } }], got the string "x"`
+    ])
+    expect(run.stderr).not.toContain("ReadonlyArray")
+  }, 60_000)
+})
+
+describe("effect-llm --config chooses a model (subprocess)", () => {
+  it("one keyless entry does not stop the others; without --model, gpt-4o-mini or the only model; else it says what to pass", async () => {
+    const scope = Effect.runSync(Scope.make())
+    try {
+      const fake = await Effect.runPromise(Scope.extend(Testing.FakeProvider.make({ reply: { text: "from the file" } }), scope))
+      const dir = tempDir()
+      // the README's layout: an OpenAI entry with keys, and a vLLM server of a name of one's own, remote, without keys
+      const readme = join(dir, "provider.json")
+      writeFileSync(readme, JSON.stringify({
+        openai: [{ model_name: "gpt-4o-mini", api_keys: ["sk-1", "sk-2"], base_url: fake.baseUrl, max_retries: 0 }],
+        "my-vllm": [{ model_name: "qwen2.5-7b", base_url: "http://gpu-box:8000/v1", api: "chat" }]
+      }))
+      const [byDefault, named, keyless] = await Promise.all([
+        start(["chat", "hi", "--config", readme]).done,
+        start(["chat", "hi", "--config", readme, "-m", "openai:gpt-4o-mini"]).done,
+        start(["chat", "hi", "--config", readme, "-m", "qwen2.5-7b"]).done
+      ])
+      expect({ code: byDefault.code, out: byDefault.stdout.trim() }).toEqual({ code: 0, out: "from the file" })
+      expect({ code: named.code, out: named.stdout.trim() }).toEqual({ code: 0, out: "from the file" })
+      expect(keyless.code).toBe(1)
+      expect(keyless.stderr).toContain("$.my-vllm[0].api_keys")
+      expect(keyless.stderr).toContain("MY_VLLM_API_KEY")
+      expect(keyless.stderr.split("\n").filter((l) => l.length > 0)).toHaveLength(1)
+
+      const only = join(dir, "only.json")
+      writeFileSync(only, JSON.stringify({ local: [{ model_name: "m", api: "chat", base_url: fake.baseUrl }] }))
+      const single = await start(["chat", "hi", "--config", only]).done
+      expect({ code: single.code, out: single.stdout.trim() }).toEqual({ code: 0, out: "from the file" })
+
+      const two = join(dir, "two.json")
+      writeFileSync(two, JSON.stringify({ local: [{ model_name: "a", api: "chat", base_url: fake.baseUrl }, { model_name: "b", api: "chat", base_url: fake.baseUrl }] }))
+      const ambiguous = await start(["chat", "hi", "--config", two]).done
+      expect(ambiguous.code).toBe(2)
+      expect(ambiguous.stderr).toContain("pass --model with one of: local:a, local:b")
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }, 60_000)
+})
+
+describe("effect-llm's words (subprocess)", () => {
+  it("--help: no line over 100 columns, each key variable once, no parser placeholder text", async () => {
+    const runs = await Promise.all([["--help"], ["chat", "--help"], ["batch", "-h"], []].map((args) => start(args).done))
+    for (const run of runs) {
+      expect(run.code).toBe(0)
+      const lines = run.stdout.split("\n")
+      expect(lines.filter((l) => l.length > 100)).toEqual([])
+      expect(run.stdout.match(/OPENAI_API_KEY/g)).toHaveLength(1)
+      expect(run.stdout.match(/ANTHROPIC_API_KEY/g)).toHaveLength(1)
+      expect(run.stdout).not.toContain("A user-defined piece of text")
+      expect(run.stdout).not.toContain("This setting is optional")
+      expect(run.stdout).toContain("--fake")
+    }
+    expect(runs[2]!.stdout).toContain("--retries N")
+    expect(runs[1]!.stdout).not.toContain("--retries")
+  }, 60_000)
+
+  it("an unknown --provider names the flag and the value and suggests the nearest; an unknown flag gets a did-you-mean", async () => {
+    const [provider, flag, batchFlag] = await Promise.all([
+      start(["chat", "hi", "--provider", "opnai", "-m", "x"]).done,
+      start(["chat", "hi", "--modle", "gpt-4o"]).done,
+      start(["batch", "in.jsonl", "--out", "o.jsonl", "--concurency", "4"]).done
+    ])
+    for (const run of [provider, flag, batchFlag]) {
+      expect(run.code).toBe(2)
+      expect(run.stderr.split("\n").filter((l) => l.length > 0)).toHaveLength(1)
+    }
+    expect(provider.stderr).toContain(`--provider "opnai" is not a provider this CLI knows; did you mean "openai"?`)
+    expect(flag.stderr).toContain("unknown option --modle: did you mean --model?")
+    expect(batchFlag.stderr).toContain("unknown option --concurency: did you mean --concurrency?")
+  }, 60_000)
+
+  it("a missing file says so in one line, for the input and for --config", async () => {
+    const dir = tempDir()
+    const [input, config] = await Promise.all([
+      start(["batch", join(dir, "missing.jsonl"), "--out", join(dir, "o.jsonl"), "--fake"]).done,
+      start(["chat", "hi", "--config", join(dir, "missing.json")]).done
+    ])
+    expect(input.stderr).toBe(`effect-llm: cannot read ${join(dir, "missing.jsonl")}: no such file\n`)
+    expect(config.stderr).toBe(`effect-llm: ${join(dir, "missing.json")}: cannot read the file: no such file\n`)
+    for (const run of [input, config]) {
+      expect(run.code).toBe(1)
+      expect(run.stderr).not.toContain("ENOENT")
+      expect(run.stderr).not.toContain("FileSystem.readFile")
+    }
+  }, 60_000)
+})
+
 // `script` (util-linux) gives the CLI a terminal, so that NO_COLOR is what turns colour off
 const hasScript = spawnSync("script", ["--version"]).status === 0
 

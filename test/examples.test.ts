@@ -135,6 +135,14 @@ const expectations: Record<string, (stdout: string, stderr: string) => void> = {
     expect(out).toContain("an Echo error body, read by readError: ContextLengthError: echo 400: the prompt is too long")
     expect(out).toContain("embeddings (2 calls): [[3,0],[9,1],[17,2]], 3 tokens")
   },
+  "chat.ts": (out) => {
+    expect(out).toMatch(/saved \d+ characters of JSON/)
+    expect(out).toContain("restored, asked again: Your name is Ada.")
+    expect(out).toContain("history: system, user, assistant, user, assistant")
+    expect(out).toContain("last: Your name is Ada.")
+    // deltas that arrive in one network read are one event
+    expect(out).toMatch(/served as Server-Sent Events: (TextDelta )+StepFinish Finish/)
+  },
   "mock.ts": (out) => {
     expect(out).toContain("first call:  Why Keys Need Pools")
     expect(out).toContain("second call: Untitled")

@@ -18,7 +18,10 @@ import * as Batch from "../Batch.js"
 import { invalidField } from "../internal/request/validate.js"
 import * as Message from "../Message.js"
 import * as Usage from "../Usage.js"
-import { baseUrl, CliError, config, environmentHelp, fake, model, provider, withModel } from "./model.js"
+import * as fileError from "../internal/fileError.js"
+import { LanguageModel } from "../LanguageModel.js"
+import { optionHelp, summaryOf } from "./help.js"
+import { baseUrl, CliError, config, fake, httpRequests, model, provider, withModel } from "./model.js"
 
 const InputObject = Schema.Struct({
   ...Message.ChatRequest.fields,
@@ -51,7 +54,8 @@ export const parseInputLine = (text: string, line: number): InputLine | undefine
     // the line's own id, when it has a usable one, still names its result
     const raw = typeof json === "object" && json !== null ? (json as { readonly id?: unknown }).id : undefined
     const id = typeof raw === "string" || (typeof raw === "number" && Number.isFinite(raw)) ? String(raw) : fallbackId
-    return { _tag: "Invalid", line, id, reason: `not a prompt string or a ChatRequest${where}: ${issue?.message ?? "invalid"}` }
+    const problem = issue === undefined ? "invalid" : issueText(issue, valueAt(json, issue.path))
+    return { _tag: "Invalid", line, id, reason: `not a prompt string or a ChatRequest${where}: ${problem}` }
   }
   const { id, prompt, messages, ...options } = decoded.right
   const resolvedId = id === undefined ? fallbackId : String(id)
@@ -63,6 +67,44 @@ export const parseInputLine = (text: string, line: number): InputLine | undefine
   const invalid = invalidField(request)
   if (invalid !== undefined) return { _tag: "Invalid", line, id: resolvedId, reason: `${invalid.path} ${invalid.problem}` }
   return { _tag: "Item", line, id: resolvedId, request }
+}
+
+/** What a list field holds, for a message that does not spell out its Schema. */
+const listOf: Readonly<Record<string, string>> = {
+  messages: `messages, like [{ "role": "user", "content": "…" }]`,
+  tools: `tool definitions, like [{ "name": "…", "parameters": { … } }]`,
+  toolCalls: `tool calls, like [{ "id": "…", "name": "…", "arguments": "{}" }]`,
+  content: `parts, like [{ "type": "text", "text": "…" }]`,
+  stop: "strings"
+}
+
+const valueAt = (json: unknown, path: ReadonlyArray<PropertyKey>): unknown =>
+  path.reduce<unknown>((value, key) => (typeof value === "object" && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined), json)
+
+/** A wrong value in a few words: short values as they are, others by kind. */
+const describeValue = (value: unknown): string => {
+  if (typeof value === "string") return value.length <= 40 ? `the string ${JSON.stringify(value)}` : `a string of ${value.length} characters`
+  if (Array.isArray(value)) return `a list of ${value.length}`
+  if (typeof value === "object" && value !== null) return "an object"
+  return String(value)
+}
+
+/**
+ * One issue in one line. A Schema's own wording is kept when short ("Expected number, actual
+ * "hot""); a type of a whole list or object (hundreds of characters) is said in words.
+ */
+const issueText = (issue: ParseResult.ArrayFormatterIssue, value: unknown): string => {
+  const match = /^Expected ([\s\S]*), actual [\s\S]*$/.exec(issue.message)
+  if (match === null) return issue.message
+  const expected = match[1]!
+  if (expected.length <= 60) return `expected ${expected}, got ${describeValue(value)}`
+  const field = [...issue.path].reverse().find((key): key is string => typeof key === "string")
+  const wanted = expected.startsWith("ReadonlyArray<")
+    ? `a list${field !== undefined && Object.hasOwn(listOf, field) ? ` of ${listOf[field]}` : ""}`
+    : expected.startsWith("{")
+    ? "an object"
+    : "another value"
+  return `expected ${wanted}, got ${describeValue(value)}`
 }
 
 const fieldPath = (path: ReadonlyArray<PropertyKey>): string =>
@@ -132,17 +174,17 @@ export const batch = Command.make(
   "batch",
   {
     input: Args.text({ name: "prompts.jsonl" }),
-    out: Options.text("out").pipe(Options.withAlias("o"), Options.withDescription("results file (JSONL); appended to, and read to resume")),
+    out: Options.text("out").pipe(Options.withAlias("o"), Options.withDescription(optionHelp.out.text)),
     concurrency: Options.integer("concurrency").pipe(
       Options.withAlias("c"),
       Options.filterMap((n) => (n >= 1 ? Option.some(n) : Option.none()), "--concurrency must be at least 1"),
       Options.withDefault(8),
-      Options.withDescription("requests in flight at once, at least 1 (default: 8)")
+      Options.withDescription(optionHelp.concurrency.text)
     ),
     retries: Options.integer("retries").pipe(
       Options.filterMap((n) => (n >= 0 ? Option.some(n) : Option.none()), "--retries must be 0 or more"),
-      Options.withDefault(2),
-      Options.withDescription("retries per item of retryable failures, 0 or more (default: 2)")
+      Options.optional,
+      Options.withDescription(optionHelp.retries.text)
     ),
     model,
     provider,
@@ -155,7 +197,7 @@ export const batch = Command.make(
       const fs = yield* FileSystem.FileSystem
       const started = Date.now()
       const source = yield* fs.readFileString(args.input).pipe(
-        Effect.mapError((error) => new CliError({ message: `cannot read ${args.input}: ${error.message}` }))
+        Effect.mapError((error) => new CliError({ message: `cannot read ${args.input}: ${fileError.describe(error)}` }))
       )
       const previous = (yield* fs.exists(args.out).pipe(Effect.orElseSucceed(() => false)))
         ? yield* fs.readFileString(args.out).pipe(Effect.orElseSucceed(() => ""))
@@ -232,13 +274,23 @@ export const batch = Command.make(
       let summary = Batch.emptySummary
       // prices the run from the default price table (the CLI has no config for prices yet)
       const tracker = yield* Usage.make()
+      // each item's HTTP requests, whatever sent them: --retries, another key after a 429
+      const requests = items.map(() => ({ count: 0 }))
+      const chat = (request: Message.ChatRequest, index: number) =>
+        Effect.locally(Effect.flatMap(LanguageModel, (model) => model.chat(request)), httpRequests, requests[index])
       yield* withModel(
         args,
-        Batch.run(items.map((item) => item.request), { concurrency: args.concurrency, retriesPerItem: args.retries, order: "completion" }).pipe(
+        (target) =>
+          Batch.runWith(items.map((item) => item.request), chat, {
+            concurrency: args.concurrency,
+            retriesPerItem: Option.getOrElse(args.retries, () => target.maxRetries ?? 2),
+            order: "completion"
+          }).pipe(
           Stream.runForEach((result) =>
             Effect.gen(function* () {
               const item = items[result.index]!
-              yield* append(fs, args.out, JSON.stringify(resultRecord(item.id, item.line, result)) + "\n")
+              const record = resultRecord(item.id, item.line, { ...result, attempts: requests[result.index]!.count })
+              yield* append(fs, args.out, JSON.stringify(record) + "\n")
               summary = Batch.summarize(summary, result)
               if (Exit.isSuccess(result.result)) {
                 const response = result.result.value
@@ -252,7 +304,9 @@ export const batch = Command.make(
               })
             })
           )
-        )
+        ),
+        // one HTTP request per call: --retries are all the retries there are
+        "none"
       ).pipe(
         Effect.ensuring(Effect.sync(() => bar.stop())),
         // what is written stays: every record is whole (append is uninterruptible), and a rerun resumes
@@ -295,7 +349,7 @@ export const batch = Command.make(
         )
       }
     })
-).pipe(Command.withDescription(`run a JSONL file of prompts; resumable. ${environmentHelp}`))
+).pipe(Command.withDescription(summaryOf("batch")))
 
 /** One whole record: an interruption waits for it, so a stopped run leaves no torn line. */
 const append = (fs: FileSystem.FileSystem, path: string, text: string) =>

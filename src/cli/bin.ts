@@ -12,8 +12,10 @@ import { NodeContext, NodeRuntime } from "@effect/platform-node"
 import { defaultTeardown } from "@effect/platform/Runtime"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import { oneLine, withCliConsole } from "./console.js"
-import { run } from "./main.js"
+import { closest } from "../internal/closest.js"
+import { colorEnabled, oneLine, withCliConsole } from "./console.js"
+import { flagsOf, help as helpText } from "./help.js"
+import { run, version } from "./main.js"
 
 const report = (message: string, code: 1 | 2) => {
   process.stderr.write(`effect-llm: ${message}\n`)
@@ -21,8 +23,25 @@ const report = (message: string, code: 1 | 2) => {
 }
 
 // the subcommand the user meant, for the pointer to its --help
-const subcommand = process.argv.slice(2).find((arg) => arg === "chat" || arg === "batch")
+const args = process.argv.slice(2)
+const subcommand = args.find((arg): arg is "chat" | "batch" => arg === "chat" || arg === "batch")
 const help = `run 'effect-llm${subcommand === undefined ? "" : ` ${subcommand}`} --help'`
+
+// --help is the CLI's own: short lines, each key variable once (see help.ts)
+const flags = args.indexOf("--") < 0 ? args : args.slice(0, args.indexOf("--"))
+if (args.length === 0 || flags.includes("--help") || flags.includes("-h")) {
+  const bold = colorEnabled(process.stdout.isTTY, process.env) ? (text: string) => `\u001b[1m${text}\u001b[22m` : (text: string) => text
+  process.stdout.write(helpText(subcommand, version, bold))
+  process.exit(0)
+}
+
+/** The parser's report, with the flag meant by an unknown one. */
+const usageMessage = (text: string): string => {
+  const unknown = /unknown argument: '(-{1,2}[^']+)'/i.exec(text)?.[1]
+  if (unknown === undefined) return text
+  const meant = closest(unknown.split("=")[0]!, flagsOf(subcommand))
+  return `unknown option ${unknown}${meant === undefined ? "" : `: did you mean ${meant}?`}`
+}
 
 // the signal that stopped the run, for its exit code: 128 + its number, as a shell reports it
 // (runMain's own listeners interrupt the program; a second signal kills the process at once)
@@ -36,7 +55,7 @@ withCliConsole(run(process.argv, () => (running = true)), () => !running).pipe(
     Effect.sync(() => {
       if (ValidationError.isValidationError(error)) {
         const text = oneLine(HelpDoc.toAnsiText(error.error))
-        return report(`${text.length === 0 ? "invalid command line" : text.replace(/[.:]$/, "")}; ${help}`, 2)
+        return report(`${text.length === 0 ? "invalid command line" : usageMessage(text.replace(/[.:]$/, ""))}; ${help}`, 2)
       }
       if (error._tag === "CliError") return report(error.message, error.usage === true ? 2 : 1)
       return report(oneLine(String((error as { message?: unknown }).message ?? error)), 1)

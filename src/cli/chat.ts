@@ -5,7 +5,8 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { LanguageModel } from "../LanguageModel.js"
 import * as Message from "../Message.js"
-import { baseUrl, config, environmentHelp, fake, model, provider, withModel } from "./model.js"
+import { summaryOf } from "./help.js"
+import { baseUrl, config, fake, model, provider, withModel } from "./model.js"
 
 export const chat = Command.make(
   "chat",
@@ -13,7 +14,7 @@ export const chat = Command.make(
   (args) =>
     withModel(
       args,
-      Effect.gen(function* () {
+      () => Effect.gen(function* () {
         const stream = Stream.unwrap(Effect.map(LanguageModel, (m) => m.stream(Message.request(args.prompt))))
         let finish: Message.Finish | undefined
         let wrote = false
@@ -39,4 +40,4 @@ export const chat = Command.make(
         }
       })
     )
-).pipe(Command.withDescription(`stream one reply to the terminal. ${environmentHelp}`))
+).pipe(Command.withDescription(summaryOf("chat")))

@@ -6,7 +6,6 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { batch } from "./batch.js"
 import { chat } from "./chat.js"
-import { environmentHelp } from "./model.js"
 
 /** The version of the package this file belongs to (src/cli or dist/esm/cli, by walking up). */
 export const version = ((): string => {
@@ -22,7 +21,7 @@ export const version = ((): string => {
 })()
 
 export const command = Command.make("effect-llm").pipe(
-  Command.withDescription(`call LLM providers from the terminal. ${environmentHelp}`),
+  Command.withDescription("call LLM providers from the terminal"),
   Command.withSubcommands([chat, batch])
 )
 

@@ -1,13 +1,17 @@
 /** What every command shares: the model options, how they choose a model stack, and the CLI's error. */
-import { Options } from "@effect/cli"
+import { HelpDoc, Options, ValidationError } from "@effect/cli"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import { closest } from "../internal/closest.js"
 import * as envKeys from "../internal/envKeys.js"
 import * as providerKeys from "../internal/providerConfig/keys.js"
 import * as registry from "../internal/providers/registry.js"
@@ -19,6 +23,7 @@ import * as ProviderConfig from "../ProviderConfig.js"
 import * as RateLimiter from "../RateLimiter.js"
 import * as Testing from "../Testing.js"
 import * as Transport from "../Transport.js"
+import { optionHelp } from "./help.js"
 
 /**
  * A failure the CLI reports as one line, never a stack trace: exit code 1 for a failed run,
@@ -30,31 +35,32 @@ export class CliError extends Schema.TaggedError<CliError>()("CliError", {
 }) {}
 
 const providerNames = Object.keys(registry.providers) as ReadonlyArray<registry.ProviderName>
-const envVars = Object.values(registry.providers).map((row) => row.envVar)
 
-/** The environment the commands read, for `--help`. */
-export const environmentHelp =
-  `Keys come from the provider's env var (${envVars.join(", ")}), one key or a comma-separated list; ` +
-  `or from --config. Without a key, try --fake. NO_COLOR turns colour off.`
+export const model = Options.text("model").pipe(Options.withAlias("m"), Options.optional, Options.withDescription(optionHelp.model.text))
 
-export const model = Options.text("model").pipe(
-  Options.withAlias("m"),
+/** A name of the provider table (or an alias); else a usage error naming the flag, the value and the nearest name. */
+export const parseProvider = (name: string): Either.Either<registry.ProviderName, string> => {
+  const known = registry.lookup(name)
+  if (known !== undefined) return Either.right(known.name)
+  const near = closest(name, providerNames)
+  return Either.left(
+    `--provider ${JSON.stringify(name)} is not a provider this CLI knows${near === undefined ? "" : `; did you mean "${near}"?`} ` +
+      `(known: ${providerNames.join(", ")}; for another server, use --config)`
+  )
+}
+
+export const provider = Options.text("provider").pipe(
+  Options.mapEffect((name) =>
+    Either.match(parseProvider(name), {
+      onLeft: (message) => Effect.fail(ValidationError.invalidValue(HelpDoc.p(message))),
+      onRight: Effect.succeed
+    })),
   Options.optional,
-  Options.withDescription("model name, or provider:model (a known provider, or one of the --config file) (default: gpt-4o-mini)")
+  Options.withDescription(optionHelp.provider.text)
 )
-export const provider = Options.choice("provider", providerNames).pipe(
-  Options.optional,
-  Options.withDescription("the provider of --model, when its name does not tell (default: detected from the model name)")
-)
-export const baseUrl = Options.text("base-url").pipe(
-  Options.optional,
-  Options.withDescription("where the provider is served (default: the provider's own, e.g. http://localhost:11434 for ollama)")
-)
-export const config = Options.text("config").pipe(
-  Options.optional,
-  Options.withDescription("a provider.json file (default: none; keys from the provider's env var)")
-)
-export const fake = Options.boolean("fake").pipe(Options.withDescription("use the built-in fake provider: no key, no network (default: off)"))
+export const baseUrl = Options.text("base-url").pipe(Options.optional, Options.withDescription(optionHelp.baseUrl.text))
+export const config = Options.text("config").pipe(Options.optional, Options.withDescription(optionHelp.config.text))
+export const fake = Options.boolean("fake").pipe(Options.withDescription(optionHelp.fake.text))
 
 export interface ModelChoice {
   readonly model: Option.Option<string>
@@ -70,7 +76,15 @@ export interface Target {
   readonly baseUrl: string | undefined
   /** Where its keys come from, and their fingerprints (never the keys). */
   readonly keys: { readonly source: string; readonly fingerprints: ReadonlyArray<string> } | undefined
+  /** The retries its `--config` entry asks for (`max_retries`), when it has one. */
+  readonly maxRetries?: number | undefined
 }
+
+/**
+ * Whether the model stack retries on its own (`chat`), or each call is one HTTP request and
+ * the caller retries (`batch`, whose `--retries` counts every retry).
+ */
+export type StackRetries = "stack" | "none"
 
 /**
  * `provider:model` when the prefix names a known provider, so that a model name with a colon
@@ -91,22 +105,33 @@ const fakeEcho: Testing.Responder = (request) => {
   return { text: `echo: ${text}`, chunks: 8, delayMs: Number(process.env.EFFECT_LLM_FAKE_DELAY_MS ?? 0) }
 }
 
-const fromConfig = (path: string, wanted: string | undefined, provider: string | undefined) =>
+/** The error of a file without the model asked for (or, with no --model, without one to choose). */
+const noSuchModel = (path: string, wanted: string | undefined, known: ReadonlyArray<ProviderConfig.ResolvedModel>) => {
+  const names = known.map((e) => `${e.provider}:${e.model}`).join(", ") || "none"
+  return new CliError({
+    usage: true,
+    message: wanted === undefined
+      ? `${path} has ${known.length} models and none is gpt-4o-mini: pass --model with one of: ${names}`
+      : `no model "${wanted}" in ${path} (configured: ${names})`
+  })
+}
+
+const fromConfig = (path: string, wanted: string | undefined, provider: string | undefined, retries: StackRetries) =>
   Effect.gen(function* () {
     const toCliError = (error: ProviderConfig.ProviderConfigError) => new CliError({ message: error.message })
     const config = yield* ProviderConfig.load(path).pipe(Effect.mapError(toCliError))
-    const matches = config.entries.filter((e) =>
-      (provider === undefined || registry.lookup(e.provider)?.name === provider || e.provider === provider) &&
-      (wanted === undefined || e.model === wanted || `${e.provider}/${e.model}` === wanted || `${e.provider}:${e.model}` === wanted)
-    )
-    if (matches.length !== 1) {
-      const known = config.entries.map((e) => `${e.provider}:${e.model}`).join(", ")
+    const ofProvider = config.entries.filter((e) => provider === undefined || registry.lookup(e.provider)?.name === provider || e.provider === provider)
+    const named = (name: string) =>
+      ofProvider.filter((e) => e.model === name || `${e.provider}/${e.model}` === name || `${e.provider}:${e.model}` === name)
+    // without --model: the file's only model, else the default the help names
+    const matches = wanted !== undefined ? named(wanted) : ofProvider.length === 1 ? ofProvider : named("gpt-4o-mini")
+    if (matches.length === 0) return yield* Effect.fail(noSuchModel(path, wanted, ofProvider))
+    if (matches.length > 1) {
       return yield* Effect.fail(
         new CliError({
           usage: true,
-          message: matches.length === 0
-            ? `no model ${wanted === undefined ? "" : `"${wanted}" `}in ${path} (configured: ${known || "none"})`
-            : `--model is ambiguous or missing; choose one of: ${matches.map((e) => `${e.provider}:${e.model}`).join(", ")}`
+          message: `--model ${wanted ?? "gpt-4o-mini"} is in ${path} under ${matches.length} providers: ` +
+            `pass one of ${matches.map((e) => `${e.provider}:${e.model}`).join(", ")}`
         })
       )
     }
@@ -114,13 +139,15 @@ const fromConfig = (path: string, wanted: string | undefined, provider: string |
     const target: Target = {
       provider: entry.provider,
       baseUrl: entry.baseUrl ?? registry.defaultBaseUrl(entry.provider, entry.api),
-      keys: { source: `the api_keys of ${path} (or ${providerKeys.variableOf(entry.provider)})`, fingerprints: [] }
+      keys: { source: `the api_keys of ${path} (or ${providerKeys.variableOf(entry.provider)})`, fingerprints: [] },
+      maxRetries: entry.maxRetries
     }
-    return [config.models.layer(entry.provider, entry.model).pipe(Layer.mapError(toCliError)), target] as const
+    const layer = config.models.layer(entry.provider, entry.model, retries === "none" ? { maxRetries: 0 } : undefined)
+    return [layer.pipe(Layer.mapError(toCliError)), target] as const
   })
 
 /** A model by name alone, keys from the provider's env vars; the provider from `--provider`, `provider:` or the name. */
-const fromEnv = (name: string, choice: ModelChoice) =>
+const fromEnv = (name: string, choice: ModelChoice, retries: StackRetries) =>
   Effect.gen(function* () {
     const split = splitModel(name)
     const model = split.model
@@ -152,7 +179,11 @@ const fromEnv = (name: string, choice: ModelChoice) =>
         ? undefined
         : { source: providerKeys.variableOf(provider), fingerprints: [...new Set(keys.map((key) => KeyPool.fingerprint(Redacted.value(key))))] }
     }
-    const layer = ProviderConfig.forModel(model, { provider, ...(Option.isSome(choice.baseUrl) ? { baseUrl: choice.baseUrl.value } : {}) }).pipe(
+    const layer = ProviderConfig.forModel(model, {
+      provider,
+      ...(Option.isSome(choice.baseUrl) ? { baseUrl: choice.baseUrl.value } : {}),
+      ...(retries === "none" ? { maxRetries: 0 } : {})
+    }).pipe(
       Layer.mapError((error) => new CliError({ message: error.message }))
     )
     return [layer, target] as const
@@ -194,9 +225,10 @@ const hostOf = (url: string | undefined): string | undefined => {
 }
 
 const modelLayer = (
-  choice: ModelChoice
+  choice: ModelChoice,
+  retries: StackRetries
 ): Effect.Effect<
-  readonly [Layer.Layer<LanguageModel, CliError, HttpClient.HttpClient>, Target],
+  readonly [Layer.Layer<LanguageModel, CliError, HttpClient.HttpClient | Transport.Transport>, Target],
   CliError,
   FileSystem.FileSystem | Scope.Scope
 > =>
@@ -211,19 +243,44 @@ const modelLayer = (
       return [layer, { provider: "fake", baseUrl: fake.baseUrl, keys: undefined }] as const
     }
     if (Option.isSome(choice.config)) {
-      return yield* fromConfig(choice.config.value, Option.getOrUndefined(choice.model), Option.getOrUndefined(choice.provider))
+      return yield* fromConfig(choice.config.value, Option.getOrUndefined(choice.model), Option.getOrUndefined(choice.provider), retries)
     }
-    return yield* fromEnv(Option.getOrElse(choice.model, () => "gpt-4o-mini"), choice)
+    return yield* fromEnv(Option.getOrElse(choice.model, () => "gpt-4o-mini"), choice, retries)
   })
+
+/**
+ * The HTTP requests of the calls that run with it set: every request a transport sends
+ * (a retry, another key after a 429) adds one.
+ */
+export const httpRequests = FiberRef.unsafeMake<{ count: number } | undefined>(undefined)
+
+const counting = (inner: Transport.Service): Transport.Service => {
+  const count = FiberRef.getWith(httpRequests, (box) => Effect.sync(() => box !== undefined && box.count++))
+  return {
+    ...inner,
+    text: (request) => Effect.zipRight(count, inner.text(request)),
+    stream: (request) => Effect.zipRight(count, inner.stream(request))
+  }
+}
+
+/** undici, with each request counted in `httpRequests`. */
+const transport = Layer.effectContext(
+  Effect.map(Effect.context<Transport.Transport | HttpClient.HttpClient>(), (context) =>
+    Context.add(context, Transport.Transport, counting(Context.get(context, Transport.Transport))))
+).pipe(Layer.provide(Transport.layerUndici))
 
 /**
  * Runs `program` with the chosen model over undici. A provider's failure becomes one line
  * that says what failed and what to check.
  */
-export const withModel = <A, E, R>(choice: ModelChoice, program: Effect.Effect<A, E, R | LanguageModel>) =>
+export const withModel = <A, E, R>(
+  choice: ModelChoice,
+  program: (target: Target) => Effect.Effect<A, E, R | LanguageModel>,
+  retries: StackRetries = "stack"
+) =>
   Effect.scoped(
-    Effect.flatMap(modelLayer(choice), ([layer, target]) =>
-      Effect.provide(program, layer.pipe(Layer.provide(Transport.layerUndici))).pipe(
+    Effect.flatMap(modelLayer(choice, retries), ([layer, target]) =>
+      Effect.provide(program(target), layer.pipe(Layer.provide(transport))).pipe(
         Effect.catchIf(
           (error): error is Extract<E, LlmError.LlmError> => LlmError.isLlmError(error),
           (error) => Effect.fail(new CliError({ message: explain(error, target) }))

@@ -12,12 +12,13 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { excerptOf, InvalidRequestError, type LlmError, StructuredOutputError } from "../LlmError.js"
 import * as Message from "../Message.js"
-import * as Telemetry from "../Telemetry.js"
 import * as Tool from "../Tool.js"
 import type * as Toolkit from "../Toolkit.js"
 import * as Decode from "./decode.js"
+import { attributes } from "./metrics.js"
 import { Accumulator, LanguageModel } from "./languageModel.js"
 import { PartialJson } from "./partialJson.js"
+import { fromPrompt, type Prompt } from "./prompt.js"
 import * as Streams from "./streams.js"
 import { add as addUsage, empty as emptyUsage } from "./usage.js"
 
@@ -53,12 +54,16 @@ export interface GenerateTextResult {
   readonly usage: Message.Usage
 }
 
-export interface GenerateTextOptions<T extends Tool.Any> {
-  readonly request: Message.ChatRequest
+export interface LoopOptions<T extends Tool.Any> {
   readonly toolkit?: Toolkit.Toolkit<T> | undefined
   readonly maxSteps?: number | undefined
   readonly concurrency?: number | "unbounded" | undefined
 }
+
+/** The request: a whole `ChatRequest`, or its short form (`system`, `prompt` and any option). */
+export type RequestInput = { readonly request: Message.ChatRequest } | Prompt
+
+export type GenerateTextOptions<T extends Tool.Any> = LoopOptions<T> & RequestInput
 
 export type TextStreamEvent =
   | { readonly _tag: "TextDelta"; readonly step: number; readonly text: string }
@@ -68,13 +73,14 @@ export type TextStreamEvent =
   | { readonly _tag: "StepFinish"; readonly step: Step }
   | { readonly _tag: "Finish"; readonly result: GenerateTextResult }
 
-export interface GenerateObjectOptions<A, I> {
-  readonly request: Message.ChatRequest
+export interface ObjectOptions<A, I> {
   readonly schema: Schema.Schema<A, I, never>
   readonly name?: string | undefined
   readonly description?: string | undefined
   readonly repairAttempts?: number | undefined
 }
+
+export type GenerateObjectOptions<A, I> = ObjectOptions<A, I> & RequestInput
 
 export interface GenerateObjectResult<A> {
   readonly value: A
@@ -94,6 +100,20 @@ export type ObjectStreamEvent<A> =
 // ---------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------
+
+/** The request of text options: `request`, or the short form without the loop's own options. */
+const textRequest = <T extends Tool.Any>(options: GenerateTextOptions<T>): Message.ChatRequest => {
+  if ("request" in options) return options.request
+  const { concurrency: _concurrency, maxSteps: _maxSteps, toolkit: _toolkit, ...prompt } = options
+  return fromPrompt(prompt)
+}
+
+/** The request of object options: `request`, or the short form without the object's own options. */
+const objectRequest = <A, I>(options: GenerateObjectOptions<A, I>): Message.ChatRequest => {
+  if ("request" in options) return options.request
+  const { description: _description, name: _name, repairAttempts: _repairs, schema: _schema, ...prompt } = options
+  return fromPrompt(prompt)
+}
 
 const isWhole = (value: unknown, min: number): value is number => typeof value === "number" && Number.isInteger(value) && value >= min
 
@@ -192,7 +212,7 @@ const runCall = (
     })
   }).pipe(
     Effect.withSpan(`Tool.call ${call.name}`, {
-      attributes: { [Telemetry.attributes.toolName]: call.name, [Telemetry.attributes.toolCallId]: call.id },
+      attributes: { [attributes.toolName]: call.name, [attributes.toolCallId]: call.id },
       captureStackTrace: false
     })
   )
@@ -281,7 +301,7 @@ const makeLoop = <T extends Tool.Any>(model: LanguageModel["Type"], options: Gen
   Effect.flatMap(Effect.context<never>(), (context) => {
     const checked = loopOptions(model, options)
     if (checked instanceof InvalidRequestError) return Effect.fail(checked)
-    return Effect.succeed(new Loop(options.request, options.toolkit as Toolkit.Any | undefined, checked.maxSteps, checked.concurrency, context))
+    return Effect.succeed(new Loop(textRequest(options), options.toolkit as Toolkit.Any | undefined, checked.maxSteps, checked.concurrency, context))
   })
 
 // ---------------------------------------------------------------------------
@@ -383,10 +403,11 @@ export const generateObject = <A, I>(
     const repairs = repairsOf(model, options)
     if (repairs instanceof InvalidRequestError) return yield* repairs
     const responseFormat = responseFormatOf(options)
-    let messages: ReadonlyArray<Message.Message> = options.request.messages
+    const request = objectRequest(options)
+    let messages: ReadonlyArray<Message.Message> = request.messages
     let usage = emptyUsage
     for (let attempt = 1;; attempt++) {
-      const response = yield* model.chat({ ...options.request, messages, responseFormat }).pipe(
+      const response = yield* model.chat({ ...request, messages, responseFormat }).pipe(
         Effect.withSpan("LanguageModel.step", { attributes: { "step.index": attempt }, captureStackTrace: false })
       )
       usage = addUsage(usage, response.usage)
@@ -405,10 +426,11 @@ export const streamObject = <A, I>(
       const repairs = repairsOf(model, options)
       if (repairs instanceof InvalidRequestError) return Effect.fail(repairs)
       const responseFormat = responseFormatOf(options)
+      const request = objectRequest(options)
       const attemptStream = (attempt: number, messages: ReadonlyArray<Message.Message>): Stream.Stream<ObjectStreamEvent<A>, LlmError> => {
         const acc = new Accumulator()
         const reader = new PartialJson(Decode.maxJsonDepth)
-        const partials = model.stream({ ...options.request, messages, responseFormat }).pipe(
+        const partials = model.stream({ ...request, messages, responseFormat }).pipe(
           Stream.mapConcat((event): Array<ObjectStreamEvent<A>> => {
             acc.add(event)
             if (event._tag !== "TextDelta") return []
@@ -429,7 +451,7 @@ export const streamObject = <A, I>(
         }))
         return Stream.concat(partials, end)
       }
-      return Effect.succeed(attemptStream(1, options.request.messages))
+      return Effect.succeed(attemptStream(1, request.messages))
     })),
     "LanguageModel.streamObject"
   )

@@ -39,9 +39,25 @@ export const loadedPackages = async (script: string): Promise<Map<string, Readon
       join(dir, "register.mjs"),
       `import { register } from "node:module"\nregister(${JSON.stringify(pathToFileURL(join(dir, "hook.mjs")).href)})\n`
     )
+    // require() does not pass the resolve hook: what it loaded is read from the CommonJS cache at each mark
     const body = `import { appendFileSync } from "node:fs"
-const mark = (stage) => appendFileSync(process.env.LOADED_LOG, "STAGE " + stage + "\\n")
-${script}`
+import { createRequire } from "node:module"
+const required = createRequire(import.meta.url).cache
+const logged = new Set()
+const flush = () => {
+  for (const file of Object.keys(required)) {
+    if (logged.has(file)) continue
+    logged.add(file)
+    const m = /[\\\\/]node_modules[\\\\/]((?:@[^\\\\/]+[\\\\/])?[^\\\\/]+)[\\\\/](.*)$/.exec(file)
+    if (m) appendFileSync(process.env.LOADED_LOG, "PKG " + m[1].replace(/\\\\/g, "/") + " " + m[2].replace(/\\\\/g, "/") + "\\n")
+  }
+}
+const mark = (stage) => {
+  flush()
+  appendFileSync(process.env.LOADED_LOG, "STAGE " + stage + "\\n")
+}
+${script}
+flush()`
     await new Promise<void>((resolve, reject) =>
       execFile(
         process.execPath,

@@ -23,8 +23,9 @@ export const forModel = (model: string, options: ForModelOptions): Layer.Layer<L
   Layer.unwrapEffect(
     Effect.gen(function* () {
       const provider = options.provider ?? detect(model)
+      const source = `ProviderConfig.forModel(${JSON.stringify(model)})`
       if (provider === undefined) {
-        return yield* Effect.fail(fail(`cannot tell the provider of model "${model}": pass { provider } explicitly`, undefined, undefined))
+        return yield* Effect.fail(fail(`cannot tell the provider of model "${model}": pass { provider } explicitly`, undefined, undefined, source))
       }
       const entry: ModelEntry = {
         model_name: model,
@@ -33,7 +34,7 @@ export const forModel = (model: string, options: ForModelOptions): Layer.Layer<L
         ...(options.retryDelaySeconds === undefined ? {} : { retry_delay: options.retryDelaySeconds }),
         ...(options.contextWindow === undefined ? {} : { context_window: options.contextWindow })
       }
-      const registry = yield* fromJson({ [provider]: [entry] })
+      const registry = yield* fromJson({ [provider]: [entry] }, undefined, source)
       return registry.models.layer(provider, model)
     })
   )

@@ -6,6 +6,7 @@ import * as Effect from "effect/Effect"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type { ProviderFile as File } from "../../ProviderConfig.js"
+import { editDistance } from "../closest.js"
 import { fail, jsonPathOf, ModelEntry, ProviderFile, type ProviderConfigError } from "./schema.js"
 
 const knownFields: ReadonlyArray<string> = Object.keys(ModelEntry.fields)
@@ -29,18 +30,6 @@ const aliases: Readonly<Record<string, string>> = {
 
 /** `baseUrl`, `base-url` and `BASE_URL` read alike; so do `api_key` and `api_keys`. */
 const squash = (name: string) => name.toLowerCase().replace(/[^a-z0-9]/g, "").replace(/s$/, "")
-
-const editDistance = (a: string, b: string): number => {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i]
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
-    }
-    previous = current
-  }
-  return previous[b.length]!
-}
 
 const suggestField = (name: string): string | undefined => {
   const squashed = squash(name)

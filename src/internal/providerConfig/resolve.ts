@@ -50,26 +50,31 @@ export const resolveEntry = (
 
 /**
  * The keys that serve an entry: its own `api_keys`, else its provider's variable, read by the
- * one rule (`envKeys`). A problem with the variable is the entry's, named by its path.
+ * one rule (`envKeys`). A problem with the variable is the entry's, named by its path; for a
+ * model named alone (`source`, as `forModel` gives one), by the variable only: there is no
+ * file to point into.
  */
 export const entryKeys = (
   model: ResolvedModel,
   entry: ModelEntry,
   index: number,
-  path: string | undefined
+  path: string | undefined,
+  source?: string
 ): Effect.Effect<envKeys.Keys, ProviderConfigError> => {
   const own = entry.api_keys ?? []
   const read: Effect.Effect<envKeys.Keys, ProviderConfigError> = own.length > 0
     ? Effect.succeed(own.map((key) => Redacted.make(key)))
     : keys.read(model.provider, model.api, model.baseUrl).pipe(
       Effect.mapError((error) =>
-        fail(
-          envKeys.isMissing(error)
-            ? `no API key for "${model.provider}" model ${JSON.stringify(model.model)}: add "api_keys" to this entry, or ${envKeys.describe(error)}`
-            : `no usable API key for "${model.provider}" model ${JSON.stringify(model.model)}: ${envKeys.describe(error)}`,
-          jsonPathOf([model.provider, index, "api_keys"]),
-          path
-        )
+        source !== undefined
+          ? fail(`${envKeys.isMissing(error) ? `no API key for ${model.provider}: ` : ""}${envKeys.describe(error)}`, undefined, undefined, source)
+          : fail(
+            envKeys.isMissing(error)
+              ? `no API key for "${model.provider}" model ${JSON.stringify(model.model)}: add "api_keys" to this entry, or ${envKeys.describe(error)}`
+              : `no usable API key for "${model.provider}" model ${JSON.stringify(model.model)}: ${envKeys.describe(error)}`,
+            jsonPathOf([model.provider, index, "api_keys"]),
+            path
+          )
       )
     )
   return Effect.flatMap(read, (found) => {
@@ -78,8 +83,9 @@ export const entryKeys = (
     if (broken === undefined) return Effect.succeed(found)
     return Effect.fail(fail(
       `"auth": "zhipu" signs id.secret keys: key ${broken.index + 1} of ${found.length}${own.length > 0 ? "" : ` in ${keys.variableOf(model.provider)}`} ${broken.problem}`,
-      jsonPathOf(own.length > 0 ? [model.provider, index, "api_keys", broken.index] : [model.provider, index, "auth"]),
-      path
+      source !== undefined ? undefined : jsonPathOf(own.length > 0 ? [model.provider, index, "api_keys", broken.index] : [model.provider, index, "auth"]),
+      path,
+      source
     ))
   })
 }

@@ -59,10 +59,13 @@ export class ProviderConfigError extends Schema.TaggedError<ProviderConfigError>
 export const jsonPathOf = (path: ReadonlyArray<PropertyKey>): string =>
   "$" + path.map((key) => (typeof key === "number" ? `[${key}]` : /^[A-Za-z_][\w-]*$/.test(String(key)) ? `.${String(key)}` : `[${JSON.stringify(String(key))}]`)).join("")
 
-/** The error, its message starting with where: `provider.json at $.openai[0]: …`. */
-export const fail = (message: string, jsonPath: string | undefined, path: string | undefined) =>
+/**
+ * The error, its message starting with where: `provider.json at $.openai[0]: …`; `source`
+ * names what it came from when there is no file (`ProviderConfig.forModel("gpt-4o")`).
+ */
+export const fail = (message: string, jsonPath: string | undefined, path: string | undefined, source?: string) =>
   new ProviderConfigError({
-    message: `${path ?? "provider config"}${jsonPath ? ` at ${jsonPath}` : ""}: ${message}`,
+    message: `${path ?? source ?? "provider config"}${jsonPath ? ` at ${jsonPath}` : ""}: ${message}`,
     ...(path === undefined ? {} : { path }),
     ...(jsonPath === undefined ? {} : { jsonPath })
   })

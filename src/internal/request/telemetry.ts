@@ -17,22 +17,29 @@ import * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
 import type { LlmError } from "../../LlmError.js"
 import type { StreamEvent, Usage } from "../../Message.js"
-import * as Telemetry from "../../Telemetry.js"
+import * as Telemetry from "../metrics.js"
 
 type Labels = ReadonlyArray<MetricLabel.MetricLabel>
 
 interface Instruments {
   readonly provider: string
   readonly model: string
-  readonly base: Labels
+  /** Operation, provider and model, and the unit: the labels of a call's durations. */
+  readonly timing: Labels
   readonly chat: Labels
   readonly stream: Labels
   readonly input: Labels
   readonly output: Labels
-  readonly errorLabels: Map<string, Labels>
+  /** By error tag: the labels of its count and of its duration (with `error.type`). */
+  readonly failures: Map<string, { readonly count: Labels; readonly timing: Labels }>
 }
 
 const labels = (pairs: ReadonlyArray<readonly [string, string]>): Labels => pairs.map(([k, v]) => MetricLabel.make(k, v))
+
+// the unit, as `@effect/opentelemetry` reads it (the label `unit`) into an exported metric's descriptor
+const seconds = ["unit", "s"] as const
+const tokenUnit = ["unit", "{token}"] as const
+const limiterLabels = labels([seconds])
 
 const cache = new Map<string, Instruments>()
 
@@ -53,27 +60,30 @@ const instruments = (provider: string, requested: string): Instruments => {
   const key = `${provider}\u0000${model}`
   let found = cache.get(key)
   if (found === undefined) {
-    const base = [["provider", provider], ["model", model]] as const
+    const a = Telemetry.attributes
+    const base = [[a.operationName, "chat"], [a.providerName, provider], [a.requestModel, model]] as const
     found = {
       provider,
       model,
-      base: labels(base),
-      chat: labels([...base, ["operation", "chat"]]),
-      stream: labels([...base, ["operation", "stream"]]),
-      input: labels([...base, ["type", "input"]]),
-      output: labels([...base, ["type", "output"]]),
-      errorLabels: new Map()
+      timing: labels([...base, seconds]),
+      chat: labels([...base, [a.stream, "false"]]),
+      stream: labels([...base, [a.stream, "true"]]),
+      input: labels([...base, [a.tokenType, "input"], tokenUnit]),
+      output: labels([...base, [a.tokenType, "output"], tokenUnit]),
+      failures: new Map()
     }
     cache.set(key, found)
   }
   return found
 }
 
-const errorLabelsOf = (i: Instruments, tag: string): Labels => {
-  let found = i.errorLabels.get(tag)
+const failureLabelsOf = (i: Instruments, tag: string) => {
+  let found = i.failures.get(tag)
   if (found === undefined) {
-    found = labels([["provider", i.provider], ["model", i.model], ["error", tag]])
-    i.errorLabels.set(tag, found)
+    const a = Telemetry.attributes
+    const base = [[a.operationName, "chat"], [a.providerName, i.provider], [a.requestModel, i.model], [a.errorType, tag]] as const
+    found = { count: labels(base), timing: labels([...base, seconds]) }
+    i.failures.set(tag, found)
   }
   return found
 }
@@ -90,18 +100,36 @@ const recordUsage = (i: Instruments, ambient: Labels, usage: Usage) => {
   bump(Telemetry.tokens, usage.outputTokens, i.output, ambient)
 }
 
-const annotateUsage = (usage: Usage, finishReason: string, responseModel: string) =>
-  Effect.annotateCurrentSpan({
-    [Telemetry.attributes.inputTokens]: usage.inputTokens,
-    [Telemetry.attributes.outputTokens]: usage.outputTokens,
-    [Telemetry.attributes.finishReasons]: [finishReason],
-    [Telemetry.attributes.responseModel]: responseModel
-  })
+const otelSpan = Symbol.for("@effect/opentelemetry/Tracer/OtelSpan")
+
+/**
+ * A span attribute that is a list of strings. `@effect/opentelemetry`'s bridge to the
+ * OpenTelemetry SDK writes any value that is not a string, number or boolean as its printed
+ * text (`"[\n  \"stop\"\n]"`); the OpenTelemetry span it wraps takes the list itself.
+ */
+const setStrings = (span: Tracer.Span, key: string, values: Array<string>) => {
+  span.attribute(key, values)
+  if (otelSpan in span) {
+    const inner = (span as { readonly span?: { readonly setAttribute?: (key: string, value: Array<string>) => unknown } }).span
+    if (typeof inner?.setAttribute === "function") inner.setAttribute(key, values)
+  }
+}
+
+const annotateUsage = (span: Tracer.Span, usage: Usage, finishReason: string, responseModel: string) => {
+  span.attribute(Telemetry.attributes.inputTokens, usage.inputTokens)
+  span.attribute(Telemetry.attributes.outputTokens, usage.outputTokens)
+  setStrings(span, Telemetry.attributes.finishReasons, [finishReason])
+  span.attribute(Telemetry.attributes.responseModel, responseModel)
+}
 
 const spanAttributes = (provider: string, model: string) => ({
+  [Telemetry.attributes.operationName]: "chat",
+  [Telemetry.attributes.providerName]: provider,
   [Telemetry.attributes.system]: provider,
   [Telemetry.attributes.requestModel]: model
 })
+
+const inSeconds = (millis: number) => millis / 1000
 
 /** Wraps one chat call: span, request count, latency, errors by tag, tokens. */
 export const chat = <A extends { readonly usage: Usage; readonly finishReason: string; readonly model: string }>(
@@ -110,21 +138,23 @@ export const chat = <A extends { readonly usage: Usage; readonly finishReason: s
   effect: Effect.Effect<A, LlmError>
 ): Effect.Effect<A, LlmError> => {
   const i = instruments(provider, model)
-  return withAmbient((ambient) =>
-    Effect.flatMap(Clock.currentTimeMillis, (start) =>
-      Effect.onExit(effect, (exit) =>
-        Effect.flatMap(Clock.currentTimeMillis, (end) => {
-          bump(Telemetry.requests, 1, i.chat, ambient)
-          bump(Telemetry.latency, end - start, i.base, ambient)
-          if (Exit.isSuccess(exit)) {
-            const response = exit.value
-            recordUsage(i, ambient, response.usage)
-            return annotateUsage(response.usage, response.finishReason, response.model)
-          }
-          if (exit.cause._tag === "Fail") bump(Telemetry.errors, 1, errorLabelsOf(i, exit.cause.error._tag), ambient)
-          return Effect.void
-        })))
-  ).pipe(Effect.withSpan("LanguageModel.chat", { kind: "client", attributes: spanAttributes(provider, model), captureStackTrace: false }))
+  return Effect.useSpan("LanguageModel.chat", { kind: "client", attributes: spanAttributes(provider, model), captureStackTrace: false }, (span) =>
+    withAmbient((ambient) =>
+      Effect.flatMap(Clock.currentTimeMillis, (start) =>
+        Effect.onExit(Effect.withParentSpan(effect, span), (exit) =>
+          Effect.map(Clock.currentTimeMillis, (end) => {
+            bump(Telemetry.requests, 1, i.chat, ambient)
+            if (Exit.isSuccess(exit)) {
+              bump(Telemetry.latency, inSeconds(end - start), i.timing, ambient)
+              const response = exit.value
+              recordUsage(i, ambient, response.usage)
+              annotateUsage(span, response.usage, response.finishReason, response.model)
+              return
+            }
+            const failed = exit.cause._tag === "Fail" ? failureLabelsOf(i, exit.cause.error._tag) : undefined
+            bump(Telemetry.latency, inSeconds(end - start), failed?.timing ?? i.timing, ambient)
+            if (failed !== undefined) bump(Telemetry.errors, 1, failed.count, ambient)
+          })))))
 }
 
 /**
@@ -157,22 +187,18 @@ export const startStream = (provider: string, model: string): Effect.Effect<Stre
             events: (chunk) => {
               if (first && chunk.length > 0) {
                 first = false
-                bump(Telemetry.timeToFirstToken, clock.unsafeCurrentTimeMillis() - start, i.base, ambient)
+                bump(Telemetry.timeToFirstToken, inSeconds(clock.unsafeCurrentTimeMillis() - start), i.timing, ambient)
               }
               const last = chunk[chunk.length - 1]
               if (last !== undefined && last._tag === "Finish") {
                 recordUsage(i, ambient, last.usage)
-                span.attribute(Telemetry.attributes.inputTokens, last.usage.inputTokens)
-                span.attribute(Telemetry.attributes.outputTokens, last.usage.outputTokens)
-                span.attribute(Telemetry.attributes.finishReasons, [last.finishReason])
-                span.attribute(Telemetry.attributes.responseModel, last.model)
+                annotateUsage(span, last.usage, last.finishReason, last.model)
               }
             },
             end: (exit) => {
-              bump(Telemetry.latency, clock.unsafeCurrentTimeMillis() - start, i.base, ambient)
-              if (exit._tag === "Failure" && exit.cause._tag === "Fail") {
-                bump(Telemetry.errors, 1, errorLabelsOf(i, exit.cause.error._tag), ambient)
-              }
+              const failed = exit._tag === "Failure" && exit.cause._tag === "Fail" ? failureLabelsOf(i, exit.cause.error._tag) : undefined
+              bump(Telemetry.latency, inSeconds(clock.unsafeCurrentTimeMillis() - start), failed?.timing ?? i.timing, ambient)
+              if (failed !== undefined) bump(Telemetry.errors, 1, failed.count, ambient)
               if (span.status._tag !== "Ended") span.end(clock.unsafeCurrentTimeNanos(), exit)
             }
           }
@@ -186,7 +212,7 @@ export const timeAdmission = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.E
   Effect.flatMap(Clock.currentTimeMillis, (start) =>
     Effect.tap(effect, () =>
       Effect.flatMap(Clock.currentTimeMillis, (end) =>
-        withAmbient((ambient) => Effect.sync(() => bump(Telemetry.limiterWait, end - start, [], ambient))))))
+        withAmbient((ambient) => Effect.sync(() => bump(Telemetry.limiterWait, inSeconds(end - start), limiterLabels, ambient))))))
 
 const gaugeLabels = new Map<string, Labels>()
 
@@ -194,7 +220,7 @@ const gaugeLabels = new Map<string, Labels>()
 export const countLease = (provider: string) => {
   let fixed = gaugeLabels.get(provider)
   if (fixed === undefined) {
-    fixed = labels([["provider", provider]])
+    fixed = labels([[Telemetry.attributes.providerName, provider]])
     gaugeLabels.set(provider, fixed)
   }
   const tags = fixed
