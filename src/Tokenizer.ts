@@ -165,7 +165,7 @@ const toChatMessages = (message: Message.Message): Array<ChatMessage> => {
     case "user":
       return [{ role: "user", content: Message.contentText(message) }]
     case "tool":
-      return [{ role: "tool", content: message.content }]
+      return [{ role: "tool", content: Message.contentText(message) }]
     case "assistant": {
       const calls = message.toolCalls ?? []
       if (calls.length === 0) return [{ role: "assistant", content: message.content }]
