@@ -20,14 +20,16 @@ const chunk = (type: string, data: Buffer): Buffer => {
   return Buffer.concat([head, data, crc])
 }
 
-/** A valid grey PNG of `width` × `height`. */
-export const png = (width: number, height: number): Buffer => {
+/** A valid greyscale PNG of `width` × `height`; `noisy` fills it with pseudo-random pixels, which do not compress. */
+export const png = (width: number, height: number, noisy = false): Buffer => {
   const ihdr = Buffer.alloc(13)
   ihdr.writeUInt32BE(width, 0)
   ihdr.writeUInt32BE(height, 4)
   ihdr.writeUInt8(8, 8) // bit depth
   ihdr.writeUInt8(0, 9) // greyscale
   const rows = Buffer.alloc((width + 1) * height, 0x80)
+  let seed = 1
+  if (noisy) for (let i = 0; i < rows.length; i++) rows[i] = (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 24
   for (let y = 0; y < height; y++) rows[y * (width + 1)] = 0
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(rows)), chunk("IEND", Buffer.alloc(0))])
 }
