@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Metric, Stream } from "effect"
+import { Effect, Layer, Logger, Metric, Stream } from "effect"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Transport, Usage } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
@@ -156,5 +156,51 @@ describe("Usage", () => {
       }
       expect(labels.size).toBeLessThanOrEqual(257)
       expect(labels.has("other")).toBe(true)
+    }))
+
+  it.effect("prices: yours first, then the cost a provider reported, then the model catalog; an unknown model is said once", () =>
+    Effect.gen(function* () {
+      const logs: Array<string> = []
+      const logger = Logger.make(({ message }) => logs.push(String(message)))
+      const tracker = yield* Usage.make({ prices: { "my-model": { inputPerMillion: 1, outputPerMillion: 2, cacheWritePerMillion: 4 } } })
+      const usage = (extra: Partial<Message.Usage> = {}): Message.Usage => ({ inputTokens: 1_000_000, outputTokens: 1_000_000, totalTokens: 2_000_000, estimated: false, ...extra })
+      // yours, cache writes at their rate
+      expect(yield* tracker.cost("p", "my-model", usage({ cacheWriteTokens: 500_000 }))).toBeCloseTo(0.5 + 2 + 2, 9)
+      // a reported cost is used where you named no price, even over the catalog's
+      expect(yield* tracker.cost("openrouter", "openai/gpt-4o-mini", usage({ cost: 0.42 }))).toBe(0.42)
+      expect(yield* tracker.cost("p", "my-model", usage({ cost: 0.42 }))).toBeCloseTo(3, 9)
+      // the catalog's price, matched by a dated name
+      const info = (yield* Usage.modelInfo("openai", "gpt-4o-mini"))!
+      expect(yield* tracker.cost("openai", "gpt-4o-mini-2024-07-18", usage())).toBeCloseTo(info.price.inputPerMillion + info.price.outputPerMillion, 9)
+      yield* Effect.gen(function* () {
+        yield* tracker.record("p", "no-such-model-anywhere", usage())
+        yield* tracker.record("p", "no-such-model-anywhere", usage())
+      }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      expect(logs.filter((line) => line.includes("no price for p/no-such-model-anywhere"))).toHaveLength(1)
+      const snap = yield* tracker.snapshot
+      expect(snap.total.unpricedRequests).toBe(2)
+      // local servers are never priced by a vendor's list
+      expect(yield* Usage.modelInfo("ollama", "gpt-oss:20b")).toBeUndefined()
+      // replacePrices: your table alone
+      const own = yield* Usage.make({ prices: {}, replacePrices: true })
+      expect(yield* own.cost("openai", "gpt-4o-mini", usage())).toBeUndefined()
+    }))
+
+  it.effect("totals count cache writes, and a reported cost goes into the tracker's cost", () =>
+    Effect.gen(function* () {
+      const tracker = yield* Usage.make()
+      yield* tracker.record("openrouter", "anthropic/claude-sonnet-4.5", {
+        inputTokens: 3_000,
+        outputTokens: 10,
+        totalTokens: 3_010,
+        cachedInputTokens: 2_000,
+        cacheWriteTokens: 900,
+        cost: 0.0123,
+        estimated: false
+      })
+      const total = (yield* tracker.snapshot).total
+      expect(total).toMatchObject({ cachedInputTokens: 2_000, cacheWriteTokens: 900, cost: 0.0123, unpricedRequests: 0 })
+      expect(Usage.add({ inputTokens: 1, outputTokens: 1, totalTokens: 2, cacheWriteTokens: 3, cost: 0.5, estimated: false }, { inputTokens: 1, outputTokens: 1, totalTokens: 2, cacheWriteTokens: 4, cost: 0.25, estimated: false }))
+        .toMatchObject({ cacheWriteTokens: 7, cost: 0.75 })
     }))
 })
