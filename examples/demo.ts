@@ -166,7 +166,7 @@ const printLimiter = Effect.gen(function* () {
 
 const printUsage = Effect.gen(function* () {
   const { entries, total } = yield* Usage.snapshot
-  yield* section("Usage (successful calls, priced by Usage.defaultPrices)")
+  yield* section("Usage (successful calls, priced by the model catalog)")
   const line = (name: string, t: Usage.Totals) =>
     `  ${name.padEnd(22)} ${plural(t.requests, "request").padStart(11)}  ${String(t.totalTokens).padStart(5)} tokens ` +
     `(${t.inputTokens} in, ${t.outputTokens} out)  $${t.cost.toFixed(6)}`

@@ -32,7 +32,10 @@ export type Period = "hour" | "day" | "month"
 export interface Options {
   readonly period: Period
   readonly maxTokens?: number | undefined
-  /** US dollars, priced with `prices`, else the `Usage` tracker's table, else `Usage.defaultPrices`. */
+  /**
+   * US dollars, priced with `prices`, else the `Usage` tracker's prices, else the cost a
+   * provider reports (OpenRouter), else the model catalog's (cache reads and writes at their own rates).
+   */
   readonly maxCost?: number | undefined
   /** The fraction of a limit at which to warn, once per period. Default 0.8. */
   readonly warnAt?: number | undefined
@@ -119,8 +122,10 @@ export interface Controller {
  */
 export const make = (options: Options): Effect.Effect<Controller> =>
   Effect.gen(function* () {
-    // the tracker's table: the user's prices when `Usage.layer` has some, else the defaults
-    const prices = options.prices ?? (yield* Usage.UsageTracker).prices
+    // these options' prices over the tracker's, then the catalog (imported here, once) unless the tracker replaced it
+    const tracker = yield* Usage.UsageTracker
+    const prices: Usage.PriceTable = { ...tracker.prices, ...options.prices }
+    const price = yield* Usage.pricing(prices, { catalog: tracker.catalog })
     const warnAt = options.warnAt ?? 0.8
     const [start, end] = periodBounds(options.period, yield* Clock.currentTimeMillis)
     const state = { periodStart: start, periodEnd: end, tokens: 0, cost: 0, reservedTokens: 0, reservedCost: 0, warned: false }
@@ -134,9 +139,13 @@ export const make = (options: Options): Effect.Effect<Controller> =>
       Object.assign(state, { periodStart: s, periodEnd: e, tokens: 0, cost: 0, reservedTokens: 0, reservedCost: 0, warned: false })
     }
 
-    const costOf = (provider: string, model: string, usage: Pick<UsageData, "inputTokens" | "outputTokens" | "cachedInputTokens">) => {
-      const price = Usage.priceOf(prices, provider, model)
-      return price === undefined ? undefined : Usage.costOf(price, usage)
+    const costOf = (provider: string, model: string, usage: Pick<UsageData, "inputTokens" | "outputTokens" | "cachedInputTokens" | "cacheWriteTokens" | "cost">) => {
+      // a user's price wins; else the cost the provider reported; else the catalog's price
+      const own = Usage.priceOf(prices, provider, model)
+      if (own !== undefined) return Usage.costOf(own, usage)
+      if (usage.cost !== undefined) return usage.cost
+      const found = price(provider, model)
+      return found === undefined ? undefined : Usage.costOf(found, usage)
     }
 
     const noPriceWarning = (provider: string, model: string) =>

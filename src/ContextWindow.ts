@@ -9,6 +9,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import { decorate, type Decorator, LanguageModel, wrap } from "./LanguageModel.js"
+import * as catalog from "./internal/catalog.js"
+import { mostTokens } from "./internal/mediaTokens.js"
 import * as Streams from "./internal/streams.js"
 import { ContextLengthError, type LlmError } from "./LlmError.js"
 import * as Message from "./Message.js"
@@ -76,7 +78,10 @@ export interface FitResult {
   readonly status: Status
 }
 
-/** @since 0.1.0 @category defaults */
+/**
+ * The window assumed for a model that neither its options nor the model catalog know.
+ * @since 0.1.0 @category defaults
+ */
 export const defaultContextWindow = 200_000
 
 /** @since 0.1.0 @category metrics */
@@ -324,7 +329,7 @@ export interface Report {
 
 /** @since 0.1.0 @category models */
 export interface Options {
-  /** Default: the model's `contextWindow`, else 200 000. */
+  /** Default: the model's `contextWindow`, else the model catalog's window for it, else 200 000. */
   readonly contextWindow?: number | undefined
   /** Tokens kept free for the reply; a request's `maxTokens` raises it. Default 0. */
   readonly reserve?: number | undefined
@@ -347,7 +352,7 @@ const upperBound = (messages: ReadonlyArray<Message.Message>): number => {
   for (const message of messages) {
     n += 10
     if (typeof message.content === "string") n += message.content.length * 3
-    else for (const part of message.content) n += part.type === "text" ? part.text.length * 3 : 1_000
+    else for (const part of message.content) n += part.type === "text" ? part.text.length * 3 : mostTokens(part)
     if (message.role === "assistant") {
       n += (message.reasoning?.length ?? 0) * 3
       for (const call of message.toolCalls ?? []) n += (call.name.length + call.arguments.length) * 3 + 10
@@ -361,12 +366,17 @@ const upperBound = (messages: ReadonlyArray<Message.Message>): number => {
  * The decorator: every request is fitted to the window of the model below before it is sent.
  * @since 0.1.0 @category decorators
  */
-export const decorator = (options: Options = {}): Decorator => (upstream) => Effect.sync(() => fitted(upstream, options))
+export const decorator = (options: Options = {}): Decorator => (upstream) =>
+  // the catalog's window is needed only when neither the options nor the model give one
+  options.contextWindow !== undefined || upstream.contextWindow !== undefined
+    ? Effect.sync(() => fitted(upstream, options, undefined))
+    : Effect.map(catalog.load, (known) => fitted(upstream, options, known))
 
-const fitted = (upstream: LanguageModel["Type"], options: Options): LanguageModel["Type"] => {
+const fitted = (upstream: LanguageModel["Type"], options: Options, known: catalog.Catalog | undefined): LanguageModel["Type"] => {
   const compact = options.compact === "summarize" ? summarizeWith(upstream) : options.compact
   const prepare = (request: Message.ChatRequest): Effect.Effect<Message.ChatRequest, ContextLengthError> => {
-    const contextWindow = options.contextWindow ?? upstream.contextWindow ?? defaultContextWindow
+    const contextWindow = options.contextWindow ?? upstream.contextWindow ??
+      known?.lookup(upstream.provider, request.model ?? upstream.model)?.contextWindow ?? defaultContextWindow
     const reserve = Math.max(options.reserve ?? 0, request.maxTokens ?? 0)
     const noTools = request.tools === undefined || request.tools.length === 0
     // the common case, a request far below the window, costs one pass over the text

@@ -165,6 +165,7 @@ export const responseToEvents = (response: ChatResponse): Array<StreamEvent> => 
     provider: response.provider
   }
   if (response.reasoningState !== undefined) finish.reasoningState = response.reasoningState
+  if (response.upstreamProvider !== undefined) finish.upstreamProvider = response.upstreamProvider
   if (response.stale === true) finish.stale = true
   events.push(finish)
   return events

@@ -139,6 +139,12 @@ export interface Spec {
    * absent.
    */
   readonly readError?: ((body: string) => ErrorBody | undefined) | undefined
+  /**
+   * The prompt tokens one image, document or audio part counts for, by the API's documented
+   * rule, for the rate limiter's estimate (its base64 is not counted as text). Absent,
+   * OpenAI's rule: image tiles, a page image and text per PDF page.
+   */
+  readonly mediaTokens?: ((part: Message.MediaPart) => number) | undefined
 }
 
 /**

@@ -263,6 +263,20 @@ export interface FakeToolResult {
 }
 
 /**
+ * An image, document or audio clip a request sends, read back from its wire format.
+ * @since 0.1.0 @category fake provider
+ */
+export interface FakeMedia {
+  readonly kind: "image" | "file" | "audio"
+  readonly mediaType?: string
+  readonly filename?: string
+  /** The URL, for media sent by URL. */
+  readonly url?: string
+  /** The size of media sent as bytes. */
+  readonly bytes?: number
+}
+
+/**
  * What a chat request says, read back from its wire format, for a `Responder` scripting an
  * agent's next turn.
  * @since 0.1.0 @category fake provider
@@ -281,6 +295,11 @@ export interface FakeTurn {
    * `thoughtSignature`s, Responses reasoning items; empty for the other formats.
    */
   readonly reasoningState: ReadonlyArray<unknown>
+  /**
+   * The images, documents and audio the request sends, in order (tool results' included).
+   * Without a scripted text, the fake's reply says what it received.
+   */
+  readonly media: ReadonlyArray<FakeMedia>
 }
 
 /**
@@ -311,6 +330,14 @@ export interface FakeProviderOptions {
   readonly zhipuKeys?: ReadonlyArray<string>
   /** What `GET /v1/key` answers, as OpenRouter's key endpoint does (its `data`). */
   readonly openRouterKey?: OpenRouterKey
+  /**
+   * The prompt cache's smallest cacheable prefix, in the fake's tokens (4 characters each).
+   * Default 1024, the providers' documented minimum. The fake caches as each API does:
+   * Anthropic at `cache_control` breakpoints (writes, then reads of a repeated prefix),
+   * OpenAI and Gemini any repeated prefix of whole messages (reads); its usage reports both
+   * in the API's own fields.
+   */
+  readonly promptCacheMinTokens?: number
 }
 
 /**

@@ -9,6 +9,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { ChatCompletionFunctionDefinition, ChatMessage } from "gpt-tokenizer/functionCalling"
+import { mediaTokens } from "./internal/mediaTokens.js"
 import * as Message from "./Message.js"
 
 /** @since 0.1.0 @category models */
@@ -68,13 +69,11 @@ export const encodingFor = (model: string): Encoding | undefined => {
   return undefined
 }
 
-/** Image inputs are billed by tiles; this is what one high-detail 1024² image costs on GPT-4o. */
-const imageTokens = (part: Message.ImagePart) => (part.detail === "low" ? 85 : 765)
-
+/** Images, documents and audio, by OpenAI's rule (image tiles; a page image and text per PDF page). */
 const imagesIn = (message: Message.Message): number => {
-  if (message.role !== "user" || typeof message.content === "string") return 0
+  if ((message.role !== "user" && message.role !== "tool") || typeof message.content === "string") return 0
   let n = 0
-  for (const part of message.content) if (part.type === "image") n += imageTokens(part)
+  for (const part of message.content) if (part.type !== "text") n += mediaTokens(part, "openai")
   return n
 }
 
@@ -165,7 +164,7 @@ const toChatMessages = (message: Message.Message): Array<ChatMessage> => {
     case "user":
       return [{ role: "user", content: Message.contentText(message) }]
     case "tool":
-      return [{ role: "tool", content: message.content }]
+      return [{ role: "tool", content: Message.contentText(message) }]
     case "assistant": {
       const calls = message.toolCalls ?? []
       if (calls.length === 0) return [{ role: "assistant", content: message.content }]

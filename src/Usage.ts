@@ -1,7 +1,9 @@
 /**
  * Usage and cost: a tracker of totals per provider and model, fed by every provider
- * response when its layer is provided (by default nothing is tracked), and a price table that
- * turns tokens into dollars.
+ * response when its layer is provided (by default nothing is tracked), and prices that turn
+ * tokens into dollars: yours, else the cost a provider reports (OpenRouter), else the model
+ * catalog's (`@pydantic/genai-prices`: input, output, cache-read and cache-write rates and
+ * context windows, loaded at the first lookup).
  *
  * @since 0.1.0
  */
@@ -11,6 +13,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import type * as Message from "./Message.js"
 import { modelLabel } from "./internal/request/telemetry.js"
+import * as catalog from "./internal/catalog.js"
 import * as internal from "./internal/usage.js"
 
 /**
@@ -28,14 +31,26 @@ export const add: (a: Message.Usage, b: Message.Usage) => Message.Usage = intern
 export const empty: Message.Usage = internal.empty
 
 /**
- * US dollars per million tokens. `cachedInputPerMillion` prices input tokens the provider
- * served from its prompt cache; when absent they cost the full input price.
+ * US dollars per million tokens. `cachedInputPerMillion` prices input tokens read from the
+ * provider's prompt cache, `cacheWritePerMillion` those written to it; when absent, they cost
+ * the full input price.
  * @since 0.1.0 @category prices
  */
-export interface Price {
+export interface Rates {
   readonly inputPerMillion: number
   readonly outputPerMillion: number
   readonly cachedInputPerMillion?: number | undefined
+  readonly cacheWritePerMillion?: number | undefined
+}
+
+/**
+ * A model's price: its rates, and the rates that replace them for a request whose input passes
+ * a tier's `aboveInputTokens` (long-context prices: the highest tier passed prices the whole
+ * request).
+ * @since 0.1.0 @category prices
+ */
+export interface Price extends Rates {
+  readonly tiers?: ReadonlyArray<Rates & { readonly aboveInputTokens: number }> | undefined
 }
 
 /**
@@ -45,30 +60,6 @@ export interface Price {
  * @since 0.1.0 @category prices
  */
 export type PriceTable = Readonly<Record<string, Price>>
-
-/**
- * Public list prices (USD per million tokens) of common models, as published by their
- * vendors. Contracts and discounts differ: override with `layer({ prices })`.
- * @since 0.1.0 @category prices
- */
-export const defaultPrices: PriceTable = {
-  "gpt-4o": { inputPerMillion: 2.5, outputPerMillion: 10, cachedInputPerMillion: 1.25 },
-  "gpt-4o-mini": { inputPerMillion: 0.15, outputPerMillion: 0.6, cachedInputPerMillion: 0.075 },
-  "gpt-4.1": { inputPerMillion: 2, outputPerMillion: 8, cachedInputPerMillion: 0.5 },
-  "gpt-4.1-mini": { inputPerMillion: 0.4, outputPerMillion: 1.6, cachedInputPerMillion: 0.1 },
-  "gpt-4.1-nano": { inputPerMillion: 0.1, outputPerMillion: 0.4, cachedInputPerMillion: 0.025 },
-  "gpt-5": { inputPerMillion: 1.25, outputPerMillion: 10, cachedInputPerMillion: 0.125 },
-  "gpt-5-mini": { inputPerMillion: 0.25, outputPerMillion: 2, cachedInputPerMillion: 0.025 },
-  "gpt-5-nano": { inputPerMillion: 0.05, outputPerMillion: 0.4, cachedInputPerMillion: 0.005 },
-  "o3": { inputPerMillion: 2, outputPerMillion: 8, cachedInputPerMillion: 0.5 },
-  "o4-mini": { inputPerMillion: 1.1, outputPerMillion: 4.4, cachedInputPerMillion: 0.275 },
-  "claude-opus-4": { inputPerMillion: 15, outputPerMillion: 75, cachedInputPerMillion: 1.5 },
-  "claude-sonnet-4": { inputPerMillion: 3, outputPerMillion: 15, cachedInputPerMillion: 0.3 },
-  "claude-3-5-haiku": { inputPerMillion: 0.8, outputPerMillion: 4, cachedInputPerMillion: 0.08 },
-  "gemini-2.5-pro": { inputPerMillion: 1.25, outputPerMillion: 10 },
-  "gemini-2.5-flash": { inputPerMillion: 0.3, outputPerMillion: 2.5 },
-  "deepseek-chat": { inputPerMillion: 0.27, outputPerMillion: 1.1, cachedInputPerMillion: 0.07 }
-}
 
 /**
  * The price of `model` (served by `provider`) in `table`, or undefined when unknown.
@@ -93,14 +84,75 @@ export const priceOf = (table: PriceTable, provider: string, model: string): Pri
 
 /**
  * Dollars for a usage at a price. Reasoning tokens are part of output tokens, as every
- * provider bills them.
+ * provider bills them; cache reads and writes are part of input tokens, each at its own rate.
  * @since 0.1.0 @category prices
  */
-export const costOf = (price: Price, usage: Pick<Message.Usage, "inputTokens" | "outputTokens" | "cachedInputTokens">): number => {
+export const costOf = (
+  price: Price,
+  usage: Pick<Message.Usage, "inputTokens" | "outputTokens" | "cachedInputTokens" | "cacheWriteTokens">
+): number => {
+  let rates: Rates = price
+  for (const tier of price.tiers ?? []) if (usage.inputTokens > tier.aboveInputTokens) rates = tier
   const cached = Math.min(usage.cachedInputTokens ?? 0, usage.inputTokens)
-  const cachedPrice = price.cachedInputPerMillion ?? price.inputPerMillion
-  return ((usage.inputTokens - cached) * price.inputPerMillion + cached * cachedPrice +
-    usage.outputTokens * price.outputPerMillion) / 1_000_000
+  const written = Math.min(usage.cacheWriteTokens ?? 0, usage.inputTokens - cached)
+  return ((usage.inputTokens - cached - written) * rates.inputPerMillion +
+    cached * (rates.cachedInputPerMillion ?? rates.inputPerMillion) +
+    written * (rates.cacheWritePerMillion ?? rates.inputPerMillion) +
+    usage.outputTokens * rates.outputPerMillion) / 1_000_000
+}
+
+/**
+ * What the model catalog knows of a model: its context window and its price.
+ * @since 0.1.0 @category catalog
+ */
+export interface ModelInfo {
+  /** The catalog's provider id (`openai`, `anthropic`, `google`, `openrouter`, …). */
+  readonly catalogProvider: string
+  /** The catalog's id of the model the name matched (dated and aliased names match their model). */
+  readonly id: string
+  readonly name: string | undefined
+  readonly contextWindow: number | undefined
+  readonly price: Price
+}
+
+/**
+ * What the model catalog (`@pydantic/genai-prices`, its data bundled, no network) knows of
+ * `model` served by `provider`, or undefined. The catalog is imported at the first call: the
+ * entry point never loads it. Local servers (`ollama`, `vllm`) are never priced by it.
+ * @since 0.1.0 @category catalog
+ */
+export const modelInfo = (provider: string, model: string): Effect.Effect<ModelInfo | undefined> =>
+  Effect.map(catalog.load, (c) => c.lookup(provider, model))
+
+/**
+ * A price lookup: `table` first, then the model catalog (unless `catalog` is false). The
+ * catalog is imported when the lookup is made, so the lookup itself is synchronous.
+ * @since 0.1.0 @category prices
+ */
+export const pricing = (
+  table: PriceTable,
+  options?: { readonly catalog?: boolean | undefined }
+): Effect.Effect<(provider: string, model: string) => Price | undefined> =>
+  options?.catalog === false
+    ? Effect.succeed((provider, model) => priceOf(table, provider, model))
+    : Effect.map(catalog.load, (c) => (provider, model) => priceOf(table, provider, model) ?? c.lookup(provider, model)?.price)
+
+/**
+ * Dollars for one response's usage: the user's price when `table` has one, else the cost the
+ * provider reported (OpenRouter), else the price from `lookup`; undefined when none applies.
+ */
+const dollarsFor = (
+  table: PriceTable,
+  lookup: (provider: string, model: string) => Price | undefined,
+  provider: string,
+  model: string,
+  usage: Message.Usage
+): number | undefined => {
+  const own = priceOf(table, provider, model)
+  if (own !== undefined) return costOf(own, usage)
+  if (usage.cost !== undefined) return usage.cost
+  const price = lookup(provider, model)
+  return price === undefined ? undefined : costOf(price, usage)
 }
 
 /** @since 0.1.0 @category models */
@@ -110,6 +162,7 @@ export interface Totals {
   readonly outputTokens: number
   readonly reasoningTokens: number
   readonly cachedInputTokens: number
+  readonly cacheWriteTokens: number
   readonly totalTokens: number
   /** Requests whose usage the library estimated because the provider reported none. */
   readonly estimatedRequests: number
@@ -138,16 +191,23 @@ export interface Service {
   readonly record: (provider: string, model: string, usage: Message.Usage) => Effect.Effect<void>
   readonly snapshot: Effect.Effect<Snapshot>
   readonly reset: Effect.Effect<void>
-  /** The price table in force, with the user's overrides. */
+  /** The user's own prices; they override the catalog and a provider's reported cost. */
   readonly prices: PriceTable
-  /** Dollars for a usage of `model`, or undefined when it has no price. */
-  readonly cost: (provider: string, model: string, usage: Message.Usage) => number | undefined
+  /** Whether the model catalog prices what `prices` does not (false with `replacePrices`). */
+  readonly catalog: boolean
+  /** The price of a model: the user's, else the catalog's; undefined when neither knows it. */
+  readonly priceOf: (provider: string, model: string) => Effect.Effect<Price | undefined>
+  /**
+   * Dollars for a usage of `model`: at the user's price, else the cost the provider reported
+   * (OpenRouter), else at the catalog's price; undefined when none applies.
+   */
+  readonly cost: (provider: string, model: string, usage: Message.Usage) => Effect.Effect<number | undefined>
 }
 
 /**
  * The tracker every provider records into: a `Context.Reference` read when a provider's layer
  * builds. Its default is `untracked`, which records nothing (its snapshot stays empty) and
- * prices with `defaultPrices`; provide `layer(...)` below the providers to keep totals.
+ * prices with the model catalog; provide `layer(...)` below the providers to keep totals.
  * @since 0.1.0 @category tags
  */
 export class UsageTracker extends Context.Reference<UsageTracker>()("effect-llm/UsageTracker", {
@@ -156,7 +216,7 @@ export class UsageTracker extends Context.Reference<UsageTracker>()("effect-llm/
 
 /** @since 0.1.0 @category models */
 export interface Options {
-  /** Merged over `defaultPrices`; set `replacePrices` to use only these. */
+  /** Your prices, over the model catalog's; set `replacePrices` to use only these. */
   readonly prices?: PriceTable | undefined
   readonly replacePrices?: boolean | undefined
 }
@@ -193,46 +253,57 @@ const totalsOf = (t: Tally): Totals => ({
   outputTokens: t.usage.outputTokens,
   reasoningTokens: t.usage.reasoningTokens ?? 0,
   cachedInputTokens: t.usage.cachedInputTokens ?? 0,
+  cacheWriteTokens: t.usage.cacheWriteTokens ?? 0,
   totalTokens: t.usage.totalTokens,
   estimatedRequests: t.estimatedRequests,
   cost: t.cost,
   unpricedRequests: t.unpricedRequests
 })
 
+/** A cost lookup over `table` and, unless told not to, the catalog (imported at the first call). */
+const costWith = (table: PriceTable, useCatalog: boolean) => {
+  const lookup = pricing(table, { catalog: useCatalog })
+  return {
+    priceOf: (provider: string, model: string) => Effect.map(lookup, (price) => price(provider, model)),
+    cost: (provider: string, model: string, usage: Message.Usage) =>
+      Effect.map(lookup, (price) => dollarsFor(table, price, provider, model, usage))
+  }
+}
+
 /**
- * `UsageTracker`'s default: it records nothing, so its snapshot is always empty; its prices are
- * `defaultPrices`, so `Budget` prices requests with them.
+ * `UsageTracker`'s default: it records nothing, so its snapshot is always empty; it prices
+ * with the model catalog, so `Budget` prices requests with it.
  * @since 0.1.0 @category constructors
  */
 export const untracked: Service = {
   record: () => Effect.void,
   snapshot: Effect.sync((): Snapshot => ({ entries: [], total: totalsOf(newTally()) })),
   reset: Effect.void,
-  prices: defaultPrices,
-  cost: (provider, model, usage) => {
-    const price = priceOf(defaultPrices, provider, model)
-    return price === undefined ? undefined : costOf(price, usage)
-  }
+  prices: {},
+  catalog: true,
+  ...costWith({}, true)
 }
 
-/** @since 0.1.0 @category constructors */
+/**
+ * A tracker: totals per provider and model, priced with your `prices`, then the cost a
+ * provider reports (OpenRouter), then the model catalog (imported when the tracker is made).
+ * A model none of them prices is counted in `unpricedRequests`, and said once in the log.
+ * @since 0.1.0 @category constructors
+ */
 export const make = (options: Options = {}): Effect.Effect<Service> =>
-  Effect.sync(() => {
-    const prices: PriceTable = options.replacePrices === true
-      ? { ...options.prices }
-      : { ...defaultPrices, ...options.prices }
+  Effect.gen(function* () {
+    const prices: PriceTable = { ...options.prices }
+    const useCatalog = options.replacePrices !== true
+    const lookup = yield* pricing(prices, { catalog: useCatalog })
     // a plain Map: every update is one synchronous step, so fibers cannot interleave inside it
     const entries = new Map<string, { readonly provider: string; readonly model: string; readonly tally: Tally }>()
-    const cost = (provider: string, model: string, usage: Message.Usage) => {
-      const price = priceOf(prices, provider, model)
-      return price === undefined ? undefined : costOf(price, usage)
-    }
+    const unpriced = new Set<string>()
     // one tagged cost counter per provider and model: tagging on every call would rebuild
     // the metric's key (and hash it) each time; past MAX_MODEL_LABELS models, one for `other`
     const costCounters = new Map<string, Metric.Metric.Counter<number>>()
     const record = (provider: string, model: string, usage: Message.Usage) =>
       Effect.suspend(() => {
-        const dollars = cost(provider, model, usage)
+        const dollars = dollarsFor(prices, lookup, provider, model, usage)
         // the totals of models past MAX_MODEL_LABELS go under `other`, so caller input cannot grow them forever
         const tracked = modelLabel(entries, provider, model)
         const key = `${provider}\u0000${tracked}`
@@ -249,7 +320,13 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
           unpricedRequests: dollars === undefined ? 1 : 0
         })
         // tokens are counted by Telemetry on every call, tracker or not; cost needs prices
-        if (dollars === undefined) return Effect.void
+        if (dollars === undefined) {
+          if (unpriced.has(key)) return Effect.void
+          unpriced.add(key)
+          return Effect.logWarning(
+            `Usage: no price for ${provider}/${tracked} in your prices${useCatalog ? " or the model catalog" : ""}; its cost is not counted (see unpricedRequests)`
+          )
+        }
         const label = modelLabel(costCounters, provider, model)
         const labelKey = `${provider}\u0000${label}`
         let counter = costCounters.get(labelKey)
@@ -266,7 +343,15 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       return { entries: list.map(({ model, provider, tally }): Entry => ({ provider, model, ...totalsOf(tally) })), total: totalsOf(total) }
     })
     const reset = Effect.sync(() => entries.clear())
-    return { record, snapshot, reset, prices, cost }
+    return {
+      record,
+      snapshot,
+      reset,
+      prices,
+      catalog: useCatalog,
+      priceOf: (provider, model) => Effect.sync(() => lookup(provider, model)),
+      cost: (provider, model, usage) => Effect.sync(() => dollarsFor(prices, lookup, provider, model, usage))
+    }
   })
 
 /**

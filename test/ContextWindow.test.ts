@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer, Stream } from "effect"
 import * as fc from "fast-check"
-import { ContextWindow, LanguageModel, LlmError, Message, Tokenizer } from "../src/index.js"
+import { ContextWindow, LanguageModel, LlmError, Message, Tokenizer, Usage } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 import * as anthropic from "../src/internal/providers/anthropic/spec.js"
 import * as gemini from "../src/internal/providers/gemini/spec.js"
@@ -324,6 +324,22 @@ describe("ContextWindow.layer", () => {
       const tooBig = Message.request([Message.user(words(150_000)), Message.user(words(60_000))])
       yield* model2.chat(tooBig)
       expect((yield* mock.requests)[1]!.messages).toHaveLength(1)
+    }))
+
+  it.effect("a model whose window no option gives takes the model catalog's (deepseek-chat: 64 000)", () =>
+    Effect.gen(function* () {
+      const mock = yield* Testing.makeMockModel({ steps: ["ok"], provider: "deepseek", model: "deepseek-chat" })
+      const decorated = yield* ContextWindow.decorator()(mock.service)
+      const window = (yield* Usage.modelInfo("deepseek", "deepseek-chat"))?.contextWindow
+      expect(window).toBeLessThan(100_000)
+      // fits in the 200 000 default, not in the catalog's window: the oldest message goes
+      const big = Message.request([Message.user(words(window! - 20_000)), Message.user(words(30_000)), Message.user("end")])
+      yield* decorated.chat(big)
+      expect((yield* mock.requests)[0]!.messages).toHaveLength(2)
+      // a window given by the model wins over the catalog's
+      const own = yield* Testing.makeMockModel({ steps: ["ok"], provider: "deepseek", model: "deepseek-chat", contextWindow: 1_000_000 })
+      yield* (yield* ContextWindow.decorator()(own.service)).chat(big)
+      expect((yield* own.requests)[0]).toBe(big)
     }))
 
   it.effect("with compact: \"summarize\" the decorated model summarises what is dropped", () =>

@@ -123,4 +123,18 @@ describe("Embeddings", () => {
       expect(server._tag).toBe("ServerError")
       expect(JSON.stringify([limited, server])).not.toContain("e-key-1")
     }))
+
+  it.scoped("base64 on the wire for OpenAI (a quarter of the bytes), floats for compatible servers; the same vectors", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({})
+      const input = texts(3)
+      const openai = yield* Embeddings.embed(input).pipe(Effect.provide(openAi(fake, { provider: "openai" })))
+      const together = yield* Embeddings.embed(input).pipe(Effect.provide(openAi(fake, { provider: "together" })))
+      const [first, second] = yield* fake.requests
+      expect(first!.body).toMatchObject({ encoding_format: "base64" })
+      expect(second!.body).toMatchObject({ encoding_format: "float" })
+      expect(openai.embeddings).toEqual(input.map((t) => fakeVector(t, 8)))
+      expect(together.embeddings).toEqual(openai.embeddings)
+    }))
 })
+

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigError, Context, Effect, Either, ExecutionPlan, Exit, Fiber, Layer, type Scope, Stream, TestClock } from "effect"
 import { expectTypeOf } from "vitest"
-import { Fallback, Health, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Transport } from "../src/index.js"
+import { Anthropic, Fallback, Gemini, Health, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Retry, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
 const request = Message.request("hi")
@@ -290,3 +290,38 @@ describe("Fallback", () => {
       }
     }))
 })
+
+describe("Fallback across APIs with providerOptions", () => {
+  it.scoped("Anthropic → OpenAI → Gemini: each step receives only its own options", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "answered" } })
+      // the first two steps fail, so the request reaches all three APIs
+      yield* fake.inject({ _tag: "Status", status: 500 }, { _tag: "Status", status: 500 })
+      const keyed = <A, E, R>(providerId: string, model: Layer.Layer<A, E, R>) =>
+        model.pipe(Layer.provide(KeyPool.layer({ providerId, keys: ["k"] })), Layer.provide(RateLimiter.unlimited), Layer.provide(Transport.layerUndici))
+      const chain = Fallback.layer([
+        { model: keyed("anthropic", Anthropic.layer({ model: "claude-sonnet-4-5", baseUrl: fake.url })) },
+        { model: keyed("openai", OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl: fake.baseUrl })) },
+        { model: keyed("gemini", Gemini.layer({ model: "gemini-2.5-flash", baseUrl: `${fake.url}/v1beta` })) }
+      ])
+      const request = Message.request([Message.cached(Message.system("Long shared rules.")), Message.user("hi")], {
+        providerOptions: {
+          anthropic: { metadata: { user_id: "tenant-7" }, top_k: 5 },
+          openai: { prompt_cache_key: "tenant-7", service_tier: "flex" },
+          gemini: { generationConfig: { topK: 5 }, safetySettings: [] }
+        }
+      })
+      const response = yield* LanguageModel.chat(request).pipe(Effect.provide(chain))
+      expect(response.text).toBe("answered")
+      expect(response.provider).toBe("gemini")
+      const [claude, openai, google] = (yield* fake.requests).map((r) => r.body as Record<string, unknown>)
+      expect(claude).toMatchObject({ metadata: { user_id: "tenant-7" }, top_k: 5, system: [{ type: "text", text: "Long shared rules.", cache_control: { type: "ephemeral" } }] })
+      expect(openai).toMatchObject({ prompt_cache_key: "tenant-7", service_tier: "flex" })
+      expect(google).toMatchObject({ generationConfig: { topK: 5 }, safetySettings: [] })
+      const keysOf = (body: Record<string, unknown>) => Object.keys(body)
+      for (const foreign of ["prompt_cache_key", "service_tier", "safetySettings"]) expect(keysOf(claude!)).not.toContain(foreign)
+      for (const foreign of ["metadata", "top_k", "safetySettings", "generationConfig"]) expect(keysOf(openai!)).not.toContain(foreign)
+      for (const foreign of ["metadata", "top_k", "prompt_cache_key", "service_tier"]) expect(keysOf(google!)).not.toContain(foreign)
+    }))
+})
+

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, ConfigProvider, Effect, Exit, Layer, Scope, Stream } from "effect"
-import { LanguageModel, LlmError, Message, Transport } from "../src/index.js"
+import { Anthropic, Gemini, KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, OpenAiResponses, RateLimiter, Transport } from "../src/index.js"
+import { pdf, png } from "./support/media.js"
 import * as Testing from "../src/Testing.js"
 import { readAll as readBody } from "./support/readBody.js"
 
@@ -335,3 +336,69 @@ describe("FakeProvider.layerModel", () => {
       }).pipe(Effect.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map())))))
   }
 })
+describe("FakeProvider: media and prompt caching", () => {
+  const stackOf = <A, E, R>(providerId: string, model: Layer.Layer<A, E, R>) =>
+    model.pipe(Layer.provide(KeyPool.layer({ providerId, keys: ["k"] })), Layer.provide(RateLimiter.unlimited), Layer.provide(Transport.layerUndici))
+  // past the providers' 1024-token minimum
+  const rules = "Answer as a careful librarian. ".repeat(200)
+
+  it.scoped("answers the images and files it is sent, on every API, and shows them to a responder", () =>
+    Effect.gen(function* () {
+      const seen: Array<ReadonlyArray<Testing.FakeMedia>> = []
+      const fake = yield* Testing.FakeProvider.make({ respond: (_request, turn) => void seen.push(turn.media) })
+      const request = Message.request([
+        Message.user([Message.text("What are these?"), Message.image(png(2, 2)), Message.file(pdf(1), { filename: "report.pdf" })])
+      ])
+      const models = [
+        stackOf("openai", OpenAiCompatible.layer({ model: "gpt-4o", baseUrl: fake.baseUrl })),
+        stackOf("openai", OpenAiResponses.layer({ model: "gpt-4o", baseUrl: fake.baseUrl })),
+        stackOf("anthropic", Anthropic.layer({ model: "claude-sonnet-4-5", baseUrl: fake.url })),
+        stackOf("gemini", Gemini.layer({ model: "gemini-2.5-flash", baseUrl: `${fake.url}/v1beta` }))
+      ]
+      for (const model of models) {
+        const response = yield* LanguageModel.chat(request).pipe(Effect.provide(model))
+        // Gemini's wire has no file names
+        expect(response.text).toMatch(/^Received 1 image \(image\/png, \d+ bytes\) and 1 file \((report\.pdf, )?application\/pdf, \d+ bytes\)\.$/)
+      }
+      expect(seen).toHaveLength(4)
+      for (const media of seen) expect(media.map((m) => m.kind)).toEqual(["image", "file"])
+      // a scripted text wins
+      yield* fake.setReply({ text: "scripted" })
+      expect((yield* LanguageModel.chat(request).pipe(Effect.provide(models[0]!))).text).toBe("scripted")
+    }))
+
+  it.scoped("Anthropic: a breakpoint writes the prefix, a repeated one reads it; usage says so in Anthropic's fields", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "ok" } })
+      const model = stackOf("anthropic", Anthropic.layer({ model: "claude-sonnet-4-5", baseUrl: fake.url }))
+      const ask = (question: string) => LanguageModel.chat(Message.request([Message.cached(Message.system(rules)), Message.user(question)])).pipe(Effect.provide(model))
+      const first = (yield* ask("one?")).usage
+      const second = (yield* ask("two?")).usage
+      expect(first.cacheWriteTokens).toBeGreaterThan(1_024)
+      expect(first.cachedInputTokens).toBe(0)
+      expect(second.cachedInputTokens).toBe(first.cacheWriteTokens)
+      expect(second.cacheWriteTokens).toBe(0)
+      expect(second.inputTokens).toBeGreaterThan(second.cachedInputTokens!)
+      const wire = (yield* fake.requests).length
+      expect(wire).toBe(2)
+      // no breakpoint: no caching on Anthropic
+      const plain = yield* LanguageModel.chat(Message.request([Message.system(rules), Message.user("three?")])).pipe(Effect.provide(model))
+      expect(plain.usage).toMatchObject({ cachedInputTokens: 0, cacheWriteTokens: 0 })
+    }))
+
+  it.scoped("OpenAI and Gemini cache a repeated long prefix on their own; a short one is not cached", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: "ok" } })
+      for (const model of [
+        stackOf("openai", OpenAiCompatible.layer({ model: "gpt-4o", baseUrl: fake.baseUrl })),
+        stackOf("gemini", Gemini.layer({ model: "gemini-2.5-flash", baseUrl: `${fake.url}/v1beta` }))
+      ]) {
+        const ask = (system: string, question: string) => LanguageModel.chat(Message.request([Message.system(system), Message.user(question)])).pipe(Effect.provide(model))
+        expect((yield* ask(rules, "one?")).usage.cachedInputTokens ?? 0).toBe(0)
+        expect((yield* ask(rules, "two?")).usage.cachedInputTokens).toBeGreaterThan(1_024)
+        yield* ask("short", "one?")
+        expect((yield* ask("short", "two?")).usage.cachedInputTokens ?? 0).toBe(0)
+      }
+    }))
+})
+

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Metric, Stream } from "effect"
+import { Effect, Layer, Logger, Metric, Stream } from "effect"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Transport, Usage } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
@@ -28,7 +28,7 @@ describe("Usage", () => {
     })
   })
 
-  it.scoped("without Usage.layer nothing is tracked: the default tracker records nothing and prices with the defaults", () =>
+  it.scoped("without Usage.layer nothing is tracked: the default tracker records nothing and prices with the catalog", () =>
     Effect.gen(function* () {
       const fake = yield* Testing.FakeProvider.make({ reply: { text: "hello there" } })
       const stack = OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl: fake.baseUrl }).pipe(
@@ -40,9 +40,11 @@ describe("Usage", () => {
       const tracker = yield* Usage.UsageTracker
       expect(tracker).toBe(Usage.untracked)
       expect((yield* tracker.snapshot).entries).toEqual([])
-      expect(tracker.prices).toBe(Usage.defaultPrices)
-      expect(tracker.cost("openai", "gpt-4o-mini", { inputTokens: 1_000_000, outputTokens: 0, totalTokens: 1_000_000, estimated: false }))
-        .toBe(Usage.defaultPrices["gpt-4o-mini"]!.inputPerMillion)
+      expect(tracker.prices).toEqual({})
+      const info = yield* Usage.modelInfo("openai", "gpt-4o-mini")
+      expect(info?.price.inputPerMillion).toBeGreaterThan(0)
+      expect(yield* tracker.cost("openai", "gpt-4o-mini", { inputTokens: 1_000_000, outputTokens: 0, totalTokens: 1_000_000, estimated: false }))
+        .toBe(info!.price.inputPerMillion)
     }))
 
   it("prices by exact name, provider-qualified name, longest prefix, and vendor-prefixed name", () => {
@@ -118,7 +120,7 @@ describe("Usage", () => {
       const before = (yield* Metric.value(counter)).count
       yield* tracker.record("p", "gpt-4o", { inputTokens: 1_000_000, outputTokens: 0, totalTokens: 1_000_000, estimated: false })
       expect((yield* Metric.value(counter)).count - before).toBeCloseTo(2.5, 9)
-      expect(tracker.cost("p", "gpt-4o", { inputTokens: 1_000_000, outputTokens: 0, totalTokens: 0, estimated: false })).toBe(2.5)
+      expect(yield* tracker.cost("p", "gpt-4o", { inputTokens: 1_000_000, outputTokens: 0, totalTokens: 0, estimated: false })).toBe(2.5)
     }))
 
   it.scoped("caller-chosen model names cannot grow the tracker or the metric labels forever", () =>
@@ -154,5 +156,51 @@ describe("Usage", () => {
       }
       expect(labels.size).toBeLessThanOrEqual(257)
       expect(labels.has("other")).toBe(true)
+    }))
+
+  it.effect("prices: yours first, then the cost a provider reported, then the model catalog; an unknown model is said once", () =>
+    Effect.gen(function* () {
+      const logs: Array<string> = []
+      const logger = Logger.make(({ message }) => logs.push(String(message)))
+      const tracker = yield* Usage.make({ prices: { "my-model": { inputPerMillion: 1, outputPerMillion: 2, cacheWritePerMillion: 4 } } })
+      const usage = (extra: Partial<Message.Usage> = {}): Message.Usage => ({ inputTokens: 1_000_000, outputTokens: 1_000_000, totalTokens: 2_000_000, estimated: false, ...extra })
+      // yours, cache writes at their rate
+      expect(yield* tracker.cost("p", "my-model", usage({ cacheWriteTokens: 500_000 }))).toBeCloseTo(0.5 + 2 + 2, 9)
+      // a reported cost is used where you named no price, even over the catalog's
+      expect(yield* tracker.cost("openrouter", "openai/gpt-4o-mini", usage({ cost: 0.42 }))).toBe(0.42)
+      expect(yield* tracker.cost("p", "my-model", usage({ cost: 0.42 }))).toBeCloseTo(3, 9)
+      // the catalog's price, matched by a dated name
+      const info = (yield* Usage.modelInfo("openai", "gpt-4o-mini"))!
+      expect(yield* tracker.cost("openai", "gpt-4o-mini-2024-07-18", usage())).toBeCloseTo(info.price.inputPerMillion + info.price.outputPerMillion, 9)
+      yield* Effect.gen(function* () {
+        yield* tracker.record("p", "no-such-model-anywhere", usage())
+        yield* tracker.record("p", "no-such-model-anywhere", usage())
+      }).pipe(Effect.provide(Logger.replace(Logger.defaultLogger, logger)))
+      expect(logs.filter((line) => line.includes("no price for p/no-such-model-anywhere"))).toHaveLength(1)
+      const snap = yield* tracker.snapshot
+      expect(snap.total.unpricedRequests).toBe(2)
+      // local servers are never priced by a vendor's list
+      expect(yield* Usage.modelInfo("ollama", "gpt-oss:20b")).toBeUndefined()
+      // replacePrices: your table alone
+      const own = yield* Usage.make({ prices: {}, replacePrices: true })
+      expect(yield* own.cost("openai", "gpt-4o-mini", usage())).toBeUndefined()
+    }))
+
+  it.effect("totals count cache writes, and a reported cost goes into the tracker's cost", () =>
+    Effect.gen(function* () {
+      const tracker = yield* Usage.make()
+      yield* tracker.record("openrouter", "anthropic/claude-sonnet-4.5", {
+        inputTokens: 3_000,
+        outputTokens: 10,
+        totalTokens: 3_010,
+        cachedInputTokens: 2_000,
+        cacheWriteTokens: 900,
+        cost: 0.0123,
+        estimated: false
+      })
+      const total = (yield* tracker.snapshot).total
+      expect(total).toMatchObject({ cachedInputTokens: 2_000, cacheWriteTokens: 900, cost: 0.0123, unpricedRequests: 0 })
+      expect(Usage.add({ inputTokens: 1, outputTokens: 1, totalTokens: 2, cacheWriteTokens: 3, cost: 0.5, estimated: false }, { inputTokens: 1, outputTokens: 1, totalTokens: 2, cacheWriteTokens: 4, cost: 0.25, estimated: false }))
+        .toMatchObject({ cacheWriteTokens: 7, cost: 0.75 })
     }))
 })

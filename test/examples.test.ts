@@ -143,6 +143,34 @@ const expectations: Record<string, (stdout: string, stderr: string) => void> = {
     // deltas that arrive in one network read are one event
     expect(out).toMatch(/served as Server-Sent Events: (TextDelta )+StepFinish Finish/)
   },
+  "caching.ts": (out) => {
+    // the first call writes the cached system prompt, the next two read it
+    const calls = [...out.matchAll(/call (\d): (\d+) input tokens, (\d+) written to the cache, (\d+) read from it: \$(\d+\.\d+)/g)]
+    expect(calls.map((m) => m[1])).toEqual(["1", "2", "3"])
+    const [first, second, third] = calls.map((m) => ({ input: Number(m[2]), written: Number(m[3]), read: Number(m[4]), cost: Number(m[5]) }))
+    expect(first!.written).toBeGreaterThan(1_024)
+    expect(first!.read).toBe(0)
+    for (const later of [second!, third!]) {
+      expect(later.written).toBe(0)
+      expect(later.read).toBe(first!.written)
+      expect(later.cost).toBeLessThan(first!.cost / 4)
+    }
+    const saved = /without caching \$(\d+\.\d+), with it \$(\d+\.\d+): saved \$(\d+\.\d+) \((\d+)%\)/.exec(out)
+    expect(saved).not.toBeNull()
+    const [without, withCache, difference] = saved!.slice(1, 4).map(Number) as [number, number, number]
+    expect(withCache).toBeCloseTo(first!.cost + second!.cost + third!.cost, 5)
+    expect(difference).toBeCloseTo(without - withCache, 5)
+    expect(Number(saved![4])).toBeGreaterThan(30)
+  },
+  "documents.ts": (out) => {
+    for (const api of ["Chat Completions", "Responses", "Anthropic"]) {
+      expect(out).toMatch(new RegExp(`${api}: Received 1 image \\(image/png, \\d+ bytes\\) and 1 file \\(report\\.pdf, application/pdf, \\d+ bytes\\)\\.`))
+    }
+    // Gemini's wire carries no file name
+    expect(out).toMatch(/Gemini: Received 1 image \(image\/png, \d+ bytes\) and 1 file \(application\/pdf, \d+ bytes\)\./)
+    expect(out).toContain("Ollama: refused before sending: ollama: messages[0].content[1]: Ollama takes images only")
+    expect(out).toContain("requests the fake received: 4")
+  },
   "mock.ts": (out) => {
     expect(out).toContain("first call:  Why Keys Need Pools")
     expect(out).toContain("second call: Untitled")

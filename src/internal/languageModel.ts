@@ -67,6 +67,7 @@ export class Accumulator {
     }
     if (this.reasoning !== undefined) response.reasoning = this.reasoning
     if (finish.reasoningState !== undefined) response.reasoningState = finish.reasoningState
+    if (finish.upstreamProvider !== undefined) response.upstreamProvider = finish.upstreamProvider
     if (finish.stale === true) response.stale = true
     return Effect.succeed(response)
   }

@@ -14,15 +14,25 @@ import type * as Message from "../Message.js"
 // The key
 // ---------------------------------------------------------------------------
 
-const canonicalContent = (content: Message.UserMessage["content"]): unknown => {
+/** A part as it bears on the answer: prompt-cache breakpoints do not. */
+const canonicalPart = (part: Message.UserContentPart): unknown => {
+  switch (part.type) {
+    case "text":
+      return { type: "text", text: part.text }
+    case "image":
+      return { type: "image", url: part.url, mediaType: part.mediaType, detail: part.detail === "auto" ? undefined : part.detail }
+    case "file":
+      return { type: "file", url: part.url, mediaType: part.mediaType, filename: part.filename }
+    case "audio":
+      return { type: "audio", url: part.url, mediaType: part.mediaType }
+  }
+}
+
+const canonicalContent = (content: Message.UserMessage["content"] | Message.ToolMessage["content"]): unknown => {
   if (typeof content === "string") return content
   // a lone text part is the same prompt as a plain string
   if (content.length === 1 && content[0]!.type === "text") return content[0]!.text
-  return content.map((part) =>
-    part.type === "text"
-      ? { type: "text", text: part.text }
-      : { type: "image", url: part.url, mediaType: part.mediaType, detail: part.detail === "auto" ? undefined : part.detail }
-  )
+  return content.map(canonicalPart)
 }
 
 const canonicalMessage = (message: Message.Message): unknown => {
@@ -41,7 +51,7 @@ const canonicalMessage = (message: Message.Message): unknown => {
         reasoning: message.reasoning
       }
     case "tool":
-      return { role: "tool", toolCallId: message.toolCallId, content: message.content, name: message.name, isError: message.isError === true ? true : undefined }
+      return { role: "tool", toolCallId: message.toolCallId, content: canonicalContent(message.content), name: message.name, isError: message.isError === true ? true : undefined }
   }
 }
 
@@ -70,7 +80,8 @@ export const canonicalRequest = (provider: string, model: string, request: Messa
     frequencyPenalty: request.frequencyPenalty === 0 ? undefined : request.frequencyPenalty,
     reasoningEffort: request.reasoningEffort,
     responseFormat: request.responseFormat?.type === "text" ? undefined : request.responseFormat,
-    extra: request.extra !== undefined && Object.keys(request.extra).length > 0 ? request.extra : undefined
+    extra: request.extra !== undefined && Object.keys(request.extra).length > 0 ? request.extra : undefined,
+    providerOptions: request.providerOptions
   }
 }
 

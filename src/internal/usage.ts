@@ -20,7 +20,11 @@ export const add = (a: Usage, b: Usage): Usage => {
   }
   const reasoning = plus(a.reasoningTokens, b.reasoningTokens)
   const cached = plus(a.cachedInputTokens, b.cachedInputTokens)
+  const written = plus(a.cacheWriteTokens, b.cacheWriteTokens)
+  const cost = plus(a.cost, b.cost)
   if (reasoning !== undefined) usage.reasoningTokens = reasoning
   if (cached !== undefined) usage.cachedInputTokens = cached
+  if (written !== undefined) usage.cacheWriteTokens = written
+  if (cost !== undefined) usage.cost = cost
   return usage
 }

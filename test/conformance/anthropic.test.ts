@@ -89,7 +89,7 @@ const fold = (lines: ReadonlyArray<string>) => {
 const spotChecks: Record<string, ReadonlyArray<(r: Message.ChatResponse) => void>> = {
   "anthropic-text.chunks.txt": [(r) => {
     expect(r.text).toBe("Hello! I'm doing well, thank you for asking. How are you doing today? Is there anything I can help you with?")
-    expect(r.usage).toEqual({ inputTokens: 12, outputTokens: 30, totalTokens: 42, cachedInputTokens: 0, estimated: false })
+    expect(r.usage).toEqual({ inputTokens: 12, outputTokens: 30, totalTokens: 42, cachedInputTokens: 0, cacheWriteTokens: 0, estimated: false })
     expect(r.finishReason).toBe("stop")
   }],
   "anthropic-json-tool.2.chunks.txt": [(r) => {
@@ -211,7 +211,7 @@ describe.skipIf(!hasFixtures)(`Anthropic conformance (recorded traffic${hasFixtu
         text: wire.content[0]!.text,
         toolCalls: [],
         finishReason: "stop",
-        usage: { inputTokens: 12, outputTokens: 29, totalTokens: 41, cachedInputTokens: 0, estimated: false }
+        usage: { inputTokens: 12, outputTokens: 29, totalTokens: 41, cachedInputTokens: 0, cacheWriteTokens: 0, estimated: false }
       })
       expect(response.text).toBe("Hello! I'm doing well, thanks for asking. How are you doing today? Is there anything I can help you with?")
     }))

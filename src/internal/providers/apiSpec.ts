@@ -43,6 +43,7 @@ export const specOf = (
   streamAccept: api.streamAccept,
   url: api.url,
   body: api.body,
+  mediaTokens: api.mediaTokens,
   decode: (request, model, body, status) => api.decode(provider, model, request, body, status),
   parser: (request, model) => new api.Parser(provider, model, request, api.readError),
   readError: (body) => api.readError(tryJson(body))

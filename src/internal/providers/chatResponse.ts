@@ -15,6 +15,7 @@ export const chatResponse = (
     readonly finishReason: Message.FinishReason
     readonly usage: Message.Usage | undefined
     readonly reasoningState?: ReadonlyArray<Message.ReasoningState> | undefined
+    readonly upstreamProvider?: string | undefined
   }
 ): Message.ChatResponse => {
   const { finishReason, id, model, provider, text, toolCalls } = reply
@@ -23,6 +24,7 @@ export const chatResponse = (
   const response: { -readonly [K in keyof Message.ChatResponse]: Message.ChatResponse[K] } = { id, model, provider, text, toolCalls, finishReason, usage }
   if (reasoning !== undefined) response.reasoning = reasoning
   if (reply.reasoningState !== undefined && reply.reasoningState.length > 0) response.reasoningState = reply.reasoningState
+  if (reply.upstreamProvider !== undefined && reply.upstreamProvider.length > 0) response.upstreamProvider = reply.upstreamProvider
   return response
 }
 

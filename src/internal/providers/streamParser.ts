@@ -73,13 +73,23 @@ export abstract class Parser implements StreamParser {
     finishReason: Message.FinishReason,
     usage: Message.Usage | undefined,
     calls: ReadonlyArray<{ readonly name: string; readonly arguments: string }>,
-    reasoningState?: ReadonlyArray<Message.ReasoningState>
+    reasoningState?: ReadonlyArray<Message.ReasoningState>,
+    upstreamProvider?: string
   ): void {
     const reasoning = this.reasoning.length > 0 ? this.reasoning : undefined
     const settled = usage ?? estimateFor(this.request, this.emittedText, reasoning, calls)
     this.settledTokens = settled.totalTokens
-    const finish: Message.Finish = { _tag: "Finish", finishReason, usage: settled, id: this.id, model: this.model, provider: this.provider }
-    out.push(reasoningState !== undefined && reasoningState.length > 0 ? { ...finish, reasoningState } : finish)
+    const finish: { -readonly [K in keyof Message.Finish]: Message.Finish[K] } = {
+      _tag: "Finish",
+      finishReason,
+      usage: settled,
+      id: this.id,
+      model: this.model,
+      provider: this.provider
+    }
+    if (reasoningState !== undefined && reasoningState.length > 0) finish.reasoningState = reasoningState
+    if (upstreamProvider !== undefined && upstreamProvider.length > 0) finish.upstreamProvider = upstreamProvider
+    out.push(finish)
   }
 }
 

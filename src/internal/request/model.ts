@@ -9,6 +9,7 @@ import * as Err from "../../LlmError.js"
 import type * as Message from "../../Message.js"
 import type { CommonOptions, Spec } from "../../Provider.js"
 import { estimateTokens } from "../../RateLimiter.js"
+import { mediaAdjustment, mediaTokens } from "../mediaTokens.js"
 import { reporting, type Tracker } from "./delivered.js"
 import { type Endpoint, type Outgoing, resolveEndpoint } from "./endpoint.js"
 import { readErrorBody } from "./errorBody.js"
@@ -44,6 +45,7 @@ export const languageModel = (spec: Spec, options: CommonOptions, endpoint: Endp
   const provider = endpoint.provider
   const streamHeaders = { accept: spec.streamAccept ?? acceptOf[spec.framing] }
   const readError = spec.readError ?? readErrorBody
+  const countMedia = spec.mediaTokens ?? ((part: Message.MediaPart) => mediaTokens(part, "openai"))
   const outgoing = (request: Message.ChatRequest, stream: boolean): Outgoing | Err.LlmError => {
     const model = request.model ?? options.model
     const invalid = validateRequest(request, provider, model)
@@ -63,9 +65,11 @@ export const languageModel = (spec: Spec, options: CommonOptions, endpoint: Endp
       })
     }
     const body = JSON.stringify(wire)
+    // media count by the API's rule, not by the length of their base64
+    const estimatedTokens = Math.max(1, estimateTokens(body) + mediaAdjustment(request, countMedia))
     return stream
-      ? { url, model, body, estimatedTokens: estimateTokens(body), headers: streamHeaders }
-      : { url, model, body, estimatedTokens: estimateTokens(body) }
+      ? { url, model, body, estimatedTokens, headers: streamHeaders }
+      : { url, model, body, estimatedTokens }
   }
   return {
     provider,

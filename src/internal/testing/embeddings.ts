@@ -15,7 +15,8 @@ export const fakeVector = (text: string, dimensions: number): Array<number> => {
       h ^= text.charCodeAt(i)
       h = Math.imul(h, 0x01000193)
     }
-    out.push(((h >>> 0) % 20001) / 10000 - 1)
+    // float32 values, as real embeddings are, so base64 and JSON replies carry the same numbers
+    out.push(Math.fround(((h >>> 0) % 20001) / 10000 - 1))
   }
   return out
 }

@@ -1,13 +1,22 @@
 /** What every wire format of the fake shares: the route shape, and how a reply or a fault is written. */
 import type * as http from "node:http"
-import type { Fault, FakeTurn, RecordedRequest, Reply } from "../../Testing.js"
+import type { Fault, FakeMedia, FakeTurn, RecordedRequest, Reply } from "../../Testing.js"
+import type { CacheUsage, PromptBlock } from "./promptCache.js"
 
 /** Faults that a route renders in its own wire format (the rest are generic HTTP faults). */
 export type StreamFault = Extract<Fault, { _tag: "MalformedJson" | "NullFrame" | "CutStream" | "StreamErrorEvent" }>
 
 export interface FakeRoute {
   readonly matches: (path: string, request: RecordedRequest) => boolean
-  readonly reply: (reply: Reply, request: RecordedRequest, res: http.ServerResponse, fault: StreamFault | undefined) => Promise<void>
+  /** Writes the reply; `cache` is what the fake's prompt cache read and wrote for this request, for its usage. */
+  readonly reply: (reply: Reply, request: RecordedRequest, res: http.ServerResponse, fault: StreamFault | undefined, cache: CacheUsage) => Promise<void>
+  /**
+   * The prompt as the API reads it (tools, system, messages), block by block, with the
+   * breakpoints it carries: what the fake's prompt cache keys on. Absent, nothing is cached.
+   */
+  readonly promptBlocks?: (body: Record<string, unknown>) => ReadonlyArray<PromptBlock>
+  /** The API caches prefixes on its own, breakpoints or none (OpenAI, Gemini). */
+  readonly automaticCache?: boolean
   /** What a chat request of this format says, for responders (the turn number aside). */
   readonly read?: (body: Record<string, unknown>) => Partial<Omit<FakeTurn, "turn">>
   /** This format's error body for generic faults; the OpenAI shape when absent. */
@@ -109,9 +118,11 @@ export interface Prepared {
 }
 
 /** A route's `reply` for an API that streams SSE when the body asks (`stream: true`), else JSON. */
-export const sseOrJson = (prepare: (reply: Reply, request: RecordedRequest, fault: StreamFault | undefined) => Prepared): FakeRoute["reply"] =>
-(reply, request, res, fault) => {
-  const { body, broken, faultFrames, frames, headers, json } = prepare(reply, request, fault)
+export const sseOrJson = (
+  prepare: (reply: Reply, request: RecordedRequest, fault: StreamFault | undefined, cache: CacheUsage) => Prepared
+): FakeRoute["reply"] =>
+(reply, request, res, fault, cache) => {
+  const { body, broken, faultFrames, frames, headers, json } = prepare(reply, request, fault, cache)
   return body.stream === true
     ? writeStream(res, reply, fault, { "content-type": "text/event-stream", "cache-control": "no-cache", ...headers }, typeof frames === "function" ? frames() : frames, faultFrames)
     : writeJson(res, reply, fault, { "content-type": "application/json", ...headers }, json, broken)
@@ -176,3 +187,48 @@ export const textOf = (content: unknown): string =>
 
 /** The reasoning state's default opaque value. */
 export const defaultSignature = "fake-signature"
+
+// ---------------------------------------------------------------------------
+// Media and cache blocks
+// ---------------------------------------------------------------------------
+
+/** The bytes of base64 data. */
+const byteLength = (base64: string): number => Math.floor((base64.replace(/=+$/, "").length * 3) / 4)
+
+/** A media item from a `data:` URL or a URL. */
+export const mediaOf = (kind: FakeMedia["kind"], urlOrData: string, mediaType?: string, filename?: string): FakeMedia => {
+  const data = /^data:([^;,]+)?(?:;[^,]*)?;base64,(.*)$/s.exec(urlOrData)
+  const media: { -readonly [K in keyof FakeMedia]: FakeMedia[K] } = { kind }
+  const type = mediaType ?? data?.[1]
+  if (type !== undefined) media.mediaType = type
+  if (filename !== undefined) media.filename = filename
+  if (data === null) media.url = urlOrData
+  else media.bytes = byteLength(data[2]!)
+  return media
+}
+
+/** A media item from bare base64 and its media type. */
+export const mediaOfBase64 = (kind: FakeMedia["kind"], base64: string, mediaType?: string, filename?: string): FakeMedia => {
+  const media: { -readonly [K in keyof FakeMedia]: FakeMedia[K] } = { kind, bytes: byteLength(base64) }
+  if (mediaType !== undefined) media.mediaType = mediaType
+  if (filename !== undefined) media.filename = filename
+  return media
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
+
+/** What the fake answers when a request brings media and no reply text is scripted. */
+export const describeMedia = (media: ReadonlyArray<FakeMedia>): string => {
+  const kinds = (["image", "file", "audio"] as const)
+    .map((kind) => ({ kind, items: media.filter((m) => m.kind === kind) }))
+    .filter(({ items }) => items.length > 0)
+    .map(({ items, kind }) =>
+      `${plural(items.length, kind === "audio" ? "audio clip" : kind)} (${
+        items.map((m) => [m.filename, m.mediaType, m.bytes === undefined ? m.url : `${m.bytes} bytes`].filter((x) => x !== undefined).join(", ")).join("; ")
+      })`
+    )
+  return `Received ${kinds.join(" and ")}.`
+}
+
+/** One block of a prompt for the fake's cache: its JSON (media included), and whether it carries a breakpoint. */
+export const block = (value: unknown, breakpoint = false): PromptBlock => ({ text: JSON.stringify(value) ?? "", breakpoint })

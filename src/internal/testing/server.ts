@@ -4,9 +4,10 @@
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import type { Fault, FakeProviderOptions, OpenRouterKey, RecordedRequest, Reply, Responder } from "../../Testing.js"
+import type { Fault, FakeProviderOptions, FakeTurn, OpenRouterKey, RecordedRequest, Reply, Responder } from "../../Testing.js"
 import { verify as verifyZhipuToken } from "../providers/openaiChat/zhipu.js"
-import { bodyOf, errorBody, type FakeRoute, requestIdOf, sleep, type StreamFault } from "./route.js"
+import { defaultMinTokens, noCache, PromptCache } from "./promptCache.js"
+import { bodyOf, describeMedia, errorBody, type FakeRoute, requestIdOf, sleep, type StreamFault } from "./route.js"
 
 export interface FakeServer {
   readonly url: string
@@ -19,6 +20,7 @@ export interface FakeServer {
   turns: number
   respond: Responder | undefined
   openRouterKey: OpenRouterKey
+  readonly promptCache: PromptCache
   close(): Promise<void>
 }
 
@@ -52,6 +54,7 @@ export const start = async (options: FakeProviderOptions): Promise<FakeServer> =
     respond: options.respond,
     zhipuKeys: options.zhipuKeys,
     openRouterKey: options.openRouterKey ?? defaultOpenRouterKey,
+    promptCache: new PromptCache(options.promptCacheMinTokens ?? defaultMinTokens),
     close: () => Promise.resolve()
   }
   const record = options.record ?? true
@@ -124,14 +127,18 @@ const defaultOpenRouterKey: OpenRouterKey = {
  * the faults that carry a body carry the reply its turn would get (the responder's, the
  * scripted one), so that a retry after the fault sees the same reply, whole.
  */
-const nextAction = (state: FakeServer, request: RecordedRequest, route: FakeRoute | undefined): { readonly action: Fault | Reply; readonly reply: Reply } => {
+const nextAction = (
+  state: FakeServer,
+  request: RecordedRequest,
+  route: FakeRoute | undefined,
+  said: Partial<Omit<FakeTurn, "turn">> | undefined
+): { readonly action: Fault | Reply; readonly reply: Reply } => {
   const fault = state.faults.length > 0 ? state.faults.shift()! : undefined
   // chat routes read their requests; embeddings requests take no turn
-  const read = route?.read
   const turn = state.turns
-  if (fault === undefined && read !== undefined) state.turns++
+  if (fault === undefined && route?.read !== undefined) state.turns++
   const scripted = state.replies.length > 0 ? state.replies[Math.min(turn, state.replies.length - 1)]! : state.reply
-  const responded = state.respond?.(request, { turn, toolResults: [], lastUserText: undefined, tools: [], reasoningState: [], ...read?.(bodyOf(request)) })
+  const responded = state.respond?.(request, { turn, toolResults: [], lastUserText: undefined, tools: [], reasoningState: [], media: [], ...said })
   if (fault !== undefined) {
     // a responder that answers with a fault of its own leaves the scripted reply to the queued one
     return { action: fault, reply: responded === undefined || isFault(responded) ? scripted : responded }
@@ -164,7 +171,12 @@ const handle = async (
     return
   }
   const route = routes.find((r) => r.matches(path, request))
-  const { action, reply } = nextAction(state, request, route)
+  const said = route?.read?.(bodyOf(request))
+  const { action, reply: scripted } = nextAction(state, request, route, said)
+  // without a scripted text, a reply to media says what it received
+  const media = said?.media ?? []
+  const reply = scripted.text === undefined && media.length > 0 ? { ...scripted, text: describeMedia(media) } : scripted
+  const replyChat = (fault: StreamFault | undefined) => answer(state, route, reply, request, res, path, fault)
   const requestId: Record<string, string> = route?.requestId === undefined ? {} : { [route.requestId]: requestIdOf(request) }
   if (isFault(action)) {
     switch (action._tag) {
@@ -207,18 +219,19 @@ const handle = async (
       }
       case "SlowFirstByte":
         await sleep(action.delayMs)
-        return replyChat(route, reply, request, res, path, undefined)
+        return replyChat(undefined)
       case "MalformedJson":
       case "NullFrame":
       case "CutStream":
       case "StreamErrorEvent":
-        return replyChat(route, reply, request, res, path, action)
+        return replyChat(action)
     }
   }
-  return replyChat(route, reply, request, res, path, undefined)
+  return replyChat(undefined)
 }
 
-const replyChat = async (
+const answer = async (
+  state: FakeServer,
   route: FakeRoute | undefined,
   reply: Reply,
   request: RecordedRequest,
@@ -233,5 +246,7 @@ const replyChat = async (
     res.end(owner?.errorBody?.(404, `no route for ${path}`, { path }) ?? errorBody(`no route for ${path}`, "invalid_request_error", "not_found"))
     return
   }
-  return route.reply(reply, request, res, fault)
+  const blocks = route.promptBlocks?.(bodyOf(request))
+  const cache = blocks === undefined ? noCache : state.promptCache.use(blocks, route.automaticCache === true)
+  return route.reply(reply, request, res, fault, cache)
 }

@@ -1,6 +1,47 @@
 /** The fake's Anthropic Messages wire format: JSON, and SSE with `event:` lines. */
-import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
-import { approxTokens, arrayOf, bodyOf, defaultSignature, defaultText, type FakeRoute, requestIdOf, parseArgs, splitText, sseOrJson, textOf } from "../../testing/route.js"
+import type { FakeMedia, FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
+import type { CacheUsage } from "../../testing/promptCache.js"
+import {
+  approxTokens,
+  arrayOf,
+  block,
+  bodyOf,
+  defaultSignature,
+  defaultText,
+  type FakeRoute,
+  mediaOf,
+  mediaOfBase64,
+  parseArgs,
+  requestIdOf,
+  splitText,
+  sseOrJson,
+  textOf
+} from "../../testing/route.js"
+
+/** The images and documents of content blocks, tool results' included. */
+const mediaIn = (blocks: ReadonlyArray<Record<string, unknown>>, into: Array<FakeMedia>): void => {
+  for (const b of blocks) {
+    if (b.type === "tool_result") mediaIn(arrayOf(b.content), into)
+    if (b.type !== "image" && b.type !== "document") continue
+    const source = (b.source ?? {}) as { type?: unknown; media_type?: unknown; data?: unknown; url?: unknown }
+    const kind = b.type === "image" ? "image" : "file"
+    const mediaType = typeof source.media_type === "string" ? source.media_type : undefined
+    const title = typeof b.title === "string" ? b.title : undefined
+    if (source.type === "base64") into.push(mediaOfBase64(kind, String(source.data ?? ""), mediaType, title))
+    else if (source.type === "text") into.push({ kind, mediaType: "text/plain", bytes: Buffer.byteLength(String(source.data ?? "")), ...(title === undefined ? {} : { filename: title }) })
+    else into.push(mediaOf(kind, String(source.url ?? ""), mediaType, title))
+  }
+}
+
+/** The prompt as Anthropic reads it for caching: tools, system, then each message's blocks, breakpoints where `cache_control` is. */
+const promptBlocks = (body: Record<string, unknown>) => {
+  const marked = (b: Record<string, unknown>) => block(b, b.cache_control !== undefined)
+  const system = typeof body.system === "string" ? [block(body.system)] : arrayOf(body.system).map(marked)
+  const messages = arrayOf(body.messages).flatMap((message) =>
+    typeof message.content === "string" ? [block(message.content)] : arrayOf(message.content).map(marked)
+  )
+  return [...arrayOf(body.tools).map(marked), ...system, ...messages]
+}
 
 /** Anthropic Messages, JSON and SSE. */
 const messages: FakeRoute = {
@@ -8,7 +49,8 @@ const messages: FakeRoute = {
   requestId: "request-id",
   // Anthropic's other paths, and any request an Anthropic client sends
   owns: (path, request) => /\/v1\/(messages|complete)(\/|$)/.test(path) || request.headers["anthropic-version"] !== undefined,
-  reply: sseOrJson((reply, request) => replyOf(reply, request)),
+  reply: sseOrJson((reply, request, _fault, cache) => replyOf(reply, request, cache)),
+  promptBlocks,
   errorBody: (status, message, options) =>
     options.insufficientQuota === true
       ? anthropicErrorBody("Your credit balance is too low to access the Anthropic API.", errorType(status, "insufficient_quota"))
@@ -17,9 +59,11 @@ const messages: FakeRoute = {
     const names = new Map<string, string>()
     const toolResults: Array<FakeToolResult> = []
     const reasoningState: Array<unknown> = []
+    const media: Array<FakeMedia> = []
     let lastUserText: string | undefined
     for (const message of arrayOf(body.messages)) {
       const blocks = typeof message.content === "string" ? [{ type: "text", text: message.content }] : arrayOf(message.content)
+      if (message.role === "user") mediaIn(blocks, media)
       if (message.role === "assistant") {
         toolResults.length = 0
         for (const block of blocks) {
@@ -36,7 +80,7 @@ const messages: FakeRoute = {
         toolResults.push({ toolCallId: id, name: names.get(id), content: textOf(block.content) })
       }
     }
-    return { toolResults, lastUserText, tools: arrayOf(body.tools).map((tool) => String(tool.name ?? "")), reasoningState }
+    return { toolResults, lastUserText, tools: arrayOf(body.tools).map((tool) => String(tool.name ?? "")), reasoningState, media }
   }
 }
 
@@ -68,7 +112,7 @@ const stopReasonOf = (finishReason: string | undefined, hasTools: boolean): stri
   }
 }
 
-const replyOf = (reply: Reply, request: RecordedRequest) => {
+const replyOf = (reply: Reply, request: RecordedRequest, cachedPrompt: CacheUsage) => {
   const body = bodyOf(request)
   const model = reply.model ?? (typeof body.model === "string" ? body.model : "fake-model")
   // a forced tool (structured output): the reply's text is that tool's input, unless calls are scripted
@@ -78,13 +122,15 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
   const text = outputTool === undefined ? reply.text ?? defaultText : ""
   const toolCalls = scripted.map((call, i) => ({ id: call.id ?? `toolu_fake_${i}`, name: call.name, arguments: call.arguments }))
   const signature = reply.signature ?? defaultSignature
-  const inputTokens = approxTokens(JSON.stringify(body.messages ?? "") + JSON.stringify(body.system ?? ""))
+  // Anthropic's input_tokens leaves out what was read from or written to the cache
+  const promptTokens = Math.max(approxTokens(JSON.stringify(body.messages ?? "") + JSON.stringify(body.system ?? "")), cachedPrompt.read + cachedPrompt.write)
+  const inputTokens = promptTokens - cachedPrompt.read - cachedPrompt.write
   const outputTokens = approxTokens(text + (reply.reasoning ?? "") + toolCalls.map((c) => c.name + c.arguments).join(""))
   const stopReason = stopReasonOf(reply.finishReason, toolCalls.length > 0)
   const id = `msg_fake_${request.index}`
   const headers: Record<string, string> = { "request-id": requestIdOf(request), ...reply.headers }
   // the cache counts are 0 without prompt caching, but always sent
-  const cache = { cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }
+  const cache = { cache_creation_input_tokens: cachedPrompt.write, cache_read_input_tokens: cachedPrompt.read }
   const usage = reply.usage === false ? undefined : { input_tokens: inputTokens, ...cache, output_tokens: outputTokens }
   // an input that is not a JSON object (a scripted bad reply) goes as {} in JSON, as it is in a stream
   const input = (args: string): unknown => {

@@ -56,17 +56,19 @@ export const finishReasonOf = (reason: string | null | undefined, hasToolCalls: 
 }
 
 /**
- * Anthropic counts cache reads and writes apart from `input_tokens`; the unified
- * `inputTokens` is all of the prompt, as OpenAI reports it.
+ * Anthropic counts cache reads (`cache_read_input_tokens`) and writes
+ * (`cache_creation_input_tokens`) apart from `input_tokens`; the unified `inputTokens` is all
+ * of the prompt, as OpenAI reports it, with the reads and writes counted within it.
  */
 export const usageOf = (usage: WireUsage): Message.Usage => {
   const cacheRead = usage.cache_read_input_tokens ?? 0
-  const inputTokens = (usage.input_tokens ?? 0) + cacheRead + (usage.cache_creation_input_tokens ?? 0)
+  const cacheWrite = usage.cache_creation_input_tokens ?? 0
+  const inputTokens = (usage.input_tokens ?? 0) + cacheRead + cacheWrite
   const outputTokens = usage.output_tokens ?? 0
-  const result: Message.Usage = { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens, estimated: false }
-  return usage.cache_read_input_tokens === undefined || usage.cache_read_input_tokens === null
-    ? result
-    : { ...result, cachedInputTokens: cacheRead }
+  const result: { -readonly [K in keyof Message.Usage]: Message.Usage[K] } = { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens, estimated: false }
+  if (usage.cache_read_input_tokens !== undefined && usage.cache_read_input_tokens !== null) result.cachedInputTokens = cacheRead
+  if (usage.cache_creation_input_tokens !== undefined && usage.cache_creation_input_tokens !== null) result.cacheWriteTokens = cacheWrite
+  return result
 }
 
 /**

@@ -1,6 +1,7 @@
 /** Anthropic Messages as a `Provider.Spec`. */
 import * as Redacted from "effect/Redacted"
 import type { Spec } from "../../../Provider.js"
+import { mediaTokens } from "../../mediaTokens.js"
 import { specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { type ThinkingBudgets, toWireRequest } from "./request.js"
 import { readAnthropicError } from "./error.js"
@@ -30,6 +31,7 @@ export const spec = (options: Options): Spec => {
     body: (request, model, stream) => toWireRequest(request, model, stream, wireOptions),
     decode: fromWireResponse,
     Parser: EventParser,
-    readError: readAnthropicError
+    readError: readAnthropicError,
+    mediaTokens: (part) => mediaTokens(part, "anthropic")
   })
 }

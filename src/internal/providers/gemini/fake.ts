@@ -2,16 +2,20 @@
  * The fake's Gemini wire format: `:generateContent` (JSON), `:streamGenerateContent?alt=sse`,
  * `:batchEmbedContents` and `:embedContent`.
  */
-import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
+import type { FakeMedia, FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
+import type { CacheUsage } from "../../testing/promptCache.js"
 import { embeddingsRoute } from "../../testing/embeddings.js"
 import {
   approxTokens,
   arrayOf,
+  block,
   bodyOf,
   defaultSignature,
   defaultText,
   type ErrorBodyOptions,
   type FakeRoute,
+  mediaOf,
+  mediaOfBase64,
   parseArgs,
   splitText,
   textOf,
@@ -46,16 +50,19 @@ const generate: FakeRoute = {
   matches: (path) => path.endsWith(":generateContent") || path.endsWith(":streamGenerateContent"),
   // Google's paths (`/v1beta/…`, a `:method`) and any request a Google client sends; a bare `/v1/` is OpenAI's
   owns: (path, request) => /^\/v1(beta|alpha)\d*\/|:[a-zA-Z]+$/.test(path) || request.headers["x-goog-api-key"] !== undefined,
-  reply: (reply, request, res, fault) => {
-    const { broken, faultFrames, frames, headers, json, streaming } = replyOf(reply, request)
+  reply: (reply, request, res, fault, cache) => {
+    const { broken, faultFrames, frames, headers, json, streaming } = replyOf(reply, request, cache)
     return streaming
       ? writeStream(res, reply, fault, { "content-type": "text/event-stream", ...headers }, frames(), faultFrames)
       : writeJson(res, reply, fault, { "content-type": "application/json; charset=UTF-8", ...headers }, json, broken)
   },
   errorBody: geminiErrorBody,
+  automaticCache: true,
+  promptBlocks: (body) => [block(body.tools ?? []), block(body.systemInstruction ?? ""), ...arrayOf(body.contents).map((content) => block(content))],
   read: (body) => {
     const toolResults: Array<FakeToolResult> = []
     const reasoningState: Array<unknown> = []
+    const media: Array<FakeMedia> = []
     let lastUserText: string | undefined
     for (const content of arrayOf(body.contents)) {
       const parts = arrayOf(content.parts)
@@ -67,6 +74,10 @@ const generate: FakeRoute = {
       const text = parts.filter((p) => typeof p.text === "string")
       if (text.length > 0) lastUserText = textOf(text)
       for (const part of parts) {
+        const inline = part.inlineData as { mimeType?: unknown; data?: unknown } | undefined
+        const file = part.fileData as { mimeType?: unknown; fileUri?: unknown } | undefined
+        if (inline !== undefined) media.push(mediaOfBase64(kindOf(inline.mimeType), String(inline.data ?? ""), String(inline.mimeType ?? "")))
+        if (file !== undefined) media.push(mediaOf(kindOf(file.mimeType), String(file.fileUri ?? ""), typeof file.mimeType === "string" ? file.mimeType : undefined))
         const result = part.functionResponse as { id?: unknown; name?: unknown; response?: unknown } | undefined
         if (result === undefined) continue
         const name = typeof result.name === "string" ? result.name : undefined
@@ -74,7 +85,7 @@ const generate: FakeRoute = {
       }
     }
     const tools = arrayOf(body.tools).flatMap((tool) => arrayOf(tool.functionDeclarations).map((fn) => String(fn.name ?? "")))
-    return { toolResults, lastUserText, tools, reasoningState }
+    return { toolResults, lastUserText, tools, reasoningState, media }
   }
 }
 
@@ -112,7 +123,11 @@ export const routes: ReadonlyArray<FakeRoute> = [generate, embeddings, embedOne]
 
 const modelOf = (path: string) => /\/models\/([^:/]+):/.exec(path)?.[1] ?? "fake-gemini"
 
-const replyOf = (reply: Reply, request: RecordedRequest) => {
+/** A part's kind by its media type. */
+const kindOf = (mimeType: unknown): FakeMedia["kind"] =>
+  typeof mimeType === "string" && mimeType.startsWith("image/") ? "image" : typeof mimeType === "string" && mimeType.startsWith("audio/") ? "audio" : "file"
+
+const replyOf = (reply: Reply, request: RecordedRequest, cache: CacheUsage) => {
   const path = request.path.split("?")[0]!
   const streaming = path.endsWith(":streamGenerateContent")
   const body = bodyOf(request)
@@ -120,14 +135,17 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
   const text = reply.text ?? defaultText
   const reasoning = reply.reasoning ?? ""
   const calls = (reply.toolCalls ?? []).map((call) => ({ name: call.name, args: parseArgs(call.arguments) }))
-  const promptTokens = approxTokens(JSON.stringify(body.contents ?? "") + JSON.stringify(body.systemInstruction ?? ""))
+  const promptTokens = Math.max(approxTokens(JSON.stringify(body.contents ?? "") + JSON.stringify(body.systemInstruction ?? "")), cache.read)
+  // implicit caching's hits, counted within the prompt, as Gemini reports them
+  const cached = cache.read > 0 ? { cachedContentTokenCount: cache.read } : {}
   const candidateTokens = approxTokens(text + calls.map((c) => c.name + JSON.stringify(c.args)).join(""))
   const thoughtTokens = approxTokens(reasoning)
   const usageMetadata = {
     promptTokenCount: promptTokens,
     candidatesTokenCount: candidateTokens,
     totalTokenCount: promptTokens + candidateTokens + thoughtTokens,
-    ...(thoughtTokens > 0 ? { thoughtsTokenCount: thoughtTokens } : {})
+    ...(thoughtTokens > 0 ? { thoughtsTokenCount: thoughtTokens } : {}),
+    ...cached
   }
   const finishReason = reply.finishReason ?? "STOP"
   const responseId = `fake-gemini-${request.index}`
@@ -140,7 +158,8 @@ const replyOf = (reply: Reply, request: RecordedRequest) => {
       promptTokenCount: promptTokens,
       candidatesTokenCount: candidates,
       totalTokenCount: promptTokens + candidates + thoughts,
-      ...(thoughts > 0 ? { thoughtsTokenCount: thoughts } : {})
+      ...(thoughts > 0 ? { thoughtsTokenCount: thoughts } : {}),
+      ...cached
     }
   }
   const envelope = (parts: Array<Record<string, unknown>>, finish?: string, usage: Record<string, unknown> = usageMetadata) => ({

@@ -7,7 +7,8 @@
 import type * as Message from "../../../Message.js"
 import type * as Err from "../../../LlmError.js"
 import { toGemini } from "../jsonSchema.js"
-import { parseDataUrl } from "../dataUrl.js"
+import { withRequestOptions } from "../bodyOptions.js"
+import { contentOf, describe, refuse, textOf } from "../mediaParts.js"
 import { BadInput, mapRequest } from "../mapRequest.js"
 import { reasoningItemsOf } from "../reasoningState.js"
 import { copyOptions } from "../requestOptions.js"
@@ -52,16 +53,7 @@ const toContents = (messages: ReadonlyArray<Message.Message>): { contents: Array
         return
       case "user": {
         if (typeof message.content === "string") return push("user", { text: message.content }, false)
-        const parts: Array<WirePart> = message.content.map((part, j): WirePart => {
-          if (part.type === "text") return { text: part.text }
-          const data = parseDataUrl(part.url)
-          if (data !== undefined) return { inlineData: { mimeType: part.mediaType ?? data.mediaType, data: data.data } }
-          if (!/^(https?|gs):\/\//.test(part.url)) {
-            throw new BadInput(`messages[${i}].content[${j}].url`, "an image must be a data: URL or an http(s)/gs URL")
-          }
-          return { fileData: part.mediaType === undefined ? { fileUri: part.url } : { mimeType: part.mediaType, fileUri: part.url } }
-        })
-        contents.push({ role: "user", parts })
+        contents.push({ role: "user", parts: message.content.map((part, j) => toWirePart(part, i, j)) })
         return
       }
       case "assistant": {
@@ -92,7 +84,11 @@ const toContents = (messages: ReadonlyArray<Message.Message>): { contents: Array
         }
         // parallel results go back in one turn, as Gemini pairs them with that turn's calls
         const previous = messages[i - 1]
-        push("user", { functionResponse: { id: message.toolCallId, name, response: resultObject(message.content) } }, previous?.role === "tool")
+        const content = message.content
+        const text = textOf(content)
+        push("user", { functionResponse: { id: message.toolCallId, name, response: resultObject(text) } }, previous?.role === "tool")
+        // a result's images and documents follow it in the same turn, as parts of their own
+        if (typeof content !== "string") content.forEach((part, j) => part.type !== "text" && push("user", toWirePart(part, i, j), true))
         return
       }
     }
@@ -100,12 +96,25 @@ const toContents = (messages: ReadonlyArray<Message.Message>): { contents: Array
   return { contents, system }
 }
 
+/** One part as a Gemini part: media as `inlineData` (bytes) or `fileData` (a URL). */
+const toWirePart = (part: Message.UserContentPart, i: number, j: number): WirePart => {
+  if (part.type === "text") return { text: part.text }
+  const content = contentOf(part)
+  if (content.kind === "data") return { inlineData: { mimeType: content.mediaType, data: content.base64 } }
+  if (!/^(https?|gs):\/\//.test(content.url)) {
+    return refuse(i, j, `${describe(part)} must be a data: URL or an http(s)/gs URL for Gemini`)
+  }
+  return { fileData: part.mediaType === undefined ? { fileUri: content.url } : { mimeType: part.mediaType, fileUri: content.url } }
+}
+
 const isSignature = (item: unknown): item is { readonly thoughtSignature: string; readonly toolCallId?: string } =>
   typeof item === "object" && item !== null && typeof (item as { thoughtSignature?: unknown }).thoughtSignature === "string"
 
 /**
  * The `generateContent` request body for a unified request, or an `InvalidRequestError`
- * that names the field Gemini cannot take.
+ * that names the field Gemini cannot take. Images, documents and audio go as `inlineData`
+ * (bytes) or `fileData` (a URL); prompt-cache breakpoints go nowhere (Gemini caches
+ * implicitly).
  */
 export const toWireRequest = (
   request: Message.ChatRequest,
@@ -148,6 +157,5 @@ export const toWireRequest = (
       if (request.responseFormat.type === "json_schema") generation.responseJsonSchema = toGemini(request.responseFormat.schema)
     }
     if (Object.keys(generation).length > 0) body.generationConfig = generation
-    if (request.extra !== undefined) Object.assign(body, request.extra)
-    return body
+    return withRequestOptions(body, request, ["gemini"])
   })

@@ -1,6 +1,7 @@
 /** Gemini `generateContent` and `streamGenerateContent?alt=sse` as a `Provider.Spec`. */
 import * as Redacted from "effect/Redacted"
 import type { Spec } from "../../../Provider.js"
+import { mediaTokens } from "../../mediaTokens.js"
 import { specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { toWireRequest } from "./request.js"
 import { readGeminiError } from "./error.js"
@@ -28,6 +29,7 @@ export const spec = (options: WireOptions): Spec => {
     body: (request, model) => toWireRequest(request, model, provider),
     decode: fromWireResponse,
     Parser: ChunkParser,
-    readError: readGeminiError
+    readError: readGeminiError,
+    mediaTokens: (part) => mediaTokens(part, "gemini")
   })
 }

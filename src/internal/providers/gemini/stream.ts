@@ -40,7 +40,8 @@ interface PendingCall {
  */
 export class ChunkParser extends Parser {
   private finishReason: string | undefined = undefined
-  private usage: Message.Usage | undefined = undefined
+  /** The latest usageMetadata: read once, when the stream ends. */
+  private usage: typeof WireUsage.Type | undefined = undefined
   private readonly calls: Array<PendingCall> = []
   private open: PendingCall | undefined = undefined
   private readonly callSignatures: Array<ThoughtSignature> = []
@@ -54,7 +55,7 @@ export class ChunkParser extends Parser {
     if (typeof chunk.responseId === "string" && this.id === "") this.id = chunk.responseId
     if (typeof chunk.modelVersion === "string") this.model = chunk.modelVersion
     const usage = chunk.usageMetadata as typeof WireUsage.Type | undefined
-    if (typeof usage === "object" && usage !== null && typeof usage.promptTokenCount === "number") this.usage = usageOf(usage)
+    if (typeof usage === "object" && usage !== null && typeof usage.promptTokenCount === "number") this.usage = usage
     const candidates = chunk.candidates
     if (!Array.isArray(candidates) || candidates.length === 0) {
       const feedback = chunk.promptFeedback as { blockReason?: unknown } | undefined
@@ -95,7 +96,7 @@ export class ChunkParser extends Parser {
     this.finished = true
     this.closeOpen(out)
     const calls = this.calls.map((call) => ({ name: call.name, arguments: JSON.stringify(call.args) }))
-    this.finishWith(out, finishReasonOf(this.finishReason, this.calls.length > 0), this.usage, calls, signatureState(this.callSignatures, this.textSignature))
+    this.finishWith(out, finishReasonOf(this.finishReason, this.calls.length > 0), this.usage === undefined ? undefined : usageOf(this.usage), calls, signatureState(this.callSignatures, this.textSignature))
     return undefined
   }
 

@@ -2,7 +2,7 @@
  * The fake's Ollama wire format: native `/api/chat`, JSON or NDJSON (Ollama streams by default),
  * `/api/embed`, and the legacy `/api/embeddings`.
  */
-import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
+import type { FakeMedia, FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
 import { embeddingsRoute } from "../../testing/embeddings.js"
 import {
   approxTokens,
@@ -10,6 +10,7 @@ import {
   bodyOf,
   defaultText,
   type FakeRoute,
+  mediaOfBase64,
   parseArgs,
   splitText,
   textOf,
@@ -32,8 +33,12 @@ const chat: FakeRoute = {
   errorBody: ollamaErrorBody,
   read: (body) => {
     const toolResults: Array<FakeToolResult> = []
+    const media: Array<FakeMedia> = []
     let lastUserText: string | undefined
     for (const message of arrayOf(body.messages)) {
+      if (message.role !== "assistant" && Array.isArray(message.images)) {
+        for (const image of message.images) media.push(mediaOfBase64("image", String(image)))
+      }
       if (message.role === "assistant") toolResults.length = 0
       else if (message.role === "tool") {
         const name = typeof message.tool_name === "string" ? message.tool_name : undefined
@@ -41,7 +46,7 @@ const chat: FakeRoute = {
       } else if (message.role === "user") lastUserText = textOf(message.content)
     }
     const tools = arrayOf(body.tools).map((tool) => String((tool.function as { name?: unknown } | undefined)?.name ?? ""))
-    return { toolResults, lastUserText, tools }
+    return { toolResults, lastUserText, tools, media }
   }
 }
 

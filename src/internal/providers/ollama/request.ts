@@ -2,7 +2,8 @@
 import type * as Err from "../../../LlmError.js"
 import type * as Message from "../../../Message.js"
 import { rootObject } from "../jsonSchema.js"
-import { parseDataUrl } from "../dataUrl.js"
+import { withRequestOptions } from "../bodyOptions.js"
+import { contentOf, describe, refuse } from "../mediaParts.js"
 import { BadInput, mapRequest } from "../mapRequest.js"
 import { copyOptions } from "../requestOptions.js"
 import { argumentsObject, toolNameFor } from "../toolCalls.js"
@@ -16,6 +17,24 @@ export interface WireMessage {
   readonly tool_name?: string
 }
 
+/** A content's text, and its images as base64: Ollama takes images only, and as bytes, not URLs. */
+const textAndImages = (parts: ReadonlyArray<Message.UserContentPart>, i: number): { content: string; images: Array<string> } => {
+  let content = ""
+  const images: Array<string> = []
+  parts.forEach((part, j) => {
+    if (part.type === "text") {
+      content += part.text
+      return
+    }
+    if (part.type !== "image") return refuse(i, j, `Ollama takes images only, not ${describe(part)}`)
+    const data = contentOf(part)
+    // Ollama takes base64 images only; it does not fetch URLs
+    if (data.kind === "url") return refuse(i, j, "Ollama takes images as data: URLs only")
+    images.push(data.base64)
+  })
+  return { content, images }
+}
+
 const toWireMessages = (messages: ReadonlyArray<Message.Message>): Array<WireMessage> =>
   messages.map((message, i): WireMessage => {
     switch (message.role) {
@@ -23,18 +42,7 @@ const toWireMessages = (messages: ReadonlyArray<Message.Message>): Array<WireMes
         return { role: "system", content: message.content }
       case "user": {
         if (typeof message.content === "string") return { role: "user", content: message.content }
-        let content = ""
-        const images: Array<string> = []
-        message.content.forEach((part, j) => {
-          if (part.type === "text") {
-            content += part.text
-            return
-          }
-          const data = parseDataUrl(part.url)
-          // Ollama takes base64 images only; it does not fetch URLs
-          if (data === undefined) throw new BadInput(`messages[${i}].content[${j}].url`, "Ollama takes images as data: URLs only")
-          images.push(data.data)
-        })
+        const { content, images } = textAndImages(message.content, i)
         return images.length === 0 ? { role: "user", content } : { role: "user", content, images }
       }
       case "assistant": {
@@ -49,7 +57,11 @@ const toWireMessages = (messages: ReadonlyArray<Message.Message>): Array<WireMes
       }
       case "tool": {
         const name = toolNameFor(messages, i)
-        return name === undefined ? { role: "tool", content: message.content } : { role: "tool", content: message.content, tool_name: name }
+        const { content, images } = typeof message.content === "string" ? { content: message.content, images: [] } : textAndImages(message.content, i)
+        const wire: { -readonly [K in keyof WireMessage]: WireMessage[K] } = { role: "tool", content }
+        if (name !== undefined) wire.tool_name = name
+        if (images.length > 0) wire.images = images
+        return wire
       }
     }
   })
@@ -97,6 +109,5 @@ export const toWireRequest = (
     })
     if (Object.keys(modelOptions).length > 0) body.options = modelOptions
     if (options?.keepAlive !== undefined) body.keep_alive = options.keepAlive
-    if (request.extra !== undefined) Object.assign(body, request.extra)
-    return body
+    return withRequestOptions(body, request, ["ollama"])
   })

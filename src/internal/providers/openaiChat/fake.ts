@@ -1,17 +1,52 @@
 /** The fake's OpenAI Chat Completions wire format (JSON and SSE), and its OpenAI-compatible `/embeddings`. */
-import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
+import type { FakeMedia, FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
 import { embeddingsRoute } from "../../testing/embeddings.js"
-import { approxTokens, arrayOf, bodyOf, defaultText, errorBody, type FakeRoute, requestIdOf, splitText, sseOrJson, textOf } from "../../testing/route.js"
+import type { CacheUsage } from "../../testing/promptCache.js"
+import {
+  approxTokens,
+  arrayOf,
+  block,
+  bodyOf,
+  defaultText,
+  errorBody,
+  type FakeRoute,
+  mediaOf,
+  mediaOfBase64,
+  requestIdOf,
+  splitText,
+  sseOrJson,
+  textOf
+} from "../../testing/route.js"
+
+/** The images, files and audio of a message's content parts. */
+const mediaIn = (content: unknown, into: Array<FakeMedia>): void => {
+  for (const part of arrayOf(content)) {
+    if (part.type === "image_url") into.push(mediaOf("image", String((part.image_url as { url?: unknown } | undefined)?.url ?? "")))
+    else if (part.type === "file") {
+      const file = (part.file ?? {}) as { file_data?: unknown; file_id?: unknown; filename?: unknown }
+      into.push(mediaOf("file", String(file.file_data ?? file.file_id ?? ""), undefined, typeof file.filename === "string" ? file.filename : undefined))
+    } else if (part.type === "input_audio") {
+      const audio = (part.input_audio ?? {}) as { data?: unknown; format?: unknown }
+      into.push(mediaOfBase64("audio", String(audio.data ?? ""), `audio/${String(audio.format ?? "wav")}`))
+    }
+  }
+}
+
+/** A message carries a breakpoint: a part with `cache_control` (OpenRouter's way to explicit caching). */
+const hasBreakpoint = (message: Record<string, unknown>): boolean => arrayOf(message.content).some((part) => part.cache_control !== undefined)
 
 /** OpenAI Chat Completions, JSON and SSE. Errors use OpenAI's body shape, the default. */
 const chat: FakeRoute = {
   matches: (path) => path.endsWith("/chat/completions"),
   requestId: "x-request-id",
-  reply: sseOrJson((reply, request) => replyOf(reply, request)),
+  reply: sseOrJson((reply, request, _fault, cache) => replyOf(reply, request, cache)),
+  automaticCache: true,
+  promptBlocks: (body) => [block(body.tools ?? []), ...arrayOf(body.messages).map((message) => block(message, hasBreakpoint(message)))],
   read: (body) => {
     const messages = arrayOf(body.messages)
     const names = new Map<string, string>()
     const toolResults: Array<FakeToolResult> = []
+    const media: Array<FakeMedia> = []
     let lastUserText: string | undefined
     for (const message of messages) {
       if (message.role === "assistant") {
@@ -23,21 +58,26 @@ const chat: FakeRoute = {
       } else if (message.role === "tool") {
         const id = String(message.tool_call_id ?? "")
         toolResults.push({ toolCallId: id, name: names.get(id), content: textOf(message.content) })
-      } else if (message.role === "user") lastUserText = textOf(message.content)
+      } else if (message.role === "user") {
+        lastUserText = textOf(message.content)
+        mediaIn(message.content, media)
+      }
     }
     const tools = arrayOf(body.tools).map((tool) => String((tool.function as { name?: unknown } | undefined)?.name ?? ""))
-    return { toolResults, lastUserText, tools }
+    return { toolResults, lastUserText, tools, media }
   }
 }
 
-const replyOf = (reply: Reply, request: RecordedRequest) => {
+const replyOf = (reply: Reply, request: RecordedRequest, cache: CacheUsage) => {
   const body = bodyOf(request)
   const model = reply.model ?? (typeof body.model === "string" ? body.model : "fake-model")
   const text = reply.text ?? defaultText
   const toolCalls = (reply.toolCalls ?? []).map((call, i) => ({ id: call.id ?? `call_${i}`, name: call.name, arguments: call.arguments }))
-  const promptTokens = approxTokens(JSON.stringify(body.messages ?? ""))
+  const promptTokens = Math.max(approxTokens(JSON.stringify(body.messages ?? "")), cache.read + cache.write)
   const completionTokens = approxTokens(text + (reply.reasoning ?? "") + toolCalls.map((c) => c.name + c.arguments).join(""))
-  const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens }
+  // cache reads as OpenAI reports them; writes only where breakpoints asked for them, as OpenRouter reports them
+  const details = cache.write > 0 ? { cached_tokens: cache.read, cache_write_tokens: cache.write } : { cached_tokens: cache.read }
+  const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens, prompt_tokens_details: details }
   const finishReason = reply.finishReason ?? (toolCalls.length > 0 ? "tool_calls" : "stop")
   const id = `chatcmpl-fake-${request.index}`
   const created = 1_700_000_000

@@ -11,8 +11,16 @@ export const WireUsage = Schema.Struct({
   prompt_tokens: optionalNullable(Schema.Number),
   completion_tokens: optionalNullable(Schema.Number),
   total_tokens: optionalNullable(Schema.Number),
-  prompt_tokens_details: optionalNullable(Schema.Struct({ cached_tokens: optionalNullable(Schema.Number) })),
-  completion_tokens_details: optionalNullable(Schema.Struct({ reasoning_tokens: optionalNullable(Schema.Number) }))
+  prompt_tokens_details: optionalNullable(Schema.Struct({
+    cached_tokens: optionalNullable(Schema.Number),
+    // OpenRouter's count of tokens written to a provider's cache
+    cache_write_tokens: optionalNullable(Schema.Number)
+  })),
+  completion_tokens_details: optionalNullable(Schema.Struct({ reasoning_tokens: optionalNullable(Schema.Number) })),
+  // DeepSeek's cache hits, where it sends no prompt_tokens_details
+  prompt_cache_hit_tokens: optionalNullable(Schema.Number),
+  // OpenRouter's charge for the request, in US dollars
+  cost: optionalNullable(Schema.Number)
 })
 
 /**
@@ -41,7 +49,9 @@ export const WireResponse = Schema.Struct({
       finish_reason: optionalNullable(Schema.String)
     })
   ),
-  usage: optionalNullable(WireUsage)
+  usage: optionalNullable(WireUsage),
+  // OpenRouter: the upstream provider that served the request
+  provider: optionalNullable(Schema.String)
 })
 
 /** Maps a provider's finish reason to the unified set; unknown values become `"other"`. */
@@ -63,7 +73,11 @@ export const finishReasonOf = (reason: string | null | undefined, hasToolCalls: 
   }
 }
 
-/** Usage as the provider reported it; undefined when it reported no token counts. */
+/**
+ * Usage as the provider reported it; undefined when it reported no token counts. Cache reads
+ * are OpenAI's `prompt_tokens_details.cached_tokens` or DeepSeek's `prompt_cache_hit_tokens`;
+ * cache writes and the dollar cost are OpenRouter's.
+ */
 export const usageOf = (usage: typeof WireUsage.Type): Message.Usage | undefined => {
   const input = usage.prompt_tokens
   const output = usage.completion_tokens
@@ -77,8 +91,11 @@ export const usageOf = (usage: typeof WireUsage.Type): Message.Usage | undefined
   }
   const reasoning = usage.completion_tokens_details?.reasoning_tokens
   if (typeof reasoning === "number") result.reasoningTokens = reasoning
-  const cached = usage.prompt_tokens_details?.cached_tokens
+  const cached = usage.prompt_tokens_details?.cached_tokens ?? usage.prompt_cache_hit_tokens
   if (typeof cached === "number") result.cachedInputTokens = cached
+  const written = usage.prompt_tokens_details?.cache_write_tokens
+  if (typeof written === "number") result.cacheWriteTokens = written
+  if (typeof usage.cost === "number" && Number.isFinite(usage.cost) && usage.cost >= 0) result.cost = usage.cost
   return result
 }
 
@@ -131,6 +148,7 @@ export const fromWireResponse = replyDecoder(WireResponse, (wire, { model, provi
     reasoning: message.reasoning_content ?? message.reasoning ?? undefined,
     toolCalls,
     finishReason: finishReasonOf(choice.finish_reason, toolCalls.length > 0),
-    usage: wire.usage ? usageOf(wire.usage) : undefined
+    usage: wire.usage ? usageOf(wire.usage) : undefined,
+    upstreamProvider: wire.provider ?? undefined
   })
 })

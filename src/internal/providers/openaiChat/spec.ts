@@ -1,6 +1,7 @@
 /** Chat Completions as a `Provider.Spec`. */
 import type * as Duration from "effect/Duration"
 import type { Spec } from "../../../Provider.js"
+import { mapRequest } from "../mapRequest.js"
 import { bearer, specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { readOpenAiError } from "./error.js"
 import { type MaxTokensField, toWireRequest } from "./request.js"
@@ -29,7 +30,7 @@ export const spec = (options: Options): Spec => {
     auth: options.auth === "zhipu" ? zhipu.authFor(options.zhipuTokenTtl) : bearer,
     framing: "sse",
     url: () => url,
-    body: (request, model, stream) => toWireRequest(request, model, stream, maxTokensField),
+    body: (request, model, stream) => mapRequest(provider, model, () => toWireRequest(request, model, stream, maxTokensField, provider)),
     decode: fromWireResponse,
     Parser: ChunkParser,
     readError: readOpenAiError

@@ -21,7 +21,9 @@ type CallFragment = { index?: unknown; id?: string; function?: { name?: string; 
  */
 export class ChunkParser extends Parser {
   private finishReason: string | null | undefined = undefined
-  private usage: Message.Usage | undefined = undefined
+  /** The last usage object sent: read once, when the stream ends. */
+  private usage: typeof WireUsage.Type | undefined = undefined
+  private upstreamProvider: string | undefined = undefined
   private readonly calls = new Map<number, PendingCall>()
   /** The highest index so far: where a fragment without an index belongs. */
   private lastIndex = -1
@@ -48,9 +50,10 @@ export class ChunkParser extends Parser {
     if (chunk.error !== undefined && chunk.error !== null) return this.errorEvent(chunk)
     if (typeof chunk.id === "string" && this.id === "") this.id = chunk.id
     if (typeof chunk.model === "string") this.model = chunk.model
-    if (typeof chunk.usage === "object" && chunk.usage !== null) {
-      this.usage = usageOf(chunk.usage as typeof WireUsage.Type) ?? this.usage
-    }
+    // a usage object without counts (some servers send one on every chunk) keeps the last with them
+    const usage = chunk.usage as typeof WireUsage.Type | null | undefined
+    if (typeof usage?.prompt_tokens === "number" && typeof usage.completion_tokens === "number") this.usage = usage
+    if (typeof chunk.provider === "string" && this.upstreamProvider === undefined) this.upstreamProvider = chunk.provider
     const choices = chunk.choices
     if (!Array.isArray(choices) || choices.length === 0) return undefined
     const choice = choices[0] as { delta?: Record<string, unknown>; finish_reason?: string | null }
@@ -137,7 +140,8 @@ export class ChunkParser extends Parser {
     this.finished = true
     this.emitCalls(out)
     const calls = inIndexOrder(this.calls).map(([, call]) => call)
-    this.finishWith(out, finishReasonOf(this.finishReason, calls.length > 0), this.usage, calls)
+    const usage = this.usage === undefined ? undefined : usageOf(this.usage)
+    this.finishWith(out, finishReasonOf(this.finishReason, calls.length > 0), usage, calls, undefined, this.upstreamProvider)
     return undefined
   }
 }

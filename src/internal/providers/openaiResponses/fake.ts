@@ -1,15 +1,46 @@
 /** The fake's OpenAI Responses wire format (`/responses`): JSON, and SSE with `event:` lines. */
-import type { FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
-import { approxTokens, arrayOf, bodyOf, defaultSignature, defaultText, type FakeRoute, requestIdOf, splitText, sseOrJson, textOf } from "../../testing/route.js"
+import type { FakeMedia, FakeToolResult, RecordedRequest, Reply } from "../../../Testing.js"
+import type { CacheUsage } from "../../testing/promptCache.js"
+import {
+  approxTokens,
+  arrayOf,
+  block,
+  bodyOf,
+  defaultSignature,
+  defaultText,
+  type FakeRoute,
+  mediaOf,
+  requestIdOf,
+  splitText,
+  sseOrJson,
+  textOf
+} from "../../testing/route.js"
+
+/** The images and files of input content. */
+const mediaIn = (content: unknown, into: Array<FakeMedia>): void => {
+  for (const part of arrayOf(content)) {
+    if (part.type === "input_image") into.push(mediaOf("image", String(part.image_url ?? part.file_id ?? "")))
+    else if (part.type === "input_file") {
+      into.push(mediaOf("file", String(part.file_data ?? part.file_url ?? part.file_id ?? ""), undefined, typeof part.filename === "string" ? part.filename : undefined))
+    }
+  }
+}
 
 /** OpenAI Responses, JSON and SSE. Errors use OpenAI's body shape, the default. */
 const responses: FakeRoute = {
   matches: (path) => path.endsWith("/responses"),
   requestId: "x-request-id",
-  reply: sseOrJson((reply, request, fault) => replyOf(reply, request, fault?.afterChunks ?? 0)),
+  reply: sseOrJson((reply, request, fault, cache) => replyOf(reply, request, fault?.afterChunks ?? 0, cache)),
+  automaticCache: true,
+  promptBlocks: (body) => [
+    block(body.tools ?? []),
+    block(body.instructions ?? ""),
+    ...(typeof body.input === "string" ? [block(body.input)] : arrayOf(body.input).map((item) => block(item)))
+  ],
   read: (body) => {
     const names = new Map<string, string>()
     const toolResults: Array<FakeToolResult> = []
+    const media: Array<FakeMedia> = []
     const reasoningState: Array<unknown> = []
     let lastUserText: string | undefined
     for (const item of typeof body.input === "string" ? [{ role: "user", content: body.input }] : arrayOf(body.input)) {
@@ -19,16 +50,20 @@ const responses: FakeRoute = {
         if (typeof item.call_id === "string" && typeof item.name === "string") names.set(item.call_id, item.name)
       } else if (item.type === "function_call_output") {
         const id = String(item.call_id ?? "")
-        toolResults.push({ toolCallId: id, name: names.get(id), content: typeof item.output === "string" ? item.output : JSON.stringify(item.output) })
-      } else if (item.role === "user") lastUserText = textOf(item.content)
+        toolResults.push({ toolCallId: id, name: names.get(id), content: typeof item.output === "string" ? item.output : textOf(item.output) })
+        mediaIn(item.output, media)
+      } else if (item.role === "user") {
+        lastUserText = textOf(item.content)
+        mediaIn(item.content, media)
+      }
     }
-    return { toolResults, lastUserText, tools: arrayOf(body.tools).map((tool) => String(tool.name ?? "")), reasoningState }
+    return { toolResults, lastUserText, tools: arrayOf(body.tools).map((tool) => String(tool.name ?? "")), reasoningState, media }
   }
 }
 
 export const routes: ReadonlyArray<FakeRoute> = [responses]
 
-const replyOf = (reply: Reply, request: RecordedRequest, faultAt: number) => {
+const replyOf = (reply: Reply, request: RecordedRequest, faultAt: number, cache: CacheUsage) => {
   const body = bodyOf(request)
   const model = reply.model ?? (typeof body.model === "string" ? body.model : "fake-model")
   const text = reply.text ?? defaultText
@@ -38,14 +73,14 @@ const replyOf = (reply: Reply, request: RecordedRequest, faultAt: number) => {
     name: call.name,
     arguments: call.arguments
   }))
-  const inputTokens = approxTokens(JSON.stringify(body.input ?? "") + JSON.stringify(body.instructions ?? ""))
+  const inputTokens = Math.max(approxTokens(JSON.stringify(body.input ?? "") + JSON.stringify(body.instructions ?? "")), cache.read + cache.write)
   const reasoningTokens = approxTokens(reply.reasoning ?? "")
   const outputTokens = approxTokens(text + toolCalls.map((c) => c.name + c.arguments).join("")) + reasoningTokens
   const usage = reply.usage === false
     ? null
     : {
       input_tokens: inputTokens,
-      input_tokens_details: { cached_tokens: 0 },
+      input_tokens_details: { cached_tokens: cache.read },
       output_tokens: outputTokens,
       output_tokens_details: { reasoning_tokens: reasoningTokens },
       total_tokens: inputTokens + outputTokens

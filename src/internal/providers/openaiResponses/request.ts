@@ -2,40 +2,53 @@
 import type * as Message from "../../../Message.js"
 import { schemaFields } from "../jsonSchema.js"
 import { reasoningItemsOf } from "../reasoningState.js"
+import { withRequestOptions } from "../bodyOptions.js"
+import { contentOf, defaultFilename, refuse } from "../mediaParts.js"
 import { copyOptions } from "../requestOptions.js"
 
 /** What `reasoning.summary` asks for. */
 export type ReasoningSummary = "auto" | "concise" | "detailed"
 
+export type WireContentPart =
+  | { readonly type: "input_text"; readonly text: string }
+  | { readonly type: "input_image"; readonly image_url: string; readonly detail: "auto" | "low" | "high" }
+  | { readonly type: "input_file"; readonly filename: string; readonly file_data: string }
+  | { readonly type: "input_file"; readonly file_url: string; readonly filename?: string }
+
 export type WireInputItem =
-  | {
-    readonly role: "user" | "assistant"
-    readonly content:
-      | string
-      | ReadonlyArray<
-        | { readonly type: "input_text"; readonly text: string }
-        | { readonly type: "input_image"; readonly image_url: string; readonly detail: "auto" | "low" | "high" }
-      >
-  }
+  | { readonly role: "user" | "assistant"; readonly content: string | ReadonlyArray<WireContentPart> }
   | { readonly type: "function_call"; readonly call_id: string; readonly name: string; readonly arguments: string }
-  | { readonly type: "function_call_output"; readonly call_id: string; readonly output: string }
+  | { readonly type: "function_call_output"; readonly call_id: string; readonly output: string | ReadonlyArray<WireContentPart> }
   /** A reasoning item sent back as the API returned it (id, summary, encrypted content). */
   | { readonly type: "reasoning" }
 
-const toInputItems = (message: Message.Message): Array<WireInputItem> => {
+/** One part as Responses input content; audio it cannot take. */
+const toWirePart = (part: Message.UserContentPart, i: number, j: number): WireContentPart => {
+  switch (part.type) {
+    case "text":
+      return { type: "input_text", text: part.text }
+    case "image":
+      return { type: "input_image", image_url: part.url, detail: part.detail ?? "auto" }
+    case "file": {
+      const content = contentOf(part)
+      if (content.kind === "data") return { type: "input_file", filename: part.filename ?? defaultFilename(part.mediaType), file_data: content.dataUrl }
+      return part.filename === undefined
+        ? { type: "input_file", file_url: content.url }
+        : { type: "input_file", file_url: content.url, filename: part.filename }
+    }
+    case "audio":
+      return refuse(i, j, `the Responses API takes no audio input (${part.mediaType}); Chat Completions takes WAV and MP3`)
+  }
+}
+
+const toInputItems = (message: Message.Message, i: number): Array<WireInputItem> => {
   switch (message.role) {
     case "system":
       return []
     case "user":
       return [{
         role: "user",
-        content: typeof message.content === "string"
-          ? message.content
-          : message.content.map((part) =>
-            part.type === "text"
-              ? { type: "input_text" as const, text: part.text }
-              : { type: "input_image" as const, image_url: part.url, detail: part.detail ?? "auto" }
-          )
+        content: typeof message.content === "string" ? message.content : message.content.map((part, j) => toWirePart(part, i, j))
       }]
     case "assistant": {
       // reasoning items first, as they came before the turn's message and calls
@@ -47,7 +60,11 @@ const toInputItems = (message: Message.Message): Array<WireInputItem> => {
       return items
     }
     case "tool":
-      return [{ type: "function_call_output", call_id: message.toolCallId, output: message.content }]
+      return [{
+        type: "function_call_output",
+        call_id: message.toolCallId,
+        output: typeof message.content === "string" ? message.content : message.content.map((part, j) => toWirePart(part, i, j))
+      }]
   }
 }
 
@@ -68,10 +85,10 @@ export const toWireRequest = (
 ): Record<string, unknown> => {
   const instructions: Array<string> = []
   const input: Array<WireInputItem> = []
-  for (const message of request.messages) {
+  request.messages.forEach((message, i) => {
     if (message.role === "system") instructions.push(message.content)
-    else input.push(...toInputItems(message))
-  }
+    else input.push(...toInputItems(message, i))
+  })
   const body: Record<string, unknown> = { model, input }
   if (instructions.length > 0) body.instructions = instructions.join("\n\n")
   if (request.tools !== undefined && request.tools.length > 0) {
@@ -110,6 +127,5 @@ export const toWireRequest = (
     body.include = ["reasoning.encrypted_content"]
   }
   if (stream) body.stream = true
-  if (request.extra !== undefined) Object.assign(body, request.extra)
-  return body
+  return withRequestOptions(body, request, ["openai"])
 }

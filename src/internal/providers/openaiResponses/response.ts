@@ -12,7 +12,10 @@ export const WireUsage = Schema.Struct({
   input_tokens: Schema.Number,
   output_tokens: Schema.Number,
   total_tokens: Schema.optional(Schema.Number),
-  input_tokens_details: optionalNullable(Schema.Struct({ cached_tokens: optionalNullable(Schema.Number) })),
+  input_tokens_details: optionalNullable(Schema.Struct({
+    cached_tokens: optionalNullable(Schema.Number),
+    cache_write_tokens: optionalNullable(Schema.Number)
+  })),
   output_tokens_details: optionalNullable(Schema.Struct({ reasoning_tokens: optionalNullable(Schema.Number) }))
 })
 export type WireUsage = typeof WireUsage.Type
@@ -78,6 +81,8 @@ export const usageOf = (usage: WireUsage): Message.Usage => {
   if (reasoning !== undefined && reasoning !== null) result.reasoningTokens = reasoning
   const cached = usage.input_tokens_details?.cached_tokens
   if (cached !== undefined && cached !== null) result.cachedInputTokens = cached
+  const written = usage.input_tokens_details?.cache_write_tokens
+  if (written !== undefined && written !== null) result.cacheWriteTokens = written
   return result
 }
 

@@ -1,5 +1,6 @@
 /** OpenAI Responses as a `Provider.Spec`. */
 import type { Spec } from "../../../Provider.js"
+import { mapRequest } from "../mapRequest.js"
 import { bearer, specOf, urlAt, type WireOptions } from "../apiSpec.js"
 import { type ReasoningSummary, toWireRequest } from "./request.js"
 import { readResponsesError } from "./error.js"
@@ -15,11 +16,12 @@ export interface Options extends WireOptions {
 export const spec = (options: Options): Spec => {
   const url = urlAt(options.baseUrl, defaultBaseUrl, "/responses")
   const wireOptions = { reasoningSummary: options.reasoningSummary }
-  return specOf(options.provider ?? "openai", {
+  const provider = options.provider ?? "openai"
+  return specOf(provider, {
     auth: bearer,
     framing: "sse",
     url: () => url,
-    body: (request, model, stream) => toWireRequest(request, model, stream, wireOptions),
+    body: (request, model, stream) => mapRequest(provider, model, () => toWireRequest(request, model, stream, wireOptions)),
     decode: fromWireResponse,
     Parser: EventParser,
     readError: readResponsesError
