@@ -17,7 +17,8 @@ const scratch = join(root, "test", ".readme")
 const entries: Record<string, string> = {
   "effect-llm": "src/index.ts",
   "effect-llm/Testing": "src/Testing.ts",
-  "effect-llm/Redis": "src/Redis.ts"
+  "effect-llm/Redis": "src/Redis.ts",
+  "effect-llm/Mcp": "src/Mcp.ts"
 }
 
 export interface Block {
