@@ -452,6 +452,21 @@ describe("Mcp.toolkit", () => {
       expect(result.steps[1]!.toolResults[0]).toMatchObject({ isError: false, content: "extra ran" })
     }))
 
+  it.live("a change the server announces on its own (the session's standing stream) reaches the toolkit", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const server = yield* Testing.McpServer.make({ tools: [echoTool] })
+      const docs = yield* Mcp.connect(Mcp.http({ url: server.url }), { name: "docs" })
+      const toolkit = yield* Mcp.toolkit(docs)
+      expect(toolkit.definitions.map((d) => d.name)).toEqual(["echo"])
+      // the notification goes on the stream the client opens after the handshake: sent until it has
+      for (let i = 0; i < 200 && toolkit.definitions.length === 1; i++) {
+        yield* server.setTools([echoTool, { name: "extra", reply: "x" }])
+        yield* tick(20)
+        yield* toolkit.refresh ?? Effect.void
+      }
+      expect(toolkit.definitions.map((d) => d.name)).toEqual(["echo", "extra"])
+    })))
+
   it.scoped("over stdio, a server's list change reaches the next step too", () =>
     Effect.gen(function*() {
       const notes = yield* Mcp.connect(stdioServer, { name: "notes" })
