@@ -9,7 +9,8 @@
  *   import itself by name from inside its folder), so it loads `dist/esm/index.js`;
  * - `effect-llm without Testing`: `dist/esm/index.js` minus its `Testing` line, i.e. the index
  *   once the fake server has left it (the same as `effect-llm` when it already has);
- * - `effect-llm/Redis`, `effect-llm/Testing`: what the subpaths add, for information.
+ * - `effect-llm/Redis`, `effect-llm/Testing`, `effect-llm/Mcp`: what the subpaths add, for
+ *   information; and `effect-llm/Mcp` with the MCP SDK's client, which its first `connect` imports.
  * For each: the median wall time of the process, the median time of the `import()` inside
  * it, the median CPU time (user + system) of the process, and the median max RSS; then the
  * ratios to the baseline (goal: at most 1.1 in wall time and RSS), and which packages from
@@ -70,6 +71,13 @@ const cases: ReadonlyArray<Case> = ([
   { name: "effect-llm without Testing", specifiers: [pathToFileURL(withoutTesting).href], compared: true },
   { name: "effect-llm/Redis", specifiers: ["effect-llm/Redis"], compared: false },
   { name: "effect-llm/Testing", specifiers: ["effect-llm/Testing"], compared: false },
+  { name: "effect-llm/Mcp", specifiers: ["effect-llm/Mcp"], compared: false },
+  // what the first Mcp.connect adds: the SDK's client side, imported then
+  {
+    name: "effect-llm/Mcp + the MCP SDK client",
+    specifiers: ["effect-llm/Mcp", ...["index", "stdio", "streamableHttp"].map((m) => `@modelcontextprotocol/sdk/client/${m}.js`)],
+    compared: false
+  },
   ...(values.compare === undefined
     ? []
     : [{ name: `compare: ${values.compare}`, specifiers: [pathToFileURL(join(root, values.compare, "index.js")).href], compared: false }])

@@ -1,6 +1,7 @@
 /**
  * Test doubles: `mockModel`, a scripted `LanguageModel` layer, and `FakeProvider`, a real
- * HTTP server on loopback that speaks the providers' wire formats and injects faults.
+ * HTTP server on loopback that speaks the providers' wire formats and injects faults;
+ * `McpServer`, a scripted MCP server on loopback for `effect-llm/Mcp` (it needs the MCP SDK).
  *
  * @since 0.1.0
  */
@@ -432,3 +433,17 @@ export class FakeProvider extends Context.Tag("effect-llm/Testing/FakeProvider")
  * @since 0.1.0 @category fake provider
  */
 export const splitText: (text: string, n: number) => Array<string> = split
+
+// ---------------------------------------------------------------------------
+// McpServer
+// ---------------------------------------------------------------------------
+
+export {
+  McpServer,
+  type McpServerCall,
+  type McpServerCallContext,
+  type McpServerFault,
+  type McpServerOptions,
+  type McpServerService,
+  type McpServerTool
+} from "./internal/testing/mcpServer.js"

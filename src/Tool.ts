@@ -5,10 +5,15 @@
  * `JSONSchema.make(parameters)`, marked `strict` so each provider asks for its strict mode
  * where the API has one.
  *
+ * A tool known only at run time (an MCP server's) is `Tool.dynamic`: a JSON Schema as its
+ * parameters, an optional validator of the arguments against it, and its own handler, which
+ * writes the result the model reads.
+ *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+import { hasProperty } from "effect/Predicate"
 import * as JSONSchema from "effect/JSONSchema"
 import * as Schema from "effect/Schema"
 import * as Decode from "./internal/decode.js"
@@ -108,8 +113,11 @@ export interface HandlerService {
   readonly handle: (params: unknown) => Effect.Effect<unknown, unknown>
 }
 
-/** The handlers every tool of a union needs. @since 0.1.0 @category handlers */
-export type HandlersFor<T> = T extends Tool<infer N, infer _P, infer _S, infer _F> ? Handler<N> : never
+/**
+ * The handlers every tool of a union needs: a dynamic tool brings its own.
+ * @since 0.1.0 @category handlers
+ */
+export type HandlersFor<T> = T extends Dynamic<string> ? never : T extends Tool<infer N, infer _P, infer _S, infer _F> ? Handler<N> : never
 
 /**
  * The Tag of a tool's handler.
@@ -136,3 +144,93 @@ const handlerTags = new Map<string, Context.Tag<Handler<string>, HandlerService>
  */
 export const decodeParameters = <T extends Any>(tool: T, text: string): Effect.Effect<Parameters<T>, string> =>
   Decode.decodeJsonText(tool.parameters, text, `the arguments of ${tool.name}`) as Effect.Effect<Parameters<T>, string>
+
+// ---------------------------------------------------------------------------
+// Dynamic tools
+// ---------------------------------------------------------------------------
+
+/** @since 0.1.0 @category type ids */
+export const DynamicTypeId: unique symbol = Symbol.for("effect-llm/Tool/Dynamic")
+/** @since 0.1.0 @category type ids */
+export type DynamicTypeId = typeof DynamicTypeId
+
+/**
+ * What a dynamic tool's handler hands back: the text the model reads, whether it reports a
+ * failure (sent as a tool error), and, for the program, the value behind it (`value`, on
+ * the loop's `ToolResult`) and the typed failure (`error`).
+ * @since 0.1.0 @category dynamic
+ */
+export interface Result {
+  readonly isError: boolean
+  readonly content: string
+  readonly value?: unknown
+  readonly error?: unknown
+}
+
+/**
+ * A tool known only at run time: its parameters are a JSON Schema (sent as given, not
+ * strict unless asked), the arguments are checked by `validate` when there is one, and the
+ * tool carries its handler, so no `Toolkit.toLayer` provides it and `generateText` requires
+ * nothing for it.
+ * @since 0.1.0 @category dynamic
+ */
+export interface Dynamic<Name extends string = string>
+  extends Tool<Name, Schema.Schema<unknown>, typeof Schema.Unknown, typeof Schema.Never>
+{
+  readonly [DynamicTypeId]: DynamicTypeId
+  /** Where the tool comes from, named when two tools clash: `MCP server "files", tool "read"`. */
+  readonly source: string | undefined
+  /** Runs the tool on arguments that passed `validate`. */
+  readonly handle: (params: unknown) => Effect.Effect<Result>
+}
+
+/** @since 0.1.0 @category dynamic */
+export interface DynamicOptions {
+  readonly description?: string | undefined
+  /** The JSON Schema of the arguments, an object schema, as the request carries it. */
+  readonly parameters: Message.JsonSchema
+  /**
+   * Checks the arguments (a JSON object): the problems, in words, or none. Without it any
+   * JSON object is passed to `handle`, which must check it.
+   */
+  readonly validate?: ((params: unknown) => ReadonlyArray<string>) | undefined
+  /** Marks the definition strict. Default false: a schema written elsewhere rarely meets strict mode's rules. */
+  readonly strict?: boolean | undefined
+  readonly source?: string | undefined
+  readonly handle: (params: unknown) => Effect.Effect<Result>
+}
+
+/**
+ * A tool from a JSON Schema and a handler.
+ * @since 0.1.0 @category dynamic
+ */
+export const dynamic = <const Name extends string>(name: Name, options: DynamicOptions): Dynamic<Name> => {
+  const validate = options.validate
+  const parameters: Schema.Schema<unknown> = validate === undefined
+    ? Schema.Unknown
+    : Schema.Unknown.pipe(Schema.filter((params) => {
+      const issues = validate(params)
+      return issues.length === 0 ? undefined : issues.join("; ")
+    }))
+  const definition: { -readonly [K in keyof Message.ToolDefinition]: Message.ToolDefinition[K] } = {
+    name,
+    parameters: options.parameters,
+    strict: options.strict ?? false
+  }
+  if (options.description !== undefined) definition.description = options.description
+  return {
+    [TypeId]: TypeId,
+    [DynamicTypeId]: DynamicTypeId,
+    name,
+    description: options.description,
+    parameters,
+    success: Schema.Unknown,
+    failure: Schema.Never,
+    definition,
+    source: options.source,
+    handle: options.handle
+  }
+}
+
+/** @since 0.1.0 @category guards */
+export const isDynamic = (tool: Any): tool is Dynamic => hasProperty(tool, DynamicTypeId)

@@ -65,3 +65,31 @@ describe("Tool.decodeParameters", () => {
     expect(both).toMatchObject({ _tag: "Left", left: expect.stringContaining("at limit:") })
   })
 })
+
+describe("Tool.dynamic", () => {
+  const schema = { type: "object", properties: { path: { type: "string" } }, required: ["path"] }
+  const read = Tool.dynamic("read", {
+    description: "Reads a file",
+    parameters: schema,
+    validate: (params) => (typeof (params as { path?: unknown }).path === "string" ? [] : ["path must be a string"]),
+    source: "the tool \"read\" of the MCP server \"files\"",
+    handle: (params) => Effect.succeed({ isError: false, content: `read ${(params as { path: string }).path}` })
+  })
+
+  it("carries the JSON Schema as given, not strict unless asked, and its source", () => {
+    expect(read.definition).toEqual({ name: "read", description: "Reads a file", parameters: schema, strict: false })
+    expect(Tool.isDynamic(read)).toBe(true)
+    expect(Tool.isDynamic(Search)).toBe(false)
+    expect(read.source).toBe("the tool \"read\" of the MCP server \"files\"")
+    expect(Tool.dynamic("s", { parameters: schema, strict: true, handle: () => Effect.succeed({ isError: false, content: "" }) }).definition.strict).toBe(true)
+  })
+
+  it("checks the arguments with its validator; without one, any JSON object passes", () => {
+    expect(Effect.runSync(Effect.either(Tool.decodeParameters(read, "{\"path\":\"a.md\"}")))).toEqual(Either.right({ path: "a.md" }))
+    expect(Effect.runSync(Effect.either(Tool.decodeParameters(read, "{\"path\":3}")))).toEqual(
+      Either.left("the arguments of read are invalid: path must be a string")
+    )
+    const open = Tool.dynamic("open", { parameters: schema, handle: () => Effect.succeed({ isError: false, content: "" }) })
+    expect(Effect.runSync(Effect.either(Tool.decodeParameters(open, "{\"anything\":[1]}")))).toEqual(Either.right({ anything: [1] }))
+  })
+})

@@ -1,6 +1,6 @@
 /** Toolkit: handlers typed from the tools, provided as services that generateText requires. */
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, Layer, Logger, Schema, Stream } from "effect"
 import { LanguageModel, Message, Tool, Toolkit } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
@@ -84,4 +84,107 @@ describe("Toolkit", () => {
     void requires
     void cannot
   })
+})
+
+const dynamicTool = (name: string, source: string, reply: Tool.Result = { isError: false, content: `${name} ran` }) =>
+  Tool.dynamic(name, { parameters: { type: "object" }, source, handle: () => Effect.succeed(reply) })
+
+/** A toolkit whose list changes, as an MCP server's does: `change` swaps it, `refresh` counts the loop's calls. */
+const changing = (initial: ReadonlyArray<Tool.Dynamic>) => {
+  let tools = initial
+  let definitions = tools.map((t) => t.definition)
+  const refreshed = { count: 0 }
+  const kit: Toolkit.Toolkit<Tool.Dynamic> = {
+    [Toolkit.TypeId]: Toolkit.TypeId,
+    get tools() {
+      return Object.fromEntries(tools.map((t) => [t.name, t]))
+    },
+    get definitions() {
+      return definitions
+    },
+    toLayer: () => Layer.empty as Layer.Layer<never>,
+    refresh: Effect.sync(() => void refreshed.count++)
+  }
+  return {
+    kit,
+    refreshed,
+    change: (next: ReadonlyArray<Tool.Dynamic>) => {
+      tools = next
+      definitions = next.map((t) => t.definition)
+    }
+  }
+}
+
+describe("Toolkit with dynamic tools", () => {
+  it.effect("a dynamic tool needs no handler; its result, value and error reach the loop's ToolResult", () =>
+    Effect.gen(function*() {
+      const failure = { reason: "gone" }
+      const Mixed = Toolkit.make(Get, dynamicTool("shell", "a test", { isError: true, content: "exit 1", value: { code: 1 }, error: failure }))
+      // the dynamic tool is not among the handlers
+      const handlers = Mixed.toLayer({ get: () => Effect.succeed({ value: 7 }) })
+      const result = yield* LanguageModel.generateText({ request: Message.request("go"), toolkit: Mixed, maxSteps: 2 }).pipe(
+        Effect.provide(Testing.mockModel([{ toolCalls: [{ name: "get", params: { key: "a" } }, { name: "shell", params: {} }] }, "done"])),
+        Effect.provide(handlers)
+      )
+      expect(result.steps[0]!.toolResults).toEqual([
+        { id: "call_1_1", name: "get", isError: false, content: "{\"value\":7}", value: { value: 7 } },
+        { id: "call_1_2", name: "shell", isError: true, content: "exit 1", value: { code: 1 }, error: failure }
+      ])
+      const onlyDynamic = Toolkit.make(dynamicTool("shell", "a test"))
+      // types: a toolkit of dynamic tools requires nothing but the model
+      const program: Effect.Effect<unknown, unknown, LanguageModel.LanguageModel> = LanguageModel.generateText({ request: Message.request("x"), toolkit: onlyDynamic })
+      void program
+    }))
+
+  it.effect("merge joins toolkits in order and refuses a clash, naming both", () =>
+    Effect.gen(function*() {
+      const merged = yield* Toolkit.merge(Kit, Toolkit.make(dynamicTool("search", "the tool \"search\" of the MCP server \"web\"")))
+      expect(merged.definitions.map((d) => d.name)).toEqual(["get", "put", "search"])
+      expect(merged.tools.get).toBe(Get)
+      const clash = yield* Effect.flip(Toolkit.merge(Kit, Toolkit.make(dynamicTool("put", "the tool \"put\" of the MCP server \"web\""))))
+      expect(clash).toMatchObject({ _tag: "ToolNameClashError", name: "put", first: "the tool \"put\" of toolkit 1", second: "the tool \"put\" of the MCP server \"web\"" })
+      expect(clash.message).toBe("two tools are named \"put\": the tool \"put\" of toolkit 1, and the tool \"put\" of the MCP server \"web\"")
+      // the merged toolkit's layer is the handlers of its typed tools
+      const result = yield* LanguageModel.generateText({ request: Message.request("go"), toolkit: merged, maxSteps: 2 }).pipe(
+        Effect.provide(Testing.mockModel([{ toolCalls: [{ name: "get", params: { key: "k" } }, { name: "search", params: {} }] }, "done"])),
+        Effect.provide(merged.toLayer({ get: () => Effect.succeed({ value: 1 }), put: () => Effect.void }))
+      )
+      expect(result.steps[0]!.toolResults.map((r) => r.content)).toEqual(["{\"value\":1}", "search ran"])
+    }))
+
+  it.effect("the loop runs refresh before each step and offers the list as it is then; a later clash is left out and logged", () =>
+    Effect.gen(function*() {
+      const web = changing([dynamicTool("search", "the web server's search")])
+      const merged = yield* Toolkit.merge(Kit, web.kit)
+      const offered: Array<ReadonlyArray<string>> = []
+      const warnings: Array<string> = []
+      const capture = Logger.add(Logger.make(({ logLevel, message }) => {
+        if (logLevel._tag === "Warning") warnings.push(String(message))
+      }))
+      const script = Testing.mockModel({
+        steps: (request, n) => {
+          offered.push((request.tools ?? []).map((t) => t.name))
+          if (n === 0) {
+            web.change([dynamicTool("search", "the web server's search"), dynamicTool("get", "the web server's get"), dynamicTool("fetch", "the web server's fetch")])
+            return { toolCalls: [{ name: "search", params: {} }] }
+          }
+          return n === 1 ? { toolCalls: [{ name: "fetch", params: {} }] } : "done"
+        }
+      })
+      const handlers = Kit.toLayer({ get: () => Effect.succeed({ value: 1 }), put: () => Effect.void })
+      const result = yield* LanguageModel.generateText({ request: Message.request("go"), toolkit: merged, maxSteps: 3 }).pipe(
+        Effect.provide(script),
+        Effect.provide(handlers),
+        Effect.provide(capture)
+      )
+      expect(offered).toEqual([["get", "put", "search"], ["get", "put", "search", "fetch"], ["get", "put", "search", "fetch"]])
+      expect(result.steps[1]!.toolResults[0]!.content).toBe("fetch ran")
+      expect(web.refreshed.count).toBe(3)
+      expect(warnings).toEqual(["Toolkit.merge: two tools are named \"get\": the tool \"get\" of toolkit 1, and the web server's get; the second is not offered"])
+      // streamText runs it before each step too
+      yield* Stream.runDrain(LanguageModel.streamText({ request: Message.request("go"), toolkit: merged, maxSteps: 2 }).pipe(
+        Stream.provideLayer(Layer.mergeAll(Testing.mockModel([{ toolCalls: [{ name: "search", params: {} }] }, "done"]), handlers))
+      ))
+      expect(web.refreshed.count).toBe(5)
+    }))
 })

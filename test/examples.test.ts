@@ -117,6 +117,16 @@ const expectations: Record<string, (stdout: string, stderr: string) => void> = {
     expect(out).toContain("answer: Paris is 21°C and clear; 20 EUR is 21.6 USD.")
     expect(out).toMatch(/3 model calls, 7 messages, \d+ tokens/)
   },
+  "mcp.ts": (out) => {
+    // the notebook server's tools next to the program's own; an error result goes back to the model
+    expect(out).toMatch(/connected to notebook 1\.0\.0 \(pid \d+\); tools: today, search_notes, read_note, word_count/)
+    expect(out).toContain("step 1: search_notes({\"query\":\"trip\"}) -> trip: Lisbon from March 3 to March 9")
+    expect(out).toContain("step 1: read_note({\"title\":\"plans\"}) -> error: no note named plans; the notes are groceries, trip")
+    expect(out).toContain("step 1: today({}) -> \"2027-02-25\"")
+    expect(out).toContain("step 2: word_count({\"title\":\"trip\"}) -> {\"title\":\"trip\",\"words\":15}")
+    expect(out).toContain("answer: Your trip note has 15 words; Lisbon starts March 3, 6 days from 2027-02-25.")
+    expect(out).toContain("scope closed; the server process has exited")
+  },
   "structured.ts": (out) => {
     expect(out).toMatch(/trip after 2 attempts \(\d+ tokens\):/)
     expect(out).toContain("3 days in Lisbon, Portugal")

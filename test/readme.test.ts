@@ -19,7 +19,8 @@ const scratch = join(root, "test", ".readme")
 const entries: Record<string, string> = {
   "effect-llm": "src/index.ts",
   "effect-llm/Testing": "src/Testing.ts",
-  "effect-llm/Redis": "src/Redis.ts"
+  "effect-llm/Redis": "src/Redis.ts",
+  "effect-llm/Mcp": "src/Mcp.ts"
 }
 
 const where = (block: Block, offset = 0) => `${block.file}:${block.line + offset}`

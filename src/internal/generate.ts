@@ -33,8 +33,10 @@ export interface ToolResult {
   readonly isError: boolean
   /** The text sent back to the model: JSON of the encoded success or failure, or the problem. */
   readonly content: string
-  /** The handler's success value, when it succeeded. */
+  /** The handler's success value, when it succeeded; what a dynamic tool reports as its value. */
   readonly value?: unknown
+  /** A dynamic tool's typed failure (an MCP server's call error), when it reports one. */
+  readonly error?: unknown
 }
 
 export interface Step {
@@ -190,6 +192,14 @@ const runCall = (
       const received = Either.isLeft(args) ? ` (received ${quoted(call.arguments)})` : ""
       return Effect.succeed(problem(call, `the arguments of ${call.name} are invalid: ${decoded.left}${received}. Call ${call.name} again with corrected arguments.`))
     }
+    if (Tool.isDynamic(tool)) {
+      return Effect.map(tool.handle(decoded.right), (result): ToolResult => {
+        const out: { -readonly [K in keyof ToolResult]: ToolResult[K] } = { id: call.id, name: call.name, isError: result.isError, content: result.content }
+        if (result.value !== undefined) out.value = result.value
+        if (result.error !== undefined) out.error = result.error
+        return out
+      })
+    }
     const handler = Context.unsafeGet(context, Tool.handlerTag(call.name))
     const success = tool.success as Schema.Schema<unknown, unknown, never>
     const failure = tool.failure as Schema.Schema<unknown, unknown, never>
@@ -261,6 +271,11 @@ class Loop {
     return stepRequest(this.request, this.toolkit, [...this.messages])
   }
 
+  /** The toolkit's `refresh`, run before each step, when it has one (a list that changes). */
+  get refresh(): Effect.Effect<void> | undefined {
+    return this.toolkit?.refresh
+  }
+
   /** Runs the reply's tool calls; the step, and whether the loop goes on. */
   afterReply(response: Message.ChatResponse): Effect.Effect<{ readonly step: Step; readonly done: boolean }> {
     const index = this.steps.length + 1
@@ -316,7 +331,9 @@ export const generateText = <T extends Tool.Any = never>(
     const loop = yield* makeLoop(model, options)
     for (;;) {
       const index = loop.steps.length + 1
-      const { done } = yield* model.chat(loop.next).pipe(
+      const refresh = loop.refresh
+      const reply = refresh === undefined ? model.chat(loop.next) : Effect.zipRight(refresh, Effect.suspend(() => model.chat(loop.next)))
+      const { done } = yield* reply.pipe(
         Effect.flatMap((response) => loop.afterReply(response)),
         Effect.withSpan("LanguageModel.step", { attributes: { "step.index": index }, captureStackTrace: false })
       )
@@ -333,7 +350,9 @@ export const streamText = <T extends Tool.Any = never>(
       const loop = yield* makeLoop(model, options)
       const stepStream = (index: number): Stream.Stream<TextStreamEvent, LlmError> => {
         const acc = new Accumulator()
-        const replies = model.stream(loop.next).pipe(
+        const refresh = loop.refresh
+        const source = refresh === undefined ? model.stream(loop.next) : Streams.unwrap(Effect.map(refresh, () => model.stream(loop.next)))
+        const replies = source.pipe(
           Stream.mapChunks((chunk) => {
             acc.addAll(chunk)
             const out: Array<TextStreamEvent> = []
