@@ -54,14 +54,37 @@ export const RedisError = options.RedisError
 export type RedisError = options.RedisError
 
 /**
- * What every Redis store takes: `url` like `redis://127.0.0.1:6379/0`, a key `prefix`
- * (default `effect-llm:`), and `commandTimeout`, the longest wait for one command.
+ * Where a store connects: one server (`url`) or a Redis Cluster (`cluster`, its seed nodes;
+ * the client discovers the rest). Every script of every store keeps its keys in one hash
+ * slot, so each store runs on a cluster as on one server.
  * @since 0.1.0 @category models
  */
-export interface RedisOptions {
-  /** Like `redis://127.0.0.1:6379/0`. */
-  readonly url: string
-  /** Prepended to every key this layer writes. Default `effect-llm:`. */
+export type RedisTarget =
+  | {
+    /** Like `redis://127.0.0.1:6379/0` (`rediss://` for TLS, `redis://user:password@host…`). */
+    readonly url: string
+    readonly cluster?: undefined
+  }
+  | {
+    /**
+     * Seed nodes of a Redis Cluster, like `["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]`.
+     * The first node's user, password and TLS serve every node; a cluster has database 0 only.
+     */
+    readonly cluster: ReadonlyArray<string>
+    readonly url?: undefined
+  }
+
+/**
+ * What every Redis store takes: a `url` like `redis://127.0.0.1:6379/0` or a `cluster`'s node
+ * urls, a key `prefix` (default `effect-llm:`), and `commandTimeout`, the longest wait for one
+ * command.
+ * @since 0.1.0 @category models
+ */
+export type RedisOptions = RedisTarget & {
+  /**
+   * Prepended to every key this layer writes. Default `effect-llm:`. It may hold a hash tag
+   * (`app{1}:`), which then puts every key of the store in that one slot of a cluster.
+   */
   readonly prefix?: string | undefined
   /**
    * The longest wait for one Redis command. A command that needs its answer (leasing a
@@ -72,7 +95,7 @@ export interface RedisOptions {
 }
 
 /** @since 0.1.0 @category models */
-export interface KeyPoolStoreOptions extends RedisOptions {
+export type KeyPoolStoreOptions = RedisOptions & {
   /**
    * How long a lease outlives a process that stops renewing it (it crashed); a holder
    * renews its leases every third of it. Default 1 minute, at least 1 second.
@@ -158,14 +181,15 @@ export const layerRateLimiter = (
   Layer.provide(RateLimiter.layer(options), layerRateLimiterStore(options))
 
 /**
- * `url`, `prefix` (default `effect-llm:cache:`), `ttl`, `staleFor`, `maxEntries` and
- * `commandTimeout` (default 500 ms: a lookup sits in front of every call).
+ * `url` (or `cluster`), `prefix` (default `effect-llm:cache:`), `ttl`, `staleFor`,
+ * `maxEntries` and `commandTimeout` (default 500 ms: a lookup sits in front of every call).
  * @since 0.1.0 @category models
  */
-export interface ResponseCacheStoreOptions {
-  /** `redis://host:port/db` */
-  readonly url: string
-  /** Default `effect-llm:cache:`. */
+export type ResponseCacheStoreOptions = RedisTarget & {
+  /**
+   * Default `effect-llm:cache:`. `ResponseCache.clear` deletes every key under it, so give
+   * the cache a prefix of its own. Entries live under `prefix{cache}:`, one slot of a cluster.
+   */
   readonly prefix?: string | undefined
   readonly ttl: Duration.DurationInput
   /** How long an entry is kept past its TTL for degraded mode (`serveStale`). Default 0. */

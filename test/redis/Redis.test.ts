@@ -6,23 +6,22 @@
 import { randomUUID } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigError, Context, Effect, Either, Exit, Layer, Scope } from "effect"
-import { inject } from "vitest"
 import { KeyPool, LanguageModel, Message, RateLimiter, ResponseCache } from "../../src/index.js"
 import * as Redis from "../../src/Redis.js"
+import { announce, targets } from "./targets.js"
 import { loadedPackages, src } from "../support/loadedPackages.js"
 
-const redisUrl = inject("redisUrl")
-if (redisUrl === "") console.warn("[redis] no redis-server: the effect-llm/Redis store tests are skipped")
+announce("the effect-llm/Redis store tests")
 
 const fp = KeyPool.fingerprint
 
-describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
+for (const target of targets) describe.skipIf(!target.available)(`effect-llm/Redis stores on ${target.name}`, () => {
   it.scopedLive("one KeyPoolStore serves pools of several providers; a second store on the prefix (another process) sees the same pools", () =>
     Effect.gen(function* () {
       const prefix = `t-${randomUUID()}:`
       const [here, there] = yield* Effect.all([
-        Layer.build(Redis.layerKeyPoolStore({ url: redisUrl, prefix })),
-        Layer.build(Redis.layerKeyPoolStore({ url: redisUrl, prefix }))
+        Layer.build(Redis.layerKeyPoolStore({ ...target.options, prefix })),
+        Layer.build(Redis.layerKeyPoolStore({ ...target.options, prefix }))
       ])
       const poolOver = (store: Context.Context<KeyPool.KeyPoolStore>, providerId: string, keys: Array<string>) =>
         KeyPool.make({ providerId, keys }).pipe(Effect.provide(store))
@@ -40,7 +39,7 @@ describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
       expect((yield* openai.status).every((s) => s.inFlight === 0)).toBe(true)
       // Redis.layerKeyPool is the same pool as KeyPool.layer over the store
       const viaLayerKeyPool = yield* Effect.map(
-        Layer.build(Redis.layerKeyPool({ url: redisUrl, prefix, providerId: "openai", keys: ["k1", "k2"] })),
+        Layer.build(Redis.layerKeyPool({ ...target.options, prefix, providerId: "openai", keys: ["k1", "k2"] })),
         Context.get(KeyPool.KeyPool)
       )
       yield* viaLayerKeyPool.report(fp("k2"), { _tag: "Rejected", reason: "invalid_api_key" })
@@ -50,7 +49,7 @@ describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
   it.scopedLive("one RateLimiterStore serves limiters of several budgets, each shared by name", () =>
     Effect.gen(function* () {
       const prefix = `t-${randomUUID()}:`
-      const store = yield* Layer.build(Redis.layerRateLimiterStore({ url: redisUrl, prefix }))
+      const store = yield* Layer.build(Redis.layerRateLimiterStore({ ...target.options, prefix }))
       const limiter = (name: string) =>
         RateLimiter.make({ capacity: 2, refillPerSecond: 0.01, onExceeded: "fail", name }).pipe(Effect.provide(store))
       const [a, aAgain, b] = yield* Effect.all([limiter("a"), limiter("a"), limiter("b")])
@@ -58,7 +57,7 @@ describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
       expect((yield* Effect.flip(aAgain.admit({ requests: 1 })))._tag).toBe("RateLimitExceededError")
       yield* b.admit({ requests: 2 })
       const viaLayerRateLimiter = yield* Effect.map(
-        Layer.build(Redis.layerRateLimiter({ url: redisUrl, prefix, capacity: 2, refillPerSecond: 0.01, name: "b" })),
+        Layer.build(Redis.layerRateLimiter({ ...target.options, prefix, capacity: 2, refillPerSecond: 0.01, name: "b" })),
         Context.get(RateLimiter.RateLimiter)
       )
       expect((yield* viaLayerRateLimiter.status).requests!.available).toBeLessThan(0.1)
@@ -66,7 +65,7 @@ describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
 
   it.scopedLive("Redis.layerResponseCacheStore and Redis.layerResponseCache on one prefix are one cache", () =>
     Effect.gen(function* () {
-      const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, ttl: "1 hour" as const }
+      const options = { ...target.options, prefix: `t-${randomUUID()}:`, ttl: "1 hour" as const }
       let calls = 0
       const model = LanguageModel.make({
         provider: "p",
