@@ -34,6 +34,8 @@
 import type { ConfigError } from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Layer from "effect/Layer"
+import * as Budget from "./Budget.js"
+import * as budgetStore from "./internal/redis/budgetStore.js"
 import * as keyPoolStore from "./internal/redis/keyPoolStore.js"
 import * as options from "./internal/redis/options.js"
 import * as rateLimiterStore from "./internal/redis/rateLimiterStore.js"
@@ -222,3 +224,54 @@ export const layerResponseCache = (
   options: ResponseCacheStoreOptions & ResponseCache.Options
 ): Layer.Layer<LanguageModel | ResponseCache.ResponseCacheStore, ConfigError, LanguageModel> =>
   Layer.provideMerge(ResponseCache.layerWith(options), layerResponseCacheStore(options))
+
+/** @since 0.1.0 @category models */
+export type BudgetStoreOptions = RedisOptions & {
+  /**
+   * While Redis cannot answer, admit requests unrecorded (fail open) instead of failing them
+   * with `StoreUnavailableError` (fail closed, the default). Their usage is recorded once
+   * Redis answers again.
+   */
+  readonly failOpen?: boolean | undefined
+}
+
+/**
+ * Every budget built over it (`Budget.layer`, `Budget.make`) keeps its period's spend in
+ * Redis, under `prefix` and its `name`: processes that share both draw on one budget. Each
+ * operation is one Lua script, timed by the Redis server's clock, its keys under one hash
+ * tag (`{budget:<name>}`).
+ * @since 0.1.0 @category layers
+ */
+export const layerBudgetStore: (options: BudgetStoreOptions) => Layer.Layer<Budget.BudgetStore, RedisError | ConfigError> =
+  budgetStore.layer
+
+/**
+ * One spend and token budget per period for many processes: the `Budget.layer(options)`
+ * decorator over `layerBudgetStore(options)`.
+ *
+ * A request's estimate is checked and reserved in one script before it is sent, so that
+ * processes never both take the last of the budget; its actual usage is settled after, once
+ * per request id however often the settlement is sent; a reservation is a lease (`leaseTtl`,
+ * default 1 minute) that its holder renews while the request runs, so that the estimate of
+ * a process that crashed comes back when the lease ends. Across processes the recorded spend
+ * stays within the budget plus what requests in flight use beyond their estimates.
+ *
+ * Redis outages. The layer fails with `RedisError` only when Redis is unreachable as it is
+ * built. After that the connection reconnects forever (100 ms doubling to 2 s), and every
+ * command is bounded by `commandTimeout` (default 1 second):
+ * - a request fails with `StoreUnavailableError` (retryable) before it is sent when Redis
+ *   does not answer its reservation: nothing is admitted that the budget has not seen (fail
+ *   closed). With `failOpen: true` it is sent instead, unrecorded until Redis is back.
+ * - a settlement is kept until Redis has it: sent again before this process's next
+ *   reservation and every half second, counted once however often it arrives. Its
+ *   reservation holds the estimate meanwhile, for at most `leaseTtl`.
+ * - `status` fails with `StoreUnavailableError`; renewals and `setCredit` are sent at once
+ *   and dropped when they fail.
+ * - One warning is logged when an outage starts, one info line when Redis answers again.
+ * @since 0.1.0 @category layers
+ */
+export const layerBudget = (
+  options: Budget.Options & BudgetStoreOptions
+): Layer.Layer<LanguageModel, RedisError | ConfigError, LanguageModel> =>
+  Layer.provide(Budget.layer(options), layerBudgetStore(options))
+

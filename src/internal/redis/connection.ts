@@ -169,10 +169,16 @@ export interface Commands {
    * Sends `f` now, so that it reaches Redis before any later command of this connection,
    * and waits for the answer at most `bookkeepingWait`: not at all during a known outage
    * or when the caller is being interrupted (its deadline passed). The answer is awaited
-   * in the background, bounded by `commandTimeout`; a failure is logged (once per outage)
-   * and dropped. For bookkeeping that must never hold a call.
+   * in the background, bounded by `commandTimeout`, and handed to `onAnswer` there; a
+   * failure is logged (once per outage), handed to `onFailure`, and dropped. For bookkeeping
+   * that must never hold a call.
    */
-  readonly send: (operation: string, f: (redis: Client) => Promise<unknown>) => Effect.Effect<void>
+  readonly send: <A>(
+    operation: string,
+    f: (redis: Client) => Promise<A>,
+    onAnswer?: (answer: A) => Effect.Effect<void>,
+    onFailure?: Effect.Effect<void>
+  ) => Effect.Effect<void>
 }
 
 /**
@@ -271,12 +277,18 @@ export const connect = (
 
     const commands = (provider: string): Commands => ({
       run: (operation, f) => attempt(provider, operation, () => f(redis)),
-      send: (operation, f) => send(provider, operation, f)
+      send: (operation, f, onAnswer, onFailure) => send(provider, operation, f, onAnswer, onFailure)
     })
 
-    const send = (provider: string, operation: string, f: (redis: Client) => Promise<unknown>): Effect.Effect<void> =>
+    const send = <A>(
+      provider: string,
+      operation: string,
+      f: (redis: Client) => Promise<A>,
+      onAnswer?: (answer: A) => Effect.Effect<void>,
+      onFailure?: Effect.Effect<void>
+    ): Effect.Effect<void> =>
       Effect.suspend(() => {
-        let reply: Promise<unknown>
+        let reply: Promise<A>
         try {
           reply = f(redis)
         } catch (cause) {
@@ -284,7 +296,13 @@ export const connect = (
         }
         // handled here: the fiber below attaches its own handler only when it starts
         reply.catch(() => {})
-        return Effect.flatMap(Effect.forkDaemon(Effect.ignore(attempt(provider, operation, () => reply))), (answer) =>
+        const handled = attempt(provider, operation, () => reply).pipe(
+          Effect.matchEffect({
+            onFailure: () => onFailure ?? Effect.void,
+            onSuccess: (answer) => (onAnswer === undefined ? Effect.void : onAnswer(answer))
+          })
+        )
+        return Effect.flatMap(Effect.forkDaemon(handled), (answer) =>
           Effect.descriptorWith((self) =>
             down || HashSet.size(self.interruptors) > 0
               ? Effect.void
