@@ -35,7 +35,9 @@ import type { ConfigError } from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Layer from "effect/Layer"
 import * as Budget from "./Budget.js"
+import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as budgetStore from "./internal/redis/budgetStore.js"
+import * as circuitBreakerStore from "./internal/redis/circuitBreakerStore.js"
 import * as keyPoolStore from "./internal/redis/keyPoolStore.js"
 import * as options from "./internal/redis/options.js"
 import * as rateLimiterStore from "./internal/redis/rateLimiterStore.js"
@@ -274,4 +276,52 @@ export const layerBudget = (
   options: Budget.Options & BudgetStoreOptions
 ): Layer.Layer<LanguageModel, RedisError | ConfigError, LanguageModel> =>
   Layer.provide(Budget.layer(options), layerBudgetStore(options))
+
+/** @since 0.1.0 @category models */
+export type CircuitBreakerStoreOptions = RedisOptions & {
+  /**
+   * How long a half-open probe holds the one probe slot of the fleet before another process
+   * may probe (its prober may have died). Default 1 minute.
+   */
+  readonly probeTtl?: Duration.DurationInput | undefined
+  /**
+   * What a call does while Redis cannot answer: `"local"` (the default) lets each process
+   * decide alone, with a breaker in memory fed with the outcomes it has seen, so that a Redis
+   * outage never stops calls to a healthy endpoint; `"fail"` fails the call with
+   * `StoreUnavailableError`.
+   */
+  readonly onUnavailable?: "local" | "fail" | undefined
+}
+
+/**
+ * Every breaker built over it (`CircuitBreaker.layer`, `CircuitBreaker.make`) keeps its state
+ * in Redis, under `prefix` and its endpoint (default `provider/model`): processes that share
+ * both share one breaker. Each decision is one Lua script, timed by the Redis server's clock.
+ * @since 0.1.0 @category layers
+ */
+export const layerCircuitBreakerStore: (
+  options: CircuitBreakerStoreOptions
+) => Layer.Layer<CircuitBreaker.CircuitBreakerStore, RedisError | ConfigError> = circuitBreakerStore.layer
+
+/**
+ * One circuit breaker per endpoint for many processes: the `CircuitBreaker.layer(options)`
+ * decorator over `layerCircuitBreakerStore(options)`.
+ *
+ * Every call asks Redis whether it may go (one round trip), and reports its outcome after:
+ * failures seen by any process open the breaker for all of them at their next call, and once
+ * the cooldown is over exactly one half-open probe runs across the fleet.
+ *
+ * Redis outages. The layer fails with `RedisError` only when Redis is unreachable as it is
+ * built. After that the connection reconnects forever (100 ms doubling to 2 s), and every
+ * command is bounded by `commandTimeout` (default 1 second). While Redis cannot answer, each
+ * process decides alone with a breaker in memory fed with the outcomes it saw, asking Redis
+ * again every second (`onUnavailable: "fail"` fails calls with `StoreUnavailableError`
+ * instead); outcomes are sent at once and dropped when they fail; `status` shows this
+ * process's own view.
+ * @since 0.1.0 @category layers
+ */
+export const layerCircuitBreaker = (
+  options: CircuitBreaker.Options & CircuitBreakerStoreOptions
+): Layer.Layer<LanguageModel, RedisError | ConfigError, LanguageModel> =>
+  Layer.provide(CircuitBreaker.layer(options), layerCircuitBreakerStore(options))
 
