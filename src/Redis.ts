@@ -38,6 +38,7 @@ import * as Budget from "./Budget.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as budgetStore from "./internal/redis/budgetStore.js"
 import * as circuitBreakerStore from "./internal/redis/circuitBreakerStore.js"
+import * as usageMirror from "./internal/redis/usageMirror.js"
 import * as keyPoolStore from "./internal/redis/keyPoolStore.js"
 import * as options from "./internal/redis/options.js"
 import * as rateLimiterStore from "./internal/redis/rateLimiterStore.js"
@@ -46,6 +47,7 @@ import * as KeyPool from "./KeyPool.js"
 import type { LanguageModel } from "./LanguageModel.js"
 import * as RateLimiter from "./RateLimiter.js"
 import * as ResponseCache from "./ResponseCache.js"
+import * as Usage from "./Usage.js"
 
 /**
  * A store could not reach Redis when it was built, or its url is malformed. Once built, a
@@ -324,4 +326,40 @@ export const layerCircuitBreaker = (
   options: CircuitBreaker.Options & CircuitBreakerStoreOptions
 ): Layer.Layer<LanguageModel, RedisError | ConfigError, LanguageModel> =>
   Layer.provide(CircuitBreaker.layer(options), layerCircuitBreakerStore(options))
+
+/** @since 0.1.0 @category models */
+export type UsageMirrorOptions = RedisOptions & {
+  /** Trackers whose mirrors have the same prefix and name report one set of totals. Default `default`. */
+  readonly name?: string | undefined
+}
+
+/**
+ * A mirror of the usage totals in Redis, for `Usage.layer` / `Usage.make` below it: every
+ * process on the same prefix and `name` adds its share (tokens, cost, cache reads and
+ * writes, requests, per provider and model), and each tracker's `snapshot` reports the sum,
+ * the fleet's.
+ *
+ * Each process adds what it recorded in numbered batches, one in flight at a time, sent at
+ * once and again until Redis has it, and added once however often it arrives: an outage, a
+ * frozen Redis or a lost answer neither loses a response nor counts it twice while the
+ * process lives. What a process held when it crashed is lost; what it held when its layer
+ * closed is sent first.
+ *
+ * Redis outages. The layer fails with `RedisError` only when Redis is unreachable as it is
+ * built. After that the connection reconnects forever (100 ms doubling to 2 s), and every
+ * command is bounded by `commandTimeout` (default 1 second): recording never fails nor
+ * waits (what Redis cannot take waits in the process, sent every half second);
+ * `snapshot` and `reset` fail with `StoreUnavailableError`.
+ * @since 0.1.0 @category layers
+ */
+export const layerUsageMirror: (options: UsageMirrorOptions) => Layer.Layer<Usage.UsageMirror, RedisError | ConfigError> =
+  usageMirror.layer
+
+/**
+ * A usage tracker whose snapshot reports every process on the mirror: `Usage.layer(options)`
+ * over `layerUsageMirror(options)`.
+ * @since 0.1.0 @category layers
+ */
+export const layerUsage = (options: Usage.Options & UsageMirrorOptions): Layer.Layer<Usage.UsageTracker, RedisError | ConfigError> =>
+  Layer.provide(Usage.layer(options), layerUsageMirror(options))
 

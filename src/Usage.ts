@@ -3,12 +3,17 @@
  * response when its layer is provided (by default nothing is tracked), and a price table that
  * turns tokens into dollars.
  *
+ * A tracker may mirror its totals to a store shared by many processes, the `UsageMirror`
+ * (none by default; `Redis.layerUsageMirror` from `effect-llm/Redis`): its snapshot then
+ * reports the whole fleet.
+ *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import type { StoreUnavailableError } from "./LlmError.js"
 import type * as Message from "./Message.js"
 import { modelLabel } from "./internal/request/telemetry.js"
 import * as internal from "./internal/usage.js"
@@ -136,8 +141,13 @@ export interface Snapshot {
 export interface Service {
   /** Adds one response's usage. Providers call it; callers rarely need to. */
   readonly record: (provider: string, model: string, usage: Message.Usage) => Effect.Effect<void>
-  readonly snapshot: Effect.Effect<Snapshot>
-  readonly reset: Effect.Effect<void>
+  /**
+   * The totals: this process's, or, over a `UsageMirror`, every process's (a mirror that
+   * cannot answer fails it with `StoreUnavailableError`; a tracker in memory never does).
+   */
+  readonly snapshot: Effect.Effect<Snapshot, StoreUnavailableError>
+  /** Zeroes the totals: over a mirror, the fleet's. */
+  readonly reset: Effect.Effect<void, StoreUnavailableError>
   /** The price table in force, with the user's overrides. */
   readonly prices: PriceTable
   /** Dollars for a usage of `model`, or undefined when it has no price. */
@@ -153,6 +163,44 @@ export interface Service {
 export class UsageTracker extends Context.Reference<UsageTracker>()("effect-llm/UsageTracker", {
   defaultValue: (): Service => untracked
 }) {}
+
+/**
+ * Where a tracker mirrors its totals so that many processes report one set: each process
+ * adds its share (`record`, bookkeeping that never fails nor holds the caller; a store that
+ * cannot take it keeps it and sends it again, counted once), and `entries` reads the sum.
+ * @since 0.1.0 @category mirror
+ */
+export interface Mirror {
+  readonly record: (provider: string, model: string, totals: Totals) => Effect.Effect<void>
+  /** Every process's totals per provider and model, in first-seen order. */
+  readonly entries: Effect.Effect<ReadonlyArray<Entry>, StoreUnavailableError>
+  readonly reset: Effect.Effect<void, StoreUnavailableError>
+}
+
+/**
+ * `UsageMirror`'s default: no mirror, each tracker's totals are its process's own.
+ * @since 0.1.0 @category mirror
+ */
+export const unmirrored: Mirror = {
+  record: () => Effect.void,
+  entries: Effect.succeed([]),
+  reset: Effect.void
+}
+
+/**
+ * The mirror a tracker reads when it builds: a `Context.Reference` whose default is
+ * `unmirrored`; provide `Redis.layerUsageMirror` (from `effect-llm/Redis`) below `layer`.
+ * @since 0.1.0 @category mirror
+ */
+export class UsageMirror extends Context.Reference<UsageMirror>()("effect-llm/UsageMirror", {
+  defaultValue: (): Mirror => unmirrored
+}) {}
+
+/**
+ * The numeric fields of `Totals`, in a fixed order: what a mirror keeps, one counter each.
+ * @since 0.1.0 @category mirror
+ */
+export const totalsFields: ReadonlyArray<keyof Totals> = internal.totalsFields
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -215,9 +263,12 @@ export const untracked: Service = {
   }
 }
 
-/** @since 0.1.0 @category constructors */
+/**
+ * A tracker, mirrored to the `UsageMirror` in context (by default none).
+ * @since 0.1.0 @category constructors
+ */
 export const make = (options: Options = {}): Effect.Effect<Service> =>
-  Effect.sync(() => {
+  Effect.flatMap(UsageMirror, (mirror) => Effect.sync(() => {
     const prices: PriceTable = options.replacePrices === true
       ? { ...options.prices }
       : { ...defaultPrices, ...options.prices }
@@ -241,15 +292,17 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
           entry = { provider, model: tracked, tally: newTally() }
           entries.set(key, entry)
         }
-        addInto(entry.tally, {
+        const one: Tally = {
           usage,
           requests: 1,
           estimatedRequests: usage.estimated ? 1 : 0,
           cost: dollars ?? 0,
           unpricedRequests: dollars === undefined ? 1 : 0
-        })
+        }
+        addInto(entry.tally, one)
+        const mirrored = mirror === unmirrored ? Effect.void : mirror.record(provider, tracked, totalsOf(one))
         // tokens are counted by Telemetry on every call, tracker or not; cost needs prices
-        if (dollars === undefined) return Effect.void
+        if (dollars === undefined) return mirrored
         const label = modelLabel(costCounters, provider, model)
         const labelKey = `${provider}\u0000${label}`
         let counter = costCounters.get(labelKey)
@@ -257,17 +310,21 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
           counter = costCounter.pipe(Metric.tagged("provider", provider), Metric.tagged("model", label))
           costCounters.set(labelKey, counter)
         }
-        return Metric.incrementBy(counter, dollars)
+        return Effect.zipRight(mirrored, Metric.incrementBy(counter, dollars))
       })
-    const snapshot = Effect.sync((): Snapshot => {
+    const local = Effect.sync((): Snapshot => {
       const list = [...entries.values()]
       const total = newTally()
       for (const { tally } of list) addInto(total, tally)
       return { entries: list.map(({ model, provider, tally }): Entry => ({ provider, model, ...totalsOf(tally) })), total: totalsOf(total) }
     })
-    const reset = Effect.sync(() => entries.clear())
+    const snapshot = mirror === unmirrored
+      ? local
+      : Effect.map(mirror.entries, (fleet): Snapshot => ({ entries: fleet, total: internal.sumTotals(fleet) }))
+    const clear = Effect.sync(() => entries.clear())
+    const reset = mirror === unmirrored ? clear : Effect.zipRight(mirror.reset, clear)
     return { record, snapshot, reset, prices, cost }
-  })
+  }))
 
 /**
  * A tracker. Every provider (a `Provider.Spec` on the shared request path) records into the
@@ -278,10 +335,10 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
 export const layer = (options?: Options): Layer.Layer<UsageTracker> => Layer.effect(UsageTracker, make(options))
 
 /** @since 0.1.0 @category accessors */
-export const snapshot: Effect.Effect<Snapshot, never, UsageTracker> = Effect.flatMap(UsageTracker, (t) => t.snapshot)
+export const snapshot: Effect.Effect<Snapshot, StoreUnavailableError, UsageTracker> = Effect.flatMap(UsageTracker, (t) => t.snapshot)
 
 /** @since 0.1.0 @category accessors */
-export const reset: Effect.Effect<void, never, UsageTracker> = Effect.flatMap(UsageTracker, (t) => t.reset)
+export const reset: Effect.Effect<void, StoreUnavailableError, UsageTracker> = Effect.flatMap(UsageTracker, (t) => t.reset)
 
 /** @since 0.1.0 @category accessors */
 export const record = (provider: string, model: string, usage: Message.Usage): Effect.Effect<void, never, UsageTracker> =>
