@@ -91,8 +91,11 @@ const makeMirror = (commands: Commands, base: string) => {
     return args
   }
 
+  // one flush at a time: a batch is sent again only when its answer did not come
+  const lock = Effect.unsafeMakeSemaphore(1)
+
   /** Sends the batch in flight, then the next, until nothing waits; fails when Redis does not answer. */
-  const flush: Effect.Effect<void, StoreUnavailableError> = Effect.suspend(() => {
+  const sendAll: Effect.Effect<void, StoreUnavailableError> = Effect.suspend(() => {
     if (inFlight === undefined) {
       if (waiting.size === 0) return Effect.void
       inFlight = { seq: ++seq, entries: waiting }
@@ -102,10 +105,11 @@ const makeMirror = (commands: Commands, base: string) => {
     return commands.run("usage add", (redis) => addLua(redis, keys, argsOf(batch))).pipe(
       Effect.zipRight(Effect.suspend(() => {
         if (inFlight === batch) inFlight = undefined
-        return flush
+        return sendAll
       }))
     )
   })
+  const flush = lock.withPermits(1)(sendAll)
 
   /** A flush in the background, one at a time; a failure leaves the batch for the next try. */
   const nudge = Effect.suspend(() => {
