@@ -10,6 +10,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { KeyPool } from "../../src/index.js"
 import * as Redis from "../../src/Redis.js"
+import { bundled } from "./bundle.js"
 import { announce, targets } from "./targets.js"
 
 announce("the Redis.layerKeyPool tests")
@@ -96,7 +97,8 @@ for (const target of targets) describe.skipIf(!target.available)(`Redis.layerKey
       // held here past its TTL: the renewal keeps it
       const scope = yield* Scope.make()
       const held = yield* Scope.extend(pool.acquire, scope)
-      const child = spawn(process.execPath, ["--import", "tsx", worker, "hold"], {
+      const script = yield* Effect.promise(() => bundled(worker))
+      const child = spawn(process.execPath, [script, "hold"], {
         env: { ...process.env, ...target.env, PREFIX: prefix, LEASE_TTL_MS: "1000" },
         stdio: ["ignore", "pipe", "pipe"]
       })

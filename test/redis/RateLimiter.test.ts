@@ -11,6 +11,7 @@ import { Cause, Context, Duration, Effect, Exit, Layer } from "effect"
 import { inject } from "vitest"
 import { RateLimiter } from "../../src/index.js"
 import * as Redis from "../../src/Redis.js"
+import { bundled } from "./bundle.js"
 import { announce, targets } from "./targets.js"
 
 const redisUrl = inject("redisUrl")
@@ -28,8 +29,8 @@ interface Worker {
   readonly times: Promise<Array<number>>
 }
 
-const startWorker = (env: Record<string, string>): Worker => {
-  const child = spawn(process.execPath, ["--import", "tsx", worker, "admit"], {
+const startWorker = (script: string, env: Record<string, string>): Worker => {
+  const child = spawn(process.execPath, [script, "admit"], {
     env: { ...process.env, ...env },
     stdio: ["pipe", "pipe", "pipe"]
   })
@@ -128,7 +129,8 @@ for (const target of targets) describe.skipIf(!target.available)(`Redis.layerRat
       CAPACITY: String(capacity),
       RATE: String(rate)
     }
-    const workers = [0, 1, 2, 3].map(() => startWorker(env))
+    const script = await bundled(worker)
+    const workers = [0, 1, 2, 3].map(() => startWorker(script, env))
     await Promise.all(workers.map((w) => w.ready))
     workers.forEach((w) => w.go())
     const all = (await Promise.all(workers.map((w) => w.times))).flat().sort((x, y) => x - y)

@@ -1,5 +1,5 @@
 /**
- * A separate process for the Redis tests, run as `node --import tsx limiter-worker.ts MODE`.
+ * A separate process for the Redis tests, bundled (bundle.ts) and run as `node limiter-worker.mjs MODE`.
  * - `admit`: builds a Redis limiter shared with the other workers, prints "ready", waits
  *   for a line on stdin, takes COUNT admissions and prints, as JSON, the wall-clock
  *   millis of each admission.
