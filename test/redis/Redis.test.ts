@@ -46,6 +46,19 @@ for (const target of targets) describe.skipIf(!target.available)(`effect-llm/Red
       expect((yield* openai.status).find((s) => s.keyId === fp("k2"))!.state).toBe("disabled")
     }))
 
+  it.scopedLive("one KeyPoolStore renews the leases of all its pools, each pool's in one script (its keys' slot)", () =>
+    Effect.gen(function* () {
+      const store = yield* Layer.build(Redis.layerKeyPoolStore({ ...target.options, prefix: `t-${randomUUID()}:`, leaseTtl: 1000 }))
+      const pools = yield* Effect.forEach(["openai", "anthropic", "gemini"], (providerId) =>
+        KeyPool.make({ providerId, keys: ["k1", "k2"] }).pipe(Effect.provide(store)))
+      const scope = yield* Scope.make()
+      yield* Effect.forEach(pools, (pool) => Scope.extend(pool.acquire, scope))
+      yield* Effect.sleep(1700)
+      // past the lease's TTL: held still, renewed every third of it
+      expect(yield* Effect.forEach(pools, (pool) => Effect.map(pool.status, (keys) => keys.reduce((n, k) => n + k.inFlight, 0)))).toEqual([1, 1, 1])
+      yield* Scope.close(scope, Exit.void)
+    }))
+
   it.scopedLive("one RateLimiterStore serves limiters of several budgets, each shared by name", () =>
     Effect.gen(function* () {
       const prefix = `t-${randomUUID()}:`
@@ -107,13 +120,30 @@ describe("effect-llm/Redis options", () => {
         Layer.build(Redis.layerKeyPoolStore({ url, commandTimeout: 0 })),
         Layer.build(Redis.layerRateLimiterStore({ url, commandTimeout: -1 })),
         Layer.build(Redis.layerResponseCacheStore({ url, ttl: "1 hour", commandTimeout: "0 millis" })),
-        Layer.build(Redis.layerKeyPool({ url, commandTimeout: 0, providerId: "p", keys: ["k"] }))
+        Layer.build(Redis.layerKeyPool({ url, commandTimeout: 0, providerId: "p", keys: ["k"] })),
+        Layer.build(Redis.layerBudgetStore({ url, commandTimeout: 0 })),
+        Layer.build(Redis.layerCircuitBreakerStore({ url, commandTimeout: 0 })),
+        Layer.build(Redis.layerUsageMirror({ url, commandTimeout: 0 }))
       ]
       for (const build of builds) {
         const built = yield* Effect.either(build)
         expect(Either.isLeft(built)).toBe(true)
         const error = (built as Either.Left<unknown, unknown>).left
         expect(ConfigError.isConfigError(error) && error._op === "InvalidData" && error.path).toEqual(["commandTimeout"])
+      }
+      // a prefix whose hash tag is empty would scatter a script's keys over a cluster's slots
+      for (const build of [
+        Layer.build(Redis.layerBudgetStore({ url, prefix: "app{}:" })) as Effect.Effect<unknown, unknown, Scope.Scope>,
+        Layer.build(Redis.layerResponseCacheStore({ url, prefix: "{}", ttl: "1 hour" }))
+      ]) {
+        const built = yield* Effect.either(build)
+        const error = Either.isLeft(built) ? built.left : undefined
+        expect(ConfigError.isConfigError(error) && error._op === "InvalidData" && error.path).toEqual(["prefix"])
+      }
+      // a cluster needs nodes, each a redis:// url
+      for (const cluster of [[], ["http://127.0.0.1:7000"]]) {
+        const built = yield* Effect.either(Layer.build(Redis.layerUsageMirror({ cluster })))
+        expect(Either.isLeft(built) && (built.left as { readonly _tag?: string })._tag).toBe("RedisError")
       }
       // the store that never fails on an outage says so in its type, and fails only on its options
       const cache: Layer.Layer<ResponseCache.ResponseCacheStore, ConfigError.ConfigError> = Redis.layerResponseCacheStore({ url, ttl: "1 hour" })
