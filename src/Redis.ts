@@ -1,10 +1,13 @@
 /**
  * `effect-llm/Redis`: the Redis backends, so that many processes share one key pool, one
- * rate limit and one response cache. A backend imports its parent, never the reverse: each
- * store here is a layer of the store Tag its service reads (`KeyPool.KeyPoolStore`,
- * `RateLimiter.RateLimiterStore`, `ResponseCache.ResponseCacheStore`), and the algorithms
- * are the services' own, the same as in memory. `layerKeyPool`, `layerRateLimiter` and
- * `layerResponseCache` are each service over its Redis store, in one layer.
+ * rate limit, one response cache, one spend budget, one circuit breaker per endpoint and one
+ * set of usage totals. A backend imports its parent, never the reverse: each store here is a
+ * layer of the store Tag its service reads (`KeyPool.KeyPoolStore`,
+ * `RateLimiter.RateLimiterStore`, `ResponseCache.ResponseCacheStore`, `Budget.BudgetStore`,
+ * `CircuitBreaker.CircuitBreakerStore`, `Usage.UsageMirror`), and the algorithms are the
+ * services' own, the same as in memory. `layerKeyPool`, `layerRateLimiter`,
+ * `layerResponseCache`, `layerBudget`, `layerCircuitBreaker` and `layerUsage` are each
+ * service over its Redis store, in one layer.
  *
  * ```ts
  * const Pools = Layer.mergeAll(
@@ -16,18 +19,24 @@
  * )))
  * ```
  *
+ * Every layer takes one server (`{ url }`) or a Redis Cluster (`{ cluster: [node urls] }`):
+ * the keys each script touches share a hash tag, so that they live in one slot. See
+ * docs/fleet.md for the key layout.
+ *
  * This module, and only this one, loads `ioredis` (an optional peer dependency); the main
  * entry `effect-llm` never imports it.
  *
- * Outages. The key pool and limiter stores fail to build with `RedisError` only when Redis is
- * unreachable then. After that the connection reconnects forever (100 ms doubling to 2 s),
- * every command is bounded by `commandTimeout` (default 1 second), and what needs Redis's
- * answer (a lease, an admission, a status) fails with the retryable `StoreUnavailableError`,
- * while bookkeeping (releases, reports, refunds, what `observe` learns) is sent at once,
- * waited for at most 100 ms, and dropped when it fails. The response cache store never fails:
- * it reads misses and skips writes. Each logs one warning when an outage starts (naming the
- * operation and Redis's own error, never a key or a password) and one info line when Redis
- * answers again.
+ * Outages. The stores fail to build with `RedisError` only when Redis is unreachable then
+ * (the response cache store never fails). After that the connection reconnects forever
+ * (100 ms doubling to 2 s), every command is bounded by `commandTimeout` (default 1 second),
+ * and what needs Redis's answer (a lease, an admission, a budget reservation, a status, a
+ * usage snapshot) fails with the retryable `StoreUnavailableError`, while bookkeeping
+ * (releases, reports, refunds, what `observe` learns, breaker outcomes) is sent at once,
+ * waited for at most 100 ms, and dropped when it fails; budget settlements and usage records
+ * are kept and sent again until Redis has them, counted once. The response cache store never
+ * fails: it reads misses and skips writes; a breaker decides per process. Each logs one
+ * warning when an outage starts (naming the operation and Redis's own error, never a key or a
+ * password) and one info line when Redis answers again.
  *
  * @since 0.1.0
  */
