@@ -11,6 +11,12 @@
  * conditions (429, no key, budget) are ignored; other answers (400, 401, context length…)
  * prove the endpoint is up and count as successes.
  *
+ * Where the breaker's state lives is a separate service, `CircuitBreakerStore`: in memory
+ * (the default of the `CircuitBreakerStore` reference, each breaker its own) or in Redis
+ * (`Redis.layerCircuitBreakerStore` from `effect-llm/Redis`: one breaker per endpoint for
+ * every process that uses the same prefix, so that failures one process sees open it for
+ * all, and one half-open probe runs across all of them).
+ *
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
@@ -29,7 +35,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/circuitBreaker.js"
 import { decorate, type Decorator, LanguageModel, wrap } from "./LanguageModel.js"
-import { CircuitOpenError, classify, type LlmError } from "./LlmError.js"
+import { CircuitOpenError, classify, type LlmError, type StoreUnavailableError } from "./LlmError.js"
 import type { StreamEvent } from "./Message.js"
 
 /** @since 0.1.0 @category models */
@@ -116,27 +122,105 @@ export const make = (
         minimumRequests: positive("minimumRequests", options.minimumRequests ?? 10, true)
       })
     ),
-    (checked) => Effect.sync(() => makeWith(options, { ...checked, cooldownMillis: Duration.toMillis(options.cooldown ?? "30 seconds") }))
+    (checked) => makeWith(options, { ...checked, cooldownMillis: Duration.toMillis(options.cooldown ?? "30 seconds") })
   )
 
-const makeWith = (options: Options & { readonly provider: string; readonly model: string }, settings: internal.Settings): Service => {
+/** @since 0.1.0 @category stores */
+export type Settings = internal.Settings
+
+/**
+ * Whether a call may go: allowed (a `probe` when the breaker is half-open; `ticket` is the
+ * store's own mark for it), or rejected until `retryAfterMillis` from now.
+ * @since 0.1.0 @category stores
+ */
+export type Admission = internal.Admission
+
+/** @since 0.1.0 @category stores */
+export type Snapshot = internal.Snapshot
+
+/**
+ * What a store is built for: one endpoint's breaker, and its settings. `onTransition` is
+ * called for each state change a call of this process caused (for the transitions metric).
+ * @since 0.1.0 @category stores
+ */
+export interface StoreSpec {
+  readonly endpoint: string
+  readonly settings: Settings
+  readonly onTransition: (to: State) => Effect.Effect<void>
+}
+
+/**
+ * One breaker's state. `admit` decides and takes the half-open probe in one atomic step
+ * (across every process on a shared store); `settle` records a call's outcome. `now` is the
+ * caller's clock (a store with a clock of its own, as Redis, uses that). A shared store
+ * that cannot answer decides as its options say (see `Redis.layerCircuitBreakerStore`).
+ * @since 0.1.0 @category stores
+ */
+export interface Store {
+  readonly admit: (now: number) => Effect.Effect<Admission, StoreUnavailableError>
+  readonly settle: (admission: Extract<Admission, { readonly _tag: "Allowed" }>, outcome: Outcome, now: number) => Effect.Effect<void>
+  readonly status: (now: number) => Effect.Effect<Snapshot>
+}
+
+/**
+ * The `CircuitBreakerStore` service: it builds the store of each breaker.
+ * @since 0.1.0 @category stores
+ */
+export interface StoreFactory {
+  readonly make: (spec: StoreSpec) => Effect.Effect<Store>
+}
+
+/**
+ * Where breakers keep their state: a `Context.Reference` that `make` and the decorators read
+ * when they build. Its default keeps every breaker in memory, each its own (what
+ * `layerStoreMemory` provides); provide `Redis.layerCircuitBreakerStore` from
+ * `effect-llm/Redis` to share breakers across processes.
+ * @since 0.1.0 @category tags
+ */
+export class CircuitBreakerStore extends Context.Reference<CircuitBreakerStore>()("effect-llm/CircuitBreakerStore", {
+  defaultValue: (): StoreFactory => storesInMemory
+}) {}
+
+/**
+ * The in-memory store of one breaker: the state machine, every transition one synchronous
+ * step, timed by the caller's clock.
+ * @since 0.1.0 @category stores
+ */
+export const makeStoreMemory: (spec: StoreSpec) => Effect.Effect<Store> = internal.memoryStore
+
+const storesInMemory: StoreFactory = { make: makeStoreMemory }
+
+/**
+ * Every breaker in memory, each its own: `CircuitBreakerStore`'s default.
+ * @since 0.1.0 @category layers
+ */
+export const layerStoreMemory: Layer.Layer<CircuitBreakerStore> = Layer.succeed(CircuitBreakerStore, storesInMemory)
+
+const makeWith = (
+  options: Options & { readonly provider: string; readonly model: string },
+  settings: internal.Settings
+): Effect.Effect<Service> =>
+  Effect.map(
+    Effect.flatMap(CircuitBreakerStore, (stores) =>
+      stores.make({
+        endpoint: options.endpoint ?? `${options.provider}/${options.model}`,
+        settings,
+        onTransition: (to) =>
+          Metric.increment(
+            Metric.tagged(Metric.tagged(transitions, "endpoint", options.endpoint ?? `${options.provider}/${options.model}`), "state", to)
+          )
+      })),
+    (store) => serviceOver(options, store)
+  )
+
+const serviceOver = (options: Options & { readonly provider: string; readonly model: string }, store: Store): Service => {
   const endpoint = options.endpoint ?? `${options.provider}/${options.model}`
   const classify = options.classify ?? defaultClassify
-  const changed: Array<State> = []
-  const machine = new internal.Machine(settings, (to) => changed.push(to))
-  const recordTransitions = Effect.suspend(() => {
-    if (changed.length === 0) return Effect.void
-    const all = changed.splice(0)
-    return Effect.forEach(all, (to) =>
-      Metric.increment(Metric.tagged(Metric.tagged(transitions, "endpoint", endpoint), "state", to)), { discard: true })
-  })
 
-  const admit = Effect.flatMap(Clock.currentTimeMillis, (now) => {
-    const admission = machine.admit(now)
-    if (admission._tag === "Allowed") return Effect.as(recordTransitions, admission.probe)
-    return Effect.zipRight(
-      recordTransitions,
-      Effect.fail(
+  const admit = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.flatMap(store.admit(now), (admission) => {
+      if (admission._tag === "Allowed") return Effect.succeed(admission)
+      return Effect.fail(
         new CircuitOpenError({
           provider: options.provider,
           model: options.model,
@@ -146,13 +230,9 @@ const makeWith = (options: Options & { readonly provider: string; readonly model
           retryAfter: Duration.millis(admission.retryAfterMillis)
         })
       )
-    )
-  })
-  const settle = (probe: boolean, outcome: Outcome) =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      machine.settle(now, probe, outcome)
-      return recordTransitions
-    })
+    }))
+  const settle = (admission: Extract<Admission, { readonly _tag: "Allowed" }>, outcome: Outcome) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => store.settle(admission, outcome, now))
   const outcomeOfExit = (exit: Exit.Exit<unknown, LlmError>): Outcome => {
     if (Exit.isSuccess(exit)) return "success"
     const failure = Cause.failureOption(exit.cause)
@@ -161,7 +241,7 @@ const makeWith = (options: Options & { readonly provider: string; readonly model
 
   const protect = <A, R>(effect: Effect.Effect<A, LlmError, R>): Effect.Effect<A, LlmError, R> =>
     Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(admit, (probe) => Effect.onExit(restore(effect), (exit) => settle(probe, outcomeOfExit(exit)))))
+      Effect.flatMap(admit, (admission) => Effect.onExit(restore(effect), (exit) => settle(admission, outcomeOfExit(exit)))))
 
   // one channel stage: admitted when it starts, settled with how it ended (a consumer that
   // stops early interrupts it, which counts as "ignore")
@@ -172,7 +252,7 @@ const makeWith = (options: Options & { readonly provider: string; readonly model
       return Channel.acquireUseRelease(
         admit,
         () => Channel.map(Stream.toChannel(stream), (done) => ((ended = true), done)),
-        (probe, exit) => settle(probe, Exit.isSuccess(exit) && !ended ? "ignore" : outcomeOfExit(exit))
+        (admission, exit) => settle(admission, Exit.isSuccess(exit) && !ended ? "ignore" : outcomeOfExit(exit))
       )
     }))
 
@@ -185,7 +265,7 @@ const makeWith = (options: Options & { readonly provider: string; readonly model
         chat: (request) => protect(model.chat(request)),
         stream: (request, tracker) => protectStream(model.stream(request, tracker))
       })),
-    status: Effect.map(Clock.currentTimeMillis, (now) => ({ endpoint, ...machine.snapshot(now) }))
+    status: Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.map(store.status(now), (snapshot) => ({ endpoint, ...snapshot })))
   }
   return service
 }

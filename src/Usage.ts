@@ -5,12 +5,17 @@
  * catalog's (`@pydantic/genai-prices`: input, output, cache-read and cache-write rates and
  * context windows, loaded at the first lookup).
  *
+ * A tracker may mirror its totals to a store shared by many processes, the `UsageMirror`
+ * (none by default; `Redis.layerUsageMirror` from `effect-llm/Redis`): its snapshot then
+ * reports the whole fleet.
+ *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import type { StoreUnavailableError } from "./LlmError.js"
 import type * as Message from "./Message.js"
 import { modelLabel } from "./internal/request/telemetry.js"
 import * as catalog from "./internal/catalog.js"
@@ -189,8 +194,13 @@ export interface Snapshot {
 export interface Service {
   /** Adds one response's usage. Providers call it; callers rarely need to. */
   readonly record: (provider: string, model: string, usage: Message.Usage) => Effect.Effect<void>
-  readonly snapshot: Effect.Effect<Snapshot>
-  readonly reset: Effect.Effect<void>
+  /**
+   * The totals: this process's, or, over a `UsageMirror`, every process's (a mirror that
+   * cannot answer fails it with `StoreUnavailableError`; a tracker in memory never does).
+   */
+  readonly snapshot: Effect.Effect<Snapshot, StoreUnavailableError>
+  /** Zeroes the totals: over a mirror, the fleet's. */
+  readonly reset: Effect.Effect<void, StoreUnavailableError>
   /** The user's own prices; they override the catalog and a provider's reported cost. */
   readonly prices: PriceTable
   /** Whether the model catalog prices what `prices` does not (false with `replacePrices`). */
@@ -213,6 +223,44 @@ export interface Service {
 export class UsageTracker extends Context.Reference<UsageTracker>()("effect-llm/UsageTracker", {
   defaultValue: (): Service => untracked
 }) {}
+
+/**
+ * Where a tracker mirrors its totals so that many processes report one set: each process
+ * adds its share (`record`, bookkeeping that never fails nor holds the caller; a store that
+ * cannot take it keeps it and sends it again, counted once), and `entries` reads the sum.
+ * @since 0.1.0 @category mirror
+ */
+export interface Mirror {
+  readonly record: (provider: string, model: string, totals: Totals) => Effect.Effect<void>
+  /** Every process's totals per provider and model, in first-seen order. */
+  readonly entries: Effect.Effect<ReadonlyArray<Entry>, StoreUnavailableError>
+  readonly reset: Effect.Effect<void, StoreUnavailableError>
+}
+
+/**
+ * `UsageMirror`'s default: no mirror, each tracker's totals are its process's own.
+ * @since 0.1.0 @category mirror
+ */
+export const unmirrored: Mirror = {
+  record: () => Effect.void,
+  entries: Effect.succeed([]),
+  reset: Effect.void
+}
+
+/**
+ * The mirror a tracker reads when it builds: a `Context.Reference` whose default is
+ * `unmirrored`; provide `Redis.layerUsageMirror` (from `effect-llm/Redis`) below `layer`.
+ * @since 0.1.0 @category mirror
+ */
+export class UsageMirror extends Context.Reference<UsageMirror>()("effect-llm/UsageMirror", {
+  defaultValue: (): Mirror => unmirrored
+}) {}
+
+/**
+ * The numeric fields of `Totals`, in a fixed order: what a mirror keeps, one counter each.
+ * @since 0.1.0 @category mirror
+ */
+export const totalsFields: ReadonlyArray<keyof Totals> = internal.totalsFields
 
 /** @since 0.1.0 @category models */
 export interface Options {
@@ -288,10 +336,12 @@ export const untracked: Service = {
  * A tracker: totals per provider and model, priced with your `prices`, then the cost a
  * provider reports (OpenRouter), then the model catalog (imported when the tracker is made).
  * A model none of them prices is counted in `unpricedRequests`, and said once in the log.
+ * The totals are mirrored to the `UsageMirror` in context (by default none).
  * @since 0.1.0 @category constructors
  */
 export const make = (options: Options = {}): Effect.Effect<Service> =>
   Effect.gen(function* () {
+    const mirror = yield* UsageMirror
     const prices: PriceTable = { ...options.prices }
     const useCatalog = options.replacePrices !== true
     const lookup = yield* pricing(prices, { catalog: useCatalog })
@@ -312,19 +362,24 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
           entry = { provider, model: tracked, tally: newTally() }
           entries.set(key, entry)
         }
-        addInto(entry.tally, {
+        const one: Tally = {
           usage,
           requests: 1,
           estimatedRequests: usage.estimated ? 1 : 0,
           cost: dollars ?? 0,
           unpricedRequests: dollars === undefined ? 1 : 0
-        })
+        }
+        addInto(entry.tally, one)
+        const mirrored = mirror === unmirrored ? Effect.void : mirror.record(provider, tracked, totalsOf(one))
         // tokens are counted by Telemetry on every call, tracker or not; cost needs prices
         if (dollars === undefined) {
-          if (unpriced.has(key)) return Effect.void
+          if (unpriced.has(key)) return mirrored
           unpriced.add(key)
-          return Effect.logWarning(
-            `Usage: no price for ${provider}/${tracked} in your prices${useCatalog ? " or the model catalog" : ""}; its cost is not counted (see unpricedRequests)`
+          return Effect.zipRight(
+            mirrored,
+            Effect.logWarning(
+              `Usage: no price for ${provider}/${tracked} in your prices${useCatalog ? " or the model catalog" : ""}; its cost is not counted (see unpricedRequests)`
+            )
           )
         }
         const label = modelLabel(costCounters, provider, model)
@@ -334,15 +389,19 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
           counter = costCounter.pipe(Metric.tagged("provider", provider), Metric.tagged("model", label))
           costCounters.set(labelKey, counter)
         }
-        return Metric.incrementBy(counter, dollars)
+        return Effect.zipRight(mirrored, Metric.incrementBy(counter, dollars))
       })
-    const snapshot = Effect.sync((): Snapshot => {
+    const local = Effect.sync((): Snapshot => {
       const list = [...entries.values()]
       const total = newTally()
       for (const { tally } of list) addInto(total, tally)
       return { entries: list.map(({ model, provider, tally }): Entry => ({ provider, model, ...totalsOf(tally) })), total: totalsOf(total) }
     })
-    const reset = Effect.sync(() => entries.clear())
+    const snapshot = mirror === unmirrored
+      ? local
+      : Effect.map(mirror.entries, (fleet): Snapshot => ({ entries: fleet, total: internal.sumTotals(fleet) }))
+    const clear = Effect.sync(() => entries.clear())
+    const reset = mirror === unmirrored ? clear : Effect.zipRight(mirror.reset, clear)
     return {
       record,
       snapshot,
@@ -363,10 +422,10 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
 export const layer = (options?: Options): Layer.Layer<UsageTracker> => Layer.effect(UsageTracker, make(options))
 
 /** @since 0.1.0 @category accessors */
-export const snapshot: Effect.Effect<Snapshot, never, UsageTracker> = Effect.flatMap(UsageTracker, (t) => t.snapshot)
+export const snapshot: Effect.Effect<Snapshot, StoreUnavailableError, UsageTracker> = Effect.flatMap(UsageTracker, (t) => t.snapshot)
 
 /** @since 0.1.0 @category accessors */
-export const reset: Effect.Effect<void, never, UsageTracker> = Effect.flatMap(UsageTracker, (t) => t.reset)
+export const reset: Effect.Effect<void, StoreUnavailableError, UsageTracker> = Effect.flatMap(UsageTracker, (t) => t.reset)
 
 /** @since 0.1.0 @category accessors */
 export const record = (provider: string, model: string, usage: Message.Usage): Effect.Effect<void, never, UsageTracker> =>

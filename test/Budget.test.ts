@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, Stream, TestClock } from "effect"
-import { Budget, ContextWindow, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Transport, Usage } from "../src/index.js"
+import { Budget, ContextWindow, LlmError, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Transport, Usage } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
 const usage30 = { inputTokens: 20, outputTokens: 10, totalTokens: 30, estimated: false }
@@ -8,7 +8,7 @@ const usage30 = { inputTokens: 20, outputTokens: 10, totalTokens: 30, estimated:
 /** Runs `body` against a mock model (every answer uses 30 tokens) behind a budget; collects warnings. */
 const withBudget = <A, E>(
   options: Budget.Options,
-  body: (ctx: { requests: Effect.Effect<number>; status: Effect.Effect<Budget.Status>; warnings: Array<string> }) => Effect.Effect<A, E, LanguageModel.LanguageModel>,
+  body: (ctx: { requests: Effect.Effect<number>; status: Effect.Effect<Budget.Status, LlmError.StoreUnavailableError>; warnings: Array<string> }) => Effect.Effect<A, E, LanguageModel.LanguageModel>,
   model = "gpt-4o-mini"
 ) =>
   Effect.gen(function* () {
@@ -180,5 +180,88 @@ describe("a budgeted, cached stack (the README's)", () => {
         expect((yield* Usage.snapshot).total.requests).toBe(2)
       }).pipe(Effect.provide(Model))
       expect(yield* Effect.map(fake.requests, (r) => r.length)).toBe(2)
+    }))
+})
+
+describe("Budget's memory store (the rules of the Redis store, in one process)", () => {
+  const hour = { start: 0, end: 3_600_000 }
+  const spec = (over: Partial<Budget.StoreSpec> = {}): Budget.StoreSpec => ({
+    name: "b",
+    maxTokens: 100,
+    maxCost: undefined,
+    warnAt: 0.8,
+    leaseTtlMillis: 1000,
+    onWarning: () => Effect.void,
+    ...over
+  })
+
+  it.effect("a reservation is a lease: it ends leaseTtl after it was taken or renewed, and gives its estimate back", () =>
+    Effect.gen(function* () {
+      const store = yield* Budget.makeStoreMemory(spec())
+      expect(yield* store.reserve({ id: "a", period: hour, tokens: 60, cost: undefined, now: 0 })).toEqual({ _tag: "Reserved" })
+      expect(yield* store.reserve({ id: "b", period: hour, tokens: 60, cost: undefined, now: 10 })).toMatchObject({
+        _tag: "Refused",
+        dimension: "tokens",
+        spent: 60
+      })
+      yield* store.renew([{ id: "a", period: hour, tokens: 60, cost: 0 }], 900)
+      expect((yield* store.status(hour, 1500)).reservedTokens).toBe(60)
+      // its holder stopped renewing: the lease ends 1000 ms after the last renewal
+      expect((yield* store.status(hour, 1900)).reservedTokens).toBe(0)
+      expect(yield* store.reserve({ id: "b", period: hour, tokens: 60, cost: undefined, now: 1900 })).toEqual({ _tag: "Reserved" })
+      // a holder that was only held up puts its reservation back: it is still in flight
+      yield* store.renew([{ id: "a", period: hour, tokens: 60, cost: 0 }], 1950)
+      expect((yield* store.status(hour, 1950)).reservedTokens).toBe(120)
+    }))
+
+  it.effect("a settlement is counted once per request id, however often it is sent, and is never put back by a late renewal", () =>
+    Effect.gen(function* () {
+      const store = yield* Budget.makeStoreMemory(spec())
+      yield* store.reserve({ id: "a", period: hour, tokens: 40, cost: undefined, now: 0 })
+      const settlement = { id: "a", period: hour, tokens: 30, cost: 0, now: 100 }
+      yield* store.settle(settlement)
+      yield* store.settle(settlement)
+      yield* store.settle({ ...settlement, now: 500 })
+      yield* store.renew([{ id: "a", period: hour, tokens: 40, cost: 0 }], 600)
+      expect(yield* store.status(hour, 600)).toMatchObject({ tokens: 30, reservedTokens: 0 })
+      // a settlement whose lease had already ended still counts: the request did spend
+      yield* store.reserve({ id: "b", period: hour, tokens: 10, cost: undefined, now: 700 })
+      yield* store.settle({ id: "b", period: hour, tokens: 12, cost: 0, now: 5000 })
+      expect(yield* store.status(hour, 5000)).toMatchObject({ tokens: 42, reservedTokens: 0 })
+    }))
+
+  it.effect("a request is charged to the period that admitted it; the warning is given once, by the settlement that crosses warnAt", () =>
+    Effect.gen(function* () {
+      const warned: Array<number> = []
+      const store = yield* Budget.makeStoreMemory(spec({ onWarning: (spent) => Effect.sync(() => warned.push(spent.tokens)) }))
+      const next = { start: 3_600_000, end: 7_200_000 }
+      yield* store.reserve({ id: "a", period: hour, tokens: 90, cost: undefined, now: 3_599_000 })
+      yield* store.settle({ id: "a", period: hour, tokens: 85, cost: 0, now: 3_601_000 })
+      expect((yield* store.status(hour, 3_601_000)).tokens).toBe(85)
+      expect((yield* store.status(next, 3_601_000)).tokens).toBe(0)
+      expect(warned).toEqual([85])
+      yield* store.settle({ id: "b", period: hour, tokens: 5, cost: 0, now: 3_601_000 })
+      expect(warned).toEqual([85])
+    }))
+
+  it.effect("a request longer than leaseTtl keeps its reservation: its holder renews it", () =>
+    Effect.gen(function* () {
+      const gate = yield* Deferred.make<void>()
+      const mock = yield* Testing.makeMockModel({ steps: [{ text: "ok", usage: usage30 }], provider: "openai", model: "m" })
+      const controller = yield* Budget.make({ period: "day", maxTokens: 100, leaseTtl: "3 seconds" })
+      const model = yield* controller.decorator({ ...mock.service, chat: (r) => Effect.zipRight(Deferred.await(gate), mock.service.chat(r)) })
+      const running = yield* Effect.fork(model.chat(Message.request("hi", { maxTokens: 60 })))
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust("1 minute")
+      expect((yield* controller.status).reservedTokens).toBe(68)
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(running)
+      expect(yield* controller.status).toMatchObject({ tokens: 30, reservedTokens: 0 })
+    }))
+
+  it.effect("a leaseTtl that is not a positive duration is a ConfigError naming it", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(Budget.make({ period: "day", leaseTtl: 0 }))
+      expect(error._op === "InvalidData" && error.path).toEqual(["leaseTtl"])
     }))
 })

@@ -10,6 +10,8 @@ import { toWireRequest } from "../src/internal/providers/openaiChat/request.js"
 
 const redisUrl = inject("redisUrl")
 if (redisUrl === "") console.warn("[redis] no redis-server: the Redis ResponseCache tests are skipped")
+const redisCluster = inject("redisCluster").split(",").filter((url) => url !== "")
+if (redisUrl !== "" && redisCluster.length === 0) console.warn("[redis] no Redis Cluster: the ResponseCache tests on a cluster are skipped")
 
 /** A model that counts upstream calls and, when gated, holds each call until the gate opens. */
 const countingModel = Effect.gen(function* () {
@@ -39,6 +41,12 @@ if (redisUrl !== "") {
   stores.push([
     "redis",
     (o) => Redis.layerResponseCacheStore({ url: redisUrl, prefix: `test:${process.pid}:${prefixCounter++}:`, ...o })
+  ])
+}
+if (redisCluster.length > 0) {
+  stores.push([
+    "redis cluster",
+    (o) => Redis.layerResponseCacheStore({ cluster: redisCluster, prefix: `test:${process.pid}:${prefixCounter++}:`, ...o })
   ])
 }
 
@@ -307,6 +315,13 @@ const sharedStores: Array<[string, Effect.Effect<readonly [ResponseCache.Store, 
 if (redisUrl !== "") {
   sharedStores.push(["one Redis store under two stacks", Effect.suspend(() => {
     const layer = Redis.layerResponseCacheStore({ url: redisUrl, prefix: `test:${process.pid}:shared:${prefixCounter++}:`, ttl: "1 hour" })
+    const open = Effect.flatMap(Layer.build(layer), (context) => Effect.succeed(Context.get(context, ResponseCache.ResponseCacheStore)))
+    return Effect.all([open, open])
+  })])
+}
+if (redisCluster.length > 0) {
+  sharedStores.push(["one Redis Cluster store under two stacks", Effect.suspend(() => {
+    const layer = Redis.layerResponseCacheStore({ cluster: redisCluster, prefix: `test:${process.pid}:shared:${prefixCounter++}:`, ttl: "1 hour" })
     const open = Effect.flatMap(Layer.build(layer), (context) => Effect.succeed(Context.get(context, ResponseCache.ResponseCacheStore)))
     return Effect.all([open, open])
   })])

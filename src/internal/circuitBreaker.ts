@@ -1,7 +1,9 @@
 /**
  * The breaker's state machine, free of Effect so that every transition is one synchronous
- * step (atomic on the JS thread) and easy to test.
+ * step (atomic on the JS thread) and easy to test; and the in-memory store over it.
  */
+import * as Effect from "effect/Effect"
+import type { Store, StoreSpec } from "../CircuitBreaker.js"
 
 export type State = "closed" | "open" | "halfOpen"
 
@@ -14,7 +16,7 @@ export interface Settings {
 }
 
 export type Admission =
-  | { readonly _tag: "Allowed"; readonly probe: boolean }
+  | { readonly _tag: "Allowed"; readonly probe: boolean; readonly ticket?: string | undefined }
   | { readonly _tag: "Rejected"; readonly retryAfterMillis: number }
 
 export type Outcome = "success" | "failure" | "ignore"
@@ -120,3 +122,23 @@ export class Machine {
     this.onTransition(to)
   }
 }
+
+/** One breaker in memory: the machine, its transitions reported after each step. */
+export const memoryStore = (spec: StoreSpec): Effect.Effect<Store> =>
+  Effect.sync(() => {
+    const changed: Array<State> = []
+    const machine = new Machine(spec.settings, (to) => changed.push(to))
+    const report = Effect.suspend(() =>
+      changed.length === 0 ? Effect.void : Effect.forEach(changed.splice(0), spec.onTransition, { discard: true })
+    )
+    return {
+      admit: (now) => Effect.suspend(() => Effect.as(report, machine.admit(now))),
+      settle: (admission, outcome, now) =>
+        Effect.suspend(() => {
+          machine.settle(now, admission.probe, outcome)
+          return report
+        }),
+      status: (now) => Effect.sync(() => machine.snapshot(now))
+    }
+  })
+

@@ -1,5 +1,6 @@
-/** Summing usage: the one place that knows how two `Usage` values add up. */
+/** Summing usage: the one place that knows how two `Usage` values add up; and totals' fields. */
 import type { Usage } from "../Message.js"
+import type { Entry, Totals } from "../Usage.js"
 
 /** No tokens. */
 export const empty: Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, estimated: false }
@@ -28,3 +29,37 @@ export const add = (a: Usage, b: Usage): Usage => {
   if (cost !== undefined) usage.cost = cost
   return usage
 }
+
+/**
+ * Every field of `Totals`: a field added there fails to compile here until it is added, and
+ * then the mirrors (`Redis.layerUsageMirror`) keep it with no other change.
+ */
+const fields: { readonly [K in keyof Totals]: true } = {
+  requests: true,
+  inputTokens: true,
+  outputTokens: true,
+  reasoningTokens: true,
+  cachedInputTokens: true,
+  cacheWriteTokens: true,
+  totalTokens: true,
+  estimatedRequests: true,
+  cost: true,
+  unpricedRequests: true
+}
+
+export const totalsFields = Object.keys(fields) as ReadonlyArray<keyof Totals>
+
+/** Totals with every field zero. */
+export const zeroTotals = (): { -readonly [K in keyof Totals]: number } => {
+  const totals = {} as { -readonly [K in keyof Totals]: number }
+  for (const field of totalsFields) totals[field] = 0
+  return totals
+}
+
+/** The sum of entries, field by field. */
+export const sumTotals = (entries: ReadonlyArray<Entry>): Totals => {
+  const total = zeroTotals()
+  for (const entry of entries) for (const field of totalsFields) total[field] += entry[field]
+  return total
+}
+

@@ -1,5 +1,5 @@
 /**
- * Redis.layerKeyPool against the real redis-server that test/setup/redis.ts starts: one
+ * Redis.layerKeyPool against the real redis-server and Redis Cluster that test/setup/redis.ts starts: one
  * pool for many processes, with leases that end with their TTL when a process dies.
  */
 import { spawn } from "node:child_process"
@@ -8,12 +8,12 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
-import { inject } from "vitest"
 import { KeyPool } from "../../src/index.js"
 import * as Redis from "../../src/Redis.js"
+import { bundled } from "./bundle.js"
+import { announce, targets } from "./targets.js"
 
-const redisUrl = inject("redisUrl")
-if (redisUrl === "") console.warn("[redis] no redis-server: the Redis.layerKeyPool tests are skipped")
+announce("the Redis.layerKeyPool tests")
 
 const worker = join(dirname(fileURLToPath(import.meta.url)), "limiter-worker.ts")
 const fp = KeyPool.fingerprint
@@ -24,10 +24,10 @@ const poolIn = (options: Parameters<typeof Redis.layerKeyPool>[0]) =>
 
 const byId = (status: ReadonlyArray<KeyPool.KeyStatus>) => new Map(status.map((s) => [s.keyId, s]))
 
-describe.skipIf(redisUrl === "")("Redis.layerKeyPool", () => {
+for (const target of targets) describe.skipIf(!target.available)(`Redis.layerKeyPool on ${target.name}`, () => {
   it.scopedLive("pools on one Redis lease the least-loaded key across all of them", () =>
     Effect.gen(function* () {
-      const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, providerId: "openai", keys: ["k1", "k2", "k3"] }
+      const options = { ...target.options, prefix: `t-${randomUUID()}:`, providerId: "openai", keys: ["k1", "k2", "k3"] }
       const a = yield* poolIn(options)
       const b = yield* poolIn(options)
       const scope = yield* Scope.make()
@@ -48,7 +48,7 @@ describe.skipIf(redisUrl === "")("Redis.layerKeyPool", () => {
 
   it.scopedLive("a 429 seen by one process cools the key for all; 401 disables it for all", () =>
     Effect.gen(function* () {
-      const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, providerId: "openai", keys: ["k1", "k2"], quotaResetAfter: "1 hour" as const }
+      const options = { ...target.options, prefix: `t-${randomUUID()}:`, providerId: "openai", keys: ["k1", "k2"], quotaResetAfter: "1 hour" as const }
       const a = yield* poolIn(options)
       const b = yield* poolIn(options)
       yield* a.report(fp("k1"), { _tag: "RateLimited", retryAfter: Duration.millis(300) })
@@ -76,7 +76,7 @@ describe.skipIf(redisUrl === "")("Redis.layerKeyPool", () => {
 
   it.scopedLive("maxConcurrentPerKey makes a process wait for a key another process frees", () =>
     Effect.gen(function* () {
-      const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, providerId: "openai", keys: ["k1"], maxConcurrentPerKey: 1 }
+      const options = { ...target.options, prefix: `t-${randomUUID()}:`, providerId: "openai", keys: ["k1"], maxConcurrentPerKey: 1 }
       const a = yield* poolIn(options)
       const b = yield* poolIn(options)
       const scope = yield* Scope.make()
@@ -92,13 +92,14 @@ describe.skipIf(redisUrl === "")("Redis.layerKeyPool", () => {
   it.scopedLive("a long lease is renewed, and a crashed process's lease ends with its TTL", () =>
     Effect.gen(function* () {
       const prefix = `t-${randomUUID()}:`
-      const options = { url: redisUrl, prefix, providerId: "openai", keys: ["k1", "k2"], leaseTtl: 1000 }
+      const options = { ...target.options, prefix, providerId: "openai", keys: ["k1", "k2"], leaseTtl: 1000 }
       const pool = yield* poolIn(options)
       // held here past its TTL: the renewal keeps it
       const scope = yield* Scope.make()
       const held = yield* Scope.extend(pool.acquire, scope)
-      const child = spawn(process.execPath, ["--import", "tsx", worker, "hold"], {
-        env: { ...process.env, REDIS_URL: redisUrl, PREFIX: prefix, LEASE_TTL_MS: "1000" },
+      const script = yield* Effect.promise(() => bundled(worker))
+      const child = spawn(process.execPath, [script, "hold"], {
+        env: { ...process.env, ...target.env, PREFIX: prefix, LEASE_TTL_MS: "1000" },
         stdio: ["ignore", "pipe", "pipe"]
       })
       yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))

@@ -11,9 +11,11 @@ import { Cause, Context, Duration, Effect, Exit, Layer } from "effect"
 import { inject } from "vitest"
 import { RateLimiter } from "../../src/index.js"
 import * as Redis from "../../src/Redis.js"
+import { bundled } from "./bundle.js"
+import { announce, targets } from "./targets.js"
 
 const redisUrl = inject("redisUrl")
-if (redisUrl === "") console.warn("[redis] no redis-server: the Redis.layerRateLimiter tests are skipped")
+announce("the Redis.layerRateLimiter tests")
 
 const worker = join(dirname(fileURLToPath(import.meta.url)), "limiter-worker.ts")
 
@@ -27,8 +29,8 @@ interface Worker {
   readonly times: Promise<Array<number>>
 }
 
-const startWorker = (env: Record<string, string>): Worker => {
-  const child = spawn(process.execPath, ["--import", "tsx", worker, "admit"], {
+const startWorker = (script: string, env: Record<string, string>): Worker => {
+  const child = spawn(process.execPath, [script, "admit"], {
     env: { ...process.env, ...env },
     stdio: ["pipe", "pipe", "pipe"]
   })
@@ -53,10 +55,10 @@ const startWorker = (env: Record<string, string>): Worker => {
   return { ready, go: () => child.stdin.end("go\n"), times }
 }
 
-describe.skipIf(redisUrl === "")("Redis.layerRateLimiter", () => {
+for (const target of targets) describe.skipIf(!target.available)(`Redis.layerRateLimiter on ${target.name}`, () => {
   it.scopedLive("limiters on one Redis share one budget", () =>
     Effect.gen(function* () {
-      const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, name: "shared", capacity: 3, refillPerSecond: 0.01, onExceeded: "fail" as const }
+      const options = { ...target.options, prefix: `t-${randomUUID()}:`, name: "shared", capacity: 3, refillPerSecond: 0.01, onExceeded: "fail" as const }
       const a = yield* limiterIn(options)
       const b = yield* limiterIn(options)
       yield* a.admit({})
@@ -72,7 +74,7 @@ describe.skipIf(redisUrl === "")("Redis.layerRateLimiter", () => {
 
   it.scopedLive("observe lowers the shared bucket and a retry-after pauses every process", () =>
     Effect.gen(function* () {
-      const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, capacity: 100, refillPerSecond: 1, tokenCapacity: 10_000, tokenRefillPerSecond: 100 }
+      const options = { ...target.options, prefix: `t-${randomUUID()}:`, capacity: 100, refillPerSecond: 1, tokenCapacity: 10_000, tokenRefillPerSecond: 100 }
       const a = yield* limiterIn(options)
       const b = yield* limiterIn(options)
       yield* a.observe({ "x-ratelimit-remaining-requests": "7", "x-ratelimit-limit-tokens": "5000", "x-ratelimit-remaining-tokens": "4000" })
@@ -96,7 +98,7 @@ describe.skipIf(redisUrl === "")("Redis.layerRateLimiter", () => {
 
   it.scopedLive("a rate a provider reports lowers the shared bucket's capacity and refill for every process, never raises them", () =>
     Effect.gen(function* () {
-      const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, capacity: 100, refillPerSecond: 10 }
+      const options = { ...target.options, prefix: `t-${randomUUID()}:`, capacity: 100, refillPerSecond: 10 }
       const a = yield* limiterIn(options)
       const b = yield* limiterIn(options)
       yield* a.learnLimits({ source: "test", at: 0, requests: { limit: 30, intervalMs: 60_000 } })
@@ -107,7 +109,7 @@ describe.skipIf(redisUrl === "")("Redis.layerRateLimiter", () => {
 
   it.scopedLive("waiters across limiters are served in order at the refill rate", () =>
     Effect.gen(function* () {
-      const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, capacity: 1, refillPerSecond: 20 }
+      const options = { ...target.options, prefix: `t-${randomUUID()}:`, capacity: 1, refillPerSecond: 20 }
       const a = yield* limiterIn(options)
       const b = yield* limiterIn(options)
       const started = Date.now()
@@ -116,29 +118,19 @@ describe.skipIf(redisUrl === "")("Redis.layerRateLimiter", () => {
       expect(Date.now() - started).toBeGreaterThanOrEqual(190)
     }))
 
-  it.scoped("a bad url fails the layer with a RedisError that says why", () =>
-    Effect.gen(function* () {
-      const bad = yield* Effect.exit(Layer.build(Redis.layerRateLimiter({ url: "http://nope", capacity: 1, refillPerSecond: 1 })))
-      expect(Exit.isFailure(bad) && Cause.pretty(bad.cause)).toContain("redis://host:port/db")
-      const down = yield* Effect.exit(Layer.build(Redis.layerRateLimiter({ url: "redis://:secret@127.0.0.1:1/0", capacity: 1, refillPerSecond: 1 })))
-      expect(Exit.isFailure(down)).toBe(true)
-      const text = Exit.isFailure(down) ? Cause.pretty(down.cause) : ""
-      expect(text).toContain("RedisError")
-      expect(text).not.toContain("secret")
-    }), { timeout: 15_000 })
-
   it("four processes sharing one limiter never exceed capacity + rate × t in any window", async () => {
     const capacity = 4
     const rate = 20
     const perWorker = 10
     const env = {
-      REDIS_URL: redisUrl,
+      ...target.env,
       PREFIX: `t-${randomUUID()}:`,
       COUNT: String(perWorker),
       CAPACITY: String(capacity),
       RATE: String(rate)
     }
-    const workers = [0, 1, 2, 3].map(() => startWorker(env))
+    const script = await bundled(worker)
+    const workers = [0, 1, 2, 3].map(() => startWorker(script, env))
     await Promise.all(workers.map((w) => w.ready))
     workers.forEach((w) => w.go())
     const all = (await Promise.all(workers.map((w) => w.times))).flat().sort((x, y) => x - y)
@@ -158,4 +150,17 @@ describe.skipIf(redisUrl === "")("Redis.layerRateLimiter", () => {
     expect(span).toBeGreaterThanOrEqual(((4 * perWorker - capacity) / rate) * 1000 - 50)
     expect(span).toBeLessThan(((4 * perWorker - capacity) / rate) * 1000 * 1.5)
   }, 60_000)
+})
+
+describe.skipIf(redisUrl === "")("Redis.layerRateLimiter options", () => {
+  it.scoped("a bad url fails the layer with a RedisError that says why", () =>
+    Effect.gen(function* () {
+      const bad = yield* Effect.exit(Layer.build(Redis.layerRateLimiter({ url: "http://nope", capacity: 1, refillPerSecond: 1 })))
+      expect(Exit.isFailure(bad) && Cause.pretty(bad.cause)).toContain("redis://host:port/db")
+      const down = yield* Effect.exit(Layer.build(Redis.layerRateLimiter({ url: "redis://:secret@127.0.0.1:1/0", capacity: 1, refillPerSecond: 1 })))
+      expect(Exit.isFailure(down)).toBe(true)
+      const text = Exit.isFailure(down) ? Cause.pretty(down.cause) : ""
+      expect(text).toContain("RedisError")
+      expect(text).not.toContain("secret")
+    }), { timeout: 15_000 })
 })

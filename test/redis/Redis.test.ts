@@ -6,23 +6,22 @@
 import { randomUUID } from "node:crypto"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigError, Context, Effect, Either, Exit, Layer, Scope } from "effect"
-import { inject } from "vitest"
 import { KeyPool, LanguageModel, Message, RateLimiter, ResponseCache } from "../../src/index.js"
 import * as Redis from "../../src/Redis.js"
+import { announce, targets } from "./targets.js"
 import { loadedPackages, src } from "../support/loadedPackages.js"
 
-const redisUrl = inject("redisUrl")
-if (redisUrl === "") console.warn("[redis] no redis-server: the effect-llm/Redis store tests are skipped")
+announce("the effect-llm/Redis store tests")
 
 const fp = KeyPool.fingerprint
 
-describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
+for (const target of targets) describe.skipIf(!target.available)(`effect-llm/Redis stores on ${target.name}`, () => {
   it.scopedLive("one KeyPoolStore serves pools of several providers; a second store on the prefix (another process) sees the same pools", () =>
     Effect.gen(function* () {
       const prefix = `t-${randomUUID()}:`
       const [here, there] = yield* Effect.all([
-        Layer.build(Redis.layerKeyPoolStore({ url: redisUrl, prefix })),
-        Layer.build(Redis.layerKeyPoolStore({ url: redisUrl, prefix }))
+        Layer.build(Redis.layerKeyPoolStore({ ...target.options, prefix })),
+        Layer.build(Redis.layerKeyPoolStore({ ...target.options, prefix }))
       ])
       const poolOver = (store: Context.Context<KeyPool.KeyPoolStore>, providerId: string, keys: Array<string>) =>
         KeyPool.make({ providerId, keys }).pipe(Effect.provide(store))
@@ -40,17 +39,30 @@ describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
       expect((yield* openai.status).every((s) => s.inFlight === 0)).toBe(true)
       // Redis.layerKeyPool is the same pool as KeyPool.layer over the store
       const viaLayerKeyPool = yield* Effect.map(
-        Layer.build(Redis.layerKeyPool({ url: redisUrl, prefix, providerId: "openai", keys: ["k1", "k2"] })),
+        Layer.build(Redis.layerKeyPool({ ...target.options, prefix, providerId: "openai", keys: ["k1", "k2"] })),
         Context.get(KeyPool.KeyPool)
       )
       yield* viaLayerKeyPool.report(fp("k2"), { _tag: "Rejected", reason: "invalid_api_key" })
       expect((yield* openai.status).find((s) => s.keyId === fp("k2"))!.state).toBe("disabled")
     }))
 
+  it.scopedLive("one KeyPoolStore renews the leases of all its pools, each pool's in one script (its keys' slot)", () =>
+    Effect.gen(function* () {
+      const store = yield* Layer.build(Redis.layerKeyPoolStore({ ...target.options, prefix: `t-${randomUUID()}:`, leaseTtl: 1000 }))
+      const pools = yield* Effect.forEach(["openai", "anthropic", "gemini"], (providerId) =>
+        KeyPool.make({ providerId, keys: ["k1", "k2"] }).pipe(Effect.provide(store)))
+      const scope = yield* Scope.make()
+      yield* Effect.forEach(pools, (pool) => Scope.extend(pool.acquire, scope))
+      yield* Effect.sleep(1700)
+      // past the lease's TTL: held still, renewed every third of it
+      expect(yield* Effect.forEach(pools, (pool) => Effect.map(pool.status, (keys) => keys.reduce((n, k) => n + k.inFlight, 0)))).toEqual([1, 1, 1])
+      yield* Scope.close(scope, Exit.void)
+    }))
+
   it.scopedLive("one RateLimiterStore serves limiters of several budgets, each shared by name", () =>
     Effect.gen(function* () {
       const prefix = `t-${randomUUID()}:`
-      const store = yield* Layer.build(Redis.layerRateLimiterStore({ url: redisUrl, prefix }))
+      const store = yield* Layer.build(Redis.layerRateLimiterStore({ ...target.options, prefix }))
       const limiter = (name: string) =>
         RateLimiter.make({ capacity: 2, refillPerSecond: 0.01, onExceeded: "fail", name }).pipe(Effect.provide(store))
       const [a, aAgain, b] = yield* Effect.all([limiter("a"), limiter("a"), limiter("b")])
@@ -58,7 +70,7 @@ describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
       expect((yield* Effect.flip(aAgain.admit({ requests: 1 })))._tag).toBe("RateLimitExceededError")
       yield* b.admit({ requests: 2 })
       const viaLayerRateLimiter = yield* Effect.map(
-        Layer.build(Redis.layerRateLimiter({ url: redisUrl, prefix, capacity: 2, refillPerSecond: 0.01, name: "b" })),
+        Layer.build(Redis.layerRateLimiter({ ...target.options, prefix, capacity: 2, refillPerSecond: 0.01, name: "b" })),
         Context.get(RateLimiter.RateLimiter)
       )
       expect((yield* viaLayerRateLimiter.status).requests!.available).toBeLessThan(0.1)
@@ -66,7 +78,7 @@ describe.skipIf(redisUrl === "")("effect-llm/Redis stores", () => {
 
   it.scopedLive("Redis.layerResponseCacheStore and Redis.layerResponseCache on one prefix are one cache", () =>
     Effect.gen(function* () {
-      const options = { url: redisUrl, prefix: `t-${randomUUID()}:`, ttl: "1 hour" as const }
+      const options = { ...target.options, prefix: `t-${randomUUID()}:`, ttl: "1 hour" as const }
       let calls = 0
       const model = LanguageModel.make({
         provider: "p",
@@ -108,13 +120,30 @@ describe("effect-llm/Redis options", () => {
         Layer.build(Redis.layerKeyPoolStore({ url, commandTimeout: 0 })),
         Layer.build(Redis.layerRateLimiterStore({ url, commandTimeout: -1 })),
         Layer.build(Redis.layerResponseCacheStore({ url, ttl: "1 hour", commandTimeout: "0 millis" })),
-        Layer.build(Redis.layerKeyPool({ url, commandTimeout: 0, providerId: "p", keys: ["k"] }))
+        Layer.build(Redis.layerKeyPool({ url, commandTimeout: 0, providerId: "p", keys: ["k"] })),
+        Layer.build(Redis.layerBudgetStore({ url, commandTimeout: 0 })),
+        Layer.build(Redis.layerCircuitBreakerStore({ url, commandTimeout: 0 })),
+        Layer.build(Redis.layerUsageMirror({ url, commandTimeout: 0 }))
       ]
       for (const build of builds) {
         const built = yield* Effect.either(build)
         expect(Either.isLeft(built)).toBe(true)
         const error = (built as Either.Left<unknown, unknown>).left
         expect(ConfigError.isConfigError(error) && error._op === "InvalidData" && error.path).toEqual(["commandTimeout"])
+      }
+      // a prefix whose hash tag is empty would scatter a script's keys over a cluster's slots
+      for (const build of [
+        Layer.build(Redis.layerBudgetStore({ url, prefix: "app{}:" })) as Effect.Effect<unknown, unknown, Scope.Scope>,
+        Layer.build(Redis.layerResponseCacheStore({ url, prefix: "{}", ttl: "1 hour" }))
+      ]) {
+        const built = yield* Effect.either(build)
+        const error = Either.isLeft(built) ? built.left : undefined
+        expect(ConfigError.isConfigError(error) && error._op === "InvalidData" && error.path).toEqual(["prefix"])
+      }
+      // a cluster needs nodes, each a redis:// url
+      for (const cluster of [[], ["http://127.0.0.1:7000"]]) {
+        const built = yield* Effect.either(Layer.build(Redis.layerUsageMirror({ cluster })))
+        expect(Either.isLeft(built) && (built.left as { readonly _tag?: string })._tag).toBe("RedisError")
       }
       // the store that never fails on an outage says so in its type, and fails only on its options
       const cache: Layer.Layer<ResponseCache.ResponseCacheStore, ConfigError.ConfigError> = Redis.layerResponseCacheStore({ url, ttl: "1 hour" })

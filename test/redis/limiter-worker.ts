@@ -1,5 +1,5 @@
 /**
- * A separate process for the Redis tests, run as `node --import tsx limiter-worker.ts MODE`.
+ * A separate process for the Redis tests, bundled (bundle.ts) and run as `node limiter-worker.mjs MODE`.
  * - `admit`: builds a Redis limiter shared with the other workers, prints "ready", waits
  *   for a line on stdin, takes COUNT admissions and prints, as JSON, the wall-clock
  *   millis of each admission.
@@ -9,6 +9,7 @@ import { Effect, Layer } from "effect"
 import * as KeyPool from "../../src/KeyPool.js"
 import * as RateLimiter from "../../src/RateLimiter.js"
 import * as Redis from "../../src/Redis.js"
+import { targetFromEnv } from "./workerTarget.js"
 
 const env = (name: string): string => {
   const value = process.env[name]
@@ -16,7 +17,7 @@ const env = (name: string): string => {
   return value
 }
 
-const url = env("REDIS_URL")
+const target = targetFromEnv()
 const prefix = env("PREFIX")
 const mode = process.argv[2]
 
@@ -38,7 +39,7 @@ const admit = Effect.suspend(() => Effect.gen(function* () {
 }).pipe(
   Effect.provide(
     Redis.layerRateLimiter({
-      url,
+      ...target,
       prefix,
       name: "shared",
       capacity: Number(env("CAPACITY")),
@@ -54,7 +55,7 @@ const hold = Effect.suspend(() => Effect.gen(function* () {
 }).pipe(
   Effect.scoped,
   Effect.provide(
-    Layer.orDie(Redis.layerKeyPool({ url, prefix, providerId: "openai", keys: ["k1", "k2"], leaseTtl: Number(env("LEASE_TTL_MS")) }))
+    Layer.orDie(Redis.layerKeyPool({ ...target, prefix, providerId: "openai", keys: ["k1", "k2"], leaseTtl: Number(env("LEASE_TTL_MS")) }))
   )
 ))
 

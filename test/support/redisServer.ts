@@ -62,7 +62,7 @@ export interface RedisServer {
   readonly url: string
   /** SIGKILL, and waits until the port refuses connections. */
   readonly kill: Effect.Effect<void>
-  /** Starts a fresh server (empty: no persistence) on the same port. */
+  /** Starts a fresh server on the same port: empty, unless persisted (`redisServerPersisted`). */
   readonly start: Effect.Effect<void>
   /** SIGSTOP. The signal is delivered asynchronously: see `stopped`. */
   readonly freeze: Effect.Effect<void>
@@ -74,7 +74,15 @@ export interface RedisServer {
   readonly thaw: Effect.Effect<void>
 }
 
-export const redisServer: Effect.Effect<RedisServer, never, Scope.Scope> = Effect.gen(function* () {
+/**
+ * `redisServer` that keeps its data across `kill` and `start`: an append-only file synced on
+ * every write, as a Redis that holds budgets should run.
+ */
+export const redisServerPersisted: Effect.Effect<RedisServer, never, Scope.Scope> = Effect.suspend(() => redisServerWith(true))
+
+export const redisServer: Effect.Effect<RedisServer, never, Scope.Scope> = Effect.suspend(() => redisServerWith(false))
+
+const redisServerWith = (persist: boolean): Effect.Effect<RedisServer, never, Scope.Scope> => Effect.gen(function* () {
   const bin = binary()
   if (bin === undefined) return yield* Effect.dieMessage("redis-server is not installed")
   const port = yield* Effect.promise(freePort)
@@ -82,7 +90,8 @@ export const redisServer: Effect.Effect<RedisServer, never, Scope.Scope> = Effec
   let child: ChildProcess | undefined
 
   const start = Effect.promise(async () => {
-    child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir], {
+    const persistence = persist ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]
+    child = spawn(bin, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence, "--dir", dir], {
       stdio: "ignore"
     })
     for (let i = 0; i < 200; i++) {

@@ -21,5 +21,6 @@ export const loadWith = (requireModule: (id: string) => unknown): typeof IORedis
 }
 
 // the CommonJS build has a `require`; the ES module build makes one
-export const { Redis } = loadWith(typeof require === "function" ? require : createRequire(import.meta.url))
+export const { Cluster, Redis } = loadWith(typeof require === "function" ? require : createRequire(import.meta.url))
 export type Redis = IORedis.Redis
+export type Cluster = IORedis.Cluster

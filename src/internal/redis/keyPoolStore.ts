@@ -4,7 +4,8 @@
  * uses the same prefix and provider. Per key: a hash (counters, cooldown, disable, last use, half-open) and a
  * sorted set of leases scored by their expiry, so that the load of a crashed process
  * ends with its leases' TTL. Keys are named by fingerprint; the keys themselves stay in
- * each process. Choosing a key scans the pool inside one Lua script: atomic across
+ * each process. A pool's Redis keys share one hash tag (`{keypool:<provider>}`), so that
+ * its scripts run on a cluster too. Choosing a key scans the pool inside one Lua script: atomic across
  * processes, and for pools of tens or hundreds of keys a scan costs less than the round
  * trip that a heap kept in Redis would need anyway.
  *
@@ -20,7 +21,7 @@ import * as Layer from "effect/Layer"
 import { KeyPoolStore, type KeyStatus, type Outcome, type Store, type StoreSpec, type Take } from "../../KeyPool.js"
 import type { StoreUnavailableError } from "../../LlmError.js"
 import { stateOf } from "../keyPool.js"
-import { type Connection, connect, luaNow, script } from "./connection.js"
+import { type Connection, connect, luaNow, script, slot } from "./connection.js"
 import type { KeyPoolStoreOptions } from "../../Redis.js"
 import type { RedisError } from "./options.js"
 
@@ -135,30 +136,41 @@ export const layer = (options: KeyPoolStoreOptions): Layer.Layer<KeyPoolStore, R
     Effect.gen(function* () {
       const connection = yield* connect(options, "KeyPool")
       const ttl = Math.max(1000, Math.round(Duration.toMillis(options.leaseTtl ?? "1 minute")))
-      // this process's live leases: lease id -> its key's lease set
-      const live = new Map<string, string>()
+      // this process's live leases: lease id -> its key's lease set, and the pool's tag
+      const live = new Map<string, Live>()
       const renewer = connection.commands("keypool")
+      // one script per pool: a cluster runs a script over keys of one slot only
       const renew = Effect.suspend(() => {
-        if (live.size === 0) return Effect.void
-        const entries = [...live.entries()]
-        return renewer.run("keypool renew", (redis) =>
-          renewLua(redis, entries.map(([, set]) => set), [ttl, ...entries.map(([lease]) => lease)]))
+        const byPool = new Map<string, Array<[string, string]>>()
+        for (const [lease, { pool, set }] of live) {
+          const entries = byPool.get(pool) ?? []
+          entries.push([lease, set])
+          byPool.set(pool, entries)
+        }
+        return Effect.forEach(byPool.values(), (entries) =>
+          Effect.ignore(renewer.run("keypool renew", (redis) =>
+            renewLua(redis, entries.map(([, set]) => set), [ttl, ...entries.map(([lease]) => lease)]))), { discard: true })
       })
       yield* Effect.forkScoped(
-        Effect.repeat(Effect.sleep(ttl / 3).pipe(Effect.zipRight(Effect.ignore(renew))), { while: () => true })
+        Effect.repeat(Effect.sleep(ttl / 3).pipe(Effect.zipRight(renew)), { while: () => true })
       )
       return { make: (spec: StoreSpec) => Effect.sync(() => poolStore(connection, live, ttl, spec)) }
     })
   )
 
+interface Live {
+  readonly pool: string
+  readonly set: string
+}
+
 const poolStore = (
   connection: Connection,
-  live: Map<string, string>,
+  live: Map<string, Live>,
   ttl: number,
   { keyIds: ids, providerId, timings }: StoreSpec
 ): Store => {
   const commands = connection.commands(providerId)
-  const base = `${connection.prefix}keypool:${providerId}:`
+  const base = `${slot(connection.prefix, "keypool", providerId)}:`
   const hashOf = (id: string) => `${base}${id}`
   const leasesOf = (id: string) => `${base}${id}:leases`
   const allKeys = ids.flatMap((id) => [hashOf(id), leasesOf(id)])
@@ -175,7 +187,7 @@ const poolStore = (
         const [code, value] = u as [number, number | undefined]
         if (code === 1) {
           const keyId = ids[value! - 1]!
-          live.set(leaseId, leasesOf(keyId))
+          live.set(leaseId, { pool: base, set: leasesOf(keyId) })
           return { _tag: "Leased", keyId, leaseId }
         }
         if (code === 2) return { _tag: "Busy" }

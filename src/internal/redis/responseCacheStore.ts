@@ -1,23 +1,24 @@
 /**
  * The response cache's store in Redis (`Redis.layerResponseCacheStore`): entries are
- * `prefix + key` strings with a Redis TTL, indexed by last access in a sorted set at
- * `prefix + "lru"` so that `maxEntries` evicts the least recently used. It never fails a
- * request: a Redis that is down, frozen or slow reads as a miss and writes are skipped.
+ * `prefix + "{cache}:" + key` strings with a Redis TTL, indexed by last access in a sorted
+ * set at `prefix + "{cache}:lru"` so that `maxEntries` evicts the least recently used. The
+ * hash tag keeps every key of the cache in one slot of a cluster: the scripts derive the
+ * entries to evict from the index. It never fails a request: a Redis that is down, frozen
+ * or slow reads as a miss and writes are skipped.
  */
 import * as Clock from "effect/Clock"
-import type { ConfigError } from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { Redis } from "./ioredis.js"
+import { Cluster, type Redis } from "./ioredis.js"
 import * as Message from "../../Message.js"
 import type { ResponseCacheStoreOptions as RedisOptions } from "../../Redis.js"
 import { type Backend, makeStore, ResponseCacheStore } from "../../ResponseCache.js"
-import { clientOptions, commandTimeoutOf } from "./connection.js"
-import { describeFailure } from "./options.js"
+import * as ConfigError from "effect/ConfigError"
+import { type Client, clientOptions, commandTimeoutOf, describeWith, endpointOf, prefixOf } from "./connection.js"
 
 const StoredEntry = Schema.parseJson(Schema.Struct({ response: Message.ChatResponse, expiresAt: Schema.Number }))
 const decodeStored = Schema.decodeUnknownEither(StoredEntry)
@@ -56,11 +57,13 @@ interface CacheCommands {
   cacheSize(index: string, oldest: number): Promise<number>
 }
 
-/** Keys are derived in the scripts, so this store is for a single Redis, not a cluster. */
-export const backend = (options: RedisOptions): Effect.Effect<Backend, ConfigError, Scope.Scope> =>
+/** Every key under one hash tag, `{cache}`, as the scripts derive the keys they evict. */
+export const backend = (options: RedisOptions): Effect.Effect<Backend, ConfigError.ConfigError, Scope.Scope> =>
   Effect.gen(function* () {
-    const prefix = options.prefix ?? "effect-llm:cache:"
-    const index = `${prefix}lru`
+    const endpoint = yield* Either.mapLeft(endpointOf(options), (error) => ConfigError.InvalidData(["url"], error.message))
+    const prefix = yield* prefixOf(options.prefix, "effect-llm:cache:")
+    const tagged = `${prefix}{cache}:`
+    const index = `${tagged}lru`
     const ttl = Duration.toMillis(Duration.decode(options.ttl))
     const staleFor = options.staleFor === undefined ? 0 : Duration.toMillis(Duration.decode(options.staleFor))
     // Redis keeps an entry for its TTL plus the stale window; freshness is read from expiresAt
@@ -71,9 +74,10 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, ConfigErr
       Effect.sync(() => {
         // fail at once while disconnected, so a down Redis is a fast miss, not a queue; and
         // reconnect forever, as the key pool and the limiter do
-        const client = new Redis(options.url, clientOptions(commandTimeout))
+        const client = endpoint.create(commandTimeout)
         // errors surface through the commands; without a listener ioredis prints them itself
         client.on("error", () => {})
+        if (client instanceof Cluster) client.on("node error", () => {})
         client.defineCommand("cacheGet", { numberOfKeys: 2, lua: getScript })
         client.defineCommand("cacheSet", { numberOfKeys: 2, lua: setScript })
         client.defineCommand("cacheSize", { numberOfKeys: 1, lua: sizeScript })
@@ -81,7 +85,8 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, ConfigErr
       }),
       (client) => Effect.sync(() => client.disconnect())
     )
-    const commands = redis as unknown as Redis & CacheCommands
+    const commands = redis as unknown as Client & CacheCommands
+    const describe = describeWith(endpoint.urls)
 
     let healthy = true
     // one line that says what failed: the operation and Redis's own reason
@@ -99,7 +104,7 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, ConfigErr
     // Bounded here as well as by ioredis (a script run is EVALSHA then EVAL). `clear` is
     // many commands, each bounded by ioredis alone.
     const attempt = <A>(operation: string, run: () => Promise<A>, fallback: A, bound = commandTimeout): Effect.Effect<A> =>
-      Effect.tryPromise({ try: run, catch: (cause) => describeFailure(cause, options.url) }).pipe(
+      Effect.tryPromise({ try: run, catch: describe }).pipe(
         (effect) =>
           Number.isFinite(bound)
             ? Effect.timeoutFail(effect, { duration: bound, onTimeout: () => `no answer within ${bound}ms` })
@@ -113,7 +118,7 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, ConfigErr
 
     const read = (key: string, grace: number) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.map(attempt("GET", () => commands.cacheGet(prefix + key, index, now), null), (raw) => {
+        Effect.map(attempt("GET", () => commands.cacheGet(tagged + key, index, now), null), (raw) => {
           if (raw === null) return undefined
           const decoded = decodeStored(raw)
           // an entry this version cannot read is a miss, and `set` will overwrite it
@@ -129,24 +134,30 @@ export const backend = (options: RedisOptions): Effect.Effect<Backend, ConfigErr
           Effect.asVoid(
             attempt(
               "SET",
-              () => commands.cacheSet(prefix + key, index, JSON.stringify({ response, expiresAt: now + ttl }), retention, now, maxEntries),
+              () => commands.cacheSet(tagged + key, index, JSON.stringify({ response, expiresAt: now + ttl }), retention, now, maxEntries),
               0
             )
           )),
-      clear: attempt("clear", () =>
-        new Promise<void>((resolve, reject) => {
-          const scan = redis.scanStream({ match: `${prefix}*`, count: 500 })
-          const pending: Array<Promise<unknown>> = []
-          scan.on("data", (keys: Array<string>) => {
-            if (keys.length > 0) pending.push(redis.unlink(...keys))
-          })
-          scan.on("error", reject)
-          scan.on("end", () => Promise.all(pending).then(() => resolve(), reject))
-        }), undefined, Number.POSITIVE_INFINITY),
+      // every key under the prefix, on every node of a cluster
+      clear: attempt("clear", () => Promise.all(nodesOf(redis).map((node) => unlinkAll(node, `${prefix}*`))).then(() => undefined), undefined, Number.POSITIVE_INFINITY),
       size: Effect.flatMap(Clock.currentTimeMillis, (now) => attempt("size", () => commands.cacheSize(index, now - retention), 0))
     }
   })
 
+const nodesOf = (client: Client): ReadonlyArray<Redis> => (client instanceof Cluster ? client.nodes("master") : [client])
+
+/** Scans `node` for `match` and unlinks what it finds, one key per command (a cluster's keys differ in slot). */
+const unlinkAll = (node: Redis, match: string) =>
+  new Promise<void>((resolve, reject) => {
+    const scan = node.scanStream({ match, count: 500 })
+    const pending: Array<Promise<unknown>> = []
+    scan.on("data", (keys: Array<string>) => {
+      for (const key of keys) pending.push(node.unlink(key))
+    })
+    scan.on("error", reject)
+    scan.on("end", () => Promise.all(pending).then(() => resolve(), reject))
+  })
+
 /** Never fails on Redis, even unreachable as it is built (that is a miss too); only on its options. */
-export const layer = (options: RedisOptions): Layer.Layer<ResponseCacheStore, ConfigError> =>
+export const layer = (options: RedisOptions): Layer.Layer<ResponseCacheStore, ConfigError.ConfigError> =>
   Layer.scoped(ResponseCacheStore, Effect.flatMap(backend(options), makeStore))
