@@ -162,7 +162,8 @@ export type DynamicTypeId = typeof DynamicTypeId
  */
 export interface Result {
   readonly isError: boolean
-  readonly content: string
+  /** What the model is sent: text, or parts (text, images, documents) where the API takes them. */
+  readonly content: string | ReadonlyArray<Message.ToolResultPart>
   readonly value?: unknown
   readonly error?: unknown
 }

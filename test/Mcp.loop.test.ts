@@ -101,7 +101,8 @@ describe.each(apis)("the tool loop with MCP tools on %s", (api) => {
       expect(result.steps).toHaveLength(6)
       const [first, slow, crash, garble, echo] = result.steps.map((step) => step.toolResults)
       expect(first!.map((r) => [r.name, r.isError])).toEqual([["chart", false], ["read", true], ["today", false]])
-      expect(first![0]!.content).toBe("sales by month\n\n[image, image/png, 70 bytes]")
+      // the image goes back as an image part, where every one of the five APIs takes it
+      expect(first![0]!.content).toEqual([Message.text("sales by month"), Message.image({ base64: redDot }, { mediaType: "image/png" })])
       expect((first![0]!.value as Mcp.CallToolResult).content[1]).toEqual({ type: "image", data: redDot, mimeType: "image/png" })
       expect(first![1]!.content).toBe("no note named plans")
       expect(slow![0]).toMatchObject({ isError: true, error: { _tag: "McpTimeoutError", tool: "slow" } })
@@ -112,7 +113,9 @@ describe.each(apis)("the tool loop with MCP tools on %s", (api) => {
       // what the model read, in this API's tool-result shape
       const texts = seen.map((turn) => turn.toolResults.map((r) => r.content))
       expect(texts[1]!.join("|")).toContain("sales by month")
-      expect(texts[1]!.join("|")).toContain("[image, image/png, 70 bytes]")
+      expect(texts[1]!.join("|")).not.toContain("[image")
+      // Ollama's wire carries no media type
+      expect(seen[1]!.media.map((m) => [m.kind, m.mediaType, m.bytes])).toEqual([["image", api === "ollama" ? undefined : "image/png", 70]])
       expect(texts[1]!.join("|")).toContain("no note named plans")
       expect(texts[1]!.join("|")).toContain("2026-12-07")
       expect(texts[2]!.join("|")).toContain("did not answer tools/call")
@@ -140,7 +143,7 @@ describe.each(apis)("the tool loop with MCP tools on %s", (api) => {
       expect(result.text).toBe("done")
       const [first, crash, after] = result.steps.map((step) => step.toolResults)
       expect(first!.map((r) => [r.isError, r.content])).toEqual([
-        [false, "a red dot\n\n[image, image/png, 70 bytes]"],
+        [false, [Message.text("a red dot"), Message.image({ base64: redDot }, { mediaType: "image/png" })]],
         [true, "ENOENT: no such file, notes/missing.md"]
       ])
       expect(crash![0]).toMatchObject({ isError: true, error: { _tag: "McpServerGoneError", tool: "crash" } })
@@ -148,7 +151,8 @@ describe.each(apis)("the tool loop with MCP tools on %s", (api) => {
       expect(after!.map((r) => [r.name, r.isError])).toEqual([["echo", true], ["today", false]])
       expect(after![0]!.error).toMatchObject({ _tag: "McpServerGoneError", tool: "echo" })
       const texts = seen.map((turn) => turn.toolResults.map((r) => r.content).join("|"))
-      expect(texts[1]).toContain("[image, image/png, 70 bytes]")
+      // Ollama's wire carries no media type
+      expect(seen[1]!.media.map((m) => [m.kind, m.mediaType, m.bytes])).toEqual([["image", api === "ollama" ? undefined : "image/png", 70]])
       expect(texts[2]).toContain("is gone")
       expect(texts[3]).toContain("is gone")
       expect(texts[3]).toContain("2026-12-07")

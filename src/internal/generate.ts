@@ -31,8 +31,11 @@ export interface ToolResult {
   readonly name: string
   /** True when the call failed: arguments that did not decode, an unknown tool, a handler failure. */
   readonly isError: boolean
-  /** The text sent back to the model: JSON of the encoded success or failure, or the problem. */
-  readonly content: string
+  /**
+   * What is sent back to the model: JSON of the encoded success or failure, or the problem;
+   * a dynamic tool's text or parts (an MCP server's images and documents).
+   */
+  readonly content: string | ReadonlyArray<Message.ToolResultPart>
   /** The handler's success value, when it succeeded; what a dynamic tool reports as its value. */
   readonly value?: unknown
   /** A dynamic tool's typed failure (an MCP server's call error), when it reports one. */

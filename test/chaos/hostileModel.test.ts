@@ -188,7 +188,7 @@ describe("chaos: a hostile model on every wire format", () => {
             const exit = yield* run.pipe(Effect.provide(layer), Effect.timeout(hangAfter), Effect.exit)
             const outcome = outcomeOf(exit, (result): Outcome => {
               const first = result.steps[0]?.toolResults[0]
-              return { _tag: "Done", toolError: first?.isError === true && result.text === "done" ? first.content : undefined }
+              return { _tag: "Done", toolError: first?.isError === true && result.text === "done" && typeof first.content === "string" ? first.content : undefined }
             })
             const where = `${api} ${stream ? "stream" : "chat"}, arguments ${hostile.name}`
             if (outcome._tag === "Defect" || outcome._tag === "Hang") problems.push(`${where}: ${outcome._tag} ${outcome._tag === "Defect" ? outcome.cause : ""}`)

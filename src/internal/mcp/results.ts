@@ -1,10 +1,13 @@
 /**
  * An MCP tool result as the model receives it, written once here. Text blocks go as they
  * are; structured content as its JSON text (once: a text block that already holds the same
- * JSON, as the spec asks servers to send, is not repeated); images, audio and resources as a
- * line of text saying what they are, since a tool result is text for now. The whole result
- * stays on the loop's `ToolResult.value` for the program.
+ * JSON, as the spec asks servers to send, is not repeated); images, and embedded resources
+ * that are images or PDFs, as image and file parts (each API's mapping puts them where it
+ * takes them); audio, links and other binary resources as a line of text saying what they
+ * are, since no API takes them in a tool result. A result with no media stays one text. The
+ * whole result stays on the loop's `ToolResult.value` for the program.
  */
+import * as Message from "../../Message.js"
 import type * as Mcp from "../../Mcp.js"
 import type * as Tool from "../../Tool.js"
 
@@ -49,15 +52,51 @@ const sameJson = (text: string, json: string): boolean => {
 /** A result with nothing in it still says so: some APIs refuse an empty tool result. */
 export const emptyResult = "(the tool returned no content)"
 
+/** A block as a media part, when it is media a tool result can carry. */
+const mediaPart = (block: Mcp.Content): Message.ToolResultPart | undefined => {
+  if (block.type === "image") return Message.image({ base64: block.data }, { mediaType: block.mimeType })
+  if (block.type === "resource" && "blob" in block.resource && block.resource.mimeType !== undefined) {
+    const { blob, mimeType, uri } = block.resource
+    if (mimeType.startsWith("image/")) return Message.image({ base64: blob }, { mediaType: mimeType })
+    if (mimeType === "application/pdf") {
+      const name = uri.split("/").pop()
+      return Message.file({ base64: blob }, name === undefined || name.length === 0 ? { mediaType: mimeType } : { mediaType: mimeType, filename: name })
+    }
+  }
+  return undefined
+}
+
 /** The result the loop sends back to the model for one `tools/call` answer. */
 export const toToolResult = (result: Mcp.CallToolResult): Tool.Result => {
   const structured = result.structuredContent === undefined ? undefined : JSON.stringify(result.structuredContent)
-  const parts = result.content.map(blockText)
+  // runs of text joined as one text part, media as parts of their own
+  const parts: Array<string | Message.ToolResultPart> = []
+  for (const block of result.content) {
+    const media = mediaPart(block)
+    parts.push(media ?? blockText(block))
+  }
   if (structured !== undefined && !result.content.some((block) => block.type === "text" && sameJson(block.text, structured))) {
     parts.push(structured)
   }
-  const content = parts.filter((part) => part.length > 0).join("\n\n")
-  return { isError: result.isError === true, content: content.length > 0 ? content : emptyResult, value: result }
+  const content: Array<Message.ToolResultPart> = []
+  let text: Array<string> = []
+  const flush = () => {
+    const joined = text.filter((t) => t.length > 0).join("\n\n")
+    if (joined.length > 0) content.push(Message.text(joined))
+    text = []
+  }
+  for (const part of parts) {
+    if (typeof part === "string") text.push(part)
+    else {
+      flush()
+      content.push(part)
+    }
+  }
+  flush()
+  const isError = result.isError === true
+  if (content.length === 0) return { isError, content: emptyResult, value: result }
+  if (content.length === 1 && content[0]!.type === "text") return { isError, content: content[0]!.text, value: result }
+  return { isError, content, value: result }
 }
 
 /** The size of a result: text in UTF-8 bytes, binary data as its base64 text, structured content as JSON. */

@@ -71,13 +71,42 @@ describe("content parts", () => {
     expect(bodyOf(chat({}), withParts(Message.file(pdfBytes))).messages[0].content[1].file.filename).toBe("document.pdf")
   })
 
-  it("Chat Completions refuses, by message and part: file URLs, other audio, media in tool results", () => {
+  it("Chat Completions refuses, by message and part: file URLs, other audio, a tool result's file URL", () => {
     expect(refusal(chat({}), withParts(imageUrl, pdfUrl)).message).toContain("messages[0].content[2]")
     expect(refusal(chat({}), withParts(Message.audio(wavBytes, { mediaType: "audio/ogg" }))).message).toMatch(/messages\[0\]\.content\[1\].*WAV or MP3/)
-    expect(refusal(chat({}), toolResult([Message.text("done"), image])).message).toMatch(/messages\[2\]\.content\[1\].*only text in a tool result/)
+    expect(refusal(chat({}), toolResult([Message.text("done"), image, pdfUrl])).message).toContain("messages[2].content[2]")
     // text parts in a tool result are its text
     const ok = bodyOf(chat({}), toolResult([Message.text("a"), Message.text("b")]))
     expect(ok.messages[2]).toEqual({ role: "tool", tool_call_id: "c1", content: "ab" })
+  })
+
+  it("Chat Completions: a tool result's images and documents follow the run of tool messages in one user message", () => {
+    const request = Message.request([
+      Message.user("chart both"),
+      Message.assistant("", { toolCalls: [{ id: "c1", name: "chart", arguments: "{}" }, { id: "c2", name: "chart", arguments: "{}" }] }),
+      Message.tool("c1", [Message.text("done"), image], "chart"),
+      Message.tool("c2", [pdfData, imageUrl], "chart"),
+      Message.user("compare them")
+    ])
+    const body = bodyOf(chat({}), request)
+    expect(body.messages.slice(2)).toEqual([
+      { role: "tool", tool_call_id: "c1", content: "done\n\n[1 attachment follows in the next message]" },
+      { role: "tool", tool_call_id: "c2", content: "[2 attachments follow in the next message]" },
+      {
+        role: "user",
+        content: [
+          { type: "text", text: "Attached to the result of tool call c1:" },
+          { type: "image_url", image_url: { url: image.url, detail: "high" } },
+          { type: "text", text: "Attached to the result of tool call c2:" },
+          { type: "file", file: { file_data: pdfData.url, filename: "report.pdf" } },
+          { type: "image_url", image_url: { url: "https://example.com/cat.png" } }
+        ]
+      },
+      { role: "user", content: "compare them" }
+    ])
+    assertValid("CreateChatCompletionRequest", body)
+    // at the end of the conversation too
+    expect(bodyOf(chat({}), toolResult([image])).messages.at(-1).role).toBe("user")
   })
 
   it("Responses: input_image, input_file by data or URL, parts in a function_call_output; valid against OpenAI's spec", () => {

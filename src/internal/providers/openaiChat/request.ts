@@ -63,19 +63,50 @@ const toWirePart = (part: Message.UserContentPart, i: number, j: number, dialect
   return { type: "input_audio", input_audio: { data: content.base64, format } }
 }
 
-/** A tool result: Chat Completions takes text only. */
-const toolContent = (message: Message.ToolMessage, i: number, dialect: Dialect): string | ReadonlyArray<WirePart> => {
+/**
+ * A tool result. Chat Completions takes only text in a tool message: a result's images and
+ * documents go in the user message that follows the run of tool messages (`attachments`), and
+ * the tool message says so; one the user message cannot take either is refused by its path.
+ */
+const toolContent = (
+  message: Message.ToolMessage,
+  i: number,
+  dialect: Dialect,
+  attachments: Array<WirePart>
+): string | ReadonlyArray<WirePart> => {
   const cache = cacheControlOf(dialect, message.cache)
   if (typeof message.content === "string") return cache === undefined ? message.content : [textPart(message.content, cache)]
   let text = ""
+  let media = 0
   message.content.forEach((part, j) => {
-    if (part.type !== "text") refuse(i, j, `Chat Completions takes only text in a tool result, not ${describe(part)}`)
-    else text += part.text
+    if (part.type === "text") {
+      text += part.text
+      return
+    }
+    if (media === 0) attachments.push(textPart(`Attached to the result of tool call ${message.toolCallId}:`, undefined))
+    attachments.push(toWirePart(part, i, j, dialect))
+    media++
   })
+  if (media > 0) text += `${text.length > 0 ? "\n\n" : ""}[${media === 1 ? "1 attachment follows" : `${media} attachments follow`} in the next message]`
   return cache === undefined ? text : [textPart(text, cache)]
 }
 
-const toWireMessage = (message: Message.Message, i: number, dialect: Dialect): WireMessage => {
+/** The messages on the wire: one each, and after a run of tool results, their attachments. */
+const toWireMessages = (messages: ReadonlyArray<Message.Message>, dialect: Dialect): Array<WireMessage> => {
+  const out: Array<WireMessage> = []
+  let attachments: Array<WirePart> = []
+  messages.forEach((message, i) => {
+    if (message.role !== "tool" && attachments.length > 0) {
+      out.push({ role: "user", content: attachments })
+      attachments = []
+    }
+    out.push(toWireMessage(message, i, dialect, attachments))
+  })
+  if (attachments.length > 0) out.push({ role: "user", content: attachments })
+  return out
+}
+
+const toWireMessage = (message: Message.Message, i: number, dialect: Dialect, attachments: Array<WirePart>): WireMessage => {
   switch (message.role) {
     case "system": {
       const cache = cacheControlOf(dialect, message.cache)
@@ -102,7 +133,7 @@ const toWireMessage = (message: Message.Message, i: number, dialect: Dialect): W
       }
     }
     case "tool":
-      return { role: "tool", tool_call_id: message.toolCallId, content: toolContent(message, i, dialect) }
+      return { role: "tool", tool_call_id: message.toolCallId, content: toolContent(message, i, dialect, attachments) }
   }
 }
 
@@ -124,7 +155,7 @@ export const toWireRequest = (
   provider = "openai"
 ): Record<string, unknown> => {
   const dialect: Dialect = { cacheControl: provider === "openrouter" }
-  const body: Record<string, unknown> = { model, messages: request.messages.map((m, i) => toWireMessage(m, i, dialect)) }
+  const body: Record<string, unknown> = { model, messages: toWireMessages(request.messages, dialect) }
   if (request.tools !== undefined && request.tools.length > 0) {
     body.tools = request.tools.map((tool) => {
       const fn: Record<string, unknown> = { name: tool.name, ...schemaFields("parameters", tool.parameters, tool.strict) }
