@@ -85,7 +85,7 @@ describe("Ollama", () => {
         LanguageModel.chat(Message.request([Message.user([Message.image("https://example.com/cat.png")])]))
       ).pipe(Effect.provide(stackFor(fake)))
       expect(error._tag).toBe("InvalidRequestError")
-      expect(error.message).toContain("messages[0].content[0].url")
+      expect(error.message).toContain("messages[0].content[0]: Ollama takes images as data: URLs only")
       const badArgs = yield* Effect.flip(
         LanguageModel.chat(Message.request([Message.assistant("", { toolCalls: [{ id: "1", name: "f", arguments: "[1" }] })]))
       ).pipe(Effect.provide(stackFor(fake)))

@@ -33,9 +33,18 @@ const paths: Record<string, { readonly variable: string; readonly run: Effect.Ef
   },
   "ProviderConfig.fromJson": {
     variable: "GROQ_API_KEY",
+    // the file loads whatever the variable holds; the model's entry fails when it is asked for
     run: Effect.match(
-      Effect.flatMap(ProviderConfig.fromJson({ groq: [{ model_name: "llama-3.1-8b-instant" }] }), (registry) => Option.getOrThrow(registry.keyPool("groq")).status),
-      { onFailure: (error): Outcome => ({ error: error.message }), onSuccess: (status): Outcome => ({ keys: status.length }) }
+      Effect.flatMap(ProviderConfig.fromJson({ groq: [{ model_name: "llama-3.1-8b-instant" }] }), (registry) =>
+        Option.match(registry.keyPool("groq"), {
+          onSome: (pool): Effect.Effect<number, { readonly message: string }> => Effect.map(pool.status, (status) => status.length),
+          onNone: () =>
+            Effect.as(
+              Effect.scoped(Layer.build(registry.models.layer("groq", "llama-3.1-8b-instant").pipe(Layer.provide(Transport.layerUndici)))),
+              0
+            )
+        })),
+      { onFailure: (error): Outcome => ({ error: error.message }), onSuccess: (keys): Outcome => ({ keys }) }
     )
   },
   "OpenAiCompatible.layerPreset": {

@@ -76,7 +76,12 @@ Effect.runPromise(main)
 
 const program = `import { Console, Effect, Layer } from "effect"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Transport } from "effect-llm"
+import type * as Mcp from "effect-llm/Mcp"
+import type * as Redis from "effect-llm/Redis"
 import { FakeProvider } from "effect-llm/Testing"
+
+// every subpath's types resolve, under node10 resolution too
+export type Subpaths = [Mcp.Server, Redis.RedisOptions]
 
 const main = Effect.gen(function* () {
   const fake = yield* FakeProvider.make({ reply: { text: "hello from the fake" } })
@@ -131,10 +136,21 @@ describe("the packed package, installed into an empty project", () => {
     writeFileSync(join(project, "package.json"), JSON.stringify({ name: "consumer", private: true, type: "module" }))
     // the tarball alone brings its peers (effect 3, @effect/platform, @effect/platform-node);
     // @types/node is for the typecheck only
-    // @effect/opentelemetry 0.64, as the README's Telemetry section names it (npm brings the SDK it names as peers)
+    // @effect/opentelemetry 0.64, as the README's Telemetry section names it (npm brings the SDK it names as peers);
+    // the MCP SDK, as the README's MCP section says to install it
     await run(
       "npm",
-      ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", join(work, tarball), "@types/node@20", "@effect/opentelemetry@^0.64"],
+      [
+        "install",
+        "--prefer-offline",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        join(work, tarball),
+        "@types/node@20",
+        "@effect/opentelemetry@^0.64",
+        "@modelcontextprotocol/sdk"
+      ],
       project
     )
     writeFileSync(join(project, "main.ts"), program)

@@ -116,10 +116,14 @@ describe("Zhipu keys and tokens, hostile cases", () => {
     }
   })
 
+  // the file loads (its other models stay usable); the entry fails when its model is asked for
+  const modelOf = (registry: ProviderConfig.Registry) =>
+    Effect.exit(Effect.scoped(Layer.build(registry.models.layer("zhipu", "glm-4-flash").pipe(Layer.provide(Transport.layerUndici)))))
+
   it.effect("ProviderConfig refuses such a key for an entry with \"auth\": \"zhipu\", naming its place, never the key", () =>
     Effect.gen(function* () {
-      const exit = yield* Effect.exit(
-        ProviderConfig.fromJson({ zhipu: [{ model_name: "glm-4-flash", api_keys: [KEY, ".s3cr3t-Only"], auth: "zhipu" }] }, "provider.json")
+      const exit = yield* modelOf(
+        yield* ProviderConfig.fromJson({ zhipu: [{ model_name: "glm-4-flash", api_keys: [KEY, ".s3cr3t-Only"], auth: "zhipu" }] }, "provider.json")
       )
       expect(Exit.isFailure(exit)).toBe(true)
       const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) as ProviderConfig.ProviderConfigError : undefined
@@ -127,8 +131,8 @@ describe("Zhipu keys and tokens, hostile cases", () => {
       expect(error?.jsonPath).toBe("$.zhipu[0].api_keys[1]")
       expect(JSON.stringify(error) + String(error?.message)).not.toContain("s3cr3t")
       // keys from the environment: the entry's auth, and the variable, are named
-      const fromEnv = yield* Effect.exit(
-        ProviderConfig.fromJson({ zhipu: [{ model_name: "glm-4-flash", auth: "zhipu" }] }).pipe(
+      const fromEnv = yield* modelOf(
+        yield* ProviderConfig.fromJson({ zhipu: [{ model_name: "glm-4-flash", auth: "zhipu" }] }).pipe(
           Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["ZHIPU_API_KEY", `${KEY},4f2a1c.`]])))
         )
       )
