@@ -339,7 +339,40 @@ export interface FakeProviderOptions {
    * in the API's own fields.
    */
   readonly promptCacheMinTokens?: number
+  /** How the batch APIs behave (OpenAI's, Anthropic's, Gemini's): see `FakeBatchOptions`. */
+  readonly batch?: FakeBatchOptions
 }
+
+/**
+ * The fake's batch APIs: OpenAI's `/files` and `/batches`, Anthropic's
+ * `/v1/messages/batches`, Gemini's `:batchGenerateContent` and `batches/…`. A batch ends on
+ * its `pollsToComplete`-th poll (default 1); its items are then answered by the fake's own
+ * live routes (replies, responders and usage as for live calls), unless `item` says otherwise.
+ * @since 0.1.0 @category fake provider
+ */
+export interface FakeBatchOptions {
+  /** The poll of a batch that sees it ended. Default 1. */
+  readonly pollsToComplete?: number
+  /** End every batch expired instead of completed; its first `answeredBeforeExpiry` items (default 0) keep their replies. */
+  readonly expire?: boolean
+  readonly answeredBeforeExpiry?: number
+  /** What an item gets instead of its live reply, by custom id and position in its batch; undefined for the reply. */
+  readonly item?: (customId: string, index: number) => FakeBatchItem | undefined
+  /** Milliseconds before answering an upload or a batch creation. */
+  readonly submitDelayMs?: number
+  /** Milliseconds between the lines of a results download. */
+  readonly lineDelayMs?: number
+}
+
+/**
+ * An item's scripted outcome in a fake batch: an error reply (in the API's error shape), a
+ * result line cut short, or no line at all.
+ * @since 0.1.0 @category fake provider
+ */
+export type FakeBatchItem =
+  | { readonly _tag: "Error"; readonly status: number; readonly message: string }
+  | { readonly _tag: "Unparseable" }
+  | { readonly _tag: "Omit" }
 
 /**
  * OpenRouter's key endpoint's `data`: credit limit (null: none), usage and remaining credit

@@ -4,7 +4,6 @@
  * key in between), each failure the typed error the API's error body and status say.
  */
 import * as Headers from "@effect/platform/Headers"
-import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
@@ -71,10 +70,14 @@ export const make = (options: HttpOptions) =>
       if (body === undefined) return base
       if (body._tag === "Json") return HttpClientRequest.bodyText(base, JSON.stringify(body.value), "application/json")
       if (body._tag === "JsonText") return HttpClientRequest.bodyText(base, body.text, "application/json")
-      const form = new FormData()
-      for (const [name, value] of Object.entries(body.fields)) form.append(name, value)
-      form.append(body.file.field, new Blob([body.file.text], { type: body.file.type }), body.file.name)
-      return HttpClientRequest.setBody(base, HttpBody.formData(form))
+      // written out rather than a FormData: every HttpClient sends text the same way
+      const boundary = `effect-llm-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`
+      const parts = [
+        ...Object.entries(body.fields).map(([name, value]) => `--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`),
+        `--${boundary}\r\ncontent-disposition: form-data; name="${body.file.field}"; filename="${body.file.name}"\r\ncontent-type: ${body.file.type}\r\n\r\n${body.file.text}\r\n`,
+        `--${boundary}--\r\n`
+      ]
+      return HttpClientRequest.bodyText(base, parts.join(""), `multipart/form-data; boundary=${boundary}`)
     }
 
     /** A non-2xx reply as the API's typed error, without the key should the body echo it. */
