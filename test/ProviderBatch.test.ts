@@ -21,7 +21,7 @@ const stack = (api: Api, batch: Testing.FakeBatchOptions, extra: Partial<Provide
     return { fake, layer }
   })
 
-const runAll = (items: ReadonlyArray<Batch.Item>, layer: Layer.Layer<ProviderBatch.ProviderBatch, unknown>) =>
+const runAll = <E>(items: ReadonlyArray<Batch.Item>, layer: Layer.Layer<ProviderBatch.ProviderBatch, E>) =>
   ProviderBatch.run(items).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(layer))
 
 const prompts = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `q${i}`, messages: [Message.user(`prompt number ${i}`)] }))
@@ -74,7 +74,7 @@ describe("ProviderBatch", () => {
         expect(results).toHaveLength(5)
         expect(tagOf(byId.get("q0")!)).toBe("Success")
         expect(tagOf(byId.get("q1")!)).toBe("InvalidRequestError")
-        expect(String((byId.get("q1")!.result as Exit.Failure<never, { message: string }>).cause)).toContain("bad things in item 1")
+        expect(String((byId.get("q1")!.result as unknown as Exit.Failure<never, { message: string }>).cause)).toContain("bad things in item 1")
         expect(["UnparseableResultError", "MalformedResponseError"]).toContain(tagOf(byId.get("q2")!))
         expect(tagOf(byId.get("q3")!)).toBe("MissingResultError")
         expect(tagOf(byId.get("q4")!)).toBe("Success")

@@ -14,6 +14,7 @@ import * as KeyPool from "../../KeyPool.js"
 import * as Err from "../../LlmError.js"
 import type { ReadError } from "../request/errorBody.js"
 import { fromResponse, redactSecret } from "../request/errors.js"
+import { describe } from "../transport/types.js"
 
 export type Method = "GET" | "POST" | "DELETE"
 
@@ -49,9 +50,9 @@ const networkError = (provider: string, model: string, error: unknown) =>
   new Err.NetworkError({
     provider,
     model,
-    message: `${provider} connection failed: ${
-      typeof error === "object" && error !== null && "reason" in error ? String((error as { reason: unknown }).reason) : "network"
-    }`
+    message: `${provider} connection failed: ${describe(
+      typeof error === "object" && error !== null && "reason" in error ? { code: (error as { reason: unknown }).reason, cause: (error as { cause?: unknown }).cause } : error
+    )}`
   })
 
 export const make = (options: HttpOptions) =>
