@@ -402,6 +402,8 @@ export interface FakeProviderService {
   readonly setReplies: (replies: ReadonlyArray<Reply>) => Effect.Effect<void>
   readonly setResponder: (respond: Responder | undefined) => Effect.Effect<void>
   readonly setOpenRouterKey: (key: OpenRouterKey) => Effect.Effect<void>
+  /** How the batch APIs behave from now on (batches already submitted keep their polls so far). */
+  readonly setBatch: (options: FakeBatchOptions) => Effect.Effect<void>
   /** Forgets recorded requests and queued faults. */
   readonly clear: Effect.Effect<void>
 }
@@ -422,6 +424,7 @@ const makeFakeProvider = (options: FakeProviderOptions = {}): Effect.Effect<Fake
         }),
       setResponder: (respond) => Effect.sync(() => void (server.respond = respond)),
       setOpenRouterKey: (key) => Effect.sync(() => void (server.openRouterKey = key)),
+      setBatch: (options) => Effect.sync(() => void (server.batchOptions = options)),
       clear: Effect.sync(() => {
         server.requests.length = 0
         server.faults.length = 0
