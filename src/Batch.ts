@@ -26,12 +26,14 @@ export type Item = string | (Message.ChatRequest & { readonly id?: string | unde
 
 /**
  * One item's outcome: by default a `ChatResponse`; with `runWith`, what its function returns.
+ * `E` is wider than `LlmError` where a run has failures of its own (`ProviderBatch`: an
+ * expired or cancelled batch).
  * @since 0.1.0 @category models
  */
-export interface Result<A = Message.ChatResponse> {
+export interface Result<A = Message.ChatResponse, E = LlmError> {
   readonly index: number
   readonly id: string
-  readonly result: Exit.Exit<A, LlmError>
+  readonly result: Exit.Exit<A, E>
   /** Calls made for this item, retries included. */
   readonly attempts: number
   readonly durationMs: number
@@ -148,7 +150,10 @@ export const emptySummary: Summary = { total: 0, succeeded: 0, failed: 0, failur
  * Adds one result to a summary.
  * @since 0.1.0 @category summary
  */
-export const summarize = (summary: Summary, result: Result<Message.ChatResponse | { readonly response: Message.ChatResponse }>): Summary => {
+export const summarize = <E extends { readonly _tag: string }>(
+  summary: Summary,
+  result: Result<Message.ChatResponse | { readonly response: Message.ChatResponse }, E>
+): Summary => {
   if (Exit.isSuccess(result.result)) {
     const value = result.result.value
     // a `generateObject` result carries its reply as `response`; a `generateText` one its summed usage
@@ -175,7 +180,7 @@ export const summarize = (summary: Summary, result: Result<Message.ChatResponse 
  * The error tag of a failed result, `Interrupted` or `Defect` for the others.
  * @since 0.1.0 @category summary
  */
-export const failureTag = (exit: Exit.Exit<unknown, LlmError>): string => {
+export const failureTag = (exit: Exit.Exit<unknown, { readonly _tag: string }>): string => {
   if (Exit.isSuccess(exit)) return "Success"
   const failure = Cause.failureOption(exit.cause)
   if (Option.isSome(failure)) return failure.value._tag

@@ -339,7 +339,40 @@ export interface FakeProviderOptions {
    * in the API's own fields.
    */
   readonly promptCacheMinTokens?: number
+  /** How the batch APIs behave (OpenAI's, Anthropic's, Gemini's): see `FakeBatchOptions`. */
+  readonly batch?: FakeBatchOptions
 }
+
+/**
+ * The fake's batch APIs: OpenAI's `/files` and `/batches`, Anthropic's
+ * `/v1/messages/batches`, Gemini's `:batchGenerateContent` and `batches/…`. A batch ends on
+ * its `pollsToComplete`-th poll (default 1); its items are then answered by the fake's own
+ * live routes (replies, responders and usage as for live calls), unless `item` says otherwise.
+ * @since 0.1.0 @category fake provider
+ */
+export interface FakeBatchOptions {
+  /** The poll of a batch that sees it ended. Default 1. */
+  readonly pollsToComplete?: number
+  /** End every batch expired instead of completed; its first `answeredBeforeExpiry` items (default 0) keep their replies. */
+  readonly expire?: boolean
+  readonly answeredBeforeExpiry?: number
+  /** What an item gets instead of its live reply, by custom id and position in its batch; undefined for the reply. */
+  readonly item?: (customId: string, index: number) => FakeBatchItem | undefined
+  /** Milliseconds before answering an upload or a batch creation. */
+  readonly submitDelayMs?: number
+  /** Milliseconds between the lines of a results download. */
+  readonly lineDelayMs?: number
+}
+
+/**
+ * An item's scripted outcome in a fake batch: an error reply (in the API's error shape), a
+ * result line cut short, or no line at all.
+ * @since 0.1.0 @category fake provider
+ */
+export type FakeBatchItem =
+  | { readonly _tag: "Error"; readonly status: number; readonly message: string }
+  | { readonly _tag: "Unparseable" }
+  | { readonly _tag: "Omit" }
 
 /**
  * OpenRouter's key endpoint's `data`: credit limit (null: none), usage and remaining credit
@@ -369,6 +402,8 @@ export interface FakeProviderService {
   readonly setReplies: (replies: ReadonlyArray<Reply>) => Effect.Effect<void>
   readonly setResponder: (respond: Responder | undefined) => Effect.Effect<void>
   readonly setOpenRouterKey: (key: OpenRouterKey) => Effect.Effect<void>
+  /** How the batch APIs behave from now on (batches already submitted keep their polls so far). */
+  readonly setBatch: (options: FakeBatchOptions) => Effect.Effect<void>
   /** Forgets recorded requests and queued faults. */
   readonly clear: Effect.Effect<void>
 }
@@ -389,6 +424,7 @@ const makeFakeProvider = (options: FakeProviderOptions = {}): Effect.Effect<Fake
         }),
       setResponder: (respond) => Effect.sync(() => void (server.respond = respond)),
       setOpenRouterKey: (key) => Effect.sync(() => void (server.openRouterKey = key)),
+      setBatch: (options) => Effect.sync(() => void (server.batchOptions = options)),
       clear: Effect.sync(() => {
         server.requests.length = 0
         server.faults.length = 0

@@ -21,6 +21,7 @@ import * as Usage from "../Usage.js"
 import * as fileError from "../internal/fileError.js"
 import { LanguageModel } from "../LanguageModel.js"
 import { optionHelp, summaryOf } from "./help.js"
+import * as batchApi from "./batchApi.js"
 import { baseUrl, CliError, config, fake, httpRequests, model, provider, withModel } from "./model.js"
 
 const InputObject = Schema.Struct({
@@ -147,7 +148,7 @@ export const readPrevious = (content: string): Previous => {
   return { done, clashes, tornAt, unreadable }
 }
 
-const resultRecord = (id: string, line: number, result: Batch.Result) =>
+const resultRecord = <E extends { readonly _tag: string; readonly message: string }>(id: string, line: number, result: Batch.Result<Message.ChatResponse, E>) =>
   Exit.match(result.result, {
     onSuccess: (response) => ({
       id,
@@ -185,6 +186,13 @@ export const batch = Command.make(
       Options.filterMap((n) => (n >= 0 ? Option.some(n) : Option.none()), "--retries must be 0 or more"),
       Options.optional,
       Options.withDescription(optionHelp.retries.text)
+    ),
+    batchApi: Options.boolean("batch-api").pipe(Options.withDescription(optionHelp.batchApi.text)),
+    cancel: Options.boolean("cancel").pipe(Options.withDescription(optionHelp.cancel.text)),
+    pollInterval: Options.float("poll-interval").pipe(
+      Options.filterMap((n) => (n > 0 ? Option.some(n) : Option.none()), "--poll-interval must be more than 0 seconds"),
+      Options.withDefault(10),
+      Options.withDescription(optionHelp.pollInterval.text)
     ),
     model,
     provider,
@@ -256,6 +264,35 @@ export const batch = Command.make(
         items.push(parsed)
       }
       if (skipped > 0) yield* Console.error(`resuming: ${skipped} line(s) already in ${args.out}`)
+      if (args.cancel && !args.batchApi) return yield* Effect.fail(new CliError({ usage: true, message: "--cancel goes with --batch-api" }))
+      if (args.batchApi) {
+        // a line that asks to stream is refused before anything is uploaded (the request drops the field)
+        const rawLines = source.split(/\r?\n/)
+        for (const item of items) {
+          if (/"stream"\s*:\s*true/.test(rawLines[item.line - 1] ?? "")) {
+            return yield* Effect.fail(
+              new CliError({ message: `${args.input}:${item.line}: a streaming request cannot go through a batch API (the batch answers whole); drop "stream"; nothing was submitted` })
+            )
+          }
+        }
+        const idOfLine = new Map(parsedLines.map((parsed) => [parsed.line, parsed.id]))
+        const outcome = yield* batchApi.run(
+          args,
+          source,
+          source.split(/\r?\n/).length,
+          items,
+          (line) => idOfLine.get(line),
+          done,
+          done.size + clashes.size + invalidLines.length,
+          (text) => append(fs, args.out, text),
+          (item, result) => resultRecord(item.id, item.line, result)
+        ).pipe(
+          Effect.onInterrupt(() =>
+            Console.error(`interrupted: the batches keep running at the provider; run the same command again to resume polling, or add --cancel`)
+          )
+        )
+        return yield* finish(outcome.rows, outcome.summary, invalidLines, args.out)
+      }
 
       const bar = new cliProgress.SingleBar(
         {
@@ -333,21 +370,7 @@ export const batch = Command.make(
         ],
         ["wall time", `${wall.toFixed(2)} s`]
       ]
-      const width = Math.max(...rows.map(([k]) => k.length))
-      yield* Console.log(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n"))
-      const problems = [
-        ...(summary.failed === 0 ? [] : [
-          `${summary.failed} of ${summary.total} items failed (${
-            Object.entries(summary.failuresByTag).map(([tag, n]) => `${tag} ${n}`).join(", ")
-          })`
-        ]),
-        ...(invalid === 0 ? [] : [`${invalid} input line(s) invalid (${listLines(invalidLines)})`])
-      ]
-      if (problems.length > 0) {
-        return yield* Effect.fail(
-          new CliError({ message: `${problems.join("; ")}: their records in ${args.out} have "ok": false` })
-        )
-      }
+      return yield* finish(rows, summary, invalidLines, args.out)
     })
 ).pipe(Command.withDescription(summaryOf("batch")))
 
@@ -363,3 +386,23 @@ const listLines = (lines: ReadonlyArray<number>): string => {
   const shown = lines.slice(0, 10).join(", ")
   return `line${lines.length === 1 ? "" : "s"} ${shown}${lines.length > 10 ? ` and ${lines.length - 10} more` : ""}`
 }
+
+/** Prints the summary; fails (exit code 1) when an item failed or a line was invalid. */
+const finish = (rows: ReadonlyArray<readonly [string, string]>, summary: Batch.Summary, invalidLines: ReadonlyArray<number>, out: string) =>
+  Effect.gen(function* () {
+    const invalid = invalidLines.length
+    const all: ReadonlyArray<readonly [string, string]> = rows.some(([k]) => k === "invalid input lines") || invalid === 0 ? rows : [...rows, ["invalid input lines", String(invalid)]]
+    const width = Math.max(...all.map(([k]) => k.length))
+    yield* Console.log(all.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join("\n"))
+    const problems = [
+      ...(summary.failed === 0 ? [] : [
+        `${summary.failed} of ${summary.total} items failed (${
+          Object.entries(summary.failuresByTag).map(([tag, n]) => `${tag} ${n}`).join(", ")
+        })`
+      ]),
+      ...(invalid === 0 ? [] : [`${invalid} input line(s) invalid (${listLines(invalidLines)})`])
+    ]
+    if (problems.length > 0) {
+      return yield* Effect.fail(new CliError({ message: `${problems.join("; ")}: their records in ${out} have "ok": false` }))
+    }
+  })

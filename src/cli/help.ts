@@ -33,13 +33,20 @@ export const optionHelp = {
     text: "retries of an item's retryable failure, 0 or more; each is one more HTTP call " +
       "(default: 2, or the --config model's max_retries)"
   },
+  batchApi: {
+    flags: "--batch-api",
+    text: "send the lines through the provider's batch API (OpenAI, Anthropic, Gemini): half the price, " +
+      "done within a day; the batch ids go to a state file beside --out, so a rerun resumes polling"
+  },
+  cancel: { flags: "--cancel", text: "with --batch-api: cancel the batches in flight, then write what they finished" },
+  pollInterval: { flags: "--poll-interval SECONDS", text: "with --batch-api: the first wait between polls, growing to a minute (default: 10)" },
   help: { flags: "-h, --help", text: "this help" }
 } as const satisfies Record<string, OptionHelp>
 
 /** The flags each command takes, for "did you mean" on an unknown one. */
 export const flagsOf = (command: "chat" | "batch" | undefined): ReadonlyArray<string> => {
   const shared = [optionHelp.model, optionHelp.provider, optionHelp.baseUrl, optionHelp.config, optionHelp.fake, optionHelp.help]
-  const own = command === "batch" ? [optionHelp.out, optionHelp.concurrency, optionHelp.retries] : []
+  const own = command === "batch" ? [optionHelp.out, optionHelp.concurrency, optionHelp.retries, optionHelp.batchApi, optionHelp.cancel, optionHelp.pollInterval] : []
   const all = command === undefined ? [optionHelp.help, { flags: "--version" }] : [...own, ...shared]
   return all.flatMap((o) => o.flags.split(/,\s*/).map((flag) => flag.split(" ")[0]!))
 }
@@ -105,6 +112,9 @@ const commands: Record<"chat" | "batch", { readonly usage: string; readonly summ
       optionHelp.out,
       optionHelp.concurrency,
       optionHelp.retries,
+      optionHelp.batchApi,
+      optionHelp.cancel,
+      optionHelp.pollInterval,
       optionHelp.model,
       optionHelp.provider,
       optionHelp.baseUrl,

@@ -4,9 +4,10 @@
  */
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
-import type { Fault, FakeProviderOptions, FakeTurn, OpenRouterKey, RecordedRequest, Reply, Responder } from "../../Testing.js"
+import type { FakeBatchOptions, Fault, FakeProviderOptions, FakeTurn, OpenRouterKey, RecordedRequest, Reply, Responder } from "../../Testing.js"
 import { verify as verifyZhipuToken } from "../providers/openaiChat/zhipu.js"
 import { defaultMinTokens, noCache, PromptCache } from "./promptCache.js"
+import * as batchRoutes from "./batchRoutes.js"
 import { bodyOf, describeMedia, errorBody, type FakeRoute, requestIdOf, sleep, type StreamFault } from "./route.js"
 
 export interface FakeServer {
@@ -21,6 +22,9 @@ export interface FakeServer {
   respond: Responder | undefined
   openRouterKey: OpenRouterKey
   readonly promptCache: PromptCache
+  /** The batch APIs' batches and files, and how they behave. */
+  readonly batches: batchRoutes.BatchStore
+  batchOptions: FakeBatchOptions
   close(): Promise<void>
 }
 
@@ -55,6 +59,8 @@ export const start = async (options: FakeProviderOptions): Promise<FakeServer> =
     zhipuKeys: options.zhipuKeys,
     openRouterKey: options.openRouterKey ?? defaultOpenRouterKey,
     promptCache: new PromptCache(options.promptCacheMinTokens ?? defaultMinTokens),
+    batches: batchRoutes.makeStore(),
+    batchOptions: options.batch ?? {},
     close: () => Promise.resolve()
   }
   const record = options.record ?? true
@@ -80,7 +86,7 @@ export const start = async (options: FakeProviderOptions): Promise<FakeServer> =
       }
       if (record) requests.push(recorded)
       observe(recorded)
-      void handle(state, recorded, req, res).catch((error: unknown) => {
+      void batchRoutes.handle(state.batches, state.url, state.batchOptions, recorded, raw, res).then((served) => (served ? undefined : handle(state, recorded, req, res))).catch((error: unknown) => {
         if (res.headersSent) {
           res.destroy()
           return

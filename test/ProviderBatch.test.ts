@@ -1,0 +1,155 @@
+import { NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Duration, Effect, Exit, Layer, Stream } from "effect"
+import { Batch, KeyPool, Message, ProviderBatch } from "../src/index.js"
+import * as Testing from "../src/Testing.js"
+import { nextDelay } from "../src/internal/providerBatch/run.js"
+
+type Api = ProviderBatch.Api
+
+const models: Record<Api, string> = { chat: "gpt-4o-mini", responses: "gpt-4o-mini", anthropic: "claude-3-5-haiku-latest", gemini: "gemini-2.0-flash" }
+
+/** The batch service of `api` against a new fake, with two keys. */
+const stack = (api: Api, batch: Testing.FakeBatchOptions, extra: Partial<ProviderBatch.Options> = {}) =>
+  Effect.gen(function* () {
+    const fake = yield* Testing.FakeProvider.make({ batch, respond: (request) => ({ text: `echo ${JSON.stringify(request.body).length}` }) })
+    const baseUrl = api === "chat" || api === "responses" ? fake.baseUrl : api === "gemini" ? `${fake.url}/v1beta` : fake.url
+    const layer = ProviderBatch.layer({ api, model: models[api], baseUrl, pollInterval: Duration.millis(1), maxPollInterval: Duration.millis(5), ...extra }).pipe(
+      Layer.provide(KeyPool.layer({ providerId: api, keys: ["batch-key-1", "batch-key-2"] })),
+      Layer.provide(NodeHttpClient.layerUndici)
+    )
+    return { fake, layer }
+  })
+
+const runAll = <E>(items: ReadonlyArray<Batch.Item>, layer: Layer.Layer<ProviderBatch.ProviderBatch, E>) =>
+  ProviderBatch.run(items).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(layer))
+
+const prompts = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `q${i}`, messages: [Message.user(`prompt number ${i}`)] }))
+
+const tagOf = (result: ProviderBatch.Result) => Batch.failureTag(result.result)
+
+describe("ProviderBatch", () => {
+  for (const api of ["chat", "responses", "anthropic", "gemini"] as const) {
+    it.scopedLive(`${api}: every item once, decoded as a live reply, after N polls, in batches at the limit`, () =>
+      Effect.gen(function* () {
+        const { fake, layer } = yield* stack(api, { pollsToComplete: 3 }, { limits: { maxItems: 4 } })
+        const results = yield* runAll(prompts(10), layer)
+        expect(results.map((r) => r.id).sort()).toEqual(prompts(10).map((p) => p.id).sort())
+        expect(results.every((r) => Exit.isSuccess(r.result))).toBe(true)
+        for (const r of results) {
+          const response = (r.result as Exit.Success<Message.ChatResponse, never>).value
+          expect(response.text).toMatch(/^echo \d+$/)
+          expect(response.usage.inputTokens).toBeGreaterThan(0)
+        }
+        const sent = yield* fake.requests
+        const live = sent.filter((r) => r.headers["x-fake-batch-item"] === "1")
+        expect(live).toHaveLength(10)
+        const creations = sent.filter((r) => r.method === "POST" && /\/batches$|:batchGenerateContent$/.test(r.path.split("?")[0]!))
+        // 10 items at 4 a batch
+        expect(creations).toHaveLength(3)
+        // each batch polled until its third poll
+        const polls = sent.filter((r) => r.method === "GET" && /batches\/[^/]+$/.test(r.path))
+        expect(polls).toHaveLength(9)
+        // every call carried a key of the pool
+        for (const r of sent.filter((r) => r.headers["x-fake-batch-item"] === undefined)) {
+          const key = r.headers.authorization ?? r.headers["x-api-key"] ?? r.headers["x-goog-api-key"]
+          expect(String(key)).toMatch(/batch-key-[12]/)
+        }
+      }), 30_000)
+
+    it.scopedLive(`${api}: partial failures, an unreadable line and a missing one are each that item's typed failure`, () =>
+      Effect.gen(function* () {
+        const { layer } = yield* stack(api, {
+          item: (customId) =>
+            customId === "item-1"
+              ? { _tag: "Error", status: 400, message: "bad things in item 1" }
+              : customId === "item-2"
+              ? { _tag: "Unparseable" }
+              : customId === "item-3"
+              ? { _tag: "Omit" }
+              : undefined
+        })
+        const results = yield* runAll(prompts(5), layer)
+        const byId = new Map(results.map((r) => [r.id, r]))
+        expect(results).toHaveLength(5)
+        expect(tagOf(byId.get("q0")!)).toBe("Success")
+        expect(tagOf(byId.get("q1")!)).toBe("InvalidRequestError")
+        expect(String((byId.get("q1")!.result as unknown as Exit.Failure<never, { message: string }>).cause)).toContain("bad things in item 1")
+        expect(["UnparseableResultError", "MalformedResponseError"]).toContain(tagOf(byId.get("q2")!))
+        expect(tagOf(byId.get("q3")!)).toBe("MissingResultError")
+        expect(tagOf(byId.get("q4")!)).toBe("Success")
+      }), 30_000)
+
+    it.scopedLive(`${api}: an expired batch ends its unprocessed items as BatchExpiredError, the processed ones keep their replies`, () =>
+      Effect.gen(function* () {
+        const { layer } = yield* stack(api, { expire: true, answeredBeforeExpiry: api === "gemini" ? 0 : 2 })
+        const results = yield* runAll(prompts(4), layer)
+        const tags = results.sort((a, b) => a.index - b.index).map(tagOf)
+        expect(tags).toEqual(api === "gemini" ? Array(4).fill("BatchExpiredError") : ["Success", "Success", "BatchExpiredError", "BatchExpiredError"])
+      }), 30_000)
+  }
+
+  it.scopedLive("a cancelled batch ends each item as BatchCancelledError", () =>
+    Effect.gen(function* () {
+      for (const api of ["chat", "anthropic", "gemini"] as const) {
+        const { layer } = yield* stack(api, { pollsToComplete: 5 })
+        const tags = yield* Effect.gen(function* () {
+          const service = yield* ProviderBatch.ProviderBatch
+          const requests = prompts(3).map((p, i) => ({ customId: `c${i}`, request: { messages: p.messages } }))
+          const { chunks } = service.prepare(requests)
+          const id = yield* service.submit(chunks[0]!, { name: "cancel-test", items: 3, since: Date.now() })
+          yield* service.cancel(service.model, id)
+          let status = yield* service.poll(service.model, id)
+          while (status.phase !== "ended") status = yield* service.poll(service.model, id)
+          expect(status.outcome).toBe("cancelled")
+          const items = yield* Stream.runCollect(service.results(service.model, status, new Map(requests.map((r) => [r.customId, r.request]))))
+          return Chunk.toArray(items).map((item) => Batch.failureTag(item.result))
+        }).pipe(Effect.provide(layer))
+        expect(tags).toEqual(["BatchCancelledError", "BatchCancelledError", "BatchCancelledError"])
+      }
+    }), 30_000)
+
+  it.scopedLive("a streaming request or a model the API does not batch is refused before anything is uploaded, naming the item", () =>
+    Effect.gen(function* () {
+      const { fake, layer } = yield* stack("anthropic", {})
+      const streaming = yield* Effect.flip(runAll([...prompts(2), { id: "s", messages: [Message.user("x")], extra: { stream: true } }], layer))
+      expect(streaming._tag).toBe("BatchInputError")
+      expect(streaming.message).toContain("item 2 (id s)")
+      const model = yield* Effect.flip(runAll([{ id: "m", model: "gpt-4o", messages: [Message.user("x")] }], layer))
+      expect(model.message).toContain("item 0 (id m): Anthropic's Message Batches serve Claude models, not gpt-4o")
+      expect(yield* fake.requests).toHaveLength(0)
+    }), 30_000)
+
+  it.effect("polls back off by half again each time, to the maximum", () =>
+    Effect.gen(function* () {
+      const service = yield* ProviderBatch.make({ api: "chat", model: "gpt-4o-mini", pollInterval: "10 seconds", maxPollInterval: "60 seconds" }).pipe(
+        Effect.provide(KeyPool.layer({ providerId: "openai", keys: ["k"] })),
+        Effect.provide(NodeHttpClient.layerUndici)
+      )
+      const delays: Array<number> = []
+      let d = service.pollInterval
+      for (let i = 0; i < 7; i++) {
+        delays.push(Duration.toSeconds(d))
+        d = nextDelay(service, d)
+      }
+      expect(delays).toEqual([10, 15, 22.5, 33.75, 50.625, 60, 60])
+    }))
+
+  it.effect("splits by model and at the byte limit; a request over the limit alone is its own typed failure", () =>
+    Effect.gen(function* () {
+      const service = yield* ProviderBatch.make({ api: "chat", model: "gpt-4o-mini", limits: { maxBytes: 250 } }).pipe(
+        Effect.provide(KeyPool.layer({ providerId: "openai", keys: ["k"] })),
+        Effect.provide(NodeHttpClient.layerUndici)
+      )
+      const entries = [
+        { customId: "a", request: Message.request("short a") },
+        { customId: "b", request: { ...Message.request("short b"), model: "gpt-4.1" } },
+        { customId: "c", request: Message.request("short c") },
+        { customId: "big", request: Message.request("x".repeat(500)) }
+      ]
+      const { chunks, rejected } = service.prepare(entries)
+      expect(chunks.map((c) => [c.model, c.customIds])).toEqual([["gpt-4o-mini", ["a"]], ["gpt-4o-mini", ["c"]], ["gpt-4.1", ["b"]]])
+      expect(chunks.every((c) => c.bytes <= 250)).toBe(true)
+      expect(rejected.map((r) => [r.customId, Batch.failureTag(r.result)])).toEqual([["big", "InvalidRequestError"]])
+    }))
+})
