@@ -362,6 +362,8 @@ export interface FakeBatchOptions {
   readonly submitDelayMs?: number
   /** Milliseconds between the lines of a results download. */
   readonly lineDelayMs?: number
+  /** The first N polls of each batch answer 503 (overloaded) and leave it where it was. */
+  readonly failingPolls?: number
 }
 
 /**

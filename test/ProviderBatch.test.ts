@@ -57,6 +57,15 @@ describe("ProviderBatch", () => {
         }
       }), 30_000)
 
+    it.scopedLive(`${api}: polls answered 503 are tried again; the run ends with every item`, () =>
+      Effect.gen(function* () {
+        const { fake, layer } = yield* stack(api, { pollsToComplete: 2, failingPolls: 3 })
+        const results = yield* runAll(prompts(3), layer)
+        expect(results.map((r) => [r.id, Exit.isSuccess(r.result)])).toEqual(prompts(3).map((p) => [p.id, true]))
+        const polls = (yield* fake.requests).filter((r) => r.method === "GET" && /batches\/[^/]+$/.test(r.path))
+        expect(polls).toHaveLength(5)
+      }), 30_000)
+
     it.scopedLive(`${api}: partial failures, an unreadable line and a missing one are each that item's typed failure`, () =>
       Effect.gen(function* () {
         const { layer } = yield* stack(api, {

@@ -140,6 +140,20 @@ describe("effect-llm batch --batch-api (subprocess)", () => {
     }, 120_000)
   }
 
+  it("a poll answered 503 is tried again, not the run's end", async () => {
+    const dir = tempDir()
+    const input = join(dir, "in.jsonl")
+    const out = join(dir, "out.jsonl")
+    writeFileSync(input, ['{"id":"a","prompt":"one"}', '{"id":"b","prompt":"two"}'].join("\n") + "\n")
+    await setBatch({ pollsToComplete: 2, failingPolls: 2 })
+    const run = await start(["batch", input, "--out", out, "--batch-api", "--model", "gpt-4o-mini", "--base-url", fake.baseUrl, "--poll-interval", "0.05"], {
+      OPENAI_API_KEY: "sk-batch-test-key"
+    }).done
+    expect(run.stderr).not.toContain("503")
+    expect(run.code).toBe(0)
+    expect(records(out).map((r) => [r.id, r.ok])).toEqual([["a", true], ["b", true]])
+  }, 60_000)
+
   it("refuses a state file for another input, and a streaming line before anything is uploaded; --cancel cancels in flight", async () => {
     const dir = tempDir()
     const input = join(dir, "in.jsonl")

@@ -17,6 +17,7 @@ import * as Stream from "effect/Stream"
 import type * as Batch from "../Batch.js"
 import * as summary_ from "../Batch.js"
 import * as envKeys from "../internal/envKeys.js"
+import { pollRetried } from "../internal/providerBatch/run.js"
 import * as providerKeys from "../internal/providerConfig/keys.js"
 import * as registry from "../internal/providers/registry.js"
 import * as KeyPool from "../KeyPool.js"
@@ -252,7 +253,8 @@ export const run = (
           yield* Effect.sleep(delay)
           delay = Duration.min(Duration.times(delay, 1.5), service.maxPollInterval)
           const pending = open()
-          const statuses = yield* Effect.forEach(pending, (b) => service.poll(b.model, b.id!), { concurrency: 4 })
+          // a poll that fails retryably (a 429, a 5xx, the network) is tried again, as the library's run does
+          const statuses = yield* Effect.forEach(pending, (b) => pollRetried(service, b.model, b.id!), { concurrency: 4 })
           const sum = (phase: ProviderBatch.Status["phase"] | undefined, pick: (s: ProviderBatch.Status) => number) =>
             statuses.filter((s) => phase === undefined || s.phase === phase).reduce((n, s) => n + pick(s), 0)
           bar.update({

@@ -26,6 +26,8 @@ interface FakeBatch {
   readonly name: string
   readonly endpoint: string
   polls: number
+  /** Polls answered 503 so far (`failingPolls`). */
+  failedPolls: number
   cancelling: boolean
   ended: "completed" | "expired" | "cancelled" | undefined
   /** Per item once ended: the live reply's status and body, or what replaced it. */
@@ -103,6 +105,15 @@ const answer = async (baseUrl: string, batch: FakeBatch, options: FakeBatchOptio
   await Promise.all(Array.from({ length: 16 }, worker))
   batch.answers = answers
   batch.ended = outcome
+}
+
+/** Whether this poll of a batch is one of the `failingPolls` that answer 503; counts it. */
+const pollFails = (batch: FakeBatch, options: FakeBatchOptions, res: http.ServerResponse): boolean => {
+  if (batch.ended !== undefined || batch.failedPolls >= (options.failingPolls ?? 0)) return false
+  batch.failedPolls++
+  res.writeHead(503, { "content-type": "application/json" })
+  res.end(JSON.stringify({ error: { message: "the fake is overloaded (failingPolls)", type: "server_error", code: null } }))
+  return true
 }
 
 /** Moves a batch one poll on; ends it when due. */
@@ -277,7 +288,7 @@ export const handle = async (
   const method = request.method
   const newId = (prefix: string) => `${prefix}${String(++store.counter).padStart(4, "0")}`
   const create = (api: Api, items: ReadonlyArray<Item>, name: string, endpoint: string, prefix: string): FakeBatch => {
-    const batch: FakeBatch = { id: newId(prefix), api, items, createdAt: Date.now(), name, endpoint, polls: 0, cancelling: false, ended: undefined, answers: [] }
+    const batch: FakeBatch = { id: newId(prefix), api, items, createdAt: Date.now(), name, endpoint, polls: 0, failedPolls: 0, cancelling: false, ended: undefined, answers: [] }
     store.batches.set(batch.id, batch)
     return batch
   }
@@ -313,6 +324,7 @@ export const handle = async (
       await streamLines(res, batch.answers.flatMap(({ answer, item }) => anthropicLine(item, answer) ?? []), options.lineDelayMs)
       return true
     }
+    if (pollFails(batch, options, res)) return true
     await advance(baseUrl, batch, options)
     json(res, 200, anthropicObject(batch, baseUrl))
     return true
@@ -348,6 +360,7 @@ export const handle = async (
       json(res, 200, {})
       return true
     }
+    if (pollFails(batch, options, res)) return true
     await advance(baseUrl, batch, options)
     json(res, 200, geminiObject(batch))
     return true
@@ -402,6 +415,7 @@ export const handle = async (
     const batch = find(one[1]!)
     if (batch === undefined) return notFound()
     if (one[2] === "/cancel") batch.cancelling = batch.ended === undefined
+    else if (pollFails(batch, options, res)) return true
     else await advance(baseUrl, batch, options)
     json(res, 200, openaiObject(batch))
     return true
