@@ -154,6 +154,25 @@ describe("effect-llm batch --batch-api (subprocess)", () => {
     expect(records(out).map((r) => [r.id, r.ok])).toEqual([["a", true], ["b", true]])
   }, 60_000)
 
+  it("--config: the entry's base URL and keys, its model's batch API", async () => {
+    const dir = tempDir()
+    const input = join(dir, "in.jsonl")
+    const out = join(dir, "out.jsonl")
+    const config = join(dir, "provider.json")
+    writeFileSync(input, ['{"id":"a","prompt":"one"}', '{"id":"b","prompt":"two"}'].join("\n") + "\n")
+    writeFileSync(config, JSON.stringify({ anthropic: [{ model_name: "claude-3-5-haiku-latest", base_url: fake.url, api_keys: ["sk-from-config-1"] }] }))
+    await setBatch({ pollsToComplete: 1 })
+    const before = (await requests()).length
+    const env: Record<string, string> = { ANTHROPIC_API_KEY: "" }
+    const run = await start(["batch", input, "--out", out, "--batch-api", "--config", config, "--poll-interval", "0.05"], env).done
+    expect(run.stderr).not.toContain("sk-from-config")
+    expect(run.code).toBe(0)
+    expect(records(out).map((r) => [r.id, r.ok])).toEqual([["a", true], ["b", true]])
+    const sent = (await requests()).slice(before).filter((r) => r.headers["x-fake-batch-item"] === undefined)
+    expect(sent.some((r) => r.method === "POST" && /\/v1\/messages\/batches$/.test(r.path))).toBe(true)
+    expect(sent.every((r) => r.headers["x-api-key"] === "sk-from-config-1")).toBe(true)
+  }, 60_000)
+
   it("refuses a state file for another input, and a streaming line before anything is uploaded; --cancel cancels in flight", async () => {
     const dir = tempDir()
     const input = join(dir, "in.jsonl")

@@ -27,7 +27,7 @@ import * as ProviderBatch from "../ProviderBatch.js"
 import * as Testing from "../Testing.js"
 import * as Usage from "../Usage.js"
 import * as state_ from "./batchState.js"
-import { CliError, type ModelChoice, splitModel } from "./model.js"
+import { CliError, configEntry, type ModelChoice, splitModel } from "./model.js"
 
 export interface Item {
   readonly id: string
@@ -55,9 +55,7 @@ const batchApis: Partial<Record<registry.Api, ProviderBatch.Api>> = { chat: "cha
 /** The batch API of the chosen model: its provider's, keys from its env var; or a fake of it. */
 const targetOf = (args: BatchApiArgs) =>
   Effect.gen(function* () {
-    if (Option.isSome(args.config)) {
-      return yield* Effect.fail(new CliError({ usage: true, message: "--batch-api takes the model from --model and keys from the provider's variable; --config is not supported with it" }))
-    }
+    if (Option.isSome(args.config)) return yield* targetOfConfig(args, args.config.value)
     const split = splitModel(Option.getOrElse(args.model, () => "gpt-4o-mini"))
     const provider = Option.getOrUndefined(args.provider) ?? split.provider ?? registry.detect(split.model)
     if (provider === undefined) {
@@ -90,6 +88,34 @@ const targetOf = (args: BatchApiArgs) =>
       Layer.mapError((error) => new CliError({ message: String(error) }))
     )
     return { api, provider, model: split.model, baseUrl, layer } satisfies Target
+  })
+
+const pollIntervals = (args: BatchApiArgs) => {
+  const pollInterval = Duration.millis(Math.max(1, Math.round(args.pollInterval * 1000)))
+  return { pollInterval, maxPollInterval: Duration.max(pollInterval, Duration.seconds(60)) }
+}
+
+/** The batch API of a `--config` entry: its base URL, and the pool of its keys. */
+const targetOfConfig = (args: BatchApiArgs, path: string) =>
+  Effect.gen(function* () {
+    const { config, entry } = yield* configEntry(path, Option.getOrUndefined(args.model), Option.getOrUndefined(args.provider))
+    const api = batchApis[entry.api]
+    if (api === undefined) return yield* Effect.fail(new CliError({ usage: true, message: `${entry.provider} has no batch API (--batch-api serves OpenAI, Anthropic and Gemini)` }))
+    const baseUrl = entry.baseUrl ?? registry.defaultBaseUrl(entry.provider, entry.api)
+    const pool = config.keyPool(entry.provider, entry.model)
+    if (Option.isNone(pool)) {
+      // no usable key: building the model's stack says why, naming the entry
+      yield* Effect.scoped(Layer.build(config.models.layer(entry.provider, entry.model).pipe(Layer.provide(NodeHttpClient.layerUndici)))).pipe(
+        Effect.mapError((error) => new CliError({ message: error.message }))
+      )
+      return yield* Effect.fail(new CliError({ message: `no API key for ${entry.provider}:${entry.model} in ${path}` }))
+    }
+    const layer = ProviderBatch.layer({ api, model: entry.model, provider: entry.provider, baseUrl, ...pollIntervals(args) }).pipe(
+      Layer.provide(Layer.succeed(KeyPool.KeyPool, pool.value)),
+      Layer.provide(NodeHttpClient.layerUndici),
+      Layer.mapError((error) => new CliError({ message: String(error) }))
+    )
+    return { api, provider: entry.provider, model: entry.model, baseUrl, layer } satisfies Target
   })
 
 const echo: Testing.Responder = (request) => {

@@ -116,9 +116,11 @@ const noSuchModel = (path: string, wanted: string | undefined, known: ReadonlyAr
   })
 }
 
-const fromConfig = (path: string, wanted: string | undefined, provider: string | undefined, retries: StackRetries) =>
+const toCliError = (error: ProviderConfig.ProviderConfigError) => new CliError({ message: error.message })
+
+/** The entry of `--config` for the model asked for (without --model: the file's only one, else gpt-4o-mini). */
+export const configEntry = (path: string, wanted: string | undefined, provider: string | undefined) =>
   Effect.gen(function* () {
-    const toCliError = (error: ProviderConfig.ProviderConfigError) => new CliError({ message: error.message })
     const config = yield* ProviderConfig.load(path).pipe(Effect.mapError(toCliError))
     const ofProvider = config.entries.filter((e) => provider === undefined || registry.lookup(e.provider)?.name === provider || e.provider === provider)
     const named = (name: string) =>
@@ -135,7 +137,12 @@ const fromConfig = (path: string, wanted: string | undefined, provider: string |
         })
       )
     }
-    const entry = matches[0]!
+    return { config, entry: matches[0]! }
+  })
+
+const fromConfig = (path: string, wanted: string | undefined, provider: string | undefined, retries: StackRetries) =>
+  Effect.gen(function* () {
+    const { config, entry } = yield* configEntry(path, wanted, provider)
     const target: Target = {
       provider: entry.provider,
       baseUrl: entry.baseUrl ?? registry.defaultBaseUrl(entry.provider, entry.api),
