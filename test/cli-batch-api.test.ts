@@ -9,9 +9,9 @@ import { join, resolve } from "node:path"
 import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Testing from "../src/Testing.js"
+import { cliCommand } from "./support/cliBin.js"
 
 const root = resolve(__dirname, "..")
-const bin = join(root, "src", "cli", "bin.ts")
 
 interface Run {
   readonly code: number | null
@@ -21,7 +21,7 @@ interface Run {
 
 const start = (args: ReadonlyArray<string>, env: Record<string, string>): { child: ChildProcess; done: Promise<Run> } => {
   const childEnv: Record<string, string | undefined> = { ...process.env, ...env }
-  const child = spawn(process.execPath, ["--import", "tsx", bin, ...args], { cwd: root, env: childEnv })
+  const child = spawn(process.execPath, [...cliCommand(), ...args], { cwd: root, env: childEnv })
   let stdout = ""
   let stderr = ""
   child.stdout!.on("data", (d) => (stdout += d))

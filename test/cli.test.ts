@@ -9,9 +9,9 @@ import { colorEnabled } from "../src/cli/console.js"
 import { splitModel } from "../src/cli/model.js"
 import { fingerprint } from "../src/KeyPool.js"
 import * as Testing from "../src/Testing.js"
+import { cliCommand } from "./support/cliBin.js"
 
 const root = resolve(__dirname, "..")
-const bin = join(root, "src", "cli", "bin.ts")
 
 interface Run {
   readonly code: number | null
@@ -24,7 +24,7 @@ const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}): {
   delete childEnv.OPENAI_API_KEY
   delete childEnv.OPENAI_API_KEYS
   Object.assign(childEnv, env)
-  const child = spawn(process.execPath, ["--import", "tsx", bin, ...args], { cwd: root, env: childEnv })
+  const child = spawn(process.execPath, [...cliCommand(), ...args], { cwd: root, env: childEnv })
   let stdout = ""
   let stderr = ""
   child.stdout!.on("data", (d) => (stdout += d))
@@ -637,7 +637,7 @@ describe("colour", () => {
       new Promise<string>((resolveRun) => {
         const childEnv: Record<string, string | undefined> = { ...process.env, ...env }
         if (env.NO_COLOR === undefined) delete childEnv.NO_COLOR
-        const command = [process.execPath, "--import", "tsx", bin, "--help"].map((a) => `'${a}'`).join(" ")
+        const command = [process.execPath, ...cliCommand(), "--help"].map((a) => `'${a}'`).join(" ")
         const child = spawn("script", ["-qec", command, "/dev/null"], { cwd: root, env: childEnv })
         let out = ""
         child.stdout!.on("data", (d) => (out += d))
