@@ -130,7 +130,8 @@ export interface KeyScore {
  * The latency-aware choice's settings (the `latency` option): `smoothing`, the weight of a
  * new sample in the average (default 0.3); `exploration`, the share of leases given to the key
  * heard from least recently (default 0.05); `errorPenalty`, how much a key's error rate raises
- * its cost (default 4).
+ * its cost (default 4); `tolerance`, how close two keys' costs must be to count as equal, the pick
+ * between them then random (default 0.25).
  * @since 0.1.0 @category models
  */
 export type LatencyOptions = latencyScore.Options

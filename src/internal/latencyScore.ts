@@ -2,8 +2,8 @@
  * The latency-aware choice among interchangeable targets (a pool's keys, a fallback chain's
  * equivalent steps): per target an exponentially weighted latency and error rate, kept in
  * this process; a choice by the power of two choices over the targets' costs (latency,
- * raised by errors, times the calls in flight there plus one), so that the load spreads over
- * the fast targets instead of piling onto the fastest; and a small share of calls sent to
+ * raised by errors, times the calls in flight there plus one; costs within a tolerance of each
+ * other tie), so that the load spreads over the fast targets instead of piling onto the fastest; and a small share of calls sent to
  * the target heard from least recently, so that a target that recovered is noticed.
  *
  * Synchronous and free of Effect: each call is one step on the JS thread, and the random
@@ -20,12 +20,15 @@ export interface Options {
   readonly exploration?: number | undefined
   /** How much a target's error rate raises its cost: latency × (1 + errorPenalty × errorRate). Default 4. */
   readonly errorPenalty?: number | undefined
+  /** Two costs within this fraction of each other count as equal (the pick is then random). Default 0.25. */
+  readonly tolerance?: number | undefined
 }
 
 export interface Resolved {
   readonly smoothing: number
   readonly exploration: number
   readonly errorPenalty: number
+  readonly tolerance: number
 }
 
 /** The options, checked: a `ConfigError` names the first one out of its range (`where` says whose). */
@@ -34,13 +37,15 @@ export const resolve = (options: Options | true, where: string, path: ReadonlyAr
   const resolved: Resolved = {
     smoothing: given.smoothing ?? 0.3,
     exploration: given.exploration ?? 0.05,
-    errorPenalty: given.errorPenalty ?? 4
+    errorPenalty: given.errorPenalty ?? 4,
+    tolerance: given.tolerance ?? 0.25
   }
   const bad = (name: string, range: string, value: unknown) =>
     Either.left(ConfigError.InvalidData([...path, name], `${where}: latency.${name} must be ${range}, got ${String(value)}`))
   if (!(resolved.smoothing > 0 && resolved.smoothing <= 1)) return bad("smoothing", "within (0, 1]", given.smoothing)
   if (!(resolved.exploration >= 0 && resolved.exploration < 1)) return bad("exploration", "within [0, 1)", given.exploration)
   if (!(resolved.errorPenalty >= 0 && Number.isFinite(resolved.errorPenalty))) return bad("errorPenalty", "a number ≥ 0", given.errorPenalty)
+  if (!(resolved.tolerance >= 0 && Number.isFinite(resolved.tolerance))) return bad("tolerance", "a number ≥ 0", given.tolerance)
   return Either.right(resolved)
 }
 
@@ -159,7 +164,8 @@ export class Scores {
       // the second draw is among the other n - 1
       let j = Math.min(n - 2, Math.floor(draws.second * (n - 1)))
       if (j >= i) j++
-      pick = costs[j]! < costs[i]! ? j : i
+      // near-equal costs are a tie, and the first draw (random) takes it
+      pick = costs[j]! * (1 + this.options.tolerance) < costs[i]! ? j : i
     }
     const rest = candidates.map((_, k) => k).filter((k) => k !== pick).sort((x, y) => costs[x]! - costs[y]!)
     return [candidates[pick]!, ...rest.map((k) => candidates[k]!)]
