@@ -24,7 +24,9 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as ExecutionPlan from "effect/ExecutionPlan"
 import * as Layer from "effect/Layer"
+import * as Either from "effect/Either"
 import * as Metric from "effect/Metric"
+import * as Random from "effect/Random"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as ScheduleInterval from "effect/ScheduleInterval"
@@ -33,6 +35,7 @@ import * as Stream from "effect/Stream"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as Health from "./Health.js"
 import { guardPartial, isPartial, reporting, reportsOf } from "./internal/request/delivered.js"
+import * as latencyScore from "./internal/latencyScore.js"
 import * as Streams from "./internal/streams.js"
 import { LanguageModel, type Service as Model, type Tracker } from "./LanguageModel.js"
 import * as Err from "./LlmError.js"
@@ -52,6 +55,12 @@ export interface Step<E = never, R = never> {
   readonly breaker?: CircuitBreaker.Options | undefined
   /** The health probe for this step (with `skipDisconnected`); default `Health.probeChat`. */
   readonly probe?: Effect.Effect<unknown, unknown> | undefined
+  /**
+   * This step serves as well as the one before it (another deployment, base URL or model you
+   * hold interchangeable): with the `latency` option, each call tries the steps of such a run
+   * in the order their latency scores give, then the steps after it. Without it, no effect.
+   */
+  readonly equivalent?: boolean | undefined
 }
 
 /** @since 0.1.0 @category models */
@@ -63,7 +72,23 @@ export interface Options {
    * type says so); each step is registered with it, probed by its `probe`.
    */
   readonly skipDisconnected?: boolean | undefined
+  /**
+   * Choose among equivalent steps by latency (opt-in; without it, steps go in their order).
+   * This process keeps, per step, a weighted latency (a reply's time; a stream's time to its
+   * first event) and error rate; each call starts a run of equivalent steps with the cheaper of
+   * two drawn at random (latency, raised by errors, times calls in flight plus one) and goes on
+   * through the others by cost; a small share starts with the step heard from least recently,
+   * so that a recovered one is noticed. `true` takes the defaults of `LatencyOptions`.
+   */
+  readonly latency?: true | LatencyOptions | undefined
 }
+
+/**
+ * The latency-aware choice's settings: `smoothing` (default 0.3), `exploration` (default
+ * 0.05), `errorPenalty` (default 4), `tolerance` (default 0.25); see `KeyPool.LatencyOptions`.
+ * @since 0.1.0 @category models
+ */
+export type LatencyOptions = latencyScore.Options
 
 /**
  * The default `when`: fall back on everything that another model might serve.
@@ -97,6 +122,88 @@ interface CallState {
   lastStep: number
   /** The largest context window that failed with `ContextLengthError`. */
   largestTooSmall: number
+  /** The steps' indices in the order this call tries them; positions below are into it. */
+  readonly order: ReadonlyArray<number>
+}
+
+/**
+ * The latency-aware choice among equivalent steps: the runs of steps marked `equivalent`
+ * (each with the step before it), one score per step (this process's), and the samples.
+ */
+const makeChooser = (resolved: latencyScore.Resolved, steps: ReadonlyArray<Step<any, any>>) => {
+  const scores = new latencyScore.Scores(resolved)
+  const runs: Array<Array<number>> = []
+  steps.forEach((step, index) => {
+    if (index > 0 && step.equivalent === true) runs[runs.length - 1]!.push(index)
+    else runs.push([index])
+  })
+  const draws = Effect.map(Effect.all([Random.next, Random.next, Random.next]), ([explore, first, second]) => ({ explore, first, second }))
+  const order: Effect.Effect<ReadonlyArray<number>> = Effect.suspend(() => {
+    const out: Array<number> = []
+    const next = (i: number): Effect.Effect<ReadonlyArray<number>> => {
+      if (i >= runs.length) return Effect.succeed(out)
+      const run = runs[i]!
+      if (run.length === 1) {
+        out.push(run[0]!)
+        return next(i + 1)
+      }
+      return Effect.flatMap(draws, (d) => {
+        for (const id of scores.order(run.map(String), d)) out.push(Number(id))
+        return next(i + 1)
+      })
+    }
+    return next(0)
+  })
+  const timed = <A>(index: number, call: Effect.Effect<A, Err.LlmError>): Effect.Effect<A, Err.LlmError> =>
+    Effect.clockWith((clock) => {
+      const id = String(index)
+      const start = clock.unsafeCurrentTimeMillis()
+      scores.started(id)
+      let sampled = false
+      return Effect.onExit(
+        Effect.tapBoth(call, {
+          onSuccess: () => Effect.sync(() => ((sampled = true), scores.latency(id, clock.unsafeCurrentTimeMillis() - start))),
+          onFailure: () => Effect.sync(() => ((sampled = true), scores.failure(id)))
+        }),
+        () =>
+          Effect.sync(() => {
+            scores.ended(id)
+            if (!sampled) scores.censored(id, clock.unsafeCurrentTimeMillis() - start)
+          })
+      )
+    })
+  const timedStream = (index: number, stream: Stream.Stream<StreamEvent, Err.LlmError>): Stream.Stream<StreamEvent, Err.LlmError> =>
+    Stream.fromChannel(Channel.unwrap(Effect.clockWith((clock) =>
+      Effect.sync(() => {
+        const id = String(index)
+        const start = clock.unsafeCurrentTimeMillis()
+        let sampled = false
+        scores.started(id)
+        // one stage, only for a chain that chooses by latency: its time to first event and how it ended
+        const source = Stream.mapChunks(stream, (chunk) => {
+          if (!sampled && chunk.length > 0) {
+            sampled = true
+            scores.latency(id, clock.unsafeCurrentTimeMillis() - start)
+          }
+          return chunk
+        })
+        return Channel.ensuringWith(
+          Channel.catchAll(Stream.toChannel(source), (error) => {
+            if (!sampled) {
+              sampled = true
+              scores.failure(id)
+            }
+            return Channel.fail(error)
+          }),
+          () =>
+            Effect.sync(() => {
+              scores.ended(id)
+              if (!sampled) scores.censored(id, clock.unsafeCurrentTimeMillis() - start)
+            })
+        )
+      })
+    )))
+  return { order, timed, timedStream }
 }
 
 const fallbacks = Metric.counter("effect_llm_fallbacks_total", { description: "Moves from one Fallback step to the next" })
@@ -202,6 +309,10 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>, 
       if (health !== undefined) yield* health.register({ name, probe: step.probe ?? Health.probeChat(raw) })
       built.push({ index, name, model, health })
     }
+    const chooser = options?.latency === undefined ? undefined : yield* Either.match(
+      latencyScore.resolve(options.latency, "Fallback.layer", ["latency"]),
+      { onLeft: Effect.fail, onRight: (resolved) => Effect.succeed(makeChooser(resolved, steps)) }
+    )
     const primary = built[0]!.model
     const windows = built.map((b) => b.model.contextWindow).filter((w): w is number => w !== undefined)
 
@@ -218,9 +329,9 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>, 
           )
           : Effect.void)
 
-    const record = (state: CallState, step: Built, error: Err.LlmError) =>
+    const record = (state: CallState, position: number, step: Built, error: Err.LlmError) =>
       Effect.sync(() => {
-        state.lastStep = step.index
+        state.lastStep = position
         state.attempts.push({ provider: step.model.provider, model: step.model.model, error })
         if (error._tag === "ContextLengthError") {
           state.largestTooSmall = Math.max(state.largestTooSmall, step.model.contextWindow ?? 0)
@@ -239,14 +350,15 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>, 
      * reaches `j` (we answer at once: enter, or skip), then with `j`'s own errors (retries).
      */
     const scheduleFor = (j: number, state: CallState): Schedule.Schedule<unknown, Err.LlmError> => {
-      const inner = steps[j]!.schedule
-      const maxAttempts = steps[j]!.attempts ?? (inner === undefined ? 1 : Infinity)
+      const index = state.order[j]!
+      const inner = steps[index]!.schedule
+      const maxAttempts = steps[index]!.attempts ?? (inner === undefined ? 1 : Infinity)
       return Schedule.makeWithState(
         { inner: inner?.initial as unknown, attempts: 1 },
         (now, error: Err.LlmError, s) => {
           if (state.lastStep < j) {
             const enter = !isPartial(error) && when(error) &&
-              (error._tag !== "ContextLengthError" || (built[j]!.model.contextWindow ?? 0) > state.largestTooSmall)
+              (error._tag !== "ContextLengthError" || (built[index]!.model.contextWindow ?? 0) > state.largestTooSmall)
             return enter
               ? Effect.as(Metric.increment(fallbacks), [s, undefined, ScheduleDecision.continueWith(ScheduleInterval.after(now))] as const)
               : Effect.succeed([s, undefined, ScheduleDecision.done] as const)
@@ -280,8 +392,8 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>, 
         j >= built.length
           ? Effect.succeed(undefined)
           : Effect.matchEffect(next(j, error), { onSuccess: () => Effect.succeed(j), onFailure: () => decide(j + 1, error) })
-      return (from: Built, error: Err.LlmError): Effect.Effect<number | undefined> =>
-        Effect.zipRight(record(state, from, error), decide(from.index, error))
+      return (from: number, error: Err.LlmError): Effect.Effect<number | undefined> =>
+        Effect.zipRight(record(state, from, built[state.order[from]!]!, error), decide(from, error))
     }
 
     /** The error a call ends with once the policy gave up. */
@@ -296,18 +408,26 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>, 
       })
     }
 
-    const newState = (): CallState => ({ attempts: [], lastStep: -1, largestTooSmall: -1 })
+    const identity = built.map((b) => b.index)
+    const newState = (order: ReadonlyArray<number>): CallState => ({ attempts: [], lastStep: -1, largestTooSmall: -1, order })
+    /** The order of the steps for one call: as given, or with each run of equivalent steps ordered by latency. */
+    const orderOf: Effect.Effect<ReadonlyArray<number>> = chooser === undefined ? Effect.succeed(identity) : chooser.order
+
+    // without the latency option, no effect per call for the order: the steps' own
+    const withOrder = <A, E>(body: (order: ReadonlyArray<number>) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      chooser === undefined ? Effect.suspend(() => body(identity)) : Effect.flatMap(orderOf, body)
 
     const chat = (request: ChatRequest) =>
-      Effect.suspend(() => {
-        const state = newState()
+      withOrder((order) => {
+        const state = newState(order)
         const after = policy(state)
         const run = (j: number): Effect.Effect<ChatResponse, Err.LlmError> => {
-          const step = built[j]!
+          const step = built[order[j]!]!
+          const call = step.model.chat(requestFor(step, request))
           return skipIfDown(step).pipe(
-            Effect.zipRight(step.model.chat(requestFor(step, request))),
+            Effect.zipRight(chooser === undefined ? call : chooser.timed(step.index, call)),
             Effect.catchAll((error) =>
-              Effect.flatMap(after(step, error), (k) => (k === undefined ? Effect.fail(finalError(state, error)) : run(k))))
+              Effect.flatMap(after(j, error), (k) => (k === undefined ? Effect.fail(finalError(state, error)) : run(k))))
           )
         }
         return run(0)
@@ -320,19 +440,20 @@ export const make = <const Steps extends NonEmptyReadonlyArray<Step<any, any>>, 
      * after its first event is a partial error, which no step's schedule takes.
      */
     const stream = (request: ChatRequest, tracker?: Tracker): Stream.Stream<StreamEvent, Err.LlmError> =>
-      Stream.fromChannel(Channel.suspend(() => {
-        const state = newState()
+      Stream.fromChannel(Channel.unwrap(withOrder((order) => Effect.sync(() => {
+        const state = newState(order)
         const after = policy(state)
         type Events = Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, Err.LlmError, unknown, unknown, unknown>
         const run = (j: number): Events => {
-          const step = built[j]!
+          const step = built[order[j]!]!
           // the model's own stream is guarded, so a provider's can say what it delivered
-          const source = Streams.unwrap(Effect.as(skipIfDown(step), guardPartial(step.model, requestFor(step, request), tracker)))
+          const guarded = guardPartial(step.model, requestFor(step, request), tracker)
+          const source = Streams.unwrap(Effect.as(skipIfDown(step), chooser === undefined ? guarded : chooser.timedStream(step.index, guarded)))
           return Channel.catchAll(Stream.toChannel(source), (error) =>
-            Channel.unwrap(Effect.map(after(step, error), (k) => (k === undefined ? Channel.fail(finalError(state, error)) : run(k)))))
+            Channel.unwrap(Effect.map(after(j, error), (k) => (k === undefined ? Channel.fail(finalError(state, error)) : run(k)))))
         }
         return run(0)
-      })).pipe((stream) => Streams.withSpan(stream, "Fallback.stream", { attributes: { "fallback.steps": built.length } }))
+      })))).pipe((stream) => Streams.withSpan(stream, "Fallback.stream", { attributes: { "fallback.steps": built.length } }))
 
     return {
       provider: primary.provider,

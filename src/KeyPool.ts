@@ -22,6 +22,7 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as envKeys from "./internal/envKeys.js"
 import * as internal from "./internal/keyPool.js"
+import type * as latencyScore from "./internal/latencyScore.js"
 import type { LlmError, NoKeyAvailableError, StoreUnavailableError } from "./LlmError.js"
 
 /**
@@ -101,7 +102,39 @@ export interface Service {
    * `id.secret`), checked as their layer builds. The keys never leave the pool.
    */
   readonly checkKeys: (rule: (key: string) => string | undefined) => string | undefined
+  /**
+   * Present on a pool that chooses by latency (`latency` option): records the time from
+   * `lease` to now as its key's latency sample. The request path calls it when a JSON reply
+   * has been read, and when a stream's first event arrives (time to first event, never a
+   * per-token figure). A lease released without a sample counts as one at least as long as
+   * it was held, when that is longer than the key's average.
+   */
+  readonly observe?: ((lease: Lease) => Effect.Effect<void>) | undefined
+  /** The latency scores of a pool that chooses by latency (this process's), by key fingerprint. */
+  readonly scores?: Effect.Effect<ReadonlyArray<KeyScore>> | undefined
 }
+
+/**
+ * A key's latency score in this process: its weighted latency (undefined before a sample),
+ * its weighted error rate, and the calls this process has in flight on it.
+ * @since 0.1.0 @category models
+ */
+export interface KeyScore {
+  readonly keyId: string
+  readonly latencyMillis: number | undefined
+  readonly errorRate: number
+  readonly inFlight: number
+}
+
+/**
+ * The latency-aware choice's settings (the `latency` option): `smoothing`, the weight of a
+ * new sample in the average (default 0.3); `exploration`, the share of leases given to the key
+ * heard from least recently (default 0.05); `errorPenalty`, how much a key's error rate raises
+ * its cost (default 4); `tolerance`, how close two keys' costs must be to count as equal, the pick
+ * between them then random (default 0.25).
+ * @since 0.1.0 @category models
+ */
+export type LatencyOptions = latencyScore.Options
 
 /** @since 0.1.0 @category tags */
 export class KeyPool extends Context.Tag("effect-llm/KeyPool")<KeyPool, Service>() {}
@@ -127,6 +160,17 @@ export interface Options {
    * mistake (an empty env var, say).
    */
   readonly keyless?: boolean
+  /**
+   * Choose keys by latency instead of by load alone (opt-in; least-loaded is the default).
+   * Per key, this process keeps a weighted latency (a JSON reply's time; a stream's time to
+   * its first event) and error rate; each lease goes to the cheaper of two keys drawn at
+   * random, a key's cost being its latency, raised by its errors, times its calls in flight
+   * plus one; a small share goes to the key heard from least recently, so that a key that
+   * recovered is noticed. The scores stay in each process, also over the Redis store (which
+   * still keeps leases, cooldowns and disables shared); a store without `takePreferring`
+   * leases by load. `true` takes the defaults of `LatencyOptions`.
+   */
+  readonly latency?: true | LatencyOptions | undefined
 }
 
 // ---------------------------------------------------------------------------
@@ -177,6 +221,12 @@ export interface StoreSpec {
  */
 export interface Store {
   readonly take: Effect.Effect<Take, StoreUnavailableError>
+  /**
+   * `take`, leasing the first key of `order` (key ids, best first) that can serve, by the same
+   * rules of health and load as `take`. For a pool that chooses by latency; a store without it
+   * leases by load.
+   */
+  readonly takePreferring?: ((order: ReadonlyArray<string>) => Effect.Effect<Take, StoreUnavailableError>) | undefined
   readonly release: (keyId: string, leaseId: string) => Effect.Effect<void>
   readonly report: (keyId: string, outcome: Outcome) => Effect.Effect<void>
   readonly status: Effect.Effect<ReadonlyArray<KeyStatus>, StoreUnavailableError>
@@ -237,27 +287,32 @@ export const outcomeOf: (error: LlmError) => Outcome | undefined = internal.outc
 
 /**
  * Builds a pool over the `KeyPoolStore` in context (by default, in memory). An invalid
- * `maxConcurrentPerKey`, or a key that cannot go in an HTTP header (a line break, a control
+ * `maxConcurrentPerKey` or `latency` setting, or a key that cannot go in an HTTP header (a line break, a control
  * or non-ASCII character), fails with a `ConfigError` that names the option or the key's
  * position, never the key.
  * @since 0.1.0 @category constructors
  */
 export const make = (options: Options): Effect.Effect<Service, ConfigError.ConfigError> =>
   Effect.suspend(() =>
-    Either.match(Either.all([internal.keysOf(options.keys, options.providerId), internal.timingsOf(options)]), {
+    Either.match(Either.all([internal.keysOf(options.keys, options.providerId), internal.timingsOf(options), internal.latencyOf(options)]), {
       onLeft: Effect.fail,
-      onRight: ([keys, timings]) => makeOver(options, keys, timings)
+      onRight: ([keys, timings, latency]) => makeOver(options, keys, timings, latency)
     })
   )
 
 const makeOver = (
   options: Options,
   keys: ReadonlyMap<string, Redacted.Redacted<string>>,
-  timings: Timings
+  timings: Timings,
+  latency?: latencyScore.Resolved
 ): Effect.Effect<Service> =>
   Effect.flatMap(
     KeyPoolStore,
-    (stores) => Effect.map(stores.make({ providerId: options.providerId, keyIds: [...keys.keys()], timings }), (store) => internal.makeWith(options, keys, timings, store))
+    (stores) =>
+      Effect.map(
+        stores.make({ providerId: options.providerId, keyIds: [...keys.keys()], timings }),
+        (store) => internal.makeWith(options, keys, timings, store, latency)
+      )
   )
 
 /**

@@ -19,11 +19,12 @@ export * as Toolkit from "./Toolkit.js"
 export * as Chat from "./Chat.js"
 export * as ServerSentEvents from "./ServerSentEvents.js"
 
-// Decorators, outermost first: caching, budgets, context windows, fallback, breakers, retry
+// Decorators, outermost first: caching, budgets, context windows, fallback, hedging, breakers, retry
 export * as ResponseCache from "./ResponseCache.js"
 export * as Budget from "./Budget.js"
 export * as ContextWindow from "./ContextWindow.js"
 export * as Fallback from "./Fallback.js"
+export * as Hedge from "./Hedge.js"
 export * as Health from "./Health.js"
 export * as CircuitBreaker from "./CircuitBreaker.js"
 export * as Retry from "./Retry.js"

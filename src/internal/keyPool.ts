@@ -6,12 +6,14 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
+import * as Random from "effect/Random"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
 import type { KeyState, KeyStatus, Lease, Options, Outcome, Service, Store, StoreSpec, Take, Timings } from "../KeyPool.js"
 import { classify, isLlmError, NoKeyAvailableError, type StoreUnavailableError } from "../LlmError.js"
 import { type HeapEntry, KeyHeap, rank } from "./keyHeap.js"
+import * as latencyScore from "./latencyScore.js"
 
 export const fingerprint = (key: string): string =>
   "key_" + createHash("sha256").update(key).digest("hex").slice(0, 10)
@@ -68,6 +70,10 @@ export const timingsOf = (options: Options): Either.Either<Timings, ConfigError.
     maxConcurrentPerKey: max
   })
 }
+
+/** The latency-aware choice's settings, when the pool has one; or a `ConfigError` naming the bad one. */
+export const latencyOf = (options: Options): Either.Either<latencyScore.Resolved | undefined, ConfigError.ConfigError> =>
+  options.latency === undefined ? Either.right(undefined) : latencyScore.resolve(options.latency, `KeyPool ${options.providerId}`, [])
 
 // ---------------------------------------------------------------------------
 // Stores
@@ -183,6 +189,29 @@ export const memoryStore = ({ keyIds: ids, timings }: StoreSpec): Effect.Effect<
         return [{ _tag: "Leased", keyId: top.keyId, leaseId: top.keyId }, state]
       })
 
+      /** Whether `entry` can take one more call now (it is in the heap, so healthy or half-open). */
+      const canServe = (entry: Entry): boolean =>
+        entry.index >= 0 && rank(entry) !== Number.POSITIVE_INFINITY && (max === undefined || entry.inFlight < max)
+
+      const takePreferring = (order: ReadonlyArray<string>): Effect.Effect<Take> =>
+        Effect.flatMap(
+          Ref.modify(ref, (state): [Take | undefined, MemoryState] => {
+            const now = clock.unsafeCurrentTimeMillis()
+            wake(state, now)
+            for (const keyId of order) {
+              const entry = entries.get(keyId)
+              if (entry === undefined || !canServe(entry)) continue
+              entry.inFlight++
+              entry.lastUsed = now
+              state.heap.update(entry)
+              return [{ _tag: "Leased", keyId, leaseId: keyId }, state]
+            }
+            return [undefined, state]
+          }),
+          // none of them can serve: `take` says why (busy, or when one comes back)
+          (taken) => (taken === undefined ? take : Effect.succeed(taken))
+        )
+
       const release = (keyId: string): Effect.Effect<void> =>
         Ref.update(ref, (state) => {
           const entry = entries.get(keyId)
@@ -261,7 +290,7 @@ export const memoryStore = ({ keyIds: ids, timings }: StoreSpec): Effect.Effect<
           })
         })
 
-      return { take, release, report, status, hasHealthyKey, pollMillis: 1000 } satisfies Store
+      return { take, takePreferring, release, report, status, hasHealthyKey, pollMillis: 1000 } satisfies Store
     })
   )
 
@@ -278,10 +307,12 @@ export const makeWith = (
   options: Options,
   keys: ReadonlyMap<string, Redacted.Redacted<string>>,
   timings: Timings,
-  store: Store
+  store: Store,
+  latency?: latencyScore.Resolved
 ): Service => {
   const providerId = options.providerId
   const waitForKeys = timings.maxConcurrentPerKey !== undefined
+  const chooser = latency === undefined ? undefined : makeChooser(latency, [...keys.keys()], store)
 
   // Callers waiting for a key, oldest first; each release wakes the oldest.
   const waiters: Array<Deferred.Deferred<void>> = []
@@ -325,11 +356,14 @@ export const makeWith = (
   // The release goes straight into the scope: Effect.acquireRelease would also diff and patch
   // the fiber's refs around it, twice per lease, which nothing here needs.
   const takeScoped: Effect.Effect<Take, StoreUnavailableError, Scope.Scope> = Effect.uninterruptible(
-    Effect.flatMap(store.take, (take): Effect.Effect<Take, StoreUnavailableError, Scope.Scope> =>
+    Effect.flatMap(chooser === undefined ? store.take : chooser.take, (take): Effect.Effect<Take, StoreUnavailableError, Scope.Scope> =>
       take._tag === "Leased"
         ? Effect.as(
           Effect.flatMap(Effect.scope, (scope) =>
-            Scope.addFinalizer(scope, Effect.zipRight(store.release(take.keyId, take.leaseId), wakeOne))),
+            Scope.addFinalizer(
+              scope,
+              Effect.zipRight(store.release(take.keyId, take.leaseId), chooser === undefined ? wakeOne : Effect.zipRight(chooser.released(take), wakeOne))
+            )),
           take
         )
         : Effect.succeed(take))
@@ -339,7 +373,7 @@ export const makeWith = (
     Effect.flatMap(takeScoped, (take) => {
       switch (take._tag) {
         case "Leased": {
-          const lease: Lease = { keyId: take.keyId, key: keys.get(take.keyId) }
+          const lease: Lease = chooser === undefined ? { keyId: take.keyId, key: keys.get(take.keyId) } : chooser.leaseOf(take, keys.get(take.keyId))
           // there may be room for the next waiter too (a key came back without a release)
           return waited ? Effect.as(Effect.zipRight(Metric.increment(waitedForKey), wakeOne), lease) : Effect.succeed(lease)
         }
@@ -378,7 +412,8 @@ export const makeWith = (
       : outcome._tag === "Rejected" || outcome._tag === "QuotaExceeded"
       ? Metric.increment(disabled)
       : Effect.void
-    return Effect.zipRight(store.report(keyId, outcome), counted)
+    const scored = chooser === undefined || outcome._tag === "Success" ? counted : Effect.zipRight(chooser.failed(keyId), counted)
+    return Effect.zipRight(store.report(keyId, outcome), scored)
   }
 
   const withKey: Service["withKey"] = (f) =>
@@ -406,7 +441,70 @@ export const makeWith = (
         if (problem !== undefined) return `key ${index + 1} of ${all.length} ${problem}`
       }
       return undefined
-    }
+    },
+    observe: chooser?.observe,
+    scores: chooser?.scores
+  }
+}
+
+/**
+ * The latency-aware choice of one pool: its scores (this process's), the preferred order of
+ * the keys for each take, and the samples. A lease's start and whether it was sampled live in
+ * a map by lease object, dropped when the lease ends.
+ */
+const makeChooser = (resolved: latencyScore.Resolved, ids: ReadonlyArray<string>, store: Store) => {
+  const scores = new latencyScore.Scores(resolved)
+  interface Held {
+    readonly keyId: string
+    readonly at: number
+    sampled: boolean
+  }
+  // by the store's Take, which the release finalizer and the lease both know
+  const held = new Map<Take, Held>()
+  const byLease = new WeakMap<Lease, Held>()
+  const draws = Effect.map(Effect.all([Random.next, Random.next, Random.next]), ([explore, first, second]) => ({ explore, first, second }))
+  const takePreferring = store.takePreferring
+  const take: Effect.Effect<Take, StoreUnavailableError> = Effect.flatMap(
+    takePreferring === undefined ? store.take : Effect.flatMap(draws, (d) => takePreferring(scores.order(ids, d))),
+    (taken): Effect.Effect<Take> =>
+      taken._tag !== "Leased" ? Effect.succeed(taken) : Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          scores.started(taken.keyId)
+          held.set(taken, { keyId: taken.keyId, at: clock.unsafeCurrentTimeMillis(), sampled: false })
+          return taken
+        })
+      )
+  )
+  return {
+    take,
+    leaseOf: (taken: Take, key: Redacted.Redacted<string> | undefined): Lease => {
+      const lease: Lease = { keyId: (taken as Extract<Take, { _tag: "Leased" }>).keyId, key }
+      const h = held.get(taken)
+      if (h !== undefined) byLease.set(lease, h)
+      return lease
+    },
+    released: (taken: Take) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          const h = held.get(taken)
+          if (h === undefined) return
+          held.delete(taken)
+          scores.ended(h.keyId)
+          if (!h.sampled) scores.censored(h.keyId, clock.unsafeCurrentTimeMillis() - h.at)
+        })
+      ),
+    observe: (lease: Lease) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          const h = byLease.get(lease)
+          if (h === undefined || h.sampled) return
+          h.sampled = true
+          scores.latency(h.keyId, clock.unsafeCurrentTimeMillis() - h.at)
+        })
+      ),
+    failed: (keyId: string) =>
+      Effect.sync(() => scores.failure(keyId)),
+    scores: Effect.sync(() => ids.map((keyId) => ({ keyId, ...scores.score(keyId) })))
   }
 }
 

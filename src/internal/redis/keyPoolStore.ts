@@ -26,11 +26,13 @@ import type { KeyPoolStoreOptions } from "../../Redis.js"
 import type { RedisError } from "./options.js"
 
 // KEYS: hash, leases, hash, leases, … in configuration order. ARGV: lease TTL ms, max
-// concurrent per key (0: none), lease id. Returns {1, index}, {2} (busy) or {0, retry-after ms | -1}.
+// concurrent per key (0: none), lease id; then, to prefer an order over the least-loaded key,
+// "1" and each key's rank in it (lower first). Returns {1, index}, {2} (busy) or {0, retry-after ms | -1}.
 const takeLua = script(`${luaNow}
 local ttl = tonumber(ARGV[1])
 local max = tonumber(ARGV[2])
-local best, bestRank, bestLast = nil, nil, nil
+local pref = ARGV[4] == "1"
+local best, bestRank, bestLast, bestPref = nil, nil, nil, nil
 local busy = false
 local earliest = nil
 for i = 1, #KEYS, 2 do
@@ -56,6 +58,9 @@ for i = 1, #KEYS, 2 do
     if not earliest or cooldown < earliest then earliest = cooldown end
   elseif (half and inflight > 0) or (max > 0 and inflight >= max) then
     busy = true
+  elseif pref then
+    local p = tonumber(ARGV[4 + (i + 1) / 2])
+    if not best or p < bestPref then best, bestPref = i, p end
   elseif not best or inflight < bestRank or (inflight == bestRank and last < bestLast) then
     best, bestRank, bestLast = i, inflight, last
   end
@@ -177,9 +182,9 @@ const poolStore = (
   const max = timings.maxConcurrentPerKey
 
   const leaseSets = ids.map(leasesOf)
-  const take: Effect.Effect<Take, StoreUnavailableError> = Effect.suspend(() => {
+  const takeWith = (preference: ReadonlyArray<string | number>): Effect.Effect<Take, StoreUnavailableError> => Effect.suspend(() => {
     const leaseId = randomUUID()
-    return commands.run("keypool take", (redis) => takeLua(redis, allKeys, [ttl, max ?? 0, leaseId])).pipe(
+    return commands.run("keypool take", (redis) => takeLua(redis, allKeys, [ttl, max ?? 0, leaseId, ...preference])).pipe(
       // given up on (timeout, lost connection, interruption), the take may still run in
       // Redis; taking back its lease right after it, on the same connection, frees the key
       Effect.onError(() => commands.send("keypool abandon", (redis) => abandonLua(redis, leaseSets, [leaseId]))),
@@ -195,6 +200,17 @@ const poolStore = (
       })
     )
   })
+
+  const take = takeWith([])
+  const rankOf = new Map(ids.map((id, i) => [id, i]))
+  const takePreferring = (order: ReadonlyArray<string>) => {
+    const ranks = ids.map(() => order.length)
+    order.forEach((id, at) => {
+      const i = rankOf.get(id)
+      if (i !== undefined) ranks[i] = Math.min(ranks[i]!, at)
+    })
+    return takeWith(["1", ...ranks])
+  }
 
   const release = (keyId: string, leaseId: string) =>
     Effect.suspend(() => {
@@ -258,5 +274,5 @@ const poolStore = (
       .pipe(Effect.orElseSucceed(() => false))
 
   // another process may free a key at any moment; look again this often
-  return { take, release, report, status, hasHealthyKey, pollMillis: 50 }
+  return { take, takePreferring, release, report, status, hasHealthyKey, pollMillis: 50 }
 }

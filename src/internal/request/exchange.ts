@@ -359,8 +359,11 @@ export const sendJsonAs = <A>(
                 Effect.fail(redactSecret(decoded, lease.key))
               )
             }
+            const observe = endpoint.pool.observe
             const settled = Effect.zipRight(
-              endpoint.pool.report(lease.keyId, { _tag: "Success" }),
+              observe === undefined
+                ? endpoint.pool.report(lease.keyId, { _tag: "Success" })
+                : Effect.zipRight(observe(lease), endpoint.pool.report(lease.keyId, { _tag: "Success" })),
               endpoint.limiter.settle(tokensOf(decoded), out.estimatedTokens)
             )
             return Effect.as(onSuccess === undefined ? settled : Effect.zipRight(settled, onSuccess(decoded)), decoded)

@@ -176,9 +176,13 @@ const frames = (
     const next: Events = error !== undefined ? Channel.fromEffect(failed(error)) : ended ? Channel.void : loop
     if (error === undefined && ended) finished = true
     if (batch.length === 0) return next
+    // a pool that chooses by latency samples a stream's time to its first event
+    const first = emitted === batch.length && endpoint.pool.observe !== undefined
     recorder.events(batch)
     const last = batch[batch.length - 1]!
-    const written = Channel.zipRight(Channel.write(Chunk.unsafeFromArray(batch)), next)
+    const written = first
+      ? Channel.zipRight(Channel.fromEffect(endpoint.pool.observe!(lease)), Channel.zipRight(Channel.write(Chunk.unsafeFromArray(batch)), next))
+      : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(batch)), next)
     if (error !== undefined || last._tag !== "Finish") return written
     finished = true
     return endpoint.usage === undefined
