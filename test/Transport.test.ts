@@ -5,7 +5,7 @@
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Schema, Stream } from "effect"
+import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Schema, Stream, Supervisor } from "effect"
 import { Agent } from "undici"
 import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
@@ -16,6 +16,22 @@ const transports = [
   { name: "Transport.layerUndici", layer: Transport.layerUndici },
   { name: "HttpClient (no Transport)", layer: NodeHttpClient.layerUndici }
 ] as const
+
+/** Counts the fibers started under it. */
+class FiberCount extends Supervisor.AbstractSupervisor<number> {
+  started = 0
+  get value() {
+    return Effect.sync(() => this.started)
+  }
+  override onStart() {
+    this.started++
+  }
+}
+const fibersStartedBy = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    const count = new FiberCount()
+    return Effect.map(Effect.supervised(effect, count), () => count.started)
+  })
 
 const inFlight = Effect.map(KeyPool.status, (keys) => keys.reduce((n, k) => n + k.inFlight, 0))
 const textOf = (events: Chunk.Chunk<Message.StreamEvent>) =>
@@ -46,6 +62,19 @@ describe.each(transports)("$name", ({ layer }) => {
       expect((chat!.body as { stream?: boolean }).stream).toBeUndefined()
       expect(stream!.headers["accept"]).toBe("text/event-stream")
       expect((stream!.body as { stream?: boolean }).stream).toBe(true)
+    }))
+
+  it.scoped("with the default deadlines on, a chat forks no fiber, and a stream none beyond what consuming any stream does", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 6 } })
+      yield* Effect.gen(function* () {
+        // warm: the pool, the connection and the limiter exist before counting
+        expect((yield* LanguageModel.chat(Message.request("hi"))).text).toBe(TEXT)
+        expect(yield* fibersStartedBy(LanguageModel.chat(Message.request("hi")))).toBe(0)
+        const consuming = yield* fibersStartedBy(Stream.runDrain(Stream.fromIterable([1, 2, 3])))
+        const streamed = yield* fibersStartedBy(Stream.runCollect(LanguageModel.stream(Message.request("hi"))))
+        expect(streamed).toBe(consuming)
+      }).pipe(Effect.provide(stack(fake.baseUrl)))
     }))
 
   it.scoped("an error status is read, typed and reported, for chat and for stream", () =>
