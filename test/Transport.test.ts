@@ -6,6 +6,8 @@
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Schema, Stream, Supervisor } from "effect"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
 import { Agent } from "undici"
 import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
@@ -96,6 +98,47 @@ describe.each(transports)("$name", ({ layer }) => {
         expect(stream.message).not.toContain("sk-transport-secret")
         expect(yield* inFlight).toBe(0)
       }).pipe(Effect.provide(stack(fake.baseUrl)))
+    }))
+
+  it.scoped("the reply size cap holds whether the reply says its length or is chunked; an error reply past it keeps its status error", () =>
+    Effect.gen(function* () {
+      const big = JSON.stringify({ id: "c", model: "m", choices: [{ index: 0, message: { role: "assistant", content: "x".repeat(300_000) }, finish_reason: "stop" }] })
+      const error = JSON.stringify({ error: { message: "bad request", type: "invalid_request_error", pad: "x".repeat(200_000) } })
+      // /v1/sized sends content-length, /v1/chunked sends the same body in pieces
+      const url = yield* Effect.acquireRelease(
+        Effect.async<{ url: string; srv: http.Server }>((resume) => {
+          const srv = http.createServer((req, res) => {
+            req.resume()
+            const body = req.url!.includes("error") ? error : big
+            const status = req.url!.includes("error") ? 400 : 200
+            if (req.url!.includes("sized")) {
+              res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) })
+              res.end(body)
+            } else {
+              res.writeHead(status, { "content-type": "application/json" })
+              for (let i = 0; i < body.length; i += 50_000) res.write(body.slice(i, i + 50_000))
+              res.end()
+            }
+          })
+          srv.listen(0, "127.0.0.1", () => resume(Effect.succeed({ url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, srv })))
+        }),
+        ({ srv }) => Effect.promise(() => new Promise<void>((done) => {
+          srv.closeAllConnections()
+          srv.close(() => done())
+        }))
+      ).pipe(Effect.map(({ url }) => url))
+      for (const framing of ["sized", "chunked"]) {
+        const tooLarge = yield* Effect.flip(LanguageModel.chat(Message.request("hi"))).pipe(
+          Effect.provide(stack(`${url}/${framing}`, { maxResponseBytes: 100_000 }))
+        )
+        expect(tooLarge._tag).toBe("ResponseTooLargeError")
+        const read = yield* LanguageModel.chat(Message.request("hi")).pipe(Effect.provide(stack(`${url}/${framing}`, { maxResponseBytes: 1_000_000 })))
+        expect(read.text.length).toBe(300_000)
+        const status = yield* Effect.flip(LanguageModel.chat(Message.request("hi"))).pipe(
+          Effect.provide(stack(`${url}/${framing}-error`, { maxResponseBytes: 100_000 }))
+        )
+        expect(status._tag).toBe("InvalidRequestError")
+      }
     }))
 
   it.scoped("a reset connection is a NetworkError; a stream cut after output is a partial StreamError", () =>
