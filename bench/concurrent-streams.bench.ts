@@ -74,7 +74,8 @@ for (const client of ["effect-llm-full", "effect-llm-full-httpclient"] as const)
 }
 
 // what one open stream retains, measured on the heap (no RSS noise)
-const heap = await run([join("bench", "stream-heap.ts"), "--streams", values.streams])
+// compiled, as the clients run: under tsx every closure of ours carries a `__name` property
+const heap = await run([await compile("stream-heap"), "--streams", values.streams])
 const perStream = /([\d.]+) KB each/.exec(heap)
 console.log(`\n${heap.trim()}`)
 if (perStream !== null) console.log(`target: ≤ 15 KB retained per open stream: ${Number(perStream[1]) <= 15 ? "met" : "MISSED"} (${perStream[1]} KB)`)

@@ -173,7 +173,7 @@ const provider = ManagedRuntime.make(
 )
 const png = new Uint8Array(2048).fill(7)
 const withParts = Message.request([
-  Message.user([{ type: "text", text: "What is in these?" }, Message.image(png, { mediaType: "image/png" }), Message.file("https://example.com/a.pdf")])
+  Message.user([{ type: "text", text: "What is in these?" }, Message.image(png, { mediaType: "image/png" }), Message.file(new Uint8Array(4096).fill(1), { mediaType: "application/pdf", filename: "a.pdf" })])
 ])
 cases.push(
   { name: "provider chat, text (canned transport)", runtime: provider, call: LanguageModel.chat(Message.request("What is in these?")) },
