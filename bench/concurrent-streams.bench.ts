@@ -1,8 +1,9 @@
 /**
  * 1000 streams open at once, one process per client: the peak RSS of the client process
- * while they are open (the target: at most 100 MB for effect-llm's full stack), next to raw
- * undici and the SDKs doing the same. The fake spaces its 64 chunks 20 ms apart, so every
- * stream is open for over a second and they all overlap.
+ * while they are open, next to raw undici and the SDKs doing the same (the target: the full
+ * stack adds at most half what the openai SDK adds). The fake spaces its 64 chunks 20 ms
+ * apart, so every stream is open for over a second and they all overlap. Then
+ * `bench/stream-heap.ts`: the heap one open stream of the full stack retains (target ≤ 15 KB).
  *
  *   npx tsx bench/concurrent-streams.bench.ts [--streams 1000] [--clients undici,effect-llm-full]
  */
@@ -17,7 +18,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 const { values } = parseArgs({
   options: {
     streams: { type: "string", default: "1000" },
-    clients: { type: "string", default: "undici,effect-llm-full,openai-sdk,ai-sdk" },
+    clients: { type: "string", default: "undici,effect-llm-full,effect-llm-full-httpclient,openai-sdk,ai-sdk" },
     "chunk-delay-ms": { type: "string", default: "20" }
   },
   strict: true
@@ -46,11 +47,11 @@ const memoryFile = await compile("streams-memory")
 const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1)
 console.log(`${values.streams} concurrent 64-chunk streams (chunks ${values["chunk-delay-ms"]} ms apart), one process per client\n`)
 const rows: Array<Array<string>> = [["client", "RSS before (MB)", "peak RSS (MB)", "peak − before (MB)", "peak heap used (MB)", "wall (ms)"]]
-const peaks = new Map<ClientName, number>()
+const measured = new Map<ClientName, { baselineRss: number; peakRss: number }>()
 for (const client of clients) {
   const out = await run([memoryFile, "--client", client, "--url", url, "--streams", values.streams])
   const m = JSON.parse(out.trim().split("\n").pop()!) as { baselineRss: number; peakRss: number; peakHeapUsed: number; wallMillis: number }
-  peaks.set(client, m.peakRss)
+  measured.set(client, m)
   rows.push([client, mb(m.baselineRss), mb(m.peakRss), mb(m.peakRss - m.baselineRss), mb(m.peakHeapUsed), m.wallMillis.toFixed(0)])
 }
 const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
@@ -58,8 +59,24 @@ for (const [i, row] of rows.entries()) {
   console.log("| " + row.map((cell, j) => (j === 0 ? cell.padEnd(widths[j]!) : cell.padStart(widths[j]!))).join(" | ") + " |")
   if (i === 0) console.log("|" + widths.map((w, j) => (j === 0 ? "-".repeat(w + 2) : "-".repeat(w + 1) + ":")).join("|") + "|")
 }
-const ours = peaks.get("effect-llm-full")
-if (ours !== undefined) {
-  console.log(`\ntarget: effect-llm-full peak RSS ≤ 100 MB: ${ours <= 100 * 1024 * 1024 ? "met" : "MISSED"} (${mb(ours)} MB)`)
+const added = (client: ClientName) => {
+  const m = measured.get(client)
+  return m === undefined ? undefined : m.peakRss - m.baselineRss
 }
+const sdk = added("openai-sdk")
+for (const client of ["effect-llm-full", "effect-llm-full-httpclient"] as const) {
+  const ours = added(client)
+  if (ours === undefined || sdk === undefined) continue
+  console.log(
+    `\ntarget: ${client} adds at most half the openai SDK's memory: ${ours <= sdk / 2 ? "met" : "MISSED"} ` +
+      `(+${mb(ours)} MB against +${mb(sdk)} MB, ${(ours / sdk).toFixed(2)}×)`
+  )
+}
+
+// what one open stream retains, measured on the heap (no RSS noise)
+// compiled, as the clients run: under tsx every closure of ours carries a `__name` property
+const heap = await run([await compile("stream-heap"), "--streams", values.streams])
+const perStream = /([\d.]+) KB each/.exec(heap)
+console.log(`\n${heap.trim()}`)
+if (perStream !== null) console.log(`target: ≤ 15 KB retained per open stream: ${Number(perStream[1]) <= 15 ? "met" : "MISSED"} (${perStream[1]} KB)`)
 process.exit(0)

@@ -1,7 +1,8 @@
 /**
  * What one open stream holds: 1000 streams of the full stack (or `--stack provider`) suspended
- * mid-body over a canned `Transport` (one event, then a body that never ends), measured as
- * retained heap after a GC. `--snapshot FILE` also writes a heap snapshot to read in DevTools.
+ * mid-body over a canned `Transport` (one event, then a body that never ends, each wait bounded
+ * by a plain timer as both real transports bound it), measured as retained heap after a GC,
+ * the consumer's `Stream.runDrain` fiber included. `--snapshot FILE` also writes a heap snapshot to read in DevTools.
  *
  *   node --expose-gc --import tsx bench/stream-heap.ts [--stack full|provider] [--streams 1000] [--snapshot FILE]
  */
@@ -30,10 +31,19 @@ const canned = Layer.succeed(Transport.Transport, {
   stream: () =>
     Effect.sync(() => {
       let sent = false
+      const pull = Effect.suspend(() => (sent ? Effect.never : ((sent = true), Effect.succeed([firstEvent]))))
       return {
         status: 200,
         headers: { "content-type": "text/event-stream" },
-        pull: Effect.suspend(() => (sent ? Effect.never : ((sent = true), Effect.succeed([firstEvent]))))
+        pull,
+        // as both real transports bound a read: one plain timer per wait, cleared when it ends
+        pullWithin: (ms: number) =>
+          sent
+            ? Effect.async<never, Transport.TransportFailure>((resume) => {
+              const handle = setTimeout(() => resume(Effect.fail(new Transport.TransportFailure({ description: "timed out", reason: "timeout" }))), ms)
+              return Effect.sync(() => clearTimeout(handle))
+            })
+            : pull
       }
     })
 })

@@ -374,15 +374,19 @@ export const decorator = (options: Options = {}): Decorator => (upstream) =>
 
 const fitted = (upstream: LanguageModel["Type"], options: Options, known: catalog.Catalog | undefined): LanguageModel["Type"] => {
   const compact = options.compact === "summarize" ? summarizeWith(upstream) : options.compact
-  const prepare = (request: Message.ChatRequest): Effect.Effect<Message.ChatRequest, ContextLengthError> => {
-    const contextWindow = options.contextWindow ?? upstream.contextWindow ??
+  const windowOf = (request: Message.ChatRequest) =>
+    options.contextWindow ?? upstream.contextWindow ??
       known?.lookup(upstream.provider, request.model ?? upstream.model)?.contextWindow ?? defaultContextWindow
+  // the common case, a request far below the window, costs one pass over the text (with a
+  // compactor, below the share of the window where compaction starts) and goes on as it is,
+  // without a span of its own: an idle decorator costs next to nothing
+  const fitsAsIs = (request: Message.ChatRequest) =>
+    (request.tools === undefined || request.tools.length === 0) &&
+    upperBound(request.messages) <=
+      (windowOf(request) - Math.max(options.reserve ?? 0, request.maxTokens ?? 0)) * (compact === undefined ? 1 : options.compactAt ?? 0.9)
+  const prepare = (request: Message.ChatRequest): Effect.Effect<Message.ChatRequest, ContextLengthError> => {
+    const contextWindow = windowOf(request)
     const reserve = Math.max(options.reserve ?? 0, request.maxTokens ?? 0)
-    const noTools = request.tools === undefined || request.tools.length === 0
-    // the common case, a request far below the window, costs one pass over the text
-    // (with a compactor, below the share of the window where compaction starts)
-    const room = (contextWindow - reserve) * (compact === undefined ? 1 : options.compactAt ?? 0.9)
-    if (noTools && upperBound(request.messages) <= room) return Effect.succeed(request)
     const model = request.model ?? upstream.model
     return fit(request.messages, {
       contextWindow,
@@ -418,9 +422,12 @@ const fitted = (upstream: LanguageModel["Type"], options: Options, known: catalo
     )
   }
   return wrap(upstream, {
-    chat: (request) => Effect.flatMap(prepare(request), upstream.chat).pipe(Effect.withSpan("ContextWindow.chat")),
+    chat: (request) =>
+      fitsAsIs(request) ? upstream.chat(request) : Effect.flatMap(prepare(request), upstream.chat).pipe(Effect.withSpan("ContextWindow.chat")),
     stream: (request, tracker) =>
-      Streams.withSpan(Streams.unwrap(Effect.map(prepare(request), (fitted) => upstream.stream(fitted, tracker))), "ContextWindow.stream")
+      fitsAsIs(request)
+        ? upstream.stream(request, tracker)
+        : Streams.withSpan(Streams.unwrap(Effect.map(prepare(request), (fitted) => upstream.stream(fitted, tracker))), "ContextWindow.stream")
   })
 }
 

@@ -165,7 +165,7 @@ const retrying = <A, R2>(
  * never fail, and making it up front cost ~20 KB of allocation per call (measured with
  * bench/overhead.ts, ALLOC=1).
  */
-const retryChat = <A, E>(effect: Effect.Effect<A, E>, policy: Schedule.Schedule<unknown, E>): Effect.Effect<A, E> =>
+const retryChat = <A, E>(effect: Effect.Effect<A, E>, policy: Schedule.Schedule<unknown, E>, provider: string): Effect.Effect<A, E> =>
   Effect.catchAll(effect, (first) =>
     Effect.flatMap(Schedule.driver(policy), (driver) => {
       const again = (error: E): Effect.Effect<A, E> =>
@@ -174,7 +174,7 @@ const retryChat = <A, E>(effect: Effect.Effect<A, E>, policy: Schedule.Schedule<
           onSuccess: () => Effect.catchAll(effect, again)
         })
       return again(first)
-    }))
+    }).pipe(Effect.withSpan("Retry.chat", { attributes: { "gen_ai.system": provider }, captureStackTrace: false })))
 
 /**
  * The decorator: the model below, with `chat` retried by `policy` and `stream` retried by it
@@ -190,10 +190,9 @@ export const decorator = <A = Duration.Duration, R = never>(
     const used = Schedule.provideContext((policy ?? schedule()) as Schedule.Schedule<unknown, LlmError, R>, context)
     const chatPolicy = Schedule.whileInput(used, (error: LlmError) => !isPartial(error))
     return LanguageModel.wrap(inner, {
-      chat: (request) =>
-        retryChat(inner.chat(request), chatPolicy).pipe(
-          Effect.withSpan("Retry.chat", { attributes: { "gen_ai.system": inner.provider }, captureStackTrace: false })
-        ),
+      // the first attempt runs as it is; only re-tries run in a `Retry.chat` span, so an idle
+      // Retry costs next to nothing
+      chat: (request) => retryChat(inner.chat(request), chatPolicy, inner.provider),
       stream: (request, tracker) => retrying(inner, request, used, tracker)
     })
   })

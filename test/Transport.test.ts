@@ -5,7 +5,9 @@
  */
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Schema, Stream } from "effect"
+import { Chunk, Effect, Exit, Fiber, Layer, Redacted, Schema, Stream, Supervisor } from "effect"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
 import { Agent } from "undici"
 import { KeyPool, LanguageModel, LlmError, Message, OpenAiCompatible, RateLimiter, Transport } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
@@ -16,6 +18,22 @@ const transports = [
   { name: "Transport.layerUndici", layer: Transport.layerUndici },
   { name: "HttpClient (no Transport)", layer: NodeHttpClient.layerUndici }
 ] as const
+
+/** Counts the fibers started under it. */
+class FiberCount extends Supervisor.AbstractSupervisor<number> {
+  started = 0
+  get value() {
+    return Effect.sync(() => this.started)
+  }
+  override onStart() {
+    this.started++
+  }
+}
+const fibersStartedBy = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    const count = new FiberCount()
+    return Effect.map(Effect.supervised(effect, count), () => count.started)
+  })
 
 const inFlight = Effect.map(KeyPool.status, (keys) => keys.reduce((n, k) => n + k.inFlight, 0))
 const textOf = (events: Chunk.Chunk<Message.StreamEvent>) =>
@@ -48,6 +66,19 @@ describe.each(transports)("$name", ({ layer }) => {
       expect((stream!.body as { stream?: boolean }).stream).toBe(true)
     }))
 
+  it.scoped("with the default deadlines on, a chat forks no fiber, and a stream none beyond what consuming any stream does", () =>
+    Effect.gen(function* () {
+      const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 6 } })
+      yield* Effect.gen(function* () {
+        // warm: the pool, the connection and the limiter exist before counting
+        expect((yield* LanguageModel.chat(Message.request("hi"))).text).toBe(TEXT)
+        expect(yield* fibersStartedBy(LanguageModel.chat(Message.request("hi")))).toBe(0)
+        const consuming = yield* fibersStartedBy(Stream.runDrain(Stream.fromIterable([1, 2, 3])))
+        const streamed = yield* fibersStartedBy(Stream.runCollect(LanguageModel.stream(Message.request("hi"))))
+        expect(streamed).toBe(consuming)
+      }).pipe(Effect.provide(stack(fake.baseUrl)))
+    }))
+
   it.scoped("an error status is read, typed and reported, for chat and for stream", () =>
     Effect.gen(function* () {
       const body = JSON.stringify({ error: { message: "Incorrect API key provided: sk-transport-secret", type: "invalid_request_error" } })
@@ -67,6 +98,47 @@ describe.each(transports)("$name", ({ layer }) => {
         expect(stream.message).not.toContain("sk-transport-secret")
         expect(yield* inFlight).toBe(0)
       }).pipe(Effect.provide(stack(fake.baseUrl)))
+    }))
+
+  it.scoped("the reply size cap holds whether the reply says its length or is chunked; an error reply past it keeps its status error", () =>
+    Effect.gen(function* () {
+      const big = JSON.stringify({ id: "c", model: "m", choices: [{ index: 0, message: { role: "assistant", content: "x".repeat(300_000) }, finish_reason: "stop" }] })
+      const error = JSON.stringify({ error: { message: "bad request", type: "invalid_request_error", pad: "x".repeat(200_000) } })
+      // /v1/sized sends content-length, /v1/chunked sends the same body in pieces
+      const url = yield* Effect.acquireRelease(
+        Effect.async<{ url: string; srv: http.Server }>((resume) => {
+          const srv = http.createServer((req, res) => {
+            req.resume()
+            const body = req.url!.includes("error") ? error : big
+            const status = req.url!.includes("error") ? 400 : 200
+            if (req.url!.includes("sized")) {
+              res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) })
+              res.end(body)
+            } else {
+              res.writeHead(status, { "content-type": "application/json" })
+              for (let i = 0; i < body.length; i += 50_000) res.write(body.slice(i, i + 50_000))
+              res.end()
+            }
+          })
+          srv.listen(0, "127.0.0.1", () => resume(Effect.succeed({ url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, srv })))
+        }),
+        ({ srv }) => Effect.promise(() => new Promise<void>((done) => {
+          srv.closeAllConnections()
+          srv.close(() => done())
+        }))
+      ).pipe(Effect.map(({ url }) => url))
+      for (const framing of ["sized", "chunked"]) {
+        const tooLarge = yield* Effect.flip(LanguageModel.chat(Message.request("hi"))).pipe(
+          Effect.provide(stack(`${url}/${framing}`, { maxResponseBytes: 100_000 }))
+        )
+        expect(tooLarge._tag).toBe("ResponseTooLargeError")
+        const read = yield* LanguageModel.chat(Message.request("hi")).pipe(Effect.provide(stack(`${url}/${framing}`, { maxResponseBytes: 1_000_000 })))
+        expect(read.text.length).toBe(300_000)
+        const status = yield* Effect.flip(LanguageModel.chat(Message.request("hi"))).pipe(
+          Effect.provide(stack(`${url}/${framing}-error`, { maxResponseBytes: 100_000 }))
+        )
+        expect(status._tag).toBe("InvalidRequestError")
+      }
     }))
 
   it.scoped("a reset connection is a NetworkError; a stream cut after output is a partial StreamError", () =>

@@ -4,6 +4,7 @@
  * connection closed (the in-flight request is aborted, not left to run).
  */
 import { describe, expect, it } from "@effect/vitest"
+import { NodeHttpClient } from "@effect/platform-node"
 import { Effect, Exit, Layer, Stream } from "effect"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -37,12 +38,11 @@ const frame = (delta: Record<string, unknown>, finish: string | null = null) =>
   `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
 const sse = (res: http.ServerResponse) => res.writeHead(200, { "content-type": "text/event-stream" })
 
-const stack = (baseUrl: string, options: Partial<OpenAiCompatible.Options>) =>
-  OpenAiCompatible.layer({ model: "m", baseUrl, ...options }).pipe(
-    Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["sk-test"] })),
-    Layer.provide(RateLimiter.unlimited),
-    Layer.provide(Transport.layerUndici)
-  )
+/** Both transports keep the deadlines: undici's dispatcher driven directly, and any HttpClient (no Transport). */
+const transports = [
+  { name: "Transport.layerUndici", layer: Transport.layerUndici },
+  { name: "HttpClient (no Transport)", layer: NodeHttpClient.layerUndici }
+] as const
 
 /** Waits (briefly) until the server has seen `n` early closes. */
 const sawClose = (closedEarly: () => number) =>
@@ -53,7 +53,14 @@ const sawClose = (closedEarly: () => number) =>
 
 const failure = <A, E>(exit: Exit.Exit<A, E>) => (Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : exit)
 
-describe("timeouts", () => {
+describe.each(transports)("timeouts over $name", ({ layer }) => {
+  const stack = (baseUrl: string, options: Partial<OpenAiCompatible.Options>) =>
+    OpenAiCompatible.layer({ model: "m", baseUrl, ...options }).pipe(
+      Layer.provide(KeyPool.layer({ providerId: "openai", keys: ["sk-test"] })),
+      Layer.provide(RateLimiter.unlimited),
+      Layer.provide(layer)
+    )
+
   it.live("chat: the request timeout fails with phase request and aborts the request", () =>
     Effect.gen(function* () {
       const { url, closedEarly } = yield* server(async (res) => {
