@@ -1,9 +1,8 @@
 /**
  * A standalone suite (run by `npm run bench` after the HTTP suite): what each layer of the
  * latest wave costs per call, in one run, each against the same call without it. CPU time of
- * this process (user + system) per call, median of interleaved rounds. It runs under tsx (so
- * that the `Hedge` slot below loads when the module exists), which wraps every function of
- * ours in a `__name` call: the added costs read slightly high, never low.
+ * this process (user + system) per call, median of interleaved rounds. It runs under tsx, which
+ * wraps every function of ours in a `__name` call: the added costs read slightly high, never low.
  *
  * - idle decorators (configured, never firing): each over an in-memory model that answers at
  *   once; the goal is under 5 µs per call;
@@ -15,8 +14,8 @@
  *   skipped without one), over the same decorators in memory: the CPU of the client process,
  *   and the wall time a round trip adds.
  *
- * `Hedge` (idle) and the latency-aware choice have slots: `HEDGE` below is filled where
- * `src/Hedge.ts` exists.
+ * - `Hedge` configured but idle, and the latency-aware choice of a key (a provider over four keys,
+ *   scored against least-loaded).
  *
  *   npx tsx bench/layers.bench.ts [--calls 20000] [--rounds 5]
  */
@@ -31,6 +30,7 @@ import {
   Budget,
   CircuitBreaker,
   ContextWindow,
+  Hedge,
   KeyPool,
   LanguageModel,
   Message,
@@ -133,15 +133,8 @@ const cases: Array<Case> = [
   { name: "idle ContextWindow.layer() (fits)", over: "chat, in-memory model", runtime: decorated(ContextWindow.layer()), call: LanguageModel.chat(request) }
 ]
 
-// Hedge and the latency-aware choice are measured here once src/Hedge.ts is merged (its idle
-// layer over the same model, against "chat, in-memory model").
-const hedgeModule = "../src/Hedge.js"
-const Hedge = await import(/* @vite-ignore */ hedgeModule).catch(() => undefined) as
-  | { layer?: (options: { after: string; max?: number }) => Layer.Layer<LanguageModel.LanguageModel, any, LanguageModel.LanguageModel> }
-  | undefined
-if (Hedge?.layer !== undefined) {
-  cases.push({ name: "idle Hedge.layer (never fires)", over: "chat, in-memory model", runtime: decorated(Hedge.layer({ after: "10 seconds" })), call: LanguageModel.chat(request) })
-}
+// Hedge configured but never firing, over the same model
+cases.push({ name: "idle Hedge.layer (never fires)", over: "chat, in-memory model", runtime: decorated(Hedge.layer({ after: "10 seconds" })), call: LanguageModel.chat(request) })
 
 // the model catalog: one price lookup through Usage.pricing (the catalog loaded once)
 const lookup = await Effect.runPromise(Usage.pricing({}))
@@ -175,6 +168,26 @@ const png = new Uint8Array(2048).fill(7)
 const withParts = Message.request([
   Message.user([{ type: "text", text: "What is in these?" }, Message.image(png, { mediaType: "image/png" }), Message.file(new Uint8Array(4096).fill(1), { mediaType: "application/pdf", filename: "a.pdf" })])
 ])
+// latency-aware choice: the same provider over a pool of four keys, least-loaded against scored
+const providerOver = (pool: Layer.Layer<KeyPool.KeyPool, any>) =>
+  ManagedRuntime.make(
+    OpenAiCompatible.layer({ model: "gpt-4o-mini", baseUrl: "http://127.0.0.1:1/v1" }).pipe(
+      Layer.provide(pool),
+      Layer.provide(RateLimiter.unlimited),
+      Layer.provide(canned),
+      Layer.provide(Transport.layerUndici)
+    )
+  )
+const fourKeys = ["sk-bench-1", "sk-bench-2", "sk-bench-3", "sk-bench-4"]
+cases.push(
+  { name: "provider chat, four keys, least-loaded", runtime: providerOver(KeyPool.layer({ providerId: "openai", keys: fourKeys })), call: LanguageModel.chat(request) },
+  {
+    name: "latency-aware choice (KeyPool latency: true)",
+    over: "provider chat, four keys, least-loaded",
+    runtime: providerOver(KeyPool.layer({ providerId: "openai", keys: fourKeys, latency: true })),
+    call: LanguageModel.chat(request)
+  }
+)
 cases.push(
   { name: "provider chat, text (canned transport)", runtime: provider, call: LanguageModel.chat(Message.request("What is in these?")) },
   { name: "content parts: an image and a file", over: "provider chat, text (canned transport)", runtime: provider, call: LanguageModel.chat(withParts) }
@@ -255,7 +268,6 @@ for (const c of cases) {
     c.name.startsWith("idle") && added !== undefined ? (added < 5 ? "met" : "MISSED") : ""
   ])
 }
-if (Hedge?.layer === undefined) rows.push(["idle Hedge.layer, latency-aware choice", "-", "", "", "", "not in this tree (src/Hedge.ts)"])
 const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
 for (const [i, row] of rows.entries()) {
   console.log("| " + row.map((cell, j) => (j === 0 || j === 2 ? cell.padEnd(widths[j]!) : cell.padStart(widths[j]!))).join(" | ") + " |")
