@@ -198,10 +198,17 @@ export const make = (options: Options, deps: Deps): Effect.Effect<Controller, Co
      * Sends the k-th extra attempt k × `delay` after the call began, while the race is not
      * decided and the budget allows; stops at the first refusal.
      */
-    const launcher = <R>(delay: number, race: Race<unknown>, launch: (index: number) => Effect.Effect<void, never, R>, model: string) => {
+    const launcher = <R>(
+      delay: number,
+      race: Race<unknown>,
+      launch: (index: number) => Effect.Effect<void, never, R>,
+      model: string,
+      waited = false
+    ) => {
       const next = (k: number): Effect.Effect<void, never, R> =>
         k > resolved.max ? Effect.void : Effect.zipRight(
-          Effect.sleep(Duration.millis(delay)),
+          // the first delay may already be over (the chat's fast path waited it)
+          k === 1 && waited ? Effect.void : Effect.sleep(Duration.millis(delay)),
           Effect.suspend(() => {
             if (race.running === 0) return Effect.void
             return Effect.flatMap(Deferred.isDone(race.done), (decided) => {
@@ -252,19 +259,38 @@ export const make = (options: Options, deps: Deps): Effect.Effect<Controller, Co
                 return Effect.tap(inner.chat(request), () => Effect.sync(() => window.add(clock.unsafeCurrentTimeMillis() - start)))
               })
             }
-            return hedgedChat(request, model, window, delay)
+            // the common case, an answer before the delay, costs one race and no scope, Deferred or span
+            return Effect.clockWith((clock) => {
+              const start = clock.unsafeCurrentTimeMillis()
+              return Effect.raceWith(inner.chat(request), Effect.sleep(Duration.millis(delay)), {
+                onSelfDone: (exit, timer) =>
+                  Effect.zipRight(
+                    Effect.zipRight(Fiber.interrupt(timer), measured(window, 0, exit, start, clock.unsafeCurrentTimeMillis())),
+                    Exit.isSuccess(exit) ? Effect.as(won(0), exit.value) : exit
+                  ),
+                onOtherDone: (_, first) => hedgedChat(request, model, window, delay, start, first)
+              })
+            })
           })
 
-        const hedgedChat = (request: ChatRequest, model: string, window: Window | undefined, delay: number) =>
+        /** The race once the delay is over, the first attempt (`first`) still running. */
+        const hedgedChat = (
+          request: ChatRequest,
+          model: string,
+          window: Window | undefined,
+          delay: number,
+          start: number,
+          first: Fiber.Fiber<ChatResponse, LlmError>
+        ) =>
           Effect.scoped(Effect.gen(function* () {
             const clock = yield* Effect.clock
-            const start = clock.unsafeCurrentTimeMillis()
             const race: Race<ChatResponse> = { done: yield* Deferred.make<readonly [ChatResponse, number], LlmError>(), running: 0, firstError: undefined }
             const launch = (index: number) =>
               Effect.suspend(() => {
                 race.running++
                 const call = index === 0
-                  ? inner.chat(request)
+                  // the first attempt runs on; ending this race (or the caller) interrupts it
+                  ? Effect.onInterrupt(Fiber.join(first), () => Fiber.interrupt(first))
                   : Effect.withSpan(inner.chat(request), "Hedge.attempt", { attributes: { "hedge.attempt": index }, captureStackTrace: false })
                 return Effect.asVoid(Effect.forkScoped(Effect.onExit(call, (exit) =>
                   Effect.zipRight(
@@ -275,7 +301,7 @@ export const make = (options: Options, deps: Deps): Effect.Effect<Controller, Co
                   ))))
               })
             yield* launch(0)
-            yield* Effect.forkScoped(launcher(delay, race as Race<unknown>, launch, model))
+            yield* Effect.forkScoped(launcher(delay, race as Race<unknown>, launch, model, true))
             const [response, index] = yield* Deferred.await(race.done)
             yield* won(index)
             return response
