@@ -215,4 +215,29 @@ describe("through decorators", () => {
       expect(named("LanguageModel.step").filter((s) => s.parent === "LanguageModel.generateText")).toHaveLength(2)
       expect(named("LanguageModel.step").filter((s) => s.parent === "LanguageModel.generateObject")).toHaveLength(1)
     }))
+
+  it.effect("spans: a call of a tool the toolkit does not have is named as such, not by the model's text", () =>
+    Effect.gen(function*() {
+      const names: Array<string> = []
+      const tracer = Tracer.make({
+        span: (name, parent, context: Context.Context<never>, links, startTime, kind) => {
+          names.push(name)
+          return {
+            _tag: "Span", name, spanId: String(names.length), traceId: "t", parent, context, status: { _tag: "Started", startTime },
+            attributes: new Map(), links, sampled: true, kind,
+            end: () => undefined, attribute: () => undefined, event: () => undefined, addLinks: () => undefined
+          }
+        },
+        context: (f) => f()
+      })
+      const invented = Array.from({ length: 3 }, (_, i) => ({ id: `x${i}`, name: `made_up_${i}_${"z".repeat(200)}`, params: {} }))
+      const mock = yield* mocked([{ toolCalls: invented }, "done"])
+      const result = yield* LanguageModel.generateText({ request: Message.request("1+2"), toolkit: Kit }).pipe(
+        Effect.provide(Layer.merge(mock.layer, handlers)),
+        Effect.withTracer(tracer)
+      )
+      expect(result.steps[0]!.toolResults.every((r) => r.isError)).toBe(true)
+      // one span name for every unknown tool: a model cannot grow the set of span names
+      expect(names.filter((n) => n.startsWith("Tool.call"))).toEqual(["Tool.call (no such tool)", "Tool.call (no such tool)", "Tool.call (no such tool)"])
+    }))
 })

@@ -224,8 +224,9 @@ const runCall = (
         }))
     })
   }).pipe(
-    Effect.withSpan(`Tool.call ${call.name}`, {
-      attributes: { [attributes.toolName]: call.name, [attributes.toolCallId]: call.id },
+    // named by the toolkit's tool, never by a name only the model made up (which could be anything)
+    Effect.withSpan(Object.hasOwn(toolkit.tools, call.name) ? `Tool.call ${call.name}` : "Tool.call (no such tool)", {
+      attributes: { [attributes.toolName]: excerptOf(call.name, 80), [attributes.toolCallId]: excerptOf(call.id, 80) },
       captureStackTrace: false
     })
   )
