@@ -77,7 +77,21 @@ export interface WireBatchApi {
 export const customIdIn = (line: string, field: string): string | undefined =>
   new RegExp(`"${field}"\\s*:\\s*"([A-Za-z0-9_-]{1,64})"`).exec(line)?.[1]
 
-export const excerptOf = (line: string): string => (line.length <= 200 ? line : `${line.slice(0, 200)}…`)
+/**
+ * A result line as its JSON object and custom id, or, when it is not a JSON object with one,
+ * the line as that item's `Unparseable` result.
+ */
+export const readResultLine = (line: string): { readonly record: Record<string, unknown>; readonly customId: string } | RawResult => {
+  let json: unknown
+  try {
+    json = JSON.parse(line)
+  } catch {
+    return { _tag: "Unparseable", customId: customIdIn(line, "custom_id"), excerpt: Err.excerptOf(line) }
+  }
+  const record = rec(json)
+  const customId = str(record?.custom_id)
+  return record === undefined || customId === undefined ? { _tag: "Unparseable", customId, excerpt: Err.excerptOf(line) } : { record, customId }
+}
 
 /** A record's field, when it is one. */
 export const rec = (u: unknown): Record<string, unknown> | undefined =>
@@ -92,5 +106,5 @@ export const malformedReply = (http: BatchHttp, what: string, json: unknown) =>
     provider: http.provider,
     model: http.model,
     message: `${http.provider} answered ${what} without the id it documents`,
-    excerpt: excerptOf(JSON.stringify(json) ?? "")
+    excerpt: Err.excerptOf(JSON.stringify(json) ?? "")
   })

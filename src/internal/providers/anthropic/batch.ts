@@ -4,7 +4,8 @@
  */
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { customIdIn, excerptOf, malformedReply, num, rec, str, type RawResult, type Status, type WireBatchApi } from "../../providerBatch/api.js"
+import { excerptOf } from "../../../LlmError.js"
+import { malformedReply, num, readResultLine, rec, str, type RawResult, type Status, type WireBatchApi } from "../../providerBatch/api.js"
 import { urlAt } from "../apiSpec.js"
 import { defaultBaseUrl } from "./spec.js"
 
@@ -13,16 +14,11 @@ export const limits = { maxItems: 100_000, maxBytes: 256 * 1024 * 1024 } as cons
 
 /** One line of the results: `succeeded`, `errored`, `canceled` or `expired`. */
 const resultOf = (line: string): RawResult => {
-  let json: unknown
-  try {
-    json = JSON.parse(line)
-  } catch {
-    return { _tag: "Unparseable", customId: customIdIn(line, "custom_id"), excerpt: excerptOf(line) }
-  }
-  const record = rec(json)
-  const customId = str(record?.custom_id)
-  const result = rec(record?.result)
-  if (customId === undefined || result === undefined) return { _tag: "Unparseable", customId, excerpt: excerptOf(line) }
+  const read = readResultLine(line)
+  if ("_tag" in read) return read
+  const { customId, record } = read
+  const result = rec(record.result)
+  if (result === undefined) return { _tag: "Unparseable", customId, excerpt: excerptOf(line) }
   switch (result.type) {
     case "succeeded":
       return rec(result.message) === undefined

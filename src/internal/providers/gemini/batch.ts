@@ -5,7 +5,8 @@
  */
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { excerptOf, malformedReply, num, rec, str, type RawResult, type Status, type WireBatchApi } from "../../providerBatch/api.js"
+import { excerptOf } from "../../../LlmError.js"
+import { customIdIn, malformedReply, num, rec, str, type RawResult, type Status, type WireBatchApi } from "../../providerBatch/api.js"
 import { httpStatusOf } from "../../request/errorBody.js"
 import { urlAt } from "../apiSpec.js"
 import { defaultBaseUrl, modelPath } from "./spec.js"
@@ -49,7 +50,7 @@ const lineOf = (line: string, index: number): RawResult => {
   try {
     json = JSON.parse(line)
   } catch {
-    return { _tag: "Unparseable", customId: /"key"\s*:\s*"([A-Za-z0-9_-]{1,64})"/.exec(line)?.[1], excerpt: excerptOf(line) }
+    return { _tag: "Unparseable", customId: customIdIn(line, "key"), excerpt: excerptOf(line) }
   }
   const key = str(rec(json)?.key)
   return resultOf(key === undefined ? json : { ...rec(json), metadata: { key } }, index)

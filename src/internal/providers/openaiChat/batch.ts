@@ -5,7 +5,8 @@
  */
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { customIdIn, excerptOf, malformedReply, num, rec, str, type RawResult, type Status, type WireBatchApi } from "../../providerBatch/api.js"
+import { excerptOf } from "../../../LlmError.js"
+import { malformedReply, num, readResultLine, rec, str, type RawResult, type Status, type WireBatchApi } from "../../providerBatch/api.js"
 import { urlAt } from "../apiSpec.js"
 import { defaultBaseUrl } from "./spec.js"
 
@@ -35,15 +36,9 @@ interface Files {
 
 /** One line of an output or error file. */
 const resultOf = (line: string): RawResult => {
-  let json: unknown
-  try {
-    json = JSON.parse(line)
-  } catch {
-    return { _tag: "Unparseable", customId: customIdIn(line, "custom_id"), excerpt: excerptOf(line) }
-  }
-  const record = rec(json)
-  const customId = str(record?.custom_id)
-  if (record === undefined || customId === undefined) return { _tag: "Unparseable", customId: undefined, excerpt: excerptOf(line) }
+  const read = readResultLine(line)
+  if ("_tag" in read) return read
+  const { customId, record } = read
   const response = rec(record.response)
   const error = rec(record.error)
   if (response !== undefined && typeof response.status_code === "number") {
