@@ -2,33 +2,15 @@
  * `effect-llm batch --batch-api` end to end against the fake's batch APIs, the CLI run as a
  * process and killed with SIGKILL mid-upload, mid-poll and mid-download, then resumed.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
+import { join } from "node:path"
 import { Effect, Exit, Scope } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Testing from "../src/Testing.js"
-import { cliCommand } from "./support/cliBin.js"
+import { startCli } from "./support/cliBin.js"
 
-const root = resolve(__dirname, "..")
-
-interface Run {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const start = (args: ReadonlyArray<string>, env: Record<string, string>): { child: ChildProcess; done: Promise<Run> } => {
-  const childEnv: Record<string, string | undefined> = { ...process.env, ...env }
-  const child = spawn(process.execPath, [...cliCommand(), ...args], { cwd: root, env: childEnv })
-  let stdout = ""
-  let stderr = ""
-  child.stdout!.on("data", (d) => (stdout += d))
-  child.stderr!.on("data", (d) => (stderr += d))
-  const done = new Promise<Run>((resolveRun) => child.on("close", (code) => resolveRun({ code, stdout, stderr })))
-  return { child, done }
-}
+const start = startCli
 
 const records = (path: string) =>
   existsSync(path)

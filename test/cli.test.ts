@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
@@ -9,29 +9,11 @@ import { colorEnabled } from "../src/cli/console.js"
 import { splitModel } from "../src/cli/model.js"
 import { fingerprint } from "../src/KeyPool.js"
 import * as Testing from "../src/Testing.js"
-import { cliCommand } from "./support/cliBin.js"
+import { cliCommand, type Run, startCli } from "./support/cliBin.js"
 
 const root = resolve(__dirname, "..")
 
-interface Run {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-const start = (args: ReadonlyArray<string>, env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Run> } => {
-  const childEnv: Record<string, string | undefined> = { ...process.env }
-  delete childEnv.OPENAI_API_KEY
-  delete childEnv.OPENAI_API_KEYS
-  Object.assign(childEnv, env)
-  const child = spawn(process.execPath, [...cliCommand(), ...args], { cwd: root, env: childEnv })
-  let stdout = ""
-  let stderr = ""
-  child.stdout!.on("data", (d) => (stdout += d))
-  child.stderr!.on("data", (d) => (stderr += d))
-  const done = new Promise<Run>((resolveRun) => child.on("close", (code) => resolveRun({ code, stdout, stderr })))
-  return { child, done }
-}
+const start = startCli
 
 const records = (path: string) =>
   readFileSync(path, "utf8").split("\n").filter((l) => l.trim().length > 0).flatMap((l) => {

@@ -5,6 +5,7 @@
  * would build it.
  */
 import { buildSync } from "esbuild"
+import { type ChildProcess, spawn } from "node:child_process"
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -25,4 +26,28 @@ export const cliCommand = (): ReadonlyArray<string> => {
     built = file
   }
   return [built]
+}
+
+export interface Run {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/**
+ * The CLI as a process in the project folder, with `env` over this process's environment (the
+ * OpenAI key variables of the machine left out): the child, and its exit code and output.
+ */
+export const startCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): { child: ChildProcess; done: Promise<Run> } => {
+  const childEnv: Record<string, string | undefined> = { ...process.env }
+  delete childEnv.OPENAI_API_KEY
+  delete childEnv.OPENAI_API_KEYS
+  Object.assign(childEnv, env)
+  const child = spawn(process.execPath, [...cliCommand(), ...args], { cwd: root, env: childEnv })
+  let stdout = ""
+  let stderr = ""
+  child.stdout!.on("data", (d) => (stdout += d))
+  child.stderr!.on("data", (d) => (stderr += d))
+  const done = new Promise<Run>((resolveRun) => child.on("close", (code) => resolveRun({ code, stdout, stderr })))
+  return { child, done }
 }
