@@ -1,7 +1,7 @@
 /**
  * Bulk runs through the providers' batch APIs, at their batch prices (about half the live
  * ones) and their own, larger limits, for work that can wait up to a day: OpenAI's Batch API
- * (Chat Completions and Responses), Anthropic's Message Batches and Gemini's Batch Mode.
+ * (Chat Completions, Responses and embeddings), Anthropic's Message Batches and Gemini's Batch Mode.
  *
  * `run` takes the same items as `Batch.run` and streams one `Batch.Result` per item, as each
  * batch ends. Each reply is decoded by the same code as a live call of the API, and each item
@@ -17,6 +17,9 @@
  * )
  * ```
  *
+ * `runEmbeddings` does the same for embeddings, through OpenAI's `/v1/embeddings` batches
+ * (`layerEmbeddings`): each item's vectors decoded as a live `Embeddings.embed` decodes them.
+ *
  * The CLI's `effect-llm batch --batch-api` adds a state file, so that a killed run resumes.
  *
  * @since 0.1.0
@@ -27,12 +30,14 @@ import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Stream from "effect/Stream"
 import type * as Batch from "./Batch.js"
+import type { EmbedResult } from "./Embeddings.js"
 import type * as api from "./internal/providerBatch/api.js"
 import * as client from "./internal/providerBatch/client.js"
 import * as errors from "./internal/providerBatch/errors.js"
 import * as internal from "./internal/providerBatch/run.js"
 import type * as KeyPool from "./KeyPool.js"
 import type { LlmError } from "./LlmError.js"
+import type * as Message from "./Message.js"
 
 /**
  * The wire APIs with a batch API: `chat` (OpenAI Chat Completions), `responses` (OpenAI
@@ -50,7 +55,8 @@ export type Api = client.Api
 export type Options = client.Options
 
 /**
- * A batch API's documented limits per batch: requests, and bytes of input.
+ * A batch API's documented limits per batch: requests, bytes of input, and for embeddings
+ * batches the embedding inputs across their requests.
  * @since 0.1.0 @category models
  */
 export type Limits = api.Limits
@@ -72,17 +78,18 @@ export type Marker = api.Marker
 /**
  * The steps of a run, for callers that keep their own state (the CLI's resumable runs):
  * `refuses`, `prepare` (map to the wire and cut at the limits), `submit`, `find`, `poll`,
- * `results` (each item exactly once), `cancel`.
+ * `results` (each item exactly once), `cancel`. Chat by default; `Service<EmbeddingsRequest,
+ * Embeddings.EmbedResult>` for embeddings.
  * @since 0.1.0 @category models
  */
-export type Service = client.Service
+export type Service<Request = Message.ChatRequest, Response = Message.ChatResponse> = client.Service<Request, Response>
 
 /** @since 0.1.0 @category models */
-export type Entry = client.Entry
+export type Entry<Request = Message.ChatRequest> = client.Entry<Request>
 /** @since 0.1.0 @category models */
 export type Chunk = client.Chunk
 /** @since 0.1.0 @category models */
-export type ItemResult = client.ItemResult
+export type ItemResult<Response = Message.ChatResponse> = client.ItemResult<Response>
 
 /** @since 0.1.0 @category tags */
 export const ProviderBatch: typeof client.ProviderBatch = client.ProviderBatch
@@ -103,11 +110,71 @@ export const layer = (options: Options): Layer.Layer<ProviderBatch, ConfigError.
 /** @since 0.1.0 @category running */
 export type RunOptions = internal.RunOptions
 
+// ---------------------------------------------------------------------------
+// Embeddings
+// ---------------------------------------------------------------------------
+
+/**
+ * The options of an embeddings batch service: those of `layer` but the `api`, which is
+ * OpenAI's `/v1/embeddings` (or a compatible server's, with `baseUrl` and `provider`).
+ * @since 0.1.0 @category models
+ */
+export type EmbeddingsOptions = client.EmbeddingsOptions
+
+/**
+ * One embeddings request: its texts (at most 2048, as one live call takes), and optionally a
+ * `model` and `dimensions`.
+ * @since 0.1.0 @category models
+ */
+export type EmbeddingsRequest = client.EmbeddingsRequest
+
+/**
+ * An item of `runEmbeddings`: one text, or an `EmbeddingsRequest` with an optional `id`.
+ * @since 0.1.0 @category models
+ */
+export type EmbeddingsItem = internal.EmbeddingsItem
+
+/**
+ * One embeddings item's outcome, in `Batch`'s shape: its vectors, model and usage as
+ * `Embeddings.embed` gives them.
+ * @since 0.1.0 @category models
+ */
+export type EmbeddingsResult = internal.EmbeddingsResult
+
+/** @since 0.1.0 @category tags */
+export const EmbeddingsBatch: typeof client.EmbeddingsBatch = client.EmbeddingsBatch
+/** @since 0.1.0 @category tags */
+export type EmbeddingsBatch = client.EmbeddingsBatch
+
+/**
+ * The embeddings batch service. Batches are cut at 50,000 requests, 200 MB and 50,000
+ * embedding inputs; a limit that is not a positive integer fails with a `ConfigError`.
+ * @since 0.1.0 @category constructors
+ */
+export const makeEmbeddings: (
+  options: EmbeddingsOptions
+) => Effect.Effect<Service<EmbeddingsRequest, EmbedResult>, ConfigError.ConfigError, HttpClient.HttpClient | KeyPool.KeyPool> = client.makeEmbeddings
+
+/** @since 0.1.0 @category layers */
+export const layerEmbeddings = (options: EmbeddingsOptions): Layer.Layer<EmbeddingsBatch, ConfigError.ConfigError, HttpClient.HttpClient | KeyPool.KeyPool> =>
+  Layer.effect(client.EmbeddingsBatch, client.makeEmbeddings(options))
+
+/**
+ * `run` for embeddings: every item once, as its vectors or a typed failure. An item a batch
+ * cannot take (no texts, an empty text, more than 2048 texts) fails the run with
+ * `BatchInputError` naming it, before anything is uploaded.
+ * @since 0.1.0 @category running
+ */
+export const runEmbeddings: <E = never, R = never>(
+  items: Iterable<EmbeddingsItem> | Stream.Stream<EmbeddingsItem, E, R>,
+  options?: RunOptions
+) => Stream.Stream<EmbeddingsResult, E | LlmError | BatchInputError, R | EmbeddingsBatch> = internal.runEmbeddings
+
 /**
  * One item's outcome, in `Batch`'s shape.
  * @since 0.1.0 @category models
  */
-export type Result = Batch.Result<import("./Message.js").ChatResponse, LlmError | ItemError>
+export type Result = Batch.Result<Message.ChatResponse, LlmError | ItemError>
 
 /**
  * Submits every item, polls, and streams one `Result` per item as its batch ends. A request a

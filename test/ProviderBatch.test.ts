@@ -1,7 +1,8 @@
+import type { HttpClient } from "@effect/platform"
 import { NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Exit, Layer, Stream } from "effect"
-import { Batch, KeyPool, Message, ProviderBatch } from "../src/index.js"
+import { Batch, Embeddings, KeyPool, Message, OpenAiCompatible, ProviderBatch, RateLimiter } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 import { nextDelay } from "../src/internal/providerBatch/run.js"
 
@@ -161,4 +162,110 @@ describe("ProviderBatch", () => {
       expect(chunks.every((c) => c.bytes <= 250)).toBe(true)
       expect(rejected.map((r) => [r.customId, Batch.failureTag(r.result)])).toEqual([["big", "InvalidRequestError"]])
     }))
+
+  describe("embeddings (OpenAI /v1/embeddings batches)", () => {
+    const embeddingsStack = (batch: Testing.FakeBatchOptions, extra: Partial<ProviderBatch.EmbeddingsOptions> = {}) =>
+      Effect.gen(function* () {
+        const fake = yield* Testing.FakeProvider.make({ batch })
+        const keys = KeyPool.layer({ providerId: "openai", keys: ["batch-key-1", "batch-key-2"] })
+        const layer = ProviderBatch.layerEmbeddings({ model: "text-embedding-3-small", baseUrl: fake.baseUrl, pollInterval: Duration.millis(1), maxPollInterval: Duration.millis(5), ...extra }).pipe(
+          Layer.provide(keys),
+          Layer.provide(NodeHttpClient.layerUndici)
+        )
+        const live = OpenAiCompatible.layerEmbeddings({ model: "text-embedding-3-small", baseUrl: fake.baseUrl }).pipe(
+          Layer.provide(keys),
+          Layer.provide(RateLimiter.unlimited),
+          Layer.provide(NodeHttpClient.layerUndici)
+        )
+        return { fake, layer, live }
+      })
+    const runEmbeddings = <E>(items: ReadonlyArray<ProviderBatch.EmbeddingsItem>, layer: Layer.Layer<ProviderBatch.EmbeddingsBatch, E>) =>
+      ProviderBatch.runEmbeddings(items).pipe(Stream.runCollect, Effect.map(Chunk.toArray), Effect.provide(layer))
+    const items = (n: number, texts: number) =>
+      Array.from({ length: n }, (_, i) => ({ id: `e${i}`, texts: Array.from({ length: texts }, (_, j) => `document ${i} part ${j}`) }))
+
+    it.scopedLive("every item once, with the vectors a live embed gives, in batches cut at the inputs limit", () =>
+      Effect.gen(function* () {
+        const { fake, layer, live } = yield* embeddingsStack({ pollsToComplete: 2 }, { limits: { maxInputs: 7 } })
+        const results = yield* runEmbeddings([...items(5, 3), "a single text"], layer)
+        expect(results.map((r) => r.id).sort()).toEqual(["5", "e0", "e1", "e2", "e3", "e4"])
+        for (const r of results) {
+          expect(Exit.isSuccess(r.result)).toBe(true)
+          const value = (r.result as Exit.Success<Embeddings.EmbedResult, never>).value
+          const texts = r.id === "5" ? ["a single text"] : items(5, 3)[Number(r.id.slice(1))]!.texts
+          const expected = yield* Embeddings.embed(texts).pipe(Effect.provide(live))
+          expect(value.embeddings).toEqual(expected.embeddings)
+          expect(value.usage.inputTokens).toBe(expected.usage.inputTokens)
+          expect(value.usage.estimated).toBe(false)
+        }
+        const sent = (yield* fake.requests).filter((r) => r.headers["x-fake-batch-item"] === undefined)
+        const creations = sent.filter((r) => r.method === "POST" && /\/batches$/.test(r.path))
+        // 16 inputs at most 7 a batch, whole items only: 3 + 3, 3 + 3, 3 + 1
+        expect(creations).toHaveLength(3)
+        expect(creations.map((r) => (r.body as { endpoint: string }).endpoint)).toEqual(Array(3).fill("/v1/embeddings"))
+        const uploads = sent.filter((r) => r.method === "POST" && /\/files$/.test(r.path)).map((r) => String(r.body))
+        expect(uploads.join("")).toContain(`"url":"/v1/embeddings"`)
+        expect(uploads.join("")).toContain(`"encoding_format":"base64"`)
+      }), 30_000)
+
+    it.scopedLive("a failed item and an unreadable line are that item's typed failures; an expired batch's unprocessed items BatchExpiredError", () =>
+      Effect.gen(function* () {
+        const { layer } = yield* embeddingsStack({ item: (customId) => (customId === "item-1" ? { _tag: "Error", status: 400, message: "input 1 is too long" } : customId === "item-2" ? { _tag: "Unparseable" } : undefined) })
+        const results = yield* runEmbeddings(items(3, 2), layer)
+        expect(results.sort((a, b) => a.index - b.index).map((r) => Batch.failureTag(r.result))).toEqual(["Success", "InvalidRequestError", expect.stringMatching(/UnparseableResultError|MalformedResponseError/)])
+        const expired = yield* embeddingsStack({ expire: true, answeredBeforeExpiry: 1 })
+        const tags = (yield* runEmbeddings(items(3, 1), expired.layer)).sort((a, b) => a.index - b.index).map((r) => Batch.failureTag(r.result))
+        expect(tags).toEqual(["Success", "BatchExpiredError", "BatchExpiredError"])
+      }), 30_000)
+
+    it.scopedLive("an item a batch cannot take is refused before anything is uploaded, naming it", () =>
+      Effect.gen(function* () {
+        const { fake, layer } = yield* embeddingsStack({})
+        const empty = yield* Effect.flip(runEmbeddings([...items(2, 1), { id: "blank", texts: ["ok", ""] }], layer))
+        expect(empty._tag).toBe("BatchInputError")
+        expect(empty.message).toBe("item 2 (id blank): texts[1] is empty")
+        const many = yield* Effect.flip(runEmbeddings([{ id: "big", texts: Array(2049).fill("x") }], layer))
+        expect(many.message).toContain("item 0 (id big): 2049 texts, over the 2048")
+        const none = yield* Effect.flip(runEmbeddings([{ texts: [] }], layer))
+        expect(none.message).toContain("item 0 (id 0): an embeddings request needs at least one text")
+        expect(yield* fake.requests).toHaveLength(0)
+      }), 30_000)
+
+    it.scopedLive("a batch the provider's validation fails ends each item as BatchFailedError with the provider's reason", () =>
+      Effect.gen(function* () {
+        const { layer } = yield* embeddingsStack({})
+        const tags = yield* Effect.gen(function* () {
+          const service = yield* ProviderBatch.EmbeddingsBatch
+          const requests = new Map([["a", { texts: ["one"] }], ["b", { texts: ["two"] }]])
+          const { chunks } = service.prepare([...requests].map(([customId, request]) => ({ customId, request })))
+          // the second line sent to another endpoint than the batch's, as a hand-edited file would
+          const lines = [chunks[0]!.lines[0]!, chunks[0]!.lines[1]!.replace("/v1/embeddings", "/v1/chat/completions")]
+          const id = yield* service.submit({ ...chunks[0]!, lines }, { name: "invalid", items: 2, since: Date.now() })
+          let status = yield* service.poll(service.model, id)
+          while (status.phase !== "ended") status = yield* service.poll(service.model, id)
+          expect(status.outcome).toBe("failed")
+          expect(status.reason).toContain("url_mismatch")
+          expect(status.reason).toContain("(line 2)")
+          const items = Chunk.toArray(yield* Stream.runCollect(service.results(service.model, status, requests)))
+          expect(items.map((item) => item.customId).sort()).toEqual(["a", "b"])
+          for (const item of items) expect(String(Exit.isFailure(item.result) && item.result.cause)).toContain("url_mismatch")
+          return items.map((item) => Batch.failureTag(item.result))
+        }).pipe(Effect.provide(layer))
+        expect(tags).toEqual(["BatchFailedError", "BatchFailedError"])
+      }), 30_000)
+
+    it.effect("cuts at 50,000 inputs by default and refuses a bad maxInputs", () =>
+      Effect.gen(function* () {
+        const provide = <A, E>(effect: Effect.Effect<A, E, HttpClient.HttpClient | KeyPool.KeyPool>) =>
+          effect.pipe(Effect.provide(KeyPool.layer({ providerId: "openai", keys: ["k"] })), Effect.provide(NodeHttpClient.layerUndici))
+        const service = yield* provide(ProviderBatch.makeEmbeddings({ model: "text-embedding-3-small" }))
+        expect(service.limits).toEqual({ maxItems: 50_000, maxBytes: 200 * 1024 * 1024, maxInputs: 50_000 })
+        const entries = Array.from({ length: 30 }, (_, i) => ({ customId: `i${i}`, request: { texts: Array(2000).fill("t") } }))
+        const { chunks } = service.prepare(entries)
+        // 25 requests of 2000 inputs fill 50,000
+        expect(chunks.map((c) => c.customIds.length)).toEqual([25, 5])
+        const bad = yield* Effect.flip(provide(ProviderBatch.makeEmbeddings({ model: "m", limits: { maxInputs: 0 } })))
+        expect(String(bad)).toContain("limits.maxInputs must be a positive integer, got 0")
+      }))
+  })
 })

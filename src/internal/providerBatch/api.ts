@@ -46,6 +46,8 @@ export interface Limits {
   readonly maxItems: number
   /** Of the input as uploaded or sent, in bytes. */
   readonly maxBytes: number
+  /** Embedding inputs across a batch's requests, where the API counts them (OpenAI's `/v1/embeddings`: 50,000). */
+  readonly maxInputs?: number | undefined
 }
 
 /** What identifies a submission, for finding it again: a name the batch carries, its size and when it was sent (ms). */

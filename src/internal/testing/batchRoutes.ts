@@ -29,7 +29,9 @@ interface FakeBatch {
   /** Polls answered 503 so far (`failingPolls`). */
   failedPolls: number
   cancelling: boolean
-  ended: "completed" | "expired" | "cancelled" | undefined
+  /** What OpenAI's validation of the input file finds wrong: the batch fails on its first poll. */
+  readonly invalid?: ReadonlyArray<{ readonly code: string; readonly message: string; readonly line?: number }> | undefined
+  ended: "completed" | "expired" | "cancelled" | "failed" | undefined
   /** Per item once ended: the live reply's status and body, or what replaced it. */
   answers: Array<{ readonly item: Item; readonly answer: Answer }>
 }
@@ -120,6 +122,10 @@ const pollFails = (batch: FakeBatch, options: FakeBatchOptions, res: http.Server
 const advance = async (baseUrl: string, batch: FakeBatch, options: FakeBatchOptions) => {
   if (batch.ended !== undefined) return
   batch.polls++
+  if (batch.invalid !== undefined) {
+    batch.ended = "failed"
+    return
+  }
   if (batch.cancelling) return answer(baseUrl, batch, options, "cancelled")
   if (batch.polls >= (options.pollsToComplete ?? 1)) return answer(baseUrl, batch, options, options.expire === true ? "expired" : "completed")
 }
@@ -142,8 +148,12 @@ const openaiObject = (batch: FakeBatch) => {
     metadata: { effect_llm_marker: batch.name },
     output_file_id: batch.ended !== undefined && hasOutput ? `${batch.id}-output` : null,
     error_file_id: batch.ended !== undefined && hasErrors ? `${batch.id}-errors` : null,
-    request_counts: { total: c.total, completed: batch.ended === undefined ? c.done : c.succeeded, failed: batch.ended === undefined ? 0 : c.failed },
-    errors: null
+    request_counts: batch.ended === "failed"
+      ? { total: 0, completed: 0, failed: 0 }
+      : { total: c.total, completed: batch.ended === undefined ? c.done : c.succeeded, failed: batch.ended === undefined ? 0 : c.failed },
+    errors: batch.ended === "failed" && batch.invalid !== undefined
+      ? { object: "list", data: batch.invalid.map((e) => ({ code: e.code, message: e.message, param: null, line: e.line ?? null })) }
+      : null
   }
 }
 
@@ -270,8 +280,52 @@ const streamLines = async (res: http.ServerResponse, lines: ReadonlyArray<string
   res.end()
 }
 
-const itemsOf = (text: string): Array<{ custom_id: string; url?: string; body?: unknown; params?: unknown }> =>
-  text.split("\n").filter((l) => l.trim().length > 0).map((l) => JSON.parse(l) as { custom_id: string; url?: string; body?: unknown })
+interface InputLine {
+  readonly custom_id: string
+  readonly url?: string
+  readonly body?: { readonly model?: unknown; readonly input?: unknown }
+}
+
+/** The most requests in one input file, and of embedding inputs across an `/v1/embeddings` batch. */
+const maxTasks = 50_000
+
+/**
+ * An input file read as OpenAI's validation reads it: its lines, and each fault by the
+ * documented codes (`invalid_json_line`, `duplicate_custom_id`, `url_mismatch`,
+ * `model_mismatch`, `empty_file`, `too_many_tasks`).
+ */
+const validated = (text: string, endpoint: string) => {
+  const lines: Array<InputLine> = []
+  const errors: Array<{ code: string; message: string; line?: number }> = []
+  const ids = new Set<string>()
+  let model: unknown
+  let inputs = 0
+  text.split("\n").forEach((raw, i) => {
+    if (raw.trim().length === 0) return
+    const line = i + 1
+    let parsed: InputLine
+    try {
+      parsed = JSON.parse(raw) as InputLine
+    } catch {
+      errors.push({ code: "invalid_json_line", message: "This line is not parseable as valid JSON.", line })
+      return
+    }
+    if (ids.has(parsed.custom_id)) errors.push({ code: "duplicate_custom_id", message: `The custom_id ${parsed.custom_id} is not unique.`, line })
+    ids.add(parsed.custom_id)
+    if ((parsed.url ?? endpoint) !== endpoint) errors.push({ code: "url_mismatch", message: `The url ${parsed.url} does not match the batch's endpoint ${endpoint}.`, line })
+    if (lines.length > 0 && parsed.body?.model !== model) errors.push({ code: "model_mismatch", message: "Every request of a batch must use the same model.", line })
+    model = parsed.body?.model
+    const input = parsed.body?.input
+    inputs += Array.isArray(input) ? input.length : 1
+    lines.push(parsed)
+  })
+  if (lines.length === 0 && errors.length === 0) errors.push({ code: "empty_file", message: "The input file is empty." })
+  if (lines.length > maxTasks) errors.push({ code: "too_many_tasks", message: `The batch has ${lines.length} requests, over ${maxTasks}.` })
+  if (endpoint === "/v1/embeddings" && inputs > maxTasks) {
+    errors.push({ code: "too_many_tasks", message: `The batch has ${inputs} embedding inputs, over ${maxTasks}.` })
+  }
+  return { lines, errors }
+}
 
 /**
  * Serves the request when it is a batch API's; false when it is not one (a live route's).
@@ -287,8 +341,8 @@ export const handle = async (
   const path = request.path.split("?")[0]!
   const method = request.method
   const newId = (prefix: string) => `${prefix}${String(++store.counter).padStart(4, "0")}`
-  const create = (api: Api, items: ReadonlyArray<Item>, name: string, endpoint: string, prefix: string): FakeBatch => {
-    const batch: FakeBatch = { id: newId(prefix), api, items, createdAt: Date.now(), name, endpoint, polls: 0, failedPolls: 0, cancelling: false, ended: undefined, answers: [] }
+  const create = (api: Api, items: ReadonlyArray<Item>, name: string, endpoint: string, prefix: string, invalid?: FakeBatch["invalid"]): FakeBatch => {
+    const batch: FakeBatch = { id: newId(prefix), api, items, createdAt: Date.now(), name, endpoint, polls: 0, failedPolls: 0, cancelling: false, invalid, ended: undefined, answers: [] }
     store.batches.set(batch.id, batch)
     return batch
   }
@@ -400,12 +454,14 @@ export const handle = async (
       return true
     }
     const endpoint = body.endpoint ?? "/v1/chat/completions"
+    const { errors, lines } = validated(file, endpoint)
     const batch = create(
       "openai",
-      itemsOf(file).map((line) => ({ customId: line.custom_id, path: `${openaiPrefix}${(line.url ?? endpoint).replace(/^\/v1/, "")}`, body: line.body })),
+      lines.map((line) => ({ customId: line.custom_id, path: `${openaiPrefix}${(line.url ?? endpoint).replace(/^\/v1/, "")}`, body: line.body })),
       body.metadata?.effect_llm_marker ?? "",
       endpoint,
-      "batch_"
+      "batch_",
+      errors.length === 0 ? undefined : errors
     )
     json(res, 200, openaiObject(batch))
     return true

@@ -1,7 +1,8 @@
 /**
  * OpenAI's Batch API: the entries as a JSONL file (`/files`, purpose `batch`), a batch over it
- * (`/batches`, for `/v1/chat/completions` or `/v1/responses`), its output and error files.
- * Shared by Chat Completions and Responses: only the endpoint differs.
+ * (`/batches`, for `/v1/chat/completions`, `/v1/responses` or `/v1/embeddings`), its output and
+ * error files. Shared by the three endpoints: only the endpoint and, for embeddings, a limit
+ * on inputs differ.
  */
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -12,6 +13,11 @@ import { defaultBaseUrl } from "./spec.js"
 
 /** The input file's documented limits: 50,000 requests and 200 MB. */
 export const limits = { maxItems: 50_000, maxBytes: 200 * 1024 * 1024 } as const
+
+/** `/v1/embeddings` batches also take at most 50,000 embedding inputs across their requests. */
+const embeddingsLimits = { ...limits, maxInputs: 50_000 } as const
+
+export type Endpoint = "/v1/chat/completions" | "/v1/responses" | "/v1/embeddings"
 
 /** Model families the Batch API does not serve (live audio, speech, images, search). */
 const notBatched = /realtime|audio|tts|whisper|transcribe|dall-e|gpt-image|search-preview|computer-use/
@@ -55,7 +61,7 @@ const resultOf = (line: string): RawResult => {
   return { _tag: "Unparseable", customId, excerpt: excerptOf(line) }
 }
 
-export const batchApi = (baseUrl: string | undefined, endpoint: "/v1/chat/completions" | "/v1/responses"): WireBatchApi => {
+export const batchApi = (baseUrl: string | undefined, endpoint: Endpoint): WireBatchApi => {
   const at = (path: string) => urlAt(baseUrl, defaultBaseUrl, path)
   const statusOf = (json: unknown): Status => {
     const batch = rec(json) ?? {}
@@ -80,7 +86,7 @@ export const batchApi = (baseUrl: string | undefined, endpoint: "/v1/chat/comple
     }
   }
   return {
-    limits,
+    limits: endpoint === "/v1/embeddings" ? embeddingsLimits : limits,
     refuses: (model) => (notBatched.test(model) ? `OpenAI's Batch API does not serve ${model} (no realtime, audio, speech, image or search models)` : undefined),
     entry: (customId, body) => JSON.stringify({ custom_id: customId, method: "POST", url: endpoint, body }),
     overhead: (entries) => entries,
