@@ -99,6 +99,30 @@ describe("ProviderBatch", () => {
       }), 30_000)
   }
 
+  it.scopedLive("gemini: a batch over the 20 MB inline requests take goes by an uploaded file, its replies read from the responses file", () =>
+    Effect.gen(function* () {
+      const { fake, layer } = yield* stack("gemini", {
+        item: (customId) => (customId === "item-3" ? { _tag: "Error", status: 400, message: "bad things in item 3" } : customId === "item-4" ? { _tag: "Unparseable" } : undefined)
+      })
+      // 110 prompts of 200 KB: 22 MB, over the inline limit, under the batch limit
+      const big = Array.from({ length: 110 }, (_, i) => ({ id: `b${i}`, messages: [Message.user(`${i} ${"x".repeat(200_000)}`)] }))
+      const results = yield* runAll(big, layer)
+      expect(results.map((r) => r.id).sort()).toEqual(big.map((b) => b.id).sort())
+      const byId = new Map(results.map((r) => [r.id, r]))
+      expect(tagOf(byId.get("b3")!)).toBe("InvalidRequestError")
+      expect(["UnparseableResultError", "MalformedResponseError"]).toContain(tagOf(byId.get("b4")!))
+      for (const r of results.filter((r) => r.id !== "b3" && r.id !== "b4")) {
+        expect((r.result as Exit.Success<Message.ChatResponse, never>).value.text).toMatch(/^echo \d+$/)
+      }
+      const sent = (yield* fake.requests).filter((r) => r.headers["x-fake-batch-item"] === undefined)
+      const upload = sent.filter((r) => r.path.startsWith("/upload/v1beta/files"))
+      expect(upload).toHaveLength(1)
+      expect(String(upload[0]!.headers["content-type"])).toMatch(/^multipart\/related; boundary=/)
+      const creation = sent.find((r) => /:batchGenerateContent$/.test(r.path))!
+      expect((creation.body as { batch: { input_config: unknown } }).batch.input_config).toEqual({ file_name: "files/upload-0001" })
+      expect(sent.filter((r) => r.path.startsWith("/download/v1beta/files/"))).toHaveLength(1)
+    }), 60_000)
+
   it.scopedLive("a cancelled batch ends each item as BatchCancelledError", () =>
     Effect.gen(function* () {
       for (const api of ["chat", "anthropic", "gemini"] as const) {

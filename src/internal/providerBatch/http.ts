@@ -18,7 +18,7 @@ import { describe } from "../transport/types.js"
 
 export type Method = "GET" | "POST" | "DELETE"
 
-/** A request body: JSON, or a multipart form (one text file and plain fields). */
+/** A request body: JSON, a multipart form (one text file and plain fields), or a `multipart/related` upload (metadata and one file). */
 export type Body =
   | { readonly _tag: "Json"; readonly value: unknown }
   /** JSON already serialised (a batch assembled from its entries' text). */
@@ -28,6 +28,7 @@ export type Body =
     readonly fields: Readonly<Record<string, string>>
     readonly file: { readonly name: string; readonly field: string; readonly text: string; readonly type: string }
   }
+  | { readonly _tag: "Related"; readonly metadata: unknown; readonly file: { readonly text: string; readonly type: string } }
 
 export interface BatchHttp {
   readonly provider: string
@@ -73,6 +74,14 @@ export const make = (options: HttpOptions) =>
       if (body._tag === "JsonText") return HttpClientRequest.bodyText(base, body.text, "application/json")
       // written out rather than a FormData: every HttpClient sends text the same way
       const boundary = `effect-llm-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`
+      if (body._tag === "Related") {
+        const related = [
+          `--${boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n${JSON.stringify(body.metadata)}\r\n`,
+          `--${boundary}\r\ncontent-type: ${body.file.type}\r\n\r\n${body.file.text}\r\n`,
+          `--${boundary}--\r\n`
+        ]
+        return HttpClientRequest.bodyText(base, related.join(""), `multipart/related; boundary=${boundary}`)
+      }
       const parts = [
         ...Object.entries(body.fields).map(([name, value]) => `--${boundary}\r\ncontent-disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`),
         `--${boundary}\r\ncontent-disposition: form-data; name="${body.file.field}"; filename="${body.file.name}"\r\ncontent-type: ${body.file.type}\r\n\r\n${body.file.text}\r\n`,

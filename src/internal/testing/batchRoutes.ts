@@ -29,6 +29,8 @@ interface FakeBatch {
   /** Polls answered 503 so far (`failingPolls`). */
   failedPolls: number
   cancelling: boolean
+  /** Gemini: the batch's requests came in a file, so its replies go to one. */
+  readonly fromFile?: boolean | undefined
   /** What OpenAI's validation of the input file finds wrong: the batch fails on its first poll. */
   readonly invalid?: ReadonlyArray<{ readonly code: string; readonly message: string; readonly line?: number }> | undefined
   ended: "completed" | "expired" | "cancelled" | "failed" | undefined
@@ -56,18 +58,20 @@ const json = (res: http.ServerResponse, status: number, body: unknown) => {
   res.end(JSON.stringify(body))
 }
 
-/** The file part of a multipart body (the one named `file`). */
-const filePart = (raw: string, contentType: string | undefined): string | undefined => {
+/** The parts of a multipart body, each as its headers and content. */
+const partsOf = (raw: string, contentType: string | undefined): Array<{ readonly head: string; readonly content: string }> => {
   const boundary = /boundary=(?:"([^"]+)"|([^;]+))/.exec(contentType ?? "")
   const mark = boundary?.[1] ?? boundary?.[2]
-  if (mark === undefined) return undefined
-  for (const part of raw.split(`--${mark}`)) {
+  if (mark === undefined) return []
+  return raw.split(`--${mark}`).flatMap((part) => {
     const split = part.indexOf("\r\n\r\n")
-    if (split < 0 || !/name="file"/.test(part.slice(0, split))) continue
-    return part.slice(split + 4).replace(/\r\n$/, "")
-  }
-  return undefined
+    return split < 0 ? [] : [{ head: part.slice(0, split), content: part.slice(split + 4).replace(/\r\n$/, "") }]
+  })
 }
+
+/** The file part of a multipart form (the one named `file`). */
+const filePart = (raw: string, contentType: string | undefined): string | undefined =>
+  partsOf(raw, contentType).find((part) => /name="file"/.test(part.head))?.content
 
 const counts = (batch: FakeBatch) => {
   const total = batch.items.length
@@ -238,7 +242,31 @@ const geminiObject = (batch: FakeBatch) => {
   const c = counts(batch)
   const state = batch.ended === "completed" ? "BATCH_STATE_SUCCEEDED" : batch.ended === "expired" ? "BATCH_STATE_EXPIRED" : batch.ended === "cancelled" ? "BATCH_STATE_CANCELLED" : batch.polls === 0 ? "BATCH_STATE_PENDING" : "BATCH_STATE_RUNNING"
   const inlined = batch.ended === "completed"
-    ? batch.answers.flatMap(({ answer, item }) => {
+    ? geminiResponses(batch)
+    : undefined
+  const stats = {
+    requestCount: String(c.total),
+    successfulRequestCount: String(batch.ended === undefined ? 0 : c.succeeded),
+    failedRequestCount: String(batch.ended === undefined ? 0 : c.failed),
+    pendingRequestCount: String(batch.ended === undefined ? c.total : 0)
+  }
+  const metadata = { "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch", name: batch.id, displayName: batch.name, state, batchStats: stats }
+  const output = inlined === undefined
+    ? undefined
+    : batch.fromFile === true
+    ? { responsesFile: `files/${batch.id.replace(/^batches\//, "")}-responses` }
+    : { inlinedResponses: { inlinedResponses: inlined } }
+  return {
+    name: batch.id,
+    metadata,
+    done: batch.ended !== undefined,
+    ...(output === undefined ? {} : { response: { "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput", ...output } })
+  }
+}
+
+/** A completed batch's replies, each with its key as Gemini gives it inline (`metadata.key`). */
+const geminiResponses = (batch: FakeBatch) =>
+  batch.answers.flatMap(({ answer, item }) => {
       const metadata = { key: item.customId }
       switch (answer._tag) {
         case "Reply":
@@ -251,21 +279,14 @@ const geminiObject = (batch: FakeBatch) => {
           return []
       }
     })
-    : undefined
-  const stats = {
-    requestCount: String(c.total),
-    successfulRequestCount: String(batch.ended === undefined ? 0 : c.succeeded),
-    failedRequestCount: String(batch.ended === undefined ? 0 : c.failed),
-    pendingRequestCount: String(batch.ended === undefined ? c.total : 0)
-  }
-  const metadata = { "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch", name: batch.id, displayName: batch.name, state, batchStats: stats }
-  return {
-    name: batch.id,
-    metadata,
-    done: batch.ended !== undefined,
-    ...(inlined === undefined ? {} : { response: { "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput", inlinedResponses: { inlinedResponses: inlined } } })
-  }
-}
+
+/** A completed file-input batch's responses file: `{ key, response }` or `{ key, error }` per line. */
+const geminiFileLines = (batch: FakeBatch): Array<string> =>
+  batch.answers.flatMap(({ answer, item }) =>
+    answer._tag === "Unparseable"
+      ? [`{"key":"${item.customId}","response":{"candidates":[{"conte`]
+      : geminiResponses({ ...batch, answers: [{ answer, item }] }).map(({ metadata, ...rest }) => JSON.stringify({ key: metadata.key, ...rest }))
+  )
 
 // ---------------------------------------------------------------------------
 // Routing
@@ -341,8 +362,8 @@ export const handle = async (
   const path = request.path.split("?")[0]!
   const method = request.method
   const newId = (prefix: string) => `${prefix}${String(++store.counter).padStart(4, "0")}`
-  const create = (api: Api, items: ReadonlyArray<Item>, name: string, endpoint: string, prefix: string, invalid?: FakeBatch["invalid"]): FakeBatch => {
-    const batch: FakeBatch = { id: newId(prefix), api, items, createdAt: Date.now(), name, endpoint, polls: 0, failedPolls: 0, cancelling: false, invalid, ended: undefined, answers: [] }
+  const create = (api: Api, items: ReadonlyArray<Item>, name: string, endpoint: string, prefix: string, invalid?: FakeBatch["invalid"], fromFile?: boolean): FakeBatch => {
+    const batch: FakeBatch = { id: newId(prefix), api, items, createdAt: Date.now(), name, endpoint, polls: 0, failedPolls: 0, cancelling: false, invalid, fromFile, ended: undefined, answers: [] }
     store.batches.set(batch.id, batch)
     return batch
   }
@@ -384,19 +405,55 @@ export const handle = async (
     return true
   }
 
+  // Gemini's Files API: a `multipart/related` upload (metadata, then the file), and downloads of responses files
+  if (path === "/upload/v1beta/files" && method === "POST") {
+    if (options.submitDelayMs) await sleep(options.submitDelayMs)
+    const parts = partsOf(raw, request.headers["content-type"] as string | undefined)
+    if (!/multipart\/related/.test(String(request.headers["content-type"])) || parts.length !== 2) {
+      json(res, 400, { error: { code: 400, message: "expected a multipart/related upload: metadata, then the file", status: "INVALID_ARGUMENT" } })
+      return true
+    }
+    const name = `files/${newId("upload-")}`
+    store.files.set(name, parts[1]!.content)
+    json(res, 200, { file: { name, mimeType: "application/jsonl", sizeBytes: String(Buffer.byteLength(parts[1]!.content)), state: "ACTIVE" } })
+    return true
+  }
+  const download = /^\/download\/v1beta\/files\/(.+)-responses:download$/.exec(path)
+  if (download !== null && method === "GET") {
+    const batch = store.batches.get(`batches/${decodeURIComponent(download[1]!)}`)
+    if (batch === undefined || batch.ended !== "completed" || batch.fromFile !== true) return notFound()
+    await streamLines(res, geminiFileLines(batch), options.lineDelayMs)
+    return true
+  }
+
   // Gemini
   if (gemini) {
     const create_ = /\/v1beta\/models\/([^/:]+):batchGenerateContent$/.exec(path)
     if (create_ !== null && method === "POST") {
       if (options.submitDelayMs) await sleep(options.submitDelayMs)
-      const batchBody = (request.body as { batch?: { display_name?: string; input_config?: { requests?: { requests?: Array<{ request: unknown; metadata?: { key?: string } }> } } } })?.batch
-      const requests = batchBody?.input_config?.requests?.requests ?? []
+      const batchBody = (request.body as {
+        batch?: { display_name?: string; input_config?: { file_name?: string; requests?: { requests?: Array<{ request: unknown; metadata?: { key?: string } }> } } }
+      })?.batch
+      const fileName = batchBody?.input_config?.file_name
+      const file = fileName === undefined ? undefined : store.files.get(fileName)
+      if (fileName !== undefined && file === undefined) {
+        json(res, 400, { error: { code: 400, message: `no file ${fileName}`, status: "INVALID_ARGUMENT" } })
+        return true
+      }
+      const requests = file === undefined
+        ? batchBody?.input_config?.requests?.requests ?? []
+        : file.split("\n").filter((line) => line.trim().length > 0).map((line) => {
+          const { key, request } = JSON.parse(line) as { key?: string; request: unknown }
+          return { request, metadata: { key } }
+        })
       const batch = create(
         "gemini",
         requests.map((r, i) => ({ customId: r.metadata?.key ?? String(i), path: `/v1beta/models/${create_[1]}:generateContent`, body: r.request })),
         batchBody?.display_name ?? "",
         "",
-        "batches/"
+        "batches/",
+        undefined,
+        file !== undefined
       )
       json(res, 200, geminiObject(batch))
       return true

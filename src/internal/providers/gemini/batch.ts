@@ -1,7 +1,7 @@
 /**
- * Gemini's Batch Mode: inline requests in one `models/{model}:batchGenerateContent`, a long
- * running operation polled at `batches/{id}`, the replies inline in it (or in a file when
- * the service writes one).
+ * Gemini's Batch Mode: one `models/{model}:batchGenerateContent` with its requests inline, or,
+ * over the 20 MB inline requests may take, in a JSONL file uploaded to the Files API first; a
+ * long running operation polled at `batches/{id}`, the replies inline in it or in a file.
  */
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -11,11 +11,25 @@ import { httpStatusOf } from "../../request/errorBody.js"
 import { urlAt } from "../apiSpec.js"
 import { defaultBaseUrl, modelPath } from "./spec.js"
 
+/** Inline requests must stay under 20 MB in all; a larger batch goes by file. */
+export const maxInlineBytes = 20 * 1000 * 1000
+
 /**
- * Inline requests must stay under 20 MB in all (larger jobs go by file); no count is
- * documented for them, so the count is bounded by the bytes.
+ * A batch's input file may be 2 GB; each upload is built in memory here, so a batch is cut at
+ * 200 MB (as OpenAI's). No count is documented, so the count is bounded by the bytes.
  */
-export const limits = { maxItems: 1_000_000, maxBytes: 20 * 1000 * 1000 } as const
+export const limits = { maxItems: 1_000_000, maxBytes: 200 * 1000 * 1000 } as const
+
+const metadataMark = ',"metadata":{"key":'
+
+/** An inline request: `{ request, metadata: { key } }`. */
+const inlineEntry = (customId: string, body: unknown) => `{"request":${JSON.stringify(body)}${metadataMark}${JSON.stringify(customId)}}}`
+
+/** The same entry as a line of an input file: `{ key, request }`. */
+const fileLine = (entry: string) => {
+  const at = entry.lastIndexOf(metadataMark)
+  return `{"key":${entry.slice(at + metadataMark.length, -2)},"request":${entry.slice("{\"request\":".length, at)}}`
+}
 
 /** The state's suffix (`BATCH_STATE_SUCCEEDED`, `JOB_STATE_SUCCEEDED`, …). */
 const phases: Record<string, Pick<Status, "phase" | "outcome">> = {
@@ -56,6 +70,9 @@ const lineOf = (line: string, index: number): RawResult => {
   return resultOf(key === undefined ? json : { ...rec(json), metadata: { key } }, index)
 }
 
+/** The host the Files API's upload and download paths hang from: the base URL without its `/v1beta`. */
+const rootOf = (baseUrl: string | undefined) => (baseUrl ?? defaultBaseUrl).replace(/\/+$/, "").replace(/\/v1[a-z0-9]*$/, "")
+
 export const batchApi = (baseUrl: string | undefined): WireBatchApi => {
   const at = (path: string) => urlAt(baseUrl, defaultBaseUrl, path)
   const statusOf = (json: unknown): Status => {
@@ -83,19 +100,33 @@ export const batchApi = (baseUrl: string | undefined): WireBatchApi => {
   return {
     limits,
     refuses: (model) => (/^(models\/)?gemini-/.test(model) ? undefined : `Gemini's Batch Mode serves Gemini models, not ${model}`),
-    entry: (customId, body) => JSON.stringify({ request: body, metadata: { key: customId } }),
+    entry: inlineEntry,
     overhead: (entries) => 200 + entries,
     submit: (http, model, entries, marker) =>
-      Effect.flatMap(
-        http.json("POST", at(`/${modelPath(model)}:batchGenerateContent`), {
-          _tag: "JsonText",
-          text: `{"batch":{"display_name":${JSON.stringify(marker.name)},"input_config":{"requests":{"requests":[${entries.join(",")}]}}}}`
-        }),
-        (json) => {
-          const id = str(rec(json)?.name)
-          return id === undefined ? Effect.fail(malformedReply(http, "the batch creation", json)) : Effect.succeed(id)
+      Effect.gen(function* () {
+        const bytes = entries.reduce((n, entry) => n + Buffer.byteLength(entry), 200 + entries.length)
+        const create = (inputConfig: string) =>
+          http.json("POST", at(`/${modelPath(model)}:batchGenerateContent`), {
+            _tag: "JsonText",
+            text: `{"batch":{"display_name":${JSON.stringify(marker.name)},"input_config":${inputConfig}}}`
+          })
+        let json: unknown
+        if (bytes <= maxInlineBytes) json = yield* create(`{"requests":{"requests":[${entries.join(",")}]}}`)
+        else {
+          const uploaded = rec(
+            yield* http.json("POST", `${rootOf(baseUrl)}/upload/v1beta/files?uploadType=multipart`, {
+              _tag: "Related",
+              metadata: { file: { display_name: marker.name, mime_type: "application/jsonl" } },
+              file: { text: entries.map(fileLine).join("\n") + "\n", type: "application/jsonl" }
+            })
+          )
+          const fileName = str(rec(uploaded?.file)?.name)
+          if (fileName === undefined) return yield* Effect.fail(malformedReply(http, "the file upload", uploaded))
+          json = yield* create(JSON.stringify({ file_name: fileName }))
         }
-      ),
+        const id = str(rec(json)?.name)
+        return id === undefined ? yield* Effect.fail(malformedReply(http, "the batch creation", json)) : id
+      }),
     find: (http, marker) =>
       Effect.map(http.json("GET", at("/batches?pageSize=100")), (json) => {
         const operations = ((rec(json)?.operations ?? rec(json)?.batches) as Array<unknown> | undefined) ?? []
@@ -107,8 +138,7 @@ export const batchApi = (baseUrl: string | undefined): WireBatchApi => {
       const output = status.results as Output
       if (output.inline !== undefined) return Stream.fromIterable(output.inline.map(resultOf))
       if (output.file === undefined) return Stream.empty
-      const root = (baseUrl ?? defaultBaseUrl).replace(/\/+$/, "").replace(/\/v1[a-z0-9]*$/, "")
-      return Stream.mapAccum(http.lines(`${root}/download/v1beta/${output.file}:download?alt=media`), 0, (i, line) => [i + 1, lineOf(line, i)])
+      return Stream.mapAccum(http.lines(`${rootOf(baseUrl)}/download/v1beta/${output.file}:download?alt=media`), 0, (i, line) => [i + 1, lineOf(line, i)])
     },
     cancel: (http, id) => Effect.asVoid(http.json("POST", at(`/${id}:cancel`)))
   }
