@@ -2,15 +2,18 @@
  * The budget's store in memory (`Budget.makeStoreMemory`, the default): the rules of the
  * Redis store, in one process and timed by the caller's clock. Per period: the settled
  * spend, the reservations in flight (each a lease that ends `leaseTtlMillis` after it was
- * taken or last renewed) and the ids settled lately, so that a settlement sent twice
- * counts once. Every operation is one synchronous step, so fibers cannot interleave inside it.
+ * taken or last renewed) and the reservations whose lease ended unsettled. A settlement
+ * counts when its reservation is held or ended, and takes it away: sent twice, it counts
+ * once, with no record of every request kept. Every operation is one synchronous step, so
+ * fibers cannot interleave inside it.
  */
 import * as Effect from "effect/Effect"
 import type { Claim, Held, Reservation, Settlement, Store, StoreSpec, StoreStatus, Window } from "../Budget.js"
 
 /**
- * How long a settled id is remembered, so that a settlement sent again (its first answer
- * lost) is not counted twice: longer than any retry of it, in memory and in Redis.
+ * How long a reservation whose lease ended unsettled is remembered (so that its late
+ * settlement still counts, once), and, in Redis, a settlement of a request admitted while
+ * Redis could not answer (`failOpen`): longer than any retry of it.
  */
 export const idempotencyWindow = (leaseTtlMillis: number): number => Math.max(3_600_000, 10 * leaseTtlMillis)
 
@@ -23,8 +26,8 @@ interface PeriodState {
   warned: boolean
   /** id -> the reservation and when its lease ends. */
   readonly held: Map<string, { readonly tokens: number; readonly cost: number; expiresAt: number }>
-  /** id -> when it was settled, oldest first. */
-  readonly settled: Map<string, number>
+  /** id -> its estimate, for a reservation whose lease ended unsettled, oldest first. */
+  readonly ended: Map<string, { readonly tokens: number; readonly cost: number; readonly at: number }>
 }
 
 export const memoryStore = (spec: StoreSpec): Effect.Effect<Store> =>
@@ -48,29 +51,30 @@ export const memoryStore = (spec: StoreSpec): Effect.Effect<Store> =>
           reservedCost: 0,
           warned: false,
           held: new Map(),
-          settled: new Map()
+          ended: new Map()
         }
         periods.set(period.start, state)
       }
       return state
     }
 
-    /** Ends the leases past their time, and forgets settled ids past the window. */
+    /** Ends the leases past their time, and forgets ended reservations past the window. */
     const sweep = (state: PeriodState, now: number) => {
       for (const [id, lease] of state.held) {
         if (lease.expiresAt <= now) {
           state.held.delete(id)
           state.reservedTokens -= lease.tokens
           state.reservedCost -= lease.cost
+          state.ended.set(id, { tokens: lease.tokens, cost: lease.cost, at: now })
         }
       }
       if (state.held.size === 0) {
         state.reservedTokens = 0
         state.reservedCost = 0
       }
-      for (const [id, at] of state.settled) {
+      for (const [id, { at }] of state.ended) {
         if (at > now - window) break
-        state.settled.delete(id)
+        state.ended.delete(id)
       }
     }
 
@@ -104,13 +108,14 @@ export const memoryStore = (spec: StoreSpec): Effect.Effect<Store> =>
     const settle = (settlement: Settlement): { readonly tokens: number; readonly cost: number } | undefined => {
       const state = periodOf(settlement.period, settlement.now)
       sweep(state, settlement.now)
-      if (state.settled.has(settlement.id)) return undefined
-      state.settled.set(settlement.id, settlement.now)
       const lease = state.held.get(settlement.id)
       if (lease !== undefined) {
         state.held.delete(settlement.id)
         state.reservedTokens -= lease.tokens
         state.reservedCost -= lease.cost
+      } else if (!state.ended.delete(settlement.id)) {
+        // neither held nor ended: settled already
+        return undefined
       }
       state.tokens += settlement.tokens
       state.cost += settlement.cost
@@ -127,11 +132,10 @@ export const memoryStore = (spec: StoreSpec): Effect.Effect<Store> =>
     const renew = (held: ReadonlyArray<Held>, now: number) => {
       for (const reservation of held) {
         const state = periodOf(reservation.period, now)
-        if (state.settled.has(reservation.id)) continue
         const lease = state.held.get(reservation.id)
         if (lease !== undefined) {
           lease.expiresAt = now + spec.leaseTtlMillis
-        } else {
+        } else if (state.ended.delete(reservation.id)) {
           // ended while its holder still ran (it was held up past its lease): it is in flight, count it again
           state.held.set(reservation.id, { tokens: reservation.tokens, cost: reservation.cost, expiresAt: now + spec.leaseTtlMillis })
           state.reservedTokens += reservation.tokens
