@@ -4,12 +4,13 @@
  * HTTP on loopback. The tool loops of the five APIs over them are in Mcp.loop.test.ts.
  */
 import { describe, expect, it, layer } from "@effect/vitest"
-import { ConfigError, Context, Effect, Exit, Fiber, Layer, Logger, Option, Redacted, Schema, Scope, TestClock, Tracer } from "effect"
+import { Cause, ConfigError, Context, Effect, Exit, Fiber, Layer, Logger, Option, Redacted, Schema, Scope, TestClock, Tracer } from "effect"
 import { existsSync, mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Sdk from "../src/internal/mcp/sdk.js"
+import { makeMcpServerWith } from "../src/internal/testing/mcpServer.js"
 import { LanguageModel, Message, Tool, Toolkit } from "../src/index.js"
 import * as Mcp from "../src/Mcp.js"
 import * as Testing from "../src/Testing.js"
@@ -184,6 +185,13 @@ describe("Mcp options", () => {
       }
       const other = yield* Effect.flip(Sdk.loadWith("notes", () => Promise.reject(new Error("boom"))))
       expect(other.message).toBe("could not load @modelcontextprotocol/sdk: boom")
+    }))
+
+  it.scoped("Testing.McpServer without the SDK dies with the install command, not Node's message", () =>
+    Effect.gen(function*() {
+      const exit = yield* Effect.exit(makeMcpServerWith({ tools: [] }, () => Promise.reject(Object.assign(new Error("Cannot find package"), { code: "ERR_MODULE_NOT_FOUND" }))))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      expect(String(Exit.isFailure(exit) && Cause.squash(exit.cause))).toContain("npm install @modelcontextprotocol/sdk")
     }))
 })
 

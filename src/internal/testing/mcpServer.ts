@@ -18,6 +18,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net"
 import type * as Mcp from "../../Mcp.js"
 import type * as Message from "../../Message.js"
+import { loadWith } from "../mcp/sdk.js"
 
 /**
  * A scripted tool. `reply` is the answer: text, a whole result, or a function of the arguments
@@ -101,6 +102,8 @@ const importSdk = async () => {
   return { Server: server.Server, Transport: http.StreamableHTTPServerTransport, types }
 }
 
+const makeMcpServer = (options: McpServerOptions) => makeMcpServerWith(options, importSdk)
+
 interface Session {
   readonly server: InstanceType<Sdk["Server"]>
   readonly transport: InstanceType<Sdk["Transport"]>
@@ -120,9 +123,10 @@ const isCall = (body: unknown): body is { readonly id: string | number; readonly
 const asResult = (reply: string | Mcp.CallToolResult): Mcp.CallToolResult =>
   typeof reply === "string" ? { content: [{ type: "text", text: reply }] } : reply
 
-const makeMcpServer = (options: McpServerOptions): Effect.Effect<McpServerService, never, Scope.Scope> =>
+/** The server over the SDK `modules` gives; without the SDK (an optional peer dependency), a defect naming the install command. */
+export const makeMcpServerWith = (options: McpServerOptions, modules: () => Promise<Sdk>): Effect.Effect<McpServerService, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const sdk = yield* Effect.promise(importSdk)
+    const sdk = yield* Effect.orDieWith(loadWith("Testing.McpServer", modules), (error) => new Error(error.message))
     const runtime = yield* Effect.runtime<never>()
     let tools = options.tools
     const calls: Array<McpServerCall> = []
