@@ -27,6 +27,11 @@ export class ChunkParser extends Parser {
   private readonly calls = new Map<number, PendingCall>()
   /** The highest index so far: where a fragment without an index belongs. */
   private lastIndex = -1
+  /**
+   * Where a wire index's fragments go once a second call came at it: some servers number
+   * every call 0, each with its own id (see `slotOf`).
+   */
+  private readonly moved = new Map<number, number>()
   private callsEmitted = false
   private done = false
 
@@ -90,7 +95,7 @@ export class ChunkParser extends Parser {
     const id = typeof raw.id === "string" && raw.id.length > 0 ? raw.id : undefined
     // some compatible servers omit the index (or send null): see indexWithoutIndex
     if (raw.index !== undefined && raw.index !== null && !isStreamIndex(raw.index)) return badIndex("tool_calls[].index", raw.index)
-    const index = isStreamIndex(raw.index) ? raw.index : this.indexWithoutIndex(id)
+    const index = isStreamIndex(raw.index) ? this.slotOf(raw.index, id) : this.indexWithoutIndex(id)
     let call = this.calls.get(index)
     if (call === undefined) {
       call = { id: "", name: "", arguments: "" }
@@ -113,6 +118,20 @@ export class ChunkParser extends Parser {
     if (name !== undefined) deltaEvent.name = name
     out.push(deltaEvent)
     return undefined
+  }
+
+  /**
+   * The call a fragment sent at wire index `wire` belongs to: the one last started there,
+   * unless the fragment brings another id than that call's, which starts a call of its own
+   * (servers that send every call at index 0 start each with its id).
+   */
+  private slotOf(wire: number, id: string | undefined): number {
+    const index = this.moved.get(wire) ?? wire
+    const current = this.calls.get(index)
+    if (id === undefined || current === undefined || current.id === "" || current.id === id) return index
+    const fresh = this.lastIndex + 1
+    this.moved.set(wire, fresh)
+    return fresh
   }
 
   /**

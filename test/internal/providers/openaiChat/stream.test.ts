@@ -50,6 +50,22 @@ describe("Chat Completions stream: tool calls keyed by index", () => {
     expect(run.finish?.finishReason).toBe("tool_calls")
   })
 
+  it("calls that all come at index 0, each with its own id, stay apart; later fragments follow the last id at that index", () => {
+    const run = runParser(parser(), [
+      calls([{ index: 0, id: "call_a", function: { name: "a", arguments: "{\"x\":" } }]),
+      calls([{ index: 0, function: { arguments: "1}" } }]),
+      calls([{ index: 0, id: "call_b", function: { name: "b", arguments: "{}" } }]),
+      calls([{ index: 1, id: "call_c", function: { name: "c", arguments: "{\"y\"" } }]),
+      calls([{ index: 1, function: { arguments: ":2}" } }]),
+      calls([{ index: 0, id: "call_b", function: { arguments: "" } }]),
+      end(),
+      "[DONE]"
+    ])
+    expect(run.error).toBeUndefined()
+    expect(run.calls.map((c) => [c.id, c.name, c.arguments])).toEqual([["call_a", "a", "{\"x\":1}"], ["call_b", "b", "{}"], ["call_c", "c", "{\"y\":2}"]])
+    expect(new Set(run.calls.map((c) => c.index)).size).toBe(3)
+  })
+
   it("a missing or null index continues the last call, and a new id starts the next one", () => {
     const run = runParser(parser(), [
       calls([{ id: "call_a", function: { name: "a", arguments: "{\"x\":" } }]),
