@@ -39,7 +39,7 @@ const promisePool = async (count: number, concurrency: number, one: () => Promis
 // (a) raw undici: the floor
 // ---------------------------------------------------------------------------
 
-const rawUndici = (url: string, mode: Mode): BenchClient => {
+const rawUndici = (url: string, mode: Mode): BenchClient & { readonly one: () => Promise<string | undefined> } => {
   // an Agent with undici's defaults (keep-alive), as NodeHttpClient.layerUndici builds one
   const agent = new Agent()
   const stream = mode === "stream"
@@ -78,7 +78,24 @@ const rawUndici = (url: string, mode: Mode): BenchClient => {
     }
     return text
   }
-  return { runBatch: (count, concurrency) => promisePool(count, concurrency, one), close: () => agent.close() }
+  return { runBatch: (count, concurrency) => promisePool(count, concurrency, one), close: () => agent.close(), one }
+}
+
+// ---------------------------------------------------------------------------
+// (a') raw undici in one Effect.promise per request: the floor of any Effect client
+// ---------------------------------------------------------------------------
+
+const effectUndici = (url: string, mode: Mode): BenchClient => {
+  const raw = rawUndici(url, mode)
+  const runtime = ManagedRuntime.make(Layer.empty)
+  const checked = Effect.flatMap(Effect.promise(raw.one), (text) => Effect.try(() => check(text)))
+  return {
+    runBatch: (count, concurrency) => runtime.runPromise(Effect.forEach(Array.from({ length: count }), () => checked, { concurrency, discard: true })),
+    close: async () => {
+      await runtime.dispose()
+      await raw.close()
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -244,6 +261,7 @@ const aiSdk = async (url: string, mode: Mode): Promise<BenchClient> => {
 // the SDKs are imported when their client is made, so no process carries another's modules
 export const makeClient: Record<ClientName, (url: string, mode: Mode) => BenchClient | Promise<BenchClient>> = {
   "undici": rawUndici,
+  "effect-undici": effectUndici,
   "effect-llm": effectLlm(providerStack),
   "effect-llm-full": effectLlm((url) => fullStack(url)),
   "effect-llm-full-httpclient": effectLlm((url) => fullStack(url, NodeHttpClient.layerUndici)),

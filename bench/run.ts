@@ -141,7 +141,8 @@ const httpSuite = async () => {
         const toSdk = ours / cpu(mode, "openai-sdk")
         line += `; ≤ 0.5× the openai SDK ${verdict(toSdk <= 0.5)} (${toSdk.toFixed(2)}×)`
       }
-      if (have("effect-platform")) line += `; Effect's floor (HttpClient, hand parsing) is ${(cpu(mode, "effect-platform") / cpu(mode, "undici")).toFixed(2)}× raw undici`
+      if (have("effect-undici")) line += `; the floor of any Effect client (raw undici in one Effect.promise, a fiber per request) is ${(cpu(mode, "effect-undici") / cpu(mode, "undici")).toFixed(2)}× raw undici`
+      if (have("effect-platform")) line += `; Effect's HttpClient with hand parsing is ${(cpu(mode, "effect-platform") / cpu(mode, "undici")).toFixed(2)}× raw undici`
       console.log(line)
     }
     if (have("effect-llm-full-httpclient", "effect-platform")) {

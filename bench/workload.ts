@@ -14,6 +14,7 @@ export const USER_PROMPT = "Write sixty-four words about token buckets."
 export type Mode = "json" | "stream"
 export type ClientName =
   | "undici"
+  | "effect-undici"
   | "effect-platform"
   | "effect-llm"
   | "effect-llm-full"
@@ -21,14 +22,18 @@ export type ClientName =
   | "openai-sdk"
   | "ai-sdk"
 /**
+ * `effect-undici` is the raw undici client inside one `Effect.promise` per request, run as an
+ * Effect program runs many (one fiber per request, `Effect.forEach` with a concurrency): the
+ * least any Effect client costs, the floor under a hot path of plain code in one `Effect.async`.
  * `effect-platform` is @effect/platform's HttpClient with a hand-written parse: the floor under
- * effect-llm. `effect-llm` is the provider layer alone; `effect-llm-full` is the stack the
+ * effect-llm's HttpClient path. `effect-llm` is the provider layer alone; `effect-llm-full` is the stack the
  * targets are about (two keys, a limiter, Retry, Usage). Both send through
  * `Transport.layerUndici`; `effect-llm-full-httpclient` is the full stack sending through
  * @effect/platform's HttpClient instead (what a stack without a Transport does).
  */
 export const CLIENTS: ReadonlyArray<ClientName> = [
   "undici",
+  "effect-undici",
   "effect-platform",
   "effect-llm",
   "effect-llm-full",
