@@ -6,7 +6,9 @@
  *   node --expose-gc --import tsx bench/client.ts --client effect-llm --mode stream --url http://127.0.0.1:PORT
  *
  * `--profile FILE.cpuprofile` writes a V8 CPU profile of the measured requests only (unlike
- * `node --cpu-prof`, which also profiles start-up and the TypeScript loader).
+ * `node --cpu-prof`, which also profiles start-up and the TypeScript loader). `--allocations
+ * FILE.heapprofile` writes a sampling profile of what the measured requests allocate, collected
+ * or not (what the garbage collector works through), to read with `bench/allocsum.mjs`.
  */
 import { writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
@@ -22,7 +24,8 @@ const { values } = parseArgs({
     warmup: { type: "string", default: "200" },
     requests: { type: "string", default: "1000" },
     concurrency: { type: "string", default: "32" },
-    profile: { type: "string" }
+    profile: { type: "string" },
+    allocations: { type: "string" }
   },
   strict: true
 })
@@ -50,6 +53,12 @@ if (profiler !== undefined) {
   await profiler.post("Profiler.enable")
   await profiler.post("Profiler.start")
 }
+const allocations = values.allocations === undefined ? undefined : new Session()
+if (allocations !== undefined) {
+  allocations.connect()
+  await allocations.post("HeapProfiler.enable")
+  await allocations.post("HeapProfiler.startSampling", { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+}
 const startCpu = process.cpuUsage()
 const startWall = performance.now()
 await bench.runBatch(requests, concurrency)
@@ -59,6 +68,11 @@ if (profiler !== undefined) {
   const { profile } = await profiler.post("Profiler.stop")
   writeFileSync(values.profile!, JSON.stringify(profile))
   profiler.disconnect()
+}
+if (allocations !== undefined) {
+  const { profile } = await allocations.post("HeapProfiler.stopSampling")
+  writeFileSync(values.allocations!, JSON.stringify(profile))
+  allocations.disconnect()
 }
 await bench.close()
 
