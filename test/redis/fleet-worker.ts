@@ -26,13 +26,15 @@ const prefix = process.env.PREFIX ?? ""
 const target = targetFromEnv()
 const options = { ...target, prefix, commandTimeout: "400 millis" as const }
 
-const runtime = ManagedRuntime.make(
-  Layer.mergeAll(
-    Redis.layerBudgetStore(options),
-    Redis.layerCircuitBreakerStore({ ...options, probeTtl: "10 seconds" }),
-    Redis.layerUsage(options)
+const makeRuntime = () =>
+  ManagedRuntime.make(
+    Layer.mergeAll(
+      Redis.layerBudgetStore(options),
+      Redis.layerCircuitBreakerStore({ ...options, probeTtl: "10 seconds" }),
+      Redis.layerUsage(options)
+    )
   )
-)
+let runtime = makeRuntime()
 
 const send = (answer: unknown) => process.stdout.write(JSON.stringify(answer) + "\n")
 
@@ -198,7 +200,15 @@ const commands: Record<string, (cmd: never) => Effect.Effect<unknown, unknown, B
 }
 
 const main = async () => {
-  await runtime.runPromise(Effect.void)
+  // the first PING may take longer than the 400 ms command timeout on a busy machine: connect
+  // again (a failed ManagedRuntime keeps its failure), three times at most
+  for (let attempt = 1; ; attempt++) {
+    const built = await runtime.runPromiseExit(Effect.void)
+    if (Exit.isSuccess(built)) break
+    await runtime.dispose()
+    if (attempt === 3) throw Cause.squash(built.cause)
+    runtime = makeRuntime()
+  }
   breaker = await runtime.runPromise(makeBreaker)
   send({ ready: true })
   const lines = readline.createInterface({ input: process.stdin })
