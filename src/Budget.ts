@@ -322,23 +322,40 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
         )
       )
     }
-    const store = yield* Effect.flatMap(BudgetStore, (stores) =>
-      stores.make({
-        name: options.name ?? "default",
-        maxTokens: options.maxTokens,
-        maxCost: options.maxCost,
-        warnAt,
-        leaseTtlMillis,
-        onWarning
-      }))
+    const stores = yield* BudgetStore
+    const store = yield* stores.make({
+      name: options.name ?? "default",
+      maxTokens: options.maxTokens,
+      maxCost: options.maxCost,
+      warnAt,
+      leaseTtlMillis,
+      onWarning
+    })
+    // a span per request shows a shared store's round trips; in memory it would cost more than the budget itself
+    const traced = stores !== storesInMemory
 
+    // a model's prices, looked up once: the user's own, and the catalog's
+    const pricesOf = new Map<string, { readonly own: Usage.Price | undefined; readonly catalog: Usage.Price | undefined }>()
+    let last: { readonly provider: string; readonly model: string; readonly own: Usage.Price | undefined; readonly catalog: Usage.Price | undefined } | undefined
+    const pricesFor = (provider: string, model: string) => {
+      if (last !== undefined && last.provider === provider && last.model === model) return last
+      const key = `${provider}\0${model}`
+      let found = pricesOf.get(key)
+      if (found === undefined) {
+        const own = Usage.priceOf(prices, provider, model)
+        found = { own, catalog: own === undefined ? price(provider, model) : undefined }
+        if (pricesOf.size >= 1024) pricesOf.clear()
+        pricesOf.set(key, found)
+      }
+      last = { provider, model, ...found }
+      return found
+    }
     const costOf = (provider: string, model: string, usage: Pick<UsageData, "inputTokens" | "outputTokens" | "cachedInputTokens" | "cacheWriteTokens" | "cost">) => {
       // a user's price wins; else the cost the provider reported; else the catalog's price
-      const own = Usage.priceOf(prices, provider, model)
+      const { catalog, own } = pricesFor(provider, model)
       if (own !== undefined) return Usage.costOf(own, usage)
       if (usage.cost !== undefined) return usage.cost
-      const found = price(provider, model)
-      return found === undefined ? undefined : Usage.costOf(found, usage)
+      return catalog === undefined ? undefined : Usage.costOf(catalog, usage)
     }
 
     const noPriceWarning = (provider: string, model: string) =>
@@ -372,8 +389,8 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
       return Effect.asVoid(Effect.forkDaemon(renewLoop))
     })
 
-    const reserve = (provider: string, model: string, request: ChatRequest): Effect.Effect<Held, BudgetExceededError | StoreUnavailableError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+    const reserve = (now: number, provider: string, model: string, request: ChatRequest): Effect.Effect<Held, BudgetExceededError | StoreUnavailableError> =>
+      Effect.suspend(() => {
         const inputTokens = Tokenizer.estimate(request.messages, { tools: request.tools }).tokens
         const outputTokens = request.maxTokens ?? options.assumedOutputTokens ?? 0
         const cost = costOf(provider, model, { inputTokens, outputTokens })
@@ -406,6 +423,7 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
             )
           }
           live.set(held.id, held)
+          if (renewing && cost !== undefined) return Effect.succeed(held)
           return Effect.as(
             Effect.zipRight(startRenewing, cost === undefined ? noPriceWarning(provider, model) : Effect.void),
             held
@@ -413,27 +431,30 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
         })
       })
 
-    const settle = (provider: string, model: string, held: Held, usage: UsageData | undefined) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        live.delete(held.id)
-        return store.settle({
-          id: held.id,
-          period: held.period,
-          tokens: usage?.totalTokens ?? 0,
-          cost: usage === undefined ? 0 : costOf(provider, model, usage) ?? 0,
-          now
-        })
+    const settle = (now: number, provider: string, model: string, held: Held, usage: UsageData | undefined) => {
+      live.delete(held.id)
+      return store.settle({
+        id: held.id,
+        period: held.period,
+        tokens: usage?.totalTokens ?? 0,
+        cost: usage === undefined ? 0 : costOf(provider, model, usage) ?? 0,
+        now
       })
+    }
 
     const decorator: Decorator = (upstream) => Effect.sync(() => {
       const chat = (request: ChatRequest) => {
         const model = request.model ?? upstream.model
-        return Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(reserve(upstream.provider, model, request), (held) =>
-            restore(upstream.chat(request)).pipe(
-              Effect.onExit((exit) => settle(upstream.provider, model, held, Exit.isSuccess(exit) ? exit.value.usage : undefined))
-            ))
-        ).pipe(Effect.withSpan("Budget.chat"))
+        const budgeted = Effect.clockWith((clock) =>
+          Effect.uninterruptibleMask((restore) =>
+            Effect.flatMap(reserve(clock.unsafeCurrentTimeMillis(), upstream.provider, model, request), (held) =>
+              Effect.onExit(
+                restore(upstream.chat(request)),
+                (exit) => settle(clock.unsafeCurrentTimeMillis(), upstream.provider, model, held, Exit.isSuccess(exit) ? exit.value.usage : undefined)
+              ))
+          )
+        )
+        return traced ? Effect.withSpan(budgeted, "Budget.chat") : budgeted
       }
       const stream = (request: ChatRequest, tracker?: Tracker): Stream.Stream<StreamEvent, LlmError> => {
         const model = request.model ?? upstream.model
@@ -441,7 +462,7 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
           let usage: UsageData | undefined
           // one channel stage: reserved when it starts, settled however it ends
           return Stream.fromChannel(Channel.acquireUseRelease(
-            reserve(upstream.provider, model, request),
+            Effect.clockWith((clock) => reserve(clock.unsafeCurrentTimeMillis(), upstream.provider, model, request)),
             () =>
               // Finish is a stream's last event: look at each chunk's tail, not at every event
               Stream.toChannel(Stream.mapChunks(upstream.stream(request, tracker), (chunk) => {
@@ -449,10 +470,10 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
                 if (Option.isSome(last) && last.value._tag === "Finish") usage = last.value.usage
                 return chunk
               })),
-            (held) => settle(upstream.provider, model, held, usage)
+            (held) => Effect.clockWith((clock) => settle(clock.unsafeCurrentTimeMillis(), upstream.provider, model, held, usage))
           ))
         })
-        return Streams.withSpan(budgeted, "Budget.stream")
+        return traced ? Streams.withSpan(budgeted, "Budget.stream") : budgeted
       }
       return wrap(upstream, { chat, stream })
     })
