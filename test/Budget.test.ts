@@ -148,6 +148,7 @@ describe("Budget", () => {
       }).pipe(Effect.provide(stack))
       expect(result._tag).toBe("BudgetExceededError")
     }))
+
   it.effect("a Budget.chat span per request over a shared store, whose reservation is a round trip; none over the memory store", () =>
     Effect.gen(function* () {
       const names: Array<string> = []
@@ -174,7 +175,6 @@ describe("Budget", () => {
         expect((yield* controller.status).tokens).toBe(60)
       }
     }))
-
 })
 
 describe("a budgeted, cached stack (the README's)", () => {
