@@ -7,38 +7,55 @@
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof bench/.build/idle-profile.mjs hedge 20000
  *   node bench/profsum.mjs /tmp/prof/<file>.cpuprofile 40
  *
- * The first argument is the layer: none, hedge, budget; the second the number of calls.
+ * The first argument is the layer: none, hedge, budget, or fiber (the floor of an idle hedge:
+ * the call on a fiber of its own, awaited); the second the number of calls; a
+ * third, `async`, makes the model answer on the next turn of the event loop (as a real one
+ * answers later), not at once; a fourth, the number of calls in flight at once (default 1).
  */
-import { Effect, Layer, ManagedRuntime } from "effect"
-import { Budget, Hedge, LanguageModel, Message } from "../src/index.js"
+import { Effect, Layer, ManagedRuntime, Runtime } from "effect"
+import { Budget, Hedge, LanguageModel, type LlmError, Message } from "../src/index.js"
 
 const which = process.argv[2] ?? "hedge"
 const calls = Number(process.argv[3] ?? 20000)
+const later = process.argv[4] === "async"
+const concurrency = Number(process.argv[5] ?? 1)
 
 const usage: Message.Usage = { inputTokens: 20, outputTokens: 10, totalTokens: 30, estimated: false }
 const answer: Message.ChatResponse = { id: "2", model: "gpt-4o-mini", provider: "openai", text: "ok", toolCalls: [], finishReason: "stop", usage }
 const model = LanguageModel.layer({
   provider: "openai",
   model: "gpt-4o-mini",
-  chat: () => Effect.succeed(answer),
+  chat: () => (later ? Effect.async<Message.ChatResponse>((resume) => void setImmediate(() => resume(Effect.succeed(answer)))) : Effect.succeed(answer)),
   stream: () => Effect.dieMessage("unused") as never
 })
 const layers: Record<string, Layer.Layer<LanguageModel.LanguageModel, unknown, LanguageModel.LanguageModel> | undefined> = {
   none: undefined,
   hedge: Hedge.layer({ after: "10 seconds" }),
-  budget: Budget.layer({ period: "day", maxTokens: 1e15 })
+  budget: Budget.layer({ period: "day", maxTokens: 1e15 }),
+  fiber: LanguageModel.decorate((inner) =>
+    Effect.succeed(LanguageModel.wrap(inner, {
+      chat: (request) =>
+        Effect.flatMap(Effect.runtime<never>(), (runtime) => {
+          const fiber = Runtime.runFork(runtime)(inner.chat(request))
+          return Effect.async<Message.ChatResponse, LlmError.LlmError>((resume) => fiber.addObserver(resume))
+        })
+    })))
 }
 if (!(which in layers)) throw new Error(`unknown layer ${which}: one of ${Object.keys(layers).join(", ")}`)
 const layer = layers[which]
 const runtime = ManagedRuntime.make(layer === undefined ? model : layer.pipe(Layer.provide(model)))
 const request = Message.request("Weather in Paris?")
-const batch = (n: number) => runtime.runPromise(Effect.forEach(Array.from({ length: n }), () => LanguageModel.chat(request), { discard: true }))
+const batch = (n: number) => runtime.runPromise(Effect.forEach(Array.from({ length: n }), () => LanguageModel.chat(request), { discard: true, concurrency }))
 
 await batch(2000)
 const start = process.cpuUsage()
 await batch(calls)
 const cpu = process.cpuUsage(start)
-console.log(`${which}: ${((cpu.user + cpu.system) / calls).toFixed(2)} µs CPU per call`)
+// with --expose-gc: the heap that the calls left behind (a retained object per call shows here)
+const gc = (globalThis as { gc?: () => void }).gc
+if (gc !== undefined) gc()
+const heap = gc === undefined ? "" : `, heap after a full GC ${(process.memoryUsage().heapUsed / 1e6).toFixed(1)} MB`
+console.log(`${which}${later ? " (async)" : ""}: ${((cpu.user + cpu.system) / calls).toFixed(2)} µs CPU per call${heap}`)
 await runtime.dispose()
 // a budget's renewal fiber sleeps a third of its lease before it sees nothing in flight
 process.exit(0)
