@@ -389,47 +389,47 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
       return Effect.asVoid(Effect.forkDaemon(renewLoop))
     })
 
-    const reserve = (now: number, provider: string, model: string, request: ChatRequest): Effect.Effect<Held, BudgetExceededError | StoreUnavailableError> =>
-      Effect.suspend(() => {
-        const inputTokens = Tokenizer.estimate(request.messages, { tools: request.tools }).tokens
-        const outputTokens = request.maxTokens ?? options.assumedOutputTokens ?? 0
-        const cost = costOf(provider, model, { inputTokens, outputTokens })
-        const tokens = inputTokens + outputTokens
-        const [start, end] = periodBounds(options.period, now)
-        const held: Held = { id: `${holder}-${(counter++).toString(36)}`, period: { start, end }, tokens, cost: cost ?? 0 }
-        return Effect.flatMap(store.reserve({ id: held.id, period: held.period, tokens, cost, now }), (answer) => {
-          if (answer._tag === "Refused") {
-            const { dimension, limit, source, spent } = answer
-            const requested = dimension === "tokens" ? tokens : cost ?? 0
-            return Effect.zipRight(
-              Metric.increment(rejections),
-              Effect.fail(
-                new BudgetExceededError({
-                  provider,
-                  model,
-                  message: dimension === "credit"
-                    ? `the credit ${source ?? "the provider"} reports (${format("cost", limit)}) would be exceeded: ` +
-                      `${format("cost", spent)} spent since or in flight, this request needs about ${format("cost", requested)}`
-                    : `${options.period}ly ${dimension} budget of ${format(dimension, limit)} would be exceeded: ` +
-                      `${format(dimension, spent)} spent or in flight, this request needs about ${format(dimension, requested)}; ` +
-                      `it resets at ${new Date(end).toISOString()}`,
-                  dimension,
-                  limit,
-                  spent,
-                  requested,
-                  retryAfter: dimension === "credit" ? undefined : Duration.millis(end - now)
-                })
-              )
+    /** Called when the request starts (its clock read then): estimates, then reserves in the store. */
+    const reserve = (now: number, provider: string, model: string, request: ChatRequest): Effect.Effect<Held, BudgetExceededError | StoreUnavailableError> => {
+      const inputTokens = Tokenizer.estimate(request.messages, { tools: request.tools }).tokens
+      const outputTokens = request.maxTokens ?? options.assumedOutputTokens ?? 0
+      const cost = costOf(provider, model, { inputTokens, outputTokens })
+      const tokens = inputTokens + outputTokens
+      const [start, end] = periodBounds(options.period, now)
+      const held: Held = { id: `${holder}-${(counter++).toString(36)}`, period: { start, end }, tokens, cost: cost ?? 0 }
+      return Effect.flatMap(store.reserve({ id: held.id, period: held.period, tokens, cost, now }), (answer) => {
+        if (answer._tag === "Refused") {
+          const { dimension, limit, source, spent } = answer
+          const requested = dimension === "tokens" ? tokens : cost ?? 0
+          return Effect.zipRight(
+            Metric.increment(rejections),
+            Effect.fail(
+              new BudgetExceededError({
+                provider,
+                model,
+                message: dimension === "credit"
+                  ? `the credit ${source ?? "the provider"} reports (${format("cost", limit)}) would be exceeded: ` +
+                    `${format("cost", spent)} spent since or in flight, this request needs about ${format("cost", requested)}`
+                  : `${options.period}ly ${dimension} budget of ${format(dimension, limit)} would be exceeded: ` +
+                    `${format(dimension, spent)} spent or in flight, this request needs about ${format(dimension, requested)}; ` +
+                    `it resets at ${new Date(end).toISOString()}`,
+                dimension,
+                limit,
+                spent,
+                requested,
+                retryAfter: dimension === "credit" ? undefined : Duration.millis(end - now)
+              })
             )
-          }
-          live.set(held.id, held)
-          if (renewing && cost !== undefined) return Effect.succeed(held)
-          return Effect.as(
-            Effect.zipRight(startRenewing, cost === undefined ? noPriceWarning(provider, model) : Effect.void),
-            held
           )
-        })
+        }
+        live.set(held.id, held)
+        if (renewing && cost !== undefined) return Effect.succeed(held)
+        return Effect.as(
+          Effect.zipRight(startRenewing, cost === undefined ? noPriceWarning(provider, model) : Effect.void),
+          held
+        )
       })
+    }
 
     const settle = (now: number, provider: string, model: string, held: Held, usage: UsageData | undefined) => {
       live.delete(held.id)
