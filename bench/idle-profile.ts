@@ -13,6 +13,7 @@
  * answers later), not at once; a fourth, the number of calls in flight at once (default 1).
  */
 import { Effect, Layer, ManagedRuntime, Runtime } from "effect"
+import { PerformanceObserver } from "node:perf_hooks"
 import { Budget, Hedge, LanguageModel, type LlmError, Message } from "../src/index.js"
 
 const which = process.argv[2] ?? "hedge"
@@ -48,6 +49,23 @@ const request = Message.request("Weather in Paris?")
 const batch = (n: number) => runtime.runPromise(Effect.forEach(Array.from({ length: n }), () => LanguageModel.chat(request), { discard: true, concurrency }))
 
 await batch(2000)
+if (process.env.ALLOC) {
+  // bytes allocated per call (exact where CPU is noisy): no scavenge may run while it measures
+  //   ALLOC=1 node --expose-gc --min-semi-space-size=256 --max-semi-space-size=256 bench/.build/idle-profile.mjs hedge 20000
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc === undefined) throw new Error("ALLOC=1 needs node --expose-gc")
+  let collections = 0
+  const observer = new PerformanceObserver((list) => void (collections += list.getEntries().length))
+  gc()
+  observer.observe({ entryTypes: ["gc"] })
+  const before = process.memoryUsage().heapUsed
+  await batch(calls)
+  const allocated = process.memoryUsage().heapUsed - before
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  observer.disconnect()
+  console.log(`${which}${later ? " (async)" : ""}: ${(allocated / calls).toFixed(0)} bytes allocated per call${collections > 0 ? " (a GC ran: undercounted)" : ""}`)
+  process.exit(0)
+}
 const start = process.cpuUsage()
 await batch(calls)
 const cpu = process.cpuUsage(start)

@@ -21,7 +21,6 @@ import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -445,13 +444,14 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
     const decorator: Decorator = (upstream) => Effect.sync(() => {
       const chat = (request: ChatRequest) => {
         const model = request.model ?? upstream.model
+        // reserved, then settled however the call ends: the region is uninterruptible but for the call
         const budgeted = Effect.clockWith((clock) =>
           Effect.uninterruptibleMask((restore) =>
             Effect.flatMap(reserve(clock.unsafeCurrentTimeMillis(), upstream.provider, model, request), (held) =>
-              Effect.onExit(
-                restore(upstream.chat(request)),
-                (exit) => settle(clock.unsafeCurrentTimeMillis(), upstream.provider, model, held, Exit.isSuccess(exit) ? exit.value.usage : undefined)
-              ))
+              Effect.matchCauseEffect(restore(upstream.chat(request)), {
+                onFailure: (cause) => Effect.zipRight(settle(clock.unsafeCurrentTimeMillis(), upstream.provider, model, held, undefined), Effect.failCause(cause)),
+                onSuccess: (response) => Effect.as(settle(clock.unsafeCurrentTimeMillis(), upstream.provider, model, held, response.usage), response)
+              }))
           )
         )
         return traced ? Effect.withSpan(budgeted, "Budget.chat") : budgeted
