@@ -14,8 +14,9 @@
  *   skipped without one), over the same decorators in memory: the CPU of the client process,
  *   and the wall time a round trip adds.
  *
- * - `Hedge` configured but idle, and the latency-aware choice of a key (a provider over four keys,
- *   scored against least-loaded).
+ * - `Hedge` configured but idle, over a model that answers at once and one that answers on the
+ *   next turn of the event loop (with its floor, the call on a fiber of its own), and the
+ *   latency-aware choice of a key (a provider over four keys, scored against least-loaded).
  *
  *   npx tsx bench/layers.bench.ts [--calls 20000] [--rounds 5]
  */
@@ -25,7 +26,7 @@ import * as net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
-import { Effect, Layer, ManagedRuntime, Schema } from "effect"
+import { Effect, Layer, ManagedRuntime, Runtime, Schema } from "effect"
 import {
   Budget,
   CircuitBreaker,
@@ -33,10 +34,12 @@ import {
   Hedge,
   KeyPool,
   LanguageModel,
+  type LlmError,
   Message,
   OpenAiCompatible,
   RateLimiter,
   Retry,
+  Tokenizer,
   Tool,
   Toolkit,
   Transport,
@@ -133,8 +136,76 @@ const cases: Array<Case> = [
   { name: "idle ContextWindow.layer() (fits)", over: "chat, in-memory model", runtime: decorated(ContextWindow.layer()), call: LanguageModel.chat(request) }
 ]
 
-// Hedge configured but never firing, over the same model
+// Hedge configured but never firing, over the same model; and over a model that answers on the
+// next turn of the event loop, as a real one answers later: then the delay's timer is set and
+// cleared, and the attempt's fiber waited for. Its floor: the call on a fiber of its own, awaited.
 cases.push({ name: "idle Hedge.layer (never fires)", over: "chat, in-memory model", runtime: decorated(Hedge.layer({ after: "10 seconds" })), call: LanguageModel.chat(request) })
+const modelLater = LanguageModel.layer({
+  provider: "openai",
+  model: "gpt-4o-mini",
+  chat: () => Effect.async<Message.ChatResponse>((resume) => void setImmediate(() => resume(Effect.succeed(answer)))),
+  stream: () => Effect.dieMessage("unused") as never
+})
+const onFiber = LanguageModel.decorate((inner) =>
+  Effect.succeed(LanguageModel.wrap(inner, {
+    chat: (r) =>
+      Effect.flatMap(Effect.runtime<never>(), (runtime) => {
+        const fiber = Runtime.runFork(runtime)(inner.chat(r))
+        return Effect.async<Message.ChatResponse, LlmError.LlmError>((resume) => fiber.addObserver(resume))
+      })
+  })))
+cases.push(
+  { name: "chat, in-memory model answering later", runtime: ManagedRuntime.make(modelLater), call: LanguageModel.chat(request) },
+  {
+    name: "idle Hedge.layer (never fires), answered later",
+    over: "chat, in-memory model answering later",
+    runtime: ManagedRuntime.make(Hedge.layer({ after: "10 seconds" }).pipe(Layer.provide(modelLater))),
+    call: LanguageModel.chat(request)
+  },
+  {
+    name: "Hedge's floor: the call on a fiber of its own, answered later",
+    over: "chat, in-memory model answering later",
+    runtime: ManagedRuntime.make(onFiber.pipe(Layer.provide(modelLater))),
+    call: LanguageModel.chat(request)
+  }
+)
+
+// Budget's floor in memory: what it cannot skip per request, each alone: the prompt's estimate,
+// the store's reserve and settle (a settled id is kept for the idempotency window), and the
+// uninterruptible region that makes a reservation always settle
+const budgetStore = await Effect.runPromise(Budget.makeStoreMemory({
+  name: "floor", maxTokens: 1e15, maxCost: undefined, warnAt: 0.8, leaseTtlMillis: 60_000, onWarning: () => Effect.void
+}))
+let claims = 0
+const day = { start: 0, end: 86_400_000 }
+const plain = ManagedRuntime.make(Layer.empty) as unknown as Runtime
+cases.push(
+  { name: "nothing (Effect.void)", runtime: plain, call: Effect.void },
+  {
+    name: "Budget's floor: the prompt's estimate",
+    over: "nothing (Effect.void)",
+    runtime: plain,
+    call: Effect.sync(() => Tokenizer.estimate(request.messages, { tools: request.tools }).tokens)
+  },
+  {
+    name: "Budget's floor: the memory store's reserve and settle",
+    over: "nothing (Effect.void)",
+    runtime: plain,
+    call: Effect.suspend(() => {
+      const id = `floor-${claims++}`
+      return Effect.zipRight(
+        budgetStore.reserve({ id, period: day, tokens: 10, cost: undefined, now: 1 }),
+        budgetStore.settle({ id, period: day, tokens: 10, cost: 0, now: 2 })
+      )
+    })
+  },
+  {
+    name: "Budget's floor: an uninterruptible region around the call",
+    over: "chat, in-memory model",
+    runtime: bare,
+    call: Effect.uninterruptibleMask((restore) => Effect.onExit(restore(LanguageModel.chat(request)), () => Effect.void))
+  }
+)
 
 // the model catalog: one price lookup through Usage.pricing (the catalog loaded once)
 const lookup = await Effect.runPromise(Usage.pricing({}))

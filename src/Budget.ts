@@ -21,7 +21,6 @@ import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -322,23 +321,40 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
         )
       )
     }
-    const store = yield* Effect.flatMap(BudgetStore, (stores) =>
-      stores.make({
-        name: options.name ?? "default",
-        maxTokens: options.maxTokens,
-        maxCost: options.maxCost,
-        warnAt,
-        leaseTtlMillis,
-        onWarning
-      }))
+    const stores = yield* BudgetStore
+    const store = yield* stores.make({
+      name: options.name ?? "default",
+      maxTokens: options.maxTokens,
+      maxCost: options.maxCost,
+      warnAt,
+      leaseTtlMillis,
+      onWarning
+    })
+    // a span per request shows a shared store's round trips; in memory it would cost more than the budget itself
+    const traced = stores !== storesInMemory
 
+    // a model's prices, looked up once: the user's own, and the catalog's
+    const pricesOf = new Map<string, { readonly own: Usage.Price | undefined; readonly catalog: Usage.Price | undefined }>()
+    let last: { readonly provider: string; readonly model: string; readonly own: Usage.Price | undefined; readonly catalog: Usage.Price | undefined } | undefined
+    const pricesFor = (provider: string, model: string) => {
+      if (last !== undefined && last.provider === provider && last.model === model) return last
+      const key = `${provider}\0${model}`
+      let found = pricesOf.get(key)
+      if (found === undefined) {
+        const own = Usage.priceOf(prices, provider, model)
+        found = { own, catalog: own === undefined ? price(provider, model) : undefined }
+        if (pricesOf.size >= 1024) pricesOf.clear()
+        pricesOf.set(key, found)
+      }
+      last = { provider, model, ...found }
+      return found
+    }
     const costOf = (provider: string, model: string, usage: Pick<UsageData, "inputTokens" | "outputTokens" | "cachedInputTokens" | "cacheWriteTokens" | "cost">) => {
       // a user's price wins; else the cost the provider reported; else the catalog's price
-      const own = Usage.priceOf(prices, provider, model)
+      const { catalog, own } = pricesFor(provider, model)
       if (own !== undefined) return Usage.costOf(own, usage)
       if (usage.cost !== undefined) return usage.cost
-      const found = price(provider, model)
-      return found === undefined ? undefined : Usage.costOf(found, usage)
+      return catalog === undefined ? undefined : Usage.costOf(catalog, usage)
     }
 
     const noPriceWarning = (provider: string, model: string) =>
@@ -372,68 +388,73 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
       return Effect.asVoid(Effect.forkDaemon(renewLoop))
     })
 
-    const reserve = (provider: string, model: string, request: ChatRequest): Effect.Effect<Held, BudgetExceededError | StoreUnavailableError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const inputTokens = Tokenizer.estimate(request.messages, { tools: request.tools }).tokens
-        const outputTokens = request.maxTokens ?? options.assumedOutputTokens ?? 0
-        const cost = costOf(provider, model, { inputTokens, outputTokens })
-        const tokens = inputTokens + outputTokens
-        const [start, end] = periodBounds(options.period, now)
-        const held: Held = { id: `${holder}-${(counter++).toString(36)}`, period: { start, end }, tokens, cost: cost ?? 0 }
-        return Effect.flatMap(store.reserve({ id: held.id, period: held.period, tokens, cost, now }), (answer) => {
-          if (answer._tag === "Refused") {
-            const { dimension, limit, source, spent } = answer
-            const requested = dimension === "tokens" ? tokens : cost ?? 0
-            return Effect.zipRight(
-              Metric.increment(rejections),
-              Effect.fail(
-                new BudgetExceededError({
-                  provider,
-                  model,
-                  message: dimension === "credit"
-                    ? `the credit ${source ?? "the provider"} reports (${format("cost", limit)}) would be exceeded: ` +
-                      `${format("cost", spent)} spent since or in flight, this request needs about ${format("cost", requested)}`
-                    : `${options.period}ly ${dimension} budget of ${format(dimension, limit)} would be exceeded: ` +
-                      `${format(dimension, spent)} spent or in flight, this request needs about ${format(dimension, requested)}; ` +
-                      `it resets at ${new Date(end).toISOString()}`,
-                  dimension,
-                  limit,
-                  spent,
-                  requested,
-                  retryAfter: dimension === "credit" ? undefined : Duration.millis(end - now)
-                })
-              )
+    /** Called when the request starts (its clock read then): estimates, then reserves in the store. */
+    const reserve = (now: number, provider: string, model: string, request: ChatRequest): Effect.Effect<Held, BudgetExceededError | StoreUnavailableError> => {
+      const inputTokens = Tokenizer.estimate(request.messages, { tools: request.tools }).tokens
+      const outputTokens = request.maxTokens ?? options.assumedOutputTokens ?? 0
+      const cost = costOf(provider, model, { inputTokens, outputTokens })
+      const tokens = inputTokens + outputTokens
+      const [start, end] = periodBounds(options.period, now)
+      const held: Held = { id: `${holder}-${(counter++).toString(36)}`, period: { start, end }, tokens, cost: cost ?? 0 }
+      return Effect.flatMap(store.reserve({ id: held.id, period: held.period, tokens, cost, now }), (answer) => {
+        if (answer._tag === "Refused") {
+          const { dimension, limit, source, spent } = answer
+          const requested = dimension === "tokens" ? tokens : cost ?? 0
+          return Effect.zipRight(
+            Metric.increment(rejections),
+            Effect.fail(
+              new BudgetExceededError({
+                provider,
+                model,
+                message: dimension === "credit"
+                  ? `the credit ${source ?? "the provider"} reports (${format("cost", limit)}) would be exceeded: ` +
+                    `${format("cost", spent)} spent since or in flight, this request needs about ${format("cost", requested)}`
+                  : `${options.period}ly ${dimension} budget of ${format(dimension, limit)} would be exceeded: ` +
+                    `${format(dimension, spent)} spent or in flight, this request needs about ${format(dimension, requested)}; ` +
+                    `it resets at ${new Date(end).toISOString()}`,
+                dimension,
+                limit,
+                spent,
+                requested,
+                retryAfter: dimension === "credit" ? undefined : Duration.millis(end - now)
+              })
             )
-          }
-          live.set(held.id, held)
-          return Effect.as(
-            Effect.zipRight(startRenewing, cost === undefined ? noPriceWarning(provider, model) : Effect.void),
-            held
           )
-        })
+        }
+        live.set(held.id, held)
+        if (renewing && cost !== undefined) return Effect.succeed(held)
+        return Effect.as(
+          Effect.zipRight(startRenewing, cost === undefined ? noPriceWarning(provider, model) : Effect.void),
+          held
+        )
       })
+    }
 
-    const settle = (provider: string, model: string, held: Held, usage: UsageData | undefined) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        live.delete(held.id)
-        return store.settle({
-          id: held.id,
-          period: held.period,
-          tokens: usage?.totalTokens ?? 0,
-          cost: usage === undefined ? 0 : costOf(provider, model, usage) ?? 0,
-          now
-        })
+    const settle = (now: number, provider: string, model: string, held: Held, usage: UsageData | undefined) => {
+      live.delete(held.id)
+      return store.settle({
+        id: held.id,
+        period: held.period,
+        tokens: usage?.totalTokens ?? 0,
+        cost: usage === undefined ? 0 : costOf(provider, model, usage) ?? 0,
+        now
       })
+    }
 
     const decorator: Decorator = (upstream) => Effect.sync(() => {
       const chat = (request: ChatRequest) => {
         const model = request.model ?? upstream.model
-        return Effect.uninterruptibleMask((restore) =>
-          Effect.flatMap(reserve(upstream.provider, model, request), (held) =>
-            restore(upstream.chat(request)).pipe(
-              Effect.onExit((exit) => settle(upstream.provider, model, held, Exit.isSuccess(exit) ? exit.value.usage : undefined))
-            ))
-        ).pipe(Effect.withSpan("Budget.chat"))
+        // reserved, then settled however the call ends: the region is uninterruptible but for the call
+        const budgeted = Effect.clockWith((clock) =>
+          Effect.uninterruptibleMask((restore) =>
+            Effect.flatMap(reserve(clock.unsafeCurrentTimeMillis(), upstream.provider, model, request), (held) =>
+              Effect.matchCauseEffect(restore(upstream.chat(request)), {
+                onFailure: (cause) => Effect.zipRight(settle(clock.unsafeCurrentTimeMillis(), upstream.provider, model, held, undefined), Effect.failCause(cause)),
+                onSuccess: (response) => Effect.as(settle(clock.unsafeCurrentTimeMillis(), upstream.provider, model, held, response.usage), response)
+              }))
+          )
+        )
+        return traced ? Effect.withSpan(budgeted, "Budget.chat") : budgeted
       }
       const stream = (request: ChatRequest, tracker?: Tracker): Stream.Stream<StreamEvent, LlmError> => {
         const model = request.model ?? upstream.model
@@ -441,7 +462,7 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
           let usage: UsageData | undefined
           // one channel stage: reserved when it starts, settled however it ends
           return Stream.fromChannel(Channel.acquireUseRelease(
-            reserve(upstream.provider, model, request),
+            Effect.clockWith((clock) => reserve(clock.unsafeCurrentTimeMillis(), upstream.provider, model, request)),
             () =>
               // Finish is a stream's last event: look at each chunk's tail, not at every event
               Stream.toChannel(Stream.mapChunks(upstream.stream(request, tracker), (chunk) => {
@@ -449,10 +470,10 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
                 if (Option.isSome(last) && last.value._tag === "Finish") usage = last.value.usage
                 return chunk
               })),
-            (held) => settle(upstream.provider, model, held, usage)
+            (held) => Effect.clockWith((clock) => settle(clock.unsafeCurrentTimeMillis(), upstream.provider, model, held, usage))
           ))
         })
-        return Streams.withSpan(budgeted, "Budget.stream")
+        return traced ? Streams.withSpan(budgeted, "Budget.stream") : budgeted
       }
       return wrap(upstream, { chat, stream })
     })

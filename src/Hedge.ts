@@ -14,9 +14,10 @@
  *   by the rate limiter. Interrupting a loser releases its lease and closes its connection.
  * - A loser was sent and is paid for: when it was interrupted before the provider reported its
  *   usage, an estimate of its input tokens (marked `estimated`) goes to the `UsageTracker`.
- * - Each call that may hedge has a `Hedge.chat` / `Hedge.stream` span, each extra attempt a
- *   `Hedge.attempt` span; the metrics count the extra attempts started, those the budget
- *   refused, and which attempt won.
+ * - A chat still unanswered after its delay has a `Hedge.chat` span, a stream that may hedge a
+ *   `Hedge.stream` span, each extra attempt a `Hedge.attempt` span; the metrics count the extra
+ *   attempts started, those the budget refused, and which attempt won. A chat answered before
+ *   its delay costs a fiber for its attempt and, under the live `Clock`, a plain timer.
  *
  * In a stack it sits inside `Fallback` and outside `CircuitBreaker` and `Retry`: each attempt
  * is retried on its own, a cache above fills once with the winner's reply, and a `Budget`

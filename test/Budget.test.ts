@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, Stream, TestClock } from "effect"
+import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, Stream, TestClock, Tracer } from "effect"
 import { Budget, ContextWindow, LlmError, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Transport, Usage } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
@@ -147,6 +147,33 @@ describe("Budget", () => {
         return yield* LanguageModel.chat(hi).pipe(Effect.flip)
       }).pipe(Effect.provide(stack))
       expect(result._tag).toBe("BudgetExceededError")
+    }))
+
+  it.effect("a Budget.chat span per request over a shared store, whose reservation is a round trip; none over the memory store", () =>
+    Effect.gen(function* () {
+      const names: Array<string> = []
+      const tracer = Tracer.make({
+        span: (name, parent, context, links, startTime, kind) => {
+          names.push(name)
+          return {
+            _tag: "Span", name, spanId: String(names.length), traceId: "t", parent, context, status: { _tag: "Started", startTime },
+            attributes: new Map(), links, sampled: true, kind,
+            end: () => {}, attribute: () => {}, event: () => {}, addLinks: () => {}
+          }
+        },
+        context: (f) => f()
+      })
+      // any store but the in-memory default counts as shared: here the memory rules behind another factory
+      const shared: Budget.StoreFactory = { make: Budget.makeStoreMemory }
+      for (const [stores, expected] of [[Budget.layerStoreMemory, 0], [Layer.succeed(Budget.BudgetStore, shared), 2]] as const) {
+        names.length = 0
+        const mock = yield* Testing.makeMockModel({ steps: [{ text: "ok", usage: usage30 }], provider: "openai", model: "m" })
+        const controller = yield* Effect.provide(Budget.make({ period: "day", maxTokens: 1000 }), stores)
+        const model = yield* controller.decorator(mock.service)
+        yield* Effect.withTracer(Effect.zipRight(model.chat(hi), Stream.runDrain(model.stream(hi))), tracer)
+        expect(names.filter((name) => name.startsWith("Budget.")).length).toBe(expected)
+        expect((yield* controller.status).tokens).toBe(60)
+      }
     }))
 })
 

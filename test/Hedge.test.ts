@@ -5,7 +5,9 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Stream from "effect/Stream"
+import * as Supervisor from "effect/Supervisor"
 import * as TestClock from "effect/TestClock"
 import { Budget, Fallback, Hedge, LanguageModel, LlmError, Message, ResponseCache, Retry, Usage } from "../src/index.js"
 
@@ -59,6 +61,31 @@ const timed = (latency: (call: number) => number, fail?: (call: number) => LlmEr
 
 const textOf = (events: Chunk.Chunk<Message.StreamEvent>) =>
   Chunk.toReadonlyArray(events).flatMap((e) => (e._tag === "TextDelta" ? [e.text] : [])).join("")
+
+/** The fibers started under `effect`, by a supervisor. */
+const fibersStartedBy = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    let started = 0
+    const count = new (class extends Supervisor.AbstractSupervisor<number> {
+      get value() {
+        return Effect.sync(() => started)
+      }
+      override onStart() {
+        started++
+      }
+    })()
+    return Effect.map(Effect.supervised(effect, count), (a) => [a, started] as const)
+  })
+
+/** Node's pending timers. */
+const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === "Timeout").length
+
+/** Yields (real time, a millisecond at a time) until `done`: a wait on the live clock with no timing asserted. */
+const until = (done: () => boolean) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 10_000 && !done(); i++) yield* Effect.sleep("1 millis")
+    expect(done()).toBe(true)
+  })
 
 const serverError = new LlmError.ServerError({ provider: "p", model: "m", message: "boom", status: 500 })
 
@@ -291,4 +318,68 @@ describe("Hedge", () => {
         expect(secondary.log.started).toEqual([0])
       }).pipe(Effect.provide(stack))
     }))
+
+  describe("the delay's timer", () => {
+    // under the live clock a call's delay is a plain timer and its attempt a fiber of its own; under
+    // any other clock (TestClock here) it is a race with the clock's sleep, which that clock drives
+    it.effect("under TestClock, a call answered in time is a race with the clock's sleep (two fibers)", () =>
+      Effect.gen(function* () {
+        const model = timed(() => 100)
+        const hedge = yield* Hedge.make({ after: "10 seconds" })
+        const hedged = yield* hedge.decorator(yield* Effect.provide(LanguageModel.LanguageModel, model.layer))
+        const fiber = yield* Effect.fork(fibersStartedBy(hedged.chat(Message.request("hi"))))
+        yield* TestClock.adjust("100 millis")
+        const [response, fibers] = yield* Fiber.join(fiber)
+        expect(response.text).toBe("reply-0")
+        expect(fibers).toBe(2)
+        expect((yield* hedge.stats).wins).toEqual([1, 0])
+      }))
+
+    it.live("under the live clock, a call answered in time starts one fiber, and its timer is cleared", () =>
+      Effect.gen(function* () {
+        // answers after a live sleep of 0: on a later turn, so the timer is set and then cleared
+        const model = timed(() => 0)
+        const hedge = yield* Hedge.make({ after: "10 seconds" })
+        const hedged = yield* hedge.decorator(yield* Effect.provide(LanguageModel.LanguageModel, model.layer))
+        const firstWins = Metric.value(Metric.tagged(Hedge.wins, "attempt", "0"))
+        const [before, winsBefore] = [timers(), (yield* firstWins).count]
+        const [response, fibers] = yield* fibersStartedBy(hedged.chat(Message.request("hi")))
+        expect(response.text).toBe("reply-0")
+        expect(fibers).toBe(1)
+        expect(timers()).toBe(before)
+        expect((yield* hedge.stats)).toMatchObject({ requests: 1, hedges: 0, wins: [1, 0] })
+        expect((yield* firstWins).count - winsBefore).toBe(1)
+      }))
+
+    it.live("under the live clock, a slow attempt is hedged when the timer fires; the first success wins, the other is interrupted", () =>
+      Effect.gen(function* () {
+        // the first attempt would take a minute: only the hedge can answer
+        const model = timed((n) => (n === 0 ? 60_000 : 0))
+        const hedge = yield* Hedge.make({ after: "1 millis", budget: 1 })
+        const hedged = yield* hedge.decorator(yield* Effect.provide(LanguageModel.LanguageModel, model.layer))
+        const before = timers()
+        const response = yield* hedged.chat(Message.request("hi"))
+        expect(response.text).toBe("reply-1")
+        expect(model.log.started).toEqual([0, 1])
+        expect(model.log.interrupted).toEqual([0])
+        expect(yield* hedge.stats).toMatchObject({ requests: 1, hedges: 1, wins: [0, 1] })
+        expect(timers()).toBe(before)
+      }))
+
+    it.live("under the live clock, interrupting the caller interrupts the attempt before and after the timer fires", () =>
+      Effect.gen(function* () {
+        for (const [after, attempts] of [["10 seconds", [0]], ["1 millis", [0, 1]]] as const) {
+          const model = timed(() => 60_000)
+          const hedge = yield* Hedge.make({ after, budget: 1 })
+          const hedged = yield* hedge.decorator(yield* Effect.provide(LanguageModel.LanguageModel, model.layer))
+          const before = timers()
+          const fiber = yield* Effect.fork(hedged.chat(Message.request("hi")))
+          yield* until(() => model.log.started.length === attempts.length)
+          const exit = yield* Fiber.interrupt(fiber)
+          expect(Exit.isInterrupted(exit), after).toBe(true)
+          expect([...model.log.interrupted].sort(), after).toEqual(attempts)
+          expect(timers(), after).toBe(before)
+        }
+      }))
+  })
 })
