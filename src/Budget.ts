@@ -21,6 +21,7 @@ import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -370,9 +371,13 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
     let counter = 0
     const live = new Map<string, Held>()
     let renewing = false
+    // the renewing fiber, stopped when the last reservation settles: its sleep would keep a
+    // process that is done from exiting for up to a third of the lease
+    let renewer: Fiber.RuntimeFiber<void> | undefined
     const renewLoop: Effect.Effect<void> = Effect.suspend(() => {
       if (live.size === 0) {
         renewing = false
+        renewer = undefined
         return Effect.void
       }
       return Effect.sleep(leaseTtlMillis / 3).pipe(
@@ -385,7 +390,17 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
     const startRenewing = Effect.suspend(() => {
       if (renewing) return Effect.void
       renewing = true
-      return Effect.asVoid(Effect.forkDaemon(renewLoop))
+      // started within a request's uninterruptible region, whose status a fork inherits
+      return Effect.map(Effect.forkDaemon(Effect.interruptible(renewLoop)), (fiber) => {
+        if (renewing) renewer = fiber
+      })
+    })
+    const stopRenewing = Effect.suspend(() => {
+      if (live.size > 0 || renewer === undefined) return Effect.void
+      const fiber = renewer
+      renewer = undefined
+      renewing = false
+      return Effect.asVoid(Fiber.interruptFork(fiber))
     })
 
     /** Called when the request starts (its clock read then): estimates, then reserves in the store. */
@@ -432,13 +447,16 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
 
     const settle = (now: number, provider: string, model: string, held: Held, usage: UsageData | undefined) => {
       live.delete(held.id)
-      return store.settle({
-        id: held.id,
-        period: held.period,
-        tokens: usage?.totalTokens ?? 0,
-        cost: usage === undefined ? 0 : costOf(provider, model, usage) ?? 0,
-        now
-      })
+      return Effect.zipRight(
+        store.settle({
+          id: held.id,
+          period: held.period,
+          tokens: usage?.totalTokens ?? 0,
+          cost: usage === undefined ? 0 : costOf(provider, model, usage) ?? 0,
+          now
+        }),
+        stopRenewing
+      )
     }
 
     const decorator: Decorator = (upstream) => Effect.sync(() => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, Stream, TestClock, Tracer } from "effect"
+import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, Stream, Supervisor, TestClock, Tracer } from "effect"
 import { Budget, ContextWindow, LlmError, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Transport, Usage } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
@@ -277,13 +277,17 @@ describe("Budget's memory store (the rules of the Redis store, in one process)",
       const mock = yield* Testing.makeMockModel({ steps: [{ text: "ok", usage: usage30 }], provider: "openai", model: "m" })
       const controller = yield* Budget.make({ period: "day", maxTokens: 100, leaseTtl: "3 seconds" })
       const model = yield* controller.decorator({ ...mock.service, chat: (r) => Effect.zipRight(Deferred.await(gate), mock.service.chat(r)) })
-      const running = yield* Effect.fork(model.chat(Message.request("hi", { maxTokens: 60 })))
+      const fibers = yield* Supervisor.track
+      const running = yield* Effect.fork(Effect.supervised(model.chat(Message.request("hi", { maxTokens: 60 })), fibers))
       yield* Effect.yieldNow()
       yield* TestClock.adjust("1 minute")
       expect((yield* controller.status).reservedTokens).toBe(68)
       yield* Deferred.succeed(gate, undefined)
       yield* Fiber.join(running)
       expect(yield* controller.status).toMatchObject({ tokens: 30, reservedTokens: 0 })
+      // nothing left to renew: the renewing fiber ends at once, not after its sleep (a process could not exit for it)
+      for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
+      expect(yield* fibers.value).toEqual([])
     }))
 
   it.effect("a leaseTtl that is not a positive duration is a ConfigError naming it", () =>
