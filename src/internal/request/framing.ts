@@ -20,20 +20,25 @@ export interface StreamParser {
 
 export type Framing = "sse" | "ndjson"
 
-/** Splits decoded text into frames; the callback gets each frame's data and SSE event name. */
+/** Splits decoded text into frames, handing each to its sink. */
 export interface Framer {
   feed(text: string): void
   end(): void
 }
 
-export type OnFrame = (data: string, event: string | undefined) => void
+/** Where a framer hands its frames: each frame's data and SSE event name, and an oversize event. */
+export interface FrameSink {
+  onFrame(data: string, event: string | undefined): void
+  /** Told once when a single event grows past the cap; framing stops there. */
+  onOversize(): void
+}
 
-/** `onOversize` is told once when a single event grows past `maxChars`; framing stops there. */
-export const sseFramer = (onFrame: OnFrame, maxChars: number, onOversize: () => void): Framer => {
+/** SSE events of at most `maxChars` characters (`eventsource-parser`). */
+export const sseFramer = (sink: FrameSink, maxChars: number): Framer => {
   const parser = createParser({
-    onEvent: (message) => onFrame(message.data, message.event),
+    onEvent: (message) => sink.onFrame(message.data, message.event),
     onError: (error) => {
-      if (error.type === "max-buffer-size-exceeded") onOversize()
+      if (error.type === "max-buffer-size-exceeded") sink.onOversize()
     },
     maxBufferSize: maxChars
   })
@@ -48,29 +53,32 @@ export const sseFramer = (onFrame: OnFrame, maxChars: number, onOversize: () => 
   }
 }
 
-export const ndjsonFramer = (onFrame: OnFrame, maxChars: number, onOversize: () => void): Framer => {
-  let buffer = ""
-  return {
-    feed: (text) => {
-      buffer += text
-      let newline = buffer.indexOf("\n")
-      while (newline >= 0) {
-        const line = buffer.slice(0, newline).trim()
-        buffer = buffer.slice(newline + 1)
-        if (line.length > maxChars) return onOversize()
-        if (line.length > 0) onFrame(line, undefined)
-        newline = buffer.indexOf("\n")
-      }
-      if (buffer.length > maxChars) {
-        buffer = ""
-        onOversize()
-      }
-    },
-    end: () => {
-      const line = buffer.trim()
-      buffer = ""
-      if (line.length > 0) onFrame(line, undefined)
+/** NDJSON lines of at most `maxChars` characters. A class: every open stream holds one. */
+class NdjsonFramer implements Framer {
+  private buffer = ""
+  constructor(private readonly sink: FrameSink, private readonly maxChars: number) {}
+
+  feed(text: string): void {
+    this.buffer += text
+    let newline = this.buffer.indexOf("\n")
+    while (newline >= 0) {
+      const line = this.buffer.slice(0, newline).trim()
+      this.buffer = this.buffer.slice(newline + 1)
+      if (line.length > this.maxChars) return this.sink.onOversize()
+      if (line.length > 0) this.sink.onFrame(line, undefined)
+      newline = this.buffer.indexOf("\n")
     }
+    if (this.buffer.length > this.maxChars) {
+      this.buffer = ""
+      this.sink.onOversize()
+    }
+  }
+
+  end(): void {
+    const line = this.buffer.trim()
+    this.buffer = ""
+    if (line.length > 0) this.sink.onFrame(line, undefined)
   }
 }
 
+export const ndjsonFramer = (sink: FrameSink, maxChars: number): Framer => new NdjsonFramer(sink, maxChars)
