@@ -4,7 +4,11 @@
  * by a plain timer as both real transports bound it), measured as retained heap after a GC,
  * the consumer's `Stream.runDrain` fiber included. `--snapshot FILE` also writes a heap snapshot to read in DevTools.
  *
- *   node --expose-gc --import tsx bench/stream-heap.ts [--stack full|provider] [--streams 1000] [--snapshot FILE]
+ * `--prompt-chars N` makes each request's message N characters long (one string, shared by
+ * every request, as a long system prompt is): what a stream keeps of its request past the send
+ * shows as growth per stream.
+ *
+ *   node --expose-gc --import tsx bench/stream-heap.ts [--stack full|provider] [--streams 1000] [--prompt-chars 0] [--snapshot FILE]
  */
 import { writeHeapSnapshot } from "node:v8"
 import { parseArgs } from "node:util"
@@ -15,6 +19,7 @@ const { values } = parseArgs({
   options: {
     stack: { type: "string", default: "full" },
     streams: { type: "string", default: "1000" },
+    "prompt-chars": { type: "string", default: "0" },
     snapshot: { type: "string" }
   },
   strict: true
@@ -22,6 +27,7 @@ const { values } = parseArgs({
 const gc = (globalThis as { gc?: () => void }).gc
 if (gc === undefined) throw new Error("run with node --expose-gc --import tsx bench/stream-heap.ts")
 const count = Number(values.streams)
+const prompt = "hi" + " lorem".repeat(Math.ceil(Number(values["prompt-chars"]) / 6))
 
 const firstEvent = new TextEncoder().encode(
   `data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"hello "}}]}\n\n`
@@ -67,13 +73,13 @@ gc()
 const before = process.memoryUsage().heapUsed
 const fibers = await runtime.runPromise(
   Effect.forEach(Array.from({ length: count }), () =>
-    Effect.forkDaemon(Stream.runDrain(LanguageModel.stream(Message.request("hi")))))
+    Effect.forkDaemon(Stream.runDrain(LanguageModel.stream(Message.request(prompt)))))
 )
 await new Promise((resolve) => setTimeout(resolve, 500))
 gc()
 gc()
 const retained = process.memoryUsage().heapUsed - before
-console.log(`${values.stack}: ${count} open streams retain ${(retained / 1024 / 1024).toFixed(1)} MB, ${(retained / count / 1024).toFixed(1)} KB each`)
+console.log(`${values.stack}${prompt.length > 2 ? ` (a ${prompt.length}-character prompt)` : ""}: ${count} open streams retain ${(retained / 1024 / 1024).toFixed(1)} MB, ${(retained / count / 1024).toFixed(1)} KB each`)
 if (values.snapshot !== undefined) console.log(`heap snapshot: ${writeHeapSnapshot(values.snapshot)}`)
 await runtime.runPromise(Effect.forEach(fibers, Fiber.interrupt, { discard: true }))
 await runtime.dispose()

@@ -50,7 +50,7 @@ type Events = Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, Err.LlmError, u
  * A streaming exchange, traced and measured. The whole request path is one channel stage
  * (each Stream combinator costs tens of µs per stream), and its state is one object: a
  * thousand open streams hold a thousand of these, so what it keeps is fields and methods,
- * not closures.
+ * not closures, and nothing of the request once it is sent.
  */
 export const sendStream = (
   endpoint: Endpoint,
@@ -60,15 +60,11 @@ export const sendStream = (
   makeParser: () => StreamParser,
   tracker?: Tracker | undefined
 ): Stream.Stream<StreamEvent, Err.LlmError> =>
-  Stream.fromChannel(Channel.acquireUseRelease(
-    Effect.map(Telemetry.startStream(endpoint.provider, out.model), (recorder) => new StreamExchange(endpoint, out, recorder)),
-    (exchange) => exchange.events(framing, read, makeParser, tracker),
-    (exchange, exit) => exchange.close(exit)
-  ))
+  Stream.fromChannel(Channel.suspend(() => new StreamExchange(endpoint, out, framing, read, makeParser, tracker).channel()))
 
 /**
- * One stream, from its first attempt to its end: the attempt's scope (the lease, the response
- * body), the parser and framer, and the events written so far.
+ * One stream, from its first attempt to its end: the span, the attempt's scope (the lease,
+ * the response body), the parser and framer, and the events written so far.
  *
  * The body's events: each read takes what arrived, frames and parses it, and writes the
  * events as one chunk. The key is reported and the limiter settled before the lease's scope
@@ -79,7 +75,12 @@ export const sendStream = (
  * channel's continuation would otherwise end the stream as if it had finished.
  */
 class StreamExchange implements FrameSink {
-  private readonly deadlines: StreamDeadlines
+  private readonly model: string
+  private readonly estimatedTokens: number
+  /** The request until a reply answers it: a long prompt is not kept for as long as the stream is open. */
+  private outgoing: Outgoing | undefined
+  private recorder: Telemetry.StreamRecorder | undefined = undefined
+  private deadlines!: StreamDeadlines
   /** The scope of the attempt in progress, then of the one that answered: its lease and body. */
   private scope: Scope.CloseableScope | undefined = undefined
   private lease!: KeyPool.Lease
@@ -99,50 +100,79 @@ class StreamExchange implements FrameSink {
   /** One read of the body and what follows it: built once, run once per read. */
   private loop!: Events
 
-  constructor(private readonly endpoint: Endpoint, private readonly out: Outgoing, private readonly recorder: Telemetry.StreamRecorder) {
-    this.deadlines = new StreamDeadlines(endpoint, out.model, recorder.clock)
+  constructor(
+    private readonly endpoint: Endpoint,
+    out: Outgoing,
+    private readonly framing: Framing,
+    private readonly readError: ReadError,
+    private makeParser: (() => StreamParser) | undefined,
+    private readonly tracker: Tracker | undefined
+  ) {
+    this.model = out.model
+    this.estimatedTokens = out.estimatedTokens
+    this.outgoing = out
   }
 
-  events(framing: Framing, read: ReadError, makeParser: () => StreamParser, tracker: Tracker | undefined): Events {
-    const { endpoint, out, deadlines } = this
-    // each attempt gets its own scope so that a failed attempt's lease is freed at once; the
-    // scope is known before anything is added to it, so `close` finds it however the attempt ends
-    const attempt = (tried: Tried) =>
-      Effect.flatMap(Scope.make(), (inner) => {
-        this.scope = inner
-        return exchangeStream(endpoint, out, read, tried, deadlines.step(false)).pipe(
-          Scope.extend(inner),
-          Effect.onError((cause) => {
-            this.scope = undefined
-            return Scope.close(inner, Exit.failCause(cause))
-          })
-        )
-      })
-    const opened = Effect.withParentSpan(onAnotherKey(endpoint, attempt), this.recorder.span)
-    return Channel.unwrap(Effect.map(opened, ([reply, lease]) => {
-      this.reply = reply
-      this.lease = lease
-      this.parser = makeParser()
-      this.framer = framing === "sse" ? sseFramer(this, endpoint.maxEventBytes) : ndjsonFramer(this, endpoint.maxEventBytes)
-      this.loop = Channel.flatMap(Channel.fromEffect(Effect.suspend(() => this.read())), (pieces) => this.step(pieces))
-      // every batch is written before the failure that follows it, so at a failure `emitted`
-      // and the parser's text are what the consumer received: the source reports them, uncounted
-      tracker?.watch(() => ({ events: this.emitted, text: this.parser.emittedText }))
-      return this.loop
-    }))
+  /** The stream's events, `close` run however it ends. (Built here, its closures hold nothing of the request.) */
+  channel(): Events {
+    return Channel.ensuringWith(this.events(), (exit) => this.close(exit))
+  }
+
+  /** Starts the span (uninterruptibly: a span started is ended by `close`), opens the stream, then reads it. */
+  private events(): Events {
+    return Channel.unwrap(Effect.flatMap(
+      Effect.uninterruptible(Effect.map(Telemetry.startStream(this.endpoint.provider, this.model), (recorder) => {
+        this.recorder = recorder
+        this.deadlines = new StreamDeadlines(this.endpoint, this.model, recorder.clock)
+      })),
+      () => Effect.map(Effect.withParentSpan(onAnotherKey(this.endpoint, (tried) => this.attempt(tried)), this.recorder!.span), (opened) => this.opened(opened))
+    ))
+  }
+
+  // each attempt gets its own scope so that a failed attempt's lease is freed at once; the
+  // scope is known before anything is added to it, so `close` finds it however the attempt ends
+  private attempt(tried: Tried) {
+    return Effect.flatMap(Scope.make(), (inner) => {
+      this.scope = inner
+      return exchangeStream(this.endpoint, this.outgoing!, this.readError, tried, this.deadlines.step(false)).pipe(
+        Scope.extend(inner),
+        Effect.onError((cause) => {
+          this.scope = undefined
+          return Scope.close(inner, Exit.failCause(cause))
+        })
+      )
+    })
+  }
+
+  private opened([reply, lease]: readonly [StreamReply, KeyPool.Lease]): Events {
+    this.outgoing = undefined
+    this.reply = reply
+    this.lease = lease
+    this.parser = this.makeParser!()
+    // it may hold the request
+    this.makeParser = undefined
+    this.framer = this.framing === "sse" ? sseFramer(this, this.endpoint.maxEventBytes) : ndjsonFramer(this, this.endpoint.maxEventBytes)
+    this.loop = Channel.flatMap(Channel.fromEffect(Effect.suspend(() => this.read())), (pieces) => this.step(pieces))
+    // every batch is written before the failure that follows it, so at a failure `emitted`
+    // and the parser's text are what the consumer received: the source reports them, uncounted
+    this.tracker?.watch(() => ({ events: this.emitted, text: this.parser.emittedText }))
+    return this.loop
   }
 
   /** Reports the key and settles the limiter (for a stream that ended properly), then frees the lease and the body, then ends the span. */
   close(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-    const scope = this.scope
+    const { scope, recorder } = this
     this.scope = undefined
+    this.outgoing = undefined
     const released = scope === undefined ? Effect.void : Scope.close(scope, exit)
-    const closed = Effect.zipRight(released, Effect.sync(() => this.recorder.end(exit as Exit.Exit<unknown, Err.LlmError>)))
+    const closed = recorder === undefined
+      ? released
+      : Effect.zipRight(released, Effect.sync(() => recorder.end(exit as Exit.Exit<unknown, Err.LlmError>)))
     if (!this.finished || this.reportedFailure) return closed
     const reported = this.endpoint.pool.report(this.lease.keyId, { _tag: "Success" })
     const settled = this.parser.settledTokens === undefined
       ? reported
-      : Effect.zipRight(reported, this.endpoint.limiter.settle(this.parser.settledTokens, this.out.estimatedTokens))
+      : Effect.zipRight(reported, this.endpoint.limiter.settle(this.parser.settledTokens, this.estimatedTokens))
     // the report runs whatever happens to it, before the lease's scope closes
     return Effect.ensuring(settled, closed)
   }
@@ -153,7 +183,7 @@ class StreamExchange implements FrameSink {
   }
 
   private unreadable(data: string, cause: unknown): void {
-    this.fail(malformed(this.endpoint.provider, this.out.model, data, `a stream event could not be read (${thrown(cause)})`))
+    this.fail(malformed(this.endpoint.provider, this.model, data, `a stream event could not be read (${thrown(cause)})`))
   }
 
   onFrame(data: string, event: string | undefined): void {
@@ -167,7 +197,7 @@ class StreamExchange implements FrameSink {
   }
 
   onOversize(): void {
-    this.fail(tooLarge(this.endpoint, this.out.model, "event", this.endpoint.maxEventBytes))
+    this.fail(tooLarge(this.endpoint, this.model, "event", this.endpoint.maxEventBytes))
   }
 
   private feed(text: string): void {
@@ -214,7 +244,7 @@ class StreamExchange implements FrameSink {
     if (batch.length === 0) return next
     // a pool that chooses by latency samples a stream's time to its first event
     const first = this.emitted === batch.length && endpoint.pool.observe !== undefined
-    this.recorder.events(batch)
+    this.recorder!.events(batch)
     const last = batch[batch.length - 1]!
     const written = first
       ? Channel.zipRight(Channel.fromEffect(endpoint.pool.observe!(this.lease)), Channel.zipRight(Channel.write(Chunk.unsafeFromArray(batch)), next))
@@ -223,7 +253,7 @@ class StreamExchange implements FrameSink {
     this.finished = true
     return endpoint.usage === undefined
       ? written
-      : Channel.zipRight(Channel.fromEffect(endpoint.usage.record(endpoint.provider, this.out.model, last.usage)), written)
+      : Channel.zipRight(Channel.fromEffect(endpoint.usage.record(endpoint.provider, this.model, last.usage)), written)
   }
 
   private readFailed(error: TransportFailure): Effect.Effect<never, Err.LlmError> {
@@ -231,7 +261,7 @@ class StreamExchange implements FrameSink {
       // a deadline is the stream's, not the key's: it is not reported
       ? Effect.fail(this.deadlines.timeout())
       // the text received may echo the key
-      : this.failed(redactSecret(afterEvents(this.parser, this.emitted, networkError(this.endpoint, this.out.model, error)), this.lease.key))
+      : this.failed(redactSecret(afterEvents(this.parser, this.emitted, networkError(this.endpoint, this.model, error)), this.lease.key))
   }
 
   private read(): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Err.LlmError> {
