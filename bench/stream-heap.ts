@@ -12,14 +12,16 @@
  * its own process, its chunks ten minutes apart) instead of the canned transport: the heap
  * then holds the sockets and undici's own state too; `--stack undici` is the floor of that,
  * raw undici requests (`Agent.dispatch`, the first piece of the body read) held open the same way.
+ * `--stack floor` is Effect's floor in the same runtime: a stream that holds a scope and waits in
+ * one `Effect.async` with a timer, drained the same way (`bench/stream-floor.ts` takes it apart).
  *
- *   node --expose-gc --import tsx bench/stream-heap.ts [--stack full|provider|undici] [--transport canned|undici] [--streams 1000] [--prompt-chars 0] [--snapshot FILE]
+ *   node --expose-gc --import tsx bench/stream-heap.ts [--stack full|provider|floor|undici] [--transport canned|undici] [--streams 1000] [--prompt-chars 0] [--snapshot FILE]
  */
 import { spawn } from "node:child_process"
 import { writeHeapSnapshot } from "node:v8"
 import { Agent } from "undici"
 import { parseArgs } from "node:util"
-import { Effect, Fiber, Layer, ManagedRuntime, Redacted, Stream } from "effect"
+import { Channel, Chunk, Effect, Fiber, Layer, ManagedRuntime, Redacted, Scope, Stream } from "effect"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Retry, Transport, Usage } from "../src/index.js"
 
 const { values } = parseArgs({
@@ -117,11 +119,30 @@ await runtime.runPromise(Effect.void)
 gc()
 gc()
 const before = process.memoryUsage().heapUsed
+/**
+ * Effect's floor, in the same runtime and forked the same way: a stream that holds a scope and
+ * waits in one `Effect.async` with a plain timer, drained by `Stream.runDrain`, and nothing else.
+ */
+const floorStream = () =>
+  Stream.fromChannel(Channel.acquireUseRelease(
+    Scope.make(),
+    () =>
+      Channel.flatMap(
+        Channel.fromEffect(Effect.async<Chunk.Chunk<number>>(() => {
+          const handle = setTimeout(() => {}, 3_600_000)
+          return Effect.sync(() => clearTimeout(handle))
+        })),
+        Channel.write
+      ),
+    (scope, exit) => Scope.close(scope, exit)
+  ))
 const fibers = values.stack === "undici"
   ? (await Promise.all(Array.from({ length: count }, rawRequest)), [])
   : await runtime.runPromise(
     Effect.forEach(Array.from({ length: count }), () =>
-      Effect.forkDaemon(Stream.runDrain(LanguageModel.stream(Message.request(prompt)))))
+      Effect.forkDaemon(Stream.runDrain<unknown, unknown, LanguageModel.LanguageModel>(
+        values.stack === "floor" ? floorStream() : LanguageModel.stream(Message.request(prompt))
+      )))
   )
 // over a socket: until every stream has its first event
 await new Promise((resolve) => setTimeout(resolve, overUndici ? 3000 : 500))
