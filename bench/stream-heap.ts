@@ -118,7 +118,7 @@ const rawRequest = () =>
 await runtime.runPromise(Effect.void)
 gc()
 gc()
-const before = process.memoryUsage().heapUsed
+const { heapUsed: before, arrayBuffers: buffersBefore } = process.memoryUsage()
 /**
  * Effect's floor, in the same runtime and forked the same way: a stream that holds a scope and
  * waits in one `Effect.async` with a plain timer, drained by `Stream.runDrain`, and nothing else.
@@ -149,7 +149,9 @@ await new Promise((resolve) => setTimeout(resolve, overUndici ? 3000 : 500))
 gc()
 gc()
 const retained = process.memoryUsage().heapUsed - before
-console.log(`${values.stack}${overUndici ? " over undici" : ""}${prompt.length > 2 ? ` (a ${prompt.length}-character prompt)` : ""}: ${count} open streams retain ${(retained / 1024 / 1024).toFixed(1)} MB, ${(retained / count / 1024).toFixed(1)} KB each`)
+// Buffers (bodies, socket reads) live outside the heap
+const buffers = process.memoryUsage().arrayBuffers - buffersBefore
+console.log(`${values.stack}${overUndici ? " over undici" : ""}${prompt.length > 2 ? ` (a ${prompt.length}-character prompt)` : ""}: ${count} open streams retain ${(retained / 1024 / 1024).toFixed(1)} MB, ${(retained / count / 1024).toFixed(1)} KB each` + (buffers > 100 * count ? `, and ${(buffers / count / 1024).toFixed(1)} KB each in Buffers outside the heap` : ""))
 if (values.snapshot !== undefined) console.log(`heap snapshot: ${writeHeapSnapshot(values.snapshot)}`)
 await runtime.runPromise(Effect.forEach(fibers, Fiber.interrupt, { discard: true }))
 await runtime.dispose()

@@ -3,6 +3,7 @@
  * Readable and no AbortSignal; deadlines are plain timers that abort the request.
  */
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { Dispatcher } from "undici"
 import { describe, type Service, type StreamReply, timedOut, timer, tooLargeFailure, type TextReply, type TransportFailure, type TransportRequest, networkFailure } from "./types.js"
 
@@ -182,6 +183,8 @@ class UndiciStream implements StreamReply {
     return Effect.suspend(() => this.next(ms))
   }
 
+  readonly finalizer = (): Effect.Effect<void> => Effect.sync(() => this.release())
+
   /** Aborts an unfinished body and stops every timer; idempotent. */
   release(): void {
     this.clearHead()
@@ -286,11 +289,12 @@ class UndiciStream implements StreamReply {
 
 const noop = () => {}
 
+// made outside any closure over the request, so that the scope's finalizer does not hold its body
+const releasedWithScope = (reply: UndiciStream): Effect.Effect<StreamReply, never, Scope.Scope> =>
+  Effect.as(Effect.addFinalizer(reply.finalizer), reply)
+
 const undiciStream = (dispatcher: Dispatcher) => (request: TransportRequest) =>
-  Effect.flatMap(
-    Effect.suspend(() => new UndiciStream().start(dispatcher, request)),
-    (reply) => Effect.as(Effect.addFinalizer(() => Effect.sync(() => reply.release())), reply as StreamReply)
-  )
+  Effect.flatMap(Effect.suspend(() => new UndiciStream().start(dispatcher, request)), releasedWithScope)
 
 export const makeUndici = (dispatcher: Dispatcher): Service => ({
   text: undiciText(dispatcher),
