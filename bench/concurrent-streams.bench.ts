@@ -75,8 +75,17 @@ for (const client of ["effect-llm-full", "effect-llm-full-httpclient"] as const)
 
 // what one open stream retains, measured on the heap (no RSS noise)
 // compiled, as the clients run: under tsx every closure of ours carries a `__name` property
-const heap = await run([await compile("stream-heap"), "--streams", values.streams])
+const heapFile = await compile("stream-heap")
+const heap = await run([heapFile, "--streams", values.streams])
+// Effect's floor in the same harness: a stream that holds a scope and waits in one Effect.async, drained by Stream.runDrain
+const floor = await run([heapFile, "--streams", values.streams, "--stack", "floor"])
 const perStream = /([\d.]+) KB each/.exec(heap)
-console.log(`\n${heap.trim()}`)
-if (perStream !== null) console.log(`target: ≤ 15 KB retained per open stream: ${Number(perStream[1]) <= 15 ? "met" : "MISSED"} (${perStream[1]} KB)`)
+const floorPerStream = /([\d.]+) KB each/.exec(floor)
+console.log(`\n${heap.trim()}\n${floor.trim()} (Effect's floor: Stream.runDrain of a stream that only waits)`)
+if (perStream !== null) {
+  console.log(
+    `target: ≤ 15 KB retained per open stream: ${Number(perStream[1]) <= 15 ? "met" : "MISSED"} (${perStream[1]} KB` +
+      (floorPerStream === null ? ")" : `; Effect's floor alone ${floorPerStream[1]} KB)`)
+  )
+}
 process.exit(0)

@@ -140,25 +140,46 @@ const retrying = <A, R2>(
   policy: Schedule.Schedule<A, LlmError, R2>,
   around: LanguageModel.Tracker | undefined
 ): Stream.Stream<StreamEvent, LlmError, R2> =>
-  Stream.fromChannel(Channel.suspend(() => {
-    let driver: Schedule.ScheduleDriver<A, LlmError, R2> | undefined
-    const next = (error: LlmError) =>
-      Effect.flatMap(
-        driver === undefined ? Effect.tap(Schedule.driver(policy), (made) => void (driver = made)) : Effect.succeed(driver),
-        (made) => made.next(error)
-      )
-    const once = (): Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, unknown, unknown, R2> => {
-      const run = attempt(model, request as ChatRequest, around)
-      return Channel.catchAll(Stream.toChannel(run.stream), (error) => {
-        const sent = run.delivered()
-        if (sent.events > 0) return Channel.fail(toPartial(error, sent.text))
-        return isPartial(error)
-          ? Channel.fail(error)
-          : Channel.unwrap(Effect.match(next(error), { onFailure: () => Channel.fail(error), onSuccess: once }))
+  Stream.fromChannel(Channel.suspend(() => new Retrying(model, request, policy, around).once()))
+
+type Events<R> = Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, LlmError, unknown, unknown, unknown, R>
+
+/** One retried stream: its attempt in progress and the schedule's driver. An object, not closures: every open stream holds one. */
+class Retrying<A, R2> {
+  private driver: Schedule.ScheduleDriver<A, LlmError, R2> | undefined = undefined
+  private delivered: (() => { readonly events: number; readonly text: string }) | undefined = undefined
+
+  constructor(
+    private readonly model: Pick<LanguageModel.Service, "stream">,
+    private readonly request: ChatRequest | undefined,
+    private readonly policy: Schedule.Schedule<A, LlmError, R2>,
+    private readonly around: LanguageModel.Tracker | undefined
+  ) {}
+
+  once(): Events<R2> {
+    const run = attempt(this.model, this.request as ChatRequest, this.around)
+    this.delivered = run.delivered
+    return Channel.catchAll(Stream.toChannel(run.stream), (error) => this.failed(error))
+  }
+
+  private failed(error: LlmError): Events<R2> {
+    const sent = this.delivered!()
+    if (sent.events > 0) return Channel.fail(toPartial(error, sent.text))
+    return isPartial(error)
+      ? Channel.fail(error)
+      : Channel.unwrap(Effect.match(this.next(error), { onFailure: () => Channel.fail(error), onSuccess: () => this.once() }))
+  }
+
+  private next(error: LlmError) {
+    const driver = this.driver
+    return driver === undefined
+      ? Effect.flatMap(Schedule.driver(this.policy), (made) => {
+        this.driver = made
+        return made.next(error)
       })
-    }
-    return once()
-  }))
+      : driver.next(error)
+  }
+}
 
 /**
  * `Effect.retry`, but the schedule's driver is made on the first failure only: most calls

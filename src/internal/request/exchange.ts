@@ -49,7 +49,7 @@ const admitAndLease = (endpoint: Endpoint, out: Outgoing, tried: Tried, budget: 
   if (!endpoint.timeoutGiven) return admitted
   return Effect.suspend(() => {
     const ms = budget.left()
-    return ms === Infinity ? admitted : Effect.timeoutFail(admitted, { duration: Math.max(0, ms), onTimeout: budget.timeout })
+    return ms === Infinity ? admitted : Effect.timeoutFail(admitted, { duration: Math.max(0, ms), onTimeout: () => budget.timeout() })
   })
 }
 
@@ -92,7 +92,7 @@ const checkHead = (
   })
 }
 
-/** The remaining time of a call, in millis (`Infinity` for none), and the error when it passes. */
+/** The remaining time of a call, in millis (`Infinity` for none), and the error when it passes (called as methods). */
 export interface Budget {
   readonly left: () => number
   readonly timeout: () => Err.TimeoutError

@@ -86,7 +86,8 @@ export const languageModel = (spec: Spec, options: CommonOptions, endpoint: Endp
       Stream.suspend(() => {
         const out = outgoing(request, true)
         if (Err.isLlmError(out)) return Stream.fail(out)
-        return sendStream(endpoint, out, spec.framing, readError, () => spec.parser(request, out.model), tracker)
+        const model = out.model
+        return sendStream(endpoint, out, spec.framing, readError, () => spec.parser(request, model), tracker)
       }))
   }
 }

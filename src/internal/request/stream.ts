@@ -6,7 +6,6 @@
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
-import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -21,8 +20,8 @@ import * as Telemetry from "./telemetry.js"
 import { type StreamReply, TransportFailure } from "../transport/types.js"
 import { type Endpoint, type Outgoing, networkError, tooLarge } from "./endpoint.js"
 import { exchangeStream, onAnotherKey, timedOutFailure, type Tried } from "./exchange.js"
-import { type Framing, ndjsonFramer, sseFramer, type StreamParser } from "./framing.js"
-import { streamDeadlines } from "./deadlines.js"
+import { type Framer, type FrameSink, type Framing, ndjsonFramer, sseFramer, type StreamParser } from "./framing.js"
+import { StreamDeadlines } from "./deadlines.js"
 /** A thrown value's own words, for a malformed-response message (a parser's throw quotes no request). */
 const thrown = (cause: unknown): string =>
   cause instanceof Error ? `${cause.name}: ${cause.message}` : typeof cause === "string" ? cause : "unknown error"
@@ -45,14 +44,13 @@ const afterEvents = (parser: StreamParser, emitted: number, error: Err.LlmError)
       retryable: false
     })
 
-type Deadlines = ReturnType<typeof streamDeadlines>
 type Events = Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, Err.LlmError, unknown, void, unknown>
 
 /**
  * A streaming exchange, traced and measured. The whole request path is one channel stage
- * (each Stream combinator costs tens of µs per stream): it owns a scope holding the lease
- * and the response until the stream ends, and the span, metrics and deadlines are kept by
- * hand inside it.
+ * (each Stream combinator costs tens of µs per stream), and its state is one object: a
+ * thousand open streams hold a thousand of these, so what it keeps is fields and methods,
+ * not closures, and nothing of the request once it is sent.
  */
 export const sendStream = (
   endpoint: Endpoint,
@@ -62,27 +60,12 @@ export const sendStream = (
   makeParser: () => StreamParser,
   tracker?: Tracker | undefined
 ): Stream.Stream<StreamEvent, Err.LlmError> =>
-  Stream.fromChannel(Channel.acquireUseRelease(
-    Effect.flatMap(Telemetry.startStream(endpoint.provider, out.model), (recorder) =>
-      Effect.map(Scope.make(), (scope) => ({ recorder, scope, deadlines: streamDeadlines(endpoint, out.model, recorder.clock) }))),
-    ({ deadlines, recorder, scope }): Events => {
-      // each attempt gets its own scope so that a failed attempt's lease is freed at once
-      const attempt = (tried: Tried) =>
-        Effect.flatMap(Scope.fork(scope, ExecutionStrategy.sequential), (inner) =>
-          exchangeStream(endpoint, out, read, tried, deadlines.step(false)).pipe(
-            Scope.extend(inner),
-            Effect.onError((cause) => Scope.close(inner, Exit.failCause(cause)))
-          ))
-      const opened = Effect.withParentSpan(onAnotherKey(endpoint, attempt), recorder.span)
-      return Channel.unwrap(
-        Effect.flatMap(opened, ([reply, lease]) =>
-          frames(endpoint, out, scope, deadlines, recorder, reply, lease, framing, makeParser(), tracker))
-      )
-    },
-    ({ recorder, scope }, exit) => Effect.zipRight(Scope.close(scope, exit), Effect.sync(() => recorder.end(exit)))
-  ))
+  Stream.fromChannel(Channel.suspend(() => new StreamExchange(endpoint, out, framing, read, makeParser, tracker).channel()))
 
 /**
+ * One stream, from its first attempt to its end: the span, the attempt's scope (the lease,
+ * the response body), the parser and framer, and the events written so far.
+ *
  * The body's events: each read takes what arrived, frames and parses it, and writes the
  * events as one chunk. The key is reported and the limiter settled before the lease's scope
  * closes; usage is recorded when the `Finish` event goes out.
@@ -91,135 +74,224 @@ export const sendStream = (
  * ends the stream with a typed error after the events parsed before it: a throw inside a
  * channel's continuation would otherwise end the stream as if it had finished.
  */
-const frames = (
-  endpoint: Endpoint,
-  out: Outgoing,
-  scope: Scope.Scope,
-  deadlines: Deadlines,
-  recorder: Telemetry.StreamRecorder,
-  reply: StreamReply,
-  lease: KeyPool.Lease,
-  framing: Framing,
-  parser: StreamParser,
-  tracker: Tracker | undefined
-): Effect.Effect<Events> => {
-  const decoder = new TextDecoder()
-  let pending: Array<StreamEvent> = []
-  let failure: Err.LlmError | undefined
-  let emitted = 0
-  // the provider's stream ended properly (the parser saw its end, or a Finish went out); a
-  // consumer that stops before that neither succeeded nor failed with this key
-  let finished = false
-  let reportedFailure = false
-  const fail = (error: Err.LlmError) => {
+class StreamExchange implements FrameSink {
+  private readonly model: string
+  private readonly estimatedTokens: number
+  /** The request until a reply answers it: a long prompt is not kept for as long as the stream is open. */
+  private outgoing: Outgoing | undefined
+  private recorder: Telemetry.StreamRecorder | undefined = undefined
+  private deadlines!: StreamDeadlines
+  /** The scope of the attempt in progress, then of the one that answered: its lease and body. */
+  private scope: Scope.CloseableScope | undefined = undefined
+  private lease!: KeyPool.Lease
+  private reply!: StreamReply
+  private parser!: StreamParser
+  private framer!: Framer
+  private decoder: InstanceType<typeof TextDecoder> | undefined = undefined
+  private pending: Array<StreamEvent> = []
+  private failure: Err.LlmError | undefined = undefined
+  private emitted = 0
+  /**
+   * The provider's stream ended properly (the parser saw its end, or a Finish went out); a
+   * consumer that stops before that neither succeeded nor failed with this key.
+   */
+  private finished = false
+  private reportedFailure = false
+  /** One read of the body and what follows it: built once, run once per read. */
+  private loop!: Events
+
+  constructor(
+    private readonly endpoint: Endpoint,
+    out: Outgoing,
+    private readonly framing: Framing,
+    private readonly readError: ReadError,
+    private makeParser: (() => StreamParser) | undefined,
+    private readonly tracker: Tracker | undefined
+  ) {
+    this.model = out.model
+    this.estimatedTokens = out.estimatedTokens
+    this.outgoing = out
+  }
+
+  /** The stream's events, `close` run however it ends. (Built here, its closures hold nothing of the request.) */
+  channel(): Events {
+    return Channel.ensuringWith(this.events(), (exit) => this.close(exit))
+  }
+
+  /** Starts the span (uninterruptibly: a span started is ended by `close`), opens the stream, then reads it. */
+  private events(): Events {
+    return Channel.unwrap(Effect.flatMap(
+      Effect.uninterruptible(Effect.map(Telemetry.startStream(this.endpoint.provider, this.model), (recorder) => {
+        this.recorder = recorder
+        this.deadlines = new StreamDeadlines(this.endpoint, this.model, recorder.clock)
+      })),
+      () => Effect.map(Effect.withParentSpan(onAnotherKey(this.endpoint, (tried) => this.attempt(tried)), this.recorder!.span), (opened) => this.opened(opened))
+    ))
+  }
+
+  // each attempt gets its own scope so that a failed attempt's lease is freed at once; the
+  // scope is known before anything is added to it, so `close` finds it however the attempt ends
+  private attempt(tried: Tried) {
+    return Effect.flatMap(Scope.make(), (inner) => {
+      this.scope = inner
+      return exchangeStream(this.endpoint, this.outgoing!, this.readError, tried, this.deadlines.step(false)).pipe(
+        Scope.extend(inner),
+        Effect.onError((cause) => {
+          this.scope = undefined
+          return Scope.close(inner, Exit.failCause(cause))
+        })
+      )
+    })
+  }
+
+  private opened([reply, lease]: readonly [StreamReply, KeyPool.Lease]): Events {
+    this.outgoing = undefined
+    this.reply = reply
+    this.lease = lease
+    this.parser = this.makeParser!()
+    // it may hold the request
+    this.makeParser = undefined
+    this.framer = this.framing === "sse" ? sseFramer(this, this.endpoint.maxEventBytes) : ndjsonFramer(this, this.endpoint.maxEventBytes)
+    this.loop = Channel.flatMap(Channel.fromEffect(Effect.suspend(() => this.read())), (pieces) => this.step(pieces))
+    // every batch is written before the failure that follows it, so at a failure `emitted`
+    // and the parser's text are what the consumer received: the source reports them, uncounted
+    this.tracker?.watch(() => ({ events: this.emitted, text: this.parser.emittedText }))
+    return this.loop
+  }
+
+  /** Reports the key and settles the limiter (for a stream that ended properly), then frees the lease and the body, then ends the span. */
+  close(exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+    const { scope, recorder } = this
+    this.scope = undefined
+    this.outgoing = undefined
+    const released = scope === undefined ? Effect.void : Scope.close(scope, exit)
+    const closed = recorder === undefined
+      ? released
+      : Effect.zipRight(released, Effect.sync(() => recorder.end(exit as Exit.Exit<unknown, Err.LlmError>)))
+    if (!this.finished || this.reportedFailure) return closed
+    const reported = this.endpoint.pool.report(this.lease.keyId, { _tag: "Success" })
+    const settled = this.parser.settledTokens === undefined
+      ? reported
+      : Effect.zipRight(reported, this.endpoint.limiter.settle(this.parser.settledTokens, this.estimatedTokens))
+    // the report runs whatever happens to it, before the lease's scope closes
+    return Effect.ensuring(settled, closed)
+  }
+
+  private fail(error: Err.LlmError): void {
     // an error event may quote the request, and so the key
-    if (failure === undefined) failure = redactSecret(error, lease.key)
+    if (this.failure === undefined) this.failure = redactSecret(error, this.lease.key)
   }
-  const unreadable = (data: string, cause: unknown) =>
-    fail(malformed(endpoint.provider, out.model, data, `a stream event could not be read (${thrown(cause)})`))
-  const onFrame = (data: string, event: string | undefined) => {
-    if (failure !== undefined) return
+
+  private unreadable(data: string, cause: unknown): void {
+    this.fail(malformed(this.endpoint.provider, this.model, data, `a stream event could not be read (${thrown(cause)})`))
+  }
+
+  onFrame(data: string, event: string | undefined): void {
+    if (this.failure !== undefined) return
     try {
-      const error = parser.onData(data, event, pending)
-      if (error !== undefined) fail(error)
+      const error = this.parser.onData(data, event, this.pending)
+      if (error !== undefined) this.fail(error)
     } catch (cause) {
-      unreadable(data, cause)
+      this.unreadable(data, cause)
     }
   }
-  const oversize = () => fail(tooLarge(endpoint, out.model, "event", endpoint.maxEventBytes))
-  const framer = framing === "sse"
-    ? sseFramer(onFrame, endpoint.maxEventBytes, oversize)
-    : ndjsonFramer(onFrame, endpoint.maxEventBytes, oversize)
-  const feed = (text: string) => {
-    if (failure !== undefined) return
+
+  onOversize(): void {
+    this.fail(tooLarge(this.endpoint, this.model, "event", this.endpoint.maxEventBytes))
+  }
+
+  private feed(text: string): void {
+    if (this.failure !== undefined) return
     try {
-      framer.feed(text)
+      this.framer.feed(text)
     } catch (cause) {
-      unreadable(text, cause)
+      this.unreadable(text, cause)
     }
   }
-  const end = (rest: string) => {
-    feed(rest)
-    if (failure !== undefined) return
+
+  private end(rest: string): void {
+    this.feed(rest)
+    if (this.failure !== undefined) return
     try {
-      framer.end()
-      if (failure === undefined) {
-        const error = parser.onEnd(pending)
-        if (error !== undefined) fail(error)
+      this.framer.end()
+      if (this.failure === undefined) {
+        const error = this.parser.onEnd(this.pending)
+        if (error !== undefined) this.fail(error)
       }
     } catch (cause) {
-      unreadable("", cause)
+      this.unreadable("", cause)
     }
   }
 
-  // runs before the lease's scope closes (finalizers run last-added first), however the stream ends
-  const onClose = Effect.suspend(() => {
-    if (!finished || reportedFailure) return Effect.void
-    const reported = endpoint.pool.report(lease.keyId, { _tag: "Success" })
-    return parser.settledTokens === undefined
-      ? reported
-      : Effect.zipRight(reported, endpoint.limiter.settle(parser.settledTokens, out.estimatedTokens))
-  })
-  const failed = (error: Err.LlmError) => {
-    reportedFailure = true
-    return Effect.zipRight(reportError(endpoint.pool.report, lease.keyId, error), Effect.fail(error))
+  private failed(error: Err.LlmError): Effect.Effect<never, Err.LlmError> {
+    this.reportedFailure = true
+    return Effect.zipRight(reportError(this.endpoint.pool.report, this.lease.keyId, error), Effect.fail(error))
   }
 
-  // Writes what the parser produced; on a parser failure, writes the events before it, then
-  // fails, and stops reading the body.
-  const emit = (ended: boolean): Events => {
-    const batch = pending
-    pending = []
-    const error = failure === undefined ? undefined : afterEvents(parser, emitted + batch.length, failure)
-    emitted += batch.length
-    deadlines.read(batch.length > 0)
-    const next: Events = error !== undefined ? Channel.fromEffect(failed(error)) : ended ? Channel.void : loop
-    if (error === undefined && ended) finished = true
+  /**
+   * Writes what the parser produced; on a parser failure, writes the events before it, then
+   * fails, and stops reading the body.
+   */
+  private emit(ended: boolean): Events {
+    const { endpoint, parser } = this
+    const batch = this.pending
+    this.pending = []
+    const error = this.failure === undefined ? undefined : afterEvents(parser, this.emitted + batch.length, this.failure)
+    this.emitted += batch.length
+    this.deadlines.read(batch.length > 0)
+    const next: Events = error !== undefined ? Channel.fromEffect(this.failed(error)) : ended ? Channel.void : this.loop
+    if (error === undefined && ended) this.finished = true
     if (batch.length === 0) return next
     // a pool that chooses by latency samples a stream's time to its first event
-    const first = emitted === batch.length && endpoint.pool.observe !== undefined
-    recorder.events(batch)
+    const first = this.emitted === batch.length && endpoint.pool.observe !== undefined
+    this.recorder!.events(batch)
     const last = batch[batch.length - 1]!
     const written = first
-      ? Channel.zipRight(Channel.fromEffect(endpoint.pool.observe!(lease)), Channel.zipRight(Channel.write(Chunk.unsafeFromArray(batch)), next))
+      ? Channel.zipRight(Channel.fromEffect(endpoint.pool.observe!(this.lease)), Channel.zipRight(Channel.write(Chunk.unsafeFromArray(batch)), next))
       : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(batch)), next)
     if (error !== undefined || last._tag !== "Finish") return written
-    finished = true
+    this.finished = true
     return endpoint.usage === undefined
       ? written
-      : Channel.zipRight(Channel.fromEffect(endpoint.usage.record(endpoint.provider, out.model, last.usage)), written)
+      : Channel.zipRight(Channel.fromEffect(endpoint.usage.record(endpoint.provider, this.model, last.usage)), written)
   }
 
-  const readFailed = (error: TransportFailure) =>
-    error.reason === "timeout"
+  private readFailed(error: TransportFailure): Effect.Effect<never, Err.LlmError> {
+    return error.reason === "timeout"
       // a deadline is the stream's, not the key's: it is not reported
-      ? Effect.fail(deadlines.timeout())
+      ? Effect.fail(this.deadlines.timeout())
       // the text received may echo the key
-      : failed(redactSecret(afterEvents(parser, emitted, networkError(endpoint, out.model, error)), lease.key))
-  const pullWithin = reply.pullWithin
-  const read = Effect.suspend(() => {
-    const ms = deadlines.step(emitted > 0).left()
+      : this.failed(redactSecret(afterEvents(this.parser, this.emitted, networkError(this.endpoint, this.model, error)), this.lease.key))
+  }
+
+  private read(): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Err.LlmError> {
+    const reply = this.reply
+    const ms = this.deadlines.step(this.emitted > 0).left()
     const pulled = ms === Infinity
       ? reply.pull
-      : pullWithin !== undefined
-      ? pullWithin(ms)
+      : reply.pullWithin !== undefined
+      ? reply.pullWithin(ms)
       : Effect.timeoutFail(reply.pull, { duration: Math.max(0, ms), onTimeout: () => timedOutFailure })
-    return Effect.catchAll(pulled, readFailed)
-  })
-  // fromEffect + flatMap rather than unwrap(match(…)): ~1 KB less garbage per read. Nothing
-  // may throw out of the continuation (the channel would end as if the stream had finished).
-  const loop: Events = Channel.flatMap(Channel.fromEffect(read), (pieces) => {
+    return Effect.catchAll(pulled, (error) => this.readFailed(error))
+  }
+
+  // Nothing may throw out of a channel's continuation (the channel would end as if the stream
+  // had finished).
+  private step(pieces: ReadonlyArray<Uint8Array> | undefined): Events {
     try {
-      return step(pieces)
+      return this.stepUnsafe(pieces)
     } catch (cause) {
-      unreadable("", cause)
-      return Channel.fromEffect(Effect.suspend(() => failed(afterEvents(parser, emitted, failure!))))
+      this.unreadable("", cause)
+      return Channel.fromEffect(Effect.suspend(() => this.failed(afterEvents(this.parser, this.emitted, this.failure!))))
     }
-  })
-  const step = (pieces: ReadonlyArray<Uint8Array> | undefined): Events => {
+  }
+
+  private stepUnsafe(pieces: ReadonlyArray<Uint8Array> | undefined): Events {
+    // the decoder is made at the first byte: a stream that fails before holds none
+    const decoder = this.decoder ??= new TextDecoder()
     if (pieces === undefined) {
-      end(decoder.decode())
-      return emit(true)
+      this.end(decoder.decode())
+      return this.emit(true)
     }
     // one decode and one feed per read: undici hands over one piece per chunk of the
     // chunked encoding, often one per SSE event, and feeding them one by one costs more
@@ -229,15 +301,10 @@ const frames = (
       text = decoder.decode(pieces.length === 1 ? pieces[0] : Buffer.concat(pieces), { stream: true })
     } catch (cause) {
       // past the string limit: no single read gets here under maxEventBytes, but a huge one might
-      unreadable("", cause)
-      return emit(false)
+      this.unreadable("", cause)
+      return this.emit(false)
     }
-    feed(text)
-    return emit(false)
+    this.feed(text)
+    return this.emit(false)
   }
-  // every batch is written before the failure that follows it, so at a failure `emitted` and
-  // the parser's text are what the consumer received: the source reports them, uncounted
-  tracker?.watch(() => ({ events: emitted, text: parser.emittedText }))
-  return Effect.as(Scope.addFinalizer(scope, onClose), loop)
 }
-

@@ -166,8 +166,53 @@ export interface StreamRecorder {
   readonly span: Tracer.Span
   /** The clock the stream was started with, for its deadlines too. */
   readonly clock: Clock.Clock
-  readonly events: (chunk: ReadonlyArray<StreamEvent>) => void
-  readonly end: (exit: Exit.Exit<unknown, LlmError>) => void
+  events(chunk: ReadonlyArray<StreamEvent>): void
+  end(exit: Exit.Exit<unknown, LlmError>): void
+}
+
+/**
+ * Effect's tracer builds a span's ids one character at a time: until something reads them
+ * flat, each is a chain of ~13 string pieces, ~0.8 KB per open stream. A numeric read
+ * flattens a string in place (the pieces become garbage); the ids keep their value.
+ */
+const flattenIds = (span: Tracer.Span) => {
+  void Number(span.traceId)
+  void Number(span.spanId)
+}
+
+/** One stream's recorder: a class, not closures, since every open stream holds one. */
+class StreamRecording implements StreamRecorder {
+  private readonly start: number
+  private first = true
+  constructor(
+    readonly span: Tracer.Span,
+    readonly clock: Clock.Clock,
+    private readonly i: Instruments,
+    private readonly ambient: Labels
+  ) {
+    this.start = clock.unsafeCurrentTimeMillis()
+  }
+
+  events(chunk: ReadonlyArray<StreamEvent>): void {
+    const { i, ambient } = this
+    if (this.first && chunk.length > 0) {
+      this.first = false
+      bump(Telemetry.timeToFirstToken, inSeconds(this.clock.unsafeCurrentTimeMillis() - this.start), i.timing, ambient)
+    }
+    const last = chunk[chunk.length - 1]
+    if (last !== undefined && last._tag === "Finish") {
+      recordUsage(i, ambient, last.usage)
+      annotateUsage(this.span, last.usage, last.finishReason, last.model)
+    }
+  }
+
+  end(exit: Exit.Exit<unknown, LlmError>): void {
+    const { i, ambient, span } = this
+    const failed = exit._tag === "Failure" && exit.cause._tag === "Fail" ? failureLabelsOf(i, exit.cause.error._tag) : undefined
+    bump(Telemetry.latency, inSeconds(this.clock.unsafeCurrentTimeMillis() - this.start), failed?.timing ?? i.timing, ambient)
+    if (failed !== undefined) bump(Telemetry.errors, 1, failed.count, ambient)
+    if (span.status._tag !== "Ended") span.end(this.clock.unsafeCurrentTimeNanos(), exit)
+  }
 }
 
 /** Starts one stream's span and counts the request. */
@@ -178,30 +223,9 @@ export const startStream = (provider: string, model: string): Effect.Effect<Stre
       Effect.map(
         Effect.makeSpan("LanguageModel.stream", { kind: "client", attributes: spanAttributes(provider, model), captureStackTrace: false }),
         (span): StreamRecorder => {
-          const start = clock.unsafeCurrentTimeMillis()
+          flattenIds(span)
           bump(Telemetry.requests, 1, i.stream, ambient)
-          let first = true
-          return {
-            span,
-            clock,
-            events: (chunk) => {
-              if (first && chunk.length > 0) {
-                first = false
-                bump(Telemetry.timeToFirstToken, inSeconds(clock.unsafeCurrentTimeMillis() - start), i.timing, ambient)
-              }
-              const last = chunk[chunk.length - 1]
-              if (last !== undefined && last._tag === "Finish") {
-                recordUsage(i, ambient, last.usage)
-                annotateUsage(span, last.usage, last.finishReason, last.model)
-              }
-            },
-            end: (exit) => {
-              const failed = exit._tag === "Failure" && exit.cause._tag === "Fail" ? failureLabelsOf(i, exit.cause.error._tag) : undefined
-              bump(Telemetry.latency, inSeconds(clock.unsafeCurrentTimeMillis() - start), failed?.timing ?? i.timing, ambient)
-              if (failed !== undefined) bump(Telemetry.errors, 1, failed.count, ambient)
-              if (span.status._tag !== "Ended") span.end(clock.unsafeCurrentTimeNanos(), exit)
-            }
-          }
+          return new StreamRecording(span, clock, i, ambient)
         }
       ))
   )

@@ -3,6 +3,7 @@
  * Readable and no AbortSignal; deadlines are plain timers that abort the request.
  */
 import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { Dispatcher } from "undici"
 import { describe, type Service, type StreamReply, timedOut, timer, tooLargeFailure, type TextReply, type TransportFailure, type TransportRequest, networkFailure } from "./types.js"
 
@@ -118,102 +119,182 @@ const undiciText = (dispatcher: Dispatcher) => (request: TransportRequest) =>
 /** Above this many unread bytes the socket is paused until the reader catches up. */
 const HIGH_WATER_MARK = 256 * 1024
 
-const undiciStream = (dispatcher: Dispatcher) => (request: TransportRequest) =>
-  Effect.flatMap(
-    Effect.async<StreamReply & { readonly release: () => void }, TransportFailure>((resume) => {
-      let controller: Controller | undefined
-      let cancelled = false
-      let headResolved = false
-      let ended = false
-      let failure: TransportFailure | undefined
-      let queued: Array<Uint8Array> = []
-      let queuedBytes = 0
-      let wake: (() => void) | undefined
-      const notify = () => {
-        const w = wake
-        wake = undefined
-        w?.()
-      }
-      const take = (): ReadonlyArray<Uint8Array> | undefined => {
-        const batch = queued
-        queued = []
-        queuedBytes = 0
-        if (controller !== undefined && !ended) controller.resume()
-        return batch
-      }
-      const waitFor = (ms: number | undefined) =>
-        Effect.async<ReadonlyArray<Uint8Array> | undefined, TransportFailure>((resumePull) => {
-          const clear = timer(ms, () => {
-            wake = undefined
-            resumePull(Effect.fail(timedOut))
-          })
-          wake = () => {
-            clear()
-            if (queued.length > 0) resumePull(Effect.succeed(take()))
-            else if (failure !== undefined) resumePull(Effect.fail(failure))
-            else resumePull(Effect.succeed(undefined))
-          }
-          return Effect.sync(() => {
-            clear()
-            wake = undefined
-          })
-        })
-      const pullWithin = (ms: number | undefined): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure> =>
-        Effect.suspend(() => {
-          if (queued.length > 0) return Effect.succeed(take())
-          if (failure !== undefined) return Effect.fail(failure)
-          if (ended) return Effect.succeed(undefined)
-          return ms !== undefined && ms <= 0 ? Effect.fail(timedOut) : waitFor(ms)
-        })
-      const pull = pullWithin(undefined)
-      const clearHead = timer(request.timeoutMs, () => {
-        if (headResolved || cancelled) return
-        cancelled = true
-        resume(Effect.fail(timedOut))
-        controller?.abort(interrupted())
+/**
+ * One streamed exchange: undici's handler, and the reply's pull over what it received. A class
+ * rather than closures, since every open stream holds one; a read's deadline is one timer kept
+ * for the whole stream and moved only when a read's deadline comes sooner than the one it is
+ * set for (a read that brings events renews the wait: the timer, when it fires, re-arms for
+ * what is left), not one timer per read.
+ */
+class UndiciStream implements StreamReply {
+  status = 0
+  headers: Readonly<Record<string, string>> = {}
+  readonly pull: Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure>
+  private controller: Controller | undefined = undefined
+  private cancelled = false
+  private headResolved = false
+  private ended = false
+  private failure: TransportFailure | undefined = undefined
+  private queued: Array<Uint8Array> = []
+  private queuedBytes = 0
+  private resumeHead: ((effect: Effect.Effect<UndiciStream, TransportFailure>) => void) | undefined
+  private clearHead: () => void = noop
+  /** The read waiting for a piece, its deadline (`performance.now()` millis), and the timer that bounds it. */
+  private resumeRead: ((effect: Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure>) => void) | undefined = undefined
+  private readDeadline = Infinity
+  private readTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private readTimerAt = Infinity
+  /** The wait of one read, built once: the deadline is `readDeadline`. */
+  private readonly wait: Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure>
+  private readonly stopWaiting: Effect.Effect<void>
+
+  constructor() {
+    this.pull = Effect.suspend(() => this.next(Infinity))
+    this.stopWaiting = Effect.sync(() => {
+      this.resumeRead = undefined
+    })
+    this.wait = Effect.async((resume) => {
+      this.resumeRead = resume
+      if (this.readDeadline !== Infinity) this.armRead()
+      return this.stopWaiting
+    })
+  }
+
+  /** Sends; resolves at a 2xx head (with this as the reply), fails on an error, a refusal or the head's deadline. */
+  start(dispatcher: Dispatcher, request: TransportRequest): Effect.Effect<UndiciStream, TransportFailure> {
+    return Effect.async((resume) => {
+      this.resumeHead = resume
+      this.clearHead = timer(request.timeoutMs, () => {
+        if (this.headResolved || this.cancelled) return
+        this.cancelled = true
+        this.settleHead(Effect.fail(timedOut))
+        this.controller?.abort(interrupted())
       })
-      const release = () => {
-        clearHead()
-        cancelled = true
-        if (!ended && failure === undefined) controller?.abort(interrupted())
-      }
-      const refused = dispatch(dispatcher, request, {
-        onRequestStart(c: Controller) {
-          controller = c
-          if (cancelled) c.abort(interrupted())
-        },
-        onResponseStart(_c: Controller, statusCode: number, raw: Record<string, string | Array<string>>) {
-          if (statusCode < 200 || cancelled) return
-          headResolved = true
-          clearHead()
-          resume(Effect.succeed({ status: statusCode, headers: flatHeaders(raw), pull, pullWithin, release }))
-        },
-        onResponseData(c: Controller, piece: Buffer) {
-          queued.push(piece)
-          queuedBytes += piece.length
-          if (queuedBytes > HIGH_WATER_MARK) c.pause()
-          notify()
-        },
-        onResponseEnd() {
-          ended = true
-          notify()
-        },
-        onResponseError(_c: Controller, error: Error) {
-          if (cancelled) return
-          clearHead()
-          failure = networkFailure(describe(error))
-          if (headResolved) notify()
-          else resume(Effect.fail(failure))
-        }
-      })
+      const refused = dispatch(dispatcher, request, this)
       if (refused !== undefined) {
-        clearHead()
-        return resume(Effect.fail(refused))
+        this.clearHead()
+        return this.settleHead(Effect.fail(refused))
       }
-      return Effect.sync(release)
-    }),
-    (reply) => Effect.as(Effect.addFinalizer(() => Effect.sync(reply.release)), reply)
-  )
+      return Effect.sync(() => this.release())
+    })
+  }
+
+  pullWithin(ms: number): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure> {
+    return Effect.suspend(() => this.next(ms))
+  }
+
+  readonly finalizer = (): Effect.Effect<void> => Effect.sync(() => this.release())
+
+  /** Aborts an unfinished body and stops every timer; idempotent. */
+  release(): void {
+    this.clearHead()
+    this.cancelled = true
+    this.resumeRead = undefined
+    if (this.readTimer !== undefined) clearTimeout(this.readTimer)
+    this.readTimer = undefined
+    if (!this.ended && this.failure === undefined) this.controller?.abort(interrupted())
+  }
+
+  private settleHead(effect: Effect.Effect<UndiciStream, TransportFailure>): void {
+    const resume = this.resumeHead
+    this.resumeHead = undefined
+    resume?.(effect)
+  }
+
+  private next(ms: number): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure> {
+    if (this.queued.length > 0) return Effect.succeed(this.take())
+    if (this.failure !== undefined) return Effect.fail(this.failure)
+    if (this.ended) return Effect.succeed(undefined)
+    if (ms <= 0) return Effect.fail(timedOut)
+    this.readDeadline = ms === Infinity ? Infinity : performance.now() + ms
+    return this.wait
+  }
+
+  private take(): ReadonlyArray<Uint8Array> {
+    const batch = this.queued
+    this.queued = []
+    this.queuedBytes = 0
+    if (this.controller !== undefined && !this.ended) this.controller.resume()
+    return batch
+  }
+
+  /** The timer fires no later than the waiting read's deadline; one set for later is moved. */
+  private armRead(): void {
+    if (this.readTimer !== undefined && this.readTimerAt <= this.readDeadline) return
+    if (this.readTimer !== undefined) clearTimeout(this.readTimer)
+    const ms = Math.max(0, Math.min(this.readDeadline - performance.now(), 2 ** 31 - 1))
+    this.readTimerAt = performance.now() + ms
+    this.readTimer = setTimeout(this.onReadTimer, ms)
+  }
+
+  private readonly onReadTimer = (): void => {
+    this.readTimer = undefined
+    this.readTimerAt = Infinity
+    const resume = this.resumeRead
+    if (resume === undefined || this.readDeadline === Infinity) return
+    // a timer set for an earlier read: what is left of this read's wait
+    if (this.readDeadline - performance.now() > 1) return this.armRead()
+    this.resumeRead = undefined
+    resume(Effect.fail(timedOut))
+  }
+
+  /** Wakes the waiting read, if any, with what arrived, the failure, or the end. */
+  private notify(): void {
+    const resume = this.resumeRead
+    if (resume === undefined) return
+    this.resumeRead = undefined
+    if (this.queued.length > 0) resume(Effect.succeed(this.take()))
+    else if (this.failure !== undefined) resume(Effect.fail(this.failure))
+    else resume(Effect.succeed(undefined))
+  }
+
+  // undici's handler
+
+  onRequestStart(c: Controller): void {
+    this.controller = c
+    if (this.cancelled) c.abort(interrupted())
+  }
+
+  onResponseStart(_c: Controller, statusCode: number, raw: Record<string, string | Array<string>>): void {
+    if (statusCode < 200 || this.cancelled) return
+    this.headResolved = true
+    this.clearHead()
+    this.status = statusCode
+    this.headers = flatHeaders(raw)
+    this.settleHead(Effect.succeed(this))
+  }
+
+  onResponseData(c: Controller, piece: Buffer): void {
+    this.queued.push(piece)
+    this.queuedBytes += piece.length
+    if (this.queuedBytes > HIGH_WATER_MARK) c.pause()
+    this.notify()
+  }
+
+  onResponseEnd(): void {
+    this.ended = true
+    if (this.readTimer !== undefined) clearTimeout(this.readTimer)
+    this.readTimer = undefined
+    this.notify()
+  }
+
+  onResponseError(_c: Controller, error: Error): void {
+    if (this.cancelled) return
+    this.clearHead()
+    this.failure = networkFailure(describe(error))
+    if (this.headResolved) this.notify()
+    else this.settleHead(Effect.fail(this.failure))
+  }
+}
+
+const noop = () => {}
+
+// made outside any closure over the request, so that the scope's finalizer does not hold its body
+const releasedWithScope = (reply: UndiciStream): Effect.Effect<StreamReply, never, Scope.Scope> =>
+  Effect.as(Effect.addFinalizer(reply.finalizer), reply)
+
+const undiciStream = (dispatcher: Dispatcher) => (request: TransportRequest) =>
+  Effect.flatMap(Effect.suspend(() => new UndiciStream().start(dispatcher, request)), releasedWithScope)
 
 export const makeUndici = (dispatcher: Dispatcher): Service => ({
   text: undiciText(dispatcher),

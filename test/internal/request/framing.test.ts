@@ -10,6 +10,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Either, Layer, Stream } from "effect"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter } from "../../../src/index.js"
 import type * as Testing from "../../../src/Testing.js"
+import { sseFramer } from "../../../src/internal/request/framing.js"
 import { fakeProvider, stack } from "../../support/openaiStack.js"
 
 const TEXT = "Héllo, wörld 🌍 — 世界!"
@@ -292,4 +293,36 @@ describe("every split point", () => {
         }
       }))
   }
+})
+
+describe("the SSE framer alone", () => {
+  const framesOf = (pieces: ReadonlyArray<string>, maxChars = 1000) => {
+    const frames: Array<[string, string | undefined]> = []
+    let oversize = 0
+    const framer = sseFramer({ onFrame: (data, event) => frames.push([data, event]), onOversize: () => oversize++ }, maxChars)
+    for (const piece of pieces) framer.feed(piece)
+    framer.end()
+    return { frames, oversize }
+  }
+
+  it("fields without a colon or a space, empty event names, a BOM, and unknown fields", () => {
+    const { frames } = framesOf(["\uFEFFdata\n\n", "data:x\nevent\n\n", "event:ping\ndata:  two spaces\nfoo: bar\nid\nretry: x\n\n", "event: \ndata: y\n\n"])
+    expect(frames).toEqual([["", undefined], ["x", undefined], [" two spaces", "ping"], ["y", undefined]])
+  })
+
+  it("a blank line with no data dispatches nothing, and the event name does not outlive its event", () => {
+    const { frames } = framesOf(["event: a\n\n", "data: 1\n\n", ": comment\n\n"])
+    expect(frames).toEqual([["1", undefined]])
+  })
+
+  it("an event growing past the cap across pieces is reported once, and framing stops there", () => {
+    const { frames, oversize } = framesOf(["data: ok\n\n", "data: " + "x".repeat(600), "x".repeat(600), "\n\ndata: late\n\n"])
+    expect(frames).toEqual([["ok", undefined]])
+    expect(oversize).toBe(1)
+  })
+
+  it("a CR at the end of a piece and the LF at the start of the next end one line", () => {
+    const { frames } = framesOf(["data: a\r", "\ndata: b\r", "\n\r", "\n"])
+    expect(frames).toEqual([["a\nb", undefined]])
+  })
 })
