@@ -12,6 +12,9 @@
  * stops (it crashed); the actual usage is settled after, once per request id however often
  * the settlement is sent; a request is charged to the period that admitted it.
  *
+ * Over a shared store each request has a `Budget.chat` (or `Budget.stream`) span covering
+ * its round trips to the store; over the memory store it has none, as an idle decorator.
+ *
  * @since 0.1.0
  */
 import * as Channel from "effect/Channel"
