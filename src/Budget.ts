@@ -24,12 +24,12 @@ import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/budget.js"
+import { backgroundSleep } from "./internal/liveClock.js"
 import * as Streams from "./internal/streams.js"
 import { decorate, type Decorator, LanguageModel, type Tracker, wrap } from "./LanguageModel.js"
 import { BudgetExceededError, type LlmError, type StoreUnavailableError } from "./LlmError.js"
@@ -374,16 +374,14 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
     let counter = 0
     const live = new Map<string, Held>()
     let renewing = false
-    // the renewing fiber, stopped when the last reservation settles: its sleep would keep a
-    // process that is done from exiting for up to a third of the lease
-    let renewer: Fiber.RuntimeFiber<void> | undefined
     const renewLoop: Effect.Effect<void> = Effect.suspend(() => {
       if (live.size === 0) {
         renewing = false
-        renewer = undefined
         return Effect.void
       }
-      return Effect.sleep(leaseTtlMillis / 3).pipe(
+      // a timer that keeps no finished process alive: the last settlement leaves this fiber
+      // asleep until its next round, and stopping it there would cost every request a fork
+      return backgroundSleep(leaseTtlMillis / 3).pipe(
         Effect.zipRight(Effect.suspend(() =>
           live.size === 0 ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) => store.renew([...live.values()], now))
         )),
@@ -394,16 +392,7 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
       if (renewing) return Effect.void
       renewing = true
       // started within a request's uninterruptible region, whose status a fork inherits
-      return Effect.map(Effect.forkDaemon(Effect.interruptible(renewLoop)), (fiber) => {
-        if (renewing) renewer = fiber
-      })
-    })
-    const stopRenewing = Effect.suspend(() => {
-      if (live.size > 0 || renewer === undefined) return Effect.void
-      const fiber = renewer
-      renewer = undefined
-      renewing = false
-      return Effect.asVoid(Fiber.interruptFork(fiber))
+      return Effect.asVoid(Effect.forkDaemon(Effect.interruptible(renewLoop)))
     })
 
     /** Called when the request starts (its clock read then): estimates, then reserves in the store. */
@@ -450,16 +439,13 @@ export const make = (options: Options): Effect.Effect<Controller, ConfigError.Co
 
     const settle = (now: number, provider: string, model: string, held: Held, usage: UsageData | undefined) => {
       live.delete(held.id)
-      return Effect.zipRight(
-        store.settle({
-          id: held.id,
-          period: held.period,
-          tokens: usage?.totalTokens ?? 0,
-          cost: usage === undefined ? 0 : costOf(provider, model, usage) ?? 0,
-          now
-        }),
-        stopRenewing
-      )
+      return store.settle({
+        id: held.id,
+        period: held.period,
+        tokens: usage?.totalTokens ?? 0,
+        cost: usage === undefined ? 0 : costOf(provider, model, usage) ?? 0,
+        now
+      })
     }
 
     const decorator: Decorator = (upstream) => Effect.sync(() => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, Stream, Supervisor, TestClock, Tracer } from "effect"
+import { Deferred, Duration, Effect, Fiber, Layer, Logger, Metric, Stream, TestClock, Tracer } from "effect"
 import { Budget, ContextWindow, LlmError, KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, ResponseCache, Transport, Usage } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
 
@@ -277,17 +277,30 @@ describe("Budget's memory store (the rules of the Redis store, in one process)",
       const mock = yield* Testing.makeMockModel({ steps: [{ text: "ok", usage: usage30 }], provider: "openai", model: "m" })
       const controller = yield* Budget.make({ period: "day", maxTokens: 100, leaseTtl: "3 seconds" })
       const model = yield* controller.decorator({ ...mock.service, chat: (r) => Effect.zipRight(Deferred.await(gate), mock.service.chat(r)) })
-      const fibers = yield* Supervisor.track
-      const running = yield* Effect.fork(Effect.supervised(model.chat(Message.request("hi", { maxTokens: 60 })), fibers))
+      const running = yield* Effect.fork(model.chat(Message.request("hi", { maxTokens: 60 })))
       yield* Effect.yieldNow()
       yield* TestClock.adjust("1 minute")
       expect((yield* controller.status).reservedTokens).toBe(68)
       yield* Deferred.succeed(gate, undefined)
       yield* Fiber.join(running)
       expect(yield* controller.status).toMatchObject({ tokens: 30, reservedTokens: 0 })
-      // nothing left to renew: the renewing fiber ends at once, not after its sleep (a process could not exit for it)
-      for (let i = 0; i < 5; i++) yield* Effect.yieldNow()
-      expect(yield* fibers.value).toEqual([])
+    }))
+
+  it.live("under the live clock the renewing fiber's sleep keeps no finished process alive", () =>
+    Effect.gen(function* () {
+      const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === "Timeout").length
+      const gate = yield* Deferred.make<void>()
+      const mock = yield* Testing.makeMockModel({ steps: [{ text: "ok", usage: usage30 }], provider: "openai", model: "m" })
+      const controller = yield* Budget.make({ period: "day", maxTokens: 1000, leaseTtl: "30 seconds" })
+      const model = yield* controller.decorator({ ...mock.service, chat: (r) => Effect.zipRight(Deferred.await(gate), mock.service.chat(r)) })
+      const before = timers()
+      const running = yield* Effect.fork(model.chat(Message.request("hi", { maxTokens: 60 })))
+      // the request is in flight: the renewing fiber is asleep until its first round
+      for (let i = 0; i < 3; i++) yield* Effect.yieldNow()
+      expect((yield* controller.status).reservedTokens).toBe(68)
+      yield* Deferred.succeed(gate, undefined)
+      yield* Fiber.join(running)
+      expect(timers()).toBe(before)
     }))
 
   it.effect("a leaseTtl that is not a positive duration is a ConfigError naming it", () =>

@@ -12,8 +12,6 @@ import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
-import * as DefaultServices from "effect/DefaultServices"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -29,6 +27,7 @@ import type { Controller, Options, Percentile, Stats } from "../Hedge.js"
 import type { Service as Model, Tracker } from "../LanguageModel.js"
 import type { LlmError } from "../LlmError.js"
 import type { ChatRequest, ChatResponse, StreamEvent, Usage } from "../Message.js"
+import { liveClock, maxTimerMillis } from "./liveClock.js"
 import { attempt, reporting } from "./request/delivered.js"
 import * as Streams from "./streams.js"
 
@@ -99,14 +98,6 @@ const resolve = (options: Options): Effect.Effect<Resolved, ConfigError.ConfigEr
   return Effect.succeed({ fixed: undefined, percentile: { p, floor, size, warmup }, max, budget })
 }
 
-/**
- * The clock Effect runs with unless another is provided: its time is `Date.now` and its sleep
- * a `setTimeout`. Under it (and only under it: a `TestClock` or any other clock moves time
- * its own way) a call's delay is a plain timer.
- */
-const liveClock = Context.get(DefaultServices.liveServices, Clock.Clock)
-/** Longer delays never fire, as with the live clock's sleep. */
-const maxTimerMillis = 2 ** 31 - 1
 
 /** A sliding window of latencies and its percentile, recomputed every few samples. */
 export class Window {
