@@ -85,6 +85,20 @@ const stackOver = (transport: Layer.Layer<Transport.Transport>, pool: KeyPool.Op
     Layer.provide(Transport.layerUndici)
   )
 
+
+/**
+ * The routing of a run in which `target` was slow from request `slowFrom` to `slowTo`: an even
+ * spread before, only the exploration share from its first slow reply on, its share back at the end.
+ */
+const expectRoutedAway = (used: ReadonlyArray<string>, target: string, slowFrom: number, slowTo: number) => {
+  const share = (from: number, to: number) => used.slice(from, to).filter((k) => k === target).length / (to - from)
+  expect(share(100, slowFrom)).toBeGreaterThan(0.2)
+  const firstSlow = used.indexOf(target, slowFrom)
+  expect(firstSlow - slowFrom).toBeLessThan(20)
+  expect(share(firstSlow + 1, slowTo)).toBeLessThan(0.06)
+  expect(share(used.length - 200, used.length)).toBeGreaterThan(0.2)
+}
+
 describe("Hedge over a key pool", () => {
   it.effect("the extra attempt leases another key; the loser's lease is released", () =>
     Effect.gen(function* () {
@@ -167,15 +181,7 @@ describe("latency-aware choice", () => {
         }
         return used
       }).pipe(Effect.provide(stack), Effect.withRandom(Random.make("routing")), Effect.withClock(manual.clock))
-      const share = (from: number, to: number) => keys.slice(from, to).filter((k) => k === "k3").length / (to - from)
-      // before: an even spread
-      expect(share(100, slowFrom)).toBeGreaterThan(0.2)
-      // slow: after its first slow reply it gets only the exploration share
-      const firstSlow = keys.indexOf("k3", slowFrom)
-      expect(firstSlow - slowFrom).toBeLessThan(20)
-      expect(share(firstSlow + 1, slowTo)).toBeLessThan(0.06)
-      // recovered: its share comes back
-      expect(share(total - 200, total)).toBeGreaterThan(0.2)
+      expectRoutedAway(keys, "k3", slowFrom, slowTo)
     })
 
   it.effect("KeyPool: one key of three made slow loses its share within a few requests and regains it after (chat)", () =>
@@ -236,13 +242,8 @@ describe("latency-aware choice", () => {
       yield* Effect.gen(function* () {
         for (; sent < total; sent++) yield* LanguageModel.chat(Message.request("hi"))
       }).pipe(Effect.provide(stack), Effect.withRandom(Random.make("fallback")), Effect.withClock(manual.clock))
-      const share = (from: number, to: number) => used.slice(from, to).filter((k) => k === "c").length / (to - from)
       expect(used).toHaveLength(total)
-      expect(share(100, slowFrom)).toBeGreaterThan(0.2)
-      const firstSlow = used.indexOf("c", slowFrom)
-      expect(firstSlow - slowFrom).toBeLessThan(20)
-      expect(share(firstSlow + 1, slowTo)).toBeLessThan(0.06)
-      expect(share(total - 200, total)).toBeGreaterThan(0.2)
+      expectRoutedAway(used, "c", slowFrom, slowTo)
     }))
 
   it.effect("Fallback: without the latency option, equivalent steps keep their order", () =>

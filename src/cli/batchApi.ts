@@ -152,16 +152,15 @@ export const run = (
       const started = Date.now()
       let outCount = outRecords
       const loaded = yield* state_.load(args.out)
+      // what the state file must match to be resumed, and what a new one records
+      const served = { api: target.api, provider: target.provider, model: target.model, baseUrl: target.baseUrl }
       if (loaded !== undefined) {
         const differs = state_.mismatch(loaded, {
           inputPath: args.input,
           inputText: source,
           inputLines,
           out: args.out,
-          api: target.api,
-          provider: target.provider,
-          model: target.model,
-          baseUrl: target.baseUrl,
+          ...served,
           outRecords,
           done,
           idOfLine
@@ -174,10 +173,7 @@ export const run = (
         version: 1,
         input: { path: args.input, sha256: state_.fingerprint(source), lines: inputLines },
         out: args.out,
-        api: target.api,
-        provider: target.provider,
-        model: target.model,
-        baseUrl: target.baseUrl,
+        ...served,
         outRecords,
         batches: []
       }

@@ -265,27 +265,29 @@ const geminiObject = (batch: FakeBatch) => {
 }
 
 /** A completed batch's replies, each with its key as Gemini gives it inline (`metadata.key`). */
-const geminiResponses = (batch: FakeBatch) =>
-  batch.answers.flatMap(({ answer, item }) => {
-      const metadata = { key: item.customId }
-      switch (answer._tag) {
-        case "Reply":
-          return [answer.status < 300 ? { response: answer.body, metadata } : { error: (answer.body as { error?: unknown })?.error ?? { code: answer.status, message: "error" }, metadata }]
-        case "Error":
-          return [{ error: { code: answer.status, message: answer.message, status: "INVALID_ARGUMENT" }, metadata }]
-        case "Unparseable":
-          return [{ response: "<truncated>", metadata }]
-        default:
-          return []
-      }
-    })
+const geminiResponses = (batch: FakeBatch) => batch.answers.flatMap(geminiResponse)
+
+/** One item's reply as Gemini gives it (`{ response | error, metadata: { key } }`); none for an item it leaves out. */
+const geminiResponse = ({ answer, item }: { readonly item: Item; readonly answer: Answer }) => {
+  const metadata = { key: item.customId }
+  switch (answer._tag) {
+    case "Reply":
+      return [answer.status < 300 ? { response: answer.body, metadata } : { error: (answer.body as { error?: unknown })?.error ?? { code: answer.status, message: "error" }, metadata }]
+    case "Error":
+      return [{ error: { code: answer.status, message: answer.message, status: "INVALID_ARGUMENT" }, metadata }]
+    case "Unparseable":
+      return [{ response: "<truncated>", metadata }]
+    default:
+      return []
+  }
+}
 
 /** A completed file-input batch's responses file: `{ key, response }` or `{ key, error }` per line. */
 const geminiFileLines = (batch: FakeBatch): Array<string> =>
   batch.answers.flatMap(({ answer, item }) =>
     answer._tag === "Unparseable"
       ? [`{"key":"${item.customId}","response":{"candidates":[{"conte`]
-      : geminiResponses({ ...batch, answers: [{ answer, item }] }).map(({ metadata, ...rest }) => JSON.stringify({ key: metadata.key, ...rest }))
+      : geminiResponse({ answer, item }).map(({ metadata, ...rest }) => JSON.stringify({ key: metadata.key, ...rest }))
   )
 
 // ---------------------------------------------------------------------------
