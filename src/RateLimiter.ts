@@ -328,14 +328,7 @@ export const layerConfig = (options: Config.Config<Options>): Layer.Layer<RateLi
  * A limiter that admits everything at once.
  * @since 0.1.0 @category layers
  */
-export const unlimited: Layer.Layer<RateLimiter> = Layer.succeed(RateLimiter, {
-  admit: () => Effect.void,
-  settle: () => Effect.void,
-  observe: () => Effect.void,
-  learnLimits: () => Effect.void,
-  status: Effect.succeed({ requests: undefined, tokens: undefined }),
-  reset: Effect.void
-})
+export const unlimited: Layer.Layer<RateLimiter> = Layer.succeed(RateLimiter, internal.unlimited)
 
 /**
  * The token estimate used before real usage is known: about four characters per token.

@@ -20,6 +20,7 @@ import type * as Message from "./Message.js"
 import { modelLabel } from "./internal/request/telemetry.js"
 import * as catalog from "./internal/catalog.js"
 import * as internal from "./internal/usage.js"
+import * as syncOps from "./internal/syncOps.js"
 
 /**
  * Two usages added up: every count summed, an optional count (reasoning, cached input) absent
@@ -351,25 +352,40 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
     // one tagged cost counter per provider and model: tagging on every call would rebuild
     // the metric's key (and hash it) each time; past MAX_MODEL_LABELS models, one for `other`
     const costCounters = new Map<string, Metric.Metric.Counter<number>>()
+    /** Adds one call's usage to its entry; returns its cost's key and dollars (undefined: unpriced). */
+    const tally = (provider: string, model: string, usage: Message.Usage, dollars: number | undefined) => {
+      // the totals of models past MAX_MODEL_LABELS go under `other`, so caller input cannot grow them forever
+      const tracked = modelLabel(entries, provider, model)
+      const key = `${provider}\u0000${tracked}`
+      let entry = entries.get(key)
+      if (entry === undefined) {
+        entry = { provider, model: tracked, tally: newTally() }
+        entries.set(key, entry)
+      }
+      const one: Tally = {
+        usage,
+        requests: 1,
+        estimatedRequests: usage.estimated ? 1 : 0,
+        cost: dollars ?? 0,
+        unpricedRequests: dollars === undefined ? 1 : 0
+      }
+      addInto(entry.tally, one)
+      return { tracked, key, one }
+    }
+    const counterFor = (provider: string, model: string) => {
+      const label = modelLabel(costCounters, provider, model)
+      const labelKey = `${provider}\u0000${label}`
+      let counter = costCounters.get(labelKey)
+      if (counter === undefined) {
+        counter = costCounter.pipe(Metric.tagged("provider", provider), Metric.tagged("model", label))
+        costCounters.set(labelKey, counter)
+      }
+      return counter
+    }
     const record = (provider: string, model: string, usage: Message.Usage) =>
       Effect.suspend(() => {
         const dollars = dollarsFor(prices, lookup, provider, model, usage)
-        // the totals of models past MAX_MODEL_LABELS go under `other`, so caller input cannot grow them forever
-        const tracked = modelLabel(entries, provider, model)
-        const key = `${provider}\u0000${tracked}`
-        let entry = entries.get(key)
-        if (entry === undefined) {
-          entry = { provider, model: tracked, tally: newTally() }
-          entries.set(key, entry)
-        }
-        const one: Tally = {
-          usage,
-          requests: 1,
-          estimatedRequests: usage.estimated ? 1 : 0,
-          cost: dollars ?? 0,
-          unpricedRequests: dollars === undefined ? 1 : 0
-        }
-        addInto(entry.tally, one)
+        const { key, one, tracked } = tally(provider, model, usage, dollars)
         const mirrored = mirror === unmirrored ? Effect.void : mirror.record(provider, tracked, totalsOf(one))
         // tokens are counted by Telemetry on every call, tracker or not; cost needs prices
         if (dollars === undefined) {
@@ -382,14 +398,7 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
             )
           )
         }
-        const label = modelLabel(costCounters, provider, model)
-        const labelKey = `${provider}\u0000${label}`
-        let counter = costCounters.get(labelKey)
-        if (counter === undefined) {
-          counter = costCounter.pipe(Metric.tagged("provider", provider), Metric.tagged("model", label))
-          costCounters.set(labelKey, counter)
-        }
-        return Effect.zipRight(mirrored, Metric.incrementBy(counter, dollars))
+        return Effect.zipRight(mirrored, Metric.incrementBy(counterFor(provider, model), dollars))
       })
     const local = Effect.sync((): Snapshot => {
       const list = [...entries.values()]
@@ -402,7 +411,7 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       : Effect.map(mirror.entries, (fleet): Snapshot => ({ entries: fleet, total: internal.sumTotals(fleet) }))
     const clear = Effect.sync(() => entries.clear())
     const reset = mirror === unmirrored ? clear : Effect.zipRight(mirror.reset, clear)
-    return {
+    const service: Service = {
       record,
       snapshot,
       reset,
@@ -411,6 +420,20 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       priceOf: (provider, model) => Effect.sync(() => lookup(provider, model)),
       cost: (provider, model, usage) => Effect.sync(() => dollarsFor(prices, lookup, provider, model, usage))
     }
+    if (mirror === unmirrored) {
+      // the same record in one step for the request path's fast path; a model's first unpriced
+      // call (which logs) takes `record`
+      syncOps.usageOps.set(service, {
+        record: (provider, model, usage, ambient) => {
+          const dollars = dollarsFor(prices, lookup, provider, model, usage)
+          if (dollars === undefined && !unpriced.has(`${provider}\u0000${modelLabel(entries, provider, model)}`)) return false
+          tally(provider, model, usage, dollars)
+          if (dollars !== undefined) counterFor(provider, model).unsafeUpdate(dollars, ambient)
+          return true
+        }
+      })
+    }
+    return service
   })
 
 /**

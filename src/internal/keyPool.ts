@@ -14,6 +14,7 @@ import type { KeyState, KeyStatus, Lease, Options, Outcome, Service, Store, Stor
 import { classify, isLlmError, NoKeyAvailableError, type StoreUnavailableError } from "../LlmError.js"
 import { type HeapEntry, KeyHeap, rank } from "./keyHeap.js"
 import * as latencyScore from "./latencyScore.js"
+import * as syncOps from "./syncOps.js"
 
 export const fingerprint = (key: string): string =>
   "key_" + createHash("sha256").update(key).digest("hex").slice(0, 10)
@@ -141,7 +142,8 @@ export const memoryStore = ({ keyIds: ids, timings }: StoreSpec): Effect.Effect<
         entries.set(keyId, entry)
         heap.push(entry)
       })
-      const ref = yield* Ref.make<MemoryState>({ heap, resting: [] })
+      const state: MemoryState = { heap, resting: [] }
+      const ref = yield* Ref.make<MemoryState>(state)
       const max = timings.maxConcurrentPerKey
 
       /** Resting keys whose time has come go back into the heap, half-open. */
@@ -168,7 +170,7 @@ export const memoryStore = ({ keyIds: ids, timings }: StoreSpec): Effect.Effect<
         }
       }
 
-      const take: Effect.Effect<Take> = Ref.modify(ref, (state): [Take, MemoryState] => {
+      const takeNow = (state: MemoryState): Take => {
         const now = clock.unsafeCurrentTimeMillis()
         wake(state, now)
         const top = state.heap.peek()
@@ -178,16 +180,17 @@ export const memoryStore = ({ keyIds: ids, timings }: StoreSpec): Effect.Effect<
             const back = backAt(entry)
             if (back !== undefined && (earliest === undefined || back < earliest)) earliest = back
           }
-          return [{ _tag: "Unavailable", retryAfterMs: earliest === undefined ? undefined : earliest - now }, state]
+          return { _tag: "Unavailable", retryAfterMs: earliest === undefined ? undefined : earliest - now }
         }
         if (rank(top) === Number.POSITIVE_INFINITY || (max !== undefined && top.inFlight >= max)) {
-          return [{ _tag: "Busy" }, state]
+          return { _tag: "Busy" }
         }
         top.inFlight++
         top.lastUsed = now
         state.heap.update(top)
-        return [{ _tag: "Leased", keyId: top.keyId, leaseId: top.keyId }, state]
-      })
+        return { _tag: "Leased", keyId: top.keyId, leaseId: top.keyId }
+      }
+      const take: Effect.Effect<Take> = Ref.modify(ref, (state): [Take, MemoryState] => [takeNow(state), state])
 
       /** Whether `entry` can take one more call now (it is in the heap, so healthy or half-open). */
       const canServe = (entry: Entry): boolean =>
@@ -212,57 +215,57 @@ export const memoryStore = ({ keyIds: ids, timings }: StoreSpec): Effect.Effect<
           (taken) => (taken === undefined ? take : Effect.succeed(taken))
         )
 
-      const release = (keyId: string): Effect.Effect<void> =>
-        Ref.update(ref, (state) => {
-          const entry = entries.get(keyId)
-          if (entry !== undefined && entry.inFlight > 0) {
-            entry.inFlight--
-            state.heap.update(entry)
-          }
-          return state
-        })
+      const releaseNow = (state: MemoryState, keyId: string): MemoryState => {
+        const entry = entries.get(keyId)
+        if (entry !== undefined && entry.inFlight > 0) {
+          entry.inFlight--
+          state.heap.update(entry)
+        }
+        return state
+      }
+      const release = (keyId: string): Effect.Effect<void> => Ref.update(ref, (state) => releaseNow(state, keyId))
 
-      const report = (keyId: string, outcome: Outcome): Effect.Effect<void> =>
-        Ref.update(ref, (state) => {
-          const entry = entries.get(keyId)
-          if (entry === undefined) return state
-          const now = clock.unsafeCurrentTimeMillis()
-          switch (outcome._tag) {
-            case "Success":
-              entry.successes++
-              if (entry.halfOpen) {
-                entry.halfOpen = false
-                state.heap.update(entry)
-              }
-              break
-            case "RateLimited": {
-              entry.failures++
-              const wait = outcome.retryAfter === undefined ? timings.defaultCooldown : Duration.toMillis(outcome.retryAfter)
-              entry.cooldownUntil = Math.max(entry.cooldownUntil ?? 0, now + wait)
+      const reportNow = (state: MemoryState, keyId: string, outcome: Outcome): MemoryState => {
+        const entry = entries.get(keyId)
+        if (entry === undefined) return state
+        const now = clock.unsafeCurrentTimeMillis()
+        switch (outcome._tag) {
+          case "Success":
+            entry.successes++
+            if (entry.halfOpen) {
               entry.halfOpen = false
-              rest(state, entry)
-              break
+              state.heap.update(entry)
             }
-            case "Rejected":
-              entry.failures++
-              entry.disabledReason = outcome.reason
-              entry.disabledUntil = undefined
-              entry.halfOpen = false
-              rest(state, entry)
-              break
-            case "QuotaExceeded":
-              entry.failures++
-              entry.disabledReason = outcome.reason
-              entry.disabledUntil = now + timings.quotaReset
-              entry.halfOpen = false
-              rest(state, entry)
-              break
-            case "Failure":
-              entry.failures++
-              break
+            break
+          case "RateLimited": {
+            entry.failures++
+            const wait = outcome.retryAfter === undefined ? timings.defaultCooldown : Duration.toMillis(outcome.retryAfter)
+            entry.cooldownUntil = Math.max(entry.cooldownUntil ?? 0, now + wait)
+            entry.halfOpen = false
+            rest(state, entry)
+            break
           }
-          return state
-        })
+          case "Rejected":
+            entry.failures++
+            entry.disabledReason = outcome.reason
+            entry.disabledUntil = undefined
+            entry.halfOpen = false
+            rest(state, entry)
+            break
+          case "QuotaExceeded":
+            entry.failures++
+            entry.disabledReason = outcome.reason
+            entry.disabledUntil = now + timings.quotaReset
+            entry.halfOpen = false
+            rest(state, entry)
+            break
+          case "Failure":
+            entry.failures++
+            break
+        }
+        return state
+      }
+      const report = (keyId: string, outcome: Outcome): Effect.Effect<void> => Ref.update(ref, (state) => reportNow(state, keyId, outcome))
 
       const status = Effect.map(Ref.get(ref), () => {
         const now = clock.unsafeCurrentTimeMillis()
@@ -280,17 +283,26 @@ export const memoryStore = ({ keyIds: ids, timings }: StoreSpec): Effect.Effect<
         }))
       })
 
-      const hasHealthyKey = (exceptKeyId?: string) =>
-        Effect.map(Ref.get(ref), (state) => {
-          const now = clock.unsafeCurrentTimeMillis()
-          if (state.heap.items.some((e) => e.keyId !== exceptKeyId)) return true
-          return state.resting.some((e) => {
-            const back = backAt(e)
-            return e.keyId !== exceptKeyId && back !== undefined && back <= now
-          })
+      const healthyNow = (state: MemoryState, exceptKeyId?: string) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        if (state.heap.items.some((e) => e.keyId !== exceptKeyId)) return true
+        return state.resting.some((e) => {
+          const back = backAt(e)
+          return e.keyId !== exceptKeyId && back !== undefined && back <= now
         })
+      }
+      const hasHealthyKey = (exceptKeyId?: string) => Effect.map(Ref.get(ref), (state) => healthyNow(state, exceptKeyId))
 
-      return { take, takePreferring, release, report, status, hasHealthyKey, pollMillis: 1000 } satisfies Store
+      const store: Store = { take, takePreferring, release, report, status, hasHealthyKey, pollMillis: 1000 }
+      // the same steps, for the request path's fast path: the Ref holds this one state object
+      // for the store's life, and each step is synchronous, so calling them directly is as atomic
+      syncOps.poolStoreOps.set(store, {
+        take: () => takeNow(state),
+        release: (keyId) => void releaseNow(state, keyId),
+        report: (keyId, outcome) => void reportNow(state, keyId, outcome),
+        hasHealthyKey: (exceptKeyId) => healthyNow(state, exceptKeyId)
+      })
+      return store
     })
   )
 
@@ -427,7 +439,8 @@ export const makeWith = (
         ))
     ).pipe(Effect.withSpan("KeyPool.withKey", { attributes: { provider: providerId }, captureStackTrace: false }))
 
-  return {
+  const storeOps = syncOps.poolStoreOps.get(store)
+  const service: Service = {
     providerId,
     acquire,
     withKey,
@@ -445,6 +458,31 @@ export const makeWith = (
     observe: chooser?.observe,
     scores: chooser?.scores
   }
+  // a pool in memory that chooses by load leases synchronously on the request path's fast path
+  if (storeOps !== undefined && chooser === undefined && keys.size > 0) {
+    syncOps.poolOps.set(service, {
+      lease: (ambient) => {
+        if (waiters.length > 0) return undefined
+        const take = storeOps.take()
+        if (take._tag !== "Leased") return undefined
+        leased.unsafeUpdate(1, ambient)
+        return { keyId: take.keyId, key: keys.get(take.keyId) }
+      },
+      release: (lease) => {
+        storeOps.release(lease.keyId)
+        const next = waiters.shift()
+        if (next !== undefined) Deferred.unsafeDone(next, Exit.void)
+      },
+      report: (keyId, outcome, ambient) => {
+        if (!keys.has(keyId)) return
+        storeOps.report(keyId, outcome)
+        if (outcome._tag === "RateLimited") cooledDown.unsafeUpdate(1, ambient)
+        else if (outcome._tag === "Rejected" || outcome._tag === "QuotaExceeded") disabled.unsafeUpdate(1, ambient)
+      },
+      hasHealthyKey: storeOps.hasHealthyKey
+    })
+  }
+  return service
 }
 
 /**

@@ -20,6 +20,7 @@ import type {
   StoreSpec
 } from "../RateLimiter.js"
 import { parseGoDuration, retryAfterOf } from "./request/errors.js"
+import * as syncOps from "./syncOps.js"
 
 // ---------------------------------------------------------------------------
 // Limits
@@ -188,6 +189,23 @@ export const memoryStore = ({ limits }: StoreSpec): Effect.Effect<Store> =>
       const tokens = limits.tokens === undefined ? undefined : mk(limits.tokens)
       let pausedUntil = 0
       const now = () => clock.unsafeCurrentTimeMillis()
+      const learnNow = (learned: Learned) => {
+        const at = now()
+        refill(requests, at)
+        lower(requests, learned.requestsRemaining, learned.requestsLimit)
+        if (learned.requestsRefillPerMs !== undefined && learned.requestsRefillPerMs > 0) {
+          requests.refillPerMs = Math.min(requests.refillPerMs, learned.requestsRefillPerMs)
+        }
+        if (tokens !== undefined) {
+          refill(tokens, at)
+          lower(tokens, learned.tokensRemaining, learned.tokensLimit)
+        }
+        if (learned.pauseMs !== undefined && learned.pauseMs > 0) pausedUntil = Math.max(pausedUntil, at + learned.pauseMs)
+      }
+      const refundNow = (r: number, t: number) => {
+        requests.level = Math.min(requests.capacity, requests.level + r)
+        if (tokens !== undefined) tokens.level = Math.min(tokens.capacity, tokens.level + t)
+      }
       const store: Store = {
         reserve: (r, t, failFast, ignorePause) =>
           Effect.sync(() => {
@@ -208,29 +226,12 @@ export const memoryStore = ({ limits }: StoreSpec): Effect.Effect<Store> =>
             if (tokens !== undefined) tokens.level -= t + rounding * tokens.refillPerMs
             return { waitMs, turnMs }
           }),
-        refund: (r, t) =>
-          Effect.sync(() => {
-            requests.level = Math.min(requests.capacity, requests.level + r)
-            if (tokens !== undefined) tokens.level = Math.min(tokens.capacity, tokens.level + t)
-          }),
+        refund: (r, t) => Effect.sync(() => refundNow(r, t)),
         adjustTokens: (delta) =>
           Effect.sync(() => {
             if (tokens !== undefined) tokens.level = Math.min(tokens.capacity, tokens.level - delta)
           }),
-        learn: (learned) =>
-          Effect.sync(() => {
-            const at = now()
-            refill(requests, at)
-            lower(requests, learned.requestsRemaining, learned.requestsLimit)
-            if (learned.requestsRefillPerMs !== undefined && learned.requestsRefillPerMs > 0) {
-              requests.refillPerMs = Math.min(requests.refillPerMs, learned.requestsRefillPerMs)
-            }
-            if (tokens !== undefined) {
-              refill(tokens, at)
-              lower(tokens, learned.tokensRemaining, learned.tokensLimit)
-            }
-            if (learned.pauseMs !== undefined && learned.pauseMs > 0) pausedUntil = Math.max(pausedUntil, at + learned.pauseMs)
-          }),
+        learn: (learned) => Effect.sync(() => learnNow(learned)),
         pausedFor: Effect.sync(() => Math.max(0, pausedUntil - now())),
         status: Effect.sync(() => {
           const at = now()
@@ -251,6 +252,27 @@ export const memoryStore = ({ limits }: StoreSpec): Effect.Effect<Store> =>
           pausedUntil = 0
         })
       }
+      syncOps.limiterStoreOps.set(store, {
+        // `reserve` when the cost is covered now; nothing is taken when it is not
+        tryReserve: (r, t, ignorePause) => {
+          const at = now()
+          refill(requests, at)
+          if (requests.level < r) return false
+          if (tokens !== undefined) {
+            refill(tokens, at)
+            if (tokens.level < t) return false
+          }
+          if (!ignorePause && pausedUntil > at) return false
+          requests.level -= r
+          if (tokens !== undefined) tokens.level -= t
+          return true
+        },
+        refund: refundNow,
+        adjustTokens: (delta) => {
+          if (tokens !== undefined) tokens.level = Math.min(tokens.capacity, tokens.level - delta)
+        },
+        learn: learnNow
+      })
       return store
     })
   )
@@ -341,7 +363,7 @@ export const makeWith = (store: Store, options: Options, limits: Limits): Servic
       })
     })
 
-  return {
+  const service: Service = {
     admit,
     settle,
     observe,
@@ -349,4 +371,35 @@ export const makeWith = (store: Store, options: Options, limits: Limits): Servic
     status: Effect.map(store.status, (status) => reported === undefined ? status : { ...status, reported }),
     reset: Effect.withSpan(store.reset, "RateLimiter.reset")
   }
+  const ops = syncOps.limiterStoreOps.get(store)
+  if (ops !== undefined) {
+    syncOps.limiterOps.set(service, {
+      tryAdmit: (r, t, reattempt) => ops.tryReserve(r, hasTokens ? t : 0, reattempt),
+      refund: (r, t) => ops.refund(r, hasTokens ? t : 0),
+      admitted: (ambient) => admitted.unsafeUpdate(1, ambient),
+      settle: (actualTokens, estimatedTokens) => {
+        if (hasTokens && Number.isFinite(actualTokens) && actualTokens !== estimatedTokens) ops.adjustTokens(actualTokens - estimatedTokens)
+      },
+      observe: (headers, now, ambient) => {
+        const learned = learnedOf(parseHeaders(headers, now), limits.ratio)
+        if (learned === undefined) return
+        ops.learn(learned)
+        if (learned.pauseMs !== undefined && learned.pauseMs > 0) paused.unsafeUpdate(1, ambient)
+      }
+    })
+  }
+  return service
 }
+
+/** A limiter that admits everything at once (`RateLimiter.unlimited`). */
+export const unlimited: Service = {
+  admit: () => Effect.void,
+  settle: () => Effect.void,
+  observe: () => Effect.void,
+  learnLimits: () => Effect.void,
+  status: Effect.succeed({ requests: undefined, tokens: undefined }),
+  reset: Effect.void
+}
+const admitAll = () => true
+const nothing = () => {}
+syncOps.limiterOps.set(unlimited, { tryAdmit: admitAll, refund: nothing, admitted: nothing, settle: nothing, observe: nothing })

@@ -17,18 +17,18 @@ import { reportError } from "../keyPool.js"
 import * as Telemetry from "./telemetry.js"
 import { type StreamReply, timedOut, type TransportFailure, type TransportRequest } from "../transport/types.js"
 import { type Endpoint, type Outgoing, networkError } from "./endpoint.js"
-const requestFor = (endpoint: Endpoint, out: Outgoing, lease: KeyPool.Lease) => {
+export const requestFor = (endpoint: Endpoint, out: Outgoing, lease: KeyPool.Lease) => {
   const headers: Record<string, string> = { "content-type": "application/json", ...endpoint.headers, ...out.headers }
   if (lease.key !== undefined) Object.assign(headers, endpoint.auth(lease.key))
   return { url: out.url, headers, body: out.body, secretHeaders: endpoint.redactedHeaders, maxBodyBytes: endpoint.maxResponseBytes }
 }
 
-const withoutRetryAfter = (headers: Readonly<Record<string, string | undefined>>) => {
+export const withoutRetryAfter = (headers: Readonly<Record<string, string | undefined>>) => {
   const { "retry-after": _seconds, "retry-after-ms": _millis, ...rest } = headers
   return rest
 }
 
-const isKeySpecific = (error: Err.LlmError) => Err.classify(error).anotherKey
+export const isKeySpecific = (error: Err.LlmError) => Err.classify(error).anotherKey
 
 /**
  * Admits the request with the limiter, then leases a key in the current scope. A wait for
@@ -99,7 +99,7 @@ export interface Budget {
 }
 
 /** A transport failure as the typed error: the deadline's own, a size cap, or a network failure. */
-const transportError = (endpoint: Endpoint, model: string, budget: Budget, cause: TransportFailure): Err.LlmError =>
+export const transportError = (endpoint: Endpoint, model: string, budget: Budget, cause: TransportFailure): Err.LlmError =>
   cause.reason === "timeout" ? budget.timeout() : networkError(endpoint, model, cause)
 
 export const timedOutFailure = timedOut
@@ -215,11 +215,24 @@ const errorInBody = (
   now: number,
   decodeFailed: boolean
 ): Effect.Effect<never, Err.LlmError> | undefined => {
+  const safe = bodyError(endpoint, out, read, lease, headers, body, now, decodeFailed)
+  return safe === undefined ? undefined : Effect.zipRight(reportError(endpoint.pool.report, lease.keyId, safe), Effect.fail(safe))
+}
+
+/** `errorInBody`'s error, not yet reported. */
+export const bodyError = (
+  endpoint: Endpoint,
+  out: Outgoing,
+  read: ReadError,
+  lease: KeyPool.Lease,
+  headers: Readonly<Record<string, string>>,
+  body: string,
+  now: number,
+  decodeFailed: boolean
+): Err.LlmError | undefined => {
   if (!decodeFailed && !startsLikeErrorBody(body)) return undefined
   const error = embeddedError({ provider: endpoint.provider, model: out.model, headers, now }, body, read)
-  if (error === undefined) return undefined
-  const safe = redactSecret(error, lease.key)
-  return Effect.zipRight(reportError(endpoint.pool.report, lease.keyId, safe), Effect.fail(safe))
+  return error === undefined ? undefined : redactSecret(error, lease.key)
 }
 
 /** The keys one call has leased, and why the last attempt failed. */
@@ -230,7 +243,7 @@ export interface Tried {
 }
 
 /** A safety bound on immediate re-tries, whatever the pool's size. */
-const MAX_KEYS_PER_CALL = 9
+export const MAX_KEYS_PER_CALL = 9
 
 /**
  * Runs `attempt` again at once, on another key, when it failed for a reason specific to
@@ -241,18 +254,24 @@ export const onAnotherKey = <A, R>(
   endpoint: Endpoint,
   attempt: (tried: Tried) => Effect.Effect<A, Err.LlmError, R>
 ): Effect.Effect<A, Err.LlmError, R> =>
-  Effect.suspend(() => {
-    const tried: Tried = { keys: new Set(), lastKey: undefined, last: undefined }
-    const loop: Effect.Effect<A, Err.LlmError, R> = Effect.catchIf(
-      Effect.suspend(() => attempt(tried)),
-      (error) => isKeySpecific(error) && tried.keys.size < MAX_KEYS_PER_CALL && error !== tried.last,
-      (error) => {
-        tried.last = error
-        return Effect.flatMap(endpoint.pool.hasHealthyKey(tried.lastKey), (another) => (another ? loop : Effect.fail(error)))
-      }
-    )
-    return loop
-  })
+  Effect.suspend(() => retryOnAnotherKey(endpoint, { keys: new Set(), lastKey: undefined, last: undefined }, attempt))
+
+/** `onAnotherKey`'s loop, from the keys `tried` already holds. */
+export const retryOnAnotherKey = <A, R>(
+  endpoint: Endpoint,
+  tried: Tried,
+  attempt: (tried: Tried) => Effect.Effect<A, Err.LlmError, R>
+): Effect.Effect<A, Err.LlmError, R> => {
+  const loop: Effect.Effect<A, Err.LlmError, R> = Effect.catchIf(
+    Effect.suspend(() => attempt(tried)),
+    (error) => isKeySpecific(error) && tried.keys.size < MAX_KEYS_PER_CALL && error !== tried.last,
+    (error) => {
+      tried.last = error
+      return Effect.flatMap(endpoint.pool.hasHealthyKey(tried.lastKey), (another) => (another ? loop : Effect.fail(error)))
+    }
+  )
+  return loop
+}
 
 /**
  * A chat JSON exchange, traced and measured: `decode` turns a 2xx body into a response or a
@@ -280,7 +299,7 @@ export const sendJson = (
 }
 
 /** The budget of one JSON call: its whole `timeout`, from now. */
-const jsonBudget = (endpoint: Endpoint, model: string, clock: Clock.Clock): Budget => {
+export const jsonBudget = (endpoint: Endpoint, model: string, clock: Clock.Clock): Budget => {
   const total = endpoint.timeout
   if (!Duration.isFinite(total)) return unlimited
   const ms = Duration.toMillis(total)
@@ -307,7 +326,7 @@ const unlimited: Budget = {
 const messageOf = (thrown: unknown) => thrown instanceof Error ? thrown.message : String(thrown)
 
 /** A decoder that throws (a custom provider's, or a bug) is a typed failure, never a defect. */
-const decodeSafely = <A>(
+export const decodeSafely = <A>(
   endpoint: Endpoint,
   out: Outgoing,
   decode: (body: string, status: number) => A | Err.LlmError,
@@ -340,11 +359,20 @@ export const sendJsonAs = <A>(
   tokensOf: (result: A) => number,
   onSuccess?: (result: A) => Effect.Effect<void>
 ): Effect.Effect<A, Err.LlmError> =>
-  Effect.clockWith((clock) => {
-    const budget = jsonBudget(endpoint, out.model, clock)
-    return onAnotherKey(
-      endpoint,
-      (tried) =>
+  Effect.clockWith((clock) => onAnotherKey(endpoint, jsonAttempt(endpoint, out, read, decode, tokensOf, onSuccess, clock, jsonBudget(endpoint, out.model, clock))))
+
+/** One attempt of `sendJsonAs`, on one key, in a scope of its own. */
+export const jsonAttempt = <A>(
+  endpoint: Endpoint,
+  out: Outgoing,
+  read: ReadError,
+  decode: (body: string, status: number) => A | Err.LlmError,
+  tokensOf: (result: A) => number,
+  onSuccess: ((result: A) => Effect.Effect<void>) | undefined,
+  clock: Clock.Clock,
+  budget: Budget
+) =>
+(tried: Tried): Effect.Effect<A, Err.LlmError> =>
         Effect.scoped(
           Effect.flatMap(exchangeText(endpoint, out, read, tried, budget), ([reply, lease]) => {
             const now = clock.unsafeCurrentTimeMillis()
@@ -369,6 +397,4 @@ export const sendJsonAs = <A>(
             return Effect.as(onSuccess === undefined ? settled : Effect.zipRight(settled, onSuccess(decoded)), decoded)
           })
         )
-    )
-  })
 

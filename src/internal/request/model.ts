@@ -13,7 +13,7 @@ import { mediaAdjustment, mediaTokens } from "../mediaTokens.js"
 import { reporting, type Tracker } from "./delivered.js"
 import { type Endpoint, type Outgoing, resolveEndpoint } from "./endpoint.js"
 import { readErrorBody } from "./errorBody.js"
-import { sendJson } from "./exchange.js"
+import { sendChat } from "./chatJson.js"
 import { sendStream } from "./stream.js"
 import { validateRequest } from "./validate.js"
 
@@ -79,7 +79,7 @@ export const languageModel = (spec: Spec, options: CommonOptions, endpoint: Endp
       Effect.suspend(() => {
         const out = outgoing(request, false)
         if (Err.isLlmError(out)) return Effect.fail(out)
-        return sendJson(endpoint, out, readError, (body, status) => spec.decode(request, out.model, body, status))
+        return sendChat(endpoint, out, readError, (body, status) => spec.decode(request, out.model, body, status))
       }),
     // a provider's stream reports what it delivered itself, at no cost per chunk
     stream: reporting((request: Message.ChatRequest, tracker?: Tracker) =>

@@ -7,14 +7,18 @@
  * provider and model and passed as they are, which hits the metric's own cache; all of one
  * call's updates happen in one step at its end.
  */
+import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
+import * as HashMap from "effect/HashMap"
 import type * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Scope from "effect/Scope"
-import type * as Tracer from "effect/Tracer"
+import * as Tracer from "effect/Tracer"
 import type { LlmError } from "../../LlmError.js"
 import type { StreamEvent, Usage } from "../../Message.js"
 import * as Telemetry from "../metrics.js"
@@ -158,6 +162,88 @@ export const chat = <A extends { readonly usage: Usage; readonly finishReason: s
 }
 
 /**
+ * One JSON chat call's telemetry, started and ended in plain code: what `chat` records (the
+ * `LanguageModel.chat` span, its metrics), for the request path's fast path. `startChat`
+ * makes the span as `Effect.useSpan` does, from the fiber's tracer, parent span, annotations
+ * and links.
+ */
+export class ChatRecording {
+  private readonly start: number
+  constructor(
+    readonly span: Tracer.Span,
+    readonly clock: Clock.Clock,
+    private readonly timingEnabled: boolean,
+    private readonly i: Instruments,
+    readonly ambient: Labels
+  ) {
+    this.start = clock.unsafeCurrentTimeMillis()
+  }
+
+  succeed<A extends { readonly usage: Usage; readonly finishReason: string; readonly model: string }>(response: A): void {
+    const { i, ambient, span } = this
+    bump(Telemetry.requests, 1, i.chat, ambient)
+    bump(Telemetry.latency, inSeconds(this.clock.unsafeCurrentTimeMillis() - this.start), i.timing, ambient)
+    recordUsage(i, ambient, response.usage)
+    annotateUsage(span, response.usage, response.finishReason, response.model)
+    this.close(Exit.succeed(response))
+  }
+
+  end(exit: Exit.Exit<unknown, unknown>): void {
+    const { i, ambient } = this
+    if (Exit.isSuccess(exit)) return this.succeed(exit.value as never)
+    bump(Telemetry.requests, 1, i.chat, ambient)
+    const failed = exit.cause._tag === "Fail" ? failureLabelsOf(i, (exit.cause.error as LlmError)._tag) : undefined
+    bump(Telemetry.latency, inSeconds(this.clock.unsafeCurrentTimeMillis() - this.start), failed?.timing ?? i.timing, ambient)
+    if (failed !== undefined) bump(Telemetry.errors, 1, failed.count, ambient)
+    this.close(exit)
+  }
+
+  private close(exit: Exit.Exit<unknown, unknown>): void {
+    if (this.span.status._tag !== "Ended") this.span.end(this.timingEnabled ? this.clock.unsafeCurrentTimeNanos() : BigInt(0), exit)
+  }
+}
+
+/**
+ * Starts a chat call's telemetry on `fiber`; undefined when its tracing is off or its parent
+ * span stops propagation (then `chat` records it, which knows those cases).
+ */
+export const startChat = (fiber: Fiber.RuntimeFiber<unknown, unknown>, provider: string, model: string): ChatRecording | undefined => {
+  if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return undefined
+  const parent = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
+  if (parent._tag === "Some" && Context.get(parent.value.context, Tracer.DisablePropagation)) return undefined
+  const services = fiber.currentDefaultServices
+  const clock = Context.get(services, Clock.Clock)
+  const timingEnabled = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
+  const links = Chunk.toReadonlyArray(fiber.getFiberRef(FiberRef.currentTracerSpanLinks))
+  const span = fiber.currentTracer.span(
+    "LanguageModel.chat",
+    parent,
+    Context.empty(),
+    links,
+    timingEnabled ? clock.unsafeCurrentTimeNanos() : BigInt(0),
+    "client",
+    chatSpanOptions
+  )
+  HashMap.forEach(fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations), (value, key) => span.attribute(key, value))
+  const attributes = spanAttributes(provider, model)
+  for (const key of Object.keys(attributes) as Array<keyof typeof attributes>) span.attribute(key, attributes[key])
+  return new ChatRecording(span, clock, timingEnabled, instruments(provider, model), fiber.getFiberRef(FiberRef.currentMetricLabels))
+}
+
+const chatSpanOptions: Tracer.SpanOptions = { kind: "client", captureStackTrace: false }
+
+/** Records an admission that did not wait (the limiter-wait histogram's zero). */
+export const admittedAtOnce = (ambient: Labels): void => bump(Telemetry.limiterWait, 0, limiterLabels, ambient)
+
+/** Counts a key lease in the pool in-flight gauge; the function returned counts its end. */
+export const leaseGauge = (provider: string, ambient: Labels): (() => void) => {
+  const fixed = gaugeLabelsOf(provider)
+  const all = ambient.length === 0 ? fixed : [...fixed, ...ambient]
+  Telemetry.poolInFlight.unsafeModify(1, all)
+  return () => Telemetry.poolInFlight.unsafeModify(-1, all)
+}
+
+/**
  * One stream's telemetry, driven by the request path's own stream stage rather than by
  * stream combinators (each combinator stage costs tens of µs per stream): `events` sees each
  * chunk as it is written, `end` closes the span and records latency and errors.
@@ -240,14 +326,18 @@ export const timeAdmission = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.E
 
 const gaugeLabels = new Map<string, Labels>()
 
-/** Counts a key lease in the pool in-flight gauge for as long as the scope holds it. */
-export const countLease = (provider: string) => {
+const gaugeLabelsOf = (provider: string): Labels => {
   let fixed = gaugeLabels.get(provider)
   if (fixed === undefined) {
     fixed = labels([[Telemetry.attributes.providerName, provider]])
     gaugeLabels.set(provider, fixed)
   }
-  const tags = fixed
+  return fixed
+}
+
+/** Counts a key lease in the pool in-flight gauge for as long as the scope holds it. */
+export const countLease = (provider: string) => {
+  const tags = gaugeLabelsOf(provider)
   // the decrement goes straight into the scope: Effect.acquireRelease would also diff and
   // patch the fiber's refs around it, which nothing here needs
   return withAmbient((ambient) =>

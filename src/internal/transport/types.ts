@@ -87,6 +87,9 @@ export interface Service {
 }
 
 
+/** Transports that write no spans of their own, so a call need not make its span their parent. */
+export const untraced = new WeakSet<Service>()
+
 // Marks the default below across copies of this module (an app that loads both the ESM and the CJS build).
 const viaHttpClientMark = Symbol.for("effect-llm/Transport/viaHttpClient")
 

@@ -5,7 +5,7 @@
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { Dispatcher } from "undici"
-import { describe, type Service, type StreamReply, timedOut, timer, tooLargeFailure, type TextReply, type TransportFailure, type TransportRequest, networkFailure } from "./types.js"
+import { describe, type Service, type StreamReply, timedOut, timer, tooLargeFailure, type TextReply, type TransportFailure, type TransportRequest, networkFailure, untraced } from "./types.js"
 
 
 
@@ -296,9 +296,9 @@ const releasedWithScope = (reply: UndiciStream): Effect.Effect<StreamReply, neve
 const undiciStream = (dispatcher: Dispatcher) => (request: TransportRequest) =>
   Effect.flatMap(Effect.suspend(() => new UndiciStream().start(dispatcher, request)), releasedWithScope)
 
-export const makeUndici = (dispatcher: Dispatcher): Service => ({
-  text: undiciText(dispatcher),
-  stream: undiciStream(dispatcher),
-  timeouts: true
-})
+export const makeUndici = (dispatcher: Dispatcher): Service => {
+  const transport: Service = { text: undiciText(dispatcher), stream: undiciStream(dispatcher), timeouts: true }
+  untraced.add(transport)
+  return transport
+}
 

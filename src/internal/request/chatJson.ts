@@ -1,0 +1,233 @@
+/**
+ * A chat JSON call. Its common case runs as plain code around the transport's one `Effect`:
+ * a limiter and a key pool in memory that admit and lease at once, a usage tracker in memory,
+ * a transport that keeps its own deadlines. The admission, the lease, the span, the reply's
+ * head, decoding, reports, settlement and usage are then synchronous steps (`syncOps.ts`)
+ * instead of some forty small `Effect`s through the fiber's loop, which cost more CPU than
+ * the HTTP exchange itself.
+ *
+ * Everything else takes the general path (`exchange.ts`), which this matches step for step,
+ * same span, metrics, reports and errors: a wait for admission or for a key, a re-try on
+ * another key, an auth that signs credentials, a pool that chooses by latency, and any
+ * pool, limiter, tracker or transport of your own or over Redis.
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Err from "../../LlmError.js"
+import type * as KeyPool from "../../KeyPool.js"
+import type { ChatResponse } from "../../Message.js"
+import { outcomeOf } from "../keyPool.js"
+import * as syncOps from "../syncOps.js"
+import { type TextReply, type TransportFailure, untraced } from "../transport/types.js"
+import type { SigningAuth } from "./credentials.js"
+import type { Endpoint, Outgoing } from "./endpoint.js"
+import type { ReadError } from "./errorBody.js"
+import { fromResponse, redactSecret } from "./errors.js"
+import {
+  bodyError,
+  type Budget,
+  decodeSafely,
+  isKeySpecific,
+  jsonAttempt,
+  jsonBudget,
+  MAX_KEYS_PER_CALL,
+  retryOnAnotherKey,
+  sendJson,
+  transportError,
+  type Tried,
+  withoutRetryAfter
+} from "./exchange.js"
+import { type ChatRecording, admittedAtOnce, leaseGauge, startChat } from "./telemetry.js"
+
+interface SyncParts {
+  readonly pool: syncOps.PoolOps
+  readonly limiter: syncOps.LimiterOps
+  readonly usage: syncOps.UsageOps | undefined
+}
+
+const partsOf = new WeakMap<Endpoint, SyncParts | null>()
+
+/** The synchronous forms of the endpoint's services, when it has them all; resolved once per endpoint. */
+const syncPartsOf = (endpoint: Endpoint): SyncParts | undefined => {
+  let parts = partsOf.get(endpoint)
+  if (parts === undefined) {
+    const pool = syncOps.poolOps.get(endpoint.pool)
+    const limiter = syncOps.limiterOps.get(endpoint.limiter)
+    const usage = endpoint.usage === undefined ? undefined : syncOps.usageOps.get(endpoint.usage)
+    const signs = typeof (endpoint.auth as Partial<SigningAuth>).renewAfter === "function"
+    parts = pool !== undefined && limiter !== undefined && (endpoint.usage === undefined || usage !== undefined) &&
+        endpoint.transport.timeouts === true && !signs && endpoint.pool.observe === undefined
+      ? { pool, limiter, usage }
+      : null
+    partsOf.set(endpoint, parts)
+  }
+  return parts ?? undefined
+}
+
+type Decode = (body: string, status: number) => ChatResponse | Err.LlmError
+
+const totalTokensOf = (response: ChatResponse) => response.usage.totalTokens
+
+/** A chat JSON exchange, traced and measured (see the module's header for which path it takes). */
+export const sendChat = (endpoint: Endpoint, out: Outgoing, read: ReadError, decode: Decode): Effect.Effect<ChatResponse, Err.LlmError> => {
+  const parts = syncPartsOf(endpoint)
+  if (parts === undefined) return sendJson(endpoint, out, read, decode)
+  // uninterruptible until the send: an admission or a lease taken is always given back
+  return Effect.uninterruptibleMask((restore) =>
+    Effect.withFiberRuntime<ChatResponse, Err.LlmError>((fiber) => {
+      const rec = startChat(fiber, endpoint.provider, out.model)
+      if (rec === undefined) return restore(sendJson(endpoint, out, read, decode))
+      return new Call(endpoint, out, read, decode, parts, rec, restore).run()
+    })
+  )
+}
+
+const onSuccessOf = (endpoint: Endpoint, out: Outgoing) => {
+  const usage = endpoint.usage
+  return usage === undefined ? undefined : (response: ChatResponse) => usage.record(endpoint.provider, out.model, response.usage)
+}
+
+/** One call on the fast path: its lease and budget, and the steps around the send. */
+class Call {
+  private readonly budget: Budget
+  private readonly tried: Tried = { keys: new Set(), lastKey: undefined, last: undefined }
+  private lease: KeyPool.Lease | undefined = undefined
+  private endGauge: (() => void) | undefined = undefined
+
+  constructor(
+    private readonly endpoint: Endpoint,
+    private readonly out: Outgoing,
+    private readonly read: ReadError,
+    private readonly decode: Decode,
+    private readonly parts: SyncParts,
+    private readonly rec: ChatRecording,
+    private readonly restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  ) {
+    this.budget = jsonBudget(endpoint, out.model, rec.clock)
+  }
+
+  run(): Effect.Effect<ChatResponse, Err.LlmError> {
+    const { endpoint, out, parts, rec } = this
+    const ambient = rec.ambient
+    // admission, then a key, as the general path; either would wait: the general path waits
+    if (!parts.limiter.tryAdmit(1, out.estimatedTokens, false)) return this.general()
+    const lease = parts.pool.lease(ambient)
+    if (lease === undefined) {
+      parts.limiter.refund(1, out.estimatedTokens)
+      return this.general()
+    }
+    parts.limiter.admitted(ambient)
+    admittedAtOnce(ambient)
+    this.lease = lease
+    this.tried.keys.add(lease.keyId)
+    this.tried.lastKey = lease.keyId
+    this.endGauge = leaseGauge(endpoint.provider, ambient)
+    const headers: Record<string, string> = { "content-type": "application/json", ...endpoint.headers, ...out.headers }
+    if (lease.key !== undefined) Object.assign(headers, endpoint.auth(lease.key))
+    const ms = this.budget.left()
+    const send = endpoint.transport.text({
+      url: out.url,
+      headers,
+      body: out.body,
+      secretHeaders: endpoint.redactedHeaders,
+      maxBodyBytes: endpoint.maxResponseBytes,
+      timeoutMs: ms === Infinity ? undefined : ms
+    })
+    return Effect.matchCauseEffect(this.restore(untraced.has(endpoint.transport) ? send : Effect.withParentSpan(send, rec.span)), {
+      onFailure: (cause) => {
+        const failure = Cause.failureOption(cause)
+        if (failure._tag === "Some") return this.failed(this.sendFailed(failure.value, lease))
+        // interrupted, or a defect: no failure of the transport's inside
+        const other = cause as Cause.Cause<never>
+        this.release()
+        rec.end(Exit.failCause(other))
+        return Effect.failCause(other)
+      },
+      onSuccess: (reply) => {
+        const result = this.replied(reply, lease)
+        if (Err.isLlmError(result)) return this.failed(result)
+        this.release()
+        const usage = parts.usage
+        if (usage !== undefined && !usage.record(endpoint.provider, out.model, result.usage, ambient)) {
+          // a record that logs (a model's first unpriced call) runs as the tracker's Effect
+          return Effect.as(Effect.ensuring(this.endpoint.usage!.record(endpoint.provider, out.model, result.usage), Effect.sync(() => rec.succeed(result))), result)
+        }
+        rec.succeed(result)
+        return Effect.succeed(result)
+      }
+    })
+  }
+
+  private release(): void {
+    const lease = this.lease
+    if (lease === undefined) return
+    this.lease = undefined
+    this.parts.pool.release(lease)
+    this.endGauge?.()
+  }
+
+  private report(keyId: string, outcome: KeyPool.Outcome | undefined): void {
+    if (outcome !== undefined) this.parts.pool.report(keyId, outcome, this.rec.ambient)
+  }
+
+  /** A send that failed below HTTP: the deadline's error, or a network failure, which counts against the key. */
+  private sendFailed(cause: TransportFailure, lease: KeyPool.Lease): Err.LlmError {
+    const error = transportError(this.endpoint, this.out.model, this.budget, cause)
+    if (error._tag !== "TimeoutError") this.report(lease.keyId, { _tag: "Failure" })
+    return error
+  }
+
+  /** The reply's head fed to the limiter, then its body decoded: the response, or its typed error (reported). */
+  private replied(reply: TextReply, lease: KeyPool.Lease): ChatResponse | Err.LlmError {
+    const { endpoint, out, parts, read, rec } = this
+    const now = rec.clock.unsafeCurrentTimeMillis()
+    const { body, headers, status } = reply
+    // a 429's retry-after is the key's (the pool cools it down) unless no other key could serve
+    parts.limiter.observe(status === 429 && parts.pool.hasHealthyKey(lease.keyId) ? withoutRetryAfter(headers) : headers, now, rec.ambient)
+    if (status >= 300) {
+      const error = redactSecret(fromResponse({ provider: endpoint.provider, model: out.model, status, headers, body, now }, read), lease.key)
+      this.report(lease.keyId, outcomeOf(error))
+      return error
+    }
+    const early = bodyError(endpoint, out, read, lease, headers, body, now, false)
+    if (early !== undefined) {
+      this.report(lease.keyId, outcomeOf(early))
+      return early
+    }
+    const decoded = decodeSafely(endpoint, out, this.decode, body, status)
+    if (Err.isLlmError(decoded)) {
+      const embedded = bodyError(endpoint, out, read, lease, headers, body, now, true)
+      if (embedded !== undefined) {
+        this.report(lease.keyId, outcomeOf(embedded))
+        return embedded
+      }
+      this.report(lease.keyId, { _tag: "Failure" })
+      return redactSecret(decoded, lease.key)
+    }
+    this.report(lease.keyId, { _tag: "Success" })
+    parts.limiter.settle(totalTokensOf(decoded), out.estimatedTokens)
+    return decoded
+  }
+
+  /** A failed attempt: re-tried on another key when the failure was its key's and another can serve. */
+  private failed(error: Err.LlmError): Effect.Effect<ChatResponse, Err.LlmError> {
+    this.release()
+    const tried = this.tried
+    if (isKeySpecific(error) && tried.keys.size < MAX_KEYS_PER_CALL && this.parts.pool.hasHealthyKey(tried.lastKey)) {
+      tried.last = error
+      return this.general()
+    }
+    this.rec.end(Exit.fail(error))
+    return Effect.fail(error)
+  }
+
+  /** The rest of the call on the general path, under this call's span. */
+  private general(): Effect.Effect<ChatResponse, Err.LlmError> {
+    const { endpoint, out, rec } = this
+    const attempt = jsonAttempt(endpoint, out, this.read, this.decode, totalTokensOf, onSuccessOf(endpoint, out), rec.clock, this.budget)
+    return this.restore(
+      Effect.onExit(Effect.withParentSpan(retryOnAnotherKey(endpoint, this.tried, attempt), rec.span), (exit) => Effect.sync(() => rec.end(exit)))
+    )
+  }
+}
