@@ -14,7 +14,9 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as FiberRef from "effect/FiberRef"
 import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
 import type { StoreUnavailableError } from "./LlmError.js"
 import type * as Message from "./Message.js"
 import { modelLabel } from "./internal/request/telemetry.js"
@@ -351,7 +353,8 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
     const unpriced = new Set<string>()
     // one tagged cost counter per provider and model: tagging on every call would rebuild
     // the metric's key (and hash it) each time; past MAX_MODEL_LABELS models, one for `other`
-    const costCounters = new Map<string, Metric.Metric.Counter<number>>()
+    // the labels of each, one array per pair: the metric caches its entry by the array itself
+    const costCounters = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
     /** Adds one call's usage to its entry; returns its cost's key and dollars (undefined: unpriced). */
     const tally = (provider: string, model: string, usage: Message.Usage, dollars: number | undefined) => {
       // the totals of models past MAX_MODEL_LABELS go under `other`, so caller input cannot grow them forever
@@ -372,15 +375,19 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
       addInto(entry.tally, one)
       return { tracked, key, one }
     }
-    const counterFor = (provider: string, model: string) => {
+    const costLabelsOf = (provider: string, model: string) => {
       const label = modelLabel(costCounters, provider, model)
       const labelKey = `${provider}\u0000${label}`
-      let counter = costCounters.get(labelKey)
-      if (counter === undefined) {
-        counter = costCounter.pipe(Metric.tagged("provider", provider), Metric.tagged("model", label))
-        costCounters.set(labelKey, counter)
+      let labels = costCounters.get(labelKey)
+      if (labels === undefined) {
+        labels = [MetricLabel.make("provider", provider), MetricLabel.make("model", label)]
+        costCounters.set(labelKey, labels)
       }
-      return counter
+      return labels
+    }
+    const countCost = (provider: string, model: string, dollars: number, ambient: ReadonlyArray<MetricLabel.MetricLabel>) => {
+      const labels = costLabelsOf(provider, model)
+      costCounter.unsafeUpdate(dollars, ambient.length === 0 ? labels : [...labels, ...ambient])
     }
     const record = (provider: string, model: string, usage: Message.Usage) =>
       Effect.suspend(() => {
@@ -398,7 +405,7 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
             )
           )
         }
-        return Effect.zipRight(mirrored, Metric.incrementBy(counterFor(provider, model), dollars))
+        return Effect.zipRight(mirrored, FiberRef.getWith(FiberRef.currentMetricLabels, (ambient) => Effect.sync(() => countCost(provider, model, dollars, ambient))))
       })
     const local = Effect.sync((): Snapshot => {
       const list = [...entries.values()]
@@ -428,7 +435,7 @@ export const make = (options: Options = {}): Effect.Effect<Service> =>
           const dollars = dollarsFor(prices, lookup, provider, model, usage)
           if (dollars === undefined && !unpriced.has(`${provider}\u0000${modelLabel(entries, provider, model)}`)) return false
           tally(provider, model, usage, dollars)
-          if (dollars !== undefined) counterFor(provider, model).unsafeUpdate(dollars, ambient)
+          if (dollars !== undefined) countCost(provider, model, dollars, ambient)
           return true
         }
       })

@@ -18,9 +18,7 @@ import * as Err from "../../LlmError.js"
 import type * as KeyPool from "../../KeyPool.js"
 import type { ChatResponse } from "../../Message.js"
 import { outcomeOf } from "../keyPool.js"
-import * as syncOps from "../syncOps.js"
 import { type TextReply, type TransportFailure, untraced } from "../transport/types.js"
-import type { SigningAuth } from "./credentials.js"
 import type { Endpoint, Outgoing } from "./endpoint.js"
 import type { ReadError } from "./errorBody.js"
 import { fromResponse, redactSecret } from "./errors.js"
@@ -38,32 +36,8 @@ import {
   type Tried,
   withoutRetryAfter
 } from "./exchange.js"
-import { type ChatRecording, admittedAtOnce, leaseGauge, startChat } from "./telemetry.js"
-
-interface SyncParts {
-  readonly pool: syncOps.PoolOps
-  readonly limiter: syncOps.LimiterOps
-  readonly usage: syncOps.UsageOps | undefined
-}
-
-const partsOf = new WeakMap<Endpoint, SyncParts | null>()
-
-/** The synchronous forms of the endpoint's services, when it has them all; resolved once per endpoint. */
-const syncPartsOf = (endpoint: Endpoint): SyncParts | undefined => {
-  let parts = partsOf.get(endpoint)
-  if (parts === undefined) {
-    const pool = syncOps.poolOps.get(endpoint.pool)
-    const limiter = syncOps.limiterOps.get(endpoint.limiter)
-    const usage = endpoint.usage === undefined ? undefined : syncOps.usageOps.get(endpoint.usage)
-    const signs = typeof (endpoint.auth as Partial<SigningAuth>).renewAfter === "function"
-    parts = pool !== undefined && limiter !== undefined && (endpoint.usage === undefined || usage !== undefined) &&
-        endpoint.transport.timeouts === true && !signs && endpoint.pool.observe === undefined
-      ? { pool, limiter, usage }
-      : null
-    partsOf.set(endpoint, parts)
-  }
-  return parts ?? undefined
-}
+import { type HeldLease, leaseNow, type SyncParts, syncPartsOf } from "./fastPath.js"
+import { type ChatRecording, startChat } from "./telemetry.js"
 
 type Decode = (body: string, status: number) => ChatResponse | Err.LlmError
 
@@ -92,8 +66,7 @@ const onSuccessOf = (endpoint: Endpoint, out: Outgoing) => {
 class Call {
   private readonly budget: Budget
   private readonly tried: Tried = { keys: new Set(), lastKey: undefined, last: undefined }
-  private lease: KeyPool.Lease | undefined = undefined
-  private endGauge: (() => void) | undefined = undefined
+  private held: HeldLease | undefined = undefined
 
   constructor(
     private readonly endpoint: Endpoint,
@@ -110,19 +83,13 @@ class Call {
   run(): Effect.Effect<ChatResponse, Err.LlmError> {
     const { endpoint, out, parts, rec } = this
     const ambient = rec.ambient
-    // admission, then a key, as the general path; either would wait: the general path waits
-    if (!parts.limiter.tryAdmit(1, out.estimatedTokens, false)) return this.general()
-    const lease = parts.pool.lease(ambient)
-    if (lease === undefined) {
-      parts.limiter.refund(1, out.estimatedTokens)
-      return this.general()
-    }
-    parts.limiter.admitted(ambient)
-    admittedAtOnce(ambient)
-    this.lease = lease
+    const held = leaseNow(endpoint, parts, out.estimatedTokens, ambient)
+    // admission or a key would wait: the general path waits
+    if (held === undefined) return this.general()
+    const lease = held.lease
+    this.held = held
     this.tried.keys.add(lease.keyId)
     this.tried.lastKey = lease.keyId
-    this.endGauge = leaseGauge(endpoint.provider, ambient)
     const headers: Record<string, string> = { "content-type": "application/json", ...endpoint.headers, ...out.headers }
     if (lease.key !== undefined) Object.assign(headers, endpoint.auth(lease.key))
     const ms = this.budget.left()
@@ -160,11 +127,9 @@ class Call {
   }
 
   private release(): void {
-    const lease = this.lease
-    if (lease === undefined) return
-    this.lease = undefined
-    this.parts.pool.release(lease)
-    this.endGauge?.()
+    const held = this.held
+    this.held = undefined
+    held?.release()
   }
 
   private report(keyId: string, outcome: KeyPool.Outcome | undefined): void {

@@ -152,7 +152,7 @@ const exchange = <Reply extends { readonly status: number; readonly headers: Rea
 const ERROR_BODY_CHARS = 1024 * 1024
 
 /** What is left in a streamed body, as text, up to `ERROR_BODY_CHARS`, within the budget. */
-const readRest = (reply: StreamReply, budget: Budget): Effect.Effect<string> =>
+export const readRest = (reply: StreamReply, budget: Budget): Effect.Effect<string> =>
   Effect.suspend(() => {
     const decoder = new TextDecoder()
     let text = ""

@@ -3,6 +3,7 @@
  * span, the metrics and the deadlines, frames and parses each read, and ends with the
  * provider's `Finish` or a typed error (events parsed before a failure are delivered first).
  */
+import * as Cause from "effect/Cause"
 import * as Channel from "effect/Channel"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -12,14 +13,28 @@ import * as Stream from "effect/Stream"
 import * as KeyPool from "../../KeyPool.js"
 import * as Err from "../../LlmError.js"
 import type { StreamEvent } from "../../Message.js"
-import { malformed, redactSecret, withFields } from "./errors.js"
+import { fromResponse, malformed, redactSecret, withFields } from "./errors.js"
 import { type ReadError } from "./errorBody.js"
-import { reportError } from "../keyPool.js"
+import { outcomeOf, reportError } from "../keyPool.js"
 import type { Tracker } from "./delivered.js"
 import * as Telemetry from "./telemetry.js"
-import { type StreamReply, TransportFailure } from "../transport/types.js"
+import { type StreamReply, TransportFailure, untraced } from "../transport/types.js"
 import { type Endpoint, type Outgoing, networkError, tooLarge } from "./endpoint.js"
-import { exchangeStream, onAnotherKey, timedOutFailure, type Tried } from "./exchange.js"
+import {
+  bodyError,
+  type Budget,
+  exchangeStream,
+  isKeySpecific,
+  MAX_KEYS_PER_CALL,
+  readRest,
+  requestFor,
+  retryOnAnotherKey,
+  timedOutFailure,
+  transportError,
+  type Tried,
+  withoutRetryAfter
+} from "./exchange.js"
+import { type HeldLease, leaseNow, type SyncParts, syncPartsOf } from "./fastPath.js"
 import { type Framer, type FrameSink, type Framing, ndjsonFramer, sseFramer, type StreamParser } from "./framing.js"
 import { StreamDeadlines } from "./deadlines.js"
 /** A thrown value's own words, for a malformed-response message (a parser's throw quotes no request). */
@@ -83,6 +98,8 @@ class StreamExchange implements FrameSink {
   private deadlines!: StreamDeadlines
   /** The scope of the attempt in progress, then of the one that answered: its lease and body. */
   private scope: Scope.CloseableScope | undefined = undefined
+  /** The key of an attempt opened on the fast path (the general path's lease lives in `scope`). */
+  private held: HeldLease | undefined = undefined
   private lease!: KeyPool.Lease
   private reply!: StreamReply
   private parser!: StreamParser
@@ -120,13 +137,138 @@ class StreamExchange implements FrameSink {
 
   /** Starts the span (uninterruptibly: a span started is ended by `close`), opens the stream, then reads it. */
   private events(): Events {
-    return Channel.unwrap(Effect.flatMap(
-      Effect.uninterruptible(Effect.map(Telemetry.startStream(this.endpoint.provider, this.model), (recorder) => {
-        this.recorder = recorder
-        this.deadlines = new StreamDeadlines(this.endpoint, this.model, recorder.clock)
-      })),
-      () => Effect.map(Effect.withParentSpan(onAnotherKey(this.endpoint, (tried) => this.attempt(tried)), this.recorder!.span), (opened) => this.opened(opened))
-    ))
+    const parts = syncPartsOf(this.endpoint)
+    return Channel.unwrap(parts === undefined ? this.openGeneral() : this.openFast(parts))
+  }
+
+  private openGeneral(): Effect.Effect<Events, Err.LlmError> {
+    return Effect.flatMap(
+      Effect.uninterruptible(Effect.map(Telemetry.startStream(this.endpoint.provider, this.model), (recorder) => this.started(recorder))),
+      () => this.attempts({ keys: new Set(), lastKey: undefined, last: undefined })
+    )
+  }
+
+  private started(recorder: Telemetry.StreamRecorder): void {
+    this.recorder = recorder
+    this.deadlines = new StreamDeadlines(this.endpoint, this.model, recorder.clock)
+  }
+
+  /** Attempts on the general path, from the keys `tried` holds, under the stream's span. */
+  private attempts(tried: Tried): Effect.Effect<Events, Err.LlmError> {
+    return Effect.map(
+      Effect.withParentSpan(retryOnAnotherKey(this.endpoint, tried, (t) => this.attempt(t)), this.recorder!.span),
+      (opened) => this.opened(opened)
+    )
+  }
+
+  /**
+   * The opening on the fast path (`fastPath.ts`): the span, admission and key in plain code,
+   * then the transport's one `Effect`; a head that is not a plain 2xx stream reads its body on
+   * the general path's terms, and a failure that is the key's goes on with the general path's
+   * attempts on another key. Uninterruptible until the send: a key taken is always given back.
+   */
+  private openFast(parts: SyncParts): Effect.Effect<Events, Err.LlmError> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.withFiberRuntime<Events, Err.LlmError>((fiber) => {
+        const { endpoint } = this
+        const recorder = Telemetry.startStreamOn(fiber, endpoint.provider, this.model)
+        if (recorder === undefined) return restore(this.openGeneral())
+        this.started(recorder)
+        const tried: Tried = { keys: new Set(), lastKey: undefined, last: undefined }
+        const held = leaseNow(endpoint, parts, this.estimatedTokens, recorder.ambient)
+        if (held === undefined) return restore(this.attempts(tried))
+        const lease = held.lease
+        this.held = held
+        tried.keys.add(lease.keyId)
+        tried.lastKey = lease.keyId
+        const budget = this.deadlines.step(false)
+        const ms = budget.left()
+        const request = { ...requestFor(endpoint, this.outgoing!, lease), timeoutMs: ms === Infinity ? undefined : ms }
+        return Effect.flatMap(Scope.make(), (scope) => {
+          this.scope = scope
+          const sent = Scope.extend(endpoint.transport.stream(request), scope)
+          return Effect.matchCauseEffect(restore(untraced.has(endpoint.transport) ? sent : Effect.withParentSpan(sent, recorder.span)), {
+            onFailure: (cause) => {
+              const failure = Cause.failureOption(cause)
+              const error = failure._tag === "None" ? undefined : transportError(endpoint, this.model, budget, failure.value)
+              // a connection that failed counts against the key; a deadline is the call's
+              if (error !== undefined && error._tag !== "TimeoutError") parts.pool.report(lease.keyId, { _tag: "Failure" }, recorder.ambient)
+              // interrupted, or a defect: no failure of the transport's inside
+              return this.fastFailed(parts, tried, restore, error === undefined ? Exit.failCause(cause as Cause.Cause<never>) : Exit.fail(error))
+            },
+            onSuccess: (reply) => {
+              const { headers, status } = reply
+              const now = recorder.clock.unsafeCurrentTimeMillis()
+              // a 429's retry-after is the key's (the pool cools it down) unless no other key could serve
+              parts.limiter.observe(status === 429 && parts.pool.hasHealthyKey(lease.keyId) ? withoutRetryAfter(headers) : headers, now, recorder.ambient)
+              if (status < 300 && !(headers["content-type"] ?? "").includes("application/json")) return Effect.succeed(this.opened([reply, lease]))
+              return Effect.matchEffect(this.unusualHead(parts, reply, lease, budget), {
+                onFailure: (error) => this.fastFailed(parts, tried, restore, Exit.fail(error)),
+                onSuccess: (replay) => Effect.succeed(this.opened([replay, lease]))
+              })
+            }
+          })
+        })
+      })
+    )
+  }
+
+  /**
+   * A head the fast path does not stream at once, read as the general path reads it: an error
+   * status's body becomes its typed error (reported against the key); a 2xx JSON body where a
+   * stream was asked for is an error object (gateways send them so) or, if not, the stream's
+   * whole body, framed as it is.
+   */
+  private unusualHead(parts: SyncParts, reply: StreamReply, lease: KeyPool.Lease, budget: Budget): Effect.Effect<StreamReply, Err.LlmError> {
+    const { endpoint, model, readError } = this
+    const out = this.outgoing!
+    return Effect.flatMap(readRest(reply, budget), (body) => {
+      const now = this.recorder!.clock.unsafeCurrentTimeMillis()
+      const error = reply.status >= 300
+        ? redactSecret(fromResponse({ provider: endpoint.provider, model, status: reply.status, headers: reply.headers, body, now }, readError), lease.key)
+        : bodyError(endpoint, out, readError, lease, reply.headers, body, now, true)
+      if (error !== undefined) {
+        const outcome = outcomeOf(error)
+        if (outcome !== undefined) parts.pool.report(lease.keyId, outcome, this.recorder!.ambient)
+        return Effect.fail(error)
+      }
+      let sent = false
+      return Effect.succeed<StreamReply>({
+        status: reply.status,
+        headers: reply.headers,
+        pull: Effect.sync(() => (sent ? undefined : ((sent = true), [new TextEncoder().encode(body)])))
+      })
+    })
+  }
+
+  /**
+   * A fast opening that failed: its scope and key are given back, then a failure that is its
+   * key's goes on with the general path's attempts on another key, when one can serve.
+   */
+  private fastFailed(
+    parts: SyncParts,
+    tried: Tried,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+    failed: Exit.Exit<never, Err.LlmError>
+  ): Effect.Effect<Events, Err.LlmError> {
+    const scope = this.scope
+    this.scope = undefined
+    const closed = scope === undefined ? Effect.void : Scope.close(scope, failed)
+    const error = failed._tag === "Failure" && failed.cause._tag === "Fail" ? failed.cause.error : undefined
+    return Effect.zipRight(closed, Effect.suspend(() => {
+      this.releaseHeld()
+      if (error !== undefined && isKeySpecific(error) && tried.keys.size < MAX_KEYS_PER_CALL && parts.pool.hasHealthyKey(tried.lastKey)) {
+        tried.last = error
+        return restore(this.attempts(tried))
+      }
+      return failed
+    }))
+  }
+
+  private releaseHeld(): void {
+    const held = this.held
+    this.held = undefined
+    held?.release()
   }
 
   // each attempt gets its own scope so that a failed attempt's lease is freed at once; the
@@ -165,10 +307,19 @@ class StreamExchange implements FrameSink {
     this.scope = undefined
     this.outgoing = undefined
     const released = scope === undefined ? Effect.void : Scope.close(scope, exit)
-    const closed = recorder === undefined
-      ? released
-      : Effect.zipRight(released, Effect.sync(() => recorder.end(exit as Exit.Exit<unknown, Err.LlmError>)))
+    const ended = recorder === undefined && this.held === undefined ? undefined : () => {
+      // a key held on the fast path goes back after the body, as a scope's would
+      this.releaseHeld()
+      recorder?.end(exit as Exit.Exit<unknown, Err.LlmError>)
+    }
+    const closed = ended === undefined ? released : Effect.zipRight(released, Effect.sync(ended))
     if (!this.finished || this.reportedFailure) return closed
+    const parts = syncPartsOf(this.endpoint)
+    if (parts !== undefined) {
+      parts.pool.report(this.lease.keyId, { _tag: "Success" }, recorder?.ambient ?? [])
+      if (this.parser.settledTokens !== undefined) parts.limiter.settle(this.parser.settledTokens, this.estimatedTokens)
+      return closed
+    }
     const reported = this.endpoint.pool.report(this.lease.keyId, { _tag: "Success" })
     const settled = this.parser.settledTokens === undefined
       ? reported
@@ -251,9 +402,10 @@ class StreamExchange implements FrameSink {
       : Channel.zipRight(Channel.write(Chunk.unsafeFromArray(batch)), next)
     if (error !== undefined || last._tag !== "Finish") return written
     this.finished = true
-    return endpoint.usage === undefined
-      ? written
-      : Channel.zipRight(Channel.fromEffect(endpoint.usage.record(endpoint.provider, this.model, last.usage)), written)
+    if (endpoint.usage === undefined) return written
+    const usage = syncPartsOf(endpoint)?.usage
+    if (usage !== undefined && usage.record(endpoint.provider, this.model, last.usage, this.recorder!.ambient)) return written
+    return Channel.zipRight(Channel.fromEffect(endpoint.usage.record(endpoint.provider, this.model, last.usage)), written)
   }
 
   private readFailed(error: TransportFailure): Effect.Effect<never, Err.LlmError> {

@@ -203,34 +203,58 @@ export class ChatRecording {
   }
 }
 
+/** A span made on `fiber` in plain code, as `Effect.makeSpan` makes it, and what ending it needs. */
+interface SpanOn {
+  readonly span: Tracer.Span
+  readonly clock: Clock.Clock
+  readonly timingEnabled: boolean
+  readonly ambient: Labels
+}
+
 /**
- * Starts a chat call's telemetry on `fiber`; undefined when its tracing is off or its parent
- * span stops propagation (then `chat` records it, which knows those cases).
+ * Makes a call's span on `fiber` from its tracer, parent span, annotations and links;
+ * undefined when its tracing is off or its parent span stops propagation (then the `Effect`
+ * forms, which know those cases, record the call).
  */
-export const startChat = (fiber: Fiber.RuntimeFiber<unknown, unknown>, provider: string, model: string): ChatRecording | undefined => {
+const spanOn = (fiber: Fiber.RuntimeFiber<unknown, unknown>, name: string, provider: string, model: string): SpanOn | undefined => {
   if (!fiber.getFiberRef(FiberRef.currentTracerEnabled)) return undefined
   const parent = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
   if (parent._tag === "Some" && Context.get(parent.value.context, Tracer.DisablePropagation)) return undefined
-  const services = fiber.currentDefaultServices
-  const clock = Context.get(services, Clock.Clock)
+  const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
   const timingEnabled = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
   const links = Chunk.toReadonlyArray(fiber.getFiberRef(FiberRef.currentTracerSpanLinks))
   const span = fiber.currentTracer.span(
-    "LanguageModel.chat",
+    name,
     parent,
     Context.empty(),
     links,
     timingEnabled ? clock.unsafeCurrentTimeNanos() : BigInt(0),
     "client",
-    chatSpanOptions
+    clientSpanOptions
   )
   HashMap.forEach(fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations), (value, key) => span.attribute(key, value))
   const attributes = spanAttributes(provider, model)
   for (const key of Object.keys(attributes) as Array<keyof typeof attributes>) span.attribute(key, attributes[key])
-  return new ChatRecording(span, clock, timingEnabled, instruments(provider, model), fiber.getFiberRef(FiberRef.currentMetricLabels))
+  return { span, clock, timingEnabled, ambient: fiber.getFiberRef(FiberRef.currentMetricLabels) }
 }
 
-const chatSpanOptions: Tracer.SpanOptions = { kind: "client", captureStackTrace: false }
+/** Starts a chat call's telemetry on `fiber` (see `spanOn` for when it is undefined). */
+export const startChat = (fiber: Fiber.RuntimeFiber<unknown, unknown>, provider: string, model: string): ChatRecording | undefined => {
+  const on = spanOn(fiber, "LanguageModel.chat", provider, model)
+  return on === undefined ? undefined : new ChatRecording(on.span, on.clock, on.timingEnabled, instruments(provider, model), on.ambient)
+}
+
+/** `startStream` in plain code on `fiber` (see `spanOn` for when it is undefined). */
+export const startStreamOn = (fiber: Fiber.RuntimeFiber<unknown, unknown>, provider: string, model: string): StreamRecorder | undefined => {
+  const on = spanOn(fiber, "LanguageModel.stream", provider, model)
+  if (on === undefined) return undefined
+  flattenIds(on.span)
+  const i = instruments(provider, model)
+  bump(Telemetry.requests, 1, i.stream, on.ambient)
+  return new StreamRecording(on.span, on.clock, i, on.ambient)
+}
+
+const clientSpanOptions: Tracer.SpanOptions = { kind: "client", captureStackTrace: false }
 
 /** Records an admission that did not wait (the limiter-wait histogram's zero). */
 export const admittedAtOnce = (ambient: Labels): void => bump(Telemetry.limiterWait, 0, limiterLabels, ambient)
@@ -252,6 +276,8 @@ export interface StreamRecorder {
   readonly span: Tracer.Span
   /** The clock the stream was started with, for its deadlines too. */
   readonly clock: Clock.Clock
+  /** The metric labels the caller set on the fiber. */
+  readonly ambient: Labels
   events(chunk: ReadonlyArray<StreamEvent>): void
   end(exit: Exit.Exit<unknown, LlmError>): void
 }
@@ -274,7 +300,7 @@ class StreamRecording implements StreamRecorder {
     readonly span: Tracer.Span,
     readonly clock: Clock.Clock,
     private readonly i: Instruments,
-    private readonly ambient: Labels
+    readonly ambient: Labels
   ) {
     this.start = clock.unsafeCurrentTimeMillis()
   }

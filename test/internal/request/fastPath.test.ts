@@ -1,9 +1,10 @@
 /**
- * A chat JSON call over in-memory services takes the fast path (plain code around the
- * transport's one Effect); over any other pool or limiter it takes the general path. Both must
- * be the same call seen from outside: same outcomes, spans, key states, limiter levels, usage
- * and metrics, for a success, a 429 re-tried on another key, a server error, a malformed
- * reply, a connection reset and a deadline.
+ * A chat call, or a stream's opening, over in-memory services takes the fast path (plain code
+ * around the transport's one Effect); over any other pool or limiter it takes the general
+ * path. Both must be the same call seen from outside: same outcomes, spans, key states,
+ * limiter levels, usage and metrics, for a success, a 429 re-tried on another key, a server
+ * error, a malformed reply, an error object in a 2xx body, a connection reset, a deadline and
+ * an interruption.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Metric, Tracer } from "effect"
@@ -83,7 +84,18 @@ const metricsNow = Effect.all({
 })
 
 /** One scenario on one path: every call's outcome, and what the stack recorded. */
-const scenario = (path: "fast" | "general", faults: ReadonlyArray<Testing.Fault | undefined>) =>
+type Mode = "chat" | "stream"
+
+/** One call in `mode`: the reply's text, or the failure's tag. */
+const call = (mode: Mode) => {
+  const request = Message.request("hi")
+  const effect = mode === "chat" ? LanguageModel.chat(request) : LanguageModel.collect(LanguageModel.stream(request))
+  return Effect.map(Effect.exit(effect), (exit) => Exit.isSuccess(exit) ? `ok ${exit.value.text}` : exit.cause._tag === "Fail" ? exit.cause.error._tag : "defect")
+}
+
+const spanName = { chat: "LanguageModel.chat", stream: "LanguageModel.stream" } as const
+
+const scenario = (mode: Mode, path: "fast" | "general", faults: ReadonlyArray<Testing.Fault | undefined>) =>
   Effect.gen(function* () {
     const fake = yield* Testing.FakeProvider.make({ reply: { text: "ok" } })
     const { spans, tracer } = recordingTracer()
@@ -92,8 +104,7 @@ const scenario = (path: "fast" | "general", faults: ReadonlyArray<Testing.Fault 
     const state = yield* Effect.gen(function* () {
       for (const fault of faults) {
         if (fault !== undefined) yield* fake.inject(fault)
-        const exit = yield* Effect.exit(LanguageModel.chat(Message.request("hi")))
-        outcomes.push(Exit.isSuccess(exit) ? `ok ${exit.value.text}` : exit.cause._tag === "Fail" ? exit.cause.error._tag : "defect")
+        outcomes.push(yield* call(mode))
       }
       const keys = yield* KeyPool.status
       const limiter = yield* RateLimiter.status
@@ -108,7 +119,7 @@ const scenario = (path: "fast" | "general", faults: ReadonlyArray<Testing.Fault 
       }
     }).pipe(Effect.provide(stack(fake.baseUrl, path)), Effect.withTracer(tracer))
     const after = yield* metricsNow
-    const chatSpans = spans.filter((s) => s.name === "LanguageModel.chat").map((s) => ({
+    const chatSpans = spans.filter((s) => s.name === spanName[mode]).map((s) => ({
       parent: s.parent,
       attributes: Object.fromEntries(s.attributes),
       exit: s.exit === undefined ? "open" : Exit.isSuccess(s.exit) ? "success" : "failure"
@@ -117,7 +128,7 @@ const scenario = (path: "fast" | "general", faults: ReadonlyArray<Testing.Fault 
       outcomes,
       state,
       chatSpans,
-      otherSpans: spans.filter((s) => s.name !== "LanguageModel.chat").map((s) => s.name),
+      otherSpans: spans.filter((s) => s.name !== spanName[mode]).map((s) => s.name),
       requestsSent: (yield* fake.requests).length,
       metrics: {
         leased: after.leased.count - before.leased.count,
@@ -137,13 +148,13 @@ const faults: ReadonlyArray<readonly [string, ReadonlyArray<Testing.Fault | unde
   ["a deadline", [{ _tag: "SlowFirstByte", delayMs: 1500 }]]
 ]
 
-describe("chat JSON: the fast path is the general path, seen from outside", () => {
+describe.each(["chat", "stream"] as const)("%s: the fast path is the general path, seen from outside", (mode) => {
   // under the TestClock: the buckets do not refill between calls, so both paths' levels are exact
   for (const [name, sequence] of faults) {
     it.scoped(name, () =>
     Effect.gen(function* () {
-      const fast = yield* scenario("fast", sequence)
-      const general = yield* scenario("general", sequence)
+      const fast = yield* scenario(mode, "fast", sequence)
+      const general = yield* scenario(mode, "general", sequence)
       expect(fast.outcomes).toEqual(general.outcomes)
       expect(fast.state).toStrictEqual(general.state)
       expect(fast.chatSpans).toEqual(general.chatSpans)
@@ -159,7 +170,7 @@ describe("chat JSON: the fast path is the general path, seen from outside", () =
   }
 
   it.scoped("a success is tracked", () => Effect.gen(function* () {
-    const fast = yield* scenario("fast", [undefined])
+    const fast = yield* scenario(mode, "fast", [undefined])
     expect(fast.outcomes).toEqual(["ok ok"])
     expect(fast.state.usage.requests).toBe(1)
     expect(fast.state.usage.inputTokens).toBeGreaterThan(0)
@@ -174,14 +185,14 @@ describe("chat JSON: the fast path is the general path, seen from outside", () =
         yield* fake.inject({ _tag: "SlowFirstByte", delayMs: 5000 })
         const { spans, tracer } = recordingTracer()
         const keys = yield* Effect.gen(function* () {
-          const call = yield* Effect.fork(LanguageModel.chat(Message.request("hi")))
+          const running = yield* Effect.fork(call(mode))
           // real time: the request must reach the server before the interruption
           while ((yield* fake.requests).length === 0) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 5)))
-          yield* Fiber.interrupt(call)
+          yield* Fiber.interrupt(running)
           return yield* KeyPool.status
         }).pipe(Effect.provide(stack(fake.baseUrl, path)), Effect.withTracer(tracer))
         expect(keys.map((k) => k.inFlight)).toEqual([0, 0])
-        const chat = spans.find((span) => span.name === "LanguageModel.chat")!
+        const chat = spans.find((span) => span.name === spanName[mode])!
         expect(chat.exit !== undefined && Exit.isInterrupted(chat.exit)).toBe(true)
       }
     }))
