@@ -18,7 +18,7 @@ import { type ReadError } from "./errorBody.js"
 import { outcomeOf, reportError } from "../keyPool.js"
 import type { Tracker } from "./delivered.js"
 import * as Telemetry from "./telemetry.js"
-import { type StreamReply, TransportFailure, untraced } from "../transport/types.js"
+import { isDrained, type StreamReply, TransportFailure, untraced } from "../transport/types.js"
 import { type Endpoint, type Outgoing, networkError, tooLarge } from "./endpoint.js"
 import {
   bodyError,
@@ -457,6 +457,11 @@ class StreamExchange implements FrameSink {
       return this.emit(false)
     }
     this.feed(text)
+    // a body that has already ended ends here: no read more to learn it
+    if (isDrained(this.reply)) {
+      this.end(decoder.decode())
+      return this.emit(true)
+    }
     return this.emit(false)
   }
 }

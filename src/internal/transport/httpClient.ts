@@ -13,6 +13,7 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -113,13 +114,31 @@ const readCapped = (
     return loop
   }))
 
+const matches = (names: ReadonlyArray<string | RegExp>, header: string): boolean => {
+  for (const name of names) if (typeof name === "string" ? name.toLowerCase() === header : name.test(header)) return true
+  return false
+}
+
+/** Whether every header of `request` that holds a secret is one `names` already hides. */
+const hidden = (names: ReadonlyArray<string | RegExp>, request: TransportRequest): boolean => {
+  for (const header in request.headers) {
+    const lower = header.toLowerCase()
+    if (matches(request.secretHeaders, lower) && !matches(names, lower)) return false
+  }
+  return true
+}
+
 export const makeHttpClient = (client: HttpClient.HttpClient): Service => {
   const scoped = HttpClient.withScope(client)
+  // the client's own span must not show the key, whatever header carries it: the names it
+  // hides are widened for the request when they do not cover its secret headers already
   const execute = (request: TransportRequest, lifetime: Lifetime) =>
-    scoped.execute(toRequest(request)).pipe(
-      // the client's own span must not show the key, whatever header carries it
-      Effect.locally(Headers.currentRedactedNames, request.secretHeaders),
-      Scope.extend(lifetime.scope)
+    Scope.extend(
+      FiberRef.getWith(Headers.currentRedactedNames, (names) => {
+        const sent = scoped.execute(toRequest(request))
+        return hidden(names, request) ? sent : Effect.locally(sent, Headers.currentRedactedNames, request.secretHeaders)
+      }),
+      lifetime.scope
     )
   return {
     timeouts: true,

@@ -87,6 +87,16 @@ export interface Service {
 }
 
 
+/**
+ * On a built-in transport's streamed reply: whether the body has ended with nothing left to
+ * pull, so that a reader can end after the pull that emptied it instead of pulling once more.
+ */
+export const drained: unique symbol = Symbol.for("effect-llm/Transport/drained") as never
+
+/** Whether `reply` says (see `drained`) that its body has ended and was pulled to the end. */
+export const isDrained = (reply: StreamReply): boolean =>
+  (reply as { readonly [drained]?: () => boolean })[drained]?.() === true
+
 /** Transports that write no spans of their own, so a call need not make its span their parent. */
 export const untraced = new WeakSet<Service>()
 

@@ -5,7 +5,7 @@
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { Dispatcher } from "undici"
-import { describe, type Service, type StreamReply, timedOut, timer, tooLargeFailure, type TextReply, type TransportFailure, type TransportRequest, networkFailure, untraced } from "./types.js"
+import { describe, type Service, type StreamReply, timedOut, timer, tooLargeFailure, type TextReply, type TransportFailure, type TransportRequest, networkFailure, untraced, drained } from "./types.js"
 
 
 
@@ -177,6 +177,10 @@ class UndiciStream implements StreamReply {
       }
       return Effect.sync(() => this.release())
     })
+  }
+
+  [drained](): boolean {
+    return this.ended && this.queued.length === 0 && this.failure === undefined
   }
 
   pullWithin(ms: number): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure> {
