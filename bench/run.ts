@@ -7,7 +7,10 @@
  * and the rounds are interleaved — round 1 of every client, then round 2, … — so that a
  * change in the machine's load hits every client alike; the table shows each one's median.
  *
- *   npm run bench -- --rounds 3 --requests 1000 --warmup 200 --concurrency 32
+ * The defaults are the performance issue's method: 4000 measured requests after a
+ * 2000-request warm-up, two interleaved rounds, concurrency 32.
+ *
+ *   npm run bench -- --rounds 2 --requests 4000 --warmup 2000 --concurrency 32
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import { readdirSync } from "node:fs"
@@ -21,8 +24,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..")
 
 const { values } = parseArgs({
   options: {
-    rounds: { type: "string", default: "3" },
-    requests: { type: "string", default: "1000" },
+    rounds: { type: "string", default: "2" },
+    requests: { type: "string", default: "4000" },
     /** Enough for the JIT to settle: with 400, raw undici still measures ~2× its steady cost. */
     warmup: { type: "string", default: "2000" },
     /** While iterating on one client: e.g. `--clients undici,effect-llm --modes stream`. */

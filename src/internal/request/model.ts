@@ -2,6 +2,7 @@
  * A `LanguageModel` over a provider's `Spec`: each call is validated, mapped to its wire body
  * and sent down the request path; nothing else differs between providers.
  */
+import * as Channel from "effect/Channel"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import type { Service } from "../../LanguageModel.js"
@@ -14,7 +15,7 @@ import { reporting, type Tracker } from "./delivered.js"
 import { type Endpoint, type Outgoing, resolveEndpoint } from "./endpoint.js"
 import { readErrorBody } from "./errorBody.js"
 import { sendChat } from "./chatJson.js"
-import { sendStream } from "./stream.js"
+import { streamChannel } from "./stream.js"
 import { validateRequest } from "./validate.js"
 
 const acceptOf = { sse: "text/event-stream", ndjson: "application/x-ndjson" } as const
@@ -83,11 +84,11 @@ export const languageModel = (spec: Spec, options: CommonOptions, endpoint: Endp
       }),
     // a provider's stream reports what it delivered itself, at no cost per chunk
     stream: reporting((request: Message.ChatRequest, tracker?: Tracker) =>
-      Stream.suspend(() => {
+      Stream.fromChannel(Channel.suspend(() => {
         const out = outgoing(request, true)
-        if (Err.isLlmError(out)) return Stream.fail(out)
+        if (Err.isLlmError(out)) return Channel.fail(out)
         const model = out.model
-        return sendStream(endpoint, out, spec.framing, readError, () => spec.parser(request, model), tracker)
-      }))
+        return streamChannel(endpoint, out, spec.framing, readError, () => spec.parser(request, model), tracker)
+      })))
   }
 }

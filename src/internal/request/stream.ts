@@ -9,7 +9,6 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
-import * as Stream from "effect/Stream"
 import * as KeyPool from "../../KeyPool.js"
 import * as Err from "../../LlmError.js"
 import type { StreamEvent } from "../../Message.js"
@@ -18,7 +17,7 @@ import { type ReadError } from "./errorBody.js"
 import { outcomeOf, reportError } from "../keyPool.js"
 import type { Tracker } from "./delivered.js"
 import * as Telemetry from "./telemetry.js"
-import { isDrained, type StreamReply, TransportFailure, untraced } from "../transport/types.js"
+import { isDrained, type ScopelessReply, scopelessStream, type StreamReply, TransportFailure, untraced } from "../transport/types.js"
 import { type Endpoint, type Outgoing, networkError, tooLarge } from "./endpoint.js"
 import {
   bodyError,
@@ -59,23 +58,23 @@ const afterEvents = (parser: StreamParser, emitted: number, error: Err.LlmError)
       retryable: false
     })
 
-type Events = Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, Err.LlmError, unknown, void, unknown>
+export type Events = Channel.Channel<Chunk.Chunk<StreamEvent>, unknown, Err.LlmError, unknown, void, unknown>
 
 /**
- * A streaming exchange, traced and measured. The whole request path is one channel stage
- * (each Stream combinator costs tens of µs per stream), and its state is one object: a
- * thousand open streams hold a thousand of these, so what it keeps is fields and methods,
- * not closures, and nothing of the request once it is sent.
+ * A streaming exchange, traced and measured, as a channel for the caller's own
+ * `Channel.suspend`. The whole request path is one channel stage (each Stream combinator
+ * costs tens of µs per stream), and its state is one object: a thousand open streams hold a
+ * thousand of these, so what it keeps is fields and methods, not closures, and nothing of the
+ * request once it is sent.
  */
-export const sendStream = (
+export const streamChannel = (
   endpoint: Endpoint,
   out: Outgoing,
   framing: Framing,
   read: ReadError,
   makeParser: () => StreamParser,
   tracker?: Tracker | undefined
-): Stream.Stream<StreamEvent, Err.LlmError> =>
-  Stream.fromChannel(Channel.suspend(() => new StreamExchange(endpoint, out, framing, read, makeParser, tracker).channel()))
+): Events => new StreamExchange(endpoint, out, framing, read, makeParser, tracker).channel()
 
 /**
  * One stream, from its first attempt to its end: the span, the attempt's scope (the lease,
@@ -100,6 +99,8 @@ class StreamExchange implements FrameSink {
   private scope: Scope.CloseableScope | undefined = undefined
   /** The key of an attempt opened on the fast path (the general path's lease lives in `scope`). */
   private held: HeldLease | undefined = undefined
+  /** The body of an attempt opened on the fast path without a scope, released with the stream. */
+  private body: ScopelessReply | undefined = undefined
   private lease!: KeyPool.Lease
   private reply!: StreamReply
   private parser!: StreamParser
@@ -184,29 +185,42 @@ class StreamExchange implements FrameSink {
         const budget = this.deadlines.step(false)
         const ms = budget.left()
         const request = { ...requestFor(endpoint, this.outgoing!, lease), timeoutMs: ms === Infinity ? undefined : ms }
+        const sentFailed = (cause: Cause.Cause<TransportFailure>) => {
+          const failure = Cause.failureOption(cause)
+          const error = failure._tag === "None" ? undefined : transportError(endpoint, this.model, budget, failure.value)
+          // a connection that failed counts against the key; a deadline is the call's
+          if (error !== undefined && error._tag !== "TimeoutError") parts.pool.report(lease.keyId, { _tag: "Failure" }, recorder.ambient)
+          // interrupted, or a defect: no failure of the transport's inside
+          return this.fastFailed(parts, tried, restore, error === undefined ? Exit.failCause(cause as Cause.Cause<never>) : Exit.fail(error))
+        }
+        const answered = (reply: StreamReply): Effect.Effect<Events, Err.LlmError> => {
+          const { headers, status } = reply
+          const now = recorder.clock.unsafeCurrentTimeMillis()
+          // a 429's retry-after is the key's (the pool cools it down) unless no other key could serve
+          parts.limiter.observe(status === 429 && parts.pool.hasHealthyKey(lease.keyId) ? withoutRetryAfter(headers) : headers, now, recorder.ambient)
+          if (status < 300 && !(headers["content-type"] ?? "").includes("application/json")) return Effect.succeed(this.opened([reply, lease]))
+          return Effect.matchEffect(this.unusualHead(parts, reply, lease, budget), {
+            onFailure: (error) => this.fastFailed(parts, tried, restore, Exit.fail(error)),
+            onSuccess: (replay) => Effect.succeed(this.opened([replay, lease]))
+          })
+        }
+        // the built-in transport's body is released with the stream, without a scope of its own
+        const open = scopelessStream.get(endpoint.transport)
+        if (open !== undefined) {
+          return Effect.matchCauseEffect(restore(open(request)), {
+            onFailure: sentFailed,
+            onSuccess: (reply) => {
+              this.body = reply
+              return answered(reply)
+            }
+          })
+        }
         return Effect.flatMap(Scope.make(), (scope) => {
           this.scope = scope
           const sent = Scope.extend(endpoint.transport.stream(request), scope)
           return Effect.matchCauseEffect(restore(untraced.has(endpoint.transport) ? sent : Effect.withParentSpan(sent, recorder.span)), {
-            onFailure: (cause) => {
-              const failure = Cause.failureOption(cause)
-              const error = failure._tag === "None" ? undefined : transportError(endpoint, this.model, budget, failure.value)
-              // a connection that failed counts against the key; a deadline is the call's
-              if (error !== undefined && error._tag !== "TimeoutError") parts.pool.report(lease.keyId, { _tag: "Failure" }, recorder.ambient)
-              // interrupted, or a defect: no failure of the transport's inside
-              return this.fastFailed(parts, tried, restore, error === undefined ? Exit.failCause(cause as Cause.Cause<never>) : Exit.fail(error))
-            },
-            onSuccess: (reply) => {
-              const { headers, status } = reply
-              const now = recorder.clock.unsafeCurrentTimeMillis()
-              // a 429's retry-after is the key's (the pool cools it down) unless no other key could serve
-              parts.limiter.observe(status === 429 && parts.pool.hasHealthyKey(lease.keyId) ? withoutRetryAfter(headers) : headers, now, recorder.ambient)
-              if (status < 300 && !(headers["content-type"] ?? "").includes("application/json")) return Effect.succeed(this.opened([reply, lease]))
-              return Effect.matchEffect(this.unusualHead(parts, reply, lease, budget), {
-                onFailure: (error) => this.fastFailed(parts, tried, restore, Exit.fail(error)),
-                onSuccess: (replay) => Effect.succeed(this.opened([replay, lease]))
-              })
-            }
+            onFailure: sentFailed,
+            onSuccess: answered
           })
         })
       })
@@ -256,6 +270,7 @@ class StreamExchange implements FrameSink {
     const closed = scope === undefined ? Effect.void : Scope.close(scope, failed)
     const error = failed._tag === "Failure" && failed.cause._tag === "Fail" ? failed.cause.error : undefined
     return Effect.zipRight(closed, Effect.suspend(() => {
+      this.releaseBody()
       this.releaseHeld()
       if (error !== undefined && isKeySpecific(error) && tried.keys.size < MAX_KEYS_PER_CALL && parts.pool.hasHealthyKey(tried.lastKey)) {
         tried.last = error
@@ -263,6 +278,12 @@ class StreamExchange implements FrameSink {
       }
       return failed
     }))
+  }
+
+  private releaseBody(): void {
+    const body = this.body
+    this.body = undefined
+    body?.release()
   }
 
   private releaseHeld(): void {
@@ -307,8 +328,9 @@ class StreamExchange implements FrameSink {
     this.scope = undefined
     this.outgoing = undefined
     const released = scope === undefined ? Effect.void : Scope.close(scope, exit)
-    const ended = recorder === undefined && this.held === undefined ? undefined : () => {
+    const ended = recorder === undefined && this.held === undefined && this.body === undefined ? undefined : () => {
       // a key held on the fast path goes back after the body, as a scope's would
+      this.releaseBody()
       this.releaseHeld()
       recorder?.end(exit as Exit.Exit<unknown, Err.LlmError>)
     }

@@ -97,6 +97,18 @@ export const drained: unique symbol = Symbol.for("effect-llm/Transport/drained")
 export const isDrained = (reply: StreamReply): boolean =>
   (reply as { readonly [drained]?: () => boolean })[drained]?.() === true
 
+/** A streamed reply whose body is released by calling `release` (idempotent), not by a scope. */
+export interface ScopelessReply extends StreamReply {
+  readonly release: () => void
+}
+
+/**
+ * The built-in transport's `stream` without a scope: the request path's fast path opens a
+ * stream with it and releases the body itself when the stream ends, which spares it a scope
+ * per stream (made, extended and closed: tens of µs).
+ */
+export const scopelessStream = new WeakMap<Service, (request: TransportRequest) => Effect.Effect<ScopelessReply, TransportFailure>>()
+
 /** Transports that write no spans of their own, so a call need not make its span their parent. */
 export const untraced = new WeakSet<Service>()
 

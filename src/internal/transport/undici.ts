@@ -5,7 +5,7 @@
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type { Dispatcher } from "undici"
-import { describe, type Service, type StreamReply, timedOut, timer, tooLargeFailure, type TextReply, type TransportFailure, type TransportRequest, networkFailure, untraced, drained } from "./types.js"
+import { describe, type ScopelessReply, type Service, type StreamReply, timedOut, timer, tooLargeFailure, type TextReply, type TransportFailure, type TransportRequest, networkFailure, untraced, drained, scopelessStream } from "./types.js"
 
 
 
@@ -126,7 +126,7 @@ const HIGH_WATER_MARK = 256 * 1024
  * set for (a read that brings events renews the wait: the timer, when it fires, re-arms for
  * what is left), not one timer per read.
  */
-class UndiciStream implements StreamReply {
+class UndiciStream implements ScopelessReply {
   status = 0
   headers: Readonly<Record<string, string>> = {}
   readonly pull: Effect.Effect<ReadonlyArray<Uint8Array> | undefined, TransportFailure>
@@ -303,6 +303,7 @@ const undiciStream = (dispatcher: Dispatcher) => (request: TransportRequest) =>
 export const makeUndici = (dispatcher: Dispatcher): Service => {
   const transport: Service = { text: undiciText(dispatcher), stream: undiciStream(dispatcher), timeouts: true }
   untraced.add(transport)
+  scopelessStream.set(transport, (request) => Effect.suspend(() => new UndiciStream().start(dispatcher, request)))
   return transport
 }
 

@@ -1,7 +1,7 @@
 /**
- * The stream path of src/internal/request/stream.ts (`sendStream`): the lease lives exactly as long as
+ * The stream path of src/internal/request/stream.ts (`streamChannel`): the lease lives exactly as long as
  * the stream, outcomes are reported against the key, and failures keep their meaning.
- * These pin the behaviour the benchmark-driven rewrite of `sendStream`/`frames` must keep.
+ * These pin the behaviour the benchmark-driven rewrite of `streamChannel`/`frames` must keep.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger, LogLevel, Option, Redacted, Stream } from "effect"
@@ -21,7 +21,7 @@ const textOf = (events: ReadonlyArray<Message.StreamEvent>) => events.map((e) =>
 
 const inFlight = Effect.map(KeyPool.status, (keys) => keys.reduce((n, k) => n + k.inFlight, 0))
 
-describe("sendStream", () => {
+describe("streamChannel", () => {
   it.scoped("a finished stream reports success and frees its lease", () =>
     Effect.gen(function* () {
       const fake = yield* Testing.FakeProvider.make({ reply: { text: TEXT, chunks: 8 } })
