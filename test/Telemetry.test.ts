@@ -3,8 +3,7 @@ import { NodeHttpClient } from "@effect/platform-node"
 import { DataPointType, MetricReader } from "@opentelemetry/sdk-metrics"
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Layer, Logger, LogLevel, Metric, Option, Stream, Tracer } from "effect"
-import type * as Context from "effect/Context"
+import { Cause, Effect, Exit, Layer, Logger, LogLevel, Metric, Option, Stream } from "effect"
 import {
   Anthropic,
   Gemini,
@@ -17,6 +16,7 @@ import {
   Transport
 } from "../src/index.js"
 import * as Testing from "../src/Testing.js"
+import { recordingTracer } from "./support/recordingTracer.js"
 
 // every case runs over both transports: the undici one writes no HTTP span of its own, the
 // HttpClient one does, and neither may show a key
@@ -25,45 +25,6 @@ const transports = [
   { id: "httpclient", layer: NodeHttpClient.layerUndici }
 ] as const
 
-interface RecordedSpan {
-  readonly name: string
-  readonly attributes: Map<string, unknown>
-  readonly events: Array<{ name: string; attributes?: Record<string, unknown> }>
-  exit?: Exit.Exit<unknown, unknown>
-}
-
-/** A tracer that keeps every span, so tests can read names, attributes and events. */
-const recordingTracer = () => {
-  const spans: Array<RecordedSpan> = []
-  let counter = 0
-  const tracer = Tracer.make({
-    span: (name, parent, context: Context.Context<never>, links, startTime, kind) => {
-      const recorded: RecordedSpan = { name, attributes: new Map(), events: [] }
-      spans.push(recorded)
-      const id = String(++counter)
-      const span: Tracer.Span = {
-        _tag: "Span",
-        name,
-        spanId: id,
-        traceId: "trace",
-        parent,
-        context,
-        status: { _tag: "Started", startTime },
-        attributes: recorded.attributes,
-        links,
-        sampled: true,
-        kind,
-        end: (_endTime, exit) => void (recorded.exit = exit),
-        attribute: (key, value) => void recorded.attributes.set(key, value),
-        event: (eventName, _time, attributes) => void recorded.events.push({ name: eventName, ...(attributes ? { attributes } : {}) }),
-        addLinks: () => undefined
-      }
-      return span
-    },
-    context: (f) => f()
-  })
-  return { tracer, spans }
-}
 
 /** Where `secret` first appears in `text`, with some context; undefined when it does not. */
 const leakIn = (text: string, secret: string): string | undefined => {

@@ -246,16 +246,11 @@ export const memoryStore = ({ keyIds: ids, timings }: StoreSpec): Effect.Effect<
             break
           }
           case "Rejected":
-            entry.failures++
-            entry.disabledReason = outcome.reason
-            entry.disabledUntil = undefined
-            entry.halfOpen = false
-            rest(state, entry)
-            break
           case "QuotaExceeded":
             entry.failures++
             entry.disabledReason = outcome.reason
-            entry.disabledUntil = now + timings.quotaReset
+            // a rejected key is disabled for good; one out of quota until its quota resets
+            entry.disabledUntil = outcome._tag === "QuotaExceeded" ? now + timings.quotaReset : undefined
             entry.halfOpen = false
             rest(state, entry)
             break

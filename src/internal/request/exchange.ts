@@ -185,7 +185,7 @@ export const exchangeStream = (endpoint: Endpoint, out: Outgoing, read: ReadErro
     ([reply, lease]) => {
       if (!(reply.headers["content-type"] ?? "").includes("application/json")) return Effect.succeed([reply, lease] as const)
       return Effect.flatMap(Effect.zip(readRest(reply, budget), Clock.currentTimeMillis), ([body, now]) => {
-        const embedded = errorInBody(endpoint, out, read, lease, reply.headers, body, now, true)
+        const embedded = errorInBody(endpoint, lease, bodyError(endpoint, out, read, lease, reply.headers, body, now, true))
         if (embedded !== undefined) return embedded
         // not an error: frame it as it is (a server that labels its stream as JSON)
         let sent = false
@@ -199,27 +199,16 @@ export const exchangeStream = (endpoint: Endpoint, out: Outgoing, read: ReadErro
     }
   )
 
-/**
- * A 2xx body that is an error object (gateways send rate limits and outages that way) as
- * the typed error the same error under its HTTP status would be, reported against the key;
- * undefined for any other body. `decodeFailed` says the provider's decoder refused the body;
- * otherwise only a body that starts like an error object is parsed a second time.
- */
-const errorInBody = (
-  endpoint: Endpoint,
-  out: Outgoing,
-  read: ReadError,
-  lease: KeyPool.Lease,
-  headers: Readonly<Record<string, string>>,
-  body: string,
-  now: number,
-  decodeFailed: boolean
-): Effect.Effect<never, Err.LlmError> | undefined => {
-  const safe = bodyError(endpoint, out, read, lease, headers, body, now, decodeFailed)
-  return safe === undefined ? undefined : Effect.zipRight(reportError(endpoint.pool.report, lease.keyId, safe), Effect.fail(safe))
-}
+/** An error found in a 2xx body (`bodyError`), reported against the key and failed with; undefined for none. */
+const errorInBody = (endpoint: Endpoint, lease: KeyPool.Lease, safe: Err.LlmError | undefined): Effect.Effect<never, Err.LlmError> | undefined =>
+  safe === undefined ? undefined : Effect.zipRight(reportError(endpoint.pool.report, lease.keyId, safe), Effect.fail(safe))
 
-/** `errorInBody`'s error, not yet reported. */
+/**
+ * A 2xx body that is an error object (gateways send rate limits and outages that way) as the
+ * typed error the same error under its HTTP status would be; undefined for any other body.
+ * `decodeFailed` says the provider's decoder refused the body; otherwise only a body that
+ * starts like an error object is parsed a second time.
+ */
 export const bodyError = (
   endpoint: Endpoint,
   out: Outgoing,
@@ -376,11 +365,11 @@ export const jsonAttempt = <A>(
         Effect.scoped(
           Effect.flatMap(exchangeText(endpoint, out, read, tried, budget), ([reply, lease]) => {
             const now = clock.unsafeCurrentTimeMillis()
-            const early = errorInBody(endpoint, out, read, lease, reply.headers, reply.body, now, false)
+            const early = errorInBody(endpoint, lease, bodyError(endpoint, out, read, lease, reply.headers, reply.body, now, false))
             if (early !== undefined) return early
             const decoded = decodeSafely(endpoint, out, decode, reply.body, reply.status)
             if (Err.isLlmError(decoded)) {
-              const embedded = errorInBody(endpoint, out, read, lease, reply.headers, reply.body, now, true)
+              const embedded = errorInBody(endpoint, lease, bodyError(endpoint, out, read, lease, reply.headers, reply.body, now, true))
               if (embedded !== undefined) return embedded
               return Effect.zipRight(
                 endpoint.pool.report(lease.keyId, { _tag: "Failure" }),

@@ -7,46 +7,11 @@
  * an interruption.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Metric, Tracer } from "effect"
-import type * as Context from "effect/Context"
+import { Effect, Exit, Fiber, Layer, Metric } from "effect"
 import { KeyPool, LanguageModel, Message, OpenAiCompatible, RateLimiter, Transport, Usage } from "../../../src/index.js"
 import * as Testing from "../../../src/Testing.js"
+import { recordingTracer } from "../../support/recordingTracer.js"
 
-interface RecordedSpan {
-  readonly name: string
-  readonly parent: string | undefined
-  readonly attributes: Map<string, unknown>
-  exit?: Exit.Exit<unknown, unknown>
-}
-
-const recordingTracer = () => {
-  const spans: Array<RecordedSpan> = []
-  const tracer = Tracer.make({
-    span: (name, parent, context: Context.Context<never>, links, startTime, kind) => {
-      const recorded: RecordedSpan = { name, parent: parent._tag === "Some" ? parent.value.spanId : undefined, attributes: new Map() }
-      spans.push(recorded)
-      return {
-        _tag: "Span",
-        name,
-        spanId: name,
-        traceId: "trace",
-        parent,
-        context,
-        status: { _tag: "Started", startTime },
-        attributes: recorded.attributes,
-        links,
-        sampled: true,
-        kind,
-        end: (_endTime, exit) => void (recorded.exit = exit),
-        attribute: (key, value) => void recorded.attributes.set(key, value),
-        event: () => undefined,
-        addLinks: () => undefined
-      } satisfies Tracer.Span
-    },
-    context: (f) => f()
-  })
-  return { tracer, spans }
-}
 
 // A store factory that hands out copies of the in-memory stores: the same state and steps,
 // but objects the request path has no synchronous form for, so it takes the general path.
