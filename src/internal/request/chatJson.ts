@@ -17,26 +17,23 @@ import * as Exit from "effect/Exit"
 import * as Err from "../../LlmError.js"
 import type * as KeyPool from "../../KeyPool.js"
 import type { ChatResponse } from "../../Message.js"
-import { outcomeOf } from "../keyPool.js"
 import { type TextReply, type TransportFailure, untraced } from "../transport/types.js"
 import type { Endpoint, Outgoing } from "./endpoint.js"
 import type { ReadError } from "./errorBody.js"
-import { fromResponse, redactSecret } from "./errors.js"
+import { redactSecret } from "./errors.js"
 import {
   bodyError,
   type Budget,
   decodeSafely,
-  isKeySpecific,
   jsonAttempt,
   jsonBudget,
-  MAX_KEYS_PER_CALL,
   retryOnAnotherKey,
   sendJson,
+  statusError,
   transportError,
-  type Tried,
-  withoutRetryAfter
+  type Tried
 } from "./exchange.js"
-import { type HeldLease, leaseNow, type SyncParts, syncPartsOf } from "./fastPath.js"
+import { goesToAnotherKey, type HeldLease, leaseNow, observeHead, reportNow, type SyncParts, syncPartsOf } from "./fastPath.js"
 import { type ChatRecording, startChat } from "./telemetry.js"
 
 type Decode = (body: string, status: number) => ChatResponse | Err.LlmError
@@ -132,8 +129,8 @@ class Call {
     held?.release()
   }
 
-  private report(keyId: string, outcome: KeyPool.Outcome | undefined): void {
-    if (outcome !== undefined) this.parts.pool.report(keyId, outcome, this.rec.ambient)
+  private report(keyId: string, outcome: KeyPool.Outcome): void {
+    this.parts.pool.report(keyId, outcome, this.rec.ambient)
   }
 
   /** A send that failed below HTTP: the deadline's error, or a network failure, which counts against the key. */
@@ -148,25 +145,18 @@ class Call {
     const { endpoint, out, parts, read, rec } = this
     const now = rec.clock.unsafeCurrentTimeMillis()
     const { body, headers, status } = reply
-    // a 429's retry-after is the key's (the pool cools it down) unless no other key could serve
-    parts.limiter.observe(status === 429 && parts.pool.hasHealthyKey(lease.keyId) ? withoutRetryAfter(headers) : headers, now, rec.ambient)
-    if (status >= 300) {
-      const error = redactSecret(fromResponse({ provider: endpoint.provider, model: out.model, status, headers, body, now }, read), lease.key)
-      this.report(lease.keyId, outcomeOf(error))
+    observeHead(parts, lease, status, headers, now, rec.ambient)
+    const reported = (error: Err.LlmError) => {
+      reportNow(parts, lease.keyId, error, rec.ambient)
       return error
     }
+    if (status >= 300) return reported(statusError(endpoint, out, read, lease, status, headers, body, now))
     const early = bodyError(endpoint, out, read, lease, headers, body, now, false)
-    if (early !== undefined) {
-      this.report(lease.keyId, outcomeOf(early))
-      return early
-    }
+    if (early !== undefined) return reported(early)
     const decoded = decodeSafely(endpoint, out, this.decode, body, status)
     if (Err.isLlmError(decoded)) {
       const embedded = bodyError(endpoint, out, read, lease, headers, body, now, true)
-      if (embedded !== undefined) {
-        this.report(lease.keyId, outcomeOf(embedded))
-        return embedded
-      }
+      if (embedded !== undefined) return reported(embedded)
       this.report(lease.keyId, { _tag: "Failure" })
       return redactSecret(decoded, lease.key)
     }
@@ -178,11 +168,7 @@ class Call {
   /** A failed attempt: re-tried on another key when the failure was its key's and another can serve. */
   private failed(error: Err.LlmError): Effect.Effect<ChatResponse, Err.LlmError> {
     this.release()
-    const tried = this.tried
-    if (isKeySpecific(error) && tried.keys.size < MAX_KEYS_PER_CALL && this.parts.pool.hasHealthyKey(tried.lastKey)) {
-      tried.last = error
-      return this.general()
-    }
+    if (goesToAnotherKey(this.parts, this.tried, error)) return this.general()
     this.rec.end(Exit.fail(error))
     return Effect.fail(error)
   }

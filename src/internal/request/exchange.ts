@@ -82,15 +82,23 @@ const checkHead = (
     yield* observed
     const text = yield* body
     if (mayRenew && status === 401 && lease.key !== undefined && renewedAfter(endpoint.auth, lease.key, text)) return true
-    const now = yield* Clock.currentTimeMillis
-    const error = redactSecret(
-      fromResponse({ provider: endpoint.provider, model: out.model, status, headers, body: text, now }, read),
-      lease.key
-    )
+    const error = statusError(endpoint, out, read, lease, status, headers, text, yield* Clock.currentTimeMillis)
     yield* reportError(endpoint.pool.report, lease.keyId, error)
     return yield* Effect.fail(error)
   })
 }
+
+/** A reply's error status as its typed error (the body read by the API's `read`), the key masked. */
+export const statusError = (
+  endpoint: Endpoint,
+  out: Outgoing,
+  read: ReadError,
+  lease: KeyPool.Lease,
+  status: number,
+  headers: Readonly<Record<string, string>>,
+  body: string,
+  now: number
+): Err.LlmError => redactSecret(fromResponse({ provider: endpoint.provider, model: out.model, status, headers, body, now }, read), lease.key)
 
 /** The remaining time of a call, in millis (`Infinity` for none), and the error when it passes (called as methods). */
 export interface Budget {

@@ -5,9 +5,12 @@
  * (`chatJson.ts`) and by a stream's opening (`stream.ts`).
  */
 import type * as KeyPool from "../../KeyPool.js"
+import type * as Err from "../../LlmError.js"
+import { outcomeOf } from "../keyPool.js"
 import * as syncOps from "../syncOps.js"
 import type { SigningAuth } from "./credentials.js"
 import type { Endpoint } from "./endpoint.js"
+import { isKeySpecific, MAX_KEYS_PER_CALL, type Tried, withoutRetryAfter } from "./exchange.js"
 import { admittedAtOnce, leaseGauge } from "./telemetry.js"
 
 export interface SyncParts {
@@ -74,4 +77,33 @@ export const leaseNow = (
       endGauge()
     }
   }
+}
+
+/**
+ * Feeds a reply's head to the limiter. A 429's retry-after is about the key that got it (the
+ * pool cools it down): the limiter pauses everyone only when no other key could serve.
+ */
+export const observeHead = (
+  parts: SyncParts,
+  lease: KeyPool.Lease,
+  status: number,
+  headers: Readonly<Record<string, string>>,
+  now: number,
+  ambient: syncOps.Labels
+): void => parts.limiter.observe(status === 429 && parts.pool.hasHealthyKey(lease.keyId) ? withoutRetryAfter(headers) : headers, now, ambient)
+
+/** Reports what `error` says about the key, if it says anything. */
+export const reportNow = (parts: SyncParts, keyId: string, error: Err.LlmError, ambient: syncOps.Labels): void => {
+  const outcome = outcomeOf(error)
+  if (outcome !== undefined) parts.pool.report(keyId, outcome, ambient)
+}
+
+/**
+ * Whether a failed attempt goes on, on the general path, with another key: the failure was
+ * its key's and another key can serve (as `retryOnAnotherKey` decides). Records it as the last.
+ */
+export const goesToAnotherKey = (parts: SyncParts, tried: Tried, error: Err.LlmError): boolean => {
+  if (!(isKeySpecific(error) && tried.keys.size < MAX_KEYS_PER_CALL && parts.pool.hasHealthyKey(tried.lastKey))) return false
+  tried.last = error
+  return true
 }

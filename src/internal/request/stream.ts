@@ -12,9 +12,9 @@ import * as Scope from "effect/Scope"
 import * as KeyPool from "../../KeyPool.js"
 import * as Err from "../../LlmError.js"
 import type { StreamEvent } from "../../Message.js"
-import { fromResponse, malformed, redactSecret, withFields } from "./errors.js"
+import { malformed, redactSecret, withFields } from "./errors.js"
 import { type ReadError } from "./errorBody.js"
-import { outcomeOf, reportError } from "../keyPool.js"
+import { reportError } from "../keyPool.js"
 import type { Tracker } from "./delivered.js"
 import * as Telemetry from "./telemetry.js"
 import { isDrained, type ScopelessReply, scopelessStream, type StreamReply, TransportFailure, untraced } from "../transport/types.js"
@@ -23,17 +23,15 @@ import {
   bodyError,
   type Budget,
   exchangeStream,
-  isKeySpecific,
-  MAX_KEYS_PER_CALL,
   readRest,
   requestFor,
   retryOnAnotherKey,
+  statusError,
   timedOutFailure,
   transportError,
-  type Tried,
-  withoutRetryAfter
+  type Tried
 } from "./exchange.js"
-import { type HeldLease, leaseNow, type SyncParts, syncPartsOf } from "./fastPath.js"
+import { goesToAnotherKey, type HeldLease, leaseNow, observeHead, reportNow, type SyncParts, syncPartsOf } from "./fastPath.js"
 import { type Framer, type FrameSink, type Framing, ndjsonFramer, sseFramer, type StreamParser } from "./framing.js"
 import { StreamDeadlines } from "./deadlines.js"
 /** A thrown value's own words, for a malformed-response message (a parser's throw quotes no request). */
@@ -97,6 +95,8 @@ class StreamExchange implements FrameSink {
   private deadlines!: StreamDeadlines
   /** The scope of the attempt in progress, then of the one that answered: its lease and body. */
   private scope: Scope.CloseableScope | undefined = undefined
+  /** The endpoint's synchronous services, when it has them all (the fast path, `fastPath.ts`). */
+  private readonly parts: SyncParts | undefined
   /** The key of an attempt opened on the fast path (the general path's lease lives in `scope`). */
   private held: HeldLease | undefined = undefined
   /** The body of an attempt opened on the fast path without a scope, released with the stream. */
@@ -128,6 +128,7 @@ class StreamExchange implements FrameSink {
   ) {
     this.model = out.model
     this.estimatedTokens = out.estimatedTokens
+    this.parts = syncPartsOf(endpoint)
     this.outgoing = out
   }
 
@@ -138,7 +139,7 @@ class StreamExchange implements FrameSink {
 
   /** Starts the span (uninterruptibly: a span started is ended by `close`), opens the stream, then reads it. */
   private events(): Events {
-    const parts = syncPartsOf(this.endpoint)
+    const parts = this.parts
     return Channel.unwrap(parts === undefined ? this.openGeneral() : this.openFast(parts))
   }
 
@@ -196,8 +197,7 @@ class StreamExchange implements FrameSink {
         const answered = (reply: StreamReply): Effect.Effect<Events, Err.LlmError> => {
           const { headers, status } = reply
           const now = recorder.clock.unsafeCurrentTimeMillis()
-          // a 429's retry-after is the key's (the pool cools it down) unless no other key could serve
-          parts.limiter.observe(status === 429 && parts.pool.hasHealthyKey(lease.keyId) ? withoutRetryAfter(headers) : headers, now, recorder.ambient)
+          observeHead(parts, lease, status, headers, now, recorder.ambient)
           if (status < 300 && !(headers["content-type"] ?? "").includes("application/json")) return Effect.succeed(this.opened([reply, lease]))
           return Effect.matchEffect(this.unusualHead(parts, reply, lease, budget), {
             onFailure: (error) => this.fastFailed(parts, tried, restore, Exit.fail(error)),
@@ -234,16 +234,15 @@ class StreamExchange implements FrameSink {
    * whole body, framed as it is.
    */
   private unusualHead(parts: SyncParts, reply: StreamReply, lease: KeyPool.Lease, budget: Budget): Effect.Effect<StreamReply, Err.LlmError> {
-    const { endpoint, model, readError } = this
+    const { endpoint, readError } = this
     const out = this.outgoing!
     return Effect.flatMap(readRest(reply, budget), (body) => {
       const now = this.recorder!.clock.unsafeCurrentTimeMillis()
       const error = reply.status >= 300
-        ? redactSecret(fromResponse({ provider: endpoint.provider, model, status: reply.status, headers: reply.headers, body, now }, readError), lease.key)
+        ? statusError(endpoint, out, readError, lease, reply.status, reply.headers, body, now)
         : bodyError(endpoint, out, readError, lease, reply.headers, body, now, true)
       if (error !== undefined) {
-        const outcome = outcomeOf(error)
-        if (outcome !== undefined) parts.pool.report(lease.keyId, outcome, this.recorder!.ambient)
+        reportNow(parts, lease.keyId, error, this.recorder!.ambient)
         return Effect.fail(error)
       }
       let sent = false
@@ -272,10 +271,7 @@ class StreamExchange implements FrameSink {
     return Effect.zipRight(closed, Effect.suspend(() => {
       this.releaseBody()
       this.releaseHeld()
-      if (error !== undefined && isKeySpecific(error) && tried.keys.size < MAX_KEYS_PER_CALL && parts.pool.hasHealthyKey(tried.lastKey)) {
-        tried.last = error
-        return restore(this.attempts(tried))
-      }
+      if (error !== undefined && goesToAnotherKey(parts, tried, error)) return restore(this.attempts(tried))
       return failed
     }))
   }
@@ -336,7 +332,7 @@ class StreamExchange implements FrameSink {
     }
     const closed = ended === undefined ? released : Effect.zipRight(released, Effect.sync(ended))
     if (!this.finished || this.reportedFailure) return closed
-    const parts = syncPartsOf(this.endpoint)
+    const parts = this.parts
     if (parts !== undefined) {
       parts.pool.report(this.lease.keyId, { _tag: "Success" }, recorder?.ambient ?? [])
       if (this.parser.settledTokens !== undefined) parts.limiter.settle(this.parser.settledTokens, this.estimatedTokens)
@@ -425,7 +421,7 @@ class StreamExchange implements FrameSink {
     if (error !== undefined || last._tag !== "Finish") return written
     this.finished = true
     if (endpoint.usage === undefined) return written
-    const usage = syncPartsOf(endpoint)?.usage
+    const usage = this.parts?.usage
     if (usage !== undefined && usage.record(endpoint.provider, this.model, last.usage, this.recorder!.ambient)) return written
     return Channel.zipRight(Channel.fromEffect(endpoint.usage.record(endpoint.provider, this.model, last.usage)), written)
   }
